@@ -1,0 +1,86 @@
+# bakery.ec2 — every command a user or CI needs. Run as root on Debian.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+# The collection is seen by Ansible through this path (a link to the checkout).
+COLLECTIONS := $(CURDIR)/.build/collections
+COLL_LINK := $(COLLECTIONS)/ansible_collections/bakery/ec2
+# ansible-test needs a real (not linked) tree under ansible_collections/bakery/ec2.
+SANITY_ROOT := $(CURDIR)/.build/sanity
+SANITY_COLL := $(SANITY_ROOT)/ansible_collections/bakery/ec2
+
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export PYTHONPATH := $(COLLECTIONS)
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_NOCOLOR := 1
+export ANSIBLE_FORCE_COLOR := 0
+
+step = @printf '\n==> %s\n' "$(1)"
+
+.PHONY: help
+help:
+	@echo "make demo      set up, start the sandbox, run the whole flow (launch, configure, image, clone)"
+	@echo "make test      set up and run every check: lint, sanity, unit, integration, Molecule"
+	@echo "make venv      create the project virtualenv ($(VENV)) from requirements-dev.txt"
+	@echo "make lint      ruff + ansible-lint (production profile)"
+	@echo "make sanity    ansible-test sanity"
+	@echo "make unit      unit tests (botocore Stubber)"
+	@echo "make integration  integration tests against a local moto server"
+
+$(BIN)/.stamp: requirements-dev.txt requirements.txt
+	$(call step,virtualenv $(VENV) from requirements-dev.txt)
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+.PHONY: venv
+venv: $(BIN)/.stamp $(COLL_LINK)
+
+$(COLL_LINK):
+	@mkdir -p $(dir $@)
+	@ln -sfn $(CURDIR) $@
+
+.PHONY: ruff
+ruff: venv
+	$(call step,ruff check)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+.PHONY: ansible-lint
+ansible-lint: venv
+	$(call step,ansible-lint (profile production))
+	$(BIN)/ansible-lint
+
+.PHONY: lint
+lint: ruff ansible-lint
+
+.PHONY: sanity
+sanity: venv
+	$(call step,ansible-test sanity (python 3.11))
+	@rm -rf $(SANITY_ROOT) && mkdir -p $(SANITY_COLL)
+	@git ls-files -z --cached --others --exclude-standard | xargs -0 -I{} cp --parents -a {} $(SANITY_COLL)/ 2>/dev/null || true
+	cd $(SANITY_COLL) && git init -q && git add -A && \
+	  $(BIN)/ansible-test sanity --color no --python 3.11 --venv --requirements
+
+.PHONY: unit
+unit: venv
+	$(call step,unit tests (pytest tests/unit))
+	$(BIN)/pytest -q tests/unit
+
+.PHONY: integration
+integration: venv
+	$(call step,integration tests against moto on 127.0.0.1 (pytest tests/integration))
+	$(BIN)/pytest -q tests/integration
+
+.PHONY: test
+test: lint sanity unit integration
+	@printf '\n==> make test: every step passed\n'
+
+.PHONY: clean
+clean:
+	rm -rf .build .pytest_cache .ruff_cache tests/output
