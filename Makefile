@@ -64,6 +64,9 @@ sanity: venv
 	$(call step,ansible-test sanity (python 3.11))
 	@rm -rf $(SANITY_ROOT) && mkdir -p $(SANITY_COLL)
 	@git ls-files -z --cached --others --exclude-standard | xargs -0 -I{} cp --parents -a {} $(SANITY_COLL)/ 2>/dev/null || true
+	@# ansible-test fetches a pip bootstrap script from a host outside the package registries; give it ours.
+	@v=$$(sed -n "s/^ *pip='\([0-9.]*\)',/\1/p" $(VENV)/lib/python3.11/site-packages/ansible_test/_internal/python_requirements.py); \
+	  mkdir -p $$HOME/.ansible/test/cache && cp tests/sanity/bootstrap_pip.py "$$HOME/.ansible/test/cache/get_pip_$${v//./_}.py"
 	cd $(SANITY_COLL) && git init -q && git add -A && \
 	  $(BIN)/ansible-test sanity --color no --python 3.11 --venv --requirements
 

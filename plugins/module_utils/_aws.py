@@ -1,0 +1,374 @@
+# Copyright: (c) 2026, bakery.ec2 contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Private helpers shared by the bakery.ec2 modules and the inventory plugin.
+
+Not a public API: the leading underscore means names here may change in any release.
+
+One client builder, one retry policy, one error type, tag helpers and one waiter.
+Everything that talks to AWS goes through :class:`AwsClient`, so retries and error
+reporting are the same everywhere.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from functools import lru_cache
+
+try:
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        ConnectionClosedError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+        PartialCredentialsError,
+        ProfileNotFound,
+        ReadTimeoutError,
+    )
+
+    HAS_BOTO3 = True
+    BOTO3_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - reported by the module or plugin
+    HAS_BOTO3 = False
+    BOTO3_IMPORT_ERROR = exc
+
+COLLECTION_VERSION = "0.1.0"
+
+# Options every module and the inventory plugin accept (see the bakery.ec2.connection doc fragment).
+CONNECTION_OPTIONS = {
+    "region": {
+        "type": "str",
+        "aliases": ["aws_region", "ec2_region"],
+        "env": ["AWS_REGION", "AWS_DEFAULT_REGION"],
+    },
+    "profile": {"type": "str", "aliases": ["aws_profile"], "env": ["AWS_PROFILE"]},
+    "access_key": {
+        "type": "str",
+        "aliases": ["aws_access_key_id", "aws_access_key"],
+        "env": ["AWS_ACCESS_KEY_ID"],
+        "no_log": False,
+    },
+    "secret_key": {
+        "type": "str",
+        "aliases": ["aws_secret_access_key", "aws_secret_key"],
+        "env": ["AWS_SECRET_ACCESS_KEY"],
+        "no_log": True,
+    },
+    "session_token": {
+        "type": "str",
+        "aliases": ["aws_session_token", "security_token"],
+        "env": ["AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"],
+        "no_log": True,
+    },
+    "endpoint_url": {
+        "type": "str",
+        "aliases": ["aws_endpoint_url"],
+        "env": ["AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL", "AWS_URL"],
+    },
+    "validate_certs": {"type": "bool", "default": True},
+}
+
+THROTTLING_CODES = frozenset(
+    (
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "EC2ThrottledException",
+        "SlowDown",
+        "PriorRequestNotComplete",
+    )
+)
+TRANSIENT_CODES = frozenset(
+    (
+        "InternalError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "Unavailable",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    )
+)
+TRANSIENT_HTTP_STATUS = frozenset((500, 502, 503, 504))
+
+REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
+ACCOUNT_RE = re.compile(r"^\d{12}$")
+ID_PATTERNS = {
+    "image": (re.compile(r"^ami-[0-9a-f]{8,17}$"), "an AMI ID (ami- followed by 8 to 17 hex digits)"),
+    "instance": (re.compile(r"^i-[0-9a-f]{8,17}$"), "an instance ID (i- followed by 8 to 17 hex digits)"),
+    "subnet": (re.compile(r"^subnet-[0-9a-f]{8,17}$"), "a subnet ID (subnet- followed by 8 to 17 hex digits)"),
+    "security_group": (re.compile(r"^sg-[0-9a-f]{8,17}$"), "a security group ID (sg- followed by 8 to 17 hex digits)"),
+    "snapshot": (re.compile(r"^snap-[0-9a-f]{8,17}$"), "a snapshot ID (snap- followed by 8 to 17 hex digits)"),
+}
+
+
+class AwsError(Exception):
+    """An AWS call that failed for good (after retries), with EC2's error code and message."""
+
+    def __init__(self, operation, code, message, status=None):
+        self.operation = operation
+        self.code = code
+        self.message = one_line(message)
+        self.status = status
+        super().__init__(f"{operation}: {code}: {self.message}")
+
+    def as_dict(self):
+        return {"operation": self.operation, "code": self.code, "message": self.message, "http_status": self.status}
+
+
+class WaitTimeout(Exception):
+    """A wait ran out of time; ``last`` describes the state seen last."""
+
+    def __init__(self, what, timeout, last):
+        self.what = what
+        self.timeout = timeout
+        self.last = last
+        super().__init__(f"timed out after {timeout}s waiting for {what}; last seen: {last}")
+
+
+def one_line(text):
+    return " ".join(str(text).split())
+
+
+def _error_code(err):
+    if isinstance(err, ClientError):
+        error = err.response.get("Error", {})
+        return (
+            error.get("Code", "Unknown"),
+            error.get("Message", str(err)),
+            err.response.get("ResponseMetadata", {}).get("HTTPStatusCode"),
+        )
+    return type(err).__name__, str(err), None
+
+
+def is_retryable(err, extra_codes=()):
+    """Throttling, 5xx, lost connections and the caller's eventual-consistency codes are retried."""
+    if isinstance(err, (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError, ConnectTimeoutError)):
+        return True
+    if isinstance(err, ClientError):
+        code, _msg, status = _error_code(err)
+        return (
+            code in THROTTLING_CODES
+            or code in TRANSIENT_CODES
+            or status in TRANSIENT_HTTP_STATUS
+            or code in extra_codes
+        )
+    return False
+
+
+def backoff_delays(attempts, base=0.5, cap=20.0, rng=random.random):
+    """Full-jitter exponential backoff: one delay before each retry."""
+    for attempt in range(attempts - 1):
+        yield rng() * min(cap, base * (2**attempt))
+
+
+class AwsClient:
+    """A boto3 client whose calls are retried under one policy and fail with :class:`AwsError`."""
+
+    # Patched by the unit tests so retries do not sleep.
+    sleep = staticmethod(time.sleep)
+
+    def __init__(self, client, max_attempts=10):
+        self.client = client
+        self.max_attempts = max_attempts
+        self.region = client.meta.region_name
+
+    def call(self, operation, retry_codes=(), **params):
+        """Call ``operation`` (snake_case boto3 name) with retries; return the response dict."""
+        method = getattr(self.client, operation)
+        delays = backoff_delays(self.max_attempts)
+        while True:
+            try:
+                return method(**params)
+            except (ClientError, BotoCoreError) as err:
+                delay = next(delays, None) if is_retryable(err, retry_codes) else None
+                if delay is None:
+                    raise self._error(operation, err) from None
+                self.sleep(delay)
+
+    def paginate(self, operation, result_key, retry_codes=(), **params):
+        """Yield every item of ``result_key`` across NextToken pages; each page is retried on its own."""
+        while True:
+            page = self.call(operation, retry_codes=retry_codes, **params)
+            yield from page.get(result_key, [])
+            token = page.get("NextToken")
+            if not token:
+                return
+            params["NextToken"] = token
+
+    def _error(self, operation, err):
+        name = self.client.meta.method_to_api_mapping.get(operation, operation)
+        if isinstance(err, (NoCredentialsError, PartialCredentialsError)):
+            return AwsError(
+                name,
+                "NoCredentials",
+                "no usable AWS credentials: set access_key and secret_key, a profile, "
+                "or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+            )
+        if isinstance(err, EndpointConnectionError):
+            return AwsError(name, "EndpointConnectionError", f"could not connect to {err.kwargs.get('endpoint_url')}")
+        code, message, status = _error_code(err)
+        return AwsError(name, code, message, status)
+
+
+def connection_params_from(getter):
+    """Collect the connection options through ``getter(name)`` (module params or plugin get_option)."""
+    return {name: getter(name) for name in CONNECTION_OPTIONS}
+
+
+def build_client(params, service="ec2", region=None, max_attempts=10):
+    """Build an :class:`AwsClient` from the connection options; raise :class:`AwsError` on bad settings."""
+    try:
+        session = boto3.session.Session(
+            profile_name=params.get("profile") or None,
+            aws_access_key_id=params.get("access_key") or None,
+            aws_secret_access_key=params.get("secret_key") or None,
+            aws_session_token=params.get("session_token") or None,
+        )
+    except ProfileNotFound:
+        raise AwsError("Session", "ProfileNotFound", f"profile {params.get('profile')!r} is not configured") from None
+    region = region or params.get("region") or session.region_name
+    if not region:
+        raise AwsError("Session", "NoRegion", "no region: set region, or AWS_REGION or AWS_DEFAULT_REGION")
+    if not REGION_RE.match(region):
+        raise AwsError("Session", "InvalidRegion", f"region {region!r} is not a valid AWS region name")
+    if session.get_credentials() is None:
+        raise AwsError(
+            "Session",
+            "NoCredentials",
+            "no AWS credentials found: set access_key and secret_key, a profile, "
+            "or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+        )
+    config = Config(
+        # Retries are ours (AwsClient.call), so botocore makes one attempt per call.
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        user_agent_extra=f"bakery.ec2/{COLLECTION_VERSION}",
+        connect_timeout=10,
+        read_timeout=60,
+        max_pool_connections=32,
+    )
+    endpoint = params.get("endpoint_url") or None
+    try:
+        client = session.client(
+            service,
+            region_name=region,
+            endpoint_url=endpoint,
+            verify=params.get("validate_certs", True),
+            config=config,
+        )
+    except (ValueError, NoRegionError, BotoCoreError) as err:
+        raise AwsError("Session", "InvalidEndpoint", f"cannot use endpoint_url {endpoint!r}: {err}") from None
+    return AwsClient(client, max_attempts=max_attempts)
+
+
+def wait_until(fetch, check, timeout, what, describe=repr, first_delay=0.25, max_delay=2.0, factor=1.6, clock=None):
+    """Poll ``fetch()`` until ``check(value)`` is true; raise :class:`WaitTimeout` with the last state seen.
+
+    ``check`` may raise to abort the wait (a state that can no longer turn into the one wanted).
+    The first poll happens at once and the delay grows from ``first_delay`` to ``max_delay``,
+    so the wait ends within ``max_delay`` seconds of the state being reached.
+    """
+    clock = clock or time.monotonic
+    deadline = clock() + timeout
+    delay = first_delay
+    while True:
+        value = fetch()
+        if check(value):
+            return value
+        remaining = deadline - clock()
+        if remaining <= 0:
+            raise WaitTimeout(what, timeout, describe(value))
+        AwsClient.sleep(min(delay, remaining))
+        delay = min(max_delay, delay * factor)
+
+
+# --- tags -------------------------------------------------------------------------------------------
+
+
+def tags_to_dict(tag_list):
+    """``[{'Key': k, 'Value': v}]`` -> ``{k: v}``."""
+    return {tag["Key"]: tag.get("Value", "") for tag in tag_list or ()}
+
+
+def dict_to_tags(tags):
+    """``{k: v}`` -> ``[{'Key': k, 'Value': v}]`` (sorted, so requests are deterministic)."""
+    return [{"Key": str(k), "Value": "" if v is None else str(v)} for k, v in sorted((tags or {}).items())]
+
+
+def tag_specifications(tags, *resource_types):
+    if not tags:
+        return []
+    tag_list = dict_to_tags(tags)
+    return [{"ResourceType": rtype, "Tags": tag_list} for rtype in resource_types]
+
+
+def validate_tags(tags, option="tags"):
+    """Return an error message for the first tag EC2 would refuse, or None."""
+    if len(tags or {}) > 50:
+        return f"{option}: {len(tags)} tags given, EC2 allows at most 50 per resource"
+    for key, value in (tags or {}).items():
+        key = str(key)
+        if key.lower().startswith("aws:"):
+            return f"{option}: tag key {key!r} uses the reserved prefix 'aws:'"
+        if not key or len(key) > 128:
+            return f"{option}: tag key {key!r} must be 1 to 128 characters"
+        if value is not None and len(str(value)) > 256:
+            return f"{option}: value of tag {key!r} is longer than 256 characters"
+    return None
+
+
+def compare_tags(current, desired, purge=True, keep=()):
+    """Return ``(to_set, to_unset)``: tags to write and keys to remove so ``current`` becomes ``desired``."""
+    desired = {str(k): "" if v is None else str(v) for k, v in (desired or {}).items()}
+    to_set = {k: v for k, v in desired.items() if current.get(k) != v}
+    to_unset = []
+    if purge:
+        to_unset = sorted(k for k in current if k not in desired and k not in keep and not k.startswith("aws:"))
+    return to_set, to_unset
+
+
+# --- result shaping ---------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=None)
+def snake(name):
+    """``CamelCase`` -> ``camel_case`` the way amazon.aws does (``ImageId`` -> ``image_id``)."""
+    name = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
+    name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
+    return name.lower()
+
+
+def to_snake(value):
+    """Convert an EC2 response structure to snake_case keys; ``Tags`` lists become a ``tags`` dict."""
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if key == "Tags" and isinstance(item, list):
+                out["tags"] = tags_to_dict(item)
+            elif key == "ResponseMetadata":
+                continue
+            else:
+                out[snake(key)] = to_snake(item)
+        return out
+    if isinstance(value, list):
+        return [to_snake(item) for item in value]
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def check_id(kind, value, option):
+    """Return an error message when ``value`` is not a well-formed ID of ``kind``, else None."""
+    pattern, expected = ID_PATTERNS[kind]
+    if not pattern.match(str(value)):
+        return f"{option}: {value!r} is not {expected}"
+    return None

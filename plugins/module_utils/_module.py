@@ -1,0 +1,80 @@
+# Copyright: (c) 2026, bakery.ec2 contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Private: the thin wrapper around AnsibleModule that every bakery.ec2 module uses.
+
+It adds only what every AWS module needs: the connection options, a client factory,
+and one way to fail (AWS error code and message, one line, never a traceback).
+"""
+
+from __future__ import annotations
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible_collections.bakery.ec2.plugins.module_utils._aws import (
+    BOTO3_IMPORT_ERROR,
+    CONNECTION_OPTIONS,
+    HAS_BOTO3,
+    AwsError,
+    WaitTimeout,
+    build_client,
+    connection_params_from,
+    one_line,
+)
+
+
+def connection_argument_spec():
+    spec = {}
+    for name, option in CONNECTION_OPTIONS.items():
+        entry = {key: value for key, value in option.items() if key != "env"}
+        if "env" in option:
+            entry["fallback"] = (env_fallback, option["env"])
+        spec[name] = entry
+    return spec
+
+
+class AwsModule:
+    """Wraps (does not subclass) AnsibleModule."""
+
+    def __init__(self, argument_spec, **kwargs):
+        spec = connection_argument_spec()
+        spec.update(argument_spec)
+        self.module = AnsibleModule(argument_spec=spec, **kwargs)
+        self.params = self.module.params
+        self.check_mode = self.module.check_mode
+        self._clients = {}
+        if not HAS_BOTO3:
+            self.module.fail_json(msg=missing_required_lib("boto3 and botocore"), exception=str(BOTO3_IMPORT_ERROR))
+
+    def client(self, region=None):
+        """An :class:`AwsClient` for EC2 in ``region`` (default: the task's region), built once."""
+        if region not in self._clients:
+            self._clients[region] = build_client(connection_params_from(self.params.get), region=region)
+        return self._clients[region]
+
+    @property
+    def region(self):
+        return self.client().region
+
+    def warn(self, msg):
+        self.module.warn(one_line(msg))
+
+    def fail(self, msg, **result):
+        self.module.fail_json(msg=one_line(msg), **result)
+
+    def exit(self, **result):
+        self.module.exit_json(**result)
+
+    def run(self, main):
+        """Run ``main(self)``; every failure becomes one readable line with no traceback."""
+        try:
+            main(self)
+        except AwsError as err:
+            self.fail(str(err), error=err.as_dict())
+        except WaitTimeout as err:
+            self.fail(str(err), last_seen=err.last)
+        except Exception as err:
+            self.module.fail_json(
+                msg=one_line(f"unexpected error in {self.module._name}: {type(err).__name__}: {err}"),
+                exception=traceback.format_exc(),
+            )

@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+import pytest
+from ansible_collections.bakery.ec2.plugins.module_utils import _aws
+
+
+def test_tag_round_trip_and_specifications():
+    tags = {"b": "2", "a": 1, "Name": "web"}
+    assert _aws.dict_to_tags(tags) == [
+        {"Key": "Name", "Value": "web"},
+        {"Key": "a", "Value": "1"},
+        {"Key": "b", "Value": "2"},
+    ]
+    assert _aws.tags_to_dict(_aws.dict_to_tags(tags)) == {"Name": "web", "a": "1", "b": "2"}
+    specs = _aws.tag_specifications({"x": "y"}, "instance", "volume")
+    assert [s["ResourceType"] for s in specs] == ["instance", "volume"]
+    assert _aws.tag_specifications({}, "instance") == []
+
+
+@pytest.mark.parametrize(
+    ("current", "desired", "purge", "expected"),
+    [
+        ({"a": "1", "b": "2"}, {"a": "1"}, True, ({}, ["b"])),
+        ({"a": "1", "b": "2"}, {"a": "1"}, False, ({}, [])),
+        ({"a": "1"}, {"a": "2", "c": "3"}, True, ({"a": "2", "c": "3"}, [])),
+        ({"Name": "x", "aws:cloudformation:stack": "s"}, {}, True, ({}, ["Name"])),
+    ],
+)
+def test_compare_tags(current, desired, purge, expected):
+    assert _aws.compare_tags(current, desired, purge) == expected
+
+
+def test_compare_tags_keeps_listed_keys():
+    assert _aws.compare_tags({"Name": "web", "x": "1"}, {}, True, keep=("Name",)) == ({}, ["x"])
+
+
+@pytest.mark.parametrize(
+    ("tags", "fragment"),
+    [
+        ({"aws:foo": "x"}, "reserved prefix 'aws:'"),
+        ({"k" * 129: "x"}, "1 to 128 characters"),
+        ({"k": "v" * 257}, "longer than 256"),
+        ({str(i): "v" for i in range(51)}, "at most 50"),
+    ],
+)
+def test_validate_tags(tags, fragment):
+    assert fragment in _aws.validate_tags(tags)
+
+
+def test_validate_tags_accepts_good_tags():
+    assert _aws.validate_tags({"Name": "web", "Env": "prod"}) is None
+
+
+def test_to_snake_converts_keys_and_tags():
+    data = {
+        "ImageId": "ami-1",
+        "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}}],
+        "Tags": [{"Key": "Name", "Value": "x"}],
+        "ResponseMetadata": {},
+    }
+    assert _aws.to_snake(data) == {
+        "image_id": "ami-1",
+        "block_device_mappings": [{"device_name": "/dev/xvda", "ebs": {"volume_size": 8}}],
+        "tags": {"Name": "x"},
+    }
+    assert _aws.snake("DNSName") == "dns_name"
+    assert _aws.snake("PrivateIpAddress") == "private_ip_address"
+
+
+def test_backoff_is_jittered_and_capped():
+    delays = list(_aws.backoff_delays(10, base=0.5, cap=20.0, rng=lambda: 1.0))
+    assert delays == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 20.0, 20.0, 20.0]
+    assert list(_aws.backoff_delays(3, rng=lambda: 0.0)) == [0.0, 0.0]
+
+
+def test_wait_until_returns_when_state_is_reached(slept):
+    states = iter(["pending", "pending", "running"])
+    assert _aws.wait_until(lambda: next(states), lambda s: s == "running", 60, "running") == "running"
+    assert slept == [0.25, 0.4]
+
+
+def test_wait_until_times_out_with_last_state():
+    now = [0.0]
+
+    def clock():
+        now[0] += 1.0
+        return now[0]
+
+    with pytest.raises(_aws.WaitTimeout) as caught:
+        _aws.wait_until(lambda: "pending", lambda s: False, 5, "instances running", clock=clock)
+    assert "pending" in str(caught.value) and "5s" in str(caught.value)
+
+
+def test_wait_backoff_never_exceeds_max_delay(slept):
+    states = iter(["p"] * 20 + ["ok"])
+    _aws.wait_until(lambda: next(states), lambda s: s == "ok", 600, "ok", max_delay=2.0)
+    assert max(slept) == 2.0
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({"region": None, "access_key": "a", "secret_key": "b"}, "NoRegion"),
+        ({"region": "moon-1", "access_key": "a", "secret_key": "b"}, "InvalidRegion"),
+        ({"region": "us-east-1", "profile": "does-not-exist-anywhere"}, "ProfileNotFound"),
+        ({"region": "us-east-1", "access_key": "a", "secret_key": "b", "endpoint_url": "not a url"}, "InvalidEndpoint"),
+    ],
+)
+def test_build_client_reports_bad_settings(monkeypatch, tmp_path, params, code):
+    for var in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    with pytest.raises(_aws.AwsError) as caught:
+        _aws.build_client(params)
+    assert caught.value.code == code
+
+
+def test_build_client_without_credentials(monkeypatch, tmp_path):
+    for var in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with pytest.raises(_aws.AwsError) as caught:
+        _aws.build_client({"region": "us-east-1"})
+    assert caught.value.code == "NoCredentials"
+
+
+def test_check_id():
+    assert _aws.check_id("image", "ami-0123456789abcdef0", "image_id") is None
+    assert "not an AMI ID" in _aws.check_id("image", "ami-XYZ", "image_id")
+    assert "'i-1'" in _aws.check_id("instance", "i-1", "instance_id")
