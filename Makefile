@@ -80,6 +80,17 @@ integration: venv
 	$(call step,integration tests against moto on 127.0.0.1 (pytest tests/integration))
 	$(BIN)/pytest -q tests/integration
 
+.PHONY: build
+build: venv
+	$(call step,ansible-galaxy collection build -> .build/dist)
+	@mkdir -p .build/dist
+	$(BIN)/ansible-galaxy collection build --force --output-path .build/dist .
+
+.PHONY: ee-context
+ee-context: build
+	$(call step,ansible-builder create -> .build/ee/context (building the image needs podman or docker))
+	$(BIN)/ansible-builder create -f execution-environment.yml -c .build/ee/context --output-filename Containerfile
+
 .PHONY: test
 test: lint sanity unit integration
 	@printf '\n==> make test: every step passed\n'
