@@ -9,13 +9,14 @@ import threading
 import uuid
 import wsgiref.util
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
 sys.dont_write_bytecode = True  # keep __pycache__ out of the role's files/
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "roles" / "webserver" / "files" / "app"))
 
-from employee_directory.web import Application  # noqa: E402
+from employee_directory.web import Application
 
 SEED = [
     {
@@ -74,7 +75,7 @@ class Client:
         if content_type:
             environ["CONTENT_TYPE"] = content_type
         if cookies and self.cookies:
-            environ["HTTP_COOKIE"] = "; ".join("%s=%s" % item for item in self.cookies.items())
+            environ["HTTP_COOKIE"] = "; ".join("{}={}".format(*item) for item in self.cookies.items())
         for name, value in (headers or {}).items():
             environ["HTTP_" + name.upper().replace("-", "_")] = value
         wsgiref.util.setup_testing_defaults(environ)
@@ -113,12 +114,12 @@ def multipart(fields, files):
     chunks = []
     for name, value in fields.items():
         chunks.append(
-            b"--%s\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\n%s\r\n"
+            b'--%s\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n'
             % (boundary.encode(), name.encode(), value.encode("utf-8"))
         )
     for name, (filename, media_type, data) in files.items():
         chunks.append(
-            b"--%s\r\nContent-Disposition: form-data; name=\"%s\"; filename=\"%s\"\r\nContent-Type: %s\r\n\r\n%s\r\n"
+            b'--%s\r\nContent-Disposition: form-data; name="%s"; filename="%s"\r\nContent-Type: %s\r\n\r\n%s\r\n'
             % (boundary.encode(), name.encode(), filename.encode(), media_type.encode(), data)
         )
     chunks.append(b"--%s--\r\n" % boundary.encode())
@@ -152,7 +153,7 @@ class FakeIMDS(http.server.BaseHTTPRequestHandler):
     """IMDSv2 on 127.0.0.1: a token from PUT, metadata only with that token."""
 
     token = "test-token-123"
-    requests = []
+    requests: ClassVar[list] = []
 
     def do_PUT(self):
         self.requests.append(("PUT", self.path))
@@ -190,7 +191,7 @@ def imds():
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield "http://127.0.0.1:%d" % server.server_address[1], FakeIMDS.requests
+        yield f"http://127.0.0.1:{server.server_address[1]}", FakeIMDS.requests
     finally:
         server.shutdown()
         server.server_close()

@@ -29,11 +29,11 @@ def test_crud_round_trip(client):
     created = client.send_json("POST", "/api/employees", NEW)
     assert created.status == 201
     employee = created.json()
-    assert created.header("Location") == "/api/employees/%d" % employee["id"]
+    assert created.header("Location") == f"/api/employees/{employee['id']}"
     assert {k: employee[k] for k in NEW} == NEW
     assert employee["has_photo"] is False
 
-    url = "/api/employees/%d" % employee["id"]
+    url = f"/api/employees/{employee['id']}"
     assert client.get(url).json()["email"] == NEW["email"]
 
     patched = client.send_json("PATCH", url, {"location": "  Washington  "})

@@ -60,5 +60,5 @@ def _parse_multipart(content_type, body, max_fields):
         try:
             fields[name] = payload.decode(charset)
         except (LookupError, UnicodeDecodeError) as exc:
-            raise FormError("Form field %r is not valid text." % name) from exc
+            raise FormError(f"Form field {name!r} is not valid text.") from exc
     return fields, uploads

@@ -21,6 +21,8 @@ class InstanceMetadata:
     """
 
     def __init__(self, base_url="http://169.254.169.254", timeout=1.0, retry_after=60.0, clock=time.monotonic):
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"metadata URL must be http(s), not {base_url!r}")
         self.base_url = base_url.rstrip("/") + "/latest/"
         self.timeout = timeout
         self.retry_after = retry_after
@@ -46,7 +48,8 @@ class InstanceMetadata:
             return dict(found)
 
     def _open(self, path, method="GET", headers=None):
-        request = urllib.request.Request(self.base_url + path, method=method, headers=headers or {})
+        # The scheme was checked in __init__: only http(s) reaches urlopen.
+        request = urllib.request.Request(self.base_url + path, method=method, headers=headers or {})  # noqa: S310
         with self._opener.open(request, timeout=self.timeout) as response:
             return response.read(4096).decode("ascii", "replace").strip()
 

@@ -24,9 +24,29 @@ CREATE TABLE IF NOT EXISTS app_state (
 );
 """
 
-# Never the photo itself: lists and records stay small.
-_COLUMNS = "id, name, job_title, department, location, email, photo_type IS NOT NULL AS has_photo, created_at, updated_at"
-_NOW = "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')"
+# Every statement is a literal with placeholders; no SQL is ever assembled from input.
+# Lists and records never carry the photo itself, so they stay small.
+_SELECT = (
+    "SELECT id, name, job_title, department, location, email, photo_type IS NOT NULL AS has_photo,"
+    " created_at, updated_at FROM employee"
+)
+_SEARCH = (
+    _SELECT + " WHERE name LIKE :q ESCAPE '\\' OR job_title LIKE :q ESCAPE '\\' OR department LIKE :q ESCAPE '\\'"
+    " OR location LIKE :q ESCAPE '\\' OR email LIKE :q ESCAPE '\\'"
+)
+_MARK_SEEDED = "INSERT INTO app_state (key, value) VALUES ('seeded', strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))"
+_ORDER = " ORDER BY name COLLATE NOCASE, id"
+_INSERT = (
+    "INSERT INTO employee (name, job_title, department, location, email)"
+    " VALUES (:name, :job_title, :department, :location, :email)"
+)
+_UPDATE = (
+    "UPDATE employee SET name = :name, job_title = :job_title, department = :department, location = :location,"
+    " email = :email, updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE id = :id"
+)
+_SET_PHOTO = (
+    "UPDATE employee SET photo = ?, photo_type = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE id = ?"
+)
 
 
 class DuplicateEmail(Exception):
@@ -78,9 +98,9 @@ class Store:
                 for number, item in enumerate(seed, start=1):
                     fields, errors = clean_employee(item)
                     if errors:
-                        raise ValueError("seed employee %d: %s" % (number, " ".join(errors.values())))
+                        raise ValueError(f"seed employee {number}: {' '.join(errors.values())}")
                     self._insert(conn, fields)
-                conn.execute("INSERT INTO app_state (key, value) VALUES ('seeded', " + _NOW + ")")
+                conn.execute(_MARK_SEEDED)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -93,20 +113,16 @@ class Store:
 
     @staticmethod
     def _insert(conn, fields):
-        names = list(FIELDS)
-        sql = "INSERT INTO employee (%s) VALUES (%s)" % (", ".join(names), ", ".join("?" for _ in names))
-        return conn.execute(sql, [fields[name] for name in names]).lastrowid
+        return conn.execute(_INSERT, fields).lastrowid
 
     def search(self, query=""):
         """Employees whose text fields contain ``query`` (case-insensitive), by name."""
-        sql = "SELECT " + _COLUMNS + " FROM employee"
-        params = []
-        if query:
-            sql += " WHERE " + " OR ".join(name + " LIKE ? ESCAPE '\\'" for name in FIELDS)
-            params = [_like_pattern(query)] * len(FIELDS)
-        sql += " ORDER BY name COLLATE NOCASE, id"
         with self._connect() as conn:
-            return [_record(row) for row in conn.execute(sql, params)]
+            if query:
+                rows = conn.execute(_SEARCH + _ORDER, {"q": _like_pattern(query)})
+            else:
+                rows = conn.execute(_SELECT + _ORDER)
+            return [_record(row) for row in rows]
 
     def count(self):
         with self._connect() as conn:
@@ -114,7 +130,7 @@ class Store:
 
     def get(self, employee_id):
         with self._connect() as conn:
-            row = conn.execute("SELECT " + _COLUMNS + " FROM employee WHERE id = ?", (employee_id,)).fetchone()
+            row = conn.execute(_SELECT + " WHERE id = ?", (employee_id,)).fetchone()
         return _record(row) if row else None
 
     def create(self, fields):
@@ -126,17 +142,18 @@ class Store:
         return self.get(employee_id)
 
     def update(self, employee_id, fields):
-        """Change the given fields; None when there is no such employee."""
-        if fields:
-            assignments = ", ".join(name + " = ?" for name in fields if name in FIELDS)
-            params = [fields[name] for name in fields if name in FIELDS] + [employee_id]
-            try:
-                with self._connect() as conn:
-                    conn.execute(
-                        "UPDATE employee SET " + assignments + ", updated_at = " + _NOW + " WHERE id = ?", params
-                    )
-            except sqlite3.IntegrityError as exc:
-                raise DuplicateEmail(fields["email"]) from exc
+        """Change the given fields, keep the others; None when there is no such employee."""
+        try:
+            with self._connect() as conn:
+                row = conn.execute(_SELECT + " WHERE id = ?", (employee_id,)).fetchone()
+                if row is None:
+                    return None
+                merged = {name: row[name] for name in FIELDS}
+                merged.update(fields)
+                merged["id"] = employee_id
+                conn.execute(_UPDATE, merged)
+        except sqlite3.IntegrityError as exc:
+            raise DuplicateEmail(fields.get("email")) from exc
         return self.get(employee_id)
 
     def delete(self, employee_id):
@@ -146,10 +163,7 @@ class Store:
     def set_photo(self, employee_id, data, media_type):
         """Store (or with ``data`` None, remove) a photo; False when there is no such employee."""
         with self._connect() as conn:
-            cursor = conn.execute(
-                "UPDATE employee SET photo = ?, photo_type = ?, updated_at = " + _NOW + " WHERE id = ?",
-                (data, media_type if data is not None else None, employee_id),
-            )
+            cursor = conn.execute(_SET_PHOTO, (data, media_type if data is not None else None, employee_id))
             return cursor.rowcount == 1
 
     def photo(self, employee_id):

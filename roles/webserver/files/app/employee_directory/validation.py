@@ -42,7 +42,7 @@ def clean_employee(data, partial=False):
         if not value:
             errors[field] = label + " is required."
         elif len(value) > max_length:
-            errors[field] = "%s must be at most %d characters." % (label, max_length)
+            errors[field] = f"{label} must be at most {max_length} characters."
         elif _CONTROL.search(value):
             errors[field] = label + " must not contain control characters."
         elif field == "email" and not _EMAIL.match(value):

@@ -1,5 +1,6 @@
 """The WSGI application: HTML pages, the JSON API and /healthz."""
 
+import contextlib
 import http
 import http.cookies
 import json
@@ -69,10 +70,8 @@ class Request:
         self.query = dict(urllib.parse.parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
         self.content_type = environ.get("CONTENT_TYPE", "")
         cookies = http.cookies.SimpleCookie()
-        try:
+        with contextlib.suppress(http.cookies.CookieError):
             cookies.load(environ.get("HTTP_COOKIE", ""))
-        except http.cookies.CookieError:
-            pass
         self.cookies = {name: morsel.value for name, morsel in cookies.items()}
         # Set when this response must give the browser its first CSRF nonce.
         self.new_nonce = None
@@ -88,18 +87,18 @@ class Request:
         except ValueError as exc:
             raise HTTPError(400, "Content-Length is not a number.") from exc
         if length > limit:
-            raise HTTPError(413, "Request body too large: the limit is %d bytes." % limit)
+            raise HTTPError(413, f"Request body too large: the limit is {limit} bytes.")
         stream = self.environ["wsgi.input"]
         data = stream.read(length) if length >= 0 else stream.read(limit + 1)
         if len(data) > limit:
-            raise HTTPError(413, "Request body too large: the limit is %d bytes." % limit)
+            raise HTTPError(413, f"Request body too large: the limit is {limit} bytes.")
         return data
 
 
 def _employee_json(employee):
     data = dict(employee)
-    data["photo_url"] = "/employees/%d/photo" % employee["id"] if employee["has_photo"] else None
-    data["url"] = "/api/employees/%d" % employee["id"]
+    data["photo_url"] = f"/employees/{employee['id']}/photo" if employee["has_photo"] else None
+    data["url"] = f"/api/employees/{employee['id']}"
     return data
 
 
@@ -108,7 +107,7 @@ def _validation_error(errors):
 
 
 def _duplicate(email):
-    return HTTPError(409, "An employee with email %s already exists." % email, fields={"email": "Already in use."})
+    return HTTPError(409, f"An employee with email {email} already exists.", fields={"email": "Already in use."})
 
 
 class Application:
@@ -158,11 +157,9 @@ class Application:
         except HTTPError as error:
             response = self.error_response(request, error)
         if request.new_nonce:
-            response.headers.append(
-                ("Set-Cookie", "%s=%s; Path=/; HttpOnly; SameSite=Strict" % (COOKIE, request.new_nonce))
-            )
+            response.headers.append(("Set-Cookie", f"{COOKIE}={request.new_nonce}; Path=/; HttpOnly; SameSite=Strict"))
         response.headers.append(("Content-Length", str(len(response.body))))
-        status = "%d %s" % (response.status, http.HTTPStatus(response.status).phrase)
+        status = f"{response.status} {http.HTTPStatus(response.status).phrase}"
         start_response(status, response.headers)
         return [b"" if request.method == "HEAD" else response.body]
 
@@ -176,11 +173,11 @@ class Application:
                 allowed = sorted(set(handlers) | ({"HEAD"} if "GET" in handlers else set()))
                 raise HTTPError(
                     405,
-                    "Method %s is not allowed here; allowed: %s." % (request.method, ", ".join(allowed)),
+                    "Method {} is not allowed here; allowed: {}.".format(request.method, ", ".join(allowed)),
                     headers=[("Allow", ", ".join(allowed))],
                 )
             return handlers[method](request, *(int(group) for group in match.groups()))
-        raise HTTPError(404, "Nothing is at %s." % request.path)
+        raise HTTPError(404, f"Nothing is at {request.path}.")
 
     def error_response(self, request, error):
         if request.path.startswith("/api/") or request.path == "/healthz":
@@ -189,7 +186,9 @@ class Application:
                 data["fields"] = error.fields
             return json_response(data, error.status, error.headers)
         phrase = http.HTTPStatus(error.status).phrase
-        return Response(pages.error_page(self.site(), error.status, phrase, error.message), error.status, headers=error.headers)
+        return Response(
+            pages.error_page(self.site(), error.status, phrase, error.message), error.status, headers=error.headers
+        )
 
     # -- shared pieces ----------------------------------------------------------------------------------
 
@@ -221,7 +220,7 @@ class Application:
     def checked_photo(self, data, declared_type=None):
         """The media type of an acceptable photo; HTTPError 413/415 otherwise."""
         if len(data) > self.upload_max_bytes:
-            raise HTTPError(413, "Photo too large: the limit is %s." % pages.human_size(self.upload_max_bytes))
+            raise HTTPError(413, f"Photo too large: the limit is {pages.human_size(self.upload_max_bytes)}.")
         detected = detect_image_type(data)
         if detected is None or (declared_type and declared_type != detected):
             raise HTTPError(415, "Photos must be JPEG, PNG, GIF or WebP images.")
@@ -230,7 +229,7 @@ class Application:
     def employee_or_404(self, employee_id):
         employee = self.store.get(employee_id)
         if employee is None:
-            raise HTTPError(404, "No employee has ID %d." % employee_id)
+            raise HTTPError(404, f"No employee has ID {employee_id}.")
         return employee
 
     # -- HTML pages -------------------------------------------------------------------------------------
@@ -278,13 +277,13 @@ class Application:
             else:
                 employee = self.store.update(employee_id, cleaned)
                 if employee is None:
-                    raise HTTPError(404, "No employee has ID %d." % employee_id)
+                    raise HTTPError(404, f"No employee has ID {employee_id}.")
         except DuplicateEmail:
             errors = {"email": "Another employee already has this email address."}
             return self.form_page(request, values, errors, employee_id, 409)
         if photo_type:
             self.store.set_photo(employee["id"], photo.data, photo_type)
-        return redirect("/employees/%d" % employee["id"])
+        return redirect(f"/employees/{employee['id']}")
 
     def create_page(self, request):
         return self.save_form(request, None)
@@ -296,13 +295,13 @@ class Application:
     def delete_page(self, request, employee_id):
         self.read_form(request)
         if not self.store.delete(employee_id):
-            raise HTTPError(404, "No employee has ID %d." % employee_id)
+            raise HTTPError(404, f"No employee has ID {employee_id}.")
         return redirect("/")
 
     def photo(self, request, employee_id):
         found = self.store.photo(employee_id)
         if found is None:
-            raise HTTPError(404, "Employee %d has no photo." % employee_id)
+            raise HTTPError(404, f"Employee {employee_id} has no photo.")
         data, media_type = found
         return Response(data, 200, media_type, [("Cache-Control", "no-cache")])
 
@@ -317,7 +316,7 @@ class Application:
         try:
             data["employees"] = self.store.count()
         except sqlite3.Error as exc:
-            data.update(status="error", error="database: %s" % exc)
+            data.update(status="error", error=f"database: {exc}")
             status = 503
         return json_response(data, status, [("Cache-Control", "no-store")])
 
@@ -335,7 +334,7 @@ class Application:
         try:
             data = json.loads(body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
-            raise HTTPError(400, "The request body is not valid JSON: %s" % exc) from exc
+            raise HTTPError(400, f"The request body is not valid JSON: {exc}") from exc
         if not isinstance(data, dict):
             raise HTTPError(400, "The request body must be a JSON object of employee fields.")
         return data
@@ -352,7 +351,7 @@ class Application:
             employee = self.store.create(cleaned)
         except DuplicateEmail as exc:
             raise _duplicate(cleaned["email"]) from exc
-        return json_response(_employee_json(employee), 201, [("Location", "/api/employees/%d" % employee["id"])])
+        return json_response(_employee_json(employee), 201, [("Location", f"/api/employees/{employee['id']}")])
 
     def api_get(self, request, employee_id):
         return json_response(_employee_json(self.employee_or_404(employee_id)))
@@ -371,7 +370,7 @@ class Application:
         except DuplicateEmail as exc:
             raise _duplicate(cleaned["email"]) from exc
         if employee is None:
-            raise HTTPError(404, "No employee has ID %d." % employee_id)
+            raise HTTPError(404, f"No employee has ID {employee_id}.")
         return json_response(_employee_json(employee))
 
     def api_replace(self, request, employee_id):
@@ -382,7 +381,7 @@ class Application:
 
     def api_delete(self, request, employee_id):
         if not self.store.delete(employee_id):
-            raise HTTPError(404, "No employee has ID %d." % employee_id)
+            raise HTTPError(404, f"No employee has ID {employee_id}.")
         return json_response(None, 204)
 
     def api_put_photo(self, request, employee_id):
@@ -398,7 +397,7 @@ class Application:
 
     def api_delete_photo(self, request, employee_id):
         if not self.store.set_photo(employee_id, None, None):
-            raise HTTPError(404, "No employee has ID %d." % employee_id)
+            raise HTTPError(404, f"No employee has ID {employee_id}.")
         return json_response(None, 204)
 
 

@@ -7,4 +7,6 @@ import os
 
 from .web import Application, load_config
 
-application = Application(load_config(os.environ.get("EMPLOYEE_DIRECTORY_CONFIG", "/etc/employee-directory/config.json")))
+application = Application(
+    load_config(os.environ.get("EMPLOYEE_DIRECTORY_CONFIG", "/etc/employee-directory/config.json"))
+)
