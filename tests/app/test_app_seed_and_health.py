@@ -1,7 +1,7 @@
 """Seeding happens once; /healthz and the footer report instance metadata."""
 
 import pytest
-from conftest import NO_METADATA, SEED, Client, make_app
+from directory_testing import NO_METADATA, SEED, Client, make_app
 from employee_directory import __version__
 from employee_directory.metadata import InstanceMetadata
 

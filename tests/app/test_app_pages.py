@@ -2,7 +2,7 @@
 
 import re
 
-from conftest import Client, multipart
+from directory_testing import Client, multipart
 
 FORM = {
     "name": "Margaret Hamilton",
