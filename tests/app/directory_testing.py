@@ -61,7 +61,7 @@ class Client:
         self.cookies = {}
 
     def request(self, method, path, body=b"", content_type=None, headers=None, cookies=True):
-        path, _, query = path.partition("?")
+        path, _question_mark, query = path.partition("?")
         environ = {
             "REQUEST_METHOD": method,
             "PATH_INFO": path,
@@ -86,7 +86,7 @@ class Client:
         result = Result(captured["status"], captured["headers"], body_out)
         for key, value in result.headers:
             if key.lower() == "set-cookie":
-                name, _, rest = value.partition("=")
+                name, _equals, rest = value.partition("=")
                 self.cookies[name] = rest.split(";", 1)[0]
         return result
 

@@ -59,7 +59,7 @@ def employee_list(site, employees, query):
     )
     summary = _plural(len(employees), "employee")
     if query:
-        summary = f"{_plural(len(employees), 'result')} for “{_e(query)}”"
+        summary = f"{_plural(len(employees), 'result')} for &ldquo;{_e(query)}&rdquo;"
     body = (
         '<form class="search" method="get" action="/" role="search">'
         '<label for="q" class="visually-hidden">Search</label>'
@@ -75,7 +75,7 @@ def employee_list(site, employees, query):
 def employee_detail(site, employee, csrf_token):
     items = "".join(
         f"<dt>{_e(label)}</dt><dd>{_e(employee[field])}</dd>"
-        for field, (label, _) in FIELDS.items()
+        for field, (label, _max_length) in FIELDS.items()
         if field not in ("name", "email")
     )
     employee_id = employee["id"]
