@@ -98,3 +98,11 @@ test: lint sanity unit integration
 .PHONY: clean
 clean:
 	rm -rf .build .pytest_cache .ruff_cache tests/output
+
+# --- webserver ------------------------------------------------------------------------------------
+# The employee-directory app of roles/webserver, tested on the controller through WSGI.
+.PHONY: test-app
+test-app: venv
+	$(call step,employee-directory app tests (pytest tests/app))
+	PYTHONDONTWRITEBYTECODE=1 $(BIN)/pytest -q -p no:cacheprovider tests/app
+# --- end webserver --------------------------------------------------------------------------------

@@ -1,0 +1,175 @@
+"""SQLite storage of employees. Every statement is parameterised."""
+
+import contextlib
+import sqlite3
+
+from .validation import FIELDS, clean_employee
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS employee (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    job_title TEXT NOT NULL,
+    department TEXT NOT NULL,
+    location TEXT NOT NULL,
+    email TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    photo BLOB,
+    photo_type TEXT,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
+    updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+);
+CREATE TABLE IF NOT EXISTS app_state (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+# Every statement is a literal with placeholders; no SQL is ever assembled from input.
+# Lists and records never carry the photo itself, so they stay small.
+_SELECT = (
+    "SELECT id, name, job_title, department, location, email, photo_type IS NOT NULL AS has_photo,"
+    " created_at, updated_at FROM employee"
+)
+_SEARCH = (
+    _SELECT + " WHERE name LIKE :q ESCAPE '\\' OR job_title LIKE :q ESCAPE '\\' OR department LIKE :q ESCAPE '\\'"
+    " OR location LIKE :q ESCAPE '\\' OR email LIKE :q ESCAPE '\\'"
+)
+_MARK_SEEDED = "INSERT INTO app_state (key, value) VALUES ('seeded', strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))"
+_ORDER = " ORDER BY name COLLATE NOCASE, id"
+_INSERT = (
+    "INSERT INTO employee (name, job_title, department, location, email)"
+    " VALUES (:name, :job_title, :department, :location, :email)"
+)
+_UPDATE = (
+    "UPDATE employee SET name = :name, job_title = :job_title, department = :department, location = :location,"
+    " email = :email, updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE id = :id"
+)
+_SET_PHOTO = (
+    "UPDATE employee SET photo = ?, photo_type = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE id = ?"
+)
+
+
+class DuplicateEmail(Exception):
+    """Another employee already has this email address."""
+
+
+def _record(row):
+    record = dict(row)
+    record["has_photo"] = bool(record["has_photo"])
+    return record
+
+
+def _like_pattern(text):
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return "%" + escaped + "%"
+
+
+class Store:
+    """The directory's database: one SQLite file, one connection per call."""
+
+    def __init__(self, path):
+        self.path = path
+
+    @contextlib.contextmanager
+    def _connect(self):
+        conn = sqlite3.connect(self.path, timeout=10)
+        conn.row_factory = sqlite3.Row
+        try:
+            with conn:
+                yield conn
+        finally:
+            conn.close()
+
+    def initialise(self, seed):
+        """Create the schema; insert ``seed`` only the first time ever.
+
+        A marker row remembers that seeding happened, so deleting every
+        employee later does not bring the seed back, and a changed seed never
+        overwrites what users have entered.  Returns True when it seeded.
+        """
+        conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        try:
+            conn.executescript(_SCHEMA)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if conn.execute("SELECT 1 FROM app_state WHERE key = 'seeded'").fetchone():
+                    conn.execute("ROLLBACK")
+                    return False
+                for number, item in enumerate(seed, start=1):
+                    fields, errors = clean_employee(item)
+                    if errors:
+                        raise ValueError(f"seed employee {number}: {' '.join(errors.values())}")
+                    self._insert(conn, fields)
+                conn.execute(_MARK_SEEDED)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return True
+        except sqlite3.IntegrityError as exc:
+            raise ValueError("seed employees must have distinct email addresses") from exc
+        finally:
+            conn.close()
+
+    @staticmethod
+    def _insert(conn, fields):
+        return conn.execute(_INSERT, fields).lastrowid
+
+    def search(self, query=""):
+        """Employees whose text fields contain ``query`` (case-insensitive), by name."""
+        with self._connect() as conn:
+            if query:
+                rows = conn.execute(_SEARCH + _ORDER, {"q": _like_pattern(query)})
+            else:
+                rows = conn.execute(_SELECT + _ORDER)
+            return [_record(row) for row in rows]
+
+    def count(self):
+        with self._connect() as conn:
+            return conn.execute("SELECT count(*) FROM employee").fetchone()[0]
+
+    def get(self, employee_id):
+        with self._connect() as conn:
+            row = conn.execute(_SELECT + " WHERE id = ?", (employee_id,)).fetchone()
+        return _record(row) if row else None
+
+    def create(self, fields):
+        try:
+            with self._connect() as conn:
+                employee_id = self._insert(conn, fields)
+        except sqlite3.IntegrityError as exc:
+            raise DuplicateEmail(fields["email"]) from exc
+        return self.get(employee_id)
+
+    def update(self, employee_id, fields):
+        """Change the given fields, keep the others; None when there is no such employee."""
+        try:
+            with self._connect() as conn:
+                row = conn.execute(_SELECT + " WHERE id = ?", (employee_id,)).fetchone()
+                if row is None:
+                    return None
+                merged = {name: row[name] for name in FIELDS}
+                merged.update(fields)
+                merged["id"] = employee_id
+                conn.execute(_UPDATE, merged)
+        except sqlite3.IntegrityError as exc:
+            raise DuplicateEmail(fields.get("email")) from exc
+        return self.get(employee_id)
+
+    def delete(self, employee_id):
+        with self._connect() as conn:
+            return conn.execute("DELETE FROM employee WHERE id = ?", (employee_id,)).rowcount == 1
+
+    def set_photo(self, employee_id, data, media_type):
+        """Store (or with ``data`` None, remove) a photo; False when there is no such employee."""
+        with self._connect() as conn:
+            cursor = conn.execute(_SET_PHOTO, (data, media_type if data is not None else None, employee_id))
+            return cursor.rowcount == 1
+
+    def photo(self, employee_id):
+        """(bytes, media type) of an employee's photo, or None."""
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT photo, photo_type FROM employee WHERE id = ? AND photo IS NOT NULL", (employee_id,)
+            ).fetchone()
+        return (bytes(row["photo"]), row["photo_type"]) if row else None

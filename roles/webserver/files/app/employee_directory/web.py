@@ -1,0 +1,406 @@
+"""The WSGI application: HTML pages, the JSON API and /healthz."""
+
+import contextlib
+import http
+import http.cookies
+import json
+import os
+import re
+import socket
+import sqlite3
+import urllib.parse
+
+from . import __version__, pages
+from .csrf import COOKIE, FIELD, Csrf, load_or_create_secret
+from .forms import FormError, parse_form
+from .images import ALLOWED_TYPES, detect_image_type
+from .metadata import InstanceMetadata
+from .store import DuplicateEmail, Store
+from .validation import FIELDS, clean_employee
+
+_STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
+_JSON_BODY_LIMIT = 64 * 1024
+# Room for the text fields and multipart framing around a photo of the maximum size.
+FORM_OVERHEAD = 64 * 1024
+_READ_ONLY = ("id", "has_photo", "photo_url", "url", "created_at", "updated_at")
+
+DEFAULTS = {
+    "title": "Employee Directory",
+    "database": "/var/lib/employee-directory/directory.sqlite3",
+    "secret_file": "/var/lib/employee-directory/csrf-secret",
+    "upload_max_bytes": 2 * 1024 * 1024,
+    "metadata_url": "http://169.254.169.254",
+    "metadata_timeout": 1.0,
+    "seed": [],
+}
+
+
+class HTTPError(Exception):
+    def __init__(self, status, message, headers=None, fields=None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or []
+        self.fields = fields
+
+
+class Response:
+    def __init__(self, body=b"", status=200, content_type="text/html; charset=utf-8", headers=None):
+        self.body = body.encode("utf-8") if isinstance(body, str) else body
+        self.status = status
+        self.headers = [("Content-Type", content_type)] if content_type else []
+        self.headers.extend(headers or [])
+
+
+def json_response(data, status=200, headers=None):
+    body = json.dumps(data, indent=1, sort_keys=True) + "\n" if data is not None else b""
+    return Response(body, status, "application/json" if data is not None else None, headers)
+
+
+def redirect(location):
+    return Response(b"", 303, None, [("Location", location)])
+
+
+class Request:
+    def __init__(self, environ):
+        self.environ = environ
+        self.method = environ.get("REQUEST_METHOD", "GET").upper()
+        # WSGI hands the path over as latin-1 decoded bytes.
+        self.path = environ.get("PATH_INFO", "/").encode("latin-1").decode("utf-8", "replace") or "/"
+        self.query = dict(urllib.parse.parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
+        self.content_type = environ.get("CONTENT_TYPE", "")
+        cookies = http.cookies.SimpleCookie()
+        with contextlib.suppress(http.cookies.CookieError):
+            cookies.load(environ.get("HTTP_COOKIE", ""))
+        self.cookies = {name: morsel.value for name, morsel in cookies.items()}
+        # Set when this response must give the browser its first CSRF nonce.
+        self.new_nonce = None
+
+    @property
+    def media_type(self):
+        return self.content_type.split(";", 1)[0].strip().lower()
+
+    def body(self, limit):
+        """The request body, refused with 413 above ``limit`` bytes before it is read."""
+        try:
+            length = int(self.environ.get("CONTENT_LENGTH") or -1)
+        except ValueError as exc:
+            raise HTTPError(400, "Content-Length is not a number.") from exc
+        if length > limit:
+            raise HTTPError(413, f"Request body too large: the limit is {limit} bytes.")
+        stream = self.environ["wsgi.input"]
+        data = stream.read(length) if length >= 0 else stream.read(limit + 1)
+        if len(data) > limit:
+            raise HTTPError(413, f"Request body too large: the limit is {limit} bytes.")
+        return data
+
+
+def _employee_json(employee):
+    data = dict(employee)
+    data["photo_url"] = f"/employees/{employee['id']}/photo" if employee["has_photo"] else None
+    data["url"] = f"/api/employees/{employee['id']}"
+    return data
+
+
+def _validation_error(errors):
+    return HTTPError(422, "Validation failed: " + " ".join(errors.values()), fields=errors)
+
+
+def _duplicate(email):
+    return HTTPError(409, f"An employee with email {email} already exists.", fields={"email": "Already in use."})
+
+
+class Application:
+    """One directory: its store, settings, CSRF secret and metadata client."""
+
+    def __init__(self, config=None):
+        settings = dict(DEFAULTS)
+        settings.update(config or {})
+        self.settings = settings
+        self.title = settings["title"]
+        self.upload_max_bytes = int(settings["upload_max_bytes"])
+        self.form_max_bytes = self.upload_max_bytes + FORM_OVERHEAD
+        self.store = Store(settings["database"])
+        self.store.initialise(settings["seed"])
+        self.csrf = Csrf(load_or_create_secret(settings["secret_file"]))
+        self.metadata = InstanceMetadata(settings["metadata_url"], timeout=float(settings["metadata_timeout"]))
+        self.hostname = socket.gethostname()
+        self.routes = [
+            (re.compile(r"/"), {"GET": self.list_page}),
+            (re.compile(r"/healthz"), {"GET": self.healthz}),
+            (re.compile(r"/static/style\.css"), {"GET": self.stylesheet}),
+            (re.compile(r"/employees"), {"POST": self.create_page}),
+            (re.compile(r"/employees/new"), {"GET": self.new_page}),
+            (re.compile(r"/employees/(\d+)"), {"GET": self.detail_page, "POST": self.update_page}),
+            (re.compile(r"/employees/(\d+)/edit"), {"GET": self.edit_page}),
+            (re.compile(r"/employees/(\d+)/delete"), {"POST": self.delete_page}),
+            (re.compile(r"/employees/(\d+)/photo"), {"GET": self.photo}),
+            (re.compile(r"/api/employees"), {"GET": self.api_list, "POST": self.api_create}),
+            (
+                re.compile(r"/api/employees/(\d+)"),
+                {
+                    "GET": self.api_get,
+                    "PUT": self.api_replace,
+                    "PATCH": self.api_patch,
+                    "DELETE": self.api_delete,
+                },
+            ),
+            (re.compile(r"/api/employees/(\d+)/photo"), {"PUT": self.api_put_photo, "DELETE": self.api_delete_photo}),
+        ]
+
+    # -- WSGI -------------------------------------------------------------------------------------------
+
+    def __call__(self, environ, start_response):
+        request = Request(environ)
+        try:
+            response = self.dispatch(request)
+        except HTTPError as error:
+            response = self.error_response(request, error)
+        if request.new_nonce:
+            response.headers.append(("Set-Cookie", f"{COOKIE}={request.new_nonce}; Path=/; HttpOnly; SameSite=Strict"))
+        response.headers.append(("Content-Length", str(len(response.body))))
+        status = f"{response.status} {http.HTTPStatus(response.status).phrase}"
+        start_response(status, response.headers)
+        return [b"" if request.method == "HEAD" else response.body]
+
+    def dispatch(self, request):
+        for pattern, handlers in self.routes:
+            match = pattern.fullmatch(request.path)
+            if not match:
+                continue
+            method = "GET" if request.method == "HEAD" else request.method
+            if method not in handlers:
+                allowed = sorted(set(handlers) | ({"HEAD"} if "GET" in handlers else set()))
+                raise HTTPError(
+                    405,
+                    "Method {} is not allowed here; allowed: {}.".format(request.method, ", ".join(allowed)),
+                    headers=[("Allow", ", ".join(allowed))],
+                )
+            return handlers[method](request, *(int(group) for group in match.groups()))
+        raise HTTPError(404, f"Nothing is at {request.path}.")
+
+    def error_response(self, request, error):
+        if request.path.startswith("/api/") or request.path == "/healthz":
+            data = {"error": error.message}
+            if error.fields:
+                data["fields"] = error.fields
+            return json_response(data, error.status, error.headers)
+        phrase = http.HTTPStatus(error.status).phrase
+        return Response(
+            pages.error_page(self.site(), error.status, phrase, error.message), error.status, headers=error.headers
+        )
+
+    # -- shared pieces ----------------------------------------------------------------------------------
+
+    def site(self):
+        site = {"title": self.title, "version": __version__, "hostname": self.hostname}
+        site.update(self.metadata.get())
+        return site
+
+    def csrf_token(self, request):
+        nonce = request.cookies.get(COOKIE)
+        if not nonce:
+            nonce = request.new_nonce = self.csrf.new_nonce()
+        return self.csrf.token(nonce)
+
+    def read_form(self, request):
+        """Fields and uploads of a form POST, after the CSRF check."""
+        body = request.body(self.form_max_bytes)
+        try:
+            fields, uploads = parse_form(request.content_type, body)
+        except FormError as exc:
+            raise HTTPError(400, str(exc)) from exc
+        if not self.csrf.valid(request.cookies.get(COOKIE), fields.get(FIELD)):
+            raise HTTPError(
+                403,
+                "The form could not be verified (missing or invalid CSRF token). Reload the page and try again.",
+            )
+        return fields, uploads
+
+    def checked_photo(self, data, declared_type=None):
+        """The media type of an acceptable photo; HTTPError 413/415 otherwise."""
+        if len(data) > self.upload_max_bytes:
+            raise HTTPError(413, f"Photo too large: the limit is {pages.human_size(self.upload_max_bytes)}.")
+        detected = detect_image_type(data)
+        if detected is None or (declared_type and declared_type != detected):
+            raise HTTPError(415, "Photos must be JPEG, PNG, GIF or WebP images.")
+        return detected
+
+    def employee_or_404(self, employee_id):
+        employee = self.store.get(employee_id)
+        if employee is None:
+            raise HTTPError(404, f"No employee has ID {employee_id}.")
+        return employee
+
+    # -- HTML pages -------------------------------------------------------------------------------------
+
+    def list_page(self, request):
+        query = request.query.get("q", "").strip()
+        employees = self.store.search(query)
+        return Response(pages.employee_list(self.site(), employees, query))
+
+    def detail_page(self, request, employee_id):
+        employee = self.employee_or_404(employee_id)
+        return Response(pages.employee_detail(self.site(), employee, self.csrf_token(request)))
+
+    def new_page(self, request):
+        return self.form_page(request, {}, {}, None, 200)
+
+    def edit_page(self, request, employee_id):
+        return self.form_page(request, self.employee_or_404(employee_id), {}, employee_id, 200)
+
+    def form_page(self, request, values, errors, employee_id, status):
+        html = pages.employee_form(
+            self.site(), self.csrf_token(request), values, errors, employee_id, self.upload_max_bytes
+        )
+        return Response(html, status)
+
+    def save_form(self, request, employee_id):
+        """Create (``employee_id`` None) or update from a form; redirect, or show the form again."""
+        fields, uploads = self.read_form(request)
+        values = {name: fields.get(name, "") for name in FIELDS}
+        cleaned, errors = clean_employee(values)
+        photo_type = None
+        photo = uploads.get("photo")
+        status = 422
+        if photo is not None:
+            try:
+                photo_type = self.checked_photo(photo.data)
+            except HTTPError as error:
+                errors["photo"] = error.message
+                status = error.status
+        if errors:
+            return self.form_page(request, values, errors, employee_id, status if len(errors) == 1 else 422)
+        try:
+            if employee_id is None:
+                employee = self.store.create(cleaned)
+            else:
+                employee = self.store.update(employee_id, cleaned)
+                if employee is None:
+                    raise HTTPError(404, f"No employee has ID {employee_id}.")
+        except DuplicateEmail:
+            errors = {"email": "Another employee already has this email address."}
+            return self.form_page(request, values, errors, employee_id, 409)
+        if photo_type:
+            self.store.set_photo(employee["id"], photo.data, photo_type)
+        return redirect(f"/employees/{employee['id']}")
+
+    def create_page(self, request):
+        return self.save_form(request, None)
+
+    def update_page(self, request, employee_id):
+        self.employee_or_404(employee_id)
+        return self.save_form(request, employee_id)
+
+    def delete_page(self, request, employee_id):
+        self.read_form(request)
+        if not self.store.delete(employee_id):
+            raise HTTPError(404, f"No employee has ID {employee_id}.")
+        return redirect("/")
+
+    def photo(self, request, employee_id):
+        found = self.store.photo(employee_id)
+        if found is None:
+            raise HTTPError(404, f"Employee {employee_id} has no photo.")
+        data, media_type = found
+        return Response(data, 200, media_type, [("Cache-Control", "no-cache")])
+
+    def stylesheet(self, request):
+        with open(os.path.join(_STATIC, "style.css"), "rb") as handle:
+            return Response(handle.read(), 200, "text/css; charset=utf-8", [("Cache-Control", "max-age=3600")])
+
+    def healthz(self, request):
+        data = {"status": "ok", "version": __version__, "hostname": self.hostname}
+        data.update(self.metadata.get())
+        status = 200
+        try:
+            data["employees"] = self.store.count()
+        except sqlite3.Error as exc:
+            data.update(status="error", error=f"database: {exc}")
+            status = 503
+        return json_response(data, status, [("Cache-Control", "no-store")])
+
+    # -- JSON API ---------------------------------------------------------------------------------------
+
+    def json_body(self, request):
+        """The JSON object sent; 415 unless Content-Type is application/json.
+
+        Browsers cannot send that type cross-site without a CORS preflight,
+        which this app never grants, so the API needs no CSRF token.
+        """
+        if request.media_type != "application/json":
+            raise HTTPError(415, "Send the employee as JSON with Content-Type: application/json.")
+        body = request.body(_JSON_BODY_LIMIT)
+        try:
+            data = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise HTTPError(400, f"The request body is not valid JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise HTTPError(400, "The request body must be a JSON object of employee fields.")
+        return data
+
+    def api_list(self, request):
+        employees = self.store.search(request.query.get("q", "").strip())
+        return json_response({"employees": [_employee_json(e) for e in employees], "count": len(employees)})
+
+    def api_create(self, request):
+        cleaned, errors = clean_employee(self.json_body(request))
+        if errors:
+            raise _validation_error(errors)
+        try:
+            employee = self.store.create(cleaned)
+        except DuplicateEmail as exc:
+            raise _duplicate(cleaned["email"]) from exc
+        return json_response(_employee_json(employee), 201, [("Location", f"/api/employees/{employee['id']}")])
+
+    def api_get(self, request, employee_id):
+        return json_response(_employee_json(self.employee_or_404(employee_id)))
+
+    def api_update(self, request, employee_id, partial):
+        self.employee_or_404(employee_id)
+        data = self.json_body(request)
+        # A client may send back what GET gave it; what it cannot change is ignored.
+        for read_only in _READ_ONLY:
+            data.pop(read_only, None)
+        cleaned, errors = clean_employee(data, partial=partial)
+        if errors:
+            raise _validation_error(errors)
+        try:
+            employee = self.store.update(employee_id, cleaned)
+        except DuplicateEmail as exc:
+            raise _duplicate(cleaned["email"]) from exc
+        if employee is None:
+            raise HTTPError(404, f"No employee has ID {employee_id}.")
+        return json_response(_employee_json(employee))
+
+    def api_replace(self, request, employee_id):
+        return self.api_update(request, employee_id, partial=False)
+
+    def api_patch(self, request, employee_id):
+        return self.api_update(request, employee_id, partial=True)
+
+    def api_delete(self, request, employee_id):
+        if not self.store.delete(employee_id):
+            raise HTTPError(404, f"No employee has ID {employee_id}.")
+        return json_response(None, 204)
+
+    def api_put_photo(self, request, employee_id):
+        self.employee_or_404(employee_id)
+        if request.media_type not in ALLOWED_TYPES:
+            raise HTTPError(415, "Send the photo as the raw body with Content-Type " + ", ".join(ALLOWED_TYPES) + ".")
+        data = request.body(self.upload_max_bytes)
+        if not data:
+            raise HTTPError(400, "The photo is empty.")
+        media_type = self.checked_photo(data, request.media_type)
+        self.store.set_photo(employee_id, data, media_type)
+        return json_response(_employee_json(self.store.get(employee_id)))
+
+    def api_delete_photo(self, request, employee_id):
+        if not self.store.set_photo(employee_id, None, None):
+            raise HTTPError(404, f"No employee has ID {employee_id}.")
+        return json_response(None, 204)
+
+
+def load_config(path):
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)

@@ -1,0 +1,172 @@
+"""HTML pages: forms, CSRF, escaping, uploads."""
+
+import re
+
+from directory_testing import Client, multipart
+
+FORM = {
+    "name": "Margaret Hamilton",
+    "job_title": "Director",
+    "department": "Software Engineering",
+    "location": "Cambridge",
+    "email": "margaret@example.com",
+}
+GIF = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"  # noqa: E501
+
+
+def count(client):
+    return client.get("/api/employees").json()["count"]
+
+
+def test_list_page_shows_employees_and_searches(client):
+    page = client.get("/")
+    assert page.status == 200
+    assert page.header("Content-Type") == "text/html; charset=utf-8"
+    assert "Ada Lovelace" in page.text
+    assert "Grace Hopper" in page.text
+    assert '<meta name="viewport"' in page.text
+    found = client.get("/?q=grace")
+    assert "Grace Hopper" in found.text
+    assert "Ada Lovelace" not in found.text
+    assert "1 result for" in found.text
+
+
+def test_pages_carry_no_inline_script_or_style(client):
+    # The CSP nginx sends allows only same-origin scripts and styles.
+    for path in ("/", "/employees/1", "/employees/new", "/employees/1/edit"):
+        text = client.get(path).text
+        assert "<script" not in text
+        assert "style=" not in text
+        assert "<style" not in text
+    css = client.get("/static/style.css")
+    assert css.status == 200
+    assert css.header("Content-Type") == "text/css; charset=utf-8"
+
+
+def test_add_through_form_with_photo(client):
+    token = client.csrf_token()
+    result = client.post_form("/employees", dict(FORM, csrf_token=token), {"photo": ("m.gif", "image/gif", GIF)})
+    assert result.status == 303
+    location = result.header("Location")
+    assert re.fullmatch(r"/employees/\d+", location)
+    page = client.get(location)
+    assert "Margaret Hamilton" in page.text
+    assert f'src="{location}/photo"' in page.text
+    photo = client.get(location + "/photo")
+    assert photo.body == GIF
+    assert photo.header("Content-Type") == "image/gif"
+
+
+def test_urlencoded_form_works_too(client):
+    token = client.csrf_token()
+    body = "&".join("{}={}".format(*item) for item in dict(FORM, csrf_token=token).items()).replace(" ", "+")
+    result = client.request("POST", "/employees", body.encode(), "application/x-www-form-urlencoded")
+    assert result.status == 303
+    assert count(client) == 3
+
+
+def test_edit_and_delete_through_forms(client):
+    token = client.csrf_token("/employees/1/edit")
+    edit = client.get("/employees/1/edit")
+    assert 'value="Ada Lovelace"' in edit.text
+    result = client.post_form("/employees/1", dict(FORM, csrf_token=token))
+    assert result.status == 303
+    assert client.get("/api/employees/1").json()["name"] == "Margaret Hamilton"
+    result = client.post_form("/employees/1/delete", {"csrf_token": token})
+    assert result.status == 303
+    assert result.header("Location") == "/"
+    assert client.get("/employees/1").status == 404
+
+
+def test_form_without_csrf_token_is_refused(client):
+    client.csrf_token()
+    result = client.post_form("/employees", FORM)
+    assert result.status == 403
+    assert "CSRF" in result.text
+    assert client.post_form("/employees/1/delete", {"csrf_token": ""}).status == 403
+    assert count(client) == 2
+
+
+def test_form_with_token_but_without_cookie_is_refused(client):
+    # What a forged cross-site POST looks like: SameSite=Strict keeps the cookie home.
+    token = client.csrf_token()
+    result = client.post_form("/employees", dict(FORM, csrf_token=token), cookies=False)
+    assert result.status == 403
+    assert count(client) == 2
+
+
+def test_token_from_another_browser_is_refused(app, client):
+    attacker = Client(app)
+    their_token = attacker.csrf_token()
+    client.csrf_token()
+    assert client.post_form("/employees/1/delete", {"csrf_token": their_token}).status == 403
+    assert count(client) == 2
+
+
+def test_invalid_form_is_shown_again_with_messages(client):
+    token = client.csrf_token()
+    result = client.post_form("/employees", dict(FORM, email="nope", name="", csrf_token=token))
+    assert result.status == 422
+    assert "Name is required." in result.text
+    assert "Email must be an address like name@example.com." in result.text
+    assert 'value="Director"' in result.text  # what was typed is kept
+    assert count(client) == 2
+
+
+def test_oversized_form_upload_is_413_and_nothing_changes(client):
+    token = client.csrf_token()
+    big = GIF + b"\x00" * (100 * 1024)
+    result = client.post_form("/employees", dict(FORM, csrf_token=token), {"photo": ("big.gif", "image/gif", big)})
+    assert result.status == 413
+    assert "too large" in result.text
+    assert count(client) == 2
+
+
+def test_photo_just_over_limit_shows_form_error(client):
+    token = client.csrf_token()
+    over = GIF + b"\x00" * 4096
+    result = client.post_form("/employees", dict(FORM, csrf_token=token), {"photo": ("o.gif", "image/gif", over)})
+    assert result.status == 413
+    assert "Photo too large: the limit is 4 KiB." in result.text
+    assert count(client) == 2
+
+
+def test_non_image_upload_is_415(client):
+    token = client.csrf_token()
+    html_file = ("x.gif", "image/gif", b"<html><script>alert(1)</script>")
+    result = client.post_form("/employees", dict(FORM, csrf_token=token), {"photo": html_file})
+    assert result.status == 415
+    assert "Photos must be JPEG, PNG, GIF or WebP images." in result.text
+    assert count(client) == 2
+
+
+def test_xss_payload_is_escaped_everywhere(client):
+    payload = '<script>alert("x")</script>'
+    attr = '" onmouseover="alert(1)'
+    created = client.send_json(
+        "POST", "/api/employees", dict(FORM, name=payload, location=attr, email="x@example.com")
+    ).json()
+    for path in ("/", f"/employees/{created['id']}", f"/employees/{created['id']}/edit", "/?q=" + payload):
+        text = client.get(path).text
+        assert payload not in text
+        assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in text
+        assert 'onmouseover="alert' not in text
+
+
+def test_unknown_pages_and_methods(client):
+    missing = client.get("/employees/999")
+    assert missing.status == 404
+    assert "No employee has ID 999." in missing.text
+    assert client.get("/nowhere").status == 404
+    wrong = client.request("DELETE", "/employees/1")
+    assert wrong.status == 405
+    assert wrong.header("Allow") == "GET, HEAD, POST"
+
+
+def test_multipart_body_with_binary_photo_survives_parsing(client):
+    token = client.csrf_token()
+    tricky = GIF + b"\r\n--not-a-boundary\r\n\xff\x00\r\n"
+    body, content_type = multipart(dict(FORM, csrf_token=token), {"photo": ("t.gif", "image/gif", tricky)})
+    result = client.request("POST", "/employees", body, content_type)
+    assert result.status == 303
+    assert client.get(result.header("Location") + "/photo").body == tricky
