@@ -92,7 +92,7 @@ ee-context: build
 	$(BIN)/ansible-builder create -f execution-environment.yml -c .build/ee/context --output-filename Containerfile
 
 .PHONY: test
-test: lint sanity unit integration
+test: lint sanity unit integration test-app
 	@printf '\n==> make test: every step passed\n'
 
 .PHONY: clean

@@ -84,7 +84,7 @@ def test_tarball_file_list(tarball):
     ],
 )
 def test_ansible_doc_from_installed_tarball(installed, plugin_type, name):
-    root, env = installed
+    _root, env = installed
     proc = run([BIN / "ansible-doc", "-t", plugin_type, name], env=env)
     assert "bakery.ec2" in proc.stdout
     assert "EXAMPLES" in proc.stdout or plugin_type == "role"
@@ -105,7 +105,8 @@ def test_ee_build_context(tarball, tmp_path):
     (work / ".build" / "dist").mkdir(parents=True)
     shutil.copy(tarball, work / ".build" / "dist" / tarball.name)
     shutil.copy(REPO / "execution-environment.yml", work)
-    run([BIN / "ansible-builder", "create", "-f", "execution-environment.yml", "-c", "context", "--output-filename", "Containerfile"], cwd=work)
+    builder = [BIN / "ansible-builder", "create", "-f", "execution-environment.yml", "-c", "context"]
+    run([*builder, "--output-filename", "Containerfile"], cwd=work)
     context = work / "context"
     containerfile = (context / "Containerfile").read_text()
     assert "quay.io/centos/centos:stream9" in containerfile
