@@ -106,3 +106,14 @@ test-app: venv
 	$(call step,employee-directory app tests (pytest tests/app))
 	PYTHONDONTWRITEBYTECODE=1 $(BIN)/pytest -q -p no:cacheprovider tests/app
 # --- end webserver --------------------------------------------------------------------------------
+
+# --- real AWS ------------------------------------------------------------------------------------
+# The flow scenario against a real account. Skipped, with a message, when no credentials are set.
+.PHONY: test-aws
+test-aws: venv
+	$(call step,molecule aws scenario (real AWS account))
+	@if [ -z "$${AWS_PROFILE:-}" ] && [ -z "$${AWS_ACCESS_KEY_ID:-}" ]; then \
+	  echo "molecule aws: skipped: no AWS credentials (set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"; \
+	else \
+	  env -u AWS_ENDPOINT_URL -u AWS_ENDPOINT_URL_EC2 $(BIN)/molecule test -s aws; \
+	fi
