@@ -241,7 +241,7 @@ class Core:
                 self.spawn(iid, destroy)
 
     def _after_CreateImage(self, params, region, body):
-        image_id = ET.fromstring(body)  # noqa: S314 - moto's own response, from this process.findtext(NS + "imageId")
+        image_id = ET.fromstring(body).findtext(NS + "imageId")  # noqa: S314 - moto's own response
         tags = params.pop("_snapshot_tags", None)
         if tags and image_id:
             self._tag_snapshots(region, image_id, tags)
