@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import subprocess
 import time
@@ -189,7 +188,7 @@ def test_debian13_boots_and_runs_user_data(ec2, web, tmp_path):
     key.write_text(ec2.create_key_pair(KeyName=kname)["KeyMaterial"])
     key.chmod(0o600)
     script = "#!/bin/sh\necho ran-$(date +%s) > /var/lib/user-data-ran\n"
-    iid, _, inst = launch(ec2, ami, kname, web["group"], UserData=base64.b64encode(script.encode()).decode())
+    iid, _, inst = launch(ec2, ami, kname, web["group"], UserData=script)
     ip = inst["PrivateIpAddress"]
     wait_ssh(key, ip)
     state = ssh(key, ip, "systemctl is-system-running --wait || true").stdout.strip()
