@@ -199,10 +199,12 @@ def test_debian13_boots_and_runs_user_data(ec2, web, tmp_path):
 
 
 def test_moto_catalogue_amis_are_api_only(ec2):
-    ami = ec2.describe_images(Owners=["amazon"], MaxResults=5)["Images"][0]["ImageId"]
+    images = ec2.describe_images(Owners=["amazon"])["Images"]
+    ami = next(i["ImageId"] for i in images if i["OwnerId"] != "136693071363")
     res = ec2.run_instances(ImageId=ami, MinCount=3, MaxCount=3)
     ids = [i["InstanceId"] for i in res["Instances"]]
-    assert {i["State"]["Name"] for i in res["Instances"]} == {"running"}
+    found = ec2.describe_instances(InstanceIds=ids)["Reservations"][0]["Instances"]
+    assert {i["State"]["Name"] for i in found} == {"running"}
     assert not any(any(host_objects(i).values()) for i in ids)
     ec2.terminate_instances(InstanceIds=ids)
 
