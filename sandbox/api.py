@@ -8,6 +8,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 from . import config, images, server
 from .errors import SandboxError
@@ -64,8 +65,10 @@ class Sandbox:
         if config.RECORD_FILE.exists():
             say("cleaning up after a previous sandbox that did not stop cleanly")
             server.teardown()
-        for recipe in images.RECIPES:  # build in the foreground so progress and failures are visible
-            images.ensure_image(recipe, say=say)
+        # Build (or reuse) the base images in the foreground, in parallel, so failures are visible here.
+        with ThreadPoolExecutor(len(images.RECIPES)) as pool:
+            for fut in [pool.submit(images.ensure_image, r, say) for r in images.RECIPES]:
+                fut.result()
         config.STATE_DIR.mkdir(parents=True, exist_ok=True)
         start = time.monotonic()
         env = dict(os.environ, SANDBOX_PORT=str(self.port), PYTHONUNBUFFERED="1")
@@ -118,4 +121,8 @@ class Sandbox:
             config.PID_FILE.unlink()
         if config.ENV_FILE.exists():
             config.ENV_FILE.unlink()
-        say(f"sandbox down; removed {len(done)} leftover objects" if done else "sandbox down; nothing left behind")
+        say(
+            f"sandbox down; removed {len(done)} objects ({', '.join(sorted({d.split()[0] for d in done}))})"
+            if done
+            else "sandbox down; nothing was left to remove"
+        )
