@@ -238,8 +238,9 @@ def ensure_image(recipe: Recipe, say=print) -> BaseImage:
         tmp.rename(final)
     except (subprocess.CalledProcessError, OSError) as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        what = f"{exc.cmd[0]} exited {exc.returncode}" if isinstance(exc, subprocess.CalledProcessError) else str(exc)
         raise SandboxError(
-            f"base image {recipe.key} failed to build ({exc}); see {logpath}, check the Debian mirror "
+            f"base image {recipe.key} failed to build ({what}); see {logpath}, check the Debian mirror "
             f"{mirror} is reachable, then run `make sandbox` again (no partial image is kept)"
         ) from exc
     # Older builds of the same recipe key are replaced.
