@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -46,6 +47,34 @@ class Sandbox:
             aws_access_key_id=config.ACCESS_KEY,
             aws_secret_access_key=config.SECRET_KEY,
         )
+
+    def _control(self, path: str, method: str = "GET", data: dict | None = None) -> dict:
+        body = json.dumps(data).encode() if data is not None else None
+        req = urllib.request.Request(self.endpoint + path, data=body, method=method)  # noqa: S310 - 127.0.0.1
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - 127.0.0.1 only
+            return json.loads(resp.read())
+
+    def status(self) -> dict:
+        """Hosts (state, private IP, region), pending images and active faults of the running sandbox."""
+        return self._control("/_sandbox/status")
+
+    def inject_fault(
+        self,
+        action: str = "*",
+        code: str = "RequestLimitExceeded",
+        status: int = 503,
+        count: int = 1,
+        seconds: float = 60,
+    ) -> dict:
+        """Make the next `count` calls of `action` fail with EC2 error `code` (bounded by `seconds`)."""
+        return self._control(
+            "/_sandbox/faults",
+            "POST",
+            {"action": action, "code": code, "status": status, "count": count, "seconds": seconds},
+        )
+
+    def clear_faults(self) -> None:
+        self._control("/_sandbox/faults", "DELETE")
 
     # ------------------------------------------------------------ start / stop
     def up(self, say=print, timeout: float = 60) -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import json
 import logging
 import re
 import shutil
 import threading
+import time
 import traceback
 import uuid
 import xml.etree.ElementTree as ET
@@ -73,6 +75,7 @@ class Core:
         self.oplocks: dict[str, threading.Lock] = {}
         self._clients: dict[str, object] = {}
         self.threads: list[threading.Thread] = []
+        self.faults = Faults()
 
     # ------------------------------------------------------------ internal API client (to ourselves)
     def ec2(self, region: str):
@@ -476,6 +479,8 @@ class Middleware:
     def _handle(self, environ):
         length = int(environ.get("CONTENT_LENGTH") or 0)
         raw = environ["wsgi.input"].read(length) if length else b""
+        if environ.get("PATH_INFO", "").startswith("/_sandbox/"):
+            return self._control(environ, raw)
         auth = environ.get("HTTP_AUTHORIZATION", "")
         m = _REGION_RE.search(auth)
         if not m or environ.get("REQUEST_METHOD") != "POST":
@@ -483,6 +488,11 @@ class Middleware:
         region = m.group(1)
         params = dict(parse_qsl(raw.decode(), keep_blank_values=True))
         action = params.get("Action", "")
+        fault = self.core.faults.take(action)
+        if fault:
+            code, body = ec2_error(fault["code"], fault.get("message") or f"sandbox fault injected for {action}",
+                                   int(fault.get("status", 503)))  # fmt: skip
+            return f"{code} Fault", [("Content-Type", "text/xml")], body
         token_key = None
         if action == "RunInstances" and params.get("ClientToken"):
             token_key = (region, params["ClientToken"])
@@ -509,6 +519,70 @@ class Middleware:
                 if token_key:
                     self.core.tokens[token_key] = body
             return status, headers, body
+
+    def _control(self, environ, raw: bytes):
+        """Sandbox control API on the same port: /_sandbox/status, /_sandbox/faults (bounded fault injection)."""
+        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
+        if path == "/_sandbox/status":
+            out = {
+                "hosts": {i: {"state": h.state, "ip": h.ip, "region": h.region} for i, h in self.core.hosts.items()},
+                "pending_images": sorted(self.core.pending_images),
+                "faults": self.core.faults.list(),
+            }
+        elif path == "/_sandbox/faults" and method == "POST":
+            out = self.core.faults.add(json.loads(raw or b"{}"))
+        elif path == "/_sandbox/faults" and method == "DELETE":
+            self.core.faults.clear()
+            out = {"faults": []}
+        elif path == "/_sandbox/faults":
+            out = {"faults": self.core.faults.list()}
+        else:
+            return "404 Not Found", [("Content-Type", "application/json")], b'{"error": "not found"}'
+        return "200 OK", [("Content-Type", "application/json")], json.dumps(out).encode()
+
+
+class Faults:
+    """Injected API errors, always bounded: at most `count` requests and `seconds` of wall time."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.items: list[dict] = []
+
+    def add(self, spec: dict) -> dict:
+        count = max(1, min(int(spec.get("count", 1)), 1000))
+        seconds = max(0.1, min(float(spec.get("seconds", 60)), 600))
+        fault = {
+            "action": spec.get("action", "*"),
+            "code": spec.get("code", "RequestLimitExceeded"),
+            "status": int(spec.get("status", 503)),
+            "message": spec.get("message", ""),
+            "remaining": count,
+            "until": time.time() + seconds,
+        }
+        with self.lock:
+            self.items.append(fault)
+        return fault
+
+    def take(self, action: str) -> dict | None:
+        if not self.items:
+            return None
+        now = time.time()
+        with self.lock:
+            self.items = [f for f in self.items if f["remaining"] > 0 and f["until"] > now]
+            for f in self.items:
+                if f["action"] in ("*", action):
+                    f["remaining"] -= 1
+                    return dict(f)
+        return None
+
+    def list(self) -> list[dict]:
+        now = time.time()
+        with self.lock:
+            return [f for f in self.items if f["remaining"] > 0 and f["until"] > now]
+
+    def clear(self) -> None:
+        with self.lock:
+            self.items = []
 
 
 class _nullctx:

@@ -218,6 +218,27 @@ def test_unexpected_failures_are_ec2_xml_errors(ec2):
     assert err.value.response["Error"]["Code"]
 
 
+def test_fault_injection_is_bounded(sandbox):
+    import boto3
+    from botocore.config import Config
+
+    client = boto3.client(
+        "ec2",
+        region_name="us-east-1",
+        endpoint_url=sandbox.endpoint,
+        aws_access_key_id=config.ACCESS_KEY,
+        aws_secret_access_key=config.SECRET_KEY,
+        config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
+    )
+    sandbox.inject_fault("DescribeRegions", "RequestLimitExceeded", status=503, count=2, seconds=30)
+    for _ in range(2):
+        with pytest.raises(ClientError) as err:
+            client.describe_regions()
+        assert err.value.response["Error"]["Code"] == "RequestLimitExceeded"
+    assert client.describe_regions()["Regions"]
+    assert sandbox.status()["faults"] == []
+
+
 def test_down_leaves_nothing(sandbox, web):
     print("timings:", json.dumps(TIMINGS))
     restart = not getattr(sandbox, "started_by_fixture", True)
