@@ -151,7 +151,14 @@ class Core:
         handler = getattr(self, f"_after_{action}", None)
         if handler:
             body = handler(params, region, body) or body
-        if action in ("RunInstances", "DescribeInstances", "StartInstances", "StopInstances", "TerminateInstances"):
+        if action in (
+            "RunInstances",
+            "DescribeInstances",
+            "DescribeInstanceStatus",
+            "StartInstances",
+            "StopInstances",
+            "TerminateInstances",
+        ):
             for pattern, repl in _PUBLIC_RES:
                 body = pattern.sub(repl, body)
             body = self._rewrite_states(body)
@@ -349,6 +356,11 @@ class Core:
                 st.find(NS + "code").text = str(STATE_CODES[host.state])
                 st.find(NS + "name").text = host.state
                 changed = True
+                if host.state == "pending":  # DescribeInstanceStatus: checks not passed yet
+                    for check in ("systemStatus", "instanceStatus"):
+                        status = item.find(f"{NS}{check}/{NS}status")
+                        if status is not None:
+                            status.text = "initializing"
         if not changed:
             return body
         return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root)
