@@ -148,8 +148,9 @@ class Sandbox:
         done = server.teardown()
         if config.PID_FILE.exists():
             config.PID_FILE.unlink()
-        if config.ENV_FILE.exists():
-            config.ENV_FILE.unlink()
+        for env_file in (config.ENV_FILE, config.STATE_DIR / "env"):
+            if env_file.exists():
+                env_file.unlink()
         say(
             f"sandbox down; removed {len(done)} objects ({', '.join(sorted({d.split()[0] for d in done}))})"
             if done
