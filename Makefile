@@ -117,3 +117,38 @@ test-aws: venv
 	else \
 	  env -u AWS_ENDPOINT_URL -u AWS_ENDPOINT_URL_EC2 $(BIN)/molecule test -s aws; \
 	fi
+
+# ---------------------------------------------------------------------------- sandbox (issue 3)
+# The local EC2 sandbox: moto's EC2 API on 127.0.0.1 with real hosts (netns + overlayfs +
+# systemd-nspawn) behind it. Needs root. State: /var/lib/bakery-sandbox; base images cached in
+# /var/cache/bakery-sandbox; the environment to source: .build/sandbox/env.
+SANDBOX_PORT ?= 4700
+SANDBOX_ENV := $(CURDIR)/.build/sandbox/env
+SANDBOX_DEBS := debootstrap iptables systemd-container iproute2 openssh-client curl
+export SANDBOX_PORT
+
+.PHONY: sandbox-deps
+sandbox-deps:
+	@[ "$$(id -u)" = 0 ] || { echo "error: the sandbox needs root: run 'sudo make sandbox'" >&2; exit 1; }
+	@missing=""; for p in $(SANDBOX_DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  printf '\n==> %s\n' "apt-get install$$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+
+.PHONY: sandbox
+sandbox: venv sandbox-deps
+	$(call step,sandbox: start the local EC2 endpoint on 127.0.0.1:$(SANDBOX_PORT))
+	$(BIN)/python -m sandbox up
+	@echo "# environment written to $(SANDBOX_ENV): source it with  . $(SANDBOX_ENV)"
+
+.PHONY: sandbox-down
+sandbox-down:
+	$(call step,sandbox: stop it and remove every host, mount, namespace, route and rule)
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m sandbox down; else python3 -m sandbox down; fi
+
+.PHONY: test-sandbox
+test-sandbox: venv sandbox-deps
+	$(call step,sandbox tests (pytest tests/sandbox, as root))
+	$(BIN)/pytest -q -s -p no:cacheprovider tests/sandbox
+# ---------------------------------------------------------------------------- end sandbox

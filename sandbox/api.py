@@ -1,0 +1,158 @@
+"""Python API: Sandbox().up() / .down() / .client(); used by `python -m sandbox` and the pytest fixture."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+from . import config, images, server
+from .errors import SandboxError
+
+
+class Sandbox:
+    def __init__(self, port: int | None = None):
+        self.port = port or config.PORT
+        self.endpoint = config.endpoint(self.port)
+
+    # ------------------------------------------------------------ facts
+    def pid(self) -> int | None:
+        return server.running_pid()
+
+    def env(self) -> dict[str, str]:
+        return dict(line.removeprefix("export ").split("=", 1) for line in self.env_lines())
+
+    def env_lines(self) -> list[str]:
+        return config.env_lines(self.port)
+
+    def answers(self) -> bool:
+        try:
+            urllib.request.urlopen(self.endpoint + "/moto-api/", timeout=2).read()  # noqa: S310 - 127.0.0.1 only
+            return True
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def client(self, region: str = config.REGION):
+        import boto3
+
+        return boto3.client(
+            "ec2",
+            region_name=region,
+            endpoint_url=self.endpoint,
+            aws_access_key_id=config.ACCESS_KEY,
+            aws_secret_access_key=config.SECRET_KEY,
+        )
+
+    def _control(self, path: str, method: str = "GET", data: dict | None = None) -> dict:
+        body = json.dumps(data).encode() if data is not None else None
+        req = urllib.request.Request(self.endpoint + path, data=body, method=method)  # noqa: S310 - 127.0.0.1
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - 127.0.0.1 only
+            return json.loads(resp.read())
+
+    def status(self) -> dict:
+        """Hosts (state, private IP, region), pending images and active faults of the running sandbox."""
+        return self._control("/_sandbox/status")
+
+    def inject_fault(
+        self,
+        action: str = "*",
+        code: str = "RequestLimitExceeded",
+        status: int = 503,
+        count: int = 1,
+        seconds: float = 60,
+    ) -> dict:
+        """Make the next `count` calls of `action` fail with EC2 error `code` (bounded by `seconds`)."""
+        return self._control(
+            "/_sandbox/faults",
+            "POST",
+            {"action": action, "code": code, "status": status, "count": count, "seconds": seconds},
+        )
+
+    def clear_faults(self) -> None:
+        self._control("/_sandbox/faults", "DELETE")
+
+    # ------------------------------------------------------------ start / stop
+    def up(self, say=print, timeout: float = 60) -> None:
+        server.check_root()
+        pid = self.pid()
+        if pid:
+            if self.answers():
+                say(f"sandbox already running (pid {pid}) on {self.endpoint}")
+                self._write_env()
+                return
+            raise SandboxError(
+                f"sandbox process {pid} exists but {self.endpoint} does not answer: run `make sandbox-down`"
+            )
+        server.check_tools()
+        server.check_kernel()
+        server.check_port(self.port)
+        if config.RECORD_FILE.exists():
+            say("cleaning up after a previous sandbox that did not stop cleanly")
+            server.teardown()
+        # Build (or reuse) the base images in the foreground, in parallel, so failures are visible here.
+        with ThreadPoolExecutor(len(images.RECIPES)) as pool:
+            for fut in [pool.submit(images.ensure_image, r, say) for r in images.RECIPES]:
+                fut.result()
+        config.STATE_DIR.mkdir(parents=True, exist_ok=True)
+        start = time.monotonic()
+        env = dict(os.environ, SANDBOX_PORT=str(self.port), PYTHONUNBUFFERED="1")
+        root = str(config.REPO_ROOT)
+        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        with open(config.LOG_FILE, "ab") as logf:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "sandbox", "serve", "--port", str(self.port)],
+                cwd=root,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        while time.monotonic() - start < timeout:
+            if proc.poll() is not None:
+                tail = config.LOG_FILE.read_text(errors="replace").strip().splitlines()[-5:]
+                server.teardown()
+                raise SandboxError(f"sandbox process exited during start ({' | '.join(tail)}); log: {config.LOG_FILE}")
+            if self.answers() and self.pid() == proc.pid:
+                break
+            time.sleep(0.1)
+        else:
+            raise SandboxError(f"endpoint {self.endpoint} did not answer in {timeout:.0f} s; log: {config.LOG_FILE}")
+        say(
+            f"sandbox up (pid {proc.pid}) on {self.endpoint} in {time.monotonic() - start:.1f} s; log {config.LOG_FILE}"
+        )
+        self._write_env()
+
+    def _write_env(self) -> None:
+        config.ENV_FILE.parent.mkdir(parents=True, exist_ok=True)
+        config.ENV_FILE.write_text("\n".join(self.env_lines()) + "\n")
+        (config.STATE_DIR / "env").write_text("\n".join(self.env_lines()) + "\n")
+
+    def down(self, say=print, timeout: float = 60) -> None:
+        server.check_root()
+        pid = self.pid()
+        if pid:
+            os.kill(pid, 15)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and self.pid() == pid:
+                time.sleep(0.1)
+            if self.pid() == pid:
+                os.kill(pid, 9)
+                time.sleep(0.2)
+            say(f"stopped sandbox process {pid}")
+        done = server.teardown()
+        if config.PID_FILE.exists():
+            config.PID_FILE.unlink()
+        for env_file in (config.ENV_FILE, config.STATE_DIR / "env"):
+            if env_file.exists():
+                env_file.unlink()
+        say(
+            f"sandbox down; removed {len(done)} objects ({', '.join(sorted({d.split()[0] for d in done}))})"
+            if done
+            else "sandbox down; nothing was left to remove"
+        )

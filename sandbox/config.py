@@ -1,0 +1,56 @@
+"""Paths, names and constants shared by the sandbox modules."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PREFIX = "bks-"
+BRIDGE = "bks-br0"
+CHAIN_FWD = "BKS-FORWARD"
+CHAIN_IN = "BKS-INPUT"
+CHAIN_NAT = "BKS-POSTROUTING"
+
+HOST = "127.0.0.1"
+PORT = int(os.environ.get("SANDBOX_PORT", "4700"))
+
+# Runtime state (PID file, log, record of what was made, hosts, snapshot layers).
+STATE_DIR = Path(os.environ.get("SANDBOX_STATE_DIR", "/var/lib/bakery-sandbox"))
+# Base images, cached across runs, outside the repository.
+CACHE_DIR = Path(os.environ.get("SANDBOX_CACHE_DIR", "/var/cache/bakery-sandbox"))
+# The env file other targets source (inside the checkout, ignored by git).
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ENV_FILE = Path(os.environ.get("SANDBOX_ENV_FILE", str(REPO_ROOT / ".build" / "sandbox" / "env")))
+
+PID_FILE = STATE_DIR / "sandbox.pid"
+LOG_FILE = STATE_DIR / "sandbox.log"
+RECORD_FILE = STATE_DIR / "record.json"
+HOSTS_DIR = STATE_DIR / "hosts"
+LAYERS_DIR = STATE_DIR / "layers"
+
+ACCOUNT_ID = "123456789012"
+DEBIAN_OWNER = "136693071363"
+ACCESS_KEY = "AKIDSANDBOXEXAMPLE"
+SECRET_KEY = "sandbox-secret-key-not-a-real-secret"  # noqa: S105 - dummy credentials for a local endpoint
+REGION = "us-east-1"
+AMI_REGIONS = ("us-east-1", "eu-west-1")
+
+IMDS_ADDR = "169.254.169.254"
+LOGIN_USER = "admin"
+LOGIN_UID = 1000
+
+EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
+
+
+def endpoint(port: int | None = None) -> str:
+    return f"http://{HOST}:{port or PORT}"
+
+
+def env_lines(port: int | None = None) -> list[str]:
+    return [
+        f"export AWS_ENDPOINT_URL={endpoint(port)}",
+        f"export AWS_ACCESS_KEY_ID={ACCESS_KEY}",
+        f"export AWS_SECRET_ACCESS_KEY={SECRET_KEY}",
+        f"export AWS_DEFAULT_REGION={REGION}",
+        f"export AWS_REGION={REGION}",
+    ]

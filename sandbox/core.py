@@ -1,0 +1,605 @@
+"""The WSGI middleware in front of moto: watches mutating EC2 calls, makes them real, fixes fidelity gaps."""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import logging
+import re
+import shutil
+import threading
+import time
+import traceback
+import uuid
+import xml.etree.ElementTree as ET
+from io import BytesIO
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode
+
+import boto3
+from botocore.config import Config
+
+from . import config, net
+from .errors import SandboxError
+from .hosts import Host
+
+log = logging.getLogger("sandbox")
+NS = "{" + config.EC2_NS.rstrip("/") + "}"
+ET.register_namespace("", config.EC2_NS.rstrip("/"))
+
+STATE_CODES = {
+    "pending": 0,
+    "running": 16,
+    "shutting-down": 32,
+    "terminated": 48,
+    "stopping": 64,
+    "stopped": 80,
+}
+_REGION_RE = re.compile(r"Credential=[^/]+/\d+/([a-z0-9-]+)/ec2/")
+_PUBLIC_RES = [
+    (
+        re.compile(
+            rb"<association><ipOwnerId>[^<]*</ipOwnerId><publicDnsName>[^<]*</publicDnsName>"
+            rb"<publicIp>[^<]*</publicIp></association>"
+        ),
+        b"",
+    ),
+    (re.compile(rb"<ipAddress>[^<]*</ipAddress>"), b""),
+    (re.compile(rb"<dnsName>ec2-[^<]*</dnsName>"), b"<dnsName/>"),
+]
+
+
+def ec2_error(code: str, message: str, status: int = 400) -> tuple[int, bytes]:
+    from xml.sax.saxutils import escape
+
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Response><Errors><Error><Code>{escape(code)}</Code><Message>{escape(message)}</Message></Error>"
+        f"</Errors><RequestID>{uuid.uuid4()}</RequestID></Response>"
+    )
+    return status, body.encode()
+
+
+class Core:
+    """State the sandbox keeps beside moto: hosts, image layers, client tokens."""
+
+    def __init__(self, port: int, base_layers: dict[str, list[str]]):
+        self.port = port
+        self.images: dict[str, list[str]] = dict(base_layers)  # ami id -> lower dirs, top first
+        self.base_ids = set(base_layers)
+        self.pending_images: set[str] = set()
+        self.hosts: dict[str, Host] = {}
+        self.tokens: dict[tuple[str, str], bytes] = {}
+        self.token_lock = threading.Lock()
+        self.oplocks: dict[str, threading.Lock] = {}
+        self._clients: dict[str, object] = {}
+        self.threads: list[threading.Thread] = []
+        self.faults = Faults()
+
+    # ------------------------------------------------------------ internal API client (to ourselves)
+    def ec2(self, region: str):
+        if region not in self._clients:
+            self._clients[region] = boto3.client(
+                "ec2",
+                region_name=region,
+                endpoint_url=config.endpoint(self.port),
+                aws_access_key_id=config.ACCESS_KEY,
+                aws_secret_access_key=config.SECRET_KEY,
+                config=Config(retries={"max_attempts": 2}),
+            )
+        return self._clients[region]
+
+    def spawn(self, instance_id: str, fn, *args) -> None:
+        lock = self.oplocks.setdefault(instance_id, threading.Lock())
+
+        def run():
+            with lock:
+                try:
+                    fn(*args)
+                except Exception:
+                    log.error("host operation %s on %s failed:\n%s", fn.__name__, instance_id, traceback.format_exc())
+
+        t = threading.Thread(target=run, name=f"{fn.__name__}-{instance_id}", daemon=True)
+        self.threads = [x for x in self.threads if x.is_alive()] + [t]
+        t.start()
+
+    # ------------------------------------------------------------ before moto
+    def before(self, action: str, params: dict, region: str) -> tuple[int, bytes] | dict | None:
+        if action == "RunInstances":
+            return self._before_run(params, region)
+        if action == "CreateImage":
+            name = params.get("Name", "")
+            found = self.ec2(region).describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": [name]}])
+            if found["Images"]:
+                return ec2_error(
+                    "InvalidAMIName.Duplicate",
+                    f"AMI name {name} is already in use by AMI {found['Images'][0]['ImageId']}",
+                )
+            # moto fails (HTTP 500) on snapshot tag specifications: keep them for CreateTags afterwards.
+            return _drop_snapshot_tags(params)
+        return None
+
+    def _before_run(self, params: dict, region: str):
+        image = params.get("ImageId", "")
+        if image not in self.images:
+            return None
+        changed = False
+        subnet = params.get("SubnetId") or params.get("NetworkInterface.1.SubnetId")
+        ec2 = self.ec2(region)
+        if not subnet:
+            az = params.get("Placement.AvailabilityZone") or region + "a"
+            subs = ec2.describe_subnets(
+                Filters=[{"Name": "default-for-az", "Values": ["true"]}, {"Name": "availability-zone", "Values": [az]}]
+            )["Subnets"]
+            if not subs:
+                return ec2_error("InvalidParameterValue", f"No default subnet for availability zone {az}")
+            subnet = subs[0]["SubnetId"]
+            if "NetworkInterface.1.DeviceIndex" not in params:
+                params["SubnetId"] = subnet
+                changed = True
+        sub = ec2.describe_subnets(SubnetIds=[subnet])["Subnets"][0]
+        vpc = ec2.describe_vpcs(VpcIds=[sub["VpcId"]])["Vpcs"][0]
+        try:
+            net.ensure_vpc_range(vpc["CidrBlock"])
+        except SandboxError as exc:
+            return ec2_error("InvalidParameterValue", str(exc))
+        return params if changed else None
+
+    # ------------------------------------------------------------ after moto
+    def after(self, action: str, params: dict, region: str, body: bytes) -> bytes:
+        handler = getattr(self, f"_after_{action}", None)
+        if handler:
+            body = handler(params, region, body) or body
+        if action in (
+            "RunInstances",
+            "DescribeInstances",
+            "DescribeInstanceStatus",
+            "StartInstances",
+            "StopInstances",
+            "TerminateInstances",
+        ):
+            for pattern, repl in _PUBLIC_RES:
+                body = pattern.sub(repl, body)
+            body = self._rewrite_states(body)
+        if action == "DescribeImages" and self.pending_images:
+            body = self._rewrite_images(body)
+        return body
+
+    def _after_RunInstances(self, params, region, body):
+        root = ET.fromstring(body)  # noqa: S314 - moto's own response, from this process
+        for item in root.iter(NS + "item"):
+            iid = item.findtext(NS + "instanceId")
+            if not iid or item.findtext(NS + "imageId") not in self.images:
+                continue
+            self._make_host(item, params, region)
+        return None
+
+    def _make_host(self, item, params, region) -> None:
+        iid = item.findtext(NS + "instanceId")
+        ami = item.findtext(NS + "imageId")
+        ip = item.findtext(NS + "privateIpAddress")
+        subnet_id = item.findtext(NS + "subnetId")
+        mac = item.findtext(f"{NS}networkInterfaceSet/{NS}item/{NS}macAddress")
+        az = item.findtext(f"{NS}placement/{NS}availabilityZone")
+        key = item.findtext(NS + "keyName")
+        ec2 = self.ec2(region)
+        cidr = ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]["CidrBlock"]
+        netw = ipaddress.ip_network(cidr)
+        public_key = None
+        if key:
+            kp = ec2.describe_key_pairs(KeyNames=[key], IncludePublicKey=True)["KeyPairs"]
+            public_key = kp[0].get("PublicKey") if kp else None
+        user_data = base64.b64decode(params.get("UserData", "") or b"")
+        host = Host(
+            instance_id=iid,
+            region=region,
+            layers=list(self.images[ami]),
+            ip=ip,
+            prefix=netw.prefixlen,
+            gateway=str(netw.network_address + 1),
+            mac=mac,
+            az=az,
+            public_key=public_key,
+            user_data=user_data,
+        )
+        self.hosts[iid] = host
+        self.spawn(iid, self._boot, host)
+
+    def _boot(self, host: Host) -> None:
+        net.create_host_net(host.instance_id, host.ip, host.prefix, host.gateway, host.mac)
+        self.refresh_firewalls(host.region)
+        host.start()
+
+    def _after_StartInstances(self, params, region, body):
+        for iid in self._ids(params):
+            host = self.hosts.get(iid)
+            if host and host.state in ("stopped", "stopping"):
+                host.state = "pending"
+                self.spawn(iid, host.start)
+
+    def _after_StopInstances(self, params, region, body):
+        for iid in self._ids(params):
+            host = self.hosts.get(iid)
+            if host and host.state not in ("stopped", "terminated"):
+                host.state = "stopping"
+                self.spawn(iid, host.stop)
+
+    def _after_RebootInstances(self, params, region, body):
+        for iid in self._ids(params):
+            host = self.hosts.get(iid)
+            if host and host.state == "running":
+
+                def reboot(h=host):
+                    h.stop()
+                    h.start()
+
+                self.spawn(iid, reboot)
+
+    def _after_TerminateInstances(self, params, region, body):
+        for iid in self._ids(params):
+            host = self.hosts.get(iid)
+            if host and host.state != "terminated":
+                host.state = "shutting-down"
+
+                def destroy(h=host):
+                    h.destroy()
+                    self.hosts.pop(h.instance_id, None)
+                    self.gc_layers()
+                    self.refresh_firewalls(h.region)
+
+                self.spawn(iid, destroy)
+
+    def _after_CreateImage(self, params, region, body):
+        image_id = ET.fromstring(body).findtext(NS + "imageId")  # noqa: S314 - moto's own response
+        tags = params.pop("_snapshot_tags", None)
+        if tags and image_id:
+            self._tag_snapshots(region, image_id, tags)
+        host = self.hosts.get(params.get("InstanceId", ""))
+        if not host or not image_id:
+            return None
+        no_reboot = params.get("NoReboot", "false").lower() == "true"
+        self.pending_images.add(image_id)
+        self.spawn(host.instance_id, self._snapshot, host, image_id, no_reboot)
+        return None
+
+    def _tag_snapshots(self, region, image_id, tags) -> None:
+        img = self.ec2(region).describe_images(ImageIds=[image_id])["Images"][0]
+        snaps = [
+            m["Ebs"]["SnapshotId"] for m in img.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")
+        ]
+        if snaps:
+            self.ec2(region).create_tags(Resources=snaps, Tags=tags)
+
+    def _snapshot(self, host: Host, image_id: str, no_reboot: bool) -> None:
+        restart = host.state == "running" and not no_reboot
+        if restart:
+            host.stop()
+        config.LAYERS_DIR.mkdir(parents=True, exist_ok=True)
+        final = config.LAYERS_DIR / image_id
+        tmp = config.LAYERS_DIR / f".tmp-{image_id}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        net.sh("cp", "-a", str(host.upper), str(tmp))
+        tmp.rename(final)
+        self.images[image_id] = [str(final), *host.layers]
+        self.pending_images.discard(image_id)
+        if restart:
+            host.start()
+
+    def _after_DeregisterImage(self, params, region, body):
+        image_id = params.get("ImageId", "")
+        if image_id in self.images and image_id not in self.base_ids:
+            self.images.pop(image_id, None)
+            self.gc_layers()
+
+    def gc_layers(self) -> None:
+        used = {layer for layers in self.images.values() for layer in layers}
+        used |= {layer for h in self.hosts.values() if h.state != "terminated" for layer in h.layers}
+        if not config.LAYERS_DIR.exists():
+            return
+        for layer in config.LAYERS_DIR.iterdir():
+            if not layer.name.startswith(".tmp-") and str(layer) not in used:
+                shutil.rmtree(layer, ignore_errors=True)
+
+    def _after_AuthorizeSecurityGroupIngress(self, params, region, body):
+        self.spawn("firewall-" + region, self.refresh_firewalls, region)
+
+    _after_RevokeSecurityGroupIngress = _after_AuthorizeSecurityGroupIngress
+    _after_ModifyInstanceAttribute = _after_AuthorizeSecurityGroupIngress
+    _after_ModifyNetworkInterfaceAttribute = _after_AuthorizeSecurityGroupIngress
+
+    @staticmethod
+    def _ids(params: dict) -> list[str]:
+        return [v for k, v in sorted(params.items()) if k.startswith("InstanceId.")]
+
+    # ------------------------------------------------------------ security groups -> iptables in each netns
+    def refresh_firewalls(self, region: str) -> None:
+        hosts = [h for h in self.hosts.values() if h.region == region and h.state not in ("terminated",)]
+        if not hosts:
+            return
+        ec2 = self.ec2(region)
+        res = ec2.describe_instances(InstanceIds=[h.instance_id for h in hosts])
+        groups_of: dict[str, list[str]] = {}
+        for r in res["Reservations"]:
+            for inst in r["Instances"]:
+                gids = {g["GroupId"] for g in inst.get("SecurityGroups", [])}
+                for nic in inst.get("NetworkInterfaces", []):
+                    gids |= {g["GroupId"] for g in nic.get("Groups", [])}
+                groups_of[inst["InstanceId"]] = sorted(gids)
+        all_groups = sorted({g for gs in groups_of.values() for g in gs})
+        perms = {}
+        if all_groups:
+            for sg in ec2.describe_security_groups(GroupIds=all_groups)["SecurityGroups"]:
+                perms[sg["GroupId"]] = sg.get("IpPermissions", [])
+        peers: dict[str, list[str]] = {}
+        for h in hosts:
+            for g in groups_of.get(h.instance_id, []):
+                peers.setdefault(g, []).append(h.ip)
+        for h in hosts:
+            if not Path(f"/run/netns/{h.ns}").exists():
+                continue
+            rules = [p for g in groups_of.get(h.instance_id, []) for p in perms.get(g, [])]
+            net.apply_firewall(h.instance_id, rules, peers)
+
+    # ------------------------------------------------------------ response rewriting
+    def _rewrite_states(self, body: bytes) -> bytes:
+        if not self.hosts or not any(iid.encode() in body for iid in list(self.hosts)):
+            return body
+        root = ET.fromstring(body)  # noqa: S314 - moto's own response, from this process
+        changed = False
+        for tag in ("instanceState", "currentState"):
+            for item in root.iter(NS + "item"):
+                host = self.hosts.get(item.findtext(NS + "instanceId") or "")
+                st = item.find(NS + tag)
+                if host is None or st is None:
+                    continue
+                st.find(NS + "code").text = str(STATE_CODES[host.state])
+                st.find(NS + "name").text = host.state
+                changed = True
+                if host.state == "pending":  # DescribeInstanceStatus: checks not passed yet
+                    for check in ("systemStatus", "instanceStatus"):
+                        status = item.find(f"{NS}{check}/{NS}status")
+                        if status is not None:
+                            status.text = "initializing"
+        if not changed:
+            return body
+        return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root)
+
+    def _rewrite_images(self, body: bytes) -> bytes:
+        pending = set(self.pending_images)
+        if not any(i.encode() in body for i in pending):
+            return body
+        root = ET.fromstring(body)  # noqa: S314 - moto's own response, from this process
+        for item in root.iter(NS + "item"):
+            if item.findtext(NS + "imageId") in pending and item.find(NS + "imageState") is not None:
+                item.find(NS + "imageState").text = "pending"
+        return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root)
+
+    # ------------------------------------------------------------ metadata for the IMDS
+    def metadata_for(self, ip: str) -> dict | None:
+        host = next((h for h in list(self.hosts.values()) if h.ip == ip and h.state != "terminated"), None)
+        if host is None:
+            return None
+        inst = self.ec2(host.region).describe_instances(InstanceIds=[host.instance_id])["Reservations"][0]["Instances"][
+            0
+        ]
+        opts = inst.get("MetadataOptions", {})
+        info = {
+            "ami-id": inst["ImageId"],
+            "instance-id": host.instance_id,
+            "instance-type": inst.get("InstanceType", ""),
+            "local-ipv4": host.ip,
+            "local-hostname": f"{host.hostname}.ec2.internal",
+            "hostname": f"{host.hostname}.ec2.internal",
+            "mac": host.mac or "",
+            "placement/availability-zone": host.az,
+            "placement/region": host.region,
+            "security-groups": "\n".join(g["GroupName"] for g in inst.get("SecurityGroups", [])),
+            "reservation-id": "",
+            "user-data": host.user_data.decode(errors="replace"),
+            "_http_tokens": opts.get("HttpTokens", "optional"),
+            "_http_endpoint": opts.get("HttpEndpoint", "enabled"),
+            "_identity": {
+                "accountId": config.ACCOUNT_ID,
+                "architecture": "x86_64",
+                "availabilityZone": host.az,
+                "imageId": inst["ImageId"],
+                "instanceId": host.instance_id,
+                "instanceType": inst.get("InstanceType", ""),
+                "privateIp": host.ip,
+                "region": host.region,
+            },
+        }
+        if host.public_key:
+            info["public-keys/0/openssh-key"] = host.public_key
+        return info
+
+    # ------------------------------------------------------------ shutdown
+    def shutdown(self) -> None:
+        threads = []
+        for host in list(self.hosts.values()):
+            t = threading.Thread(target=host.destroy, daemon=True)
+            t.start()
+            threads.append(t)
+        for t in threads:
+            t.join(30)
+
+
+def _drop_snapshot_tags(params: dict) -> dict | None:
+    keep, snap_tags, changed = {}, [], False
+    specs: dict[str, dict] = {}
+    for k, v in params.items():
+        m = re.match(r"TagSpecification\.(\d+)\.(.*)", k)
+        if m:
+            specs.setdefault(m.group(1), {})[m.group(2)] = v
+        else:
+            keep[k] = v
+    n = 1
+    for _, spec in sorted(specs.items()):
+        if spec.get("ResourceType") == "snapshot":
+            changed = True
+            i = 1
+            while f"Tag.{i}.Key" in spec:
+                snap_tags.append({"Key": spec[f"Tag.{i}.Key"], "Value": spec.get(f"Tag.{i}.Value", "")})
+                i += 1
+            continue
+        for sk, sv in spec.items():
+            keep[f"TagSpecification.{n}.{sk}"] = sv
+        n += 1
+    if not changed:
+        return None
+    keep["_snapshot_tags"] = snap_tags
+    return keep
+
+
+class Middleware:
+    """WSGI app wrapping moto's: parse the EC2 Query request, call Core before/after, never leak HTML 500s."""
+
+    def __init__(self, app, core: Core):
+        self.app = app
+        self.core = core
+
+    def __call__(self, environ, start_response):
+        try:
+            status, headers, body = self._handle(environ)
+        except Exception as exc:
+            log.error("unexpected failure:\n%s", traceback.format_exc())
+            code, body = ec2_error("InternalError", f"sandbox: {type(exc).__name__}: {exc}", 500)
+            status, headers = f"{code} Internal Server Error", [("Content-Type", "text/xml")]
+        headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+        headers.append(("Content-Length", str(len(body))))
+        start_response(status, headers)
+        return [body]
+
+    def _call_inner(self, environ, raw: bytes):
+        environ["wsgi.input"] = BytesIO(raw)
+        environ["CONTENT_LENGTH"] = str(len(raw))
+        captured = {}
+
+        def sr(status, headers, exc_info=None):
+            captured["status"], captured["headers"] = status, headers
+            return lambda data: None
+
+        chunks = self.app(environ, sr)
+        try:
+            body = b"".join(chunks)
+        finally:
+            if hasattr(chunks, "close"):
+                chunks.close()
+        return captured["status"], captured["headers"], body
+
+    def _handle(self, environ):
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        if environ.get("PATH_INFO", "").startswith("/_sandbox/"):
+            return self._control(environ, raw)
+        auth = environ.get("HTTP_AUTHORIZATION", "")
+        m = _REGION_RE.search(auth)
+        if not m or environ.get("REQUEST_METHOD") != "POST":
+            return self._call_inner(environ, raw)
+        region = m.group(1)
+        params = dict(parse_qsl(raw.decode(), keep_blank_values=True))
+        action = params.get("Action", "")
+        fault = self.core.faults.take(action)
+        if fault:
+            code, body = ec2_error(fault["code"], fault.get("message") or f"sandbox fault injected for {action}",
+                                   int(fault.get("status", 503)))  # fmt: skip
+            return f"{code} Fault", [("Content-Type", "text/xml")], body
+        token_key = None
+        if action == "RunInstances" and params.get("ClientToken"):
+            token_key = (region, params["ClientToken"])
+        with self.core.token_lock if token_key else _nullctx():
+            if token_key and token_key in self.core.tokens:
+                body = self.core.after("DescribeInstances", {}, region, self.core.tokens[token_key])
+                return "200 OK", [("Content-Type", "text/xml")], body
+            pre = self.core.before(action, params, region)
+            if isinstance(pre, tuple):
+                code, body = pre
+                return f"{code} Bad Request", [("Content-Type", "text/xml")], body
+            if isinstance(pre, dict):
+                params = pre
+                raw = urlencode({k: v for k, v in params.items() if not k.startswith("_")}).encode()
+            status, headers, body = self._call_inner(environ, raw)
+            code = int(status.split()[0])
+            if code >= 500 and not body.lstrip().startswith(b"<?xml") and b"<Errors>" not in body[:500]:
+                text = re.sub(rb"<[^>]+>", b" ", body).decode(errors="replace")
+                text = " ".join(text.split())[:300] or "internal error"
+                code, body = ec2_error("InternalError", f"moto could not handle {action}: {text}", 500)
+                return "500 Internal Server Error", [("Content-Type", "text/xml")], body
+            if code == 200:
+                body = self.core.after(action, params, region, body)
+                if token_key:
+                    self.core.tokens[token_key] = body
+            return status, headers, body
+
+    def _control(self, environ, raw: bytes):
+        """Sandbox control API on the same port: /_sandbox/status, /_sandbox/faults (bounded fault injection)."""
+        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
+        if path == "/_sandbox/status":
+            out = {
+                "hosts": {i: {"state": h.state, "ip": h.ip, "region": h.region} for i, h in self.core.hosts.items()},
+                "pending_images": sorted(self.core.pending_images),
+                "faults": self.core.faults.list(),
+            }
+        elif path == "/_sandbox/faults" and method == "POST":
+            out = self.core.faults.add(json.loads(raw or b"{}"))
+        elif path == "/_sandbox/faults" and method == "DELETE":
+            self.core.faults.clear()
+            out = {"faults": []}
+        elif path == "/_sandbox/faults":
+            out = {"faults": self.core.faults.list()}
+        else:
+            return "404 Not Found", [("Content-Type", "application/json")], b'{"error": "not found"}'
+        return "200 OK", [("Content-Type", "application/json")], json.dumps(out).encode()
+
+
+class Faults:
+    """Injected API errors, always bounded: at most `count` requests and `seconds` of wall time."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.items: list[dict] = []
+
+    def add(self, spec: dict) -> dict:
+        count = max(1, min(int(spec.get("count", 1)), 1000))
+        seconds = max(0.1, min(float(spec.get("seconds", 60)), 600))
+        fault = {
+            "action": spec.get("action", "*"),
+            "code": spec.get("code", "RequestLimitExceeded"),
+            "status": int(spec.get("status", 503)),
+            "message": spec.get("message", ""),
+            "remaining": count,
+            "until": time.time() + seconds,
+        }
+        with self.lock:
+            self.items.append(fault)
+        return fault
+
+    def take(self, action: str) -> dict | None:
+        if not self.items:
+            return None
+        now = time.time()
+        with self.lock:
+            self.items = [f for f in self.items if f["remaining"] > 0 and f["until"] > now]
+            for f in self.items:
+                if f["action"] in ("*", action):
+                    f["remaining"] -= 1
+                    return dict(f)
+        return None
+
+    def list(self) -> list[dict]:
+        now = time.time()
+        with self.lock:
+            return [f for f in self.items if f["remaining"] > 0 and f["until"] > now]
+
+    def clear(self) -> None:
+        with self.lock:
+            self.items = []
+
+
+class _nullctx:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False

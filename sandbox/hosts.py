@@ -1,0 +1,229 @@
+"""Real hosts: overlayfs root over image layers, systemd-nspawn --boot inside a per-host netns."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import config, net
+from .errors import SandboxError
+
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL("libc.so.6", use_errno=True)
+
+
+def ssh_answers(ns: str, timeout: float = 0.3) -> bool:
+    """Connect to 127.0.0.1:22 inside the host's namespace (from a thread that joins it)."""
+    result = [False]
+
+    def probe() -> None:
+        try:
+            fd = os.open(f"/run/netns/{ns}", os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            if _libc.setns(fd, CLONE_NEWNET) != 0:
+                return
+            with socket.create_connection(("127.0.0.1", 22), timeout=timeout) as s:
+                s.settimeout(timeout)
+                result[0] = s.recv(4).startswith(b"SSH-")
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+    t = threading.Thread(target=probe, daemon=True)
+    t.start()
+    t.join(timeout + 1)
+    return result[0]
+
+
+@dataclass
+class Host:
+    instance_id: str
+    region: str
+    layers: list[str]  # lower dirs, top first
+    ip: str
+    prefix: int
+    gateway: str
+    mac: str | None
+    az: str
+    public_key: str | None
+    user_data: bytes
+    state: str = "pending"
+    proc: subprocess.Popen | None = None
+    booted_once: bool = False
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    # ------------------------------------------------------------ paths
+    @property
+    def dir(self) -> Path:
+        return config.HOSTS_DIR / self.instance_id
+
+    @property
+    def merged(self) -> Path:
+        return self.dir / "merged"
+
+    @property
+    def upper(self) -> Path:
+        return self.dir / "upper"
+
+    @property
+    def ns(self) -> str:
+        return net.ns_name(self.instance_id)
+
+    @property
+    def hostname(self) -> str:
+        return "ip-" + self.ip.replace(".", "-")
+
+    # ------------------------------------------------------------ lifecycle
+    def mount(self) -> None:
+        for d in ("upper", "work", "merged"):
+            (self.dir / d).mkdir(parents=True, exist_ok=True)
+        if os.path.ismount(self.merged):
+            return
+        net.record_add("mounts", str(self.merged))
+        opts = f"lowerdir={':'.join(self.layers)},upperdir={self.upper},workdir={self.dir / 'work'}"
+        net.sh("mount", "-t", "overlay", "overlay", "-o", opts, str(self.merged))
+
+    def umount(self) -> None:
+        if os.path.ismount(self.merged):
+            net.sh("umount", str(self.merged), check=False)
+            if os.path.ismount(self.merged):
+                net.sh("umount", "-l", str(self.merged), check=False)
+        net.record_remove("mounts", str(self.merged))
+
+    def provision(self) -> None:
+        """cloud-init's job, done from outside before boot: identity, keys, user-data."""
+        m = self.merged
+        (m / "etc/hostname").write_text(self.hostname + "\n")
+        (m / "etc/hosts").write_text(
+            "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n"
+            f"{self.ip} {self.hostname}.ec2.internal {self.hostname}\n" + "".join(MIRROR_PINS)
+        )
+        if self.booted_once:
+            return
+        # First boot of this instance (also first boot of a clone): fresh identity.
+        (m / "etc/machine-id").write_text("")
+        for old in (m / "etc/ssh").glob("ssh_host_*"):
+            old.unlink()
+        for kind in ("ed25519", "ecdsa"):
+            key = m / f"etc/ssh/ssh_host_{kind}_key"
+            net.sh("ssh-keygen", "-q", "-N", "", "-t", kind, "-C", f"root@{self.hostname}", "-f", str(key))
+        lib = m / "var/lib/bakery"
+        lib.mkdir(parents=True, exist_ok=True)
+        (lib / "instance-id").write_text(self.instance_id + "\n")
+        (lib / "user-data").write_bytes(self.user_data)
+        os.chmod(lib / "user-data", 0o600)
+        if self.public_key:
+            ssh_dir = m / f"home/{config.LOGIN_USER}/.ssh"
+            ssh_dir.mkdir(parents=True, exist_ok=True)
+            auth = ssh_dir / "authorized_keys"
+            auth.write_text(self.public_key.strip() + "\n")
+            for p, mode in ((ssh_dir, 0o700), (auth, 0o600)):
+                os.chown(p, config.LOGIN_UID, config.LOGIN_UID)
+                os.chmod(p, mode)
+
+    def start(self) -> None:
+        with self.lock:
+            self.state = "pending"
+            net.host_route(self.ip, True, self.gateway)
+            self.mount()
+            self.provision()
+            log = open(self.dir / "console.log", "ab")  # noqa: SIM115 - handed to the child
+            cmd = [
+                "systemd-nspawn",
+                "--quiet",
+                "--boot",
+                "--register=no",
+                "--keep-unit",
+                f"--network-namespace-path=/run/netns/{self.ns}",
+                "--console=passive",
+                f"--machine={self.ns}",
+                f"--hostname={self.hostname}",
+                "--resolv-conf=off",
+                "--timezone=off",
+                "--link-journal=no",
+                f"--directory={self.merged}",
+            ]
+            self.proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+            log.close()
+            net.record_add("pids", [self.proc.pid, self.ns])
+            self.booted_once = True
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self.state = "stopped"
+                raise SandboxError(f"host {self.instance_id} exited during boot; see {self.dir / 'console.log'}")
+            if ssh_answers(self.ns):
+                self.state = "running"
+                return
+            time.sleep(0.1)
+        self.state = "running"  # AWS would say running too; sshd is just slow
+
+    def stop(self, timeout: float = 15) -> None:
+        with self.lock:
+            self.state = "stopping"
+            proc, self.proc = self.proc, None
+            if proc and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)  # nspawn asks the container's systemd to power off
+                try:
+                    proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(5)
+            if proc:
+                net.record_remove("pids", [proc.pid, self.ns])
+            self.umount()
+            net.host_route(self.ip, False)
+            self.state = "stopped"
+
+    def destroy(self) -> None:
+        self.stop(timeout=10)
+        net.delete_host_net(self.instance_id, self.ip)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.state = "terminated"
+
+
+MIRROR_PINS: list[str] = []  # "IP name\n" lines, set by the server at start
+
+
+def kill_recorded(pids: list) -> None:
+    """After a crash: stop the nspawn processes the record names (checking they are ours)."""
+    for pid, ns in pids:
+        with contextlib.suppress(OSError):
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if not cmdline or b"systemd-nspawn" not in cmdline[0] or f"--machine={ns}".encode() not in cmdline:
+                continue
+            os.kill(pid, signal.SIGTERM)
+            for _ in range(100):
+                if not Path(f"/proc/{pid}").exists():
+                    break
+                time.sleep(0.1)
+            else:
+                os.kill(pid, signal.SIGKILL)
+
+
+def unmount_all() -> list[str]:
+    done = []
+    mounts = Path("/proc/self/mounts").read_text().splitlines()
+    prefix = str(config.HOSTS_DIR) + "/"
+    for line in reversed(mounts):
+        target = line.split()[1]
+        if target.startswith(prefix):
+            net.sh("umount", target, check=False)
+            if os.path.ismount(target):
+                net.sh("umount", "-l", target, check=False)
+            done.append(f"mount {target}")
+    return done

@@ -1,0 +1,137 @@
+"""The sandbox process: checks, base images, moto + middleware on 127.0.0.1, IMDS; and teardown."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import shutil
+import signal
+import socket
+import sys
+import threading
+from pathlib import Path
+
+from . import config, hosts, images, net
+from .errors import SandboxError
+
+
+# ---------------------------------------------------------------- preconditions
+def check_root() -> None:
+    if os.geteuid() != 0:
+        raise SandboxError("the sandbox needs root (network namespaces, mounts, iptables): run `sudo make sandbox`")
+
+
+def check_tools() -> None:
+    missing = [t for t in ("debootstrap", "systemd-nspawn", "iptables", "ip", "ssh-keygen") if not shutil.which(t)]
+    if missing:
+        raise SandboxError(
+            f"missing programs: {', '.join(missing)}; `make sandbox` installs them "
+            "(apt-get install -y debootstrap iptables systemd-container iproute2 openssh-client)"
+        )
+
+
+def check_kernel() -> None:
+    fs = Path("/proc/filesystems").read_text()
+    if "overlay" not in fs:
+        net.sh("modprobe", "overlay", check=False)
+        if "overlay" not in Path("/proc/filesystems").read_text():
+            raise SandboxError("kernel has no overlayfs (modprobe overlay failed): use a kernel with CONFIG_OVERLAY_FS")
+    if not Path("/proc/self/ns/net").exists():
+        raise SandboxError("kernel has no network namespaces (CONFIG_NET_NS): use a kernel that supports them")
+    probe = net.sh("ip", "link", "add", "bks-probe0", "type", "veth", "peer", "name", "bks-probe1", check=False)
+    if probe.returncode != 0:
+        raise SandboxError(f"cannot create veth pairs ({probe.stderr.strip()}): load the veth module (modprobe veth)")
+    net.sh("ip", "link", "del", "bks-probe0", check=False)
+    if net.sh("iptables", "-w", "-S", "INPUT", check=False).returncode != 0:
+        raise SandboxError("iptables does not work on this kernel (nf_tables/ip_tables missing): load the modules")
+
+
+def check_port(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((config.HOST, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise SandboxError(
+                    f"port {port} on {config.HOST} is in use by another process: stop it, "
+                    "or choose another port with SANDBOX_PORT=NNNN"
+                ) from exc
+            raise
+
+
+def running_pid() -> int | None:
+    try:
+        pid = int(config.PID_FILE.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return pid if b"sandbox" in cmdline and b"serve" in cmdline else None
+
+
+# ---------------------------------------------------------------- the process
+def serve(port: int) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    log = logging.getLogger("sandbox")
+    bases = [images.ensure_image(r, say=log.info) for r in images.RECIPES]
+    config.STATE_DIR.mkdir(parents=True, exist_ok=True)
+    amis = config.STATE_DIR / "amis.json"
+    images.write_amis_file(bases, amis)
+    os.environ["MOTO_AMIS_PATH"] = str(amis)
+    os.environ.setdefault("MOTO_ACCOUNT_ID", config.ACCOUNT_ID)
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import make_server
+
+    from . import imds
+    from .core import Core, Middleware
+
+    mirror = images.machine_mirror()
+    mirror_hostnames = images.mirror_hosts(mirror)
+    addrs = net.mirror_ips(mirror_hostnames)
+    hosts.MIRROR_PINS[:] = [f"{addrs[0]} {h}\n" for h in mirror_hostnames] if addrs else []
+    net.setup_bridge(addrs)
+    core = Core(port, {b.ami_id: [str(b.root)] for b in bases})
+    imds.start(core)
+    app = Middleware(DomainDispatcherApplication(create_backend_app), core)
+    srv = make_server(config.HOST, port, app, threaded=True)
+    config.PID_FILE.write_text(f"{os.getpid()}\n")
+
+    def stop(signum, frame):
+        threading.Thread(target=srv.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info("serving EC2 on %s (base images: %s)", config.endpoint(port), ", ".join(b.name for b in bases))
+
+    def warm():  # moto loads its ~1,300 default AMIs lazily; do it before the first client waits
+        for region in config.AMI_REGIONS:
+            with contextlib.suppress(Exception):
+                core.ec2(region).describe_images(ImageIds=[bases[0].ami_id])
+
+    threading.Thread(target=warm, daemon=True).start()
+    try:
+        srv.serve_forever()
+    finally:
+        log.info("stopping hosts")
+        core.shutdown()
+        with contextlib.suppress(OSError):
+            config.PID_FILE.unlink()
+
+
+# ---------------------------------------------------------------- teardown (also after a crash)
+def teardown() -> list[str]:
+    rec = net.load_record()
+    hosts.kill_recorded(rec.get("pids", []))
+    done = hosts.unmount_all()
+    done += net.teardown()
+    for d in (config.HOSTS_DIR, config.LAYERS_DIR):
+        shutil.rmtree(d, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        config.RECORD_FILE.unlink()
+    return done

@@ -1,0 +1,70 @@
+"""Helpers for the sandbox tests (waiting for states, SSH with the system client)."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+SSH_OPTS = [
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "LogLevel=ERROR",
+    "-o",
+    "ConnectTimeout=5",
+    "-o",
+    "BatchMode=yes",
+]
+
+
+def base_ami(ec2, version: str) -> dict:
+    images = ec2.describe_images(
+        Owners=["136693071363"], Filters=[{"Name": "name", "Values": [f"debian-{version}-amd64-*"]}]
+    )["Images"]
+    assert images, f"no Debian {version} base AMI"
+    return max(images, key=lambda i: i["CreationDate"])
+
+
+def wait_state(ec2, instance_id: str, state: str, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        inst = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+        if inst["State"]["Name"] == state:
+            return inst
+        assert time.monotonic() < deadline, f"{instance_id} still {inst['State']['Name']}, wanted {state}"
+        time.sleep(0.2)
+
+
+def wait_image(ec2, image_id: str, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        img = ec2.describe_images(ImageIds=[image_id])["Images"][0]
+        if img["State"] == "available":
+            return img
+        assert time.monotonic() < deadline, f"{image_id} still {img['State']}"
+        time.sleep(0.2)
+
+
+def ssh(key: Path, ip: str, command: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
+    res = subprocess.run(
+        ["ssh", *SSH_OPTS, "-i", str(key), f"admin@{ip}", command],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check:
+        assert res.returncode == 0, f"ssh {ip} {command!r}: rc={res.returncode} {res.stderr}"
+    return res
+
+
+def wait_ssh(key: Path, ip: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        res = ssh(key, ip, "true", timeout=10, check=False)
+        if res.returncode == 0:
+            return
+        assert time.monotonic() < deadline, f"ssh to {ip} never worked: {res.stderr}"
+        time.sleep(0.3)

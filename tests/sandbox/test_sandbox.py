@@ -1,0 +1,258 @@
+"""Issue 3 "Done when": real hosts behind the sandbox's EC2 API (run as root: make test-sandbox)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError
+from sandbox_helpers import base_ami, ssh, wait_image, wait_ssh, wait_state
+
+from sandbox import config
+
+TIMINGS: dict[str, float] = {}
+
+
+def launch(ec2, ami, key_name, group, **kw) -> tuple[str, float]:
+    t0 = time.monotonic()
+    res = ec2.run_instances(
+        ImageId=ami, MinCount=1, MaxCount=1, InstanceType="t3.micro", KeyName=key_name, SecurityGroupIds=[group], **kw
+    )
+    iid = res["Instances"][0]["InstanceId"]
+    assert res["Instances"][0]["State"]["Name"] == "pending"
+    inst = wait_state(ec2, iid, "running")
+    return iid, time.monotonic() - t0, inst
+
+
+def host_objects(instance_id: str) -> dict[str, bool]:
+    ns = f"bks-{instance_id}"
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    mounts = Path("/proc/self/mounts").read_text()
+    return {
+        "netns": ns in netns,
+        "mount": f"/hosts/{instance_id}/" in mounts,
+        "dir": (config.HOSTS_DIR / instance_id).exists(),
+    }
+
+
+@pytest.fixture(scope="module")
+def web(sandbox, ec2, tmp_path_factory, open_group):
+    """One Debian 12 host launched with a new CreateKeyPair key; nginx installed by the first test."""
+    name = f"web-{uuid.uuid4().hex[:8]}"
+    key = tmp_path_factory.mktemp("web") / "id"
+    key.write_text(ec2.create_key_pair(KeyName=name)["KeyMaterial"])
+    key.chmod(0o600)
+    ami = base_ami(ec2, "12")
+    iid, took, inst = launch(ec2, ami["ImageId"], name, open_group)
+    TIMINGS["run_to_running_s"] = took
+    yield {"id": iid, "ip": inst["PrivateIpAddress"], "key": key, "inst": inst, "group": open_group}
+    if sandbox.pid():
+        with contextlib.suppress(ClientError):  # the down test may have restarted it: instance gone
+            ec2.terminate_instances(InstanceIds=[iid])
+
+
+@pytest.fixture(scope="module")
+def open_group(ec2):
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    gid = ec2.create_security_group(GroupName=f"ssh-{uuid.uuid4().hex[:8]}", Description="ssh", VpcId=vpc)["GroupId"]
+    ec2.authorize_security_group_ingress(
+        GroupId=gid,
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}],
+    )
+    return gid
+
+
+def test_base_amis_look_like_debian(ec2, sandbox):
+    for region in config.AMI_REGIONS:
+        client = sandbox.client(region)
+        for version in ("12", "13"):
+            img = base_ami(client, version)
+            assert img["OwnerId"] == "136693071363"
+            assert img["Architecture"] == "x86_64"
+            assert img["RootDeviceName"] == "/dev/xvda"
+            assert img["Name"].startswith(f"debian-{version}-amd64-")
+            assert img["State"] == "available"
+
+
+def test_launch_ssh_systemd_apt(ec2, web):
+    inst = web["inst"]
+    assert "PublicIpAddress" not in inst, "sandbox instances must have no public IP"
+    assert inst["PrivateIpAddress"].startswith("172.31.")
+    assert TIMINGS["run_to_running_s"] < 15
+    wait_ssh(web["key"], web["ip"])
+    state = ssh(web["key"], web["ip"], "systemctl is-system-running --wait || true").stdout.strip()
+    assert state in ("running", "degraded"), state
+    assert ssh(web["key"], web["ip"], "hostname").stdout.strip() == "ip-" + web["ip"].replace(".", "-")
+    ssh(
+        web["key"],
+        web["ip"],
+        "sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx",
+    )
+    ssh(web["key"], web["ip"], "systemctl is-active nginx && echo sandbox-marker | sudo tee /etc/bakery-marker")
+
+
+def test_port_80_closed_until_ingress_allows(ec2, web):
+    url = f"http://{web['ip']}/"
+    probe = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--connect-timeout", "2", url]
+    assert subprocess.run(probe, capture_output=True, text=True).stdout != "200"
+    ec2.authorize_security_group_ingress(
+        GroupId=web["group"],
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}],
+    )
+    deadline = time.monotonic() + 10
+    while subprocess.run(probe, capture_output=True, text=True).stdout != "200":
+        assert time.monotonic() < deadline, "port 80 still closed after the ingress rule"
+        time.sleep(0.3)
+
+
+def test_imdsv2_required(ec2, web):
+    key, ip = web["key"], web["ip"]
+    get = "curl -s -o /dev/null -w '%{http_code}' http://169.254.169.254/latest/meta-data/instance-id"
+    assert ssh(key, ip, get).stdout == "200"  # optional by default
+    ec2.modify_instance_metadata_options(InstanceId=web["id"], HttpTokens="required", HttpEndpoint="enabled")
+    assert ssh(key, ip, get).stdout == "401"
+    with_token = (
+        "T=$(curl -s -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' http://169.254.169.254/latest/api/token);"
+        ' curl -s -H "X-aws-ec2-metadata-token: $T" http://169.254.169.254/latest/meta-data/instance-id;'
+        ' echo; curl -s -H "X-aws-ec2-metadata-token: $T" http://169.254.169.254/latest/meta-data/placement/availability-zone'
+    )
+    out = ssh(key, ip, with_token).stdout.split()
+    assert out == [web["id"], web["inst"]["Placement"]["AvailabilityZone"]]
+
+
+def test_clone_has_the_files_and_its_own_identity(ec2, web, tmp_path):
+    key, ip = web["key"], web["ip"]
+    t0 = time.monotonic()
+    image_id = ec2.create_image(InstanceId=web["id"], Name=f"web-{uuid.uuid4().hex[:8]}")["ImageId"]
+    assert ec2.describe_images(ImageIds=[image_id])["Images"][0]["State"] == "pending"
+    wait_image(ec2, image_id)
+    TIMINGS["create_image_to_available_s"] = time.monotonic() - t0
+    # the clone uses an ImportKeyPair key
+    clone_key = tmp_path / "clone"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(clone_key)], check=True)
+    kname = f"imported-{uuid.uuid4().hex[:8]}"
+    ec2.import_key_pair(KeyName=kname, PublicKeyMaterial=(tmp_path / "clone.pub").read_bytes())
+    cid, _, clone = launch(ec2, image_id, kname, web["group"])
+    cip = clone["PrivateIpAddress"]
+    assert cip != ip
+    wait_ssh(clone_key, cip)
+    assert ssh(clone_key, cip, "cat /etc/bakery-marker").stdout.strip() == "sandbox-marker"
+    assert ssh(clone_key, cip, "systemctl is-active nginx").stdout.strip() == "active"
+    assert ssh(clone_key, cip, "hostname").stdout.strip() != ssh(key, ip, "hostname").stdout.strip()
+    hostkey = "cat /etc/ssh/ssh_host_ed25519_key.pub | cut -d' ' -f2"
+    wait_ssh(key, ip)  # the source was stopped for the copy (no NoReboot) and is back
+    assert ssh(clone_key, cip, hostkey).stdout != ssh(key, ip, hostkey).stdout
+    # terminate removes the host
+    assert all(host_objects(cid).values())
+    ec2.terminate_instances(InstanceIds=[cid])
+    wait_state(ec2, cid, "terminated")
+    assert not any(host_objects(cid).values()), host_objects(cid)
+    # the image's files go once it is deregistered and nothing uses them
+    ec2.deregister_image(ImageId=image_id)
+    deadline = time.monotonic() + 10
+    while (config.LAYERS_DIR / image_id).exists():
+        assert time.monotonic() < deadline, "image layer not freed"
+        time.sleep(0.2)
+
+
+def test_duplicate_image_name_fails(ec2, web):
+    name = f"dup-{uuid.uuid4().hex[:8]}"
+    first = ec2.create_image(InstanceId=web["id"], Name=name, NoReboot=True)["ImageId"]
+    with pytest.raises(ClientError) as err:
+        ec2.create_image(InstanceId=web["id"], Name=name, NoReboot=True)
+    assert err.value.response["Error"]["Code"] == "InvalidAMIName.Duplicate"
+    wait_image(ec2, first)
+    ec2.deregister_image(ImageId=first)
+
+
+def test_same_client_token_gives_one_instance(ec2, web):
+    ami = base_ami(ec2, "12")["ImageId"]
+    token = uuid.uuid4().hex
+    kw = {"ImageId": ami, "MinCount": 1, "MaxCount": 1, "ClientToken": token, "SecurityGroupIds": [web["group"]]}
+    a = ec2.run_instances(**kw)
+    b = ec2.run_instances(**kw)
+    assert a["ReservationId"] == b["ReservationId"]
+    assert [i["InstanceId"] for i in a["Instances"]] == [i["InstanceId"] for i in b["Instances"]]
+    found = ec2.describe_instances(Filters=[{"Name": "image-id", "Values": [ami]}])["Reservations"]
+    assert sum(1 for r in found if r["ReservationId"] == a["ReservationId"]) == 1
+    ec2.terminate_instances(InstanceIds=[a["Instances"][0]["InstanceId"]])
+
+
+def test_debian13_boots_and_runs_user_data(ec2, web, tmp_path):
+    ami = base_ami(ec2, "13")["ImageId"]
+    kname = f"d13-{uuid.uuid4().hex[:8]}"
+    key = tmp_path / "id"
+    key.write_text(ec2.create_key_pair(KeyName=kname)["KeyMaterial"])
+    key.chmod(0o600)
+    script = "#!/bin/sh\necho ran-$(date +%s) > /var/lib/user-data-ran\n"
+    iid, _, inst = launch(ec2, ami, kname, web["group"], UserData=script)
+    ip = inst["PrivateIpAddress"]
+    wait_ssh(key, ip)
+    state = ssh(key, ip, "systemctl is-system-running --wait || true").stdout.strip()
+    assert state in ("running", "degraded"), state
+    assert "trixie" in ssh(key, ip, "cat /etc/os-release").stdout
+    assert ssh(key, ip, "cat /var/lib/user-data-ran").stdout.startswith("ran-")
+    ec2.terminate_instances(InstanceIds=[iid])
+
+
+def test_moto_catalogue_amis_are_api_only(ec2):
+    images = ec2.describe_images(Owners=["amazon"])["Images"]
+    ami = next(i["ImageId"] for i in images if i["OwnerId"] != "136693071363")
+    res = ec2.run_instances(ImageId=ami, MinCount=3, MaxCount=3)
+    ids = [i["InstanceId"] for i in res["Instances"]]
+    found = ec2.describe_instances(InstanceIds=ids)["Reservations"][0]["Instances"]
+    assert {i["State"]["Name"] for i in found} == {"running"}
+    assert not any(any(host_objects(i).values()) for i in ids)
+    ec2.terminate_instances(InstanceIds=ids)
+
+
+def test_unexpected_failures_are_ec2_xml_errors(ec2):
+    # moto answers an unimplemented filter with an HTML 500; the sandbox turns it into an EC2 error
+    with pytest.raises(ClientError) as err:
+        ec2.describe_instances(Filters=[{"Name": "client-token", "Values": ["x"]}])
+    assert err.value.response["Error"]["Code"]
+
+
+def test_fault_injection_is_bounded(sandbox):
+    import boto3
+    from botocore.config import Config
+
+    client = boto3.client(
+        "ec2",
+        region_name="us-east-1",
+        endpoint_url=sandbox.endpoint,
+        aws_access_key_id=config.ACCESS_KEY,
+        aws_secret_access_key=config.SECRET_KEY,
+        config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
+    )
+    sandbox.inject_fault("DescribeRegions", "RequestLimitExceeded", status=503, count=2, seconds=30)
+    for _ in range(2):
+        with pytest.raises(ClientError) as err:
+            client.describe_regions()
+        assert err.value.response["Error"]["Code"] == "RequestLimitExceeded"
+    assert client.describe_regions()["Regions"]
+    assert sandbox.status()["faults"] == []
+
+
+def test_down_leaves_nothing(sandbox, web):
+    print("timings:", json.dumps(TIMINGS))
+    restart = not getattr(sandbox, "started_by_fixture", True)
+    sandbox.down(say=print)
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert "bks-" not in netns
+    assert str(config.HOSTS_DIR) not in Path("/proc/self/mounts").read_text()
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    assert ": bks" not in links
+    routes = subprocess.run(["ip", "route", "show", "table", "all"], capture_output=True, text=True).stdout
+    assert "bks-" not in routes and "172.31." not in routes
+    for table in ("filter", "nat"):
+        rules = subprocess.run(["iptables", "-w", "-t", table, "-S"], capture_output=True, text=True).stdout
+        assert "BKS-" not in rules and "bks-" not in rules
+    assert not config.RECORD_FILE.exists()
+    if restart:
+        sandbox.up(say=print)  # it was running before the tests: leave it running
