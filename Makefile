@@ -63,7 +63,9 @@ lint: ruff ansible-lint
 sanity: venv
 	$(call step,ansible-test sanity (python 3.11))
 	@rm -rf $(SANITY_ROOT) && mkdir -p $(SANITY_COLL)
-	@git ls-files -z --cached --others --exclude-standard | xargs -0 -I{} cp --parents -a {} $(SANITY_COLL)/ 2>/dev/null || true
+	@# The collection's content: what ships (sandbox/ and bench/ are not part of it; ruff checks them).
+	@git ls-files -z --cached --others --exclude-standard -- . ':!sandbox' ':!bench' ':!tests/sandbox' ':!tests/bench' \
+	  | xargs -0 -I{} cp --parents -a {} $(SANITY_COLL)/
 	@# ansible-test fetches a pip bootstrap script from a host outside the package registries; give it ours.
 	@v=$$(sed -n "s/^ *pip='\([0-9.]*\)',/\1/p" $(VENV)/lib/python3.11/site-packages/ansible_test/_internal/python_requirements.py); \
 	  mkdir -p $$HOME/.ansible/test/cache && cp tests/sanity/bootstrap_pip.py "$$HOME/.ansible/test/cache/get_pip_$${v//./_}.py"
@@ -92,7 +94,7 @@ ee-context: build
 	$(BIN)/ansible-builder create -f execution-environment.yml -c .build/ee/context --output-filename Containerfile
 
 .PHONY: test
-test: lint sanity unit integration test-app
+test: lint sanity unit integration test-app test-sandbox test-aws
 	@printf '\n==> make test: every step passed\n'
 
 .PHONY: clean
