@@ -154,3 +154,34 @@ test-sandbox: venv sandbox-deps
 	$(call step,sandbox tests (pytest tests/sandbox, as root))
 	$(BIN)/pytest -q -s -p no:cacheprovider tests/sandbox
 # ---------------------------------------------------------------------------- end sandbox
+
+# --- the flow on the sandbox -----------------------------------------------------------------------
+FLOW_INVENTORY := playbooks/inventory/bakery.instances.yml
+
+.PHONY: demo
+demo: sandbox
+	$(call step,the whole flow on the sandbox: ansible-playbook -i $(FLOW_INVENTORY) playbooks/flow.yml)
+	set -a && . $(SANDBOX_ENV) && set +a && \
+	  $(BIN)/ansible-playbook -i $(FLOW_INVENTORY) playbooks/flow.yml
+
+.PHONY: demo-clean
+demo-clean: venv
+	$(call step,teardown of the flow, then stop the sandbox)
+	@if [ -f $(SANDBOX_ENV) ] && curl -fsS -o /dev/null "http://127.0.0.1:$(SANDBOX_PORT)/_sandbox/status"; then \
+	  set -a && . $(SANDBOX_ENV) && set +a && \
+	  $(BIN)/ansible-playbook -i $(FLOW_INVENTORY) playbooks/teardown.yml; \
+	else echo "sandbox not running: nothing to tear down"; fi
+	$(MAKE) --no-print-directory sandbox-down
+
+# Molecule scenarios on the sandbox (started here when not running; stopped only if started here).
+.PHONY: test-molecule
+test-molecule: venv sandbox-deps
+	$(call step,molecule scenarios webserver and flow on the sandbox)
+	@started=0; \
+	if ! curl -fsS -o /dev/null "http://127.0.0.1:$(SANDBOX_PORT)/_sandbox/status" 2>/dev/null; then \
+	  $(BIN)/python -m sandbox up >/dev/null && started=1; fi; \
+	set -a && . $(SANDBOX_ENV) && set +a; rc=0; \
+	$(BIN)/molecule test -s webserver || rc=$$?; \
+	[ $$rc -ne 0 ] || $(BIN)/molecule test -s flow || rc=$$?; \
+	if [ $$started = 1 ]; then $(BIN)/python -m sandbox down >/dev/null; fi; \
+	exit $$rc
