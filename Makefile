@@ -23,13 +23,14 @@ step = @printf '\n==> %s\n' "$(1)"
 
 .PHONY: help
 help:
-	@echo "make demo      set up, start the sandbox, run the whole flow (launch, configure, image, clone)"
-	@echo "make test      set up and run every check: lint, sanity, unit, integration, Molecule"
-	@echo "make venv      create the project virtualenv ($(VENV)) from requirements-dev.txt"
-	@echo "make lint      ruff + ansible-lint (production profile)"
-	@echo "make sanity    ansible-test sanity"
-	@echo "make unit      unit tests (botocore Stubber)"
-	@echo "make integration  integration tests against a local moto server"
+	@echo "make demo          set up, start the sandbox, run the whole flow (launch, configure, image, clone)"
+	@echo "make demo-clean    tear the flow down and stop the sandbox"
+	@echo "make test          set up and run every check: lint, sanity, unit, integration, app, sandbox, Molecule"
+	@echo "make sandbox       start the local EC2 sandbox on 127.0.0.1:$(SANDBOX_PORT) (root)"
+	@echo "make sandbox-down  stop it and remove every host, mount, namespace, route and rule it made"
+	@echo "make venv          create the project virtualenv ($(VENV)) from requirements-dev.txt"
+	@echo "make lint | sanity | unit | integration | test-app | test-sandbox | test-molecule | test-aws"
+	@echo "make build         the collection tarball in .build/dist;  make ee-context: execution environment context"
 
 $(BIN)/.stamp: requirements-dev.txt requirements.txt
 	$(call step,virtualenv $(VENV) from requirements-dev.txt)
