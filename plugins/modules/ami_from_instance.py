@@ -38,8 +38,8 @@ options:
   name:
     description:
       - Name of the image, which identifies it in the account and region.
-      - 3 to 128 characters of letters, digits, spaces and C(\( \) [ ] . / - ' @ _), as EC2 requires;
-        checked before any call.
+      - As EC2 requires, 3 to 128 characters of letters, digits, spaces, parentheses, square brackets, periods,
+        slashes, dashes, single quotes, at signs and underscores; checked before any call.
     type: str
     required: true
   description:
@@ -64,8 +64,8 @@ options:
     default: true
   on_exists:
     description:
-      - What to do when an image of the account already has this name (in a region of O(copy_to_regions):
-        a copy with this name).
+      - What to do when an image of the account already has this name (or, in a region of O(copy_to_regions),
+        a copy has it).
       - V(keep) returns the existing image (waiting for it when it is still pending), and only reconciles
         its tags and launch permissions.
       - V(replace) deregisters the existing image, deletes its snapshots, and creates a new image; copies in
@@ -101,7 +101,7 @@ options:
   wait_timeout:
     description:
       - How many seconds to wait in total, for the image and its copies together. When the time is up the task
-        fails (nothing is removed: a rerun finds the image by name and waits again).
+        fails, and nothing is removed; a rerun finds the image by name and waits again.
     type: int
     default: 1800
 extends_documentation_fragment:
