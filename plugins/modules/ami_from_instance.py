@@ -477,9 +477,12 @@ def launch_users(client, image_id):
 
 
 def create_image(client, request):
-    """Return ``(image_id, created)``; a name that EC2 finds taken returns the image of that name."""
+    """Return ``(image, created)``; a name that EC2 finds taken returns the image of that name.
+
+    A created image is returned as ``{"ImageId": ...}``; :func:`settle` fetches it.
+    """
     try:
-        return client.call("create_image", **request)["ImageId"], True
+        return {"ImageId": client.call("create_image", **request)["ImageId"]}, True
     except AwsError as err:
         if err.code != "InvalidAMIName.Duplicate":
             raise
@@ -491,7 +494,7 @@ def create_image(client, request):
         what=f"image {request['Name']!r} that CreateImage says exists",
         describe=lambda images: "not listed",
     )
-    return found[0]["ImageId"], False
+    return found[0], False
 
 
 def remove_image(client, changes, image):
@@ -532,6 +535,15 @@ def wait_available(client, image_id, timeout, operation):
         f"image {image_id} ({image.get('Name')!r}) in {client.region} ended {image['State']}: "
         f"{reason.get('Message') or 'EC2 gave no reason'}{removed}",
     )
+
+
+def settle(client, image, wait, deadline, operation):
+    """The image as EC2 describes it: waited for until available when ``wait``, else as it is now."""
+    if image.get("State") == "available" or (not wait and "State" in image):
+        return image
+    if wait:
+        return wait_available(client, image["ImageId"], max(0.0, deadline - time.monotonic()), operation)
+    return fetch_image(client, image["ImageId"])
 
 
 def reconcile(client, changes, image, desired, purge, users):
@@ -598,9 +610,9 @@ def bake_copy(client, found, source, source_region, source_tags, params, deadlin
         }
         if source.get("Description"):
             request["Description"] = source["Description"]
-        image = fetch_image(client, client.call("copy_image", **request)["ImageId"])
-    if params["wait"] and not check_mode:
-        image = wait_available(client, image["ImageId"], max(0.0, deadline - time.monotonic()), "CopyImage")
+        image = {"ImageId": client.call("copy_image", **request)["ImageId"]}
+    if not check_mode:
+        image = settle(client, image, params["wait"], deadline, "CopyImage")
     tags, users = reconcile(client, changes, image, desired, purge_of(params), params["launch_permissions"])
     return image, tags, users, changes
 
@@ -681,13 +693,13 @@ def run(module):
     found_copies = {region: find_images(c, params["name"]) for region, c in copy_clients.items()}
     if params["on_exists"] == "fail":
         refuse_existing(module, client.region, found, found_copies)
-    before = diff_before(client, params, found, found_copies)
+    before = diff_before(client, params, found, found_copies) if module.module._diff else None
 
     changes = Changes(module.check_mode)
     image, tags = bake_image(client, changes, params, instance, found)
     copies_needed = any(not imgs or params["on_exists"] == "replace" for imgs in found_copies.values())
-    if image is not None and not module.check_mode and (params["wait"] or copies_needed):
-        image = wait_available(client, image["ImageId"], max(0.0, deadline - time.monotonic()), "CreateImage")
+    if image is not None and not module.check_mode:
+        image = settle(client, image, params["wait"] or copies_needed, deadline, "CreateImage")
     users = params["launch_permissions"]
     if image is not None:
         tags, users = reconcile(client, changes, image, tags, purge_of(params), users)
@@ -748,11 +760,11 @@ def bake_image(client, changes, params, instance, found):
     request = create_request(params, instance, tags)
     if not changes.will(f"create image {params['name']!r} from {instance['InstanceId']} ({client.region})"):
         return None, tags
-    image_id, created = create_image(client, request)
+    image, created = create_image(client, request)
     if not created:  # the image of that name is kept, like one found by the lookup
         changes.actions.pop()
         tags = without_lineage(params["tags"] or {})
-    return fetch_image(client, image_id), tags
+    return image, tags
 
 
 if __name__ == "__main__":
