@@ -579,7 +579,8 @@ def reconcile(client, changes, image, desired, purge, users):
 def apply_tags(client, changes, current_by_id, desired, purge):
     creates, deletes = group_tag_changes(current_by_id, desired, purge)
     for ids, tags in creates:
-        if changes.will(f"tag {', '.join(ids)} ({client.region}) with {tags}"):
+        shown = ", ".join(f"{key}={value}" for key, value in sorted(tags.items()))
+        if changes.will(f"tag {', '.join(ids)} ({client.region}) with {shown}"):
             client.call("create_tags", retry_codes=NEW_RESOURCE_CODES, Resources=ids, Tags=dict_to_tags(tags))
     for ids, keys in deletes:
         if changes.will(f"remove tags {', '.join(keys)} from {', '.join(ids)} ({client.region})"):
