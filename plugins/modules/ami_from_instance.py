@@ -1,0 +1,772 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, bakery.ec2 contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: ami_from_instance
+short_description: Bake an AMI from an instance, idempotently by name, and copy it to other regions
+version_added: 0.1.0
+description:
+  - Creates a machine image (AMI) from an EC2 instance, so that instances launched from it are clones of it.
+  - The image name identifies the image in the account and region. Before creating anything the module looks
+    for an image of the account with that name, and O(on_exists) decides what happens when there is one.
+    If CreateImage still answers C(InvalidAMIName.Duplicate) (another run won the race, or a retried request
+    had already succeeded), the image of that name is returned.
+  - Tags go on the image and on its snapshots. They are checked and corrected on every run, so a rerun also
+    fixes snapshots that are missing tags (for example after a run with O(wait=false)).
+  - The image can be shared with other accounts (O(launch_permissions)) and copied to other regions
+    (O(copy_to_regions)), where the copies are made in parallel.
+  - When the image ends in state C(failed), the task fails with EC2's reason and the failed image and its
+    snapshots are removed, so a rerun starts clean. A wait that times out fails the task but removes nothing;
+    a rerun finds the image by name and waits again.
+author:
+  - bakery.ec2 maintainers (@bakery-ec2)
+options:
+  instance_id:
+    description:
+      - ID of the instance to image.
+      - Exactly one of O(instance_id) and O(instance_name) is required.
+    type: str
+  instance_name:
+    description:
+      - Value of the C(Name) tag of the instance to image.
+      - Exactly one instance that is not terminated (or shutting down) must carry it, otherwise the task fails
+        listing the instances that matched.
+    type: str
+  name:
+    description:
+      - Name of the image, which identifies it in the account and region.
+      - As EC2 requires, 3 to 128 characters of letters, digits, spaces, parentheses, square brackets, periods,
+        slashes, dashes, single quotes, at signs and underscores; checked before any call.
+    type: str
+    required: true
+  description:
+    description:
+      - Description of the image (at most 255 characters). Only used when the image is created.
+    type: str
+  no_reboot:
+    description:
+      - When V(false) (as on AWS), EC2 shuts the instance down while it takes the snapshots, so the file systems
+        are consistent, and starts it again.
+      - When V(true) the instance keeps running; file system consistency is then up to you.
+    type: bool
+    default: false
+  lineage_tags:
+    description:
+      - When V(true), an image created by this module also carries tags that say where it came from,
+        C(bakery:source-instance-id) (the instance it was made from) and C(bakery:source-image-id)
+        (the AMI that instance was launched from), and each copy made by O(copy_to_regions) also carries
+        C(bakery:copied-from) (C(<region>/<image ID>) of the image it was copied from).
+      - These tags are written only when an image is created; on later runs they are never changed or purged.
+    type: bool
+    default: true
+  on_exists:
+    description:
+      - What to do when an image of the account already has this name (or, in a region of O(copy_to_regions),
+        a copy has it).
+      - V(keep) returns the existing image (waiting for it when it is still pending), and only reconciles
+        its tags and launch permissions.
+      - V(replace) deregisters the existing image, deletes its snapshots, and creates a new image; copies in
+        O(copy_to_regions) are replaced too. Every run with V(replace) creates a new image.
+      - V(fail) fails the task, before anything is changed.
+    type: str
+    choices: [keep, replace, fail]
+    default: keep
+  launch_permissions:
+    description:
+      - 12-digit IDs of the AWS accounts the image (and each copy) is shared with.
+      - The image's account launch permissions are made exactly this list; V([]) stops sharing with every
+        account. Public sharing and sharing with organizations are left alone.
+      - When not set, launch permissions are left alone.
+    type: list
+    elements: str
+  copy_to_regions:
+    description:
+      - Regions to copy the image to, with the same name, description and tags. The copies are made in
+        parallel, each looked up by name first in its region as O(on_exists) says.
+      - Each must be a region enabled for the account and not the region of the task.
+      - The source image must be C(available) before it can be copied, so the module waits for it
+        whenever a copy is to be made, even with O(wait=false).
+    type: list
+    elements: str
+    default: []
+  wait:
+    description:
+      - Whether to wait until the image (and each copy) is C(available).
+      - Without waiting, snapshots that EC2 has not made yet cannot be tagged; a later run tags them.
+    type: bool
+    default: true
+  wait_timeout:
+    description:
+      - How many seconds to wait in total, for the image and its copies together. When the time is up the task
+        fails, and nothing is removed; a rerun finds the image by name and waits again.
+    type: int
+    default: 1800
+extends_documentation_fragment:
+  - bakery.ec2.connection
+  - bakery.ec2.tags
+attributes:
+  check_mode:
+    support: full
+    description: Looks everything up, makes no change, and reports in RV(actions) what would be done.
+  diff_mode:
+    support: full
+    description:
+      - Shows the image and its copies (ID, name, description, state, tags, launch permissions) before and after.
+notes:
+  - Tags of the image are applied at creation; tags of snapshots are applied with CreateTags once the image
+    is available (EC2 only then names them), which works on every EC2 endpoint.
+  - CopyImage is sent with a client token derived from the source image, the region and the name, so a
+    request that is retried after a lost answer does not make a second copy.
+seealso:
+  - module: bakery.ec2.ami_find
+  - name: Packer amazon-ebs builder
+    description: Packer's builder, whose force_deregister, ami_regions and ami_users this module resembles.
+    link: https://developer.hashicorp.com/packer/integrations/hashicorp/amazon/latest/components/builder/ebs
+"""
+
+EXAMPLES = r"""
+- name: Bake the configured web server into an image
+  bakery.ec2.ami_from_instance:
+    instance_name: web-build
+    name: "web-{{ app_version }}"
+    description: Web server with the employee directory {{ app_version }}
+    tags:
+      Role: web
+      Version: "{{ app_version }}"
+  register: baked
+
+- name: Launch a clone from it
+  bakery.ec2.ec2_launch:
+    name: web-1
+    image_id: "{{ baked.image_id }}"
+
+- name: Rebuild the image under the same name, share it, and copy it to two more regions
+  bakery.ec2.ami_from_instance:
+    instance_id: i-0123456789abcdef0
+    name: web-golden
+    on_exists: replace
+    launch_permissions:
+      - "111122223333"
+    copy_to_regions:
+      - eu-west-1
+      - ap-southeast-2
+    wait_timeout: 3600
+  register: golden
+
+- name: Show the copy in Ireland
+  ansible.builtin.debug:
+    msg: "{{ golden.copies['eu-west-1'] }}"
+
+- name: Fail instead of reusing an image of that name
+  bakery.ec2.ami_from_instance:
+    instance_name: web-build
+    name: web-2026-11-20
+    on_exists: fail
+
+- name: Start the image without waiting, and without lineage tags
+  bakery.ec2.ami_from_instance:
+    instance_name: batch-build
+    name: batch-nightly
+    no_reboot: true
+    lineage_tags: false
+    wait: false
+"""
+
+RETURN = r"""
+image_id:
+  description: ID of the image. Absent in check mode when the image would be created.
+  returned: when the image exists
+  type: str
+  sample: ami-0123456789abcdef0
+image:
+  description:
+    - The image, with keys in snake_case as amazon.aws returns them and tags as a dict.
+  returned: when the image exists
+  type: dict
+  contains:
+    image_id:
+      description: The image ID.
+      type: str
+      sample: ami-0123456789abcdef0
+    name:
+      description: The image name.
+      type: str
+      sample: web-golden
+    state:
+      description: State of the image.
+      type: str
+      sample: available
+    description:
+      description: Description of the image.
+      type: str
+      sample: Web server with the employee directory
+    owner_id:
+      description: Account ID of the owner.
+      type: str
+      sample: "123456789012"
+    creation_date:
+      description: When the image was created.
+      type: str
+      sample: "2026-11-20T10:00:00.000Z"
+    root_device_name:
+      description: Device name of the root volume.
+      type: str
+      sample: /dev/xvda
+    tags:
+      description: Tags of the image after this run.
+      type: dict
+      sample: {"Role": "web", "bakery:source-instance-id": "i-0123456789abcdef0"}
+    block_device_mappings:
+      description: Block device mappings of the image, with the snapshot of each EBS volume.
+      type: list
+      elements: dict
+      sample: [{"device_name": "/dev/xvda", "ebs": {"snapshot_id": "snap-0123456789abcdef0", "volume_size": 8}}]
+snapshot_ids:
+  description: IDs of the EBS snapshots of the image (empty while EC2 has not made them yet).
+  returned: always
+  type: list
+  elements: str
+  sample: [snap-0123456789abcdef0]
+copies:
+  description: Image ID of the copy in each region of O(copy_to_regions). A copy that check mode would make is absent.
+  returned: always
+  type: dict
+  sample: {"eu-west-1": "ami-0fedcba9876543210"}
+actions:
+  description: What the run changed, or in check mode would change, in order; empty when nothing changed.
+  returned: always
+  type: list
+  elements: str
+  sample: ["create image 'web-golden' from i-0123456789abcdef0", "copy ami-0123456789abcdef0 to eu-west-1"]
+"""
+
+import hashlib
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.bakery.ec2.plugins.module_utils._aws import (
+    ACCOUNT_RE,
+    REGION_RE,
+    AwsError,
+    check_id,
+    compare_tags,
+    dict_to_tags,
+    tag_specifications,
+    tags_to_dict,
+    to_snake,
+    validate_tags,
+    wait_until,
+)
+from ansible_collections.bakery.ec2.plugins.module_utils._module import AwsModule
+
+NAME_CHARS = re.compile(r"[A-Za-z0-9()\[\] ./\-'@_]")
+LINEAGE_INSTANCE = "bakery:source-instance-id"
+LINEAGE_IMAGE = "bakery:source-image-id"
+LINEAGE_COPY = "bakery:copied-from"
+LINEAGE_KEYS = (LINEAGE_INSTANCE, LINEAGE_IMAGE, LINEAGE_COPY)
+GONE_INSTANCE_STATES = ("shutting-down", "terminated")
+WAITING_IMAGE_STATES = ("pending", "transient")
+# Right after a create, a describe or a tag call may not see the new resource yet.
+NEW_RESOURCE_CODES = ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable", "InvalidSnapshot.NotFound")
+
+
+# --- pure functions ---------------------------------------------------------------------------------
+
+
+def validate(params, region):
+    """Return an error message for the first bad option value, or None."""
+    name = params["name"]
+    if not 3 <= len(name) <= 128:
+        return f"name: {name!r} has {len(name)} characters; an AMI name has 3 to 128"
+    bad = sorted({char for char in name if not NAME_CHARS.fullmatch(char)})
+    if bad:
+        return (
+            f"name: {name!r} contains {''.join(bad)!r}; an AMI name may only contain letters, digits, "
+            "spaces and ( ) [ ] . / - ' @ _"
+        )
+    if params["description"] is not None and len(params["description"]) > 255:
+        return f"description: {len(params['description'])} characters given, EC2 allows at most 255"
+    if params["instance_id"] is not None:
+        error = check_id("instance", params["instance_id"], "instance_id")
+        if error:
+            return error
+    for account in params["launch_permissions"] or ():
+        if not ACCOUNT_RE.match(account):
+            return f"launch_permissions: {account!r} is not a 12-digit AWS account ID"
+    seen = set()
+    for target in params["copy_to_regions"]:
+        if not REGION_RE.match(target):
+            return f"copy_to_regions: {target!r} is not a valid AWS region name"
+        if target == region:
+            return f"copy_to_regions: {target!r} is the region of the image itself"
+        if target in seen:
+            return f"copy_to_regions: {target!r} is listed twice"
+        seen.add(target)
+    if params["wait_timeout"] < 0:
+        return f"wait_timeout: {params['wait_timeout']} is negative"
+    return validate_tags(params["tags"])
+
+
+def pick_instance(instances, params):
+    """Return ``(instance, None)`` or ``(None, error)`` for the instances DescribeInstances found."""
+    if params["instance_id"]:
+        option, value = "instance_id", params["instance_id"]
+    else:
+        option, value = "instance_name", params["instance_name"]
+    live = [i for i in instances if i["State"]["Name"] not in GONE_INSTANCE_STATES]
+    if len(live) == 1:
+        return live[0], None
+    found = ", ".join(f"{i['InstanceId']} ({i['State']['Name']})" for i in instances)
+    if not instances:
+        return None, f"{option}: no instance {value!r} in this region"
+    if not live:
+        return None, f"{option}: instance {value!r} is terminated or terminating: {found}"
+    return None, f"{option}: {len(live)} instances that are not terminated match {value!r}: {found}"
+
+
+def lineage(instance):
+    return {LINEAGE_INSTANCE: instance["InstanceId"], LINEAGE_IMAGE: instance.get("ImageId", "")}
+
+
+def without_lineage(tags):
+    return {k: v for k, v in tags.items() if k not in LINEAGE_KEYS}
+
+
+def settable(tags):
+    """Tags that can be written (``aws:`` tags are EC2's own)."""
+    return {k: v for k, v in tags.items() if not k.lower().startswith("aws:")}
+
+
+def create_request(params, instance, tags):
+    request = {"InstanceId": instance["InstanceId"], "Name": params["name"], "NoReboot": params["no_reboot"]}
+    if params["description"] is not None:
+        request["Description"] = params["description"]
+    # Snapshots are tagged with CreateTags once they exist: a snapshot TagSpecification is refused by some
+    # EC2 endpoints, and tagging afterwards is also what reconciles them on later runs.
+    specs = tag_specifications(tags, "image")
+    if specs:
+        request["TagSpecifications"] = specs
+    return request
+
+
+def copy_token(source_image_id, region, name):
+    """The same copy request gets the same token, so EC2 makes one copy even when the call is sent twice."""
+    return hashlib.sha256(f"{source_image_id}/{region}/{name}".encode()).hexdigest()[:64]
+
+
+def snapshot_ids(image):
+    return [m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")]
+
+
+def tags_after(current, desired, purge):
+    to_set, to_unset = compare_tags(current, desired, purge, keep=LINEAGE_KEYS)
+    tags = dict(current, **to_set)
+    for key in to_unset:
+        tags.pop(key, None)
+    return tags
+
+
+def group_tag_changes(current_by_id, desired, purge):
+    """CreateTags and DeleteTags calls that give each resource ``desired``, one call per identical change."""
+    sets, unsets = {}, {}
+    for resource_id, current in current_by_id.items():
+        to_set, to_unset = compare_tags(current, desired, purge, keep=LINEAGE_KEYS)
+        if to_set:
+            sets.setdefault(tuple(sorted(to_set.items())), []).append(resource_id)
+        if to_unset:
+            unsets.setdefault(tuple(to_unset), []).append(resource_id)
+    return [(ids, dict(items)) for items, ids in sets.items()], [(ids, list(keys)) for keys, ids in unsets.items()]
+
+
+def launch_permission_changes(current, desired):
+    """``(add, remove)`` lists of account IDs."""
+    return sorted(set(desired) - set(current)), sorted(set(current) - set(desired))
+
+
+def summary(image, tags=None, users=None):
+    """What diff mode shows of an image."""
+    if image is None:
+        return {}
+    shown = {
+        "image_id": image.get("ImageId"),
+        "name": image.get("Name"),
+        "description": image.get("Description", ""),
+        "state": image.get("State"),
+        "tags": tags_to_dict(image.get("Tags")) if tags is None else tags,
+    }
+    if users is not None:
+        shown["launch_permissions"] = users
+    return {k: v for k, v in shown.items() if v is not None}
+
+
+def describe_image_state(image):
+    reason = image.get("StateReason") or {}
+    return f"{image.get('State')} ({reason.get('Message')})" if reason.get("Message") else image.get("State")
+
+
+class Changes:
+    """What a run changes, or in check mode would change, in order."""
+
+    def __init__(self, check_mode):
+        self.check_mode = check_mode
+        self.actions = []
+
+    def will(self, action):
+        """Record ``action``; return True when it is to be carried out (not in check mode)."""
+        self.actions.append(action)
+        return not self.check_mode
+
+
+# --- calls to AWS -----------------------------------------------------------------------------------
+
+
+def find_instance(module, client):
+    params = module.params
+    if params["instance_id"]:
+        try:
+            ids = [params["instance_id"]]
+            reservations = list(client.paginate("describe_instances", "Reservations", InstanceIds=ids))
+        except AwsError as err:
+            if err.code != "InvalidInstanceID.NotFound":
+                raise
+            reservations = []
+    else:
+        reservations = client.paginate(
+            "describe_instances", "Reservations", Filters=[{"Name": "tag:Name", "Values": [params["instance_name"]]}]
+        )
+    instances = [i for r in reservations for i in r.get("Instances", [])]
+    instance, error = pick_instance(instances, params)
+    if error:
+        module.fail(f"{error} ({client.region})")
+    return instance
+
+
+def check_regions(module, client):
+    wanted = module.params["copy_to_regions"]
+    if not wanted:
+        return
+    enabled = {r["RegionName"] for r in client.call("describe_regions").get("Regions", [])}
+    for region in wanted:
+        if region not in enabled:
+            module.fail(f"copy_to_regions: {region!r} is not a region enabled for this account")
+
+
+def find_images(client, name):
+    """Images of the account named ``name``, newest first (EC2 allows one; some endpoints allow more)."""
+    images = client.paginate("describe_images", "Images", Owners=["self"], Filters=[{"Name": "name", "Values": [name]}])
+    images = [img for img in images if img.get("State") != "deregistered"]
+    return sorted(images, key=lambda img: (img.get("CreationDate") or "", img["ImageId"]), reverse=True)
+
+
+def fetch_image(client, image_id):
+    images = client.call("describe_images", retry_codes=NEW_RESOURCE_CODES, ImageIds=[image_id]).get("Images", [])
+    if not images:
+        raise AwsError("DescribeImages", "InvalidAMIID.NotFound", f"image {image_id} is gone from {client.region}")
+    return images[0]
+
+
+def launch_users(client, image_id):
+    resp = client.call(
+        "describe_image_attribute", retry_codes=NEW_RESOURCE_CODES, ImageId=image_id, Attribute="launchPermission"
+    )
+    return sorted(p["UserId"] for p in resp.get("LaunchPermissions", []) if "UserId" in p)
+
+
+def create_image(client, request):
+    """Return ``(image, created)``; a name that EC2 finds taken returns the image of that name.
+
+    A created image is returned as ``{"ImageId": ...}``; :func:`settle` fetches it.
+    """
+    try:
+        return {"ImageId": client.call("create_image", **request)["ImageId"]}, True
+    except AwsError as err:
+        if err.code != "InvalidAMIName.Duplicate":
+            raise
+    # Lost the race (or a retried request had already succeeded): the image is there, maybe not yet listed.
+    found = wait_until(
+        lambda: find_images(client, request["Name"]),
+        bool,
+        timeout=30,
+        what=f"image {request['Name']!r} that CreateImage says exists",
+        describe=lambda images: "not listed",
+    )
+    return found[0], False
+
+
+def remove_image(client, changes, image):
+    """Deregister ``image`` and delete its snapshots; return the snapshot IDs."""
+    snapshots = snapshot_ids(image)
+    gone = f" and delete its snapshots {', '.join(snapshots)}" if snapshots else ""
+    if changes.will(f"deregister {image['ImageId']} ({client.region}){gone}"):
+        client.call("deregister_image", ImageId=image["ImageId"])
+        for snapshot in snapshots:
+            try:
+                # Right after DeregisterImage EC2 may still count the snapshot as in use.
+                client.call("delete_snapshot", retry_codes=("InvalidSnapshot.InUse",), SnapshotId=snapshot)
+            except AwsError as err:
+                if err.code != "InvalidSnapshot.NotFound":
+                    raise
+    return snapshots
+
+
+def wait_available(client, image_id, timeout, operation):
+    """Wait until the image is available; a failed image is removed and fails the task."""
+    image = wait_until(
+        lambda: fetch_image(client, image_id),
+        lambda img: img.get("State") not in WAITING_IMAGE_STATES,
+        timeout=timeout,
+        what=f"image {image_id} in {client.region} to become available",
+        describe=describe_image_state,
+    )
+    if image["State"] == "available":
+        return image
+    reason = image.get("StateReason") or {}
+    removed = ""
+    if image["State"] != "deregistered":
+        snapshots = remove_image(client, Changes(False), image)
+        removed = "; removed it" + (f" and its snapshots {', '.join(snapshots)}" if snapshots else "")
+    raise AwsError(
+        operation,
+        reason.get("Code") or "ImageFailed",
+        f"image {image_id} ({image.get('Name')!r}) in {client.region} ended {image['State']}: "
+        f"{reason.get('Message') or 'EC2 gave no reason'}{removed}",
+    )
+
+
+def settle(client, image, wait, deadline, operation):
+    """The image as EC2 describes it: waited for until available when ``wait``, else as it is now."""
+    if image.get("State") == "available" or (not wait and "State" in image):
+        return image
+    if wait:
+        return wait_available(client, image["ImageId"], max(0.0, deadline - time.monotonic()), operation)
+    return fetch_image(client, image["ImageId"])
+
+
+def reconcile(client, changes, image, desired, purge, users):
+    """Give the image ``desired`` tags and its snapshots the image's tags; share it with ``users``.
+
+    Returns ``(tags, launch_permissions)`` of the image after the run (permissions None when not managed).
+    """
+    image_id = image["ImageId"]
+    current = tags_to_dict(image.get("Tags"))
+    apply_tags(client, changes, {image_id: current}, desired, purge)
+    tags = tags_after(current, desired, purge)
+    snapshots = snapshot_ids(image)
+    if snapshots:
+        found = client.call("describe_snapshots", retry_codes=NEW_RESOURCE_CODES, SnapshotIds=snapshots)
+        current_by_id = {s["SnapshotId"]: tags_to_dict(s.get("Tags")) for s in found.get("Snapshots", [])}
+        apply_tags(client, changes, current_by_id, settable(tags), purge)
+    if users is None:
+        return tags, None
+    current_users = launch_users(client, image_id)
+    add, remove = launch_permission_changes(current_users, users)
+    permission, words = {}, []
+    if add:
+        permission["Add"] = [{"UserId": account} for account in add]
+        words.append(f"share {image_id} ({client.region}) with {', '.join(add)}")
+    if remove:
+        permission["Remove"] = [{"UserId": account} for account in remove]
+        words.append(f"stop sharing {image_id} ({client.region}) with {', '.join(remove)}")
+    if permission and changes.will("; ".join(words)):
+        client.call("modify_image_attribute", ImageId=image_id, LaunchPermission=permission)
+    return tags, sorted(users)
+
+
+def apply_tags(client, changes, current_by_id, desired, purge):
+    creates, deletes = group_tag_changes(current_by_id, desired, purge)
+    for ids, tags in creates:
+        shown = ", ".join(f"{key}={value}" for key, value in sorted(tags.items()))
+        if changes.will(f"tag {', '.join(ids)} ({client.region}) with {shown}"):
+            client.call("create_tags", retry_codes=NEW_RESOURCE_CODES, Resources=ids, Tags=dict_to_tags(tags))
+    for ids, keys in deletes:
+        if changes.will(f"remove tags {', '.join(keys)} from {', '.join(ids)} ({client.region})"):
+            client.call("delete_tags", Resources=ids, Tags=[{"Key": key} for key in keys])
+
+
+def bake_copy(client, found, source, source_region, source_tags, params, deadline, check_mode):
+    """Make (or keep) the copy of ``source`` in ``client``'s region; runs in its own thread.
+
+    Returns ``(image or None, tags, launch permissions, changes)``.
+    """
+    changes = Changes(check_mode)
+    for old in found if params["on_exists"] == "replace" else ():
+        remove_image(client, changes, old)
+    if found and params["on_exists"] == "keep":
+        image, desired = found[0], without_lineage(source_tags)
+    else:
+        desired = dict(source_tags)
+        if params["lineage_tags"]:
+            desired[LINEAGE_COPY] = f"{source_region}/{source['ImageId']}"
+        if not changes.will(f"copy {source['ImageId']} to {client.region} as {params['name']!r}"):
+            return None, desired, params["launch_permissions"], changes
+        request = {
+            "SourceImageId": source["ImageId"],
+            "SourceRegion": source_region,
+            "Name": params["name"],
+            "ClientToken": copy_token(source["ImageId"], client.region, params["name"]),
+        }
+        if source.get("Description"):
+            request["Description"] = source["Description"]
+        image = {"ImageId": client.call("copy_image", **request)["ImageId"]}
+    if not check_mode:
+        image = settle(client, image, params["wait"], deadline, "CopyImage")
+    tags, users = reconcile(client, changes, image, desired, purge_of(params), params["launch_permissions"])
+    return image, tags, users, changes
+
+
+def bake_copies(clients, found_by_region, source, source_region, source_tags, params, deadline, check_mode):
+    """Run :func:`bake_copy` for every region at once; return the results by region or raise the failures."""
+    with ThreadPoolExecutor(max_workers=len(clients)) as pool:
+        futures = {
+            region: pool.submit(
+                bake_copy,
+                client,
+                found_by_region[region],
+                source,
+                source_region,
+                source_tags,
+                params,
+                deadline,
+                check_mode,
+            )
+            for region, client in clients.items()
+        }
+    results, errors = {}, []
+    for region, future in futures.items():
+        try:
+            results[region] = future.result()
+        except Exception as err:  # each region's failure is reported, none hides another
+            errors.append((region, err))
+    if len(errors) == 1:
+        raise errors[0][1]
+    if errors:
+        raise AwsError("CopyImage", "CopiesFailed", "; ".join(f"{region}: {err}" for region, err in errors))
+    return results
+
+
+def purge_of(params):
+    return params["purge_tags"] and params["tags"] is not None
+
+
+# --- the module -------------------------------------------------------------------------------------
+
+
+def main():
+    module = AwsModule(
+        argument_spec={
+            "instance_id": {"type": "str"},
+            "instance_name": {"type": "str"},
+            "name": {"type": "str", "required": True},
+            "description": {"type": "str"},
+            "no_reboot": {"type": "bool", "default": False},
+            "lineage_tags": {"type": "bool", "default": True},
+            "on_exists": {"type": "str", "choices": ["keep", "replace", "fail"], "default": "keep"},
+            "launch_permissions": {"type": "list", "elements": "str"},
+            "copy_to_regions": {"type": "list", "elements": "str", "default": []},
+            "wait": {"type": "bool", "default": True},
+            "wait_timeout": {"type": "int", "default": 1800},
+            "tags": {"type": "dict", "aliases": ["resource_tags"]},
+            "purge_tags": {"type": "bool", "default": True},
+        },
+        mutually_exclusive=[("instance_id", "instance_name")],
+        required_one_of=[("instance_id", "instance_name")],
+        supports_check_mode=True,
+    )
+    module.run(run)
+
+
+def run(module):
+    params = module.params
+    client = module.client()
+    error = validate(params, client.region)
+    if error:
+        module.fail(error)
+    deadline = time.monotonic() + params["wait_timeout"]
+    # Everything is looked up before anything changes, so bad input and on_exists=fail change nothing.
+    instance = find_instance(module, client)
+    check_regions(module, client)
+    copy_clients = {region: module.client(region=region) for region in params["copy_to_regions"]}
+    found = find_images(client, params["name"])
+    found_copies = {region: find_images(c, params["name"]) for region, c in copy_clients.items()}
+    if params["on_exists"] == "fail":
+        refuse_existing(module, client.region, found, found_copies)
+    before = diff_before(client, params, found, found_copies) if module.module._diff else None
+
+    changes = Changes(module.check_mode)
+    image, tags = bake_image(client, changes, params, instance, found)
+    copies_needed = any(not imgs or params["on_exists"] == "replace" for imgs in found_copies.values())
+    if image is not None and not module.check_mode:
+        image = settle(client, image, params["wait"] or copies_needed, deadline, "CreateImage")
+    users = params["launch_permissions"]
+    if image is not None:
+        tags, users = reconcile(client, changes, image, tags, purge_of(params), users)
+    result = {"copies": {}, "snapshot_ids": []}
+    if image is not None:
+        result.update(
+            image_id=image["ImageId"],
+            image=to_snake(dict(image, Tags=dict_to_tags(tags))),
+            snapshot_ids=snapshot_ids(image),
+        )
+    after = {"image": summary(image or {"Name": params["name"], "Description": params["description"]}, tags, users)}
+
+    if copy_clients:
+        # In check mode an image still to be created stands in as the source of the copies.
+        source = image or {"ImageId": "(new image)", "Description": params["description"]}
+        results = bake_copies(
+            copy_clients, found_copies, source, client.region, settable(tags), params, deadline, module.check_mode
+        )
+        after["copies"] = {}
+        for region, (copy, copy_tags, copy_users, copy_changes) in results.items():
+            changes.actions.extend(copy_changes.actions)
+            if copy is not None:
+                result["copies"][region] = copy["ImageId"]
+            shown = copy or {"Name": params["name"], "Description": source.get("Description")}
+            after["copies"][region] = summary(shown, copy_tags, copy_users)
+
+    result.update(changed=bool(changes.actions), actions=changes.actions)
+    if module.module._diff:
+        result["diff"] = {"before": before, "after": after}
+    module.exit(**result)
+
+
+def refuse_existing(module, region, found, found_copies):
+    taken = [f"{img['ImageId']} ({region})" for img in found]
+    taken += [f"{img['ImageId']} ({r})" for r, imgs in found_copies.items() for img in imgs]
+    if taken:
+        module.fail(f"name: an image named {module.params['name']!r} already exists: {', '.join(taken)}")
+
+
+def diff_before(client, params, found, found_copies):
+    before = {"image": summary(found[0] if found else None)}
+    if found and params["launch_permissions"] is not None:
+        before["image"]["launch_permissions"] = launch_users(client, found[0]["ImageId"])
+    if found_copies:
+        before["copies"] = {region: summary(imgs[0] if imgs else None) for region, imgs in found_copies.items()}
+    return before
+
+
+def bake_image(client, changes, params, instance, found):
+    """Keep, or (re)create, the image named ``name``; return ``(image or None in check mode, tags wanted)``."""
+    tags = params["tags"] or {}
+    if found and params["on_exists"] == "keep":
+        return found[0], without_lineage(tags)
+    for old in found:
+        remove_image(client, changes, old)
+    if params["lineage_tags"]:
+        tags = dict(tags, **lineage(instance))
+    request = create_request(params, instance, tags)
+    if not changes.will(f"create image {params['name']!r} from {instance['InstanceId']} ({client.region})"):
+        return None, tags
+    image, created = create_image(client, request)
+    if not created:  # the image of that name is kept, like one found by the lookup
+        changes.actions.pop()
+        tags = without_lineage(params["tags"] or {})
+    return image, tags
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,561 @@
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from ansible_collections.bakery.ec2.plugins.module_utils import _aws
+from ansible_collections.bakery.ec2.plugins.modules import ami_from_instance as mod
+
+INSTANCE = "i-0123456789abcdef0"
+BASE = "ami-0base0000000000001"
+NEW = "ami-0new00000000000001"
+OLD = "ami-0old00000000000001"
+SNAP = "snap-0123456789abcdef0"
+OLD_SNAP = "snap-0old0000000000001"
+NAME = "web-2026-11-20"
+LINEAGE = {"bakery:source-instance-id": INSTANCE, "bakery:source-image-id": BASE}
+
+
+def instance(instance_id=INSTANCE, state="running", name="web-build"):
+    return {
+        "InstanceId": instance_id,
+        "ImageId": BASE,
+        "State": {"Name": state},
+        "Tags": [{"Key": "Name", "Value": name}],
+    }
+
+
+def image(image_id=NEW, state="available", snapshots=(SNAP,), tags=None, name=NAME, **extra):
+    img = {
+        "ImageId": image_id,
+        "Name": name,
+        "State": state,
+        "OwnerId": "123456789012",
+        "CreationDate": "2026-11-20T10:00:00.000Z",
+        "RootDeviceName": "/dev/xvda",
+        "BlockDeviceMappings": [
+            {"DeviceName": f"/dev/xvd{chr(97 + i)}", "Ebs": {"SnapshotId": s, "VolumeSize": 8}}
+            for i, s in enumerate(snapshots)
+        ],
+        "Tags": _aws.dict_to_tags(tags or {}),
+    }
+    img.update(extra)
+    return img
+
+
+def stub_instance(stub, *instances, **params):
+    params = params or {"InstanceIds": [INSTANCE]}
+    stub.add_response(
+        "describe_instances",
+        {"Reservations": [{"ReservationId": "r-1", "Instances": list(instances or [instance()])}]},
+        params,
+    )
+
+
+def stub_lookup(stub, *images, name=NAME):
+    stub.add_response(
+        "describe_images",
+        {"Images": list(images)},
+        {"Owners": ["self"], "Filters": [{"Name": "name", "Values": [name]}]},
+    )
+
+
+def stub_describe(stub, img):
+    stub.add_response("describe_images", {"Images": [img]}, {"ImageIds": [img["ImageId"]]})
+
+
+def stub_snapshots(stub, tags_by_id):
+    stub.add_response(
+        "describe_snapshots",
+        {"Snapshots": [{"SnapshotId": sid, "Tags": _aws.dict_to_tags(tags)} for sid, tags in tags_by_id.items()]},
+        {"SnapshotIds": list(tags_by_id)},
+    )
+
+
+def stub_create_tags(stub, resources, tags):
+    stub.add_response("create_tags", {}, {"Resources": resources, "Tags": _aws.dict_to_tags(tags)})
+
+
+def stub_regions(stub, *names):
+    stub.add_response("describe_regions", {"Regions": [{"RegionName": n} for n in names]}, {})
+
+
+def test_name_is_looked_up_first_then_image_tagged_at_creation_and_snapshots_after(ec2, run_module, slept):
+    stub_instance(ec2)
+    stub_lookup(ec2)
+    wanted = dict(LINEAGE, Role="web")
+    ec2.add_response(
+        "create_image",
+        {"ImageId": NEW},
+        {
+            "InstanceId": INSTANCE,
+            "Name": NAME,
+            "Description": "web server",
+            "NoReboot": False,
+            # Only the image is tagged at creation; the snapshots get CreateTags once they exist.
+            "TagSpecifications": [{"ResourceType": "image", "Tags": _aws.dict_to_tags(wanted)}],
+        },
+    )
+    stub_describe(ec2, image(state="pending", snapshots=()))
+    stub_describe(ec2, image(tags=wanted))
+    stub_snapshots(ec2, {SNAP: {}})
+    stub_create_tags(ec2, [SNAP], wanted)
+    res = run_module(mod, {"instance_id": INSTANCE, "name": NAME, "description": "web server", "tags": {"Role": "web"}})
+    assert not res.failed, res.result
+    assert res.result["changed"] is True
+    assert res.result["image_id"] == NEW
+    assert res.result["snapshot_ids"] == [SNAP]
+    assert res.result["image"]["tags"] == wanted
+    assert res.result["image"]["block_device_mappings"][0]["ebs"]["snapshot_id"] == SNAP
+    assert res.result["copies"] == {}
+    assert res.result["actions"][0] == f"create image {NAME!r} from {INSTANCE} (us-east-1)"
+    assert res.result["actions"][1].startswith(f"tag {SNAP} (us-east-1) with")
+    # pending -> available: one short first delay
+    assert slept == [0.25]
+
+
+def test_pending_polls_back_off_from_a_short_first_delay(ec2, run_module, slept):
+    stub_instance(ec2)
+    stub_lookup(ec2)
+    ec2.add_response("create_image", {"ImageId": NEW})
+    for _poll in range(7):
+        stub_describe(ec2, image(state="pending", snapshots=()))
+    stub_describe(ec2, image(tags=LINEAGE))
+    stub_snapshots(ec2, {SNAP: LINEAGE})
+    res = run_module(mod, {"instance_id": INSTANCE, "name": NAME})
+    assert not res.failed, res.result
+    assert res.result["image"]["state"] == "available"
+    assert slept[0] == 0.25
+    assert slept == sorted(slept) and slept[-1] == 2.0 and len(slept) == 7
+
+
+def test_no_tags_and_no_lineage_sends_no_tag_specification(ec2, run_module):
+    stub_instance(ec2)
+    stub_lookup(ec2)
+    ec2.add_response("create_image", {"ImageId": NEW}, {"InstanceId": INSTANCE, "Name": NAME, "NoReboot": True})
+    stub_describe(ec2, image())
+    stub_snapshots(ec2, {SNAP: {}})
+    res = run_module(mod, {"instance_id": INSTANCE, "name": NAME, "lineage_tags": False, "no_reboot": True})
+    assert not res.failed, res.result
+    assert res.result["image"]["tags"] == {}
+
+
+def test_existing_image_is_kept_and_nothing_changes(ec2, run_module):
+    stub_instance(ec2)
+    tags = dict(LINEAGE, Role="web")
+    stub_lookup(ec2, image(tags=tags))
+    stub_snapshots(ec2, {SNAP: tags})
+    res = run_module(mod, {"instance_id": INSTANCE, "name": NAME, "tags": {"Role": "web"}})
+    assert not res.failed, res.result
+    assert res.result["changed"] is False
+    assert res.result["actions"] == []
+    assert res.result["image_id"] == NEW
+    assert res.result["image"]["tags"] == tags
+
+
+def test_rerun_reconciles_tags_on_image_and_snapshots_but_never_lineage(ec2, run_module):
+    stub_instance(ec2, instance(instance_id="i-0ffffffffffffffff"), InstanceIds=["i-0ffffffffffffffff"])
+    # Made earlier from another instance: its lineage stays as it is.
+    stub_lookup(ec2, image(tags=dict(LINEAGE, Role="db", Old="x")))
+    ec2.add_response("create_tags", {}, {"Resources": [NEW], "Tags": [{"Key": "Role", "Value": "web"}]})
+    ec2.add_response("delete_tags", {}, {"Resources": [NEW], "Tags": [{"Key": "Old"}]})
+    stub_snapshots(ec2, {SNAP: {}})
+    stub_create_tags(ec2, [SNAP], dict(LINEAGE, Role="web"))
+    res = run_module(mod, {"instance_id": "i-0ffffffffffffffff", "name": NAME, "tags": {"Role": "web"}})
+    assert not res.failed, res.result
+    assert res.result["changed"] is True
+    assert res.result["image"]["tags"] == dict(LINEAGE, Role="web")
+
+
+def test_race_into_duplicate_name_returns_the_existing_image(ec2, run_module):
+    stub_instance(ec2)
+    stub_lookup(ec2)
+    ec2.add_client_error(
+        "create_image", "InvalidAMIName.Duplicate", f"AMI name {NAME} is already in use by AMI {OLD}", 400
+    )
+    stub_lookup(ec2, image(OLD, tags=LINEAGE))
+    stub_snapshots(ec2, {SNAP: LINEAGE})
+    res = run_module(mod, {"instance_id": INSTANCE, "name": NAME})
+    assert not res.failed, res.result
+    assert res.result["image_id"] == OLD
+    assert res.result["changed"] is False
+
+
+def test_failed_image_is_removed_with_its_snapshots_and_fails_with_the_reason(ec2, run_module):
+    stub_instance(ec2)
+    stub_lookup(ec2)
+    ec2.add_response("create_image", {"ImageId": NEW})
+    stub_describe(ec2, image(state="pending", snapshots=()))
+    reason = {"Code": "Client.InternalError", "Message": "Client.InternalError: snapshot failed"}
+    stub_describe(ec2, image(state="failed", StateReason=reason))
+    ec2.add_response("deregister_image", {}, {"ImageId": NEW})
+    ec2.add_response("delete_snapshot", {}, {"SnapshotId": SNAP})
+    res = run_module(mod, {"instance_id": INSTANCE, "name": NAME})
+    assert res.failed
+    msg = res.result["msg"]
+    assert "\n" not in msg
+    assert msg.startswith("CreateImage: Client.InternalError: image ami-0new00000000000001")
+    assert "ended failed: Client.InternalError: snapshot failed" in msg
+    assert f"removed it and its snapshots {SNAP}" in msg
+
+
+def test_wait_timeout_fails_and_removes_nothing(ec2, run_module, monkeypatch):
+    now = [1000.0]
+    delays = []
+
+    def fake_sleep(delay):
+        delays.append(delay)
+        now[0] += delay
+
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(_aws.AwsClient, "sleep", staticmethod(fake_sleep))
+    stub_instance(ec2)
+    stub_lookup(ec2)
+    ec2.add_response("create_image", {"ImageId": NEW})
+    # 0.25 + 0.4 + 0.64 + 1.024 + 1.6384 + 2 + 2 + 2 = 9.95; the last sleep is cut to the deadline
+    for _poll in range(10):
+        stub_describe(ec2, image(state="pending", snapshots=()))
+    res = run_module(mod, {"instance_id": INSTANCE, "name": NAME, "wait_timeout": 10})
+    assert res.failed
+    assert res.result["msg"] == (
+        f"timed out after 10.0s waiting for image {NEW} in us-east-1 to become available; last seen: pending"
+    )
+    assert sum(delays) == pytest.approx(10.0)
+    # no DeregisterImage/DeleteSnapshot were stubbed: the fixture fails on any unconsumed or unexpected call
+
+
+def test_replace_deregisters_and_deletes_snapshots_then_creates(ec2, run_module):
+    stub_instance(ec2)
+    stub_lookup(ec2, image(OLD, snapshots=(OLD_SNAP, "snap-0old0000000000002")))
+    ec2.add_response("deregister_image", {}, {"ImageId": OLD})
+    ec2.add_client_error("delete_snapshot", "InvalidSnapshot.InUse", "in use by ami", 400)
+    ec2.add_response("delete_snapshot", {}, {"SnapshotId": OLD_SNAP})
+    ec2.add_response("delete_snapshot", {}, {"SnapshotId": "snap-0old0000000000002"})
+    ec2.add_response("create_image", {"ImageId": NEW})
+    stub_describe(ec2, image(tags=LINEAGE))
+    stub_snapshots(ec2, {SNAP: {}})
+    stub_create_tags(ec2, [SNAP], LINEAGE)
+    res = run_module(mod, {"instance_id": INSTANCE, "name": NAME, "on_exists": "replace"})
+    assert not res.failed, res.result
+    assert res.result["image_id"] == NEW
+    assert res.result["actions"][0] == (
+        f"deregister {OLD} (us-east-1) and delete its snapshots {OLD_SNAP}, snap-0old0000000000002"
+    )
+
+
+def test_on_exists_fail_changes_nothing(ec2, run_module):
+    stub_instance(ec2)
+    stub_lookup(ec2, image(OLD))
+    res = run_module(mod, {"instance_id": INSTANCE, "name": NAME, "on_exists": "fail"})
+    assert res.failed
+    assert res.result["msg"] == f"name: an image named {NAME!r} already exists: {OLD} (us-east-1)"
+
+
+def test_check_mode_create_makes_no_mutating_call(ec2, run_module):
+    stub_instance(ec2)
+    stub_lookup(ec2)
+    res = run_module(mod, {"instance_id": INSTANCE, "name": NAME, "tags": {"Role": "web"}}, check_mode=True)
+    assert not res.failed, res.result
+    assert res.result["changed"] is True
+    assert "image_id" not in res.result
+    assert res.result["actions"] == [f"create image {NAME!r} from {INSTANCE} (us-east-1)"]
+
+
+def test_check_mode_replace_says_what_would_happen(ec2, run_module):
+    stub_instance(ec2)
+    stub_lookup(ec2, image(OLD, snapshots=(OLD_SNAP,)))
+    res = run_module(mod, {"instance_id": INSTANCE, "name": NAME, "on_exists": "replace"}, check_mode=True)
+    assert res.result["changed"] is True and "image_id" not in res.result
+    assert res.result["actions"] == [
+        f"deregister {OLD} (us-east-1) and delete its snapshots {OLD_SNAP}",
+        f"create image {NAME!r} from {INSTANCE} (us-east-1)",
+    ]
+
+
+def test_check_mode_keep_returns_the_existing_image(ec2, run_module):
+    stub_instance(ec2)
+    stub_lookup(ec2, image(tags=LINEAGE))
+    stub_snapshots(ec2, {SNAP: LINEAGE})
+    res = run_module(mod, {"instance_id": INSTANCE, "name": NAME}, check_mode=True)
+    assert res.result["changed"] is False and res.result["image_id"] == NEW
+
+
+def test_diff_shows_image_before_and_after(ec2, run_module):
+    stub_instance(ec2)
+    stub_lookup(ec2, image(tags={"Role": "db"}))
+    ec2.add_response("describe_image_attribute", {"ImageId": NEW, "LaunchPermissions": []})
+    stub_snapshots(ec2, {SNAP: {"Role": "db"}})
+    ec2.add_response("describe_image_attribute", {"ImageId": NEW, "LaunchPermissions": []})
+    res = run_module(
+        mod,
+        {"instance_id": INSTANCE, "name": NAME, "tags": {"Role": "web"}, "launch_permissions": ["111122223333"]},
+        check_mode=True,
+        diff=True,
+    )
+    assert res.result["changed"] is True
+    diff = res.result["diff"]
+    assert diff["before"]["image"]["tags"] == {"Role": "db"}
+    assert diff["before"]["image"]["launch_permissions"] == []
+    assert diff["after"]["image"]["tags"] == {"Role": "web"}
+    assert diff["after"]["image"]["launch_permissions"] == ["111122223333"]
+    assert diff["after"]["image"]["image_id"] == NEW
+
+
+def test_diff_of_a_new_image_has_empty_before(ec2, run_module):
+    stub_instance(ec2)
+    stub_lookup(ec2)
+    res = run_module(mod, {"instance_id": INSTANCE, "name": NAME}, check_mode=True, diff=True)
+    assert res.result["diff"]["before"] == {"image": {}}
+    assert res.result["diff"]["after"]["image"]["name"] == NAME
+    assert res.result["diff"]["after"]["image"]["tags"] == LINEAGE
+
+
+def test_launch_permissions_are_reconciled(ec2, run_module):
+    stub_instance(ec2)
+    stub_lookup(ec2, image(tags=LINEAGE))
+    stub_snapshots(ec2, {SNAP: LINEAGE})
+    ec2.add_response(
+        "describe_image_attribute",
+        {
+            "ImageId": NEW,
+            "LaunchPermissions": [{"UserId": "111111111111"}, {"UserId": "222222222222"}, {"Group": "all"}],
+        },
+        {"ImageId": NEW, "Attribute": "launchPermission"},
+    )
+    ec2.add_response(
+        "modify_image_attribute",
+        {},
+        {
+            "ImageId": NEW,
+            "LaunchPermission": {"Add": [{"UserId": "333333333333"}], "Remove": [{"UserId": "111111111111"}]},
+        },
+    )
+    res = run_module(
+        mod, {"instance_id": INSTANCE, "name": NAME, "launch_permissions": ["222222222222", "333333333333"]}
+    )
+    assert not res.failed, res.result
+    assert res.result["changed"] is True
+    assert res.result["actions"] == [
+        f"share {NEW} (us-east-1) with 333333333333; stop sharing {NEW} (us-east-1) with 111111111111"
+    ]
+
+
+def test_wait_false_does_not_wait_and_cannot_tag_unmade_snapshots(ec2, run_module, slept):
+    stub_instance(ec2)
+    stub_lookup(ec2)
+    ec2.add_response("create_image", {"ImageId": NEW})
+    stub_describe(ec2, image(state="pending", snapshots=(), tags=LINEAGE))
+    res = run_module(mod, {"instance_id": INSTANCE, "name": NAME, "wait": False})
+    assert not res.failed, res.result
+    assert res.result["image"]["state"] == "pending"
+    assert res.result["snapshot_ids"] == []
+    assert slept == []
+
+
+def copy_params(token_region):
+    return {
+        "SourceImageId": NEW,
+        "SourceRegion": "us-east-1",
+        "Name": NAME,
+        "ClientToken": mod.copy_token(NEW, token_region, NAME),
+    }
+
+
+def test_copies_to_regions_run_concurrently(ec2, run_module):
+    regions = ("eu-west-1", "ap-southeast-2")
+    stub_instance(ec2)
+    stub_regions(ec2, "us-east-1", *regions)
+    stub_lookup(ec2, image(tags=LINEAGE))
+    stubs = {r: ec2.for_region(r) for r in regions}
+    for stub in stubs.values():
+        stub_lookup(stub)
+    stub_snapshots(ec2, {SNAP: LINEAGE})
+    copy_tags = dict(LINEAGE, **{"bakery:copied-from": f"us-east-1/{NEW}"})
+    for n, (region, stub) in enumerate(stubs.items()):
+        copy_id, copy_snap = f"ami-0c0py000000000{n:03d}", f"snap-0c0py00000000{n:03d}"
+        stub.add_response("copy_image", {"ImageId": copy_id}, copy_params(region))
+        stub_describe(stub, image(copy_id, state="pending", snapshots=()))
+        stub_describe(stub, image(copy_id, snapshots=(copy_snap,)))
+        stub_create_tags(stub, [copy_id], copy_tags)
+        stub_snapshots(stub, {copy_snap: {}})
+        stub_create_tags(stub, [copy_snap], copy_tags)
+
+    # Each region's CopyImage waits at a barrier for the other's: if copies ran one after the other,
+    # the first would wait alone, the barrier would break, and the task would fail.
+    barrier = threading.Barrier(len(regions), timeout=10)
+    events, lock = [], threading.Lock()
+
+    def at_copy(**_kwargs):
+        with lock:
+            events.append("copy")
+        barrier.wait()
+
+    def after_describe(parsed, **_kwargs):
+        if parsed.get("Images") and parsed["Images"][0]["State"] == "available":
+            with lock:
+                events.append("available")
+
+    for stub in stubs.values():
+        stub.client.meta.events.register("before-parameter-build.ec2.CopyImage", at_copy)
+        stub.client.meta.events.register("after-call.ec2.DescribeImages", after_describe)
+
+    res = run_module(mod, {"instance_id": INSTANCE, "name": NAME, "copy_to_regions": list(regions)})
+    assert not res.failed, res.result
+    assert events == ["copy", "copy", "available", "available"]
+    assert res.result["copies"] == {"eu-west-1": "ami-0c0py000000000000", "ap-southeast-2": "ami-0c0py000000000001"}
+    assert res.result["changed"] is True
+    assert sum(a.startswith(f"copy {NEW} to ") for a in res.result["actions"]) == 2
+
+
+def test_copy_found_by_name_in_its_region_is_kept(ec2, run_module):
+    stub_instance(ec2)
+    stub_regions(ec2, "us-east-1", "eu-west-1")
+    stub_lookup(ec2, image(tags=LINEAGE))
+    eu = ec2.for_region("eu-west-1")
+    copy_tags = dict(LINEAGE, **{"bakery:copied-from": f"us-east-1/{NEW}"})
+    stub_lookup(eu, image("ami-0c0py000000000000", snapshots=("snap-0c0py00000000000",), tags=copy_tags))
+    stub_snapshots(ec2, {SNAP: LINEAGE})
+    stub_snapshots(eu, {"snap-0c0py00000000000": copy_tags})
+    res = run_module(mod, {"instance_id": INSTANCE, "name": NAME, "copy_to_regions": ["eu-west-1"]})
+    assert not res.failed, res.result
+    assert res.result["changed"] is False
+    assert res.result["copies"] == {"eu-west-1": "ami-0c0py000000000000"}
+
+
+def test_failed_copy_is_removed_and_fails_the_task(ec2, run_module):
+    stub_instance(ec2)
+    stub_regions(ec2, "us-east-1", "eu-west-1")
+    stub_lookup(ec2, image(tags=LINEAGE))
+    eu = ec2.for_region("eu-west-1")
+    stub_lookup(eu)
+    stub_snapshots(ec2, {SNAP: LINEAGE})
+    eu.add_response("copy_image", {"ImageId": "ami-0c0py000000000000"}, copy_params("eu-west-1"))
+    failed = image("ami-0c0py000000000000", state="failed", snapshots=(), StateReason={"Message": "copy failed"})
+    stub_describe(eu, failed)
+    eu.add_response("deregister_image", {}, {"ImageId": "ami-0c0py000000000000"})
+    res = run_module(mod, {"instance_id": INSTANCE, "name": NAME, "copy_to_regions": ["eu-west-1"]})
+    assert res.failed
+    assert res.result["msg"] == (
+        "CopyImage: ImageFailed: image ami-0c0py000000000000 ('web-2026-11-20') in eu-west-1 ended failed: "
+        "copy failed; removed it"
+    )
+
+
+def test_instance_by_name_ignores_terminated_ones(ec2, run_module):
+    stub_instance(
+        ec2,
+        instance("i-0aaaaaaaaaaaaaaaa", state="terminated"),
+        instance(),
+        Filters=[{"Name": "tag:Name", "Values": ["web-build"]}],
+    )
+    stub_lookup(ec2, image(tags=LINEAGE))
+    stub_snapshots(ec2, {SNAP: LINEAGE})
+    res = run_module(mod, {"instance_name": "web-build", "name": NAME})
+    assert not res.failed, res.result
+
+
+def test_instance_name_matching_several_lists_them(ec2, run_module):
+    stub_instance(
+        ec2,
+        instance("i-0aaaaaaaaaaaaaaaa", state="stopped"),
+        instance(),
+        instance("i-0bbbbbbbbbbbbbbbb", state="terminated"),
+        Filters=[{"Name": "tag:Name", "Values": ["web-build"]}],
+    )
+    res = run_module(mod, {"instance_name": "web-build", "name": NAME})
+    assert res.failed
+    assert res.result["msg"] == (
+        "instance_name: 2 instances that are not terminated match 'web-build': i-0aaaaaaaaaaaaaaaa (stopped), "
+        f"{INSTANCE} (running), i-0bbbbbbbbbbbbbbbb (terminated) (us-east-1)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("instances", "params", "message"),
+    [
+        ([], {"instance_name": "nope"}, "instance_name: no instance 'nope' in this region (us-east-1)"),
+        (
+            [instance(state="terminated")],
+            {"instance_id": INSTANCE},
+            f"instance_id: instance {INSTANCE!r} is terminated or terminating: {INSTANCE} (terminated) (us-east-1)",
+        ),
+    ],
+)
+def test_missing_or_terminated_instance_fails(ec2, run_module, instances, params, message):
+    if "instance_id" in params:
+        ec2.add_response(
+            "describe_instances",
+            {"Reservations": [{"Instances": instances}]},
+            {"InstanceIds": [INSTANCE]},
+        )
+    else:
+        ec2.add_response(
+            "describe_instances", {"Reservations": []}, {"Filters": [{"Name": "tag:Name", "Values": ["nope"]}]}
+        )
+    res = run_module(mod, dict(params, name=NAME))
+    assert res.failed
+    assert res.result["msg"] == message
+
+
+def test_unknown_instance_id_fails(ec2, run_module):
+    ec2.add_client_error(
+        "describe_instances", "InvalidInstanceID.NotFound", f"The instance ID '{INSTANCE}' does not exist", 400
+    )
+    res = run_module(mod, {"instance_id": INSTANCE, "name": NAME})
+    assert res.failed
+    assert res.result["msg"] == f"instance_id: no instance {INSTANCE!r} in this region (us-east-1)"
+
+
+def test_region_not_enabled_fails_before_any_change(ec2, run_module):
+    stub_instance(ec2)
+    stub_regions(ec2, "us-east-1", "eu-west-1")
+    res = run_module(mod, {"instance_id": INSTANCE, "name": NAME, "copy_to_regions": ["eu-west-1", "me-south-9"]})
+    assert res.failed
+    assert res.result["msg"] == "copy_to_regions: 'me-south-9' is not a region enabled for this account"
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"name": "ab"}, "name: 'ab' has 2 characters; an AMI name has 3 to 128"),
+        ({"name": "x" * 129}, "an AMI name has 3 to 128"),
+        ({"name": "web:1*"}, "name: 'web:1*' contains '*:'; an AMI name may only contain"),
+        ({"description": "d" * 256}, "description: 256 characters given, EC2 allows at most 255"),
+        ({"instance_id": "i-nothex"}, "instance_id: 'i-nothex' is not an instance ID"),
+        ({"launch_permissions": ["12345"]}, "launch_permissions: '12345' is not a 12-digit AWS account ID"),
+        ({"copy_to_regions": ["Europe"]}, "copy_to_regions: 'Europe' is not a valid AWS region name"),
+        ({"copy_to_regions": ["us-east-1"]}, "copy_to_regions: 'us-east-1' is the region of the image itself"),
+        ({"copy_to_regions": ["eu-west-1", "eu-west-1"]}, "copy_to_regions: 'eu-west-1' is listed twice"),
+        ({"wait_timeout": -1}, "wait_timeout: -1 is negative"),
+        ({"tags": {"aws:x": "y"}}, "tags: tag key 'aws:x' uses the reserved prefix 'aws:'"),
+        ({"instance_name": "web"}, "instance_id|instance_name"),
+        ({"instance_id": None}, "one of the following is required: instance_id, instance_name"),
+        ({"on_exists": "update"}, "on_exists"),
+    ],
+)
+def test_bad_input_fails_before_any_call(ec2, run_module, params, message):
+    args = {"instance_id": INSTANCE, "name": NAME}
+    args.update(params)
+    args = {k: v for k, v in args.items() if v is not None}
+    res = run_module(mod, args)
+    assert res.failed
+    assert message in res.result["msg"]
+    assert "\n" not in res.result["msg"]
+    assert "Traceback" not in str(res.result)
+
+
+def test_group_tag_changes_batches_identical_changes():
+    creates, deletes = mod.group_tag_changes(
+        {"snap-1": {}, "snap-2": {}, "snap-3": {"a": "1", "z": "9", "bakery:source-image-id": "x"}},
+        {"a": "1"},
+        purge=True,
+    )
+    assert creates == [(["snap-1", "snap-2"], {"a": "1"})]
+    assert deletes == [(["snap-3"], ["z"])]
+
+
+def test_copy_token_is_stable_and_distinct_per_region():
+    assert mod.copy_token(NEW, "eu-west-1", NAME) == mod.copy_token(NEW, "eu-west-1", NAME)
+    assert mod.copy_token(NEW, "eu-west-1", NAME) != mod.copy_token(NEW, "eu-west-2", NAME)
+    assert len(mod.copy_token(NEW, "eu-west-1", NAME)) <= 64
