@@ -452,7 +452,8 @@ def parse_ports(value, where):
     low, high = (int(p) for p in parts)
     for port in (low, high):
         if port > 65535:
-            raise ValueError(f"{where}: port {port} in {value!r} is out of range 0-65535")
+            within = "" if low == high else f" in {value!r}"
+            raise ValueError(f"{where}: port {port}{within} is out of range 0-65535")
     if low > high:
         raise ValueError(f"{where}: {value!r} starts above where it ends")
     return low, high
@@ -1032,6 +1033,10 @@ class Task:
         self.group_id = None
         self.subnet = None
         self.existing = []
+        self.group = None
+        self.rules = set()
+        self.current_rules = set()
+        self.firewall_before = []
 
     def act(self, change, operation, **params):
         """Record ``change``; outside check mode, make the mutating call."""
@@ -1084,8 +1089,6 @@ class Task:
                     f"(fingerprint {pair.get('KeyFingerprint')}); it is never overwritten"
                 )
             self.key_to_import = pair is None
-        self.rules = set()
-        self.firewall_before = []
         if params["firewall"] is not None:
             self.prepare_firewall()
 
