@@ -432,6 +432,15 @@ PROTOCOLS = {"tcp": "tcp", "udp": "udp", "icmp": "icmp", "all": "-1", "6": "tcp"
 IOPS_TYPES = ("gp3", "io1", "io2")
 # A group may still be held by the network interfaces of instances that just terminated.
 GROUP_DELETE_TIMEOUT = 300
+GROUP_AND_KEY_OPERATIONS = frozenset(
+    (
+        "import_key_pair",
+        "create_security_group",
+        "authorize_security_group_ingress",
+        "revoke_security_group_ingress",
+        "delete_security_group",
+    )
+)
 
 
 class TaskError(Exception):
@@ -1028,6 +1037,7 @@ class Task:
         self.changes = []
         self.launched = []
         self.launched_instances = []
+        self.instances_touched = False
         self.terminated = []
         self.drift = []
         self.group_id = None
@@ -1041,6 +1051,8 @@ class Task:
     def act(self, change, operation, **params):
         """Record ``change``; outside check mode, make the mutating call."""
         self.changes.append(change)
+        if operation not in GROUP_AND_KEY_OPERATIONS:
+            self.instances_touched = True
         if self.check_mode:
             return None
         return self.client.call(operation, **params)
@@ -1224,6 +1236,7 @@ class Task:
             instances = reply.get("Instances", [])
             if any(inst["State"]["Name"] in ("pending", "running") for inst in instances):
                 self.changes.append(f"launch {count} instance(s) in {self.subnet['SubnetId']}")
+                self.instances_touched = True
                 self.launched = [inst["InstanceId"] for inst in instances]
                 self.launched_instances = instances
                 return
@@ -1367,7 +1380,7 @@ def run_present(task):
     waited = task.apply_state(kept)
     task.wait(task.terminated, "terminated")
     final_ids = [inst["InstanceId"] for inst in kept] + task.launched
-    if task.check_mode or not task.changes:
+    if task.check_mode or not task.instances_touched:
         final = kept
     elif waited is not None:
         final = waited
