@@ -124,8 +124,8 @@ options:
   metadata_options:
     description:
       - Instance metadata service settings, applied at launch and reconciled on existing instances.
+      - The defaults of the suboptions apply when this is not given, so IMDSv2 is required by default.
     type: dict
-    apply_defaults: true
     suboptions:
       http_tokens:
         description: V(required) enforces IMDSv2 (session tokens); V(optional) also allows IMDSv1.
