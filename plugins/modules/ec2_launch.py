@@ -1159,22 +1159,18 @@ class Task:
                 self.rules = {
                     (p, lo, hi, k, self.group_id if s == placeholder else s) for p, lo, hi, k, s in self.rules
                 }
-        surplus = self.current_rules - self.rules
-        missing = self.rules - self.current_rules
-        if surplus:
-            self.act(
-                f"revoke {', '.join(rule_text(a) for a in sorted(surplus))} on {name}",
-                "revoke_security_group_ingress",
-                GroupId=self.group_id,
-                IpPermissions=permissions_from_atoms(surplus),
-            )
-        if missing:
-            self.act(
-                f"authorize {', '.join(rule_text(a) for a in sorted(missing))} on {name}",
-                "authorize_security_group_ingress",
-                GroupId=self.group_id,
-                IpPermissions=permissions_from_atoms(missing),
-            )
+        # Revoke first: a group holds at most 60 rules per direction.
+        for verb, atoms in (
+            ("revoke", self.current_rules - self.rules),
+            ("authorize", self.rules - self.current_rules),
+        ):
+            if atoms:
+                self.act(
+                    f"{verb} {', '.join(rule_text(a) for a in sorted(atoms))} on {name}",
+                    f"{verb}_security_group_ingress",
+                    GroupId=self.group_id,
+                    IpPermissions=permissions_from_atoms(atoms),
+                )
 
     def wanted_groups(self):
         """The exact groups the instances must have, or None to leave them alone."""
