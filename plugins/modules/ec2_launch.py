@@ -75,6 +75,8 @@ options:
       - An OpenSSH public key (C(ssh-rsa) or C(ssh-ed25519), as in an C(id_ed25519.pub) file).
       - The key pair O(key_name) is imported from it when missing. An existing key pair with another
         key fails the task; it is never overwritten.
+      - With O(state=absent), the key pair O(key_name) is deleted when it holds this key and no instance
+        (of any name) still uses it, so the task that imported a key can also remove it.
     type: str
   user_data:
     description:
@@ -295,6 +297,13 @@ EXAMPLES = r"""
   bakery.ec2.ec2_launch:
     name: web
     state: absent
+
+- name: Remove the bastion, its firewall group, and the key pair it imported once no instance uses it
+  bakery.ec2.ec2_launch:
+    name: bastion
+    state: absent
+    key_name: ops
+    public_key: "{{ lookup('ansible.builtin.file', '~/.ssh/ops.pub') }}"
 """
 
 RETURN = r"""
@@ -435,6 +444,7 @@ GROUP_DELETE_TIMEOUT = 300
 GROUP_AND_KEY_OPERATIONS = frozenset(
     (
         "import_key_pair",
+        "delete_key_pair",
         "create_security_group",
         "authorize_security_group_ingress",
         "revoke_security_group_ingress",
@@ -1335,6 +1345,38 @@ class Task:
                     describe=lambda _value, gid=gid: f"{gid} still in use (DependencyViolation)",
                 )
 
+    def drop_key(self):
+        """With ``state: absent`` and ``public_key``: delete the key pair this task imports, once unused.
+
+        Only a key pair holding exactly ``public_key`` is deleted, so a key of the same name made by
+        someone else is left alone; so is one that any instance still uses.
+        """
+        name = self.params["key_name"]
+        if not (name and self.params["public_key"]):
+            return
+        pair = find_key(self.client, name)
+        if pair is None:
+            return
+        if not same_public_key(pair, self.params["public_key"]):
+            self.module.warn(f"key pair {name} kept: it holds another key than public_key")
+            return
+        # In check mode the instances this task would terminate still run; they do not count.
+        users = instances_with_key(self.client, name) - set(self.terminated)
+        if users:
+            self.module.warn(f"key pair {name} kept: instances {', '.join(sorted(users))} still use it")
+            return
+        self.act(f"delete key pair {name}", "delete_key_pair", KeyName=name)
+
+
+def instances_with_key(client, key_name):
+    """IDs of the instances not yet terminated that were launched with key pair ``key_name``."""
+    filters = [
+        {"Name": "key-name", "Values": [key_name]},
+        {"Name": "instance-state-name", "Values": [*LIVE_STATES, "shutting-down"]},
+    ]
+    reservations = client.paginate("describe_instances", "Reservations", Filters=filters)
+    return {inst["InstanceId"] for res in reservations for inst in res.get("Instances", ())}
+
 
 def run_absent(task):
     params = task.params
@@ -1346,6 +1388,7 @@ def run_absent(task):
     task.terminate(existing)
     task.wait(task.terminated, "terminated")
     task.drop_firewall(vpc_id)
+    task.drop_key()
     before["firewall"] = sorted(task.firewall_before)
     return before, [], snapshot([], [])
 

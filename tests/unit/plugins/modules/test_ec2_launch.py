@@ -806,3 +806,60 @@ def test_volumes_and_metadata_reach_run_instances():
     assert req["DisableApiTermination"] is True
     assert req["SecurityGroupIds"] == [SG]
     assert req["KeyName"] == "deploy"
+
+
+# --- key pair removal with state: absent -------------------------------------------------------------
+
+KEY_USERS = {
+    "Filters": [
+        {"Name": "key-name", "Values": ["deploy"]},
+        {"Name": "instance-state-name", "Values": [*LIVE, "shutting-down"]},
+    ]
+}
+
+
+def stub_absent_without_instances(ec2):
+    stub_find(ec2)
+    ec2.add_response("describe_security_groups", {"SecurityGroups": []})
+
+
+def test_absent_deletes_the_imported_key_pair_once_unused(ec2, run_module):
+    stub_absent_without_instances(ec2)
+    ec2.add_response(
+        "describe_key_pairs",
+        {"KeyPairs": [{"KeyName": "deploy", "KeyFingerprint": "x", "PublicKey": ED_PUB}]},
+        {"KeyNames": ["deploy"], "IncludePublicKey": True},
+    )
+    ec2.add_response("describe_instances", {"Reservations": []}, KEY_USERS)
+    ec2.add_response("delete_key_pair", {}, {"KeyName": "deploy"})
+    res = run_module(ec2_launch, {"name": "web", "state": "absent", "key_name": "deploy", "public_key": ED_PUB})
+    assert not res.failed, res.result["msg"]
+    assert res.result["changes"] == ["delete key pair deploy"]
+
+
+def test_absent_keeps_a_key_pair_other_instances_use(ec2, run_module, warnings):
+    stub_absent_without_instances(ec2)
+    ec2.add_response("describe_key_pairs", {"KeyPairs": [{"KeyName": "deploy", "PublicKey": ED_PUB}]})
+    ec2.add_response("describe_instances", reservations(instance("i-00000009", KeyName="deploy")), KEY_USERS)
+    res = run_module(ec2_launch, {"name": "web", "state": "absent", "key_name": "deploy", "public_key": ED_PUB})
+    assert res.result["changed"] is False
+    assert warnings == ["key pair deploy kept: instances i-00000009 still use it"]
+
+
+def test_absent_keeps_a_key_pair_holding_another_key(ec2, run_module, warnings):
+    stub_absent_without_instances(ec2)
+    ec2.add_response("describe_key_pairs", {"KeyPairs": [{"KeyName": "deploy", "PublicKey": RSA_PUB}]})
+    res = run_module(ec2_launch, {"name": "web", "state": "absent", "key_name": "deploy", "public_key": ED_PUB})
+    assert res.result["changed"] is False
+    assert warnings == ["key pair deploy kept: it holds another key than public_key"]
+
+
+def test_absent_in_check_mode_plans_the_key_deletion_without_making_it(ec2, run_module):
+    stub_find(ec2, instance("i-00000001", KeyName="deploy"))
+    ec2.add_response("describe_security_groups", {"SecurityGroups": []})
+    ec2.add_response("describe_key_pairs", {"KeyPairs": [{"KeyName": "deploy", "PublicKey": ED_PUB}]})
+    ec2.add_response("describe_instances", reservations(instance("i-00000001", KeyName="deploy")), KEY_USERS)
+    res = run_module(
+        ec2_launch, {"name": "web", "state": "absent", "key_name": "deploy", "public_key": ED_PUB}, check_mode=True
+    )
+    assert res.result["changes"] == ["terminate i-00000001", "delete key pair deploy"]
