@@ -30,6 +30,8 @@ help:
 	@echo "make sanity    ansible-test sanity"
 	@echo "make unit      unit tests (botocore Stubber)"
 	@echo "make integration  integration tests against a local moto server"
+	@echo "make bench     benchmarks against the peers (bench/RESULTS.md)"
+	@echo "make bench-smoke  a quick benchmark run (< 1 min) that checks the harness works"
 
 $(BIN)/.stamp: requirements-dev.txt requirements.txt
 	$(call step,virtualenv $(VENV) from requirements-dev.txt)
@@ -84,6 +86,28 @@ integration: venv
 test: lint sanity unit integration
 	@printf '\n==> make test: every step passed\n'
 
+# --- benchmarks: the peer lives in its own virtualenv, used by nothing else ---
+BENCH_VENV := $(CURDIR)/.venv-bench
+
+$(BENCH_VENV)/bin/.stamp: bench/requirements.txt
+	$(call step,benchmark virtualenv $(BENCH_VENV) from bench/requirements.txt)
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	@touch $@
+
+.PHONY: bench-inventory
+bench-inventory: venv $(BENCH_VENV)/bin/.stamp
+	$(call step,inventory benchmark: bakery.ec2.instances vs aws_ec2 vs boto3 (bench/RESULTS.md))
+	$(BIN)/python bench/inventory/run.py --runs 5 --output bench/RESULTS.md
+
+.PHONY: bench-smoke
+bench-smoke: venv
+	$(call step,inventory benchmark smoke run (1,000 instances, ours and the boto3 floor))
+	$(BIN)/python bench/inventory/run.py --smoke
+
+.PHONY: bench
+bench: bench-inventory
+
 .PHONY: clean
 clean:
-	rm -rf .build .pytest_cache .ruff_cache tests/output
+	rm -rf .build .pytest_cache .ruff_cache tests/output .venv-bench

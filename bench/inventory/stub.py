@@ -46,7 +46,7 @@ def instance_xml(rng, region, serial, zone_letters):
     vol = f"vol-{serial:017x}"
     day = 1 + serial % 28
     launch = f"2026-0{1 + serial % 9}-{day:02d}T{serial % 24:02d}:{serial % 60:02d}:00.000Z"
-    mac = "02:%02x:%02x:%02x:%02x:%02x" % tuple(rng.randrange(256) for _ in range(5))
+    mac = "02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}".format(*tuple(rng.randrange(256) for _ in range(5)))
     assoc = (
         f"<association><publicIp>{pub_ip}</publicIp><publicDnsName>ec2-{pub_ip.replace('.', '-')}."
         f"{region}.compute.amazonaws.com</publicDnsName><ipOwnerId>amazon</ipOwnerId></association>"
@@ -54,7 +54,8 @@ def instance_xml(rng, region, serial, zone_letters):
         else ""
     )
     public_fields = (
-        f"<dnsName>ec2-{pub_ip.replace('.', '-')}.{region}.compute.amazonaws.com</dnsName><ipAddress>{pub_ip}</ipAddress>"
+        f"<dnsName>ec2-{pub_ip.replace('.', '-')}.{region}.compute.amazonaws.com</dnsName>"
+        f"<ipAddress>{pub_ip}</ipAddress>"
         if public
         else "<dnsName/>"
     )
@@ -101,7 +102,7 @@ def instance_xml(rng, region, serial, zone_letters):
 
 def render_pages(region, count, first_serial, page_size, seed):
     """Pages of ``DescribeInstancesResponse`` XML (bytes), reservations of 1 to 3 instances each."""
-    rng = random.Random(f"{seed}-{region}")
+    rng = random.Random(f"{seed}-{region}")  # noqa: S311 - synthetic data, reproducible
     letters = "abcd"
     pages = []
     serial = first_serial

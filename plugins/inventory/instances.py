@@ -142,6 +142,7 @@ groups:
 compose:
   ansible_user: "'admin'"
 
+---
 # all.instances.yml: every enabled region, every state but terminated, skipping regions we may not read.
 plugin: bakery.ec2.instances
 regions: []
@@ -150,6 +151,7 @@ filters:
 strict_permissions: false
 max_concurrency: 16
 
+---
 # team.instances.yml: instances of team a, plus any tagged Shared=yes, but never those tagged Skip=yes.
 plugin: bakery.ec2.instances
 regions: [eu-west-1]
@@ -167,6 +169,7 @@ hostnames:
     separator: "-"
 ansible_host_preference: [ip-address, private-ip-address]
 
+---
 # cached.instances.yml: read from the cache for an hour; a cache hit makes no AWS call.
 plugin: bakery.ec2.instances
 regions: [eu-west-1]
@@ -176,6 +179,7 @@ cache_plugin: ansible.builtin.jsonfile
 cache_connection: /var/cache/ansible-inventory
 cache_timeout: 3600
 
+---
 # Migration from amazon.aws.aws_ec2. Before (aws_ec2.yml):
 #
 #   plugin: amazon.aws.aws_ec2
@@ -209,8 +213,8 @@ groups:
 
 import copy
 import re
-from xml.etree import ElementTree
 from concurrent.futures import ThreadPoolExecutor
+from xml.etree import ElementTree
 
 from ansible.errors import AnsibleError, AnsibleParserError
 from ansible.module_utils.common.text.converters import to_native
@@ -234,6 +238,7 @@ except ImportError:  # pragma: no cover - reported by parse()
 try:
     from ansible.template import is_trusted_as_template
 except ImportError:  # ansible-core < 2.19: every configuration string is trusted
+
     def is_trusted_as_template(value):
         return True
 
@@ -617,12 +622,12 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             results = [future.result() for future in futures]
 
         excluded = set()
-        for (_region, _filters, exclude), found in zip(jobs, results):
+        for (_region, _filters, exclude), found in zip(jobs, results, strict=False):
             if exclude and found:
                 excluded.update(hv["instance_id"] for hv in found)
         seen = set()
         hosts = []
-        for (_region, _filters, exclude), found in zip(jobs, results):
+        for (_region, _filters, exclude), found in zip(jobs, results, strict=False):
             if exclude or found is None:
                 continue
             for hostvars in found:
@@ -807,9 +812,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         use_default = key in (None, "") and default_value is not None
         if not (key or use_default):
             if strict and key not in ([], {}):
-                raise AnsibleParserError(
-                    f"No key or key resulted empty for {expression} in host {name}, invalid entry"
-                )
+                raise AnsibleParserError(f"No key or key resulted empty for {expression} in host {name}, invalid entry")
             return
         prefix = keyed.get("prefix", "")
         sep = keyed.get("separator", "_")

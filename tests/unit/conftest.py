@@ -19,7 +19,7 @@ from ansible.plugins.loader import init_plugin_loader
 # can also be loaded by name, as ansible-inventory loads them (tests/unit/plugins/inventory).
 init_plugin_loader([str(Path(__file__).resolve().parents[2] / ".build" / "collections")])
 
-from ansible_collections.bakery.ec2.plugins.module_utils import _aws, _module  # noqa: E402
+from ansible_collections.bakery.ec2.plugins.module_utils import _aws, _module
 from botocore.stub import Stubber
 
 

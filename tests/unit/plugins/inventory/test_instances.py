@@ -49,7 +49,7 @@ def instance(iid="i-0123456789abcdef0", tags=None, **extra):
         "PrivateDnsName": "ip-10-0-0-5.eu-west-1.compute.internal",
         "PublicDnsName": "",
         "Placement": {"AvailabilityZone": "eu-west-1b", "Tenancy": "default"},
-        "LaunchTime": datetime.datetime(2026, 3, 1, 12, 0, tzinfo=datetime.timezone.utc),
+        "LaunchTime": datetime.datetime(2026, 3, 1, 12, 0, tzinfo=datetime.UTC),
         "VpcId": "vpc-0123456789abcdef0",
         "SubnetId": "subnet-0123456789abcdef0",
         "SecurityGroups": [{"GroupId": "sg-0123456789abcdef0", "GroupName": "web"}],
@@ -80,7 +80,7 @@ def test_hostvars_names_like_aws_ec2_with_ec2_tags():
 
 def test_hostvars_never_use_a_reserved_name():
     reserved = get_reserved_names()
-    fields = {name: "x" for name in ("Name", "Environment", "Vars", "Port", "Connection", "Hosts")}
+    fields = dict.fromkeys(("Name", "Environment", "Vars", "Port", "Connection", "Hosts"), "x")
     hv = instances.instance_hostvars(instance(**fields))
     assert not reserved & set(hv)
     assert hv["ec2_name"] == "x" and hv["ec2_environment"] == "x" and hv["ec2_port"] == "x"
@@ -207,7 +207,9 @@ def stubs(monkeypatch):
 
 
 def page(*insts, token=None):
-    response = {"Reservations": [{"ReservationId": "r-0123456789abcdef0", "OwnerId": "123456789012", "Instances": list(insts)}]}
+    response = {
+        "Reservations": [{"ReservationId": "r-0123456789abcdef0", "OwnerId": "123456789012", "Instances": list(insts)}]
+    }
     if token:
         response["NextToken"] = token
     return response
