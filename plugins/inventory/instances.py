@@ -551,6 +551,14 @@ def resolve_path(parts, variables):
     return True, value
 
 
+class _Skipped:
+    """A region skipped for lack of permissions (strict_permissions=false)."""
+
+    def __init__(self, region, error):
+        self.region = region
+        self.error = error
+
+
 class _Skip(Exception):
     """An expression that is undefined for a host, with strict off: the entry is skipped, as Jinja's error would."""
 
@@ -621,13 +629,17 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             futures = [pool.submit(self._list, clients[region], filters, strings) for region, filters, _ex in jobs]
             results = [future.result() for future in futures]
 
+        for found in results:
+            if isinstance(found, _Skipped):
+                self.display.warning(f"bakery.ec2.instances: skipping region {found.region}: {found.error}")
+        results = [None if isinstance(found, _Skipped) else found for found in results]
         excluded = set()
-        for (_region, _filters, exclude), found in zip(jobs, results, strict=False):
+        for (_region, _filters, exclude), found in zip(jobs, results):  # noqa: B905 - Python 3.9 has no zip(strict=)
             if exclude and found:
                 excluded.update(hv["instance_id"] for hv in found)
         seen = set()
         hosts = []
-        for (_region, _filters, exclude), found in zip(jobs, results, strict=False):
+        for (_region, _filters, exclude), found in zip(jobs, results):  # noqa: B905 - Python 3.9 has no zip(strict=)
             if exclude or found is None:
                 continue
             for hostvars in found:
@@ -638,7 +650,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         return hosts
 
     def _list(self, client, filters, strings):
-        """Host variables of the instances matching ``filters`` in one region; None when skipped (permissions)."""
+        """Host variables of the instances matching ``filters`` in one region, or why it is skipped."""
         found = []
         try:
             kwargs = {"Filters": filters, "MaxResults": 1000}
@@ -655,8 +667,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 kwargs["NextToken"] = token
         except AwsError as err:
             if err.code in PERMISSION_CODES and not self.get_option("strict_permissions"):
-                self.display.warning(f"bakery.ec2.instances: skipping region {client.region}: {err}")
-                return None
+                return _Skipped(client.region, err)  # the main thread warns
             raise
 
     def _all_regions(self, params, session):

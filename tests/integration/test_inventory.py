@@ -119,6 +119,15 @@ def test_empty_regions_mean_every_region(aws_env, tmp_path, fleet):
     assert sorted(data["_meta"]["hostvars"]) == fleet["db_eu"]
 
 
+def test_assume_role(aws_env, tmp_path, fleet):
+    data, _proc = inventory(
+        aws_env,
+        tmp_path,
+        {"regions": ["eu-west-1"], "assume_role_arn": "arn:aws:iam::123456789012:role/inventory-reader"},
+    )
+    assert sorted(data["_meta"]["hostvars"]) == sorted(fleet["web_eu"] + fleet["db_eu"])
+
+
 def test_cache_is_used_until_flushed(aws_env, tmp_path, fleet):
     config = {
         "regions": ["eu-west-1"],

@@ -196,12 +196,36 @@ def stubs(monkeypatch):
         return clients[region]
 
     def fake_build_client(params, service="ec2", region=None, max_attempts=10, session=None):
+        if service == "sts":
+            return sts_client(params)
         built.append(region)
+        params_seen.append(params)
         return client_for(region)[0]
+
+    def sts_client(params):
+        client = boto3.client("sts", region_name="us-east-1", aws_access_key_id="AKIATEST", aws_secret_access_key="s")
+        stubber = Stubber(client)
+        stubber.add_response(
+            "assume_role",
+            {
+                "Credentials": {
+                    "AccessKeyId": "ASIAASSUMED000000000",
+                    "SecretAccessKey": "assumed-secret",
+                    "SessionToken": "assumed-token",
+                    "Expiration": datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC),
+                }
+            },
+            {"RoleArn": "arn:aws:iam::210987654321:role/reader", "RoleSessionName": "bakery-ec2-inventory"},
+        )
+        stubber.activate()
+        clients["sts"] = (None, stubber)
+        return _aws.AwsClient(client)
+
+    params_seen = []
 
     monkeypatch.setattr(instances, "build_client", fake_build_client)
     monkeypatch.setattr(instances, "build_session", lambda params: None)
-    yield lambda region: client_for(region)[1], built
+    yield lambda region: client_for(region)[1], built, params_seen
     for _client, stubber in clients.values():
         stubber.assert_no_pending_responses()
 
@@ -235,7 +259,7 @@ def groups_of(inventory):
 
 
 def test_two_regions_pages_filters_and_groups(plugin_loader, stubs, tmp_path):
-    stub, _built = stubs
+    stub, _built, _params = stubs
     running = [{"Name": "instance-state-name", "Values": ["running"]}]
     stub("eu-west-1").add_response(
         "describe_instances",
@@ -275,7 +299,7 @@ def test_two_regions_pages_filters_and_groups(plugin_loader, stubs, tmp_path):
 
 
 def test_include_and_exclude_filters(plugin_loader, stubs, tmp_path):
-    stub, _built = stubs
+    stub, _built, _params = stubs
     ec2 = stub("eu-west-1")
     # Jobs run in parallel, so each response must fit whichever request comes first.
     ec2.add_response("describe_instances", page(instance("i-00000000000000001"), instance("i-00000000000000002")))
@@ -294,7 +318,7 @@ def test_include_and_exclude_filters(plugin_loader, stubs, tmp_path):
 
 
 def test_cache_hit_makes_no_call_and_is_written_only_when_refreshed(plugin_loader, stubs, tmp_path):
-    stub, built = stubs
+    stub, built, _params = stubs
     stub("eu-west-1").add_response("describe_instances", page(instance("i-00000000000000001", {"Role": "web"})))
     config = {
         "regions": ["eu-west-1"],
@@ -319,7 +343,7 @@ def test_cache_hit_makes_no_call_and_is_written_only_when_refreshed(plugin_loade
 
 
 def test_cache_miss_fetches_and_writes(plugin_loader, stubs, tmp_path):
-    stub, built = stubs
+    stub, built, _params = stubs
     stub("eu-west-1").add_response("describe_instances", page(instance("i-00000000000000001")))
     config = {
         "regions": ["eu-west-1"],
@@ -333,13 +357,14 @@ def test_cache_miss_fetches_and_writes(plugin_loader, stubs, tmp_path):
 
 
 @pytest.mark.parametrize("code", ["UnauthorizedOperation", "AuthFailure"])
-def test_strict_permissions(plugin_loader, stubs, tmp_path, code):
-    stub, _built = stubs
+def test_strict_permissions(plugin_loader, stubs, tmp_path, code, capsys):
+    stub, _built, _params = stubs
     config = {"regions": ["eu-west-1", "us-east-1"], "strict_permissions": False}
     stub("eu-west-1").add_client_error("describe_instances", service_error_code=code, service_message="no")
     stub("us-east-1").add_response("describe_instances", page(instance("i-00000000000000003")))
     inventory, _plugin = run_plugin(tmp_path, config)
     assert sorted(inventory.hosts) == ["i-00000000000000003"]
+    assert f"skipping region eu-west-1: DescribeInstances: {code}: no" in " ".join(capsys.readouterr().err.split())
 
     stub("eu-west-1").add_client_error("describe_instances", service_error_code=code, service_message="not allowed")
     stub("us-east-1").add_response("describe_instances", page(instance("i-00000000000000003")))
@@ -349,7 +374,7 @@ def test_strict_permissions(plugin_loader, stubs, tmp_path, code):
 
 
 def test_empty_regions_use_describe_regions(plugin_loader, stubs, tmp_path):
-    stub, _built = stubs
+    stub, _built, _params = stubs
     stub("us-east-1").add_response(
         "describe_regions", {"Regions": [{"RegionName": "eu-west-1"}, {"RegionName": "ap-south-1"}]}
     )
@@ -544,3 +569,12 @@ def test_plain_paths_do_not_render_jinja(monkeypatch):
     our_inventory(hosts, options)
     assert len(calls) == 12
     assert rendered == []
+
+
+def test_assume_role_credentials_are_used_for_ec2(plugin_loader, stubs, tmp_path):
+    stub, _built, params = stubs
+    stub("eu-west-1").add_response("describe_instances", page(instance("i-00000000000000001")))
+    run_plugin(tmp_path, {"regions": ["eu-west-1"], "assume_role_arn": "arn:aws:iam::210987654321:role/reader"})
+    assert params[0]["access_key"] == "ASIAASSUMED000000000"
+    assert params[0]["secret_key"] == "assumed-secret"
+    assert params[0]["session_token"] == "assumed-token"
