@@ -46,7 +46,7 @@ def instance_xml(rng, region, serial, zone_letters):
     vol = f"vol-{serial:017x}"
     day = 1 + serial % 28
     launch = f"2026-0{1 + serial % 9}-{day:02d}T{serial % 24:02d}:{serial % 60:02d}:00.000Z"
-    mac = "02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}".format(*tuple(rng.randrange(256) for _ in range(5)))
+    mac = "02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}".format(*tuple(rng.randrange(256) for _byte in range(5)))
     assoc = (
         f"<association><publicIp>{pub_ip}</publicIp><publicDnsName>ec2-{pub_ip.replace('.', '-')}."
         f"{region}.compute.amazonaws.com</publicDnsName><ipOwnerId>amazon</ipOwnerId></association>"

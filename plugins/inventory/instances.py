@@ -545,7 +545,7 @@ def resolve_path(parts, variables):
     for part in parts[1:]:
         if value is _UNDEFINED:
             break
-        if type(value) is not dict:
+        if value.__class__ is not dict:  # exactly a dict: a subclass may have attributes Jinja would find first
             return False, None
         value = value.get(part, _UNDEFINED)
     return True, value
