@@ -179,7 +179,7 @@ def machine():
     peer = version(
         str(BENCH_VENV / "python"),
         "import json, ansible_collections.amazon.aws as a, pathlib; "
-        "m = pathlib.Path(a.__file__).parent / 'MANIFEST.json'; "
+        "m = pathlib.Path(list(a.__path__)[0]) / 'MANIFEST.json'; "
         "print(json.loads(m.read_text())['collection_info']['version'])",
     )
     peer_core = version(str(BENCH_VENV / "python"), "import ansible.release as r; print(r.__version__)")
