@@ -31,6 +31,7 @@ try:
         ProfileNotFound,
         ReadTimeoutError,
     )
+    from botocore.parsers import ResponseParserError
 
     HAS_BOTO3 = True
     BOTO3_IMPORT_ERROR = None
@@ -189,7 +190,7 @@ class AwsClient:
         while True:
             try:
                 return method(**params)
-            except (ClientError, BotoCoreError) as err:
+            except (ClientError, BotoCoreError, ResponseParserError) as err:
                 delay = next(delays, None) if is_retryable(err, retry_codes) else None
                 if delay is None:
                     raise self._error(operation, err) from None
@@ -216,6 +217,10 @@ class AwsClient:
             )
         if isinstance(err, EndpointConnectionError):
             return AwsError(name, "EndpointConnectionError", f"could not connect to {err.kwargs.get('endpoint_url')}")
+        if isinstance(err, ResponseParserError):  # a web page or another service: the body is no use to the user
+            return AwsError(
+                name, "InvalidResponse", f"the endpoint {self.client.meta.endpoint_url} did not answer like EC2"
+            )
         code, message, status = _error_code(err)
         return AwsError(name, code, message, status)
 
