@@ -68,13 +68,14 @@ class Sandbox:
         status: int = 503,
         count: int = 1,
         seconds: float = 60,
+        access_key: str | None = None,
     ) -> dict:
-        """Make the next `count` calls of `action` fail with EC2 error `code` (bounded by `seconds`)."""
-        return self._control(
-            "/_sandbox/faults",
-            "POST",
-            {"action": action, "code": code, "status": status, "count": count, "seconds": seconds},
-        )
+        """Make the next `count` calls of `action` fail with EC2 error `code` (bounded by `seconds`).
+
+        With `access_key`, only requests signed with that key ID are failed.
+        """
+        spec = {"action": action, "code": code, "status": status, "count": count, "seconds": seconds}
+        return self._control("/_sandbox/faults", "POST", dict(spec, access_key=access_key))
 
     def clear_faults(self) -> None:
         self._control("/_sandbox/faults", "DELETE")

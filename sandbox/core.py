@@ -513,7 +513,7 @@ class Middleware:
         params = dict(parse_qsl(raw.decode(), keep_blank_values=True))
         action = params.get("Action", "")
         internal = is_internal(environ)
-        fault = None if internal else self.core.faults.take(action)
+        fault = None if internal else self.core.faults.take(action, access_key_of(environ))
         if fault:
             code, body = ec2_error(fault["code"], fault.get("message") or f"sandbox fault injected for {action}",
                                    int(fault.get("status", 503)))  # fmt: skip

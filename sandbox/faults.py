@@ -55,6 +55,7 @@ class Faults:
             "code": spec.get("code", "RequestLimitExceeded"),
             "status": int(spec.get("status", 503)),
             "message": spec.get("message", ""),
+            "access_key": spec.get("access_key") or None,  # only requests signed with it, when given
             "remaining": count,
             "until": time.time() + seconds,
         }
@@ -62,14 +63,14 @@ class Faults:
             self.items.append(fault)
         return fault
 
-    def take(self, action: str) -> dict | None:
+    def take(self, action: str, access_key: str | None = None) -> dict | None:
         if not self.items:
             return None
         now = time.time()
         with self.lock:
             self.items = [f for f in self.items if f["remaining"] > 0 and f["until"] > now]
             for f in self.items:
-                if f["action"] in ("*", action):
+                if f["action"] in ("*", action) and f["access_key"] in (None, access_key):
                     f["remaining"] -= 1
                     return dict(f)
         return None

@@ -226,8 +226,27 @@ class AwsClient:
 
 
 def connection_params_from(getter):
-    """Collect the connection options through ``getter(name)`` (module params or plugin get_option)."""
-    return {name: getter(name) for name in CONNECTION_OPTIONS}
+    """Collect the connection options through ``getter(name)`` (module params or plugin get_option).
+
+    Raise :class:`AwsError` when the keys given are incomplete (botocore would fail later with a TypeError).
+    """
+    params = {name: getter(name) for name in CONNECTION_OPTIONS}
+    if bool(params.get("access_key")) != bool(params.get("secret_key")):
+        given, missing = ("access_key", "secret_key") if params.get("access_key") else ("secret_key", "access_key")
+        env = {"access_key": "AWS_ACCESS_KEY_ID", "secret_key": "AWS_SECRET_ACCESS_KEY"}
+        raise AwsError(
+            "Session",
+            "PartialCredentials",
+            f"{given} ({env[given]}) is set but {missing} ({env[missing]}) is not: set both, or neither to use "
+            "a profile",
+        )
+    if params.get("session_token") and not params.get("access_key"):
+        raise AwsError(
+            "Session",
+            "PartialCredentials",
+            "session_token (AWS_SESSION_TOKEN) is set without access_key and secret_key: set all three",
+        )
+    return params
 
 
 def build_client(params, service="ec2", region=None, max_attempts=10):

@@ -139,9 +139,12 @@ def test_an_endpoint_that_is_not_ec2_fails_in_one_line_naming_it(monkeypatch):
     from botocore.parsers import ResponseParserError
 
     client = boto3.client(
-        "ec2", region_name="us-east-1", endpoint_url="http://127.0.0.1:9/not-ec2/", aws_access_key_id="a",
+        "ec2",
+        region_name="us-east-1",
+        endpoint_url="http://127.0.0.1:9/not-ec2/",
+        aws_access_key_id="a",
         aws_secret_access_key="b",
-    )  # fmt: skip
+    )
     calls = []
 
     def describe_images(**kw):
@@ -155,3 +158,19 @@ def test_an_endpoint_that_is_not_ec2_fails_in_one_line_naming_it(monkeypatch):
     assert str(caught.value) == (
         "DescribeImages: InvalidResponse: the endpoint http://127.0.0.1:9/not-ec2/ did not answer like EC2"
     )
+
+
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [
+        ({"secret_key": "s"}, "secret_key (AWS_SECRET_ACCESS_KEY) is set but access_key"),
+        ({"access_key": "a"}, "access_key (AWS_ACCESS_KEY_ID) is set but secret_key"),
+        ({"session_token": "t"}, "session_token (AWS_SESSION_TOKEN) is set without access_key"),
+    ],
+)
+def test_incomplete_keys_are_refused_before_botocore_sees_them(params, named):
+    with pytest.raises(_aws.AwsError) as caught:
+        _aws.connection_params_from(params.get)
+    assert caught.value.code == "PartialCredentials"
+    assert named in str(caught.value)
+    assert "s" not in {caught.value.message} and "'t'" not in caught.value.message
