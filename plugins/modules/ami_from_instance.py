@@ -21,13 +21,27 @@ description:
   - When the image ends in state C(failed), the task fails with EC2's reason and the failed image and its
     snapshots are removed, so a rerun starts clean. A wait that times out fails the task but removes nothing;
     a rerun finds the image by name and waits again.
+  - With O(state=absent) the image named O(name) is deregistered and its snapshots deleted, in the region of the
+    task and in each region of O(copy_to_regions); see O(state).
 author:
   - bakery.ec2 maintainers (@bakery-ec2)
 options:
+  state:
+    description:
+      - V(present) makes sure the image exists (see O(on_exists)).
+      - V(absent) deregisters every image of the account named O(name) and deletes its snapshots, in the region
+        of the task and in each region of O(copy_to_regions). A snapshot that EC2 still counts as in use right
+        after DeregisterImage is retried for a bounded time. When there is no such image nothing changes.
+      - With V(absent) the image is found by its name alone, so O(instance_id), O(instance_name),
+        O(description), O(tags) and O(launch_permissions) are refused (they cannot narrow what is removed);
+        the other options that only shape a new image are ignored.
+    type: str
+    choices: [present, absent]
+    default: present
   instance_id:
     description:
       - ID of the instance to image.
-      - Exactly one of O(instance_id) and O(instance_name) is required.
+      - With O(state=present), exactly one of O(instance_id) and O(instance_name) is required.
     type: str
   instance_name:
     description:
@@ -86,6 +100,7 @@ options:
     description:
       - Regions to copy the image to, with the same name, description and tags. The copies are made in
         parallel, each looked up by name first in its region as O(on_exists) says.
+      - With O(state=absent), the regions where the images of that name are removed too.
       - Each must be a region enabled for the account and not the region of the task.
       - The source image must be C(available) before it can be copied, so the module waits for it
         whenever a copy is to be made, even with O(wait=false).
@@ -110,11 +125,14 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: Looks everything up, makes no change, and reports in RV(actions) what would be done.
+    description:
+      - Looks everything up, makes no change, and reports in RV(actions) what would be done (and, with
+        O(state=absent), in RV(removed) what would be removed).
   diff_mode:
     support: full
     description:
       - Shows the image and its copies (ID, name, description, state, tags, launch permissions) before and after.
+      - With O(state=absent), the images before and nothing after.
 notes:
   - Tags of the image are applied at creation; tags of snapshots are applied with CreateTags once the image
     is available (EC2 only then names them), which works on every EC2 endpoint.
@@ -173,18 +191,31 @@ EXAMPLES = r"""
     no_reboot: true
     lineage_tags: false
     wait: false
+
+- name: Remove the golden image and its copies, with their snapshots
+  bakery.ec2.ami_from_instance:
+    name: web-golden
+    state: absent
+    copy_to_regions:
+      - eu-west-1
+      - ap-southeast-2
+  register: gone
+
+- name: Show what was removed
+  ansible.builtin.debug:
+    msg: "{{ gone.removed | map(attribute='image_id') | list }}"
 """
 
 RETURN = r"""
 image_id:
   description: ID of the image. Absent in check mode when the image would be created.
-  returned: when the image exists
+  returned: when O(state=present) and the image exists
   type: str
   sample: ami-0123456789abcdef0
 image:
   description:
     - The image, with keys in snake_case as amazon.aws returns them and tags as a dict.
-  returned: when the image exists
+  returned: when O(state=present) and the image exists
   type: dict
   contains:
     image_id:
@@ -226,13 +257,13 @@ image:
       sample: [{"device_name": "/dev/xvda", "ebs": {"snapshot_id": "snap-0123456789abcdef0", "volume_size": 8}}]
 snapshot_ids:
   description: IDs of the EBS snapshots of the image (empty while EC2 has not made them yet).
-  returned: always
+  returned: when O(state=present)
   type: list
   elements: str
   sample: [snap-0123456789abcdef0]
 copies:
   description: Image ID of the copy in each region of O(copy_to_regions). A copy that check mode would make is absent.
-  returned: always
+  returned: when O(state=present)
   type: dict
   sample: {"eu-west-1": "ami-0fedcba9876543210"}
 actions:
@@ -241,6 +272,28 @@ actions:
   type: list
   elements: str
   sample: ["create image 'web-golden' from i-0123456789abcdef0", "copy ami-0123456789abcdef0 to eu-west-1"]
+removed:
+  description:
+    - The images that were removed (in check mode, that would be removed), with their snapshots; empty when
+      there was no image of that name.
+  returned: when O(state=absent)
+  type: list
+  elements: dict
+  contains:
+    region:
+      description: Region of the image.
+      type: str
+      sample: us-east-1
+    image_id:
+      description: ID of the image that was deregistered.
+      type: str
+      sample: ami-0123456789abcdef0
+    snapshot_ids:
+      description: IDs of its snapshots, which were deleted.
+      type: list
+      elements: str
+      sample: [snap-0123456789abcdef0]
+  sample: [{"region": "us-east-1", "image_id": "ami-0123456789abcdef0", "snapshot_ids": ["snap-0123456789abcdef0"]}]
 """
 
 import hashlib
@@ -272,6 +325,8 @@ GONE_INSTANCE_STATES = ("shutting-down", "terminated")
 WAITING_IMAGE_STATES = ("pending", "transient")
 # Right after a create, a describe or a tag call may not see the new resource yet.
 NEW_RESOURCE_CODES = ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable", "InvalidSnapshot.NotFound")
+# With state=absent the image is found by name alone; these would look as if they narrowed what is removed.
+PRESENT_ONLY = ("instance_id", "instance_name", "description", "tags", "launch_permissions")
 
 
 # --- pure functions ---------------------------------------------------------------------------------
@@ -279,6 +334,10 @@ NEW_RESOURCE_CODES = ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable", "Inva
 
 def validate(params, region):
     """Return an error message for the first bad option value, or None."""
+    if params["state"] == "absent":
+        for option in PRESENT_ONLY:
+            if params[option] is not None:
+                return f"{option}: not used with state=absent, which removes the images named {params['name']!r}"
     name = params["name"]
     if not 3 <= len(name) <= 128:
         return f"name: {name!r} has {len(name)} characters; an AMI name has 3 to 128"
@@ -658,6 +717,7 @@ def purge_of(params):
 def main():
     module = AwsModule(
         argument_spec={
+            "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
             "instance_id": {"type": "str"},
             "instance_name": {"type": "str"},
             "name": {"type": "str", "required": True},
@@ -673,7 +733,7 @@ def main():
             "purge_tags": {"type": "bool", "default": True},
         },
         mutually_exclusive=[("instance_id", "instance_name")],
-        required_one_of=[("instance_id", "instance_name")],
+        required_if=[("state", "present", ("instance_id", "instance_name"), True)],
         supports_check_mode=True,
     )
     module.run(run)
@@ -685,6 +745,9 @@ def run(module):
     error = validate(params, client.region)
     if error:
         module.fail(error)
+    if params["state"] == "absent":
+        remove_all(module, client)
+        return
     deadline = time.monotonic() + params["wait_timeout"]
     # Everything is looked up before anything changes, so bad input and on_exists=fail change nothing.
     instance = find_instance(module, client)
@@ -729,6 +792,29 @@ def run(module):
 
     result.update(changed=bool(changes.actions), actions=changes.actions)
     if module.module._diff:
+        result["diff"] = {"before": before, "after": after}
+    module.exit(**result)
+
+
+def remove_all(module, client):
+    """state=absent: remove the images named ``name`` here and in ``copy_to_regions``, with their snapshots."""
+    params = module.params
+    check_regions(module, client)
+    copy_clients = {region: module.client(region=region) for region in params["copy_to_regions"]}
+    found = find_images(client, params["name"])
+    found_copies = {region: find_images(c, params["name"]) for region, c in copy_clients.items()}
+    before = diff_before(client, params, found, found_copies) if module.module._diff else None
+    changes = Changes(module.check_mode)
+    removed = []
+    for where, images in [(client, found)] + [(copy_clients[r], imgs) for r, imgs in found_copies.items()]:
+        for image in images:
+            snapshots = remove_image(where, changes, image)
+            removed.append({"region": where.region, "image_id": image["ImageId"], "snapshot_ids": snapshots})
+    result = {"changed": bool(changes.actions), "actions": changes.actions, "removed": removed}
+    if module.module._diff:
+        after = {"image": {}}
+        if found_copies:
+            after["copies"] = {region: {} for region in found_copies}
         result["diff"] = {"before": before, "after": after}
     module.exit(**result)
 

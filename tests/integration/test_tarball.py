@@ -57,8 +57,9 @@ def tarball(tmp_path_factory):
 @pytest.fixture(scope="module")
 def installed(tarball, tmp_path_factory):
     root = tmp_path_factory.mktemp("collections")
-    run([BIN / "ansible-galaxy", "collection", "install", "--offline", "-p", str(root), str(tarball)])
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
+    # Without the checkout on the collections path, or ansible-galaxy finds it "already installed".
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "ANSIBLE_COLLECTIONS_PATH")}
+    run([BIN / "ansible-galaxy", "collection", "install", "--offline", "-p", str(root), str(tarball)], env=env)
     env.update(ANSIBLE_COLLECTIONS_PATH=str(root), ANSIBLE_NOCOLOR="1")
     return root, env
 

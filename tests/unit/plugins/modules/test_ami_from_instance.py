@@ -530,7 +530,7 @@ def test_region_not_enabled_fails_before_any_change(ec2, run_module):
         ({"wait_timeout": -1}, "wait_timeout: -1 is negative"),
         ({"tags": {"aws:x": "y"}}, "tags: tag key 'aws:x' uses the reserved prefix 'aws:'"),
         ({"instance_name": "web"}, "instance_id|instance_name"),
-        ({"instance_id": None}, "one of the following is required: instance_id, instance_name"),
+        ({"instance_id": None}, "state is present but any of the following are missing: instance_id, instance_name"),
         ({"on_exists": "update"}, "on_exists"),
     ],
 )
@@ -559,3 +559,140 @@ def test_copy_token_is_stable_and_distinct_per_region():
     assert mod.copy_token(NEW, "eu-west-1", NAME) == mod.copy_token(NEW, "eu-west-1", NAME)
     assert mod.copy_token(NEW, "eu-west-1", NAME) != mod.copy_token(NEW, "eu-west-2", NAME)
     assert len(mod.copy_token(NEW, "eu-west-1", NAME)) <= 64
+
+
+# --- state: absent ----------------------------------------------------------------------------------
+
+OLD_SNAP2 = "snap-0old0000000000002"
+EU_COPY, EU_SNAP = "ami-0c0py000000000000", "snap-0c0py00000000000"
+
+
+def test_absent_deregisters_and_deletes_snapshots_here_and_in_copy_regions(ec2, run_module):
+    stub_regions(ec2, "us-east-1", "eu-west-1")
+    stub_lookup(ec2, image(OLD, snapshots=(OLD_SNAP, OLD_SNAP2)))
+    eu = ec2.for_region("eu-west-1")
+    stub_lookup(eu, image(EU_COPY, snapshots=(EU_SNAP,)))
+    ec2.add_response("deregister_image", {}, {"ImageId": OLD})
+    ec2.add_response("delete_snapshot", {}, {"SnapshotId": OLD_SNAP})
+    ec2.add_response("delete_snapshot", {}, {"SnapshotId": OLD_SNAP2})
+    eu.add_response("deregister_image", {}, {"ImageId": EU_COPY})
+    eu.add_response("delete_snapshot", {}, {"SnapshotId": EU_SNAP})
+    res = run_module(mod, {"name": NAME, "state": "absent", "copy_to_regions": ["eu-west-1"]})
+    assert not res.failed, res.result
+    assert res.result["changed"] is True
+    assert res.result["removed"] == [
+        {"region": "us-east-1", "image_id": OLD, "snapshot_ids": [OLD_SNAP, OLD_SNAP2]},
+        {"region": "eu-west-1", "image_id": EU_COPY, "snapshot_ids": [EU_SNAP]},
+    ]
+    assert res.result["actions"] == [
+        f"deregister {OLD} (us-east-1) and delete its snapshots {OLD_SNAP}, {OLD_SNAP2}",
+        f"deregister {EU_COPY} (eu-west-1) and delete its snapshots {EU_SNAP}",
+    ]
+    assert "image_id" not in res.result and "snapshot_ids" not in res.result
+
+
+def test_absent_removes_every_image_of_that_name(ec2, run_module):
+    # EC2 allows one image per name; endpoints that allow more get all of them removed.
+    stub_lookup(ec2, image(OLD, snapshots=(OLD_SNAP,)), image(NEW, snapshots=()))
+    ec2.add_response("deregister_image", {}, {"ImageId": OLD})
+    ec2.add_response("delete_snapshot", {}, {"SnapshotId": OLD_SNAP})
+    ec2.add_response("deregister_image", {}, {"ImageId": NEW})
+    res = run_module(mod, {"name": NAME, "state": "absent"})
+    assert not res.failed, res.result
+    assert [r["image_id"] for r in res.result["removed"]] == [OLD, NEW]
+
+
+def test_absent_when_missing_is_unchanged(ec2, run_module):
+    stub_regions(ec2, "us-east-1", "eu-west-1")
+    stub_lookup(ec2)
+    stub_lookup(ec2.for_region("eu-west-1"))
+    res = run_module(mod, {"name": NAME, "state": "absent", "copy_to_regions": ["eu-west-1"]}, diff=True)
+    assert not res.failed, res.result
+    assert res.result["changed"] is False
+    assert res.result["removed"] == [] and res.result["actions"] == []
+    assert res.result["diff"] == {
+        "before": {"image": {}, "copies": {"eu-west-1": {}}},
+        "after": {"image": {}, "copies": {"eu-west-1": {}}},
+    }
+
+
+def test_absent_check_mode_sends_nothing_mutating_and_says_what_would_go(ec2, run_module):
+    stub_regions(ec2, "us-east-1", "eu-west-1")
+    stub_lookup(ec2, image(OLD, snapshots=(OLD_SNAP,), tags={"Role": "web"}))
+    stub_lookup(ec2.for_region("eu-west-1"), image(EU_COPY, snapshots=(EU_SNAP,)))
+    # Only the lookups are stubbed: any DeregisterImage or DeleteSnapshot would fail the test.
+    res = run_module(
+        mod, {"name": NAME, "state": "absent", "copy_to_regions": ["eu-west-1"]}, check_mode=True, diff=True
+    )
+    assert not res.failed, res.result
+    assert res.result["changed"] is True
+    assert res.result["removed"] == [
+        {"region": "us-east-1", "image_id": OLD, "snapshot_ids": [OLD_SNAP]},
+        {"region": "eu-west-1", "image_id": EU_COPY, "snapshot_ids": [EU_SNAP]},
+    ]
+    assert res.result["actions"][0] == f"deregister {OLD} (us-east-1) and delete its snapshots {OLD_SNAP}"
+    diff = res.result["diff"]
+    assert diff["before"]["image"]["image_id"] == OLD
+    assert diff["before"]["image"]["tags"] == {"Role": "web"}
+    assert diff["before"]["copies"]["eu-west-1"]["image_id"] == EU_COPY
+    assert diff["after"] == {"image": {}, "copies": {"eu-west-1": {}}}
+
+
+def test_absent_retries_snapshots_still_in_use(ec2, run_module, slept):
+    stub_lookup(ec2, image(OLD, snapshots=(OLD_SNAP,)))
+    ec2.add_response("deregister_image", {}, {"ImageId": OLD})
+    for _attempt in range(2):
+        ec2.add_client_error("delete_snapshot", "InvalidSnapshot.InUse", f"{OLD_SNAP} is in use by {OLD}", 400)
+    ec2.add_response("delete_snapshot", {}, {"SnapshotId": OLD_SNAP})
+    res = run_module(mod, {"name": NAME, "state": "absent"})
+    assert not res.failed, res.result
+    assert res.result["removed"] == [{"region": "us-east-1", "image_id": OLD, "snapshot_ids": [OLD_SNAP]}]
+    assert len(slept) == 2
+
+
+def test_absent_gives_up_on_a_snapshot_in_use_after_bounded_retries(ec2, run_module, slept):
+    stub_lookup(ec2, image(OLD, snapshots=(OLD_SNAP,)))
+    ec2.add_response("deregister_image", {}, {"ImageId": OLD})
+    for _attempt in range(10):
+        ec2.add_client_error("delete_snapshot", "InvalidSnapshot.InUse", f"{OLD_SNAP} is in use by {OLD}", 400)
+    res = run_module(mod, {"name": NAME, "state": "absent"})
+    assert res.failed
+    assert res.result["msg"].startswith("DeleteSnapshot: InvalidSnapshot.InUse: ")
+    assert "\n" not in res.result["msg"]
+    assert len(slept) == 9
+
+
+def test_absent_snapshot_already_gone_is_fine(ec2, run_module):
+    stub_lookup(ec2, image(OLD, snapshots=(OLD_SNAP,)))
+    ec2.add_response("deregister_image", {}, {"ImageId": OLD})
+    ec2.add_client_error("delete_snapshot", "InvalidSnapshot.NotFound", f"{OLD_SNAP} does not exist", 400)
+    res = run_module(mod, {"name": NAME, "state": "absent"})
+    assert not res.failed, res.result
+    assert res.result["changed"] is True
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"instance_id": INSTANCE}, "instance_id: not used with state=absent, which removes the images named"),
+        ({"instance_name": "web-build"}, "instance_name: not used with state=absent"),
+        ({"tags": {"Role": "web"}}, "tags: not used with state=absent"),
+        ({"description": "web"}, "description: not used with state=absent"),
+        ({"launch_permissions": []}, "launch_permissions: not used with state=absent"),
+        ({"name": "web:1"}, "name: 'web:1' contains ':'"),
+        ({"copy_to_regions": ["us-east-1"]}, "copy_to_regions: 'us-east-1' is the region of the image itself"),
+        ({"state": "gone"}, "state"),
+    ],
+)
+def test_absent_bad_input_fails_before_any_call(ec2, run_module, params, message):
+    res = run_module(mod, dict({"name": NAME, "state": "absent"}, **params))
+    assert res.failed
+    assert message in res.result["msg"]
+    assert "\n" not in res.result["msg"]
+
+
+def test_absent_region_not_enabled_fails_before_any_change(ec2, run_module):
+    stub_regions(ec2, "us-east-1")
+    res = run_module(mod, {"name": NAME, "state": "absent", "copy_to_regions": ["eu-west-1"]})
+    assert res.failed
+    assert res.result["msg"] == "copy_to_regions: 'eu-west-1' is not a region enabled for this account"

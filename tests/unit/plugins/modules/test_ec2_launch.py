@@ -1,0 +1,865 @@
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import subprocess
+
+import pytest
+from ansible.module_utils import basic
+from ansible_collections.bakery.ec2.plugins.module_utils import _aws
+from ansible_collections.bakery.ec2.plugins.modules import ec2_launch
+from botocore.stub import ANY
+
+AMI = "ami-0123456789abcdef0"
+ARM_AMI = "ami-0aaaaaaaaaaaaaaa0"
+SUBNET = "subnet-0123456789abcdef0"
+VPC = "vpc-0123456789abcdef0"
+SG = "sg-0123456789abcdef0"
+T0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+STATE_CODES = {"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48, "stopping": 64, "stopped": 80}
+LIVE = ["pending", "running", "stopping", "stopped"]
+# A throwaway RSA public key, for tests only.
+RSA_PUB = (
+    "ssh-rsa "
+    "AAAAB3NzaC1yc2EAAAADAQABAAABAQCeh2fpzykghemg1PqI4mO81njxJOA2S6KyxeIgwzykThpibYktNIt1XYK21BBkaIhT//SM"
+    "xbcfPFKHq/vOpusAj8NC0O7Nsw9cDC082PmZodFrWZzL/3x6JwNtVUuheYJBbPn/smXq3PC2rBYtyX5PvnHm9iUqIE3HqR/bfL6t"
+    "Nfs49zcsOS5hX3+C1UdOV1F5NCEXrgl6PI0r6//uX0m1XHuzvNsiKHv9FhPWBY2t1i8g6Eq7FZaRBzHm4XlEQZkZnjHTB65rLwVW"
+    "LzczpWzm51IOWYVcHPmjvB7NAsuJQNFlsKzM5v00+GVN4fldBks6iKBgakFHGRFrpG83TSol"
+    " test@example"
+)
+
+
+@pytest.fixture
+def warnings(monkeypatch):
+    """Warnings the module gives, in order."""
+    seen = []
+    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, msg: seen.append(msg))
+    return seen
+
+
+def ssh_ed25519(seed=b"\x01" * 32):
+    blob = b"\x00\x00\x00\x0bssh-ed25519" + b"\x00\x00\x00\x20" + seed
+    return "ssh-ed25519 " + base64.b64encode(blob).decode() + " test@example"
+
+
+ED_PUB = ssh_ed25519()
+
+
+def instance(iid, state="running", launched=T0, tags=None, groups=(SG,), **extra):
+    inst = {
+        "InstanceId": iid,
+        "ImageId": AMI,
+        "InstanceType": "t3.micro",
+        "State": {"Code": STATE_CODES[state], "Name": state},
+        "LaunchTime": launched,
+        "SubnetId": SUBNET,
+        "VpcId": VPC,
+        "Placement": {"AvailabilityZone": "us-east-1a"},
+        "PrivateIpAddress": "172.31.0.10",
+        "SecurityGroups": [{"GroupId": g, "GroupName": "web"} for g in groups],
+        "MetadataOptions": {"HttpTokens": "required", "HttpPutResponseHopLimit": 1, "HttpEndpoint": "enabled"},
+        "Tags": [{"Key": k, "Value": v} for k, v in (tags or {"Name": "web"}).items()],
+    }
+    inst.update(extra)
+    return inst
+
+
+def reservations(*instances):
+    return {"Reservations": [{"ReservationId": "r-0123456789abcdef0", "Instances": list(instances)}]}
+
+
+def group_filters(name="web", vpc=None):
+    filters = [{"Name": "tag:Name", "Values": [name]}, {"Name": "instance-state-name", "Values": LIVE}]
+    if vpc:
+        filters.append({"Name": "vpc-id", "Values": [vpc]})
+    return {"Filters": filters}
+
+
+def id_filter(*ids):
+    return {"Filters": [{"Name": "instance-id", "Values": list(ids)}]}
+
+
+def stub_find(ec2, *instances, name="web"):
+    ec2.add_response("describe_instances", reservations(*instances), group_filters(name))
+
+
+def stub_image(ec2, image_id=AMI, arch="x86_64"):
+    ec2.add_response(
+        "describe_images",
+        {"Images": [{"ImageId": image_id, "Architecture": arch, "State": "available", "RootDeviceName": "/dev/xvda"}]},
+        {"ImageIds": [image_id]},
+    )
+
+
+def stub_type(ec2, itype="t3.micro", archs=("x86_64",)):
+    ec2.add_response(
+        "describe_instance_types",
+        {"InstanceTypes": [{"InstanceType": itype, "ProcessorInfo": {"SupportedArchitectures": list(archs)}}]},
+        {"InstanceTypes": [itype]},
+    )
+
+
+def stub_default_subnet(ec2):
+    ec2.add_response(
+        "describe_subnets",
+        {
+            "Subnets": [
+                {"SubnetId": "subnet-0bbbbbbbbbbbbbbb0", "VpcId": VPC, "AvailabilityZone": "us-east-1b"},
+                {"SubnetId": SUBNET, "VpcId": VPC, "AvailabilityZone": "us-east-1a"},
+            ]
+        },
+        {"Filters": [{"Name": "default-for-az", "Values": ["true"]}]},
+    )
+
+
+def stub_lookups(ec2, *existing, image=True):
+    """The read-only calls of a run with no subnet_id: the group, image, type, default or known subnet."""
+    stub_find(ec2, *existing)
+    if image:
+        stub_image(ec2)
+    stub_type(ec2)
+    if not existing:
+        stub_default_subnet(ec2)
+
+
+BASE = {"name": "web", "image_id": AMI}
+
+
+# --- launching --------------------------------------------------------------------------------------
+
+
+def test_one_run_instances_with_client_token_and_tags_then_waits_pending_to_running(ec2, run_module, slept):
+    stub_lookups(ec2)
+    token = ec2_launch.client_token("web", "us-east-1", VPC, [], 2)
+    ec2.add_response(
+        "run_instances",
+        {"Instances": [instance("i-00000001", "pending"), instance("i-00000002", "pending")]},
+        {
+            "ImageId": AMI,
+            "InstanceType": "t3.micro",
+            "MinCount": 2,
+            "MaxCount": 2,
+            "ClientToken": token,
+            "SubnetId": SUBNET,
+            "MetadataOptions": {"HttpTokens": "required"},
+            "TagSpecifications": [
+                {
+                    "ResourceType": "instance",
+                    "Tags": [{"Key": "Name", "Value": "web"}, {"Key": "Role", "Value": "app"}],
+                },
+                {"ResourceType": "volume", "Tags": [{"Key": "Name", "Value": "web"}, {"Key": "Role", "Value": "app"}]},
+            ],
+            "UserData": ANY,
+        },
+    )
+    # Not visible yet, then pending, then running.
+    ec2.add_response("describe_instances", {"Reservations": []}, id_filter("i-00000001", "i-00000002"))
+    ec2.add_response(
+        "describe_instances",
+        reservations(instance("i-00000001", "pending"), instance("i-00000002", "running")),
+        id_filter("i-00000001", "i-00000002"),
+    )
+    ec2.add_response(
+        "describe_instances",
+        reservations(instance("i-00000001", "running"), instance("i-00000002", "running")),
+        id_filter("i-00000001", "i-00000002"),
+    )
+    res = run_module(ec2_launch, dict(BASE, count=2, tags={"Role": "app"}, user_data="#!/bin/sh\necho hi\n"))
+    assert not res.failed, res.result["msg"]
+    assert res.result["changed"] is True
+    assert res.result["launched_ids"] == ["i-00000001", "i-00000002"]
+    assert res.result["instance_ids"] == ["i-00000001", "i-00000002"]
+    assert [i["state"]["name"] for i in res.result["instances"]] == ["running", "running"]
+    assert res.result["instances"][0]["tags"] == {"Name": "web"}
+    assert "echo hi" not in str(res.result)
+    # Fast first poll, then backing off.
+    assert slept[:2] == [0.25, 0.4]
+
+
+def test_client_token_is_deterministic_and_64_chars():
+    one = ec2_launch.client_token("web", "us-east-1", VPC, ["i-2", "i-1"], 3)
+    assert one == ec2_launch.client_token("web", "us-east-1", VPC, ["i-1", "i-2"], 3)
+    assert len(one) == 64
+    assert one != ec2_launch.client_token("web", "us-east-1", VPC, ["i-1"], 3)
+    assert one != ec2_launch.client_token("web", "eu-west-1", VPC, ["i-1", "i-2"], 3)
+    assert one != ec2_launch.client_token("web", "us-east-1", VPC, ["i-1", "i-2"], 4)
+
+
+def test_pending_instance_from_an_interrupted_run_counts_and_is_waited_for(ec2, run_module):
+    stub_lookups(ec2, instance("i-00000001", "pending"))
+    ec2.add_response("describe_instances", reservations(instance("i-00000001", "running")), id_filter("i-00000001"))
+    res = run_module(ec2_launch, BASE)
+    assert not res.failed, res.result["msg"]
+    assert res.result["changed"] is False
+    assert res.result["launched_ids"] == []
+    assert res.result["instance_ids"] == ["i-00000001"]
+
+
+def test_wait_timeout_fails_with_ids_and_last_states(ec2, run_module, monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr(_aws.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(_aws.AwsClient, "sleep", staticmethod(lambda delay: now.__setitem__(0, now[0] + delay)))
+    stub_lookups(ec2)
+    ec2.add_response("run_instances", {"Instances": [instance("i-00000001", "pending")]})
+    for _poll in range(4):
+        ec2.add_response("describe_instances", reservations(instance("i-00000001", "pending")), id_filter("i-00000001"))
+    res = run_module(ec2_launch, dict(BASE, wait_timeout=1))
+    assert res.failed
+    assert "timed out after 1s" in res.result["msg"]
+    assert "i-00000001 pending" in res.result["msg"]
+    assert res.result["launched_ids"] == ["i-00000001"]
+    assert "\n" not in res.result["msg"]
+
+
+def test_instance_that_dies_while_waiting_fails_at_once(ec2, run_module):
+    stub_lookups(ec2)
+    ec2.add_response("run_instances", {"Instances": [instance("i-00000001", "pending")]})
+    dead = instance("i-00000001", "terminated", StateReason={"Code": "Server.InternalError", "Message": "boom"})
+    ec2.add_response("describe_instances", reservations(dead), id_filter("i-00000001"))
+    res = run_module(ec2_launch, BASE)
+    assert res.failed
+    assert res.result["msg"] == "instance i-00000001 went to terminated while waiting for running: boom"
+
+
+def test_throttling_is_retried_with_the_same_client_token(ec2, run_module, slept):
+    stub_lookups(ec2)
+    token = ec2_launch.client_token("web", "us-east-1", VPC, [], 1)
+    ec2.add_client_error("run_instances", "RequestLimitExceeded", "Request limit exceeded.", 503)
+    ec2.add_response(
+        "run_instances", {"Instances": [instance("i-00000001", "running")]}, {"ClientToken": token, **run_params()}
+    )
+    ec2.add_response("describe_instances", reservations(instance("i-00000001")), id_filter("i-00000001"))
+    res = run_module(ec2_launch, BASE)
+    assert not res.failed, res.result["msg"]
+    assert res.result["launched_ids"] == ["i-00000001"]
+    assert len(slept) == 1 and 0 <= slept[0] <= 0.5
+
+
+def run_params(count=1):
+    return {
+        "ImageId": AMI,
+        "InstanceType": "t3.micro",
+        "MinCount": count,
+        "MaxCount": count,
+        "SubnetId": SUBNET,
+        "MetadataOptions": {"HttpTokens": "required"},
+        "TagSpecifications": [
+            {"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "web"}]},
+            {"ResourceType": "volume", "Tags": [{"Key": "Name", "Value": "web"}]},
+        ],
+    }
+
+
+def test_stale_client_token_gets_a_new_deterministic_one(ec2, run_module):
+    stub_lookups(ec2)
+    first = ec2_launch.client_token("web", "us-east-1", VPC, [], 1)
+    second = ec2_launch.client_token("web", "us-east-1", VPC, [], 1, "stale:i-0000000a")
+    ec2.add_response(
+        "run_instances", {"Instances": [instance("i-0000000a", "terminated")]}, {"ClientToken": first, **run_params()}
+    )
+    ec2.add_response(
+        "run_instances", {"Instances": [instance("i-00000001", "pending")]}, {"ClientToken": second, **run_params()}
+    )
+    ec2.add_response("describe_instances", reservations(instance("i-00000001")), id_filter("i-00000001"))
+    res = run_module(ec2_launch, BASE)
+    assert not res.failed, res.result["msg"]
+    assert res.result["launched_ids"] == ["i-00000001"]
+
+
+def test_rerun_with_everything_in_place_changes_nothing(ec2, run_module):
+    stub_lookups(ec2, instance("i-00000001"), instance("i-00000002", launched=T0 + datetime.timedelta(minutes=1)))
+    res = run_module(ec2_launch, dict(BASE, count=2, tags={"Name": "web"}))
+    assert not res.failed, res.result["msg"]
+    assert res.result["changed"] is False
+    assert res.result["changes"] == []
+    assert res.result["instance_ids"] == ["i-00000001", "i-00000002"]
+
+
+# --- scaling down -----------------------------------------------------------------------------------
+
+
+def test_scale_down_terminates_the_oldest_by_launch_time_then_id(ec2, run_module):
+    later = T0 + datetime.timedelta(hours=1)
+    group = [
+        instance("i-0000000c", launched=later),
+        instance("i-0000000b", launched=T0),
+        instance("i-0000000a", launched=T0),
+        instance("i-00000009", launched=later + datetime.timedelta(hours=1)),
+    ]
+    stub_lookups(ec2, *group)
+    ec2.add_response(
+        "terminate_instances", {"TerminatingInstances": []}, {"InstanceIds": ["i-0000000a", "i-0000000b", "i-0000000c"]}
+    )
+    ec2.add_response(
+        "describe_instances",
+        reservations(instance("i-0000000a", "terminated"), instance("i-0000000b", "shutting-down")),
+        id_filter("i-0000000a", "i-0000000b", "i-0000000c"),
+    )
+    ec2.add_response(
+        "describe_instances",
+        reservations(instance("i-0000000b", "terminated")),
+        id_filter("i-0000000a", "i-0000000b", "i-0000000c"),
+    )
+    ec2.add_response("describe_instances", reservations(group[3]), id_filter("i-00000009"))
+    res = run_module(ec2_launch, dict(BASE, count=1))
+    assert not res.failed, res.result["msg"]
+    assert res.result["terminated_ids"] == ["i-0000000a", "i-0000000b", "i-0000000c"]
+    assert res.result["instance_ids"] == ["i-00000009"]
+
+
+# --- check mode -------------------------------------------------------------------------------------
+
+
+def test_check_mode_sends_nothing_that_mutates(ec2, run_module):
+    # Only read calls are stubbed; any other call would fail the test (Stubber refuses unexpected calls).
+    old = instance("i-00000001", tags={"Name": "web", "Stage": "old"})
+    new = instance("i-00000002", launched=T0 + datetime.timedelta(hours=1), state="stopped")
+    stub_lookups(ec2, old, new)
+    ec2.add_response("describe_key_pairs", {"KeyPairs": []}, {"KeyNames": ["deploy"], "IncludePublicKey": True})
+    ec2.add_response(
+        "describe_security_groups",
+        {"SecurityGroups": []},
+        {"Filters": [{"Name": "group-name", "Values": ["web"]}, {"Name": "vpc-id", "Values": [VPC]}]},
+    )
+    res = run_module(
+        ec2_launch,
+        dict(
+            BASE,
+            count=1,
+            key_name="deploy",
+            public_key=ED_PUB,
+            tags={"Stage": "new"},
+            firewall=[{"ports": "80", "cidr": ["0.0.0.0/0"]}],
+        ),
+        check_mode=True,
+        diff=True,
+    )
+    assert not res.failed, res.result["msg"]
+    assert res.result["changed"] is True
+    assert res.result["terminated_ids"] == ["i-00000001"]
+    assert res.result["launched_ids"] == []
+    changes = res.result["changes"]
+    assert "import key pair deploy" in changes
+    assert f"create security group web in {VPC}" in changes
+    assert "authorize tcp 80 from 0.0.0.0/0 on web" in changes
+    assert "start i-00000002" in changes
+    assert "tag i-00000002 with Stage" in changes
+    diff = res.result["diff"]
+    assert diff["before"]["count"] == 2 and diff["after"]["count"] == 1
+    assert diff["after"]["instances"]["i-00000002"] == {"state": "running", "tags": {"Name": "web", "Stage": "new"}}
+    assert diff["before"]["firewall"] == [] and diff["after"]["firewall"] == ["tcp 80 from 0.0.0.0/0"]
+
+
+def test_check_mode_launch_reports_without_run_instances(ec2, run_module):
+    stub_lookups(ec2)
+    res = run_module(ec2_launch, dict(BASE, count=3), check_mode=True)
+    assert res.result["changed"] is True
+    assert res.result["changes"] == ["launch 3 instance(s) in " + SUBNET]
+    assert res.result["instance_ids"] == []
+
+
+# --- reconciling in place ---------------------------------------------------------------------------
+
+
+def test_tags_groups_protection_and_metadata_are_reconciled_in_place(ec2, run_module):
+    inst = instance("i-00000001", tags={"Name": "web", "Old": "x"}, groups=("sg-0ffffffffffffffff",))
+    stub_lookups(ec2, inst)
+    ec2.add_response(
+        "describe_security_groups",
+        {"SecurityGroups": [{"GroupId": SG, "GroupName": "app", "VpcId": VPC}]},
+        {"GroupIds": [SG]},
+    )
+    ec2.add_response(
+        "describe_instance_attribute",
+        {"InstanceId": "i-00000001", "DisableApiTermination": {"Value": False}},
+        {"Attribute": "disableApiTermination", "InstanceId": "i-00000001"},
+    )
+    ec2.add_response("create_tags", {}, {"Resources": ["i-00000001"], "Tags": [{"Key": "Role", "Value": "app"}]})
+    ec2.add_response("delete_tags", {}, {"Resources": ["i-00000001"], "Tags": [{"Key": "Old"}]})
+    ec2.add_response("modify_instance_attribute", {}, {"InstanceId": "i-00000001", "Groups": [SG]})
+    ec2.add_response(
+        "modify_instance_attribute", {}, {"InstanceId": "i-00000001", "DisableApiTermination": {"Value": True}}
+    )
+    ec2.add_response(
+        "modify_instance_metadata_options",
+        {},
+        {"InstanceId": "i-00000001", "HttpTokens": "required", "HttpPutResponseHopLimit": 2},
+    )
+    ec2.add_response("describe_instances", reservations(inst), id_filter("i-00000001"))
+    res = run_module(
+        ec2_launch,
+        dict(
+            BASE,
+            tags={"Role": "app"},
+            security_groups=[SG],
+            termination_protection=True,
+            metadata_options={"http_put_response_hop_limit": 2},
+        ),
+    )
+    assert not res.failed, res.result["msg"]
+    assert res.result["changed"] is True
+    assert len(res.result["changes"]) == 5
+
+
+def test_stop_waits_for_pending_then_stops_and_waits(ec2, run_module):
+    stub_lookups(ec2, instance("i-00000001", "pending"), image=False)
+    ec2.add_response("describe_instances", reservations(instance("i-00000001")), id_filter("i-00000001"))
+    ec2.add_response("stop_instances", {"StoppingInstances": []}, {"InstanceIds": ["i-00000001"]})
+    ec2.add_response("describe_instances", reservations(instance("i-00000001", "stopping")), id_filter("i-00000001"))
+    ec2.add_response("describe_instances", reservations(instance("i-00000001", "stopped")), id_filter("i-00000001"))
+    res = run_module(ec2_launch, {"name": "web", "state": "stopped"})
+    assert not res.failed, res.result["msg"]
+    assert res.result["changes"] == ["stop i-00000001"]
+    assert res.result["instances"][0]["state"]["name"] == "stopped"
+
+
+def test_drift_is_reported_with_a_warning_never_replaced(ec2, run_module, warnings):
+    stub_find(ec2, instance("i-00000001"))
+    stub_image(ec2, "ami-0bbbbbbbbbbbbbbb0")
+    stub_type(ec2, "t3.large")
+    res = run_module(ec2_launch, {"name": "web", "image_id": "ami-0bbbbbbbbbbbbbbb0", "instance_type": "t3.large"})
+    assert not res.failed, res.result["msg"]
+    assert res.result["changed"] is False
+    assert {(d["option"], d["current"], d["wanted"]) for d in res.result["drift"]} == {
+        ("image_id", AMI, "ami-0bbbbbbbbbbbbbbb0"),
+        ("instance_type", "t3.micro", "t3.large"),
+    }
+    assert len(warnings) == 2
+    assert warnings[0].startswith(f"i-00000001: image_id is '{AMI}', wanted 'ami-0bbbbbbbbbbbbbbb0'; not changed")
+
+
+# --- firewall ---------------------------------------------------------------------------------------
+
+
+def test_firewall_rules_are_made_exact_and_ssh_to_world_warns(ec2, run_module, warnings):
+    stub_lookups(ec2, instance("i-00000001"), image=False)
+    ec2.add_response(
+        "describe_security_groups",
+        {
+            "SecurityGroups": [
+                {
+                    "GroupId": SG,
+                    "GroupName": "web",
+                    "VpcId": VPC,
+                    "Tags": [{"Key": "ManagedBy", "Value": "bakery.ec2.ec2_launch"}],
+                    "IpPermissions": [
+                        {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]},
+                        {"IpProtocol": "tcp", "FromPort": 25, "ToPort": 25, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]},
+                    ],
+                }
+            ]
+        },
+    )
+    ec2.add_response(
+        "revoke_security_group_ingress",
+        {},
+        {
+            "GroupId": SG,
+            "IpPermissions": [
+                {"IpProtocol": "tcp", "FromPort": 25, "ToPort": 25, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}
+            ],
+        },
+    )
+    ec2.add_response(
+        "authorize_security_group_ingress",
+        {},
+        {
+            "GroupId": SG,
+            "IpPermissions": [
+                {"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": SG}]},
+                {
+                    "IpProtocol": "tcp",
+                    "FromPort": 22,
+                    "ToPort": 22,
+                    "IpRanges": [{"CidrIp": "0.0.0.0/0"}],
+                    "Ipv6Ranges": [{"CidrIpv6": "2001:db8::/32"}],
+                },
+            ],
+        },
+    )
+    rules = [
+        {"ports": 80, "cidr": ["0.0.0.0/0"]},
+        {"ports": "22", "cidr": ["0.0.0.0/0", "2001:db8:0::/32"]},
+        {"proto": "all", "source_group": "web"},
+    ]
+    res = run_module(ec2_launch, {"name": "web", "firewall": rules})
+    assert not res.failed, res.result["msg"]
+    assert res.result["security_group_id"] == SG
+    assert warnings == ["firewall: port 22 of 'web' is open to the whole internet"]
+
+
+def test_foreign_group_with_the_same_name_is_not_taken_over(ec2, run_module):
+    stub_lookups(ec2, instance("i-00000001"), image=False)
+    ec2.add_response(
+        "describe_security_groups", {"SecurityGroups": [{"GroupId": SG, "GroupName": "web", "VpcId": VPC}]}
+    )
+    res = run_module(ec2_launch, {"name": "web", "firewall": [{"ports": 80, "cidr": ["0.0.0.0/0"]}]})
+    assert res.failed
+    assert "was not made by ec2_launch" in res.result["msg"]
+
+
+def test_permissions_round_trip():
+    atoms = ec2_launch.firewall_atoms(
+        [
+            {"proto": "tcp", "ports": "8000-8080", "cidr": ["10.0.0.0/8", "::/0"], "source_group": None},
+            {"proto": "icmp", "ports": None, "cidr": ["192.168.0.0/16"], "source_group": None},
+            {"proto": "udp", "ports": 53, "cidr": None, "source_group": "sg-0123456789abcdef0"},
+        ],
+        "web",
+    )
+    assert ec2_launch.atoms_from_permissions(ec2_launch.permissions_from_atoms(atoms)) == atoms
+    assert sorted(ec2_launch.rule_text(a) for a in atoms) == [
+        "icmp from 192.168.0.0/16",
+        "tcp 8000-8080 from 10.0.0.0/8",
+        "tcp 8000-8080 from ::/0",
+        "udp 53 from sg-0123456789abcdef0",
+    ]
+
+
+# --- absent -----------------------------------------------------------------------------------------
+
+
+def test_absent_terminates_waits_and_deletes_the_group_retrying_dependency_violation(ec2, run_module, slept):
+    stub_find(ec2, instance("i-00000001"))
+    ec2.add_response("terminate_instances", {"TerminatingInstances": []}, {"InstanceIds": ["i-00000001"]})
+    ec2.add_response("describe_instances", reservations(instance("i-00000001", "terminated")), id_filter("i-00000001"))
+    managed = [
+        {"Name": "group-name", "Values": ["web"]},
+        {"Name": "tag:ManagedBy", "Values": ["bakery.ec2.ec2_launch"]},
+    ]
+    ec2.add_response(
+        "describe_security_groups",
+        {"SecurityGroups": [{"GroupId": SG, "GroupName": "web", "VpcId": VPC}]},
+        {"Filters": managed},
+    )
+    ec2.add_response(
+        "describe_instances",
+        {"Reservations": []},
+        {
+            "Filters": [
+                {"Name": "instance.group-id", "Values": [SG]},
+                {"Name": "instance-state-name", "Values": [*LIVE, "shutting-down"]},
+            ]
+        },
+    )
+    ec2.add_client_error("delete_security_group", "DependencyViolation", "resource sg has a dependent object")
+    ec2.add_response("delete_security_group", {}, {"GroupId": SG})
+    res = run_module(ec2_launch, {"name": "web", "state": "absent"})
+    assert not res.failed, res.result["msg"]
+    assert res.result["terminated_ids"] == ["i-00000001"]
+    assert res.result["changes"] == ["terminate i-00000001", f"delete security group web ({SG})"]
+    assert res.result["instances"] == []
+    assert slept == [0.25]
+
+
+def test_absent_with_nothing_there_is_unchanged(ec2, run_module):
+    stub_find(ec2)
+    ec2.add_response("describe_security_groups", {"SecurityGroups": []})
+    res = run_module(ec2_launch, {"name": "web", "state": "absent"})
+    assert res.result["changed"] is False
+
+
+# --- key pairs --------------------------------------------------------------------------------------
+
+
+def test_public_key_import_when_missing(ec2, run_module):
+    stub_lookups(ec2, instance("i-00000001", KeyName="deploy"), image=False)
+    ec2.add_client_error("describe_key_pairs", "InvalidKeyPair.NotFound", "The key pair 'deploy' does not exist")
+    ec2.add_response(
+        "import_key_pair",
+        {"KeyName": "deploy", "KeyFingerprint": "x"},
+        {"KeyName": "deploy", "PublicKeyMaterial": ED_PUB.encode()},
+    )
+    res = run_module(ec2_launch, {"name": "web", "key_name": "deploy", "public_key": ED_PUB})
+    assert not res.failed, res.result["msg"]
+    assert res.result["changes"] == ["import key pair deploy"]
+
+
+@pytest.mark.parametrize("with_public_key", [True, False])
+def test_existing_key_with_the_same_public_key_is_accepted(ec2, run_module, with_public_key):
+    stub_lookups(ec2, instance("i-00000001", KeyName="deploy"), image=False)
+    key_type, blob = ec2_launch.ssh_key_blob(RSA_PUB)
+    der = ec2_launch.public_key_der(key_type, blob)
+    pair = {"KeyName": "deploy", "KeyFingerprint": ":".join(f"{b:02x}" for b in hashlib.md5(der).digest())}
+    if with_public_key:
+        pair["PublicKey"] = RSA_PUB.replace("test@example", "other comment")
+    ec2.add_response("describe_key_pairs", {"KeyPairs": [pair]})
+    res = run_module(ec2_launch, {"name": "web", "key_name": "deploy", "public_key": RSA_PUB})
+    assert not res.failed, res.result["msg"]
+    assert res.result["changed"] is False
+
+
+def test_existing_key_with_another_public_key_fails(ec2, run_module):
+    stub_lookups(ec2, instance("i-00000001", KeyName="deploy"), image=False)
+    ec2.add_response(
+        "describe_key_pairs", {"KeyPairs": [{"KeyName": "deploy", "KeyFingerprint": "aa:bb", "PublicKey": RSA_PUB}]}
+    )
+    res = run_module(ec2_launch, {"name": "web", "key_name": "deploy", "public_key": ED_PUB})
+    assert res.failed
+    assert res.result["msg"].startswith("public_key: key pair 'deploy' exists with another key")
+
+
+@pytest.mark.parametrize("key_type", ["rsa", "ed25519"])
+def test_fingerprints_match_what_ec2_and_ssh_keygen_compute(tmp_path, key_type):
+    serialization = pytest.importorskip("cryptography.hazmat.primitives.serialization")
+    path = tmp_path / "id"
+    subprocess.run(["ssh-keygen", "-q", "-t", key_type, "-N", "", "-f", str(path)], check=True)
+    text = (tmp_path / "id.pub").read_text()
+    kind, blob = ec2_launch.ssh_key_blob(text)
+    der = serialization.load_ssh_public_key(text.encode()).public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    assert ec2_launch.public_key_der(kind, blob) == der
+    forms = ec2_launch.key_fingerprints(kind, blob)
+    if key_type == "rsa":  # AWS: MD5 of the DER key, colon hex
+        aws = ":".join(f"{b:02x}" for b in hashlib.md5(der).digest())
+    else:  # AWS: base64 SHA-256, as ssh-keygen -l shows it
+        listed = subprocess.run(["ssh-keygen", "-l", "-f", str(path)], check=True, capture_output=True, text=True)
+        aws = listed.stdout.split()[1] + "="
+    assert ec2_launch.normalise_fingerprint(aws) in forms
+
+
+# --- bad input --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "msg"),
+    [
+        ({"count": -1}, "count: -1 is negative; give the number of instances to have (0 or more)"),
+        ({"image_id": "ami-xyz"}, "image_id: 'ami-xyz' is not an AMI ID (ami- followed by 8 to 17 hex digits)"),
+        ({"subnet_id": "sub-1"}, "subnet_id: 'sub-1' is not a subnet ID (subnet- followed by 8 to 17 hex digits)"),
+        ({"tags": {"aws:owner": "me"}}, "tags: tag key 'aws:owner' uses the reserved prefix 'aws:'"),
+        ({"tags": {"Name": "db"}}, "tags: Name 'db' conflicts with name 'web'"),
+        ({"user_data": "é" * 8193}, "user_data: 16386 bytes, EC2 allows at most 16384"),
+        ({"firewall": [{"ports": 22, "cidr": ["10.0.0/8x"]}]}, "firewall[0].cidr: '10.0.0/8x' is not a valid CIDR"),
+        ({"firewall": [{"ports": 22, "cidr": ["10.0.0.1/8"]}]}, "firewall[0].cidr: '10.0.0.1/8' is not a valid CIDR"),
+        ({"firewall": [{"ports": 65536, "cidr": ["10.0.0.0/8"]}]}, "firewall[0].ports: port 65536 is out of range"),
+        ({"firewall": [{"ports": "1-70000", "cidr": ["::/0"]}]}, "port 70000 in '1-70000' is out of range 0-65535"),
+        (
+            {"firewall": [{"ports": "443-80", "cidr": ["::/0"]}]},
+            "firewall[0].ports: '443-80' starts above where it ends",
+        ),
+        ({"firewall": [{"ports": "http", "cidr": ["::/0"]}]}, "firewall[0].ports: 'http' is not a port or a from-to"),
+        ({"firewall": [{"cidr": ["::/0"]}]}, "firewall[0]: ports is required with proto tcp"),
+        ({"firewall": [{"proto": "icmp", "ports": 8, "cidr": ["::/0"]}]}, "ports 8 cannot be used with proto icmp"),
+        ({"firewall": [{"ports": 80}]}, "firewall[0]: give exactly one of cidr or source_group"),
+        ({"firewall": [{"ports": 80, "source_group": "sg-12"}]}, "'sg-12' is not a security group ID"),
+        ({"security_groups": ["sg-zz"]}, "security_groups: 'sg-zz' is not a security group ID"),
+        ({"key_name": "k", "public_key": "ssh-dss AAAA"}, "public_key: not an OpenSSH ssh-rsa or ssh-ed25519"),
+        ({"key_name": "k", "public_key": "ssh-rsa AAAAC3NzaC1lZDI1NTE5"}, "public_key: not an OpenSSH"),
+        ({"metadata_options": {"http_put_response_hop_limit": 65}}, "hop_limit: 65 is not between 1 and 64"),
+        ({"volumes": [{"device_name": "/dev/sdf", "type": "gp2", "iops": 3000}]}, "volumes[0].iops: cannot be set"),
+        ({"volumes": [{"device_name": "/dev/sdf", "type": "io2", "throughput": 200}]}, "throughput: cannot be set"),
+        ({"volumes": [{"device_name": "/dev/sdf", "size": 0}]}, "volumes[0].size: 0 is not a size in GiB"),
+        ({"volumes": [{"device_name": "/dev/sdf"}, {"device_name": "/dev/sdf"}]}, "'/dev/sdf' is listed twice"),
+        ({"wait_timeout": -5}, "wait_timeout: -5 is negative"),
+    ],
+)
+def test_bad_input_fails_before_any_aws_call(ec2, run_module, args, msg):
+    # Nothing is stubbed: a single AWS call would fail the test with another message.
+    res = run_module(ec2_launch, dict(BASE, **args))
+    assert res.failed
+    assert msg in res.result["msg"]
+    assert "\n" not in res.result["msg"]
+
+
+def test_public_key_without_key_name_is_refused(ec2, run_module):
+    res = run_module(ec2_launch, dict(BASE, public_key=ED_PUB))
+    assert res.failed
+    assert "key_name" in res.result["msg"]
+
+
+def not_found(ec2, operation, code, message="not found"):
+    ec2.add_client_error(operation, code, message)
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "msg"),
+    [
+        (
+            lambda ec2: not_found(ec2, "describe_images", "InvalidAMIID.NotFound"),
+            {},
+            f"image_id: '{AMI}' not found in us-east-1",
+        ),
+        (
+            lambda ec2: (stub_image(ec2), not_found(ec2, "describe_instance_types", "InvalidInstanceType")),
+            {"instance_type": "t9.huge"},
+            "instance_type: 't9.huge' is not offered in us-east-1",
+        ),
+        (
+            lambda ec2: (stub_image(ec2, ARM_AMI, "arm64"), stub_type(ec2)),
+            {"image_id": ARM_AMI},
+            f"instance_type: 't3.micro' runs x86_64 but image {ARM_AMI} is arm64",
+        ),
+        (
+            lambda ec2: (stub_image(ec2), stub_type(ec2, "t4g.micro", ("arm64",))),
+            {"instance_type": "t4g.micro"},
+            f"instance_type: 't4g.micro' runs arm64 but image {AMI} is x86_64",
+        ),
+        (
+            lambda ec2: (stub_image(ec2), stub_type(ec2), stub_default_subnet(ec2), stub_no_key(ec2)),
+            {"key_name": "nope"},
+            "key_name: key pair 'nope' not found in us-east-1",
+        ),
+        (
+            lambda ec2: (
+                stub_image(ec2),
+                stub_type(ec2),
+                stub_default_subnet(ec2),
+                ec2.add_response("describe_security_groups", {"SecurityGroups": []}),
+            ),
+            {"security_groups": ["db-clients"]},
+            f"security_groups: security group 'db-clients' not found in {VPC}",
+        ),
+        (
+            lambda ec2: (
+                stub_image(ec2),
+                stub_type(ec2),
+                stub_default_subnet(ec2),
+                not_found(ec2, "describe_security_groups", "InvalidGroup.NotFound"),
+            ),
+            {"security_groups": [SG]},
+            f"security_groups: security group '{SG}' not found in {VPC}",
+        ),
+        (
+            lambda ec2: (stub_image(ec2), stub_type(ec2), ec2.add_response("describe_subnets", {"Subnets": []})),
+            {"availability_zone": "us-east-1z"},
+            "no default subnet in us-east-1z to launch into; give subnet_id",
+        ),
+    ],
+)
+def test_unknown_resources_fail_before_anything_changes(ec2, run_module, setup, args, msg):
+    stub_find(ec2)
+    setup(ec2)
+    res = run_module(ec2_launch, dict(BASE, **args))
+    assert res.failed
+    assert res.result["msg"] == msg
+
+
+def stub_no_key(ec2):
+    not_found(ec2, "describe_key_pairs", "InvalidKeyPair.NotFound")
+
+
+def test_unknown_subnet_and_conflicting_zone(ec2, run_module):
+    not_found(ec2, "describe_subnets", "InvalidSubnetID.NotFound")
+    res = run_module(ec2_launch, dict(BASE, subnet_id=SUBNET))
+    assert res.result["msg"] == f"subnet_id: '{SUBNET}' not found in us-east-1"
+    ec2.add_response(
+        "describe_subnets", {"Subnets": [{"SubnetId": SUBNET, "VpcId": VPC, "AvailabilityZone": "us-east-1a"}]}
+    )
+    res = run_module(ec2_launch, dict(BASE, subnet_id=SUBNET, availability_zone="us-east-1b"))
+    assert res.result["msg"] == f"availability_zone: 'us-east-1b' conflicts with subnet {SUBNET} in us-east-1a"
+
+
+def test_launch_without_image_id_is_refused(ec2, run_module):
+    stub_find(ec2)
+    stub_type(ec2)
+    stub_default_subnet(ec2)
+    res = run_module(ec2_launch, {"name": "web", "count": 2})
+    assert res.result["msg"] == "image_id is required to launch 2 instance(s) named 'web'"
+
+
+def test_volumes_and_metadata_reach_run_instances():
+    params = {
+        "name": "db",
+        "image_id": AMI,
+        "instance_type": "t3.micro",
+        "key_name": "deploy",
+        "user_data": None,
+        "iam_instance_profile": "arn:aws:iam::123456789012:instance-profile/db",
+        "tags": None,
+        "termination_protection": True,
+        "metadata_options": {
+            "http_tokens": "required",
+            "http_put_response_hop_limit": 2,
+            "instance_metadata_tags": None,
+        },
+        "volumes": [
+            {
+                "device_name": "/dev/sdf",
+                "size": 100,
+                "type": "gp3",
+                "iops": 4000,
+                "throughput": None,
+                "encrypted": True,
+                "kms_key_id": None,
+                "delete_on_termination": True,
+            }
+        ],
+    }
+    req = ec2_launch.build_run_request(params, SUBNET, [SG], 1, "t")
+    assert req["BlockDeviceMappings"] == [
+        {
+            "DeviceName": "/dev/sdf",
+            "Ebs": {
+                "VolumeType": "gp3",
+                "Encrypted": True,
+                "DeleteOnTermination": True,
+                "VolumeSize": 100,
+                "Iops": 4000,
+            },
+        }
+    ]
+    assert req["MetadataOptions"] == {"HttpTokens": "required", "HttpPutResponseHopLimit": 2}
+    assert req["IamInstanceProfile"] == {"Arn": params["iam_instance_profile"]}
+    assert req["DisableApiTermination"] is True
+    assert req["SecurityGroupIds"] == [SG]
+    assert req["KeyName"] == "deploy"
+
+
+# --- key pair removal with state: absent -------------------------------------------------------------
+
+KEY_USERS = {
+    "Filters": [
+        {"Name": "key-name", "Values": ["deploy"]},
+        {"Name": "instance-state-name", "Values": [*LIVE, "shutting-down"]},
+    ]
+}
+
+
+def stub_absent_without_instances(ec2):
+    stub_find(ec2)
+    ec2.add_response("describe_security_groups", {"SecurityGroups": []})
+
+
+def test_absent_deletes_the_imported_key_pair_once_unused(ec2, run_module):
+    stub_absent_without_instances(ec2)
+    ec2.add_response(
+        "describe_key_pairs",
+        {"KeyPairs": [{"KeyName": "deploy", "KeyFingerprint": "x", "PublicKey": ED_PUB}]},
+        {"KeyNames": ["deploy"], "IncludePublicKey": True},
+    )
+    ec2.add_response("describe_instances", {"Reservations": []}, KEY_USERS)
+    ec2.add_response("delete_key_pair", {}, {"KeyName": "deploy"})
+    res = run_module(ec2_launch, {"name": "web", "state": "absent", "key_name": "deploy", "public_key": ED_PUB})
+    assert not res.failed, res.result["msg"]
+    assert res.result["changes"] == ["delete key pair deploy"]
+
+
+def test_absent_keeps_a_key_pair_other_instances_use(ec2, run_module, warnings):
+    stub_absent_without_instances(ec2)
+    ec2.add_response("describe_key_pairs", {"KeyPairs": [{"KeyName": "deploy", "PublicKey": ED_PUB}]})
+    ec2.add_response("describe_instances", reservations(instance("i-00000009", KeyName="deploy")), KEY_USERS)
+    res = run_module(ec2_launch, {"name": "web", "state": "absent", "key_name": "deploy", "public_key": ED_PUB})
+    assert res.result["changed"] is False
+    assert warnings == ["key pair deploy kept: instances i-00000009 still use it"]
+
+
+def test_absent_keeps_a_key_pair_holding_another_key(ec2, run_module, warnings):
+    stub_absent_without_instances(ec2)
+    ec2.add_response("describe_key_pairs", {"KeyPairs": [{"KeyName": "deploy", "PublicKey": RSA_PUB}]})
+    res = run_module(ec2_launch, {"name": "web", "state": "absent", "key_name": "deploy", "public_key": ED_PUB})
+    assert res.result["changed"] is False
+    assert warnings == ["key pair deploy kept: it holds another key than public_key"]
+
+
+def test_absent_in_check_mode_plans_the_key_deletion_without_making_it(ec2, run_module):
+    stub_find(ec2, instance("i-00000001", KeyName="deploy"))
+    ec2.add_response("describe_security_groups", {"SecurityGroups": []})
+    ec2.add_response("describe_key_pairs", {"KeyPairs": [{"KeyName": "deploy", "PublicKey": ED_PUB}]})
+    ec2.add_response("describe_instances", reservations(instance("i-00000001", KeyName="deploy")), KEY_USERS)
+    res = run_module(
+        ec2_launch, {"name": "web", "state": "absent", "key_name": "deploy", "public_key": ED_PUB}, check_mode=True
+    )
+    assert res.result["changes"] == ["terminate i-00000001", "delete key pair deploy"]
