@@ -141,7 +141,10 @@ def sandbox():
     started = box.pid() is None
     box.up(say=lambda m: print(m, file=sys.stderr))
     yield box
-    box.chaos_off()
+    try:
+        box.chaos_off()
+    except Exception as err:  # a sandbox started from older code has no chaos routes
+        print(f"chaos off: {err}", file=sys.stderr)
     if started and not os.environ.get("SANDBOX_KEEP"):
         box.down(say=lambda m: print(m, file=sys.stderr))
 
