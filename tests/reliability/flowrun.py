@@ -66,7 +66,7 @@ class Run:
 
         def kill():
             self.killed_at = time.monotonic() - start
-            tasks = [ln for _, ln in self.lines if ln.startswith("TASK [")]
+            tasks = [ln for _t, ln in self.lines if ln.startswith("TASK [")]
             self.killed_in = tasks[-1] if tasks else None
             os.killpg(proc.pid, signal.SIGKILL)
 
@@ -89,7 +89,7 @@ class Run:
 
     @property
     def output(self) -> str:
-        return "\n".join(line for _, line in self.lines)
+        return "\n".join(line for _t, line in self.lines)
 
     def task_seconds(self, task: str) -> float:
         """How long ``task`` took (from its TASK line to the next TASK/PLAY line)."""

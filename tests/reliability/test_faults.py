@@ -48,7 +48,7 @@ def test_off_by_default(api):
     status = post(f"{api}/_sandbox/chaos", method="GET")
     assert status["active"] is False and status["spec"] is None
     ec2 = raw_client(api)
-    assert all(outcome(ec2.describe_regions) == "ok" for _ in range(20))
+    assert all(outcome(ec2.describe_regions) == "ok" for _attempt in range(20))
 
 
 @pytest.mark.parametrize(
@@ -63,7 +63,7 @@ def test_off_by_default(api):
 def test_each_kind_gives_what_a_client_sees_on_aws(api, kind, expected):
     chaos(api, seed=1, **{kind: 1.0})
     ec2 = raw_client(api)
-    seen = {outcome(ec2.describe_regions) for _ in range(12)}
+    seen = {outcome(ec2.describe_regions) for _attempt in range(12)}
     assert seen == expected
 
 
@@ -125,7 +125,7 @@ def test_latency_is_added(api):
     chaos(api, seed=1, latency=1.0, latency_ms=400)
     ec2 = raw_client(api)
     start = time.monotonic()
-    for _ in range(5):
+    for _attempt in range(5):
         ec2.describe_regions()
     assert time.monotonic() - start >= 0.4  # five draws of U(0, 0.4 s): at least one is large
     stats = post(f"{api}/_sandbox/chaos", method="GET")["stats"]
@@ -136,7 +136,7 @@ def test_same_seed_same_sequence(api):
     def sequence(seed):
         chaos(api, seed=seed, throttle=0.3, error=0.2, drop_before=0.1)
         ec2 = raw_client(api)
-        return [outcome(ec2.describe_regions) for _ in range(30)]
+        return [outcome(ec2.describe_regions) for _attempt in range(30)]
 
     first = sequence(7)
     assert first == sequence(7)
@@ -147,7 +147,7 @@ def test_same_seed_same_sequence(api):
 def test_rates_are_kept(api):
     chaos(api, seed=11, throttle=0.2, error=0.05, drop_before=0.025, drop_after=0.025)
     ec2 = raw_client(api)
-    for _ in range(400):
+    for _attempt in range(400):
         outcome(ec2.describe_regions)
     stats = post(f"{api}/_sandbox/chaos", method="GET")["stats"]
     assert stats["requests"] == 400
@@ -158,7 +158,7 @@ def test_rates_are_kept(api):
 def test_bounded_in_count(api):
     chaos(api, seed=1, throttle=1.0, max_faults=3)
     ec2 = raw_client(api)
-    assert [outcome(ec2.describe_regions) for _ in range(5)] == ["503 RequestLimitExceeded"] * 3 + ["ok"] * 2
+    assert [outcome(ec2.describe_regions) for _attempt in range(5)] == ["503 RequestLimitExceeded"] * 3 + ["ok"] * 2
     status = post(f"{api}/_sandbox/chaos", method="GET")
     assert status["active"] is False and status["stats"]["faults"] == 3
 
@@ -205,4 +205,4 @@ def test_bad_specs_are_refused_naming_the_value(api, spec, named):
 def test_targeted_faults_still_work(api):
     post(f"{api}/_sandbox/faults", {"action": "DescribeRegions", "code": "RequestLimitExceeded", "count": 2})
     ec2 = raw_client(api)
-    assert [outcome(ec2.describe_regions) for _ in range(3)] == ["503 RequestLimitExceeded"] * 2 + ["ok"]
+    assert [outcome(ec2.describe_regions) for _attempt in range(3)] == ["503 RequestLimitExceeded"] * 2 + ["ok"]
