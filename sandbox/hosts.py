@@ -18,6 +18,7 @@ from . import config, net
 from .errors import SandboxError
 
 CLONE_NEWNET = 0x40000000
+NSPAWN_REBOOT_EXIT = 133  # systemd-nspawn exits with this when the guest asked to reboot
 _libc = ctypes.CDLL("libc.so.6", use_errno=True)
 
 
@@ -161,6 +162,7 @@ class Host:
             log.close()
             net.record_add("pids", [self.proc.pid, self.ns])
             self.booted_once = True
+            threading.Thread(target=self._watch, args=(self.proc,), daemon=True).start()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -171,6 +173,21 @@ class Host:
                 return
             time.sleep(0.1)
         self.state = "running"  # AWS would say running too; sshd is just slow
+
+    def _watch(self, proc: subprocess.Popen) -> None:
+        """Follow a shutdown from inside the guest, as EC2 does.
+
+        ``reboot`` in the guest makes systemd-nspawn exit with 133: boot the host again (same disk,
+        same identity). A power-off from inside leaves the instance stopped, as EC2's default
+        shutdown behaviour does. A stop or terminate through the API replaces ``self.proc`` first,
+        so its exit is not followed here.
+        """
+        code = proc.wait()
+        if self.proc is not proc:
+            return
+        self.stop()
+        if code == NSPAWN_REBOOT_EXIT:
+            self.start()
 
     def stop(self, timeout: float = 15) -> None:
         with self.lock:

@@ -160,6 +160,25 @@ def test_clone_has_the_files_and_its_own_identity(ec2, web, tmp_path):
         time.sleep(0.2)
 
 
+def test_reboot_from_inside_the_guest_boots_the_same_host(ec2, web):
+    """`reboot` in the guest (what ansible.builtin.reboot does) brings the same host back, disk kept."""
+    boot_id = ssh(web["key"], web["ip"], "cat /proc/sys/kernel/random/boot_id").stdout.strip()
+    host_key = ssh(web["key"], web["ip"], "cat /etc/ssh/ssh_host_ed25519_key.pub").stdout.split()[1]
+    ssh(web["key"], web["ip"], "sudo systemd-run --on-active=1 systemctl reboot", check=False)
+    deadline = time.monotonic() + 60
+    while True:
+        res = ssh(web["key"], web["ip"], "cat /proc/sys/kernel/random/boot_id", timeout=10, check=False)
+        if res.returncode == 0 and res.stdout.strip() != boot_id:
+            break
+        assert time.monotonic() < deadline, "the host did not come back after a reboot from inside"
+        time.sleep(0.5)
+    assert ssh(web["key"], web["ip"], "cat /etc/bakery-marker").stdout.strip() == "sandbox-marker"
+    assert ssh(web["key"], web["ip"], "cat /etc/ssh/ssh_host_ed25519_key.pub").stdout.split()[1] == host_key
+    assert ec2.describe_instances(InstanceIds=[web["id"]])["Reservations"][0]["Instances"][0]["State"]["Name"] == (
+        "running"
+    )
+
+
 def test_duplicate_image_name_fails(ec2, web):
     name = f"dup-{uuid.uuid4().hex[:8]}"
     first = ec2.create_image(InstanceId=web["id"], Name=name, NoReboot=True)["ImageId"]
