@@ -65,10 +65,15 @@ class Run:
         timer = None
 
         def kill():
-            self.killed_at = time.monotonic() - start
+            if proc.poll() is not None:
+                return  # it ended before the moment drawn: no crash this time (recorded as killed=False)
             tasks = [ln for _t, ln in self.lines if ln.startswith("TASK [")]
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                return
+            self.killed_at = time.monotonic() - start
             self.killed_in = tasks[-1] if tasks else None
-            os.killpg(proc.pid, signal.SIGKILL)
 
         watchdog = threading.Timer(timeout, lambda: os.killpg(proc.pid, signal.SIGKILL))
         watchdog.start()
