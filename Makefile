@@ -32,6 +32,7 @@ help:
 	@echo "make lint | sanity | unit | integration | test-app | test-sandbox | test-molecule | test-aws"
 	@echo "make test-reliability (bounded, in make test) | reliability (full counts: faults, crashes, bad input)"
 	@echo "make build         the collection tarball in .build/dist;  make ee-context: execution environment context"
+	@echo "make bench        benchmarks against amazon.aws (bench/RESULTS.md); make bench-smoke: < 1 min"
 
 $(BIN)/.stamp: requirements-dev.txt requirements.txt
 	$(call step,virtualenv $(VENV) from requirements-dev.txt)
@@ -96,12 +97,34 @@ ee-context: build
 	$(BIN)/ansible-builder create -f execution-environment.yml -c .build/ee/context --output-filename Containerfile
 
 .PHONY: test
-test: lint sanity unit integration test-app test-sandbox test-aws
+test: lint sanity unit integration test-app bench-smoke test-sandbox test-molecule test-aws
 	@printf '\n==> make test: every step passed\n'
+
+# --- benchmarks: the peer lives in its own virtualenv, used by nothing else ---
+BENCH_VENV := $(CURDIR)/.venv-bench
+
+$(BENCH_VENV)/bin/.stamp: bench/requirements.txt
+	$(call step,benchmark virtualenv $(BENCH_VENV) from bench/requirements.txt)
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	@touch $@
+
+.PHONY: bench-inventory
+bench-inventory: venv $(BENCH_VENV)/bin/.stamp
+	$(call step,inventory benchmark: bakery.ec2.instances vs aws_ec2 vs boto3 (bench/RESULTS.md))
+	$(BIN)/python bench/inventory/run.py --runs 5 --output bench/RESULTS.md
+
+.PHONY: bench-smoke
+bench-smoke: venv
+	$(call step,inventory benchmark smoke run (1,000 instances, ours and the boto3 floor))
+	$(BIN)/python bench/inventory/run.py --smoke
+
+.PHONY: bench
+bench: bench-inventory
 
 .PHONY: clean
 clean:
-	rm -rf .build .pytest_cache .ruff_cache tests/output
+	rm -rf .build .pytest_cache .ruff_cache tests/output .venv-bench
 
 # --- webserver ------------------------------------------------------------------------------------
 # The employee-directory app of roles/webserver, tested on the controller through WSGI.

@@ -249,10 +249,10 @@ def connection_params_from(getter):
     return params
 
 
-def build_client(params, service="ec2", region=None, max_attempts=10):
-    """Build an :class:`AwsClient` from the connection options; raise :class:`AwsError` on bad settings."""
+def build_session(params):
+    """A boto3 session from the connection options; raise :class:`AwsError` on an unknown profile."""
     try:
-        session = boto3.session.Session(
+        return boto3.session.Session(
             profile_name=params.get("profile") or None,
             aws_access_key_id=params.get("access_key") or None,
             aws_secret_access_key=params.get("secret_key") or None,
@@ -260,6 +260,15 @@ def build_client(params, service="ec2", region=None, max_attempts=10):
         )
     except ProfileNotFound:
         raise AwsError("Session", "ProfileNotFound", f"profile {params.get('profile')!r} is not configured") from None
+
+
+def build_client(params, service="ec2", region=None, max_attempts=10, session=None):
+    """Build an :class:`AwsClient` from the connection options; raise :class:`AwsError` on bad settings.
+
+    Clients of one ``session`` share its loaded API models. A session is not thread-safe, but
+    the clients made from it are: build them in one thread, then use them from any.
+    """
+    session = session or build_session(params)
     region = region or params.get("region") or session.region_name
     if not region:
         raise AwsError("Session", "NoRegion", "no region: set region, or AWS_REGION or AWS_DEFAULT_REGION")

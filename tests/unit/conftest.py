@@ -7,11 +7,18 @@ passes here sent requests EC2 would accept. No network is used.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import boto3
 import pytest
 from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
+from ansible.plugins.loader import init_plugin_loader
+
+# Ansible's collection loader must import the collection (before anything else does), so that plugins
+# can also be loaded by name, as ansible-inventory loads them (tests/unit/plugins/inventory).
+init_plugin_loader([str(Path(__file__).resolve().parents[2] / ".build" / "collections")])
+
 from ansible_collections.bakery.ec2.plugins.module_utils import _aws, _module
 from botocore.stub import Stubber
 

@@ -1,0 +1,580 @@
+"""bakery.ec2.instances: host variables, page parsing, hostnames, constructed fast paths, cache, permissions."""
+
+from __future__ import annotations
+
+import datetime
+import importlib.util
+import json
+from pathlib import Path
+
+import boto3
+import botocore.session
+import pytest
+from ansible.errors import AnsibleError
+from ansible.inventory.data import InventoryData
+from ansible.parsing.dataloader import DataLoader
+from ansible.plugins.inventory import BaseInventoryPlugin, Constructable
+from ansible.plugins.loader import inventory_loader
+from ansible.template import trust_as_template
+from ansible.vars.reserved import get_reserved_names
+from ansible_collections.bakery.ec2.plugins.inventory import instances
+from ansible_collections.bakery.ec2.plugins.module_utils import _aws
+from botocore import parsers
+from botocore.stub import Stubber
+
+REPO = Path(__file__).resolve().parents[4]
+MODEL = botocore.session.get_session().get_service_model("ec2")
+
+
+def load_stub():
+    spec = importlib.util.spec_from_file_location("bench_stub", REPO / "bench" / "inventory" / "stub.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def botocore_parse(body):
+    parser = parsers.create_parser("ec2")
+    shape = MODEL.operation_model("DescribeInstances").output_shape
+    return parser.parse({"body": body, "headers": {}, "status_code": 200}, shape)
+
+
+def instance(iid="i-0123456789abcdef0", tags=None, **extra):
+    data = {
+        "InstanceId": iid,
+        "ImageId": "ami-0123456789abcdef0",
+        "InstanceType": "t3.micro",
+        "State": {"Code": 16, "Name": "running"},
+        "PrivateIpAddress": "10.0.0.5",
+        "PrivateDnsName": "ip-10-0-0-5.eu-west-1.compute.internal",
+        "PublicDnsName": "",
+        "Placement": {"AvailabilityZone": "eu-west-1b", "Tenancy": "default"},
+        "LaunchTime": datetime.datetime(2026, 3, 1, 12, 0, tzinfo=datetime.UTC),
+        "VpcId": "vpc-0123456789abcdef0",
+        "SubnetId": "subnet-0123456789abcdef0",
+        "SecurityGroups": [{"GroupId": "sg-0123456789abcdef0", "GroupName": "web"}],
+        "Tags": [{"Key": k, "Value": v} for k, v in (tags or {}).items()],
+    }
+    data.update(extra)
+    return data
+
+
+# --- host variables -----------------------------------------------------------------------------
+
+
+def test_hostvars_names_like_aws_ec2_with_ec2_tags():
+    reservation = {"OwnerId": "123456789012", "ReservationId": "r-0123456789abcdef0"}
+    hv = instances.instance_hostvars(instance(tags={"Name": "web-1", "Role": "web"}), reservation)
+    assert hv["instance_id"] == "i-0123456789abcdef0"
+    assert hv["instance_type"] == "t3.micro"
+    assert hv["state"] == {"code": 16, "name": "running"}
+    assert hv["placement"] == {"availability_zone": "eu-west-1b", "tenancy": "default", "region": "eu-west-1"}
+    assert hv["launch_time"] == "2026-03-01T12:00:00+00:00"
+    assert hv["security_groups"] == [{"group_id": "sg-0123456789abcdef0", "group_name": "web"}]
+    assert hv["ec2_tags"] == {"Name": "web-1", "Role": "web"}
+    assert hv["owner_id"] == "123456789012"
+    assert hv["reservation_id"] == "r-0123456789abcdef0"
+    assert "tags" not in hv
+    json.dumps(hv)  # plain data, cacheable as JSON
+
+
+def test_hostvars_never_use_a_reserved_name():
+    reserved = get_reserved_names()
+    fields = dict.fromkeys(("Name", "Environment", "Vars", "Port", "Connection", "Hosts"), "x")
+    hv = instances.instance_hostvars(instance(**fields))
+    assert not reserved & set(hv)
+    assert hv["ec2_name"] == "x" and hv["ec2_environment"] == "x" and hv["ec2_port"] == "x"
+    # Every top-level field EC2 documents for an instance, too.
+    members = MODEL.shape_for("Instance").members
+    hv = instances.instance_hostvars({name: "v" for name in members if name != "Tags"})
+    assert not reserved & set(hv)
+
+
+def test_hostvars_without_tags_have_an_empty_ec2_tags():
+    data = instance()
+    del data["Tags"]
+    assert instances.instance_hostvars(data)["ec2_tags"] == {}
+
+
+def test_snake_names_match_the_api_model():
+    assert instances.snake_name("PrivateIpAddress") == "private_ip_address"
+    assert instances.snake_name("Ipv6Address") == "ipv6_address"
+    assert instances.snake_name("EbsOptimized") == "ebs_optimized"
+    assert instances.snake_name("IamInstanceProfile") == "iam_instance_profile"
+
+
+# --- page parsing ------------------------------------------------------------------------------
+
+
+def test_page_parser_gives_exactly_what_botocore_and_instance_hostvars_give():
+    stub = load_stub()
+    pages = stub.build_pages(["eu-west-1", "us-east-1"], 1300, page_size=500)
+    parser = instances.PageParser(MODEL, {})
+    compared = 0
+    for region in ("eu-west-1", "us-east-1"):
+        for body in pages[region]:
+            ours, token = parser.parse(body)
+            theirs = botocore_parse(body)
+            expected = [
+                instances.instance_hostvars(inst, res) for res in theirs["Reservations"] for inst in res["Instances"]
+            ]
+            assert ours == expected
+            assert token == theirs.get("NextToken")
+            compared += len(ours)
+    assert compared == 1300
+
+
+def test_page_parser_edge_cases():
+    body = (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/'
+        b'2016-11-15/"><requestId>x</requestId><reservationSet><item><reservationId>r-1</reservationId>'
+        b"<ownerId>123456789012</ownerId><requesterId>940372691376</requesterId><instancesSet><item>"
+        b"<instanceId>i-1</instanceId><instanceState><code>80</code><name>stopped</name></instanceState>"
+        b"<tagSet><item><key>Empty</key><value/></item><item><key>Name</key><value>a</value></item></tagSet>"
+        b"<unknownNewField>ignored</unknownNewField><productCodes/><ebsOptimized>false</ebsOptimized>"
+        b"<networkInterfaceSet><item><tagSet><item><key>k</key><value>v</value></item></tagSet></item>"
+        b"</networkInterfaceSet></item></instancesSet></item></reservationSet></DescribeInstancesResponse>"
+    )
+    ours, token = instances.PageParser(MODEL, {}).parse(body)
+    theirs = botocore_parse(body)["Reservations"]
+    assert ours == [instances.instance_hostvars(theirs[0]["Instances"][0], theirs[0])]
+    assert ours[0]["ec2_tags"] == {"Empty": "", "Name": "a"}
+    assert ours[0]["requester_id"] == "940372691376"
+    assert token is None
+
+
+# --- hostnames ---------------------------------------------------------------------------------
+
+
+def test_hostname_preferences_first_non_empty_wins_with_prefixes():
+    hv = instances.instance_hostvars(instance(tags={"Name": "web-1", "Team": ""}))
+    prefs = instances.parse_hostnames(
+        ["dns-name", {"name": "tag:Team", "prefix": "t"}, {"name": "tag:Name", "prefix": "eu", "separator": "-"}]
+    )
+    assert instances.hostname_for(hv, prefs) == "eu-web-1"
+    assert instances.hostname_for(hv, instances.parse_hostnames([{"name": "private-ip-address", "prefix": "x"}])) == (
+        "x_10.0.0.5"
+    )
+    assert instances.hostname_for(hv, instances.parse_hostnames(["ip-address", "instance-id"])) == hv["instance_id"]
+    assert instances.hostname_for(hv, instances.parse_hostnames(["ip-address", "tag:Missing"])) is None
+
+
+@pytest.mark.parametrize(
+    ("prefs", "message"),
+    [
+        (["public-ip"], "'public-ip' is not one of"),
+        ([{"prefix": "a"}], "must be a name or a dictionary with a name"),
+        ([{"name": "instance-id", "sep": "-"}], "unknown key(s) sep"),
+    ],
+)
+def test_bad_hostname_preference_is_one_line_naming_it(prefs, message):
+    with pytest.raises(AnsibleError, match=message.replace("(", r"\(").replace(")", r"\)")) as caught:
+        instances.parse_hostnames(prefs)
+    assert "\n" not in str(caught.value)
+
+
+# --- the plugin, through ansible-core's own loader -------------------------------------------------
+
+
+@pytest.fixture
+def plugin_loader():
+    """The collection is loaded by ansible's collection loader (tests/unit/conftest.py)."""
+
+
+@pytest.fixture
+def stubs(monkeypatch):
+    """Stubbed EC2 clients per region that the plugin builds; ``calls`` counts clients built."""
+    clients = {}
+    built = []
+
+    def client_for(region):
+        if region not in clients:
+            client = boto3.client("ec2", region_name=region, aws_access_key_id="AKIATEST", aws_secret_access_key="s")
+            stubber = Stubber(client)
+            stubber.activate()
+            clients[region] = (_aws.AwsClient(client), stubber)
+        return clients[region]
+
+    def fake_build_client(params, service="ec2", region=None, max_attempts=10, session=None):
+        if service == "sts":
+            return sts_client(params)
+        built.append(region)
+        params_seen.append(params)
+        return client_for(region)[0]
+
+    def sts_client(params):
+        client = boto3.client("sts", region_name="us-east-1", aws_access_key_id="AKIATEST", aws_secret_access_key="s")
+        stubber = Stubber(client)
+        stubber.add_response(
+            "assume_role",
+            {
+                "Credentials": {
+                    "AccessKeyId": "ASIAASSUMED000000000",
+                    "SecretAccessKey": "assumed-secret",
+                    "SessionToken": "assumed-token",
+                    "Expiration": datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC),
+                }
+            },
+            {"RoleArn": "arn:aws:iam::210987654321:role/reader", "RoleSessionName": "bakery-ec2-inventory"},
+        )
+        stubber.activate()
+        clients["sts"] = (None, stubber)
+        return _aws.AwsClient(client)
+
+    params_seen = []
+
+    monkeypatch.setattr(instances, "build_client", fake_build_client)
+    monkeypatch.setattr(instances, "build_session", lambda params: None)
+    yield lambda region: client_for(region)[1], built, params_seen
+    for _client, stubber in clients.values():
+        stubber.assert_no_pending_responses()
+
+
+def page(*insts, token=None):
+    response = {
+        "Reservations": [{"ReservationId": "r-0123456789abcdef0", "OwnerId": "123456789012", "Instances": list(insts)}]
+    }
+    if token:
+        response["NextToken"] = token
+    return response
+
+
+def run_plugin(tmp_path, config, cache=True):
+    path = tmp_path / "test.instances.yml"
+    path.write_text(json.dumps({"plugin": "bakery.ec2.instances", **config}))
+    inventory = InventoryData()
+    plugin = inventory_loader.get("bakery.ec2.instances")
+    plugin.parse(inventory, DataLoader(), str(path), cache=cache)
+    if config.get("cache"):
+        plugin.update_cache_if_changed()  # as ansible-core's inventory manager does after parse()
+    return inventory, plugin
+
+
+def groups_of(inventory):
+    return {
+        name: sorted(h.name for h in group.get_hosts())
+        for name, group in inventory.groups.items()
+        if name not in ("all", "ungrouped")
+    }
+
+
+def test_two_regions_pages_filters_and_groups(plugin_loader, stubs, tmp_path):
+    stub, _built, _params = stubs
+    running = [{"Name": "instance-state-name", "Values": ["running"]}]
+    stub("eu-west-1").add_response(
+        "describe_instances",
+        page(instance("i-00000000000000001", {"Role": "web"}), token="t2"),
+        {"Filters": running, "MaxResults": 1000},
+    )
+    stub("eu-west-1").add_response(
+        "describe_instances",
+        page(instance("i-00000000000000002", {"Role": "db"}, InstanceType="m6i.large")),
+        {"Filters": running, "MaxResults": 1000, "NextToken": "t2"},
+    )
+    stub("us-east-1").add_response(
+        "describe_instances",
+        page(instance("i-00000000000000003", {"Role": "web"}, Placement={"AvailabilityZone": "us-east-1a"})),
+        {"Filters": running, "MaxResults": 1000},
+    )
+    inventory, _plugin = run_plugin(
+        tmp_path,
+        {
+            "regions": ["eu-west-1", "us-east-1"],
+            "keyed_groups": [{"key": "ec2_tags.Role", "prefix": "role"}, {"key": "placement.region", "prefix": "in"}],
+            "groups": {"big": "instance_type.startswith('m6')"},
+            "compose": {"ansible_user": "'admin'"},
+        },
+    )
+    assert groups_of(inventory) == {
+        "role_web": ["i-00000000000000001", "i-00000000000000003"],
+        "role_db": ["i-00000000000000002"],
+        "in_eu_west_1": ["i-00000000000000001", "i-00000000000000002"],
+        "in_us_east_1": ["i-00000000000000003"],
+        "big": ["i-00000000000000002"],
+    }
+    host = inventory.get_host("i-00000000000000002")
+    assert host.vars["ansible_host"] == "10.0.0.5"
+    assert host.vars["ansible_user"] == "admin"
+    assert host.vars["ec2_tags"] == {"Role": "db"}
+
+
+def test_include_and_exclude_filters(plugin_loader, stubs, tmp_path):
+    stub, _built, _params = stubs
+    ec2 = stub("eu-west-1")
+    # Jobs run in parallel, so each response must fit whichever request comes first.
+    ec2.add_response("describe_instances", page(instance("i-00000000000000001"), instance("i-00000000000000002")))
+    ec2.add_response("describe_instances", page(instance("i-00000000000000002"), instance("i-00000000000000003")))
+    ec2.add_response("describe_instances", page())
+    inventory, _plugin = run_plugin(
+        tmp_path,
+        {
+            "regions": ["eu-west-1"],
+            "max_concurrency": 1,
+            "include_filters": [{"tag:Shared": "yes"}],
+            "exclude_filters": [{"tag:Skip": ["yes"]}],
+        },
+    )
+    assert sorted(inventory.hosts) == ["i-00000000000000001", "i-00000000000000002", "i-00000000000000003"]
+
+
+def test_cache_hit_makes_no_call_and_is_written_only_when_refreshed(plugin_loader, stubs, tmp_path):
+    stub, built, _params = stubs
+    stub("eu-west-1").add_response("describe_instances", page(instance("i-00000000000000001", {"Role": "web"})))
+    config = {
+        "regions": ["eu-west-1"],
+        "cache": True,
+        "cache_plugin": "ansible.builtin.jsonfile",
+        "cache_connection": str(tmp_path / "cache"),
+        "keyed_groups": [{"key": "ec2_tags.Role"}],
+    }
+    # --flush-cache (cache=False): fetched and written.
+    inventory, _plugin = run_plugin(tmp_path, config, cache=False)
+    assert sorted(inventory.hosts) == ["i-00000000000000001"]
+    assert built == ["eu-west-1"]
+    written = list((tmp_path / "cache").iterdir())
+    assert len(written) == 1
+    mtime = written[0].stat().st_mtime_ns
+    # A cache hit: same inventory, no client built, no call made (no stub response is left to give).
+    inventory, _plugin = run_plugin(tmp_path, config, cache=True)
+    assert built == ["eu-west-1"]
+    assert sorted(inventory.hosts) == ["i-00000000000000001"]
+    assert groups_of(inventory) == {"_web": ["i-00000000000000001"]}
+    assert written[0].stat().st_mtime_ns == mtime
+
+
+def test_cache_miss_fetches_and_writes(plugin_loader, stubs, tmp_path):
+    stub, built, _params = stubs
+    stub("eu-west-1").add_response("describe_instances", page(instance("i-00000000000000001")))
+    config = {
+        "regions": ["eu-west-1"],
+        "cache": True,
+        "cache_plugin": "ansible.builtin.jsonfile",
+        "cache_connection": str(tmp_path / "cache"),
+    }
+    run_plugin(tmp_path, config)
+    assert built == ["eu-west-1"]
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+
+
+@pytest.mark.parametrize("code", ["UnauthorizedOperation", "AuthFailure"])
+def test_strict_permissions(plugin_loader, stubs, tmp_path, code, capsys):
+    stub, _built, _params = stubs
+    config = {"regions": ["eu-west-1", "us-east-1"], "strict_permissions": False}
+    stub("eu-west-1").add_client_error("describe_instances", service_error_code=code, service_message="no")
+    stub("us-east-1").add_response("describe_instances", page(instance("i-00000000000000003")))
+    inventory, _plugin = run_plugin(tmp_path, config)
+    assert sorted(inventory.hosts) == ["i-00000000000000003"]
+    assert f"skipping region eu-west-1: DescribeInstances: {code}: no" in " ".join(capsys.readouterr().err.split())
+
+    stub("eu-west-1").add_client_error("describe_instances", service_error_code=code, service_message="not allowed")
+    stub("us-east-1").add_response("describe_instances", page(instance("i-00000000000000003")))
+    with pytest.raises(AnsibleError) as caught:
+        run_plugin(tmp_path, dict(config, strict_permissions=True))
+    assert str(caught.value) == f"bakery.ec2.instances: DescribeInstances: {code}: not allowed"
+
+
+def test_empty_regions_use_describe_regions(plugin_loader, stubs, tmp_path):
+    stub, _built, _params = stubs
+    stub("us-east-1").add_response(
+        "describe_regions", {"Regions": [{"RegionName": "eu-west-1"}, {"RegionName": "ap-south-1"}]}
+    )
+    stub("ap-south-1").add_response("describe_instances", page())
+    stub("eu-west-1").add_response("describe_instances", page(instance("i-00000000000000001")))
+    inventory, _plugin = run_plugin(tmp_path, {"regions": []})
+    assert sorted(inventory.hosts) == ["i-00000000000000001"]
+
+
+# --- constructed: the fast path gives exactly what ansible-core's Constructable gives --------------
+
+
+class Reference(BaseInventoryPlugin, Constructable):
+    """ansible-core's own helpers, called as amazon.aws's aws_ec2 calls them."""
+
+    NAME = "reference"
+
+    def __init__(self, options):
+        super().__init__()
+        self._options = options
+        self._vars = {}
+
+    def get_option(self, option, hostvars=None):
+        return self._options[option]
+
+
+def reference_inventory(hosts, options):
+    ref = Reference(options)
+    ref.inventory = InventoryData()
+    ref.loader = DataLoader()
+    for name, hv in hosts:
+        ref.inventory.add_host(name)
+        for key, value in hv.items():
+            ref.inventory.set_variable(name, key, value)
+        ref._set_composite_vars(options["compose"], hv, name, strict=options["strict"])
+        ref._add_host_to_composed_groups(options["groups"], hv, name, strict=options["strict"])
+        ref._add_host_to_keyed_groups(options["keyed_groups"], hv, name, strict=options["strict"])
+    return ref.inventory
+
+
+def our_inventory(hosts, options):
+    ours = instances.InventoryModule()
+    ours._options = dict(options)
+    ours.get_option = lambda option, hostvars=None: ours._options[option]
+    ours.inventory = InventoryData()
+    ours.loader = DataLoader()
+    ours._vars = {}
+    ours._prepare_constructed()
+    for name, hv in hosts:
+        ours.inventory.add_host(name)
+        host = ours.inventory.hosts[name]
+        host.vars.update(hv)
+        ours._construct(name, host, hv, options["strict"])
+    return ours.inventory
+
+
+def outcome(build, hosts, options):
+    try:
+        inventory = build(hosts, options)
+    except Exception as err:
+        return ("error", type(err).__name__, str(err))
+    return (
+        "ok",
+        groups_of(inventory),
+        {g.name: sorted(c.name for c in g.child_groups) for g in inventory.groups.values()},
+        {name: h.vars for name, h in inventory.hosts.items()},
+    )
+
+
+EXPRESSIONS = [
+    "ec2_tags.Role",
+    "ec2_tags.Missing",
+    "instance_type",
+    " placement.availability_zone ",
+    "placement.region",
+    "placement.missing.deeper",
+    "state.name",
+    "state.code",
+    "ec2_tags",
+    "security_groups",
+    "public_ip_address",  # missing on some hosts
+    "nothing_like_this",
+    "ec2_tags.Empty",
+    "ec2_tags.items",  # a dict method, not the tag: Jinja's business
+    "ec2_tags.Template",  # untrusted data that looks like a template
+    "instance_type.upper",
+    "instance_id.x",
+    "ebs_optimized",
+    "inventory_hostname",
+    "group_names",
+    "range",
+    "true",
+    "ec2_tags['Role']",
+    "instance_type ~ '-' ~ ec2_tags.Role",
+    "ec2_tags.Role | default('none')",
+    "security_groups | map(attribute='group_name') | list",
+]
+
+
+def sample_hosts():
+    hosts = []
+    for idx, (role, extra) in enumerate(
+        [
+            ("web", {"PublicIpAddress": "198.18.0.1"}),
+            ("db", {}),
+            ("", {"EbsOptimized": True}),
+            (None, {}),
+        ]
+    ):
+        tags = {"Env": "prod", "Empty": "", "Template": "{{ lookup('pipe', 'id') }}", "items": "x"}
+        if role is not None:
+            tags["Role"] = role
+        hv = instances.instance_hostvars(instance(f"i-0000000000000000{idx}", tags, **extra))
+        hosts.append((hv["instance_id"], hv))
+    return hosts
+
+
+def options_for(**kw):
+    options = {
+        "compose": {},
+        "groups": {},
+        "keyed_groups": [],
+        "strict": False,
+        "use_extra_vars": False,
+        "leading_separator": True,
+    }
+    options.update(kw)
+    return options
+
+
+@pytest.mark.parametrize("strict", [False, True])
+@pytest.mark.parametrize("expression", EXPRESSIONS)
+def test_keyed_groups_and_compose_equal_jinja(expression, strict):
+    hosts = sample_hosts()
+    expr = trust_as_template(expression)
+    for options in (
+        options_for(keyed_groups=[{"key": expr, "prefix": "k"}], strict=strict),
+        options_for(keyed_groups=[{"key": expr, "default_value": "none"}], strict=strict),
+        options_for(keyed_groups=[{"key": expr, "trailing_separator": False, "parent_group": "p"}], strict=strict),
+        options_for(compose={"composed": expr, "again": trust_as_template("ec2_tags.Env")}, strict=strict),
+        options_for(
+            compose={"ansible_host": expr},
+            groups={"web": trust_as_template("ec2_tags.Role | default('') == 'web'"), "all_of_them": True},
+            keyed_groups=[{"key": trust_as_template("ansible_host"), "prefix": "h"}],
+            strict=strict,
+        ),
+    ):
+        theirs = outcome(reference_inventory, hosts, options)
+        ours = outcome(our_inventory, hosts, options)
+        assert ours == theirs, options
+
+
+def test_leading_separator_and_untrusted_expression_equal_jinja():
+    hosts = sample_hosts()
+    for options in (
+        options_for(keyed_groups=[{"key": trust_as_template("instance_type")}], leading_separator=False),
+        options_for(keyed_groups=[{"key": "instance_type"}], strict=True),  # untrusted: Jinja refuses it
+    ):
+        assert outcome(our_inventory, hosts, options) == outcome(reference_inventory, hosts, options)
+
+
+def test_plain_path_recognition():
+    assert instances.plain_path(trust_as_template("ec2_tags.Role")) == ("ec2_tags", "Role")
+    assert instances.plain_path(trust_as_template(" a.b.c ")) == ("a", "b", "c")
+    assert instances.plain_path("ec2_tags.Role") is None  # untrusted
+    for expr in ("a | b", "a['b']", "a.items", "true", "group_names", "a.1", "a ~ b"):
+        assert instances.plain_path(trust_as_template(expr)) is None, expr
+    assert instances.plain_path(trust_as_template("range"), frozenset({"range"})) is None
+
+
+def test_plain_paths_do_not_render_jinja(monkeypatch):
+    hosts = sample_hosts()
+    calls = []
+    original = instances.InventoryModule._evaluate
+
+    def spy(self, expression, variables, full_variables, strict):
+        calls.append(expression)
+        return original(self, expression, variables, full_variables, strict)
+
+    monkeypatch.setattr(instances.InventoryModule, "_evaluate", spy)
+    from ansible.template import Templar
+
+    rendered = []
+    monkeypatch.setattr(Templar, "evaluate_expression", lambda self, e, **kw: rendered.append(e))
+    options = options_for(
+        keyed_groups=[
+            {"key": trust_as_template("ec2_tags.Role")},
+            {"key": trust_as_template("placement.availability_zone")},
+            {"key": trust_as_template("public_ip_address")},
+        ]
+    )
+    our_inventory(hosts, options)
+    assert len(calls) == 12
+    assert rendered == []
+
+
+def test_assume_role_credentials_are_used_for_ec2(plugin_loader, stubs, tmp_path):
+    stub, _built, params = stubs
+    stub("eu-west-1").add_response("describe_instances", page(instance("i-00000000000000001")))
+    run_plugin(tmp_path, {"regions": ["eu-west-1"], "assume_role_arn": "arn:aws:iam::210987654321:role/reader"})
+    assert params[0]["access_key"] == "ASIAASSUMED000000000"
+    assert params[0]["secret_key"] == "assumed-secret"
+    assert params[0]["session_token"] == "assumed-token"
