@@ -425,6 +425,8 @@ def test_inventory_bad_input(api, ec2, env, tmp_path, line, named):
     env["AWS_SHARED_CREDENTIALS_FILE"] = str(tmp_path / "no-credentials")
     env["AWS_CONFIG_FILE"] = str(tmp_path / "no-config")
     env["ANSIBLE_INVENTORY_UNPARSED_FAILED"] = "1"
+    image = ec2.describe_images(Owners=["136693071363"])["Images"][0]["ImageId"]
+    ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)  # some options are only used per host
     before = resources(ec2)
     proc = subprocess.run(
         [str(BIN / "ansible-inventory"), "-i", str(cfg), "--list"],
