@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from .api import Sandbox
@@ -11,13 +12,16 @@ from .errors import SandboxError
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox", description="bakery.ec2 local EC2 sandbox")
-    parser.add_argument("command", choices=["up", "down", "status", "env", "serve"])
+    parser.add_argument("command", choices=["up", "down", "status", "env", "serve", "chaos"])
+    parser.add_argument("spec", nargs="?", help="chaos: a JSON spec (sandbox/faults.py), `off`, or none for status")
     parser.add_argument("--port", type=int, default=None)
+    parser.add_argument("--faults", default=None, help="up: random faults from the start, a JSON spec (SANDBOX_FAULTS)")
     args = parser.parse_args(argv)
     box = Sandbox(port=args.port)
     try:
         if args.command == "up":
-            box.up(say=lambda m: print(m, file=sys.stderr))
+            faults = json.loads(args.faults) if args.faults else None
+            box.up(say=lambda m: print(m, file=sys.stderr), faults=faults)
             print("\n".join(box.env_lines()))
         elif args.command == "down":
             box.down(say=lambda m: print(m, file=sys.stderr))
@@ -27,11 +31,19 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if pid else 3
         elif args.command == "env":
             print("\n".join(box.env_lines()))
+        elif args.command == "chaos":
+            if args.spec == "off":
+                out = box.chaos_off()
+            elif args.spec:
+                out = box.chaos(**json.loads(args.spec))
+            else:
+                out = box.chaos_status()
+            print(json.dumps(out, indent=1))
         elif args.command == "serve":
             from .server import serve
 
             serve(box.port)
-    except SandboxError as exc:
+    except (SandboxError, ValueError) as exc:
         print(f"sandbox: error: {exc}", file=sys.stderr)
         return 1
     return 0

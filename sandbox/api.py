@@ -51,8 +51,11 @@ class Sandbox:
     def _control(self, path: str, method: str = "GET", data: dict | None = None) -> dict:
         body = json.dumps(data).encode() if data is not None else None
         req = urllib.request.Request(self.endpoint + path, data=body, method=method)  # noqa: S310 - 127.0.0.1
-        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - 127.0.0.1 only
-            return json.loads(resp.read())
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - 127.0.0.1 only
+                return json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            raise SandboxError(f"{method} {path}: {exc.read().decode(errors='replace')}") from None
 
     def status(self) -> dict:
         """Hosts (state, private IP, region), pending images and active faults of the running sandbox."""
@@ -65,19 +68,32 @@ class Sandbox:
         status: int = 503,
         count: int = 1,
         seconds: float = 60,
+        access_key: str | None = None,
     ) -> dict:
-        """Make the next `count` calls of `action` fail with EC2 error `code` (bounded by `seconds`)."""
-        return self._control(
-            "/_sandbox/faults",
-            "POST",
-            {"action": action, "code": code, "status": status, "count": count, "seconds": seconds},
-        )
+        """Make the next `count` calls of `action` fail with EC2 error `code` (bounded by `seconds`).
+
+        With `access_key`, only requests signed with that key ID are failed.
+        """
+        spec = {"action": action, "code": code, "status": status, "count": count, "seconds": seconds}
+        return self._control("/_sandbox/faults", "POST", dict(spec, access_key=access_key))
 
     def clear_faults(self) -> None:
         self._control("/_sandbox/faults", "DELETE")
 
+    def chaos(self, **spec) -> dict:
+        """Random, seeded, bounded faults on every API request (see sandbox/faults.py for the options)."""
+        return self._control("/_sandbox/chaos", "POST", spec)
+
+    def chaos_off(self) -> dict:
+        """Stop random faults; returns the final status with the counts of what was injected."""
+        return self._control("/_sandbox/chaos", "DELETE")
+
+    def chaos_status(self) -> dict:
+        return self._control("/_sandbox/chaos")
+
     # ------------------------------------------------------------ start / stop
-    def up(self, say=print, timeout: float = 60) -> None:
+    def up(self, say=print, timeout: float = 60, faults: dict | None = None) -> None:
+        """Start the sandbox (or reuse a running one); ``faults``: a chaos spec applied from the start."""
         server.check_root()
         pid = self.pid()
         if pid:
@@ -101,6 +117,15 @@ class Sandbox:
         config.STATE_DIR.mkdir(parents=True, exist_ok=True)
         start = time.monotonic()
         env = dict(os.environ, SANDBOX_PORT=str(self.port), PYTHONUNBUFFERED="1")
+        if faults is not None:
+            env["SANDBOX_FAULTS"] = json.dumps(faults)
+        if env.get("SANDBOX_FAULTS"):
+            from .faults import parse_chaos
+
+            try:
+                parse_chaos(json.loads(env["SANDBOX_FAULTS"]))
+            except (ValueError, TypeError) as exc:
+                raise SandboxError(f"SANDBOX_FAULTS: {exc}") from None
         root = str(config.REPO_ROOT)
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         with open(config.LOG_FILE, "ab") as logf:

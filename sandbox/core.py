@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import ipaddress
 import json
 import logging
 import re
 import shutil
+import socket
 import threading
 import time
 import traceback
@@ -22,6 +24,7 @@ from botocore.config import Config
 
 from . import config, net
 from .errors import SandboxError
+from .faults import ERRORS, INTERNAL_AGENT, Chaos, Faults, access_key_of, is_internal
 from .hosts import Host
 
 log = logging.getLogger("sandbox")
@@ -76,6 +79,7 @@ class Core:
         self._clients: dict[str, object] = {}
         self.threads: list[threading.Thread] = []
         self.faults = Faults()
+        self.chaos = Chaos()
 
     # ------------------------------------------------------------ internal API client (to ourselves)
     def ec2(self, region: str):
@@ -86,7 +90,7 @@ class Core:
                 endpoint_url=config.endpoint(self.port),
                 aws_access_key_id=config.ACCESS_KEY,
                 aws_secret_access_key=config.SECRET_KEY,
-                config=Config(retries={"max_attempts": 2}),
+                config=Config(retries={"max_attempts": 2}, user_agent_extra=INTERNAL_AGENT),
             )
         return self._clients[region]
 
@@ -462,6 +466,14 @@ class Middleware:
     def __call__(self, environ, start_response):
         try:
             status, headers, body = self._handle(environ)
+        except _Drop:
+            # Fault injection: close the connection without an answer; the client sees a connection error.
+            sock = environ.get("werkzeug.socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            start_response("500 Dropped", [("Content-Length", "0")])
+            return []
         except Exception as exc:
             log.error("unexpected failure:\n%s", traceback.format_exc())
             code, body = ec2_error("InternalError", f"sandbox: {type(exc).__name__}: {exc}", 500)
@@ -500,11 +512,28 @@ class Middleware:
         region = m.group(1)
         params = dict(parse_qsl(raw.decode(), keep_blank_values=True))
         action = params.get("Action", "")
-        fault = self.core.faults.take(action)
+        internal = is_internal(environ)
+        fault = None if internal else self.core.faults.take(action, access_key_of(environ))
         if fault:
             code, body = ec2_error(fault["code"], fault.get("message") or f"sandbox fault injected for {action}",
                                    int(fault.get("status", 503)))  # fmt: skip
             return f"{code} Fault", [("Content-Type", "text/xml")], body
+        kind, delay = (None, 0.0) if internal else self.core.chaos.draw(action, access_key_of(environ))
+        if delay:
+            time.sleep(delay)
+        if kind in ERRORS:
+            code, body = ec2_error(*ERRORS[kind])
+            return f"{code} Fault", [("Content-Type", "text/xml")], body
+        if kind == "drop_before":
+            log.info("chaos: dropped %s before it reached moto", action)
+            raise _Drop
+        answer = self._answer(environ, raw, params, action, region)
+        if kind == "drop_after":
+            log.info("chaos: dropped the answer to %s (%s) after moto acted", action, answer[0])
+            raise _Drop
+        return answer
+
+    def _answer(self, environ, raw: bytes, params: dict, action: str, region: str):
         token_key = None
         if action == "RunInstances" and params.get("ClientToken"):
             token_key = (region, params["ClientToken"])
@@ -540,6 +569,7 @@ class Middleware:
                 "hosts": {i: {"state": h.state, "ip": h.ip, "region": h.region} for i, h in self.core.hosts.items()},
                 "pending_images": sorted(self.core.pending_images),
                 "faults": self.core.faults.list(),
+                "chaos": self.core.chaos.status(),
             }
         elif path == "/_sandbox/faults" and method == "POST":
             out = self.core.faults.add(json.loads(raw or b"{}"))
@@ -548,53 +578,23 @@ class Middleware:
             out = {"faults": []}
         elif path == "/_sandbox/faults":
             out = {"faults": self.core.faults.list()}
+        elif path == "/_sandbox/chaos" and method == "POST":
+            try:
+                out = self.core.chaos.configure(json.loads(raw or b"{}"))
+            except (ValueError, TypeError) as exc:
+                body = json.dumps({"error": str(exc)}).encode()
+                return "400 Bad Request", [("Content-Type", "application/json")], body
+        elif path == "/_sandbox/chaos" and method == "DELETE":
+            out = self.core.chaos.off()
+        elif path == "/_sandbox/chaos":
+            out = self.core.chaos.status()
         else:
             return "404 Not Found", [("Content-Type", "application/json")], b'{"error": "not found"}'
         return "200 OK", [("Content-Type", "application/json")], json.dumps(out).encode()
 
 
-class Faults:
-    """Injected API errors, always bounded: at most `count` requests and `seconds` of wall time."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.items: list[dict] = []
-
-    def add(self, spec: dict) -> dict:
-        count = max(1, min(int(spec.get("count", 1)), 1000))
-        seconds = max(0.1, min(float(spec.get("seconds", 60)), 600))
-        fault = {
-            "action": spec.get("action", "*"),
-            "code": spec.get("code", "RequestLimitExceeded"),
-            "status": int(spec.get("status", 503)),
-            "message": spec.get("message", ""),
-            "remaining": count,
-            "until": time.time() + seconds,
-        }
-        with self.lock:
-            self.items.append(fault)
-        return fault
-
-    def take(self, action: str) -> dict | None:
-        if not self.items:
-            return None
-        now = time.time()
-        with self.lock:
-            self.items = [f for f in self.items if f["remaining"] > 0 and f["until"] > now]
-            for f in self.items:
-                if f["action"] in ("*", action):
-                    f["remaining"] -= 1
-                    return dict(f)
-        return None
-
-    def list(self) -> list[dict]:
-        now = time.time()
-        with self.lock:
-            return [f for f in self.items if f["remaining"] > 0 and f["until"] > now]
-
-    def clear(self) -> None:
-        with self.lock:
-            self.items = []
+class _Drop(Exception):
+    """Raised to close the client's connection without an answer."""
 
 
 class _nullctx:

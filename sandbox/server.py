@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import logging
 import os
 import shutil
@@ -97,6 +98,9 @@ def serve(port: int) -> None:
     hosts.MIRROR_PINS[:] = [f"{addrs[0]} {h}\n" for h in mirror_hostnames] if addrs else []
     net.setup_bridge(addrs)
     core = Core(port, {b.ami_id: [str(b.root)] for b in bases})
+    if os.environ.get("SANDBOX_FAULTS"):  # random faults from the start (reliability tests); bounded, see faults.py
+        chaos = core.chaos.configure(json.loads(os.environ["SANDBOX_FAULTS"]))
+        log.info("chaos on from the start: %s", chaos["spec"])
     imds.start(core)
     app = Middleware(DomainDispatcherApplication(create_backend_app), core)
     srv = make_server(config.HOST, port, app, threaded=True)

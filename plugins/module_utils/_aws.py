@@ -31,6 +31,7 @@ try:
         ProfileNotFound,
         ReadTimeoutError,
     )
+    from botocore.parsers import ResponseParserError
 
     HAS_BOTO3 = True
     BOTO3_IMPORT_ERROR = None
@@ -189,7 +190,7 @@ class AwsClient:
         while True:
             try:
                 return method(**params)
-            except (ClientError, BotoCoreError) as err:
+            except (ClientError, BotoCoreError, ResponseParserError) as err:
                 delay = next(delays, None) if is_retryable(err, retry_codes) else None
                 if delay is None:
                     raise self._error(operation, err) from None
@@ -216,13 +217,36 @@ class AwsClient:
             )
         if isinstance(err, EndpointConnectionError):
             return AwsError(name, "EndpointConnectionError", f"could not connect to {err.kwargs.get('endpoint_url')}")
+        if isinstance(err, ResponseParserError):  # a web page or another service: the body is no use to the user
+            return AwsError(
+                name, "InvalidResponse", f"the endpoint {self.client.meta.endpoint_url} did not answer like EC2"
+            )
         code, message, status = _error_code(err)
         return AwsError(name, code, message, status)
 
 
 def connection_params_from(getter):
-    """Collect the connection options through ``getter(name)`` (module params or plugin get_option)."""
-    return {name: getter(name) for name in CONNECTION_OPTIONS}
+    """Collect the connection options through ``getter(name)`` (module params or plugin get_option).
+
+    Raise :class:`AwsError` when the keys given are incomplete (botocore would fail later with a TypeError).
+    """
+    params = {name: getter(name) for name in CONNECTION_OPTIONS}
+    if bool(params.get("access_key")) != bool(params.get("secret_key")):
+        given, missing = ("access_key", "secret_key") if params.get("access_key") else ("secret_key", "access_key")
+        env = {"access_key": "AWS_ACCESS_KEY_ID", "secret_key": "AWS_SECRET_ACCESS_KEY"}
+        raise AwsError(
+            "Session",
+            "PartialCredentials",
+            f"{given} ({env[given]}) is set but {missing} ({env[missing]}) is not: set both, or neither to use "
+            "a profile",
+        )
+    if params.get("session_token") and not params.get("access_key"):
+        raise AwsError(
+            "Session",
+            "PartialCredentials",
+            "session_token (AWS_SESSION_TOKEN) is set without access_key and secret_key: set all three",
+        )
+    return params
 
 
 def build_session(params):

@@ -131,3 +131,46 @@ def test_check_id():
     assert _aws.check_id("image", "ami-0123456789abcdef0", "image_id") is None
     assert "not an AMI ID" in _aws.check_id("image", "ami-XYZ", "image_id")
     assert "'i-1'" in _aws.check_id("instance", "i-1", "instance_id")
+
+
+def test_an_endpoint_that_is_not_ec2_fails_in_one_line_naming_it(monkeypatch):
+    """A web page where EC2 XML was expected (wrong endpoint_url) is not retried nor echoed."""
+    import boto3
+    from botocore.parsers import ResponseParserError
+
+    client = boto3.client(
+        "ec2",
+        region_name="us-east-1",
+        endpoint_url="http://127.0.0.1:9/not-ec2/",
+        aws_access_key_id="a",
+        aws_secret_access_key="b",
+    )
+    calls = []
+
+    def describe_images(**kw):
+        calls.append(kw)
+        raise ResponseParserError("Unable to parse response, invalid XML received: b'<html>" + "x" * 5000 + "'")
+
+    monkeypatch.setattr(client, "describe_images", describe_images)
+    with pytest.raises(_aws.AwsError) as caught:
+        _aws.AwsClient(client).call("describe_images")
+    assert len(calls) == 1
+    assert str(caught.value) == (
+        "DescribeImages: InvalidResponse: the endpoint http://127.0.0.1:9/not-ec2/ did not answer like EC2"
+    )
+
+
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [
+        ({"secret_key": "s"}, "secret_key (AWS_SECRET_ACCESS_KEY) is set but access_key"),
+        ({"access_key": "a"}, "access_key (AWS_ACCESS_KEY_ID) is set but secret_key"),
+        ({"session_token": "t"}, "session_token (AWS_SESSION_TOKEN) is set without access_key"),
+    ],
+)
+def test_incomplete_keys_are_refused_before_botocore_sees_them(params, named):
+    with pytest.raises(_aws.AwsError) as caught:
+        _aws.connection_params_from(params.get)
+    assert caught.value.code == "PartialCredentials"
+    assert named in str(caught.value)
+    assert "s" not in {caught.value.message} and "'t'" not in caught.value.message

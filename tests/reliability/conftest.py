@@ -1,0 +1,202 @@
+"""Fixtures for the reliability tests.
+
+- ``api``: the sandbox's API front (moto + the sandbox middleware, with fault injection) without
+  hosts, on 127.0.0.1, one per session, reset per test. No root needed; most tests use it.
+- ``sandbox``: the real sandbox (root), reused when one is running, stopped at the end only when
+  this session started it (the pattern of tests/sandbox/conftest.py).
+- ``run_module``: run a module of the collection directly (as Ansible does, arguments in a file)
+  and return its JSON result plus its raw output.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+BIN = Path(sys.executable).parent
+COLLECTIONS = REPO / ".build" / "collections"
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+_spec = importlib.util.spec_from_file_location("bakery_integration_conftest", REPO / "tests/integration/conftest.py")
+integration = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(integration)
+
+# Requests signed with this key are the only ones random faults hit (the sandbox may be shared).
+ACCESS_KEY = "AKIDRELIABILITYTESTS"
+SECRET_KEY = "reliability-secret-key-must-never-be-shown"
+REGION = "us-east-1"
+
+
+def base_env(endpoint: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ANSIBLE_"))}
+    env.update(
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_ACCESS_KEY_ID=ACCESS_KEY,
+        AWS_SECRET_ACCESS_KEY=SECRET_KEY,
+        AWS_DEFAULT_REGION=REGION,
+        AWS_REGION=REGION,
+        PYTHONPATH=str(COLLECTIONS),
+        PYTHONUNBUFFERED="1",
+        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+        ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_FORCE_COLOR="0",
+        ANSIBLE_RETRY_FILES_ENABLED="0",
+        ANSIBLE_LOCALHOST_WARNING="0",
+        ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
+        ANSIBLE_HOST_KEY_CHECKING="0",
+    )
+    return env
+
+
+def client(endpoint: str, region: str = REGION):
+    import boto3
+
+    return boto3.client(
+        "ec2",
+        region_name=region,
+        endpoint_url=endpoint,
+        aws_access_key_id="AKIDOBSERVER",  # not ACCESS_KEY: observing is never faulted
+        aws_secret_access_key="observer",
+    )
+
+
+def post(url: str, data: dict | None = None, method: str = "POST") -> dict:
+    body = json.dumps(data).encode() if data is not None else b""
+    req = urllib.request.Request(url, data=body, method=method)
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        text = resp.read()
+    return json.loads(text) if text.strip().startswith((b"{", b"[")) else {}
+
+
+# ------------------------------------------------------------------------- the API front without hosts
+@pytest.fixture(scope="session")
+def api_endpoint(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("api")
+    amis = workdir / "amis.json"
+    amis.write_text(json.dumps(integration.catalogue()))
+    port = integration.free_port()
+    env = dict(os.environ, MOTO_AMIS_PATH=str(amis), MOTO_ALLOW_NONEXISTENT_REGION="true")
+    log = (workdir / "api.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "apiserver.py"), str(port)], stdout=log, stderr=subprocess.STDOUT, env=env
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/_sandbox/status", timeout=1).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"API server did not start; see {workdir / 'api.log'}") from None
+            time.sleep(0.2)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture
+def api(api_endpoint):
+    """The API front, reset (catalogue only, no faults, no client tokens) for this test."""
+    post(f"{api_endpoint}/moto-api/reset")
+    return api_endpoint
+
+
+@pytest.fixture
+def ec2(api):
+    return client(api)
+
+
+@pytest.fixture
+def env(api):
+    return base_env(api)
+
+
+# ------------------------------------------------------------------------- the real sandbox
+@pytest.fixture(scope="session")
+def sandbox():
+    """A running sandbox: started (and stopped at the end) unless one is already running."""
+    if os.geteuid() != 0:
+        pytest.skip("the sandbox needs root")
+    from sandbox import Sandbox
+
+    box = Sandbox()
+    started = box.pid() is None
+    box.up(say=lambda m: print(m, file=sys.stderr))
+    yield box
+    try:
+        box.chaos_off()
+    except Exception as err:  # a sandbox started from older code has no chaos routes
+        print(f"chaos off: {err}", file=sys.stderr)
+    if started and not os.environ.get("SANDBOX_KEEP"):
+        box.down(say=lambda m: print(m, file=sys.stderr))
+
+
+# ------------------------------------------------------------------------- running modules
+class ModuleRun:
+    def __init__(self, proc: subprocess.CompletedProcess):
+        self.stdout, self.stderr, self.rc = proc.stdout, proc.stderr, proc.returncode
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+        self.result = json.loads(lines[-1]) if lines else {}
+        self.failed = bool(self.result.get("failed")) or self.rc != 0
+        self.msg = str(self.result.get("msg", ""))
+
+
+@pytest.fixture
+def run_module(tmp_path):
+    """Run ``bakery.ec2.<name>`` with ``args`` as Ansible does (arguments file), return a ModuleRun."""
+    count = 0
+
+    def run(name, args, env, check_mode=False, timeout=180):
+        nonlocal count
+        count += 1
+        argfile = tmp_path / f"args-{count}.json"
+        argfile.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": dict(args, _ansible_check_mode=check_mode)}))
+        proc = subprocess.run(
+            [sys.executable, "-m", f"ansible_collections.bakery.ec2.plugins.modules.{name}", str(argfile)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            cwd=tmp_path,
+        )
+        return ModuleRun(proc)
+
+    return run
+
+
+def resources(ec2) -> dict:
+    """What exists in us-east-1 that a module could have created, as sorted ID lists."""
+    instances = [
+        i["InstanceId"]
+        for r in ec2.describe_instances()["Reservations"]
+        for i in r["Instances"]
+        if i["State"]["Name"] != "terminated"
+    ]
+    return {
+        "instances": sorted(instances),
+        "images": sorted(i["ImageId"] for i in ec2.describe_images(Owners=["self"])["Images"]),
+        "snapshots": sorted(s["SnapshotId"] for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]),
+        "key_pairs": sorted(k["KeyName"] for k in ec2.describe_key_pairs()["KeyPairs"]),
+        "security_groups": sorted(g["GroupId"] for g in ec2.describe_security_groups()["SecurityGroups"]),
+        "volumes": sorted(v["VolumeId"] for v in ec2.describe_volumes()["Volumes"]),
+        "tags": sorted((t["ResourceId"], t["Key"], t["Value"]) for t in ec2.describe_tags()["Tags"]),
+    }
