@@ -483,6 +483,27 @@ class Middleware:
         start_response(status, headers)
         return [body]
 
+    def _replay(self, environ, region: str, stored: bytes) -> bytes:
+        """The reservation a ClientToken made, with its instances' states as they are now (as EC2 answers)."""
+        root = ET.fromstring(stored)  # noqa: S314 - moto's own response, kept by this process
+        items = {
+            el.findtext(f"{NS}instanceId"): el
+            for el in root.iter(f"{NS}item")
+            if el.find(f"{NS}instanceState") is not None
+        }
+        query = {"Action": "DescribeInstances", "Version": "2016-11-15"}
+        query.update({f"InstanceId.{n}": iid for n, iid in enumerate(items, 1)})
+        status, _headers, body = self._call_inner(dict(environ), urlencode(query).encode())
+        if not status.startswith("200"):
+            return self.core.after("DescribeInstances", {}, region, stored)
+        now = ET.fromstring(self.core.after("DescribeInstances", {}, region, body))  # noqa: S314 - moto's
+        for el in now.iter(f"{NS}item"):
+            iid, state = el.findtext(f"{NS}instanceId"), el.find(f"{NS}instanceState")
+            if iid in items and state is not None:
+                old = items[iid].find(f"{NS}instanceState")
+                old[:] = list(state)
+        return ET.tostring(root, xml_declaration=True, encoding="UTF-8")
+
     def _call_inner(self, environ, raw: bytes):
         environ["wsgi.input"] = BytesIO(raw)
         environ["CONTENT_LENGTH"] = str(len(raw))
@@ -539,7 +560,7 @@ class Middleware:
             token_key = (region, params["ClientToken"])
         with self.core.token_lock if token_key else _nullctx():
             if token_key and token_key in self.core.tokens:
-                body = self.core.after("DescribeInstances", {}, region, self.core.tokens[token_key])
+                body = self._replay(environ, region, self.core.tokens[token_key])
                 return "200 OK", [("Content-Type", "text/xml")], body
             pre = self.core.before(action, params, region)
             if isinstance(pre, tuple):

@@ -199,7 +199,13 @@ def test_same_client_token_gives_one_instance(ec2, web):
     assert [i["InstanceId"] for i in a["Instances"]] == [i["InstanceId"] for i in b["Instances"]]
     found = ec2.describe_instances(Filters=[{"Name": "image-id", "Values": [ami]}])["Reservations"]
     assert sum(1 for r in found if r["ReservationId"] == a["ReservationId"]) == 1
-    ec2.terminate_instances(InstanceIds=[a["Instances"][0]["InstanceId"]])
+    iid = a["Instances"][0]["InstanceId"]
+    ec2.terminate_instances(InstanceIds=[iid])
+    wait_state(ec2, iid, "terminated")
+    # As on EC2, the token's reservation comes back with its instances' current state, so a
+    # client can tell that an old token's instances are gone.
+    c = ec2.run_instances(**kw)
+    assert [(i["InstanceId"], i["State"]["Name"]) for i in c["Instances"]] == [(iid, "terminated")]
 
 
 def test_debian13_boots_and_runs_user_data(ec2, web, tmp_path):
