@@ -7,6 +7,7 @@ the PID this harness started.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -82,6 +83,31 @@ def free_port():
         return sock.getsockname()[1]
 
 
+@contextlib.contextmanager
+def local_server(cmd, env, log_path, probe_url, what):
+    """Run ``cmd`` (a server on 127.0.0.1), wait until ``probe_url`` answers, stop it by its PID afterwards."""
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(probe_url, timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    proc.kill()
+                    raise RuntimeError(f"{what} did not start; see {log_path}") from None
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
 @pytest.fixture(scope="session")
 def moto_endpoint(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("moto")
@@ -89,28 +115,10 @@ def moto_endpoint(tmp_path_factory):
     amis.write_text(json.dumps(catalogue()))
     port = free_port()
     env = dict(os.environ, MOTO_AMIS_PATH=str(amis), MOTO_ALLOW_NONEXISTENT_REGION="true")
-    log = (workdir / "moto.log").open("w")
-    proc = subprocess.Popen(
-        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env
-    )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"moto server did not start; see {workdir / 'moto.log'}") from None
-            time.sleep(0.2)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    cmd = [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
+    with local_server(cmd, env, workdir / "moto.log", f"{url}/moto-api/", "moto server"):
+        yield url
 
 
 @pytest.fixture

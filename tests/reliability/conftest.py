@@ -15,7 +15,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -88,28 +87,10 @@ def api_endpoint(tmp_path_factory):
     amis.write_text(json.dumps(integration.catalogue()))
     port = integration.free_port()
     env = dict(os.environ, MOTO_AMIS_PATH=str(amis), MOTO_ALLOW_NONEXISTENT_REGION="true")
-    log = (workdir / "api.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, str(HERE / "apiserver.py"), str(port)], stdout=log, stderr=subprocess.STDOUT, env=env
-    )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/_sandbox/status", timeout=1).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"API server did not start; see {workdir / 'api.log'}") from None
-            time.sleep(0.2)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    cmd = [sys.executable, str(HERE / "apiserver.py"), str(port)]
+    with integration.local_server(cmd, env, workdir / "api.log", f"{url}/_sandbox/status", "API server"):
+        yield url
 
 
 @pytest.fixture
