@@ -31,6 +31,8 @@ VENV = REPO / ".venv" / "bin"
 BENCH_VENV = REPO / ".venv-bench" / "bin"
 COLLECTIONS = REPO / ".build" / "collections"
 READ_PREFIXES = ("Describe", "Get", "List")
+# Smoke mode without .venv-bench: the peer's side runs our playbooks and modules (see bench/run.py).
+STAND_IN = False
 
 
 def is_read(action: str) -> bool:
@@ -78,7 +80,7 @@ class CountingProxy:
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_POST = do_PUT = do_DELETE = _forward  # noqa: N815 - http.server's names
+            do_GET = do_POST = do_PUT = do_DELETE = _forward
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -97,6 +99,12 @@ class CountingProxy:
         for _t, action, _s in calls:
             out[action] = out.get(action, 0) + 1
         return dict(sorted(out.items()))
+
+    def answered(self, action: str, since: int = 0) -> float | None:
+        """When the endpoint finished answering the last ``action`` call since ``since``."""
+        with self.lock:
+            ends = [t + s for t, a, s in self.calls[since:] if a == action]
+        return max(ends) if ends else None
 
     def endpoint_seconds(self, since: int = 0) -> float:
         """Seconds the endpoint spent answering the calls since ``since`` (their sum)."""
@@ -172,12 +180,18 @@ def base_env(endpoint: str, workdir: Path) -> dict:
 
 def contender_env(env: dict, who: str) -> dict:
     """Ours sees only this checkout's collection; the peer only the ``ansible`` package's collections."""
-    collections = str(COLLECTIONS) if who == "ours" else str(BENCH_VENV.parent / "nonexistent")
+    ours = who == "ours" or STAND_IN
+    collections = str(COLLECTIONS) if ours else str(BENCH_VENV.parent / "nonexistent")
     return dict(env, ANSIBLE_COLLECTIONS_PATH=collections)
 
 
 def ansible_bin(who: str, tool: str = "ansible-playbook") -> str:
-    return str((VENV if who == "ours" else BENCH_VENV) / tool)
+    return str((VENV if who == "ours" or STAND_IN else BENCH_VENV) / tool)
+
+
+def book(who: str, ours: Path, peer: Path) -> Path:
+    """The playbook of ``who``; our playbook for the peer's stand-in."""
+    return ours if who == "ours" or STAND_IN else peer
 
 
 class PlaybookRun:
@@ -192,7 +206,9 @@ class PlaybookRun:
         return found[-1]
 
 
-def run_playbook(who, playbook, env, workdir, extra_vars=None, inventory=None, timeout=900, check=True):
+def run_playbook(
+    who, playbook, env, workdir, extra_vars=None, inventory=None, timeout=900, check=True, syntax_only=False
+):
     """Run ``ansible-playbook`` of ``who`` (ours/peer); return wall seconds, rc, task records, output."""
     timer_file = workdir / f"timer-{time.monotonic_ns()}.jsonl"
     cmd = [ansible_bin(who), str(playbook)]
@@ -200,6 +216,8 @@ def run_playbook(who, playbook, env, workdir, extra_vars=None, inventory=None, t
         cmd += ["-i", str(inventory)]
     if extra_vars:
         cmd += ["-e", json.dumps(extra_vars)]
+    if syntax_only:
+        cmd.append("--syntax-check")
     run_env = dict(contender_env(env, who), BENCH_TIMER_FILE=str(timer_file))
     start = time.perf_counter()
     proc = subprocess.run(cmd, env=run_env, capture_output=True, text=True, timeout=timeout, check=False)
