@@ -80,7 +80,7 @@ def table(headers, rows):
     return "\n".join(lines)
 
 
-def render(results: dict, args, seconds: float) -> str:
+def render(results: dict, args, seconds: float, argv: list[str]) -> str:
     out = [
         "# Benchmarks: bakery.ec2 against amazon.aws",
         "",
@@ -92,7 +92,7 @@ def render(results: dict, args, seconds: float) -> str:
         "",
         f"Machine: {inventory.machine()}.",
         "",
-        f"Command: `python bench/run.py {shlex.join(a for a in sys.argv[1:] if a not in ('--output', args.output))}` "
+        f"Command: `python bench/run.py {shlex.join(a for a in argv[1:] if a not in ('--output', args.output))}` "
         f"({args.runs} runs of each contender per case; {args.inventory_10k_runs} for the inventory at 10k, "
         f"{args.flow_runs} for the flow); "
         f"whole run {seconds / 60:.1f} min.",
@@ -182,6 +182,9 @@ def render(results: dict, args, seconds: float) -> str:
                 ],
             )
         )
+    notes = harness.HERE / "NOTES.md"
+    if notes.exists():
+        out += ["", notes.read_text().strip()]
     return "\n".join(out) + "\n"
 
 
@@ -195,7 +198,15 @@ def main():
     parser.add_argument("--cases", default="inventory,ami_find,launch,image,flow")
     parser.add_argument("--output", help="write the Markdown report here")
     parser.add_argument("--smoke", action="store_true", help="a quick mode of each case (< 1 minute)")
+    parser.add_argument("--from-json", help="render the raw results of an earlier run (.build/bench-results.json)")
     args = parser.parse_args()
+    if args.from_json:
+        raw = json.loads(Path(args.from_json).read_text())
+        text = render(raw["results"], parser.parse_args(raw["argv"][1:]), raw["seconds"], raw["argv"])
+        print(text)
+        if args.output:
+            Path(args.output).write_text(text)
+        return
     wanted = args.cases.split(",")
     start = time.monotonic()
     if args.smoke:
@@ -232,7 +243,7 @@ def main():
     raw = harness.REPO / ".build" / "bench-results.json"
     raw.parent.mkdir(parents=True, exist_ok=True)
     raw.write_text(json.dumps({"results": results, "argv": sys.argv, "seconds": seconds}, default=str))
-    text = render(results, args, seconds)
+    text = render(results, args, seconds, sys.argv)
     print(text)
     if args.output:
         Path(args.output).write_text(text)
