@@ -174,6 +174,7 @@ def base_env(endpoint: str, workdir: Path) -> dict:
         ANSIBLE_CALLBACK_PLUGINS=str(HERE / "callback_plugins"),
         ANSIBLE_CALLBACKS_ENABLED="bench_timer",
         ANSIBLE_PYTHON_INTERPRETER="auto_silent",
+        ANSIBLE_ROLES_PATH=str(REPO / "roles"),  # the peer's flow uses our webserver role by its short name
     )
     return env
 
