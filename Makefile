@@ -97,7 +97,7 @@ ee-context: build
 	$(BIN)/ansible-builder create -f execution-environment.yml -c .build/ee/context --output-filename Containerfile
 
 .PHONY: test
-test: lint sanity unit integration test-app bench-smoke test-sandbox test-molecule test-reliability test-aws
+test: lint sanity unit integration test-app test-sandbox bench-smoke test-molecule test-reliability test-aws
 	@printf '\n==> make test: every step passed\n'
 
 # --- benchmarks: the peer lives in its own virtualenv, used by nothing else ---
