@@ -686,7 +686,14 @@ def launch_tags(params):
     return tags
 
 
-def block_device_mappings(volumes):
+def block_device_mappings(volumes, image=None):
+    """The BlockDeviceMappings of ``volumes``; a volume that overrides one of the image's without a
+    size gets the image's size (EC2 needs a size or a snapshot in every EBS mapping)."""
+    image_sizes = {
+        m["DeviceName"]: m["Ebs"]["VolumeSize"]
+        for m in (image or {}).get("BlockDeviceMappings") or ()
+        if m.get("Ebs", {}).get("VolumeSize")
+    }
     mappings = []
     for vol in volumes or ():
         ebs = {
@@ -702,6 +709,8 @@ def block_device_mappings(volumes):
         ):
             if vol[option] is not None:
                 ebs[key] = vol[option]
+        if "VolumeSize" not in ebs and vol["device_name"] in image_sizes:
+            ebs["VolumeSize"] = image_sizes[vol["device_name"]]
         mappings.append({"DeviceName": vol["device_name"], "Ebs": ebs})
     return mappings
 
@@ -721,7 +730,7 @@ def metadata_changes(current, options):
     return {key: value for key, value in wanted.items() if (current or {}).get(key) != value}
 
 
-def build_run_request(params, subnet_id, group_ids, count, token):
+def build_run_request(params, subnet_id, group_ids, count, token, image=None):
     request = {
         "ImageId": params["image_id"],
         "InstanceType": params["instance_type"],
@@ -742,7 +751,7 @@ def build_run_request(params, subnet_id, group_ids, count, token):
         profile = params["iam_instance_profile"]
         request["IamInstanceProfile"] = {"Arn": profile} if profile.startswith("arn:") else {"Name": profile}
     if params["volumes"]:
-        request["BlockDeviceMappings"] = block_device_mappings(params["volumes"])
+        request["BlockDeviceMappings"] = block_device_mappings(params["volumes"], image)
     if params["termination_protection"]:
         request["DisableApiTermination"] = True
     return request
@@ -1226,7 +1235,9 @@ class Task:
             token = client_token(
                 self.params["name"], self.client.region, self.vpc_id, current, self.params["count"], salt
             )
-            request = build_run_request(self.params, self.subnet["SubnetId"], self.wanted_groups(), count, token)
+            request = build_run_request(
+                self.params, self.subnet["SubnetId"], self.wanted_groups(), count, token, self.image
+            )
             if self.check_mode:
                 self.changes.append(f"launch {count} instance(s) in {self.subnet['SubnetId']}")
                 return

@@ -32,6 +32,9 @@ def flow_vars(name: str, workdir: Path, **extra) -> list[str]:
 
 def sandbox_env(box, workdir: Path) -> dict:
     env = base_env(box.endpoint)
+    # The flow also runs on the instances: let Ansible find their Python (the implicit localhost
+    # runs on the controller's own Python, with boto3, anyway).
+    env.pop("ANSIBLE_PYTHON_INTERPRETER")
     env["ANSIBLE_SSH_ARGS"] = "-o ControlMaster=no"
     env["HOME"] = str(workdir)  # the flow writes ~/.ssh/…; keep it in the test's directory
     return env

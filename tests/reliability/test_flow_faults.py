@@ -157,13 +157,14 @@ def check_secure_defaults(box, ec2, live, key):
     modes = ssh(
         key,
         ip,
-        "sudo stat -c '%a %U %n' /etc/employee-directory /etc/employee-directory/* "
-        "/var/lib/employee-directory /var/lib/employee-directory/*.db* /opt/employee-directory",
+        # The globs are expanded by root's shell: admin may not list these directories (as it should).
+        "sudo sh -c \"stat -c '%a %U %n' /etc/employee-directory /etc/employee-directory/* "
+        "/var/lib/employee-directory /var/lib/employee-directory/*.sqlite3* /opt/employee-directory\"",
     )
     for line in modes.splitlines():
         mode, owner, path = line.split(" ", 2)
         assert int(mode[-1]) & 2 == 0, f"{path} is world-writable ({mode})"
-        if path.startswith("/etc/employee-directory/") or path.endswith((".db", ".db-wal", ".db-shm")):
+        if path.startswith("/etc/employee-directory/") or ".sqlite3" in path:
             assert int(mode[-1]) == 0, f"{path} is readable by others ({mode})"
         if path.startswith("/opt/"):
             assert owner == "root", f"the app's code {path} is owned by {owner}: the app could rewrite itself"

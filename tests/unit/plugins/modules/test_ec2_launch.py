@@ -863,3 +863,25 @@ def test_absent_in_check_mode_plans_the_key_deletion_without_making_it(ec2, run_
         ec2_launch, {"name": "web", "state": "absent", "key_name": "deploy", "public_key": ED_PUB}, check_mode=True
     )
     assert res.result["changes"] == ["terminate i-00000001", "delete key pair deploy"]
+
+
+def test_root_volume_without_size_takes_the_image_size():
+    """EC2 needs a size or a snapshot in an EBS mapping: an encrypted root override keeps the image's size."""
+    volume = {
+        "device_name": "/dev/xvda",
+        "size": None,
+        "type": "gp3",
+        "iops": None,
+        "throughput": None,
+        "encrypted": True,
+        "kms_key_id": None,
+        "delete_on_termination": True,
+    }
+    image = {"BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": "snap-1", "VolumeSize": 8}}]}
+    (mapping,) = ec2_launch.block_device_mappings([volume], image)
+    assert mapping == {
+        "DeviceName": "/dev/xvda",
+        "Ebs": {"VolumeType": "gp3", "Encrypted": True, "DeleteOnTermination": True, "VolumeSize": 8},
+    }
+    (other,) = ec2_launch.block_device_mappings([dict(volume, device_name="/dev/sdf", size=20)], image)
+    assert other["Ebs"]["VolumeSize"] == 20
