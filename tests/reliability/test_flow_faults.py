@@ -159,7 +159,7 @@ def check_secure_defaults(box, ec2, live, key):
         ip,
         # The globs are expanded by root's shell: admin may not list these directories (as it should).
         "sudo sh -c \"stat -c '%a %U %n' /etc/employee-directory /etc/employee-directory/* "
-        "/var/lib/employee-directory /var/lib/employee-directory/*.sqlite3* /opt/employee-directory\"",
+        '/var/lib/employee-directory /var/lib/employee-directory/*.sqlite3* /opt/employee-directory"',
     )
     for line in modes.splitlines():
         mode, owner, path = line.split(" ", 2)
