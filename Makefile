@@ -181,12 +181,12 @@ sandbox: venv sandbox-deps
 
 .PHONY: sandbox-down
 sandbox-down:
-	$(call step,sandbox: stop it and remove every host, mount, namespace, route and rule)
+	$(call step,sandbox: stop it and remove every host; mount; namespace; route and rule it made)
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m sandbox down; else python3 -m sandbox down; fi
 
 .PHONY: test-sandbox
 test-sandbox: venv sandbox-deps
-	$(call step,sandbox tests (pytest tests/sandbox, as root))
+	$(call step,sandbox tests (pytest tests/sandbox; as root))
 	$(BIN)/pytest -q -s -p no:cacheprovider tests/sandbox
 # ---------------------------------------------------------------------------- end sandbox
 
@@ -201,7 +201,7 @@ demo: sandbox
 
 .PHONY: demo-clean
 demo-clean: venv
-	$(call step,teardown of the flow, then stop the sandbox)
+	$(call step,teardown of the flow; then stop the sandbox)
 	@if [ -f $(SANDBOX_ENV) ] && curl -fsS -o /dev/null "http://127.0.0.1:$(SANDBOX_PORT)/_sandbox/status"; then \
 	  set -a && . $(SANDBOX_ENV) && set +a && \
 	  $(BIN)/ansible-playbook -i $(FLOW_INVENTORY) playbooks/teardown.yml; \
@@ -232,13 +232,13 @@ RELIABILITY_SANDBOX_TESTS := tests/reliability/test_crash.py tests/reliability/t
 
 .PHONY: test-reliability
 test-reliability: venv sandbox-deps
-	$(call step,reliability (bounded): 1 faulted flow, 2+2 crashes, bad input, secrets, secure defaults)
+	$(call step,reliability (bounded): 1 faulted flow; 2+2 crashes; bad input; secrets; secure defaults)
 	$(BIN)/pytest -q -p no:cacheprovider -n 4 $(RELIABILITY_API_TESTS)
 	RELIABILITY_SEEDS="1" RELIABILITY_CRASHES=2 $(BIN)/pytest -q -s -p no:cacheprovider $(RELIABILITY_SANDBOX_TESTS)
 
 .PHONY: reliability
 reliability: venv sandbox-deps
-	$(call step,reliability (full counts): 5 faulted flows, 6+6 crashes, every bad input incl. slow ones)
+	$(call step,reliability (full counts): 5 faulted flows; 6+6 crashes; every bad input incl. slow ones)
 	RELIABILITY_FULL=1 $(BIN)/pytest -q -p no:cacheprovider -n 4 $(RELIABILITY_API_TESTS)
 	RELIABILITY_SEEDS="1 2 3 4 5" RELIABILITY_CRASHES=6 $(BIN)/pytest -q -s -p no:cacheprovider $(RELIABILITY_SANDBOX_TESTS)
 	@echo "figures: .build/reliability/figures.json"
