@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -152,6 +153,19 @@ class Sandbox:
             f"sandbox up (pid {proc.pid}) on {self.endpoint} in {time.monotonic() - start:.1f} s; log {config.LOG_FILE}"
         )
         self._write_env()
+
+    @contextlib.contextmanager
+    def session(self, say=print):
+        """Use the running sandbox, or start one; yield whether it was started here.
+
+        At the end it is stopped only if it was started here (and ``SANDBOX_KEEP`` is not set), so
+        tests never stop a sandbox someone else is using.
+        """
+        started = self.pid() is None
+        self.up(say=say)
+        yield started
+        if started and not os.environ.get("SANDBOX_KEEP"):
+            self.down(say=say)
 
     def _write_env(self) -> None:
         config.ENV_FILE.parent.mkdir(parents=True, exist_ok=True)

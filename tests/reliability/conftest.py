@@ -119,15 +119,12 @@ def sandbox():
     from sandbox import Sandbox
 
     box = Sandbox()
-    started = box.pid() is None
-    box.up(say=lambda m: print(m, file=sys.stderr))
-    yield box
-    try:
-        box.chaos_off()
-    except Exception as err:  # a sandbox started from older code has no chaos routes
-        print(f"chaos off: {err}", file=sys.stderr)
-    if started and not os.environ.get("SANDBOX_KEEP"):
-        box.down(say=lambda m: print(m, file=sys.stderr))
+    with box.session(say=lambda m: print(m, file=sys.stderr)):
+        yield box
+        try:
+            box.chaos_off()
+        except Exception as err:  # a sandbox started from older code has no chaos routes
+            print(f"chaos off: {err}", file=sys.stderr)
 
 
 # ------------------------------------------------------------------------- running modules

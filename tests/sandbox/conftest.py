@@ -21,14 +21,11 @@ def sandbox():
     if os.geteuid() != 0:
         pytest.skip("the sandbox needs root")
     box = Sandbox()
-    started = box.pid() is None
-    box.started_by_fixture = started
-    box.up(say=lambda m: print(m, file=sys.stderr))
-    for k, v in box.env().items():
-        os.environ.setdefault(k, v)
-    yield box
-    if started and not os.environ.get("SANDBOX_KEEP"):
-        box.down(say=lambda m: print(m, file=sys.stderr))
+    with box.session(say=lambda m: print(m, file=sys.stderr)) as started:
+        box.started_by_fixture = started
+        for k, v in box.env().items():
+            os.environ.setdefault(k, v)
+        yield box
 
 
 @pytest.fixture(scope="session")
