@@ -144,6 +144,8 @@ notes:
     remains fails the inventory with one line giving the AWS operation, error code and message.
   - Data from AWS (tags included) is never templated; only the expressions of the configuration file are.
 seealso:
+  - ref: ansible_collections.bakery.ec2.docsite.migrating_from_aws_ec2
+    description: Every option of C(amazon.aws.aws_ec2) and of this plugin, side by side, with an example.
   - name: amazon.aws.aws_ec2
     description: The inventory plugin of amazon.aws; see the migration example.
     link: https://docs.ansible.com/ansible/latest/collections/amazon/aws/aws_ec2_inventory.html
