@@ -143,6 +143,8 @@ notes:
   - Throttling, 5xx answers and lost connections are retried with jittered exponential backoff; an error that
     remains fails the inventory with one line giving the AWS operation, error code and message.
   - Data from AWS (tags included) is never templated; only the expressions of the configuration file are.
+  - A key of the configuration file that is not an option of this plugin (an option of C(amazon.aws.aws_ec2) it
+    does not have, or a typo) is ignored and named in a warning.
 seealso:
   - ref: ansible_collections.bakery.ec2.docsite.migrating_from_aws_ec2
     description: Every option of C(amazon.aws.aws_ec2) and of this plugin, side by side, with an example.
@@ -261,6 +263,7 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from xml.etree import ElementTree
 
+from ansible import constants as C
 from ansible.errors import AnsibleError, AnsibleParserError
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
@@ -652,7 +655,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         super().parse(inventory, loader, path)
         if not HAS_BOTO3:
             raise AnsibleParserError("bakery.ec2.instances needs the boto3 and botocore Python libraries")
-        self._read_config_data(path)
+        self._warn_unknown_options(self._read_config_data(path), path)
         preferences = parse_hostnames(self.get_option("hostnames"))
         host_preference = [ADDRESS_VARS[name] for name in self.get_option("ansible_host_preference") or ()]
         rename = hostvars_renamer(self.get_option("hostvars_prefix"), self.get_option("hostvars_suffix"))
@@ -674,6 +677,22 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         if update_cache:
             self._cache[cache_key] = hosts
         self._populate(hosts, preferences, host_preference, rename, self.get_option("allow_duplicated_hosts"))
+
+    def _warn_unknown_options(self, config, path):
+        """Name the keys of the file that are no option of this plugin: ansible-core ignores them silently.
+
+        An option of amazon.aws's aws_ec2 that this plugin does not have (use_ssm_inventory) or a typo
+        (hostname) would otherwise do nothing without a word.
+        """
+        definitions = C.config.get_configuration_definitions("inventory", self._load_name) or {}
+        known = {"plugin", *definitions}
+        for option in definitions.values():
+            known.update(option.get("aliases") or ())
+        unknown = sorted(str(key) for key in config if key not in known)
+        if unknown:
+            self.display.warning(
+                f"bakery.ec2.instances: {path}: not an option of this plugin, ignored: {', '.join(unknown)}"
+            )
 
     # --- AWS ---
 

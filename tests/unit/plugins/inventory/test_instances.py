@@ -678,3 +678,21 @@ def test_hostnames_for_lists_every_name_once_in_order():
     prefs = instances.parse_hostnames(["tag:Missing", "tag:Name", "private-ip-address", "tag:Name", "ip-address"])
     assert instances.hostnames_for(hv, prefs) == ["web-1", "10.0.0.5"]
     assert instances.hostnames_for(hv, instances.parse_hostnames(["tag:Missing"])) == []
+
+
+def test_unknown_options_are_named_in_a_warning(plugin_loader, stubs, tmp_path, capsys):
+    stub, _built, _params = stubs
+    stub("eu-west-1").add_response("describe_instances", page(instance("i-00000000000000001")))
+    config = {"regions": ["eu-west-1"], "use_ssm_inventory": True, "hostname": ["tag:Name"], "aws_access_key": "AK"}
+    inventory, _plugin = run_plugin(tmp_path, dict(config, aws_secret_key="s"))
+    assert sorted(inventory.hosts) == ["i-00000000000000001"]
+    err = " ".join(capsys.readouterr().err.split())
+    assert "not an option of this plugin, ignored: hostname, use_ssm_inventory" in err
+    assert "aws_access_key," not in err and "aws_secret_key" not in err  # aliases are options
+
+
+def test_known_options_give_no_warning(plugin_loader, stubs, tmp_path, capsys):
+    stub, _built, _params = stubs
+    stub("eu-west-1").add_response("describe_instances", page(instance("i-00000000000000001")))
+    run_plugin(tmp_path, {"regions": ["eu-west-1"], "iam_role_arn": "arn:aws:iam::210987654321:role/reader"})
+    assert "not an option" not in capsys.readouterr().err
