@@ -30,6 +30,7 @@ help:
 	@echo "make sandbox-down  stop it and remove every host, mount, namespace, route and rule it made"
 	@echo "make venv          create the project virtualenv ($(VENV)) from requirements-dev.txt"
 	@echo "make lint | sanity | unit | integration | test-app | test-sandbox | test-molecule | test-aws"
+	@echo "make docs          the collection's documentation site (antsibull-docs) in .build/docs/build/html"
 	@echo "make test-reliability (bounded, in make test) | reliability (full counts: faults, crashes, bad input)"
 	@echo "make build         the collection tarball in .build/dist;  make ee-context: execution environment context"
 	@echo "make bench        benchmarks against amazon.aws (bench/RESULTS.md); make bench-smoke: < 1 min"
@@ -59,8 +60,28 @@ ansible-lint: venv
 	$(call step,ansible-lint (profile production))
 	$(BIN)/ansible-lint
 
+# The plugin and role docs (schema, markup, references) and docs/docsite, as docs.ansible.com would render them.
+.PHONY: docs-lint
+docs-lint: venv
+	$(call step,antsibull-docs lint-collection-docs --plugin-docs)
+	$(BIN)/antsibull-docs lint-collection-docs --plugin-docs --check-extra-docs-refs .
+
 .PHONY: lint
-lint: ruff ansible-lint
+lint: ruff ansible-lint docs-lint
+
+# The collection's documentation site, built by antsibull-docs and Sphinx as docs.ansible.com builds collection
+# docs, offline (docs/offline_intersphinx.py), every Sphinx warning an error. Open .build/docs/build/html/index.html.
+DOCS := $(CURDIR)/.build/docs
+.PHONY: docs
+docs: venv
+	$(call step,antsibull-docs + Sphinx: the documentation site -> .build/docs/build/html (warnings fail))
+	@rm -rf $(DOCS) && mkdir -p -m 700 $(DOCS)
+	$(BIN)/antsibull-docs sphinx-init --use-current --fail-on-error --no-add-antsibull-docs-version \
+	  --project bakery.ec2 --copyright "bakery.ec2 contributors" --title "bakery.ec2 documentation" \
+	  --html-short-title bakery.ec2 --dest-dir $(DOCS) bakery.ec2 >/dev/null
+	$(BIN)/python docs/offline_intersphinx.py $(DOCS)
+	$(DOCS)/build.sh
+	@echo "documentation: $(DOCS)/build/html/index.html"
 
 .PHONY: sanity
 sanity: venv
@@ -97,7 +118,7 @@ ee-context: build
 	$(BIN)/ansible-builder create -f execution-environment.yml -c .build/ee/context --output-filename Containerfile
 
 .PHONY: test
-test: lint sanity unit integration test-app test-sandbox bench-smoke test-molecule test-reliability test-aws
+test: lint sanity unit integration docs test-app test-sandbox bench-smoke test-molecule test-reliability test-aws
 	@printf '\n==> make test: every step passed\n'
 
 # --- benchmarks: the peer lives in its own virtualenv, used by nothing else ---

@@ -10,6 +10,7 @@ import json
 import random
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -30,6 +31,9 @@ from harness import (
     run_playbook,
     summary,
 )
+
+sys.path.insert(0, str(REPO / "tests" / "integration"))
+from moto_images import ImageCatalogue  # the one builder of moto image catalogues, shared with the tests
 
 DEBIAN = "136693071363"
 CONTENDERS = ("ours", "peer")
@@ -62,7 +66,8 @@ def image_catalogue(size: int, seed: int = 9) -> tuple[list[dict], str]:
         "123456789012": ["bakery-web-{stamp}-{arch}"],
     }
     arches = {"x86_64": "amd64", "arm64": "arm64"}
-    images, best = [], (None, "")
+    catalogue = ImageCatalogue(first_serial=0x10000)
+    best = (None, "")
     for serial in range(size):
         owner = rng.choice(list(owners))
         arch = rng.choice(list(arches))
@@ -70,27 +75,10 @@ def image_catalogue(size: int, seed: int = 9) -> tuple[list[dict], str]:
         created = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(1_600_000_000 + day * 86400 + serial))
         stamp = created[:10].replace("-", "") + f"-{serial}"
         name = rng.choice(owners[owner]).format(arch=arches[arch], stamp=stamp)
-        ami = f"ami-{serial + 0x10000:017x}"
-        images.append(
-            {
-                "ami_id": ami,
-                "name": name,
-                "description": name,
-                "owner_id": owner,
-                "public": True,
-                "virtualization_type": "hvm",
-                "architecture": arch,
-                "state": "available",
-                "root_device_type": "ebs",
-                "root_device_name": "/dev/xvda",
-                "hypervisor": "xen",
-                "creation_date": created,
-                "tags": {},
-            }
-        )
+        ami = catalogue.add(owner, name, arch, created)["ami_id"]
         if owner == DEBIAN and name.startswith("debian-12-amd64-") and created > best[1]:
             best = (ami, created)
-    return images, best[0]
+    return catalogue.images, best[0]
 
 
 def free_port() -> int:

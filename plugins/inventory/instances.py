@@ -97,7 +97,33 @@ options:
   assume_role_arn:
     description:
       - ARN of an IAM role to assume with STS before listing instances, for example in another account.
+      - The alias O(iam_role_arn) is the name C(amazon.aws.aws_ec2) uses.
     type: str
+    aliases: [iam_role_arn]
+  hostvars_prefix:
+    description:
+      - Put in front of the name of every host variable that comes from AWS (C(instance_id) becomes
+        C(aws_instance_id) with V(aws_)), as C(amazon.aws.aws_ec2) does.
+      - Variables set by this plugin's configuration (C(ansible_host), O(compose)) are not renamed;
+        O(compose), O(groups) and O(keyed_groups) see the renamed variables, O(hostnames) the instance's fields.
+      - Letters, digits and underscores only, not starting with a digit.
+    type: str
+    version_added: 0.2.0
+  hostvars_suffix:
+    description:
+      - Put after the name of every host variable that comes from AWS (C(instance_id) becomes
+        C(instance_id_ec2) with V(_ec2)), as C(amazon.aws.aws_ec2) does; combines with O(hostvars_prefix).
+      - Letters, digits and underscores only.
+    type: str
+    version_added: 0.2.0
+  allow_duplicated_hosts:
+    description:
+      - When V(false), an instance is one host, named by the first entry of O(hostnames) that gives a value.
+      - When V(true), an instance is one host for every entry of O(hostnames) that gives a value (the same
+        name only once), each with the same host variables and groups, as C(amazon.aws.aws_ec2) does.
+    type: bool
+    default: false
+    version_added: 0.2.0
   max_concurrency:
     description:
       - How many DescribeInstances listings (one per region and set of filters) run at the same time.
@@ -117,7 +143,11 @@ notes:
   - Throttling, 5xx answers and lost connections are retried with jittered exponential backoff; an error that
     remains fails the inventory with one line giving the AWS operation, error code and message.
   - Data from AWS (tags included) is never templated; only the expressions of the configuration file are.
+  - A key of the configuration file that is not an option of this plugin (an option of C(amazon.aws.aws_ec2) it
+    does not have, or a typo) is ignored and named in a warning.
 seealso:
+  - ref: ansible_collections.bakery.ec2.docsite.migrating_from_aws_ec2
+    description: Every option of C(amazon.aws.aws_ec2) and of this plugin, side by side, with an example.
   - name: amazon.aws.aws_ec2
     description: The inventory plugin of amazon.aws; see the migration example.
     link: https://docs.ansible.com/ansible/latest/collections/amazon/aws/aws_ec2_inventory.html
@@ -180,7 +210,24 @@ cache_connection: /var/cache/ansible-inventory
 cache_timeout: 3600
 
 ---
-# Migration from amazon.aws.aws_ec2. Before (aws_ec2.yml):
+# names.instances.yml: an instance is a host under its Name tag and under its private address, and the host
+# variables from AWS are named aws_<name>_ec2 (aws_instance_id_ec2, aws_ec2_tags_ec2), as aws_ec2 names them.
+plugin: bakery.ec2.instances
+regions: [eu-west-1]
+iam_role_arn: arn:aws:iam::123456789012:role/inventory-reader
+hostnames:
+  - tag:Name
+  - private-ip-address
+allow_duplicated_hosts: true
+hostvars_prefix: aws_
+hostvars_suffix: _ec2
+keyed_groups:
+  - key: aws_instance_type_ec2
+    prefix: type
+
+---
+# Migration from amazon.aws.aws_ec2 (every option of both, side by side: the collection's migration guide).
+# Before (aws_ec2.yml):
 #
 #   plugin: amazon.aws.aws_ec2
 #   regions: [eu-west-1]
@@ -216,6 +263,7 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from xml.etree import ElementTree
 
+from ansible import constants as C
 from ansible.errors import AnsibleError, AnsibleParserError
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
@@ -495,6 +543,38 @@ def hostname_for(hostvars, preferences):
     return None
 
 
+def hostnames_for(hostvars, preferences):
+    """Every non-empty hostname preference for these host variables, in order, each name once."""
+    names = []
+    for pref in preferences:
+        name = hostname_for(hostvars, (pref,))
+        if name is not None and name not in names:
+            names.append(name)
+    return names
+
+
+_VAR_PREFIX = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_]*)?$")
+_VAR_SUFFIX = re.compile(r"^[A-Za-z0-9_]*$")
+
+
+def hostvars_renamer(prefix, suffix):
+    """``hostvars_prefix``/``hostvars_suffix`` -> a function renaming a host's AWS variables, or None.
+
+    Only top-level names change (``instance_id`` -> ``aws_instance_id_ec2``), as amazon.aws's aws_ec2 does.
+    Raises AnsibleParserError naming a value that would not make a variable name.
+    """
+    prefix, suffix = prefix or "", suffix or ""
+    if not _VAR_PREFIX.match(prefix):
+        raise AnsibleParserError(
+            f"hostvars_prefix: {prefix!r} is not the start of a variable name (letters, digits, _; not a digit first)"
+        )
+    if not _VAR_SUFFIX.match(suffix):
+        raise AnsibleParserError(f"hostvars_suffix: {suffix!r} may hold only letters, digits and _")
+    if not (prefix or suffix):
+        return None
+    return lambda hostvars: {f"{prefix}{name}{suffix}": value for name, value in hostvars.items()}
+
+
 def ansible_filters(filters):
     """``{'tag:Role': 'web'}`` -> ``[{'Name': 'tag:Role', 'Values': ['web']}]``."""
     out = []
@@ -575,9 +655,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         super().parse(inventory, loader, path)
         if not HAS_BOTO3:
             raise AnsibleParserError("bakery.ec2.instances needs the boto3 and botocore Python libraries")
-        self._read_config_data(path)
+        self._warn_unknown_options(self._read_config_data(path), path)
         preferences = parse_hostnames(self.get_option("hostnames"))
         host_preference = [ADDRESS_VARS[name] for name in self.get_option("ansible_host_preference") or ()]
+        rename = hostvars_renamer(self.get_option("hostvars_prefix"), self.get_option("hostvars_suffix"))
 
         cache_key = self.get_cache_key(path)
         use_cache = self.get_option("cache") and cache
@@ -595,7 +676,23 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 raise AnsibleParserError(f"bakery.ec2.instances: {err}") from None
         if update_cache:
             self._cache[cache_key] = hosts
-        self._populate(hosts, preferences, host_preference)
+        self._populate(hosts, preferences, host_preference, rename, self.get_option("allow_duplicated_hosts"))
+
+    def _warn_unknown_options(self, config, path):
+        """Name the keys of the file that are no option of this plugin: ansible-core ignores them silently.
+
+        An option of amazon.aws's aws_ec2 that this plugin does not have (use_ssm_inventory) or a typo
+        (hostname) would otherwise do nothing without a word.
+        """
+        definitions = C.config.get_configuration_definitions("inventory", self._load_name) or {}
+        known = {"plugin", *definitions}
+        for option in definitions.values():
+            known.update(option.get("aliases") or ())
+        unknown = sorted(str(key) for key in config if key not in known)
+        if unknown:
+            self.display.warning(
+                f"bakery.ec2.instances: {path}: not an option of this plugin, ignored: {', '.join(unknown)}"
+            )
 
     # --- AWS ---
 
@@ -689,27 +786,37 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     # --- inventory ---
 
-    def _populate(self, hosts, preferences, host_preference):
+    def _populate(self, hosts, preferences, host_preference, rename=None, all_names=False):
+        """Add the hosts; names and ``ansible_host`` come from the instance's fields, as they are cached.
+
+        ``rename`` (hostvars_prefix/suffix) applies to the variables the host gets and constructed sees;
+        with ``all_names`` (allow_duplicated_hosts) every hostname preference that gives a value is a host.
+        """
         inventory = self.inventory
         strict = self.get_option("strict")
         self._prepare_constructed()
-        for hostvars in hosts:
-            name = hostname_for(hostvars, preferences)
-            if not name:
-                continue
-            new = name not in inventory.hosts
-            inventory.add_host(name)
-            host = inventory.hosts[name]
-            if new:
-                host.vars.update(hostvars)  # the same as set_variable for each, on a host that has none yet
+        for fields in hosts:
+            if all_names:
+                names = hostnames_for(fields, preferences)
             else:
-                for key, value in hostvars.items():
-                    inventory.set_variable(name, key, value)
-            for var in host_preference:
-                if hostvars.get(var):
-                    inventory.set_variable(name, "ansible_host", hostvars[var])
-                    break
-            self._construct(name, host, hostvars, strict)
+                name = hostname_for(fields, preferences)
+                names = [name] if name else []
+            if not names:
+                continue
+            address = next((fields[var] for var in host_preference if fields.get(var)), None)
+            hostvars = rename(fields) if rename else fields
+            for name in names:
+                new = name not in inventory.hosts
+                inventory.add_host(name)
+                host = inventory.hosts[name]
+                if new:
+                    host.vars.update(hostvars)  # the same as set_variable for each, on a host that has none yet
+                else:
+                    for key, value in hostvars.items():
+                        inventory.set_variable(name, key, value)
+                if address:
+                    inventory.set_variable(name, "ansible_host", address)
+                self._construct(name, host, hostvars, strict)
 
     # --- constructed (same results as Constructable's helpers, which amazon.aws's aws_ec2 calls) ---
 

@@ -8,7 +8,6 @@ the PID this harness started.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
 import subprocess
@@ -20,6 +19,10 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:  # also loaded by file path from tests/reliability/conftest.py
+    sys.path.insert(0, str(HERE))
+from moto_images import ImageCatalogue
+
 REPO = HERE.parents[1]
 BIN = Path(sys.executable).parent
 DEBIAN = "136693071363"
@@ -29,51 +32,28 @@ OTHER = "210987654321"
 
 def catalogue():
     """At least 20 images: several owners, names, architectures and creation dates."""
-    images = []
-    serial = 0
-
-    def add(owner, name, arch, date, tags=None, description=""):
-        nonlocal serial
-        serial += 1
-        images.append(
-            {
-                "ami_id": f"ami-{serial:017x}",
-                "name": name,
-                "description": description or name,
-                "owner_id": owner,
-                "public": True,
-                "virtualization_type": "hvm",
-                "architecture": arch,
-                "state": "available",
-                "root_device_type": "ebs",
-                "root_device_name": "/dev/xvda",
-                "sriov": "simple",
-                "hypervisor": "xen",
-                "creation_date": date,
-                "tags": tags or {},
-            }
-        )
-
+    images = ImageCatalogue()
     for month in range(1, 7):
         stamp = f"2026{month:02d}15"
-        add(DEBIAN, f"debian-12-amd64-{stamp}-{1000 + month}", "x86_64", f"2026-{month:02d}-15T08:00:00.000Z")
-        add(DEBIAN, f"debian-12-arm64-{stamp}-{1000 + month}", "arm64", f"2026-{month:02d}-15T08:00:00.000Z")
+        created = f"2026-{month:02d}-15T08:00:00.000Z"
+        images.add(DEBIAN, f"debian-12-amd64-{stamp}-{1000 + month}", "x86_64", created)
+        images.add(DEBIAN, f"debian-12-arm64-{stamp}-{1000 + month}", "arm64", created)
     for month in range(4, 8):
         stamp = f"2026{month:02d}20"
-        add(DEBIAN, f"debian-13-amd64-{stamp}-{2000 + month}", "x86_64", f"2026-{month:02d}-20T08:00:00.000Z")
+        images.add(DEBIAN, f"debian-13-amd64-{stamp}-{2000 + month}", "x86_64", f"2026-{month:02d}-20T08:00:00.000Z")
     # A newer look-alike from another account: must never be picked for Debian's owner.
-    add(OTHER, "debian-12-amd64-20261231-9999", "x86_64", "2026-12-31T08:00:00.000Z")
-    add(OTHER, "ubuntu-24.04-amd64-20260301", "x86_64", "2026-03-01T08:00:00.000Z")
+    images.add(OTHER, "debian-12-amd64-20261231-9999", "x86_64", "2026-12-31T08:00:00.000Z")
+    images.add(OTHER, "ubuntu-24.04-amd64-20260301", "x86_64", "2026-03-01T08:00:00.000Z")
     for idx, (role, stage) in enumerate([("web", "golden"), ("web", "test"), ("db", "golden"), ("web", "golden")]):
-        add(
+        images.add(
             SELF,
             f"bakery-{role}-{stage}-{idx}",
             "x86_64",
             f"2026-0{idx + 1}-01T00:00:00.000Z",
             {"Role": role, "Stage": stage},
         )
-    add(SELF, "zz-last-by-name", "x86_64", "2025-01-01T00:00:00.000Z")
-    add(SELF, "aa-first-by-name", "x86_64", "2025-02-01T00:00:00.000Z")
+    images.add(SELF, "zz-last-by-name", "x86_64", "2025-01-01T00:00:00.000Z")
+    images.add(SELF, "aa-first-by-name", "x86_64", "2025-02-01T00:00:00.000Z")
     return images
 
 
@@ -112,7 +92,7 @@ def local_server(cmd, env, log_path, probe_url, what):
 def moto_endpoint(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("moto")
     amis = workdir / "amis.json"
-    amis.write_text(json.dumps(catalogue()))
+    catalogue().write(amis)
     port = free_port()
     env = dict(os.environ, MOTO_AMIS_PATH=str(amis), MOTO_ALLOW_NONEXISTENT_REGION="true")
     url = f"http://127.0.0.1:{port}"

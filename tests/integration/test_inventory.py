@@ -128,6 +128,33 @@ def test_assume_role(aws_env, tmp_path, fleet):
     assert sorted(data["_meta"]["hostvars"]) == sorted(fleet["web_eu"] + fleet["db_eu"])
 
 
+def test_amazon_aws_option_names(aws_env, tmp_path, fleet):
+    """iam_role_arn, allow_duplicated_hosts, hostvars_prefix and hostvars_suffix, as amazon.aws's aws_ec2 names them."""
+    data, _proc = inventory(
+        aws_env,
+        tmp_path,
+        {
+            "regions": ["eu-west-1"],
+            "iam_role_arn": "arn:aws:iam::123456789012:role/inventory-reader",
+            "filters": {"tag:Role": "db"},
+            "hostnames": ["tag:Name", "instance-id"],
+            "allow_duplicated_hosts": True,
+            "hostvars_prefix": "aws_",
+            "hostvars_suffix": "_ec2",
+            "keyed_groups": [{"key": "aws_instance_type_ec2", "prefix": "type"}],
+        },
+    )
+    db = fleet["db_eu"][0]
+    assert sorted(data["_meta"]["hostvars"]) == sorted(["db-eu", db])
+    for name in ("db-eu", db):
+        hostvars = data["_meta"]["hostvars"][name]
+        assert hostvars["aws_instance_id_ec2"] == db
+        assert hostvars["aws_ec2_tags_ec2"] == {"Role": "db", "Name": "db-eu"}
+        assert "instance_id" not in hostvars
+        assert hostvars["ansible_host"] == hostvars["aws_private_ip_address_ec2"]
+    assert hosts_of(data, "type_m6i_large") == sorted(["db-eu", db])
+
+
 def test_cache_is_used_until_flushed(aws_env, tmp_path, fleet):
     config = {
         "regions": ["eu-west-1"],

@@ -6,6 +6,7 @@
   this session started it (the pattern of tests/sandbox/conftest.py).
 - ``run_module``: run a module of the collection directly (as Ansible does, arguments in a file)
   and return its JSON result plus its raw output.
+- ``run_ansible``: run ``ansible-playbook`` or ``ansible-inventory`` in the test's directory.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def post(url: str, data: dict | None = None, method: str = "POST") -> dict:
 def api_endpoint(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("api")
     amis = workdir / "amis.json"
-    amis.write_text(json.dumps(integration.catalogue()))
+    integration.catalogue().write(amis)
     port = integration.free_port()
     env = dict(os.environ, MOTO_AMIS_PATH=str(amis), MOTO_ALLOW_NONEXISTENT_REGION="true")
     url = f"http://127.0.0.1:{port}"
@@ -137,6 +138,13 @@ class ModuleRun:
         self.msg = str(self.result.get("msg", ""))
 
 
+def run_captured(cmd, env, cwd, timeout) -> subprocess.CompletedProcess:
+    """Run ``cmd`` with its output captured as text; the return code is the test's to check."""
+    return subprocess.run(
+        [str(part) for part in cmd], env=env, capture_output=True, text=True, timeout=timeout, check=False, cwd=cwd
+    )
+
+
 @pytest.fixture
 def run_module(tmp_path):
     """Run ``bakery.ec2.<name>`` with ``args`` as Ansible does (arguments file), return a ModuleRun."""
@@ -147,16 +155,22 @@ def run_module(tmp_path):
         count += 1
         argfile = tmp_path / f"args-{count}.json"
         argfile.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": dict(args, _ansible_check_mode=check_mode)}))
-        proc = subprocess.run(
-            [sys.executable, "-m", f"ansible_collections.bakery.ec2.plugins.modules.{name}", str(argfile)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            cwd=tmp_path,
-        )
-        return ModuleRun(proc)
+        module = f"ansible_collections.bakery.ec2.plugins.modules.{name}"
+        return ModuleRun(run_captured([sys.executable, "-m", module, argfile], env, tmp_path, timeout))
+
+    return run
+
+
+@pytest.fixture
+def run_ansible(tmp_path):
+    """Run ``ansible-playbook`` or ``ansible-inventory`` of the virtualenv in ``tmp_path``; its output is kept.
+
+    ``run("ansible-playbook", "-vvv", "-i", "localhost,", play, env=env)`` -> subprocess.CompletedProcess
+    (not checked: the test asserts on the return code and the output).
+    """
+
+    def run(tool, *args, env, timeout=120):
+        return run_captured([BIN / tool, *args], env, tmp_path, timeout)
 
     return run
 

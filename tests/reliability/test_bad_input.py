@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import http.server
 import os
-import subprocess
 import threading
 
 import pytest
-from conftest import ACCESS_KEY, BIN, REPO, post, resources
+from conftest import ACCESS_KEY, REPO, post, resources
 
 DEBIAN_X86 = "{debian_x86}"  # replaced by the newest Debian 12 x86_64 image of the catalogue
 FULL = os.environ.get("RELIABILITY_FULL") == "1"
@@ -419,7 +418,7 @@ INVENTORY_CASES = [
 
 @pytest.mark.skipif(not HAVE_INVENTORY, reason="the inventory plugin is not on this branch yet")
 @pytest.mark.parametrize(("line", "named"), [pytest.param(c[1], c[2], id=c[0]) for c in INVENTORY_CASES])
-def test_inventory_bad_input(api, ec2, env, tmp_path, line, named):
+def test_inventory_bad_input(api, ec2, env, tmp_path, run_ansible, line, named):
     cfg = tmp_path / "bad.instances.yml"
     cfg.write_text(f"plugin: bakery.ec2.instances\n{line}\n")
     env["AWS_SHARED_CREDENTIALS_FILE"] = str(tmp_path / "no-credentials")
@@ -428,15 +427,7 @@ def test_inventory_bad_input(api, ec2, env, tmp_path, line, named):
     image = ec2.describe_images(Owners=["136693071363"])["Images"][0]["ImageId"]
     ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)  # some options are only used per host
     before = resources(ec2)
-    proc = subprocess.run(
-        [str(BIN / "ansible-inventory"), "-i", str(cfg), "--list"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=tmp_path,
-    )
+    proc = run_ansible("ansible-inventory", "-i", cfg, "--list", env=env)
     assert proc.returncode != 0, proc.stdout[-500:]
     errors = [ln for ln in proc.stderr.splitlines() if named in ln]
     assert errors, proc.stderr
@@ -465,7 +456,7 @@ ROLE_CASES = [
 
 
 @pytest.mark.parametrize(("role_vars", "named"), [pytest.param(c[1], c[2], id=c[0]) for c in ROLE_CASES])
-def test_role_bad_input(tmp_path, role_vars, named):
+def test_role_bad_input(tmp_path, run_ansible, role_vars, named):
     import json
 
     from conftest import base_env
@@ -485,15 +476,7 @@ def test_role_bad_input(tmp_path, role_vars, named):
         )
     )
     env = base_env("http://127.0.0.1:9")
-    proc = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", "localhost,", str(play)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=tmp_path,
-    )
+    proc = run_ansible("ansible-playbook", "-i", "localhost,", play, env=env)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0, out[-1500:]
     fatal = [ln for ln in out.splitlines() if ln.startswith("fatal:")]

@@ -13,7 +13,7 @@ import json
 import subprocess
 
 import pytest
-from conftest import BIN, REPO, SECRET_KEY
+from conftest import REPO, SECRET_KEY
 
 SECRET = "SecretKeyMarker-7c1d9e0b2a4f6385XYZ"
 TOKEN = "SessionTokenMarker-94e1f0c2b7d8a653QRS"
@@ -127,22 +127,14 @@ def ssh_key(tmp_path):
     return key
 
 
-def test_modules_at_vvv_show_no_secret(env, tmp_path, ssh_key, ec2):
+def test_modules_at_vvv_show_no_secret(env, tmp_path, run_ansible, ssh_key, ec2):
     user_data = tmp_path / "user-data.sh"
     user_data.write_text(USER_DATA)
     results = tmp_path / "results.json"
     play = tmp_path / "play.yml"
     (tmp_path / "secrets.yml").write_text(f"planted_secret_key: {SECRET}\nplanted_session_token: {TOKEN}\n")
     play.write_text(PLAY.format(secret=SECRET, token=TOKEN, key=ssh_key, user_data=user_data, results=results))
-    proc = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-vvv", "--diff", "-i", "localhost,", str(play)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        cwd=tmp_path,
-    )
+    proc = run_ansible("ansible-playbook", "-vvv", "--diff", "-i", "localhost,", play, env=env, timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     # the play did what it says: launched with the user data, baked, removed
@@ -160,7 +152,7 @@ def test_modules_at_vvv_show_no_secret(env, tmp_path, ssh_key, ec2):
     assert "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" in out
 
 
-def test_failures_at_vvv_show_no_secret(env, tmp_path, ssh_key):
+def test_failures_at_vvv_show_no_secret(env, tmp_path, run_ansible, ssh_key):
     """Failing tasks (bad input and an AWS error) print no secret either."""
     user_data = tmp_path / "user-data.sh"
     user_data.write_text(USER_DATA + "#" * 17000)  # too big: refused, and must not be echoed
@@ -196,21 +188,13 @@ def test_failures_at_vvv_show_no_secret(env, tmp_path, ssh_key):
       ignore_errors: true
 """
     )
-    proc = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-vvv", "-i", "localhost,", str(play)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        cwd=tmp_path,
-    )
+    proc = run_ansible("ansible-playbook", "-vvv", "-i", "localhost,", play, env=env, timeout=300)
     out = proc.stdout + proc.stderr
     assert "ignored=3" in out, out[-3000:]
     assert secrets_in(out, ssh_key.read_text()) == []
 
 
-def test_inventory_at_vvv_shows_no_secret(env, tmp_path, ec2):
+def test_inventory_at_vvv_shows_no_secret(env, tmp_path, run_ansible, ec2):
     if not (REPO / "plugins" / "inventory" / "instances.py").exists():
         pytest.skip("the inventory plugin is not on this branch yet")
     image = ec2.describe_images(Owners=["136693071363"])["Images"][0]["ImageId"]
@@ -225,15 +209,7 @@ def test_inventory_at_vvv_shows_no_secret(env, tmp_path, ec2):
     cfg.write_text(
         f"plugin: bakery.ec2.instances\nregions: [us-east-1]\nsecret_key: {SECRET}\nsession_token: {TOKEN}\n"
     )
-    proc = subprocess.run(
-        [str(BIN / "ansible-inventory"), "-vvv", "-i", str(cfg), "--list"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=tmp_path,
-    )
+    proc = run_ansible("ansible-inventory", "-vvv", "-i", cfg, "--list", env=env)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-2000:]
     listing = json.loads(proc.stdout[proc.stdout.index("\n{") :])  # -vvv prints its settings first

@@ -250,6 +250,17 @@ def run_plugin(tmp_path, config, cache=True):
     return inventory, plugin
 
 
+def cached_config(tmp_path, **options):
+    """A configuration of eu-west-1 with a JSON file cache in ``tmp_path/cache``."""
+    return {
+        "regions": ["eu-west-1"],
+        "cache": True,
+        "cache_plugin": "ansible.builtin.jsonfile",
+        "cache_connection": str(tmp_path / "cache"),
+        **options,
+    }
+
+
 def groups_of(inventory):
     return {
         name: sorted(h.name for h in group.get_hosts())
@@ -320,13 +331,7 @@ def test_include_and_exclude_filters(plugin_loader, stubs, tmp_path):
 def test_cache_hit_makes_no_call_and_is_written_only_when_refreshed(plugin_loader, stubs, tmp_path):
     stub, built, _params = stubs
     stub("eu-west-1").add_response("describe_instances", page(instance("i-00000000000000001", {"Role": "web"})))
-    config = {
-        "regions": ["eu-west-1"],
-        "cache": True,
-        "cache_plugin": "ansible.builtin.jsonfile",
-        "cache_connection": str(tmp_path / "cache"),
-        "keyed_groups": [{"key": "ec2_tags.Role"}],
-    }
+    config = cached_config(tmp_path, keyed_groups=[{"key": "ec2_tags.Role"}])
     # --flush-cache (cache=False): fetched and written.
     inventory, _plugin = run_plugin(tmp_path, config, cache=False)
     assert sorted(inventory.hosts) == ["i-00000000000000001"]
@@ -345,12 +350,7 @@ def test_cache_hit_makes_no_call_and_is_written_only_when_refreshed(plugin_loade
 def test_cache_miss_fetches_and_writes(plugin_loader, stubs, tmp_path):
     stub, built, _params = stubs
     stub("eu-west-1").add_response("describe_instances", page(instance("i-00000000000000001")))
-    config = {
-        "regions": ["eu-west-1"],
-        "cache": True,
-        "cache_plugin": "ansible.builtin.jsonfile",
-        "cache_connection": str(tmp_path / "cache"),
-    }
+    config = cached_config(tmp_path)
     run_plugin(tmp_path, config)
     assert built == ["eu-west-1"]
     assert len(list((tmp_path / "cache").iterdir())) == 1
@@ -571,10 +571,128 @@ def test_plain_paths_do_not_render_jinja(monkeypatch):
     assert rendered == []
 
 
-def test_assume_role_credentials_are_used_for_ec2(plugin_loader, stubs, tmp_path):
+@pytest.mark.parametrize("option", ["assume_role_arn", "iam_role_arn"])  # iam_role_arn: amazon.aws's name
+def test_assume_role_credentials_are_used_for_ec2(plugin_loader, stubs, tmp_path, option):
     stub, _built, params = stubs
     stub("eu-west-1").add_response("describe_instances", page(instance("i-00000000000000001")))
-    run_plugin(tmp_path, {"regions": ["eu-west-1"], "assume_role_arn": "arn:aws:iam::210987654321:role/reader"})
+    run_plugin(tmp_path, {"regions": ["eu-west-1"], option: "arn:aws:iam::210987654321:role/reader"})
     assert params[0]["access_key"] == "ASIAASSUMED000000000"
     assert params[0]["secret_key"] == "assumed-secret"
     assert params[0]["session_token"] == "assumed-token"
+
+
+# --- amazon.aws option names: hostvars_prefix/suffix, allow_duplicated_hosts ---------------------------
+
+
+def test_hostvars_prefix_and_suffix_rename_the_aws_variables_only(plugin_loader, stubs, tmp_path):
+    stub, _built, _params = stubs
+    stub("eu-west-1").add_response(
+        "describe_instances", page(instance("i-00000000000000001", {"Name": "web-1", "Role": "web"}))
+    )
+    inventory, _plugin = run_plugin(
+        tmp_path,
+        {
+            "regions": ["eu-west-1"],
+            "hostnames": ["tag:Name"],
+            "hostvars_prefix": "aws_",
+            "hostvars_suffix": "_ec2",
+            "keyed_groups": [{"key": "aws_ec2_tags_ec2.Role", "prefix": "role"}],
+            "groups": {"small": "aws_instance_type_ec2 == 't3.micro'"},
+            "compose": {"zone": "aws_placement_ec2.availability_zone"},
+        },
+    )
+    host = inventory.get_host("web-1")
+    fields = instances.instance_hostvars(instance("i-00000000000000001", {"Name": "web-1", "Role": "web"}), {})
+    not_from_aws = ("ansible_host", "zone", "inventory_file", "inventory_dir")  # the last two: ansible-core's
+    aws_vars = {key: value for key, value in host.vars.items() if key not in not_from_aws}
+    assert set(aws_vars) == {f"aws_{name}_ec2" for name in fields} | {"aws_owner_id_ec2", "aws_reservation_id_ec2"}
+    assert host.vars["aws_instance_id_ec2"] == "i-00000000000000001"
+    assert host.vars["aws_ec2_tags_ec2"] == {"Name": "web-1", "Role": "web"}
+    assert "instance_id" not in host.vars and "ec2_tags" not in host.vars
+    # Not from AWS: not renamed. ansible_host and hostnames still come from the instance's fields.
+    assert host.vars["ansible_host"] == "10.0.0.5"
+    assert host.vars["zone"] == "eu-west-1b"
+    assert groups_of(inventory) == {"role_web": ["web-1"], "small": ["web-1"]}
+
+
+def test_hostvars_prefix_alone_and_suffix_alone(plugin_loader, stubs, tmp_path):
+    stub, _built, _params = stubs
+    stub("eu-west-1").add_response("describe_instances", page(instance("i-00000000000000001")))
+    stub("eu-west-1").add_response("describe_instances", page(instance("i-00000000000000001")))
+    inventory, _plugin = run_plugin(tmp_path, {"regions": ["eu-west-1"], "hostvars_prefix": "aws_"})
+    assert inventory.get_host("i-00000000000000001").vars["aws_vpc_id"] == "vpc-0123456789abcdef0"
+    inventory, _plugin = run_plugin(tmp_path, {"regions": ["eu-west-1"], "hostvars_suffix": "_ec2"})
+    assert inventory.get_host("i-00000000000000001").vars["vpc_id_ec2"] == "vpc-0123456789abcdef0"
+
+
+def test_hostvars_prefix_applies_to_cached_hosts_too(plugin_loader, stubs, tmp_path):
+    stub, built, _params = stubs
+    stub("eu-west-1").add_response("describe_instances", page(instance("i-00000000000000001")))
+    config = cached_config(tmp_path)
+    run_plugin(tmp_path, config, cache=False)
+    # The cache holds the instance's fields; the names are applied when the hosts are added.
+    inventory, _plugin = run_plugin(tmp_path, dict(config, hostvars_prefix="aws_"), cache=True)
+    assert built == ["eu-west-1"]
+    assert inventory.get_host("i-00000000000000001").vars["aws_instance_id"] == "i-00000000000000001"
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("hostvars_prefix", "aws-", "hostvars_prefix: 'aws-' is not the start of a variable name"),
+        ("hostvars_prefix", "1st_", "hostvars_prefix: '1st_' is not the start of a variable name"),
+        ("hostvars_suffix", "_ec2.x", "hostvars_suffix: '_ec2.x' may hold only letters, digits and _"),
+    ],
+)
+def test_bad_hostvars_prefix_or_suffix_is_one_line_naming_it(plugin_loader, stubs, tmp_path, option, value, message):
+    with pytest.raises(AnsibleError) as caught:
+        run_plugin(tmp_path, {"regions": ["eu-west-1"], option: value})
+    assert str(caught.value).startswith(message)
+    assert "\n" not in str(caught.value)
+
+
+def test_allow_duplicated_hosts_adds_one_host_per_name(plugin_loader, stubs, tmp_path):
+    stub, _built, _params = stubs
+    both = instance("i-00000000000000001", {"Name": "web-1", "Role": "web"})
+    no_name = instance("i-00000000000000002", {"Role": "web"}, PrivateIpAddress="10.0.0.6")
+    same_twice = instance("i-00000000000000003", {"Name": "10.0.0.7"}, PrivateIpAddress="10.0.0.7")
+    stub("eu-west-1").add_response("describe_instances", page(both, no_name, same_twice))
+    stub("eu-west-1").add_response("describe_instances", page(both, no_name, same_twice))
+    config = {
+        "regions": ["eu-west-1"],
+        "hostnames": ["tag:Name", {"name": "private-ip-address", "prefix": "ip", "separator": "-"}, "tag:Name"],
+        "keyed_groups": [{"key": "ec2_tags.Role", "prefix": "role"}],
+    }
+    inventory, _plugin = run_plugin(tmp_path, dict(config, allow_duplicated_hosts=True))
+    assert sorted(inventory.hosts) == ["10.0.0.7", "ip-10.0.0.5", "ip-10.0.0.6", "ip-10.0.0.7", "web-1"]
+    assert groups_of(inventory) == {"role_web": ["ip-10.0.0.5", "ip-10.0.0.6", "web-1"]}
+    assert inventory.get_host("web-1").vars == inventory.get_host("ip-10.0.0.5").vars
+    assert inventory.get_host("web-1").vars["instance_id"] == "i-00000000000000001"
+    # The default: the first name that gives a value, one host per instance.
+    inventory, _plugin = run_plugin(tmp_path, config)
+    assert sorted(inventory.hosts) == ["10.0.0.7", "ip-10.0.0.6", "web-1"]
+
+
+def test_hostnames_for_lists_every_name_once_in_order():
+    hv = instances.instance_hostvars(instance(tags={"Name": "web-1"}))
+    prefs = instances.parse_hostnames(["tag:Missing", "tag:Name", "private-ip-address", "tag:Name", "ip-address"])
+    assert instances.hostnames_for(hv, prefs) == ["web-1", "10.0.0.5"]
+    assert instances.hostnames_for(hv, instances.parse_hostnames(["tag:Missing"])) == []
+
+
+def test_unknown_options_are_named_in_a_warning(plugin_loader, stubs, tmp_path, capsys):
+    stub, _built, _params = stubs
+    stub("eu-west-1").add_response("describe_instances", page(instance("i-00000000000000001")))
+    config = {"regions": ["eu-west-1"], "use_ssm_inventory": True, "hostname": ["tag:Name"], "aws_access_key": "AK"}
+    inventory, _plugin = run_plugin(tmp_path, dict(config, aws_secret_key="s"))
+    assert sorted(inventory.hosts) == ["i-00000000000000001"]
+    err = " ".join(capsys.readouterr().err.split())
+    assert "not an option of this plugin, ignored: hostname, use_ssm_inventory" in err
+    assert "aws_access_key," not in err and "aws_secret_key" not in err  # aliases are options
+
+
+def test_known_options_give_no_warning(plugin_loader, stubs, tmp_path, capsys):
+    stub, _built, _params = stubs
+    stub("eu-west-1").add_response("describe_instances", page(instance("i-00000000000000001")))
+    run_plugin(tmp_path, {"regions": ["eu-west-1"], "iam_role_arn": "arn:aws:iam::210987654321:role/reader"})
+    assert "not an option" not in capsys.readouterr().err
