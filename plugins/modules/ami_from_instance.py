@@ -738,7 +738,12 @@ def start_copy(client, request):
     for generation in range(COPY_TOKEN_GENERATIONS):
         token = copy_token(request["SourceImageId"], client.region, request["Name"], generation)
         image_id = client.call("copy_image", ClientToken=token, **request)["ImageId"]
-        image = fetch_image(client, image_id, new=True)
+        try:
+            image = fetch_image(client, image_id, new=True)
+        except AwsError as err:
+            if err.code not in NEW_RESOURCE_CODES:
+                raise
+            continue  # never listed in the bounded wait: a removed copy that the endpoint no longer lists
         if image.get("State") != "deregistered":
             return image
     raise AwsError(

@@ -841,7 +841,8 @@ def test_each_copy_region_has_its_own_deadline(ec2, run_module, clock):
     assert sum(clock) > 70
 
 
-def test_rerun_after_a_failed_copy_was_cleaned_up_uses_a_new_client_token(ec2, run_module):
+@pytest.mark.parametrize("seen_as", ["deregistered", "not found"])
+def test_rerun_after_a_failed_copy_was_cleaned_up_uses_a_new_client_token(ec2, run_module, clock, seen_as):
     stub_instance(ec2)
     stub_regions(ec2, "us-east-1", "eu-west-1")
     stub_lookup(ec2, image(tags=LINEAGE))
@@ -851,7 +852,13 @@ def test_rerun_after_a_failed_copy_was_cleaned_up_uses_a_new_client_token(ec2, r
     removed, fresh = "ami-0c0py000000000000", "ami-0c0py000000000001"
     # EC2 answers the first token with the copy made under it, which is deregistered now
     eu.add_response("copy_image", {"ImageId": removed}, copy_params("eu-west-1"))
-    stub_describe(eu, image(removed, state="deregistered", snapshots=()))
+    if seen_as == "deregistered":
+        stub_describe(eu, image(removed, state="deregistered", snapshots=()))
+    else:  # an endpoint that forgets deregistered images: never listed within the bounded wait
+        for _ in range(13):
+            eu.add_client_error(
+                "describe_images", "InvalidAMIID.NotFound", f"The image id '[{removed}]' does not exist"
+            )
     second = dict(copy_params("eu-west-1"), ClientToken=mod.copy_token(NEW, "eu-west-1", NAME, 1))
     eu.add_response("copy_image", {"ImageId": fresh}, second)
     copy_tags = dict(LINEAGE, **{"bakery:copied-from": f"us-east-1/{NEW}"})
