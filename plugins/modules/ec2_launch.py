@@ -1194,7 +1194,7 @@ class Task:
                 f"instances named {params['name']!r} are in several VPCs ({', '.join(sorted(vpcs))}); give subnet_id"
             )
         if self.missing and not self.subnet:
-            where = params["availability_zone"] or self.client.region
+            where = params["availability_zone"] or f"a zone of {self.client.region} offering {params['instance_type']}"
             raise TaskError(f"no default subnet in {where} to launch into; give subnet_id")
         self.group_ids = None
         if params["security_groups"] is not None:
@@ -1522,7 +1522,8 @@ class Task:
         return self.wait(ids, "stopped")
 
     def delete_group(self, group_id):
-        self.client.call("delete_security_group", GroupId=group_id)
+        # NotFound: a retried delete whose first answer was lost; the group is gone either way.
+        not_found(lambda: self.client.call("delete_security_group", GroupId=group_id), GROUP_NOT_FOUND)
         return True
 
     def drop_firewall(self, vpc_id):

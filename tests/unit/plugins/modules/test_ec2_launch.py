@@ -1261,3 +1261,16 @@ def test_new_instances_get_imdsv2_required_and_the_hop_limit():
     assert ec2_launch.metadata_request(params["metadata_options"]) == {"HttpTokens": "required"}
     given = {"http_tokens": None, "http_put_response_hop_limit": 2, "instance_metadata_tags": None}
     assert ec2_launch.metadata_request(given) == {"HttpTokens": "required", "HttpPutResponseHopLimit": 2}
+
+
+def test_group_delete_whose_answer_was_lost_counts_as_deleted(ec2, run_module):
+    stub_find(ec2)
+    ec2.add_response(
+        "describe_security_groups", {"SecurityGroups": [{"GroupId": SG, "GroupName": "web", "VpcId": VPC}]}
+    )
+    ec2.add_response("describe_instances", {"Reservations": []})
+    ec2.add_client_error("delete_security_group", "InternalError", "An internal error has occurred", 500)
+    ec2.add_client_error("delete_security_group", "InvalidGroup.NotFound", f"The security group '{SG}' does not exist")
+    res = run_module(ec2_launch, {"name": "web", "state": "absent"})
+    assert not res.failed, res.result["msg"]
+    assert res.result["changes"] == [f"delete security group web ({SG})"]
