@@ -16,12 +16,17 @@ description:
   - Missing instances are launched in one RunInstances call with a deterministic client token and tagged at
     launch (instance and volumes), so a rerun after the controller died mid-task creates no duplicates.
     Surplus instances are terminated oldest first (by launch time, then ID).
+  - New instances go to a zone that offers O(instance_type) (C(DescribeInstanceTypeOfferings)). When EC2 answers
+    C(Unsupported) or C(InsufficientInstanceCapacity), the launch moves to the next zone that offers the type, with
+    its own client token, unless O(availability_zone) or O(subnet_id) pins the zone.
   - Existing instances are reconciled in place where EC2 allows it, namely tags, state (stop and start),
-    security groups, termination protection and instance metadata options. What cannot change in place
+    security groups, termination protection and, when O(metadata_options) is given, instance metadata
+    options. What cannot change in place
     (image, subnet, availability zone, key, instance type, volumes) is reported in RV(drift) with a warning;
     instances are never replaced.
-  - Every option is checked before anything changes (image, instance type and its architecture, subnet,
-    security groups, key pair, CIDRs, ports, tags, user data size); bad input fails in one line naming the value.
+  - Every option is checked before anything changes (name, image, instance type with the image's architecture,
+    ENA support and boot mode, the zone's offering of the type, subnet, security groups, key pair, CIDRs, ports,
+    tags, user data size); bad input fails in one line naming the value.
 author:
   - bakery.ec2 maintainers (@bakery-ec2)
 options:
@@ -29,6 +34,7 @@ options:
     description:
       - Name of the group. Instances carry it as their C(Name) tag; that tag is how they are found.
       - With O(firewall), also the name of the managed security group.
+      - An empty or blank name is refused.
     type: str
     required: true
   count:
@@ -48,23 +54,28 @@ options:
   image_id:
     description:
       - The AMI to launch from. Required when instances must be launched.
-      - It must exist, be available, and match the architecture of O(instance_type).
+      - It must exist, be available, and suit O(instance_type) (architecture; ENA support when the type
+        requires ENA; boot mode, C(legacy-bios) or C(uefi), when the type supports only the other).
     type: str
   instance_type:
     description:
-      - The instance type, for example V(t3.micro) or V(t4g.small). It must be offered in the region.
+      - The instance type, for example V(t3.micro) or V(t4g.small). It must be offered in the region, and in
+        the zone of O(availability_zone) or O(subnet_id) when one is given; otherwise the task fails before
+        anything is created, naming the zone and the type.
     type: str
     default: t3.micro
   subnet_id:
     description:
-      - The subnet to launch into. When given, only instances in its VPC count as the group.
+      - The subnet to launch into. When given, only instances in its VPC count as the group, and it pins the zone.
       - When not given, new instances go to the subnet of the newest instance of the group (in
         O(availability_zone) when given) or else to the default VPC's default subnet in O(availability_zone)
-        (any zone when not given).
+        (any zone when not given), always in a zone that offers O(instance_type). Without a pinned zone the
+        other zones' subnets of the same VPC are the fallback when a zone has no capacity.
     type: str
   availability_zone:
     description:
       - The availability zone to launch into, for example V(us-east-1a). Must agree with O(subnet_id).
+      - It pins the zone: no other zone is tried when this one has no capacity for O(instance_type).
     type: str
   key_name:
     description:
@@ -125,17 +136,22 @@ options:
         default: true
   metadata_options:
     description:
-      - Instance metadata service settings, applied at launch and reconciled on existing instances.
-      - The defaults of the suboptions apply when this is not given, so IMDSv2 is required by default.
+      - Instance metadata service settings, applied at launch.
+      - On existing instances they are reconciled only when this option is given, and then only the suboptions
+        it sets, so adopting an existing group never silently switches IMDSv1 off.
+      - New instances get IMDSv2 required (O(metadata_options.http_tokens=required)) unless told otherwise.
     type: dict
     suboptions:
       http_tokens:
-        description: V(required) enforces IMDSv2 (session tokens); V(optional) also allows IMDSv1.
+        description:
+          - V(required) enforces IMDSv2 (session tokens); V(optional) also allows IMDSv1.
+          - When not given, new instances get V(required) and existing ones are left alone.
         type: str
         choices: [required, optional]
-        default: required
       http_put_response_hop_limit:
-        description: Hop limit of metadata responses, 1 to 64. Left alone when not given.
+        description:
+          - Hop limit of metadata responses (PUT), 1 to 64; V(2) lets containers on the instance reach IMDSv2.
+          - When not given, EC2's default applies to new instances and existing ones are left alone.
         type: int
       instance_metadata_tags:
         description: Whether instance tags are readable from the metadata service. Left alone when not given.
@@ -199,6 +215,14 @@ notes:
     The C(Name) tag is always kept, and must equal O(name) when listed in O(tags).
   - The IAM instance profile is not checked beforehand (that would need IAM permissions); EC2 refuses an
     unknown one at launch.
+  - EC2 is eventually consistent. A C(NotFound) answer about the security group, key pair or instances this
+    task has just created is retried with backoff for up to two minutes; no other C(NotFound) is retried.
+    C(RunInstances) is retried safely thanks to its client token.
+  - A create retried after a lost answer (5xx or timeout) that meets C(InvalidGroup.Duplicate),
+    C(InvalidKeyPair.Duplicate) or C(InvalidPermission.Duplicate) counts as done once the module has checked that
+    what exists is what it asked for (its managed tag, the same public key, every rule present).
+  - Instance, volume and group IDs go to EC2 in requests of at most 200 values each, so groups of any size work.
+  - Needs C(ec2:DescribeInstanceTypeOfferings) in addition to the other EC2 permissions it uses.
   - Volumes are encrypted unless O(volumes[].encrypted=false); the root volume keeps the image's settings unless
     it is listed in O(volumes).
 attributes:
@@ -273,6 +297,21 @@ EXAMPLES = r"""
     user_data: |
       #cloud-config
       package_upgrade: true
+
+- name: Two workers pinned to one zone (fails before creating anything if the zone does not offer the type)
+  bakery.ec2.ec2_launch:
+    name: worker
+    count: 2
+    image_id: "{{ base.image_id }}"
+    instance_type: c7i.large
+    availability_zone: us-east-1a
+
+- name: Adopt an existing group and only raise its metadata hop limit (IMDSv1 setting left as it is)
+  bakery.ec2.ec2_launch:
+    name: legacy
+    count: 4
+    metadata_options:
+      http_put_response_hop_limit: 2
 
 - name: Stop the web servers (kept, not terminated)
   bakery.ec2.ec2_launch:
@@ -373,6 +412,10 @@ instances:
       type: list
       elements: dict
       sample: [{"group_id": "sg-0123456789abcdef0", "group_name": "web"}]
+    metadata_options:
+      description: The instance metadata service settings.
+      type: dict
+      sample: {"http_tokens": "required", "http_put_response_hop_limit": 2, "http_endpoint": "enabled"}
     tags:
       description: Tags as a dict.
       type: dict
