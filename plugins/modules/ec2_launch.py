@@ -75,7 +75,7 @@ options:
   availability_zone:
     description:
       - The availability zone to launch into, for example V(us-east-1a). Must agree with O(subnet_id).
-      - It pins the zone: no other zone is tried when this one has no capacity for O(instance_type).
+      - It pins the zone, so no other zone is tried when this one has no capacity for O(instance_type).
     type: str
   key_name:
     description:
