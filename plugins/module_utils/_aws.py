@@ -109,9 +109,13 @@ TRANSIENT_CODES = frozenset(
     )
 )
 TRANSIENT_HTTP_STATUS = frozenset((500, 502, 503, 504))
+# Answered with HTTP 500 at times, but the same request will not do better soon: the caller goes elsewhere.
+NOT_TRANSIENT_CODES = frozenset(("InsufficientInstanceCapacity", "Unsupported"))
+# EC2 refuses a request with more than 200 values in one filter (FilterLimitExceeded), and long ID lists.
+MAX_FILTER_VALUES = 200
+# How long a resource this run created may stay invisible to other calls (EC2 is eventually consistent).
+CONSISTENCY_TIMEOUT = 120
 
-# How long a resource this run created may stay invisible to the API (EC2 is eventually consistent).
-NEW_RESOURCE_TIMEOUT = 90
 # The reason EC2 gives for an UnauthorizedOperation, readable through sts:DecodeAuthorizationMessage.
 ENCODED_MESSAGE_RE = re.compile(r"Encoded authorization failure message:\s*(\S+)")
 
@@ -171,7 +175,7 @@ def is_retryable(err, extra_codes=()):
         return True
     if isinstance(err, ClientError):
         code, _msg, status = _error_code(err)
-        return (
+        return code not in NOT_TRANSIENT_CODES and (
             code in THROTTLING_CODES
             or code in TRANSIENT_CODES
             or status in TRANSIENT_HTTP_STATUS
@@ -184,6 +188,13 @@ def backoff_delays(attempts, base=0.5, cap=20.0, rng=random.random):
     """Full-jitter exponential backoff: one delay before each retry."""
     for attempt in range(attempts - 1):
         yield rng() * min(cap, base * (2**attempt))
+
+
+def chunks(values, size=MAX_FILTER_VALUES):
+    """``values`` as lists of at most ``size`` (200: EC2's limit of values per filter or ID list)."""
+    values = list(values)
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 class AwsClient:
@@ -218,6 +229,24 @@ class AwsClient:
                 if delay is None:
                     raise self._error(operation, err) from None
                 self.sleep(delay)
+
+    def call_created(self, operation, not_found_codes, timeout=CONSISTENCY_TIMEOUT, **params):
+        """:meth:`call` about a resource this run has just created, which EC2 may not show everywhere yet.
+
+        An error whose code is in ``not_found_codes`` (the NotFound codes of that resource only, never every
+        NotFound) is retried with backoff until ``timeout`` seconds (at least 60) have passed, then raised.
+        With no codes this is :meth:`call`.
+        """
+        deadline = time.monotonic() + max(60, timeout)
+        delays = backoff_delays(2**31, base=0.5, cap=8.0)
+        while True:
+            try:
+                return self.call(operation, **params)
+            except AwsError as err:
+                remaining = deadline - time.monotonic()
+                if err.code not in not_found_codes or remaining <= 0:
+                    raise
+                self.sleep(min(remaining, next(delays)))
 
     def paginate(self, operation, result_key, retry_codes=(), **params):
         """Yield every item of ``result_key`` across NextToken pages; each page is retried on its own."""
@@ -406,30 +435,6 @@ def _lazy_sts_client(params, region, session):
         return built[0]
 
     return sts_client
-
-
-def retry_while_new(call, codes, what, timeout=NEW_RESOURCE_TIMEOUT, clock=None):
-    """Return ``call()``, retrying its ``codes`` (the NotFound of a resource this run just created).
-
-    EC2 is eventually consistent: right after a create call, a describe or tag call on the new resource may
-    answer NotFound. Those codes, and only for a resource the caller created, are retried with capped
-    exponential backoff for up to ``timeout`` seconds (at least 60); then the last error is raised.
-    """
-    clock = clock or time.monotonic
-    deadline = clock() + timeout
-    delay = 1.0
-    while True:
-        try:
-            return call()
-        except AwsError as err:
-            remaining = deadline - clock()
-            if err.code not in codes or remaining <= 0:
-                if err.code in codes:
-                    err.message = f"{err.message} (still not found {timeout}s after this run created {what})"
-                    err.args = (f"{err.operation}: {err.code}: {err.message}",)
-                raise
-        AwsClient.sleep(min(delay, remaining))
-        delay = min(10.0, delay * 2)
 
 
 def wait_until(fetch, check, timeout, what, describe=repr, first_delay=0.25, max_delay=2.0, factor=1.6, clock=None):

@@ -17,7 +17,7 @@ description:
   - Tags go on the image and on its snapshots, both tagged by CreateImage itself where the endpoint accepts it.
     They are checked and corrected on every run, so a rerun also fixes snapshots that are missing tags.
   - Right after the module creates or copies an image, EC2 may not list it yet; C(InvalidAMIID.NotFound) (and
-    C(InvalidSnapshot.NotFound) for its snapshots) is then retried with backoff for up to 90 seconds, for that
+    C(InvalidSnapshot.NotFound) for its snapshots) is then retried with backoff for up to 120 seconds, for that
     image only.
   - The image can be shared with other accounts (O(launch_permissions)) and copied to other regions
     (O(copy_to_regions)), where the copies are made in parallel.
@@ -318,7 +318,6 @@ from ansible_collections.bakery.ec2.plugins.module_utils._aws import (
     check_id,
     compare_tags,
     dict_to_tags,
-    retry_while_new,
     tag_specifications,
     tags_to_dict,
     to_snake,
@@ -546,27 +545,22 @@ def find_images(client, name):
     return sorted(images, key=lambda img: (img.get("CreationDate") or "", img["ImageId"]), reverse=True)
 
 
-def on_new(new, call, what):
-    """``call()``; when ``new`` (this run created the image), its NotFound is retried for a bounded time."""
-    return retry_while_new(call, NEW_RESOURCE_CODES, what) if new else call()
+def call_on(client, new, operation, **params):
+    """``client.call``; when ``new`` (this run created the image), its NotFound is retried for a bounded time."""
+    if new:
+        return client.call_created(operation, NEW_RESOURCE_CODES, **params)
+    return client.call(operation, **params)
 
 
 def fetch_image(client, image_id, new=False):
-    def fetch():
-        images = client.call("describe_images", ImageIds=[image_id]).get("Images", [])
-        if not images:
-            raise AwsError("DescribeImages", "InvalidAMIID.NotFound", f"image {image_id} is gone from {client.region}")
-        return images[0]
-
-    return on_new(new, fetch, f"image {image_id} in {client.region}")
+    images = call_on(client, new, "describe_images", ImageIds=[image_id]).get("Images", [])
+    if not images:
+        raise AwsError("DescribeImages", "InvalidAMIID.NotFound", f"image {image_id} is gone from {client.region}")
+    return images[0]
 
 
 def launch_users(client, image_id, new=False):
-    resp = on_new(
-        new,
-        lambda: client.call("describe_image_attribute", ImageId=image_id, Attribute="launchPermission"),
-        f"image {image_id} in {client.region}",
-    )
+    resp = call_on(client, new, "describe_image_attribute", ImageId=image_id, Attribute="launchPermission")
     return sorted(p["UserId"] for p in resp.get("LaunchPermissions", []) if "UserId" in p)
 
 
@@ -665,11 +659,7 @@ def reconcile(client, changes, image, desired, purge, users, new=False):
     tags = tags_after(current, desired, purge)
     snapshots = snapshot_ids(image)
     if snapshots:
-        found = on_new(
-            new,
-            lambda: client.call("describe_snapshots", SnapshotIds=snapshots),
-            f"the snapshots of {image_id} in {client.region}",
-        )
+        found = call_on(client, new, "describe_snapshots", SnapshotIds=snapshots)
         current_by_id = {s["SnapshotId"]: tags_to_dict(s.get("Tags")) for s in found.get("Snapshots", [])}
         apply_tags(client, changes, current_by_id, settable(tags), purge, new)
     if users is None:
@@ -693,11 +683,7 @@ def apply_tags(client, changes, current_by_id, desired, purge, new=False):
     for ids, tags in creates:
         shown = ", ".join(f"{key}={value}" for key, value in sorted(tags.items()))
         if changes.will(f"tag {', '.join(ids)} ({client.region}) with {shown}"):
-            on_new(
-                new,
-                lambda ids=ids, tags=tags: client.call("create_tags", Resources=ids, Tags=dict_to_tags(tags)),
-                f"{', '.join(ids)} in {client.region}",
-            )
+            call_on(client, new, "create_tags", Resources=ids, Tags=dict_to_tags(tags))
     for ids, keys in deletes:
         if changes.will(f"remove tags {', '.join(keys)} from {', '.join(ids)} ({client.region})"):
             client.call("delete_tags", Resources=ids, Tags=[{"Key": key} for key in keys])

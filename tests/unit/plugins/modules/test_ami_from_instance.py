@@ -242,6 +242,19 @@ def clock(monkeypatch):
 
     monkeypatch.setattr(time, "monotonic", lambda: now[0])
     monkeypatch.setattr(_aws.AwsClient, "sleep", staticmethod(fake_sleep))
+    backoff = _aws.backoff_delays
+    monkeypatch.setattr(_aws, "backoff_delays", lambda *a, **kw: backoff(*a, **dict(kw, rng=lambda: 1.0)))
+    return delays
+
+
+def created_schedule(timeout=_aws.CONSISTENCY_TIMEOUT):
+    """The sleeps of call_created (without jitter) until it gives up: 0.5, 1, 2, 4, then 8 s each."""
+    delays, waited = [], 0.0
+    for delay in _aws.backoff_delays(100, base=0.5, cap=8.0, rng=lambda: 1.0):
+        if waited >= timeout:
+            return delays
+        delays.append(min(delay, timeout - waited))
+        waited += delays[-1]
     return delays
 
 
@@ -789,20 +802,19 @@ def test_new_image_not_found_yet_is_retried_with_backoff(ec2, run_module, clock)
     res = run_module(mod, {"instance_id": INSTANCE, "name": NAME})
     assert not res.failed, res.result
     assert res.result["image_id"] == NEW
-    assert clock == [1.0, 2.0, 4.0, 8.0, 1.0, 2.0]
+    assert clock == [0.5, 1.0, 2.0, 4.0, 0.5, 1.0]
 
 
 def test_new_image_not_found_for_good_fails_after_a_bounded_wait_of_at_least_60s(ec2, run_module, clock):
     stub_instance(ec2)
     stub_lookup(ec2)
     ec2.add_response("create_image", {"ImageId": NEW})
-    for _ in range(13):  # retried after 1, 2, 4, 8, then every 10 s up to 90 s
+    for _ in range(len(created_schedule()) + 1):
         ec2.add_client_error("describe_images", "InvalidAMIID.NotFound", f"The image id '[{NEW}]' does not exist")
     res = run_module(mod, {"instance_id": INSTANCE, "name": NAME})
     assert res.failed
-    assert 60 <= sum(clock) <= _aws.NEW_RESOURCE_TIMEOUT
+    assert 60 <= sum(clock) == _aws.CONSISTENCY_TIMEOUT
     assert res.result["msg"].startswith("DescribeImages: InvalidAMIID.NotFound:")
-    assert f"still not found {_aws.NEW_RESOURCE_TIMEOUT}s after this run created image {NEW}" in res.result["msg"]
 
 
 def test_not_found_of_an_image_this_run_did_not_create_is_not_retried(ec2, run_module, clock):
@@ -855,7 +867,7 @@ def test_rerun_after_a_failed_copy_was_cleaned_up_uses_a_new_client_token(ec2, r
     if seen_as == "deregistered":
         stub_describe(eu, image(removed, state="deregistered", snapshots=()))
     else:  # an endpoint that forgets deregistered images: never listed within the bounded wait
-        for _ in range(13):
+        for _ in range(len(created_schedule()) + 1):
             eu.add_client_error(
                 "describe_images", "InvalidAMIID.NotFound", f"The image id '[{removed}]' does not exist"
             )
