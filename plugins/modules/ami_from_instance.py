@@ -674,7 +674,7 @@ def reconcile(client, changes, image, desired, purge, users, new=False):
         permission["Remove"] = [{"UserId": account} for account in remove]
         words.append(f"stop sharing {image_id} ({client.region}) with {', '.join(remove)}")
     if permission and changes.will("; ".join(words)):
-        client.call("modify_image_attribute", ImageId=image_id, LaunchPermission=permission)
+        call_on(client, new, "modify_image_attribute", ImageId=image_id, LaunchPermission=permission)
     return tags, sorted(users)
 
 

@@ -805,6 +805,21 @@ def test_new_image_not_found_yet_is_retried_with_backoff(ec2, run_module, clock)
     assert clock == [0.5, 1.0, 2.0, 4.0, 0.5, 1.0]
 
 
+def test_sharing_a_new_image_that_ec2_does_not_name_yet_is_retried(ec2, run_module, clock):
+    stub_instance(ec2)
+    stub_lookup(ec2)
+    ec2.add_response("create_image", {"ImageId": NEW})
+    stub_describe(ec2, image(tags=LINEAGE))
+    stub_snapshots(ec2, {SNAP: LINEAGE})
+    ec2.add_response("describe_image_attribute", {"ImageId": NEW, "LaunchPermissions": []})
+    permission = {"ImageId": NEW, "LaunchPermission": {"Add": [{"UserId": "111122223333"}]}}
+    ec2.add_client_error("modify_image_attribute", "InvalidAMIID.NotFound", "not yet", 400, permission)
+    ec2.add_response("modify_image_attribute", {}, permission)
+    res = run_module(mod, {"instance_id": INSTANCE, "name": NAME, "launch_permissions": ["111122223333"]})
+    assert not res.failed, res.result
+    assert clock == [0.5]
+
+
 def test_new_image_not_found_for_good_fails_after_a_bounded_wait_of_at_least_60s(ec2, run_module, clock):
     stub_instance(ec2)
     stub_lookup(ec2)
