@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from . import config
 from .api import Sandbox
 from .errors import SandboxError
 
@@ -26,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "up":
             faults = json.loads(args.faults) if args.faults else None
             box.up(say=lambda m: print(m, file=sys.stderr), faults=faults, window=args.ec_window, seed=args.ec_seed)
-            print("\n".join(box.env_lines()))
+            # the keys stay in the env files (mode 0600), never on the terminal
+            print(f"env: {config.ENV_FILE} (least privilege); {config.ADMIN_ENV_FILE} (administrator)")
         elif args.command == "down":
             box.down(say=lambda m: print(m, file=sys.stderr))
         elif args.command == "status":

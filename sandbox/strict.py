@@ -113,8 +113,8 @@ def settings_from_env(environ=os.environ) -> tuple[float, int]:
     """(window, seed) from SANDBOX_EC_WINDOW / SANDBOX_EC_SEED; SandboxError with one line if bad."""
     try:
         return (
-            parse_window(environ.get("SANDBOX_EC_WINDOW", DEFAULT_WINDOW)),
-            parse_seed(environ.get("SANDBOX_EC_SEED", 0)),
+            parse_window(environ.get("SANDBOX_EC_WINDOW") or DEFAULT_WINDOW),
+            parse_seed(environ.get("SANDBOX_EC_SEED") or 0),
         )
     except ValueError as exc:
         raise SandboxError(str(exc)) from None
