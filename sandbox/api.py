@@ -38,7 +38,7 @@ class Sandbox:
 
     def answers(self) -> bool:
         try:
-            urllib.request.urlopen(self.endpoint + "/moto-api/", timeout=2).read()  # noqa: S310 - 127.0.0.1 only
+            urllib.request.urlopen(self.endpoint + "/moto-api/", timeout=10).read()  # noqa: S310 - 127.0.0.1 only
             return True
         except (urllib.error.URLError, OSError):
             return False

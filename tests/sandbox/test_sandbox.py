@@ -131,6 +131,38 @@ def test_port_80_closed_until_ingress_allows(ec2, web):
         time.sleep(0.3)
 
 
+def test_guest_egress_is_dropped_except_the_mirror(sandbox, web):
+    """A guest reaches the mirror its apt sources name (apt worked above); any other address is dropped here.
+
+    192.0.2.1 (TEST-NET-1) is not the mirror, so BKS-FORWARD's DROP for the bridge meets the packet first:
+    the test checks that order before it sends anything, and the packet never leaves the machine.
+    """
+    forward = subprocess.run(["iptables", "-w", "-S", "FORWARD"], capture_output=True, text=True).stdout.splitlines()
+    assert forward[1] == f"-A FORWARD -j {config.CHAIN_FWD}", forward[:3]  # first rule: the sandbox's chain
+    chain = subprocess.run(["iptables", "-w", "-S", config.CHAIN_FWD], capture_output=True, text=True).stdout
+    rules = chain.splitlines()[1:]
+    drop = rules.index(f"-A {config.CHAIN_FWD} -i {config.BRIDGE} -j DROP")
+    assert all("192.0.2." not in r and " -d " in r for r in rules[:drop] if "ACCEPT" in r and "-o bks" not in r)
+
+    def dropped() -> int:
+        out = subprocess.run(
+            ["iptables", "-w", "-L", config.CHAIN_FWD, "-v", "-x", "-n"], capture_output=True, text=True
+        ).stdout
+        row = next(line for line in out.splitlines() if "DROP" in line and config.BRIDGE in line.split()[5])
+        return int(row.split()[0])
+
+    before = dropped()
+    probe = subprocess.run(
+        ["ip", "netns", "exec", f"bks-{web['id']}", "curl", "-sS", "--connect-timeout", "2", "http://192.0.2.1/"],
+        capture_output=True,
+        text=True,
+        timeout=15,
+    )
+    assert probe.returncode != 0  # timed out: nothing answered
+    after = dropped()
+    assert after > before, f"BKS-FORWARD dropped {before} -> {after} packets; curl: {probe.stderr.strip()}"
+
+
 def test_imdsv2_required(ec2, web):
     key, ip = web["key"], web["ip"]
     get = "curl -s -o /dev/null -w '%{http_code}' http://169.254.169.254/latest/meta-data/instance-id"
@@ -288,37 +320,6 @@ def test_fault_injection_is_bounded(sandbox):
         assert err.value.response["Error"]["Code"] == "RequestLimitExceeded"
     assert client.describe_regions()["Regions"]
     assert sandbox.status()["faults"] == []
-
-
-def test_guest_egress_is_dropped_except_the_mirror(sandbox, web):
-    """A guest reaches the mirror its apt sources name (apt worked above); any other address is dropped here.
-
-    192.0.2.1 (TEST-NET-1) is not the mirror, so BKS-FORWARD's DROP for the bridge meets the packet first:
-    the test checks that order before it sends anything, and the packet never leaves the machine.
-    """
-    forward = subprocess.run(["iptables", "-w", "-S", "FORWARD"], capture_output=True, text=True).stdout.splitlines()
-    assert forward[1] == f"-A FORWARD -j {config.CHAIN_FWD}", forward[:3]  # first rule: the sandbox's chain
-    chain = subprocess.run(["iptables", "-w", "-S", config.CHAIN_FWD], capture_output=True, text=True).stdout
-    rules = chain.splitlines()[1:]
-    drop = rules.index(f"-A {config.CHAIN_FWD} -i {config.BRIDGE} -j DROP")
-    assert all("192.0.2." not in r and " -d " in r for r in rules[:drop] if "ACCEPT" in r and "-o bks" not in r)
-
-    def dropped() -> int:
-        out = subprocess.run(
-            ["iptables", "-w", "-L", config.CHAIN_FWD, "-v", "-x", "-n"], capture_output=True, text=True
-        ).stdout
-        row = next(line for line in out.splitlines() if "DROP" in line and config.BRIDGE in line.split()[5])
-        return int(row.split()[0])
-
-    before = dropped()
-    probe = subprocess.run(
-        ["ip", "netns", "exec", f"bks-{web['id']}", "curl", "-s", "--connect-timeout", "2", "http://192.0.2.1/"],
-        capture_output=True,
-        text=True,
-        timeout=15,
-    )
-    assert probe.returncode != 0  # timed out: nothing answered
-    assert dropped() > before
 
 
 def test_down_leaves_nothing(sandbox, web):
