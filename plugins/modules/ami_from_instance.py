@@ -140,9 +140,9 @@ attributes:
         and the instance when it is rebooted for the image (O(no_reboot=false)).
       - With O(state=absent), the images before and nothing after.
 notes:
-  - Tags of the image and of its snapshots are applied at creation. An endpoint that refuses snapshot tags in
-    CreateImage gets the request without them, and the snapshots are tagged with CreateTags once the image is
-    available (EC2 only then names them).
+  - Tags of the image and of its snapshots (and of each copy and its snapshots) are applied at creation. An
+    endpoint that refuses snapshot tags in CreateImage or CopyImage gets the request without them, and the
+    snapshots are tagged with CreateTags once the image is available (EC2 only then names them).
   - CopyImage is sent with a client token derived from the source image, the region and the name, so a
     request that is retried after a lost answer does not make a second copy. When that token leads to a copy
     that was removed (a failed copy, cleaned up), the next token is used, so a rerun makes a new copy.
@@ -564,19 +564,33 @@ def launch_users(client, image_id, new=False):
     return sorted(p["UserId"] for p in resp.get("LaunchPermissions", []) if "UserId" in p)
 
 
+def call_tagging_snapshots(client, operation, request):
+    """CreateImage or CopyImage with the new snapshots tagged at creation.
+
+    An endpoint that refuses snapshot tags there gets the request without them: :func:`reconcile` tags the
+    snapshots once they exist.
+    """
+    try:
+        return client.call(operation, **request)
+    except AwsError as err:
+        specs = request.get("TagSpecifications", [])
+        if err.code not in SNAPSHOT_TAGS_REFUSED or not any(spec["ResourceType"] == "snapshot" for spec in specs):
+            raise
+    request = {key: value for key, value in request.items() if key != "TagSpecifications"}
+    image_specs = [spec for spec in specs if spec["ResourceType"] != "snapshot"]
+    if image_specs:
+        request["TagSpecifications"] = image_specs
+    return client.call(operation, **request)
+
+
 def create_image(client, request):
     """Return ``(image, created)``; a name that EC2 finds taken returns the image of that name.
 
-    A created image is returned as ``{"ImageId": ...}``; :func:`settle` fetches it. An endpoint that refuses
-    to tag snapshots at creation gets the request without it: :func:`reconcile` tags them once they exist.
+    A created image is returned as ``{"ImageId": ...}``; :func:`settle` fetches it.
     """
     try:
-        return {"ImageId": client.call("create_image", **request)["ImageId"]}, True
+        return {"ImageId": call_tagging_snapshots(client, "create_image", request)["ImageId"]}, True
     except AwsError as err:
-        specs = request.get("TagSpecifications", [])
-        if err.code in SNAPSHOT_TAGS_REFUSED and any(spec["ResourceType"] == "snapshot" for spec in specs):
-            image_specs = [spec for spec in specs if spec["ResourceType"] != "snapshot"]
-            return create_image(client, dict(request, TagSpecifications=image_specs))
         if err.code != "InvalidAMIName.Duplicate":
             raise
     # Lost the race (or a retried request had already succeeded): the image is there, maybe not yet listed.
@@ -711,6 +725,9 @@ def bake_copy(client, found, source, source_region, source_tags, params, check_m
         request = {"SourceImageId": source["ImageId"], "SourceRegion": source_region, "Name": params["name"]}
         if source.get("Description"):
             request["Description"] = source["Description"]
+        specs = tag_specifications(settable(desired), "image", "snapshot")
+        if specs:
+            request["TagSpecifications"] = specs
         image, new = start_copy(client, request), True
     if not check_mode:
         image = settle(client, image, params["wait"], deadline, "CopyImage", new)
@@ -723,7 +740,7 @@ def start_copy(client, request):
     cleaned up) is followed by the next token, so the copy is made anew instead of meeting the removed one."""
     for generation in range(COPY_TOKEN_GENERATIONS):
         token = copy_token(request["SourceImageId"], client.region, request["Name"], generation)
-        image_id = client.call("copy_image", ClientToken=token, **request)["ImageId"]
+        image_id = call_tagging_snapshots(client, "copy_image", dict(request, ClientToken=token))["ImageId"]
         try:
             image = fetch_image(client, image_id, new=True)
         except AwsError as err:

@@ -1,8 +1,10 @@
-"""Connection settings against real local endpoints (issue 15 items 4 and 5, issue 21's connection options).
+"""Connection settings and errors against real local endpoints (issue 15 items 1, 4, 5, 8, 12; issue 21).
 
 A small forwarding proxy on 127.0.0.1 stands in front of moto: over TLS with a certificate from a CA made
 here (item 4), or over plain HTTP counting the actions it forwards, to show which endpoint a service used
-(item 5). Modules run with ``ansible`` ad hoc, the inventory with ``ansible-inventory``.
+(item 5). The sandbox's strict API front (IAM enforced, consistency windows; no hosts, no root) shows
+denied calls decoded (item 12) and imaging through the windows (items 1 and 8). Modules run with
+``ansible`` ad hoc, the inventory with ``ansible-inventory``.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import http.server
+import importlib.util
 import ipaddress
 import json
 import ssl
@@ -27,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def make_ca_and_server_cert(directory):
@@ -105,9 +109,13 @@ def forwarding_proxy(target, tls=None):
 
 def ami_find(env, tmp_path, **args):
     """Run bakery.ec2.ami_find ad hoc; return (rc, result dict of localhost)."""
-    args = {"owners": ["self"], "name": "bakery-web-*", **args}
+    return run_module(env, tmp_path, "ami_find", owners=["self"], name="bakery-web-*", **args)
+
+
+def run_module(env, tmp_path, module, **args):
+    """Run the module bakery.ec2.<module> ad hoc; return (rc, result dict of localhost)."""
     proc = subprocess.run(
-        [str(BIN / "ansible"), "localhost", "-o", "-m", "bakery.ec2.ami_find", "-a", json.dumps(args)],
+        [str(BIN / "ansible"), "localhost", "-o", "-m", f"bakery.ec2.{module}", "-a", json.dumps(args)],
         env=env,
         capture_output=True,
         text=True,
@@ -228,3 +236,100 @@ def test_service_specific_endpoint_variable_for_ec2(aws_env, moto, tmp_path):
         rc, result = ami_find(env, tmp_path)
     assert rc == 0, result
     assert ec2_actions == ["DescribeImages"]
+
+
+# --- the sandbox's strict API front: IAM and consistency windows ---------------------------------------
+
+_spec = importlib.util.spec_from_file_location("bakery_strict_tests", REPO / "tests/sandbox/test_strict.py")
+strict_tests = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(strict_tests)
+POLICY = json.loads((REPO / "docs" / "iam-policy.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def strict_front(tmp_path_factory):
+    with strict_tests.api_front(tmp_path_factory, 4.0) as out:
+        yield out
+
+
+def front_env(aws_env, front, key):
+    url, _keys = front
+    env = {k: v for k, v in aws_env.items() if not k.startswith("AWS_")}
+    env.update(
+        AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID=key[0], AWS_SECRET_ACCESS_KEY=key[1], AWS_DEFAULT_REGION="us-east-1"
+    )
+    return env
+
+
+def user_without(front, name, *actions):
+    """A user whose policy is docs/iam-policy.json without ``actions``; returns its keys."""
+    iam = strict_tests.client(front, service="iam")
+    policy = json.loads(json.dumps(POLICY))
+    for statement in policy["Statement"]:
+        statement["Action"] = [a for a in statement["Action"] if a not in actions]
+    iam.create_user(UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName="bakery-ec2", PolicyDocument=json.dumps(policy))
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return key["AccessKeyId"], key["SecretAccessKey"]
+
+
+def admin_instance(front):
+    ec2 = strict_tests.client(front)
+    image = strict_tests.catalogue_image(ec2)
+    return ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro")["Instances"][0][
+        "InstanceId"
+    ]
+
+
+def test_least_privilege_user_images_through_the_consistency_windows(aws_env, strict_front, tmp_path):
+    """Create, share and copy an image as the least-privilege user while EC2 does not name new images yet."""
+    env = front_env(aws_env, strict_front, strict_front[1][strict_tests.iam.USER])
+    instance_id = admin_instance(strict_front)
+    args = {
+        "instance_id": instance_id,
+        "name": "strict-web-1",
+        "no_reboot": True,
+        "tags": {"Role": "web"},
+        "launch_permissions": ["111122223333"],
+        "copy_to_regions": ["eu-west-1"],
+        "debug_botocore_endpoint_logs": True,
+    }
+    rc, result = run_module(env, tmp_path, "ami_from_instance", **args)
+    assert rc == 0, result
+    # CreateImage tagged the image and its snapshots (moto ignores CopyImage's tags: the copy is tagged after)
+    assert not any(a.startswith("tag ") and "(us-east-1)" in a for a in result["actions"]), result["actions"]
+    ec2 = strict_tests.client(strict_front)
+    (snapshot,) = ec2.describe_snapshots(SnapshotIds=result["snapshot_ids"])["Snapshots"]
+    assert {t["Key"]: t["Value"] for t in snapshot["Tags"]}["Role"] == "web"  # tagged by CreateImage
+    assert set(result["resource_actions"]) <= {a for s in POLICY["Statement"] for a in s["Action"]}
+    rc, again = run_module(env, tmp_path, "ami_from_instance", **args)
+    assert rc == 0 and again["changed"] is False, again
+
+
+def test_denied_call_is_decoded_when_allowed(aws_env, strict_front, tmp_path):
+    key = user_without(strict_front, "baker-no-create-image", "ec2:CreateImage")
+    env = front_env(aws_env, strict_front, key)
+    rc, result = run_module(
+        env, tmp_path, "ami_from_instance", instance_id=admin_instance(strict_front), name="denied-1"
+    )
+    assert rc != 0
+    assert "\n" not in result["msg"]
+    assert result["msg"].startswith("CreateImage: UnauthorizedOperation: You are not authorized")
+    assert "Decoded reason: ec2:CreateImage on * denied to arn:aws:iam::" in result["msg"]
+    assert "user/baker-no-create-image (no statement allows it)" in result["msg"]
+
+
+def test_denied_call_says_how_to_decode_it_otherwise(aws_env, strict_front, tmp_path):
+    key = user_without(strict_front, "baker-no-decode", "ec2:CreateImage", "sts:DecodeAuthorizationMessage")
+    env = front_env(aws_env, strict_front, key)
+    rc, result = run_module(
+        env, tmp_path, "ami_from_instance", instance_id=admin_instance(strict_front), name="denied-2"
+    )
+    assert rc != 0
+    assert "\n" not in result["msg"]
+    assert (
+        "The reason could not be decoded (AccessDenied): decode it with 'aws sts decode-authorization-message "
+        in (result["msg"])
+    )
+    assert "--encoded-message bks1." in result["msg"]
+    assert result["msg"].endswith("(needs sts:DecodeAuthorizationMessage)")

@@ -441,11 +441,30 @@ def test_wait_false_does_not_wait_and_cannot_tag_unmade_snapshots(ec2, run_modul
     assert slept == []
 
 
-def copy_params(token_region):
+def stub_kept_source_and_no_copy(ec2):
+    """The image exists (kept) in us-east-1, no copy in eu-west-1 yet; returns eu-west-1's stubber."""
+    stub_instance(ec2)
+    stub_regions(ec2, "us-east-1", "eu-west-1")
+    stub_lookup(ec2, image(tags=LINEAGE))
+    eu = ec2.for_region("eu-west-1")
+    stub_lookup(eu)
+    stub_snapshots(ec2, {SNAP: LINEAGE})
+    return eu
+
+
+COPY_TAGS = dict(LINEAGE, **{"bakery:copied-from": f"us-east-1/{NEW}"})
+
+
+def copy_params(token_region, snapshots=True):
+    """CopyImage's request: the copy and (``snapshots``) its snapshots tagged at creation."""
+    specs = [{"ResourceType": "image", "Tags": _aws.dict_to_tags(COPY_TAGS)}]
+    if snapshots:
+        specs.append({"ResourceType": "snapshot", "Tags": _aws.dict_to_tags(COPY_TAGS)})
     return {
         "SourceImageId": NEW,
         "SourceRegion": "us-east-1",
         "Name": NAME,
+        "TagSpecifications": specs,
         "ClientToken": mod.copy_token(NEW, token_region, NAME),
     }
 
@@ -459,15 +478,12 @@ def test_copies_to_regions_run_concurrently(ec2, run_module):
     for stub in stubs.values():
         stub_lookup(stub)
     stub_snapshots(ec2, {SNAP: LINEAGE})
-    copy_tags = dict(LINEAGE, **{"bakery:copied-from": f"us-east-1/{NEW}"})
     for n, (region, stub) in enumerate(stubs.items()):
         copy_id, copy_snap = f"ami-0c0py000000000{n:03d}", f"snap-0c0py00000000{n:03d}"
         stub.add_response("copy_image", {"ImageId": copy_id}, copy_params(region))
-        stub_describe(stub, image(copy_id, state="pending", snapshots=()))
-        stub_describe(stub, image(copy_id, snapshots=(copy_snap,)))
-        stub_create_tags(stub, [copy_id], copy_tags)
-        stub_snapshots(stub, {copy_snap: {}})
-        stub_create_tags(stub, [copy_snap], copy_tags)
+        stub_describe(stub, image(copy_id, state="pending", snapshots=(), tags=COPY_TAGS))
+        stub_describe(stub, image(copy_id, snapshots=(copy_snap,), tags=COPY_TAGS))
+        stub_snapshots(stub, {copy_snap: COPY_TAGS})  # tagged by CopyImage: no CreateTags
 
     # Each region's CopyImage waits at a barrier for the other's: if copies ran one after the other,
     # the first would wait alone, the barrier would break, and the task would fail.
@@ -496,6 +512,19 @@ def test_copies_to_regions_run_concurrently(ec2, run_module):
     assert sum(a.startswith(f"copy {NEW} to ") for a in res.result["actions"]) == 2
 
 
+def test_endpoint_refusing_snapshot_tags_in_copy_image_gets_them_afterwards(ec2, run_module):
+    eu = stub_kept_source_and_no_copy(ec2)
+    copy_id, copy_snap = "ami-0c0py000000000000", "snap-0c0py00000000000"
+    eu.add_client_error("copy_image", "InvalidParameterValue", "snapshot tags", 400, copy_params("eu-west-1"))
+    eu.add_response("copy_image", {"ImageId": copy_id}, copy_params("eu-west-1", snapshots=False))
+    stub_describe(eu, image(copy_id, snapshots=(copy_snap,), tags=COPY_TAGS))
+    stub_snapshots(eu, {copy_snap: {}})
+    stub_create_tags(eu, [copy_snap], COPY_TAGS)
+    res = run_module(mod, {"instance_id": INSTANCE, "name": NAME, "copy_to_regions": ["eu-west-1"]})
+    assert not res.failed, res.result
+    assert res.result["copies"] == {"eu-west-1": copy_id}
+
+
 def test_copy_found_by_name_in_its_region_is_kept(ec2, run_module):
     stub_instance(ec2)
     stub_regions(ec2, "us-east-1", "eu-west-1")
@@ -512,12 +541,7 @@ def test_copy_found_by_name_in_its_region_is_kept(ec2, run_module):
 
 
 def test_failed_copy_is_removed_and_fails_the_task(ec2, run_module):
-    stub_instance(ec2)
-    stub_regions(ec2, "us-east-1", "eu-west-1")
-    stub_lookup(ec2, image(tags=LINEAGE))
-    eu = ec2.for_region("eu-west-1")
-    stub_lookup(eu)
-    stub_snapshots(ec2, {SNAP: LINEAGE})
+    eu = stub_kept_source_and_no_copy(ec2)
     eu.add_response("copy_image", {"ImageId": "ami-0c0py000000000000"}, copy_params("eu-west-1"))
     failed = image("ami-0c0py000000000000", state="failed", snapshots=(), StateReason={"Message": "copy failed"})
     stub_describe(eu, failed)
@@ -870,12 +894,7 @@ def test_each_copy_region_has_its_own_deadline(ec2, run_module, clock):
 
 @pytest.mark.parametrize("seen_as", ["deregistered", "not found"])
 def test_rerun_after_a_failed_copy_was_cleaned_up_uses_a_new_client_token(ec2, run_module, clock, seen_as):
-    stub_instance(ec2)
-    stub_regions(ec2, "us-east-1", "eu-west-1")
-    stub_lookup(ec2, image(tags=LINEAGE))
-    eu = ec2.for_region("eu-west-1")
-    stub_lookup(eu)  # the failed copy was removed by the run that saw it fail
-    stub_snapshots(ec2, {SNAP: LINEAGE})
+    eu = stub_kept_source_and_no_copy(ec2)  # the failed copy was removed by the run that saw it fail
     removed, fresh = "ami-0c0py000000000000", "ami-0c0py000000000001"
     # EC2 answers the first token with the copy made under it, which is deregistered now
     eu.add_response("copy_image", {"ImageId": removed}, copy_params("eu-west-1"))
