@@ -19,6 +19,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -274,11 +275,13 @@ def user_without(front, name, *actions):
 
 
 def admin_instance(front):
+    """An instance launched by the admin, once the API names it (past its consistency window)."""
     ec2 = strict_tests.client(front)
     image = strict_tests.catalogue_image(ec2)
-    return ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro")["Instances"][0][
-        "InstanceId"
-    ]
+    reply = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro")
+    instance_id = reply["Instances"][0]["InstanceId"]
+    strict_tests.wait_until(time.monotonic() + strict_tests.delay(instance_id))
+    return instance_id
 
 
 def test_least_privilege_user_images_through_the_consistency_windows(aws_env, strict_front, tmp_path):
@@ -333,3 +336,18 @@ def test_denied_call_says_how_to_decode_it_otherwise(aws_env, strict_front, tmp_
     )
     assert "--encoded-message bks1." in result["msg"]
     assert result["msg"].endswith("(needs sts:DecodeAuthorizationMessage)")
+
+
+def test_rerun_after_a_removed_copy_makes_a_new_copy_despite_the_used_client_token(aws_env, strict_front, tmp_path):
+    """The sandbox replays CopyImage for a used ClientToken, as EC2 does; the removed copy is not met again."""
+    env = front_env(aws_env, strict_front, strict_front[1][strict_tests.iam.USER])
+    args = {"instance_id": admin_instance(strict_front), "name": "strict-copy-1", "no_reboot": True}
+    rc, result = run_module(env, tmp_path, "ami_from_instance", copy_to_regions=["eu-west-1"], **args)
+    assert rc == 0, result
+    first = result["copies"]["eu-west-1"]
+    # What the module does with a copy that ended failed: deregister it (and delete its snapshots).
+    strict_tests.client(strict_front, region="eu-west-1").deregister_image(ImageId=first)
+    rc, result = run_module(env, tmp_path, "ami_from_instance", copy_to_regions=["eu-west-1"], **args)
+    assert rc == 0, result
+    assert result["copies"]["eu-west-1"] != first
+    assert f"copy {result['image_id']} to eu-west-1 as 'strict-copy-1'" in result["actions"]
