@@ -817,10 +817,10 @@ def test_new_image_not_found_yet_is_retried_with_backoff(ec2, run_module, clock)
     stub_instance(ec2)
     stub_lookup(ec2)
     ec2.add_response("create_image", {"ImageId": NEW})
-    for _ in range(4):  # EC2 does not list the new image for a while
+    for _attempt in range(4):  # EC2 does not list the new image for a while
         ec2.add_client_error("describe_images", "InvalidAMIID.NotFound", f"The image id '[{NEW}]' does not exist")
     stub_describe(ec2, image(tags=LINEAGE))
-    for _ in range(2):
+    for _attempt in range(2):
         ec2.add_client_error("describe_snapshots", "InvalidSnapshot.NotFound", f"The snapshot '{SNAP}' does not exist")
     stub_snapshots(ec2, {SNAP: LINEAGE})
     res = run_module(mod, {"instance_id": INSTANCE, "name": NAME})
@@ -848,7 +848,7 @@ def test_new_image_not_found_for_good_fails_after_a_bounded_wait_of_at_least_60s
     stub_instance(ec2)
     stub_lookup(ec2)
     ec2.add_response("create_image", {"ImageId": NEW})
-    for _ in range(len(created_schedule()) + 1):
+    for _attempt in range(len(created_schedule()) + 1):
         ec2.add_client_error("describe_images", "InvalidAMIID.NotFound", f"The image id '[{NEW}]' does not exist")
     res = run_module(mod, {"instance_id": INSTANCE, "name": NAME})
     assert res.failed
@@ -875,13 +875,13 @@ def test_each_copy_region_has_its_own_deadline(ec2, run_module, clock):
     stub_lookup(eu)
     ec2.add_response("create_image", {"ImageId": NEW})
     # 0.25 + 0.4 + 0.64 + 1.024 + 1.6384 + 2 * 23 = 49.95 s of polls
-    for _ in range(29):
+    for _attempt in range(29):
         stub_describe(ec2, image(state="pending", snapshots=()))
     stub_describe(ec2, image(tags=LINEAGE))
     stub_snapshots(ec2, {SNAP: LINEAGE})
     copy_id, copy_snap = "ami-0c0py000000000000", "snap-0c0py00000000000"
     eu.add_response("copy_image", {"ImageId": copy_id}, copy_params("eu-west-1"))
-    for _ in range(16):  # 0.25 + ... + 2 * 10 = about 24 s: past the shared deadline, within its own
+    for _attempt in range(16):  # 0.25 + ... + 2 * 10 = about 24 s: past the shared deadline, within its own
         stub_describe(eu, image(copy_id, state="pending", snapshots=()))
     copy_tags = dict(LINEAGE, **{"bakery:copied-from": f"us-east-1/{NEW}"})
     stub_describe(eu, image(copy_id, snapshots=(copy_snap,), tags=copy_tags))
@@ -901,7 +901,7 @@ def test_rerun_after_a_failed_copy_was_cleaned_up_uses_a_new_client_token(ec2, r
     if seen_as == "deregistered":
         stub_describe(eu, image(removed, state="deregistered", snapshots=()))
     else:  # an endpoint that forgets deregistered images: never listed within the bounded wait
-        for _ in range(len(created_schedule()) + 1):
+        for _attempt in range(len(created_schedule()) + 1):
             eu.add_client_error(
                 "describe_images", "InvalidAMIID.NotFound", f"The image id '[{removed}]' does not exist"
             )
