@@ -131,8 +131,9 @@ options:
     default: 8
   strict_permissions:
     description:
-      - When V(false), a region that answers C(AuthFailure), C(UnauthorizedOperation) or C(OptInRequired) is
-        skipped with a warning. When V(true), that error fails the inventory.
+      - When V(false), a region that answers C(AuthFailure), C(UnauthorizedOperation) or C(OptInRequired)
+        (denied, or not opted in) is skipped with a warning naming it. When V(true), that error fails the
+        inventory with one line naming the region and this option.
     type: bool
     default: true
 extends_documentation_fragment:
@@ -328,11 +329,12 @@ def _snake_value(value, strings):
     return value
 
 
-def instance_hostvars(instance, reservation=None, strings=None):
+def instance_hostvars(instance, reservation=None, strings=None, region=None):
     """One DescribeInstances instance (with its reservation) -> host variables.
 
     Names are amazon.aws's snake_case ones, tags are ``ec2_tags`` (a dict), and any top-level name that
-    Ansible reserves gets the prefix ``ec2_``. ``placement.region`` is added, as amazon.aws does.
+    Ansible reserves gets the prefix ``ec2_``. ``placement.region`` is added, as amazon.aws does: the
+    ``region`` that was queried (a Local or Wavelength zone's name does not end in a letter after it).
     """
     strings = {} if strings is None else strings
     out = {}
@@ -348,11 +350,18 @@ def instance_hostvars(instance, reservation=None, strings=None):
     for key in ("OwnerId", "RequesterId", "ReservationId"):
         if reservation and reservation.get(key):
             out[snake_name(key)] = strings.setdefault(reservation[key], reservation[key])
-    placement = out.get("placement")
-    if isinstance(placement, dict) and placement.get("availability_zone") and "region" not in placement:
-        zone = placement["availability_zone"]
-        placement["region"] = strings.setdefault(zone[:-1], zone[:-1])
+    if region:
+        set_region(out, region)
     return out
+
+
+def set_region(hostvars, region):
+    """``placement.region`` of one host: the region its instance was listed in."""
+    placement = hostvars.get("placement")
+    if isinstance(placement, dict):
+        placement["region"] = region
+    else:
+        hostvars["placement"] = {"region": region}
 
 
 # --- DescribeInstances pages straight to host variables ---------------------------------------------
@@ -447,10 +456,6 @@ class PageParser:
         for item in instances:
             hostvars = self._structure(item, self.instance, top=True)
             hostvars.update(fields)
-            placement = hostvars.get("placement")
-            if isinstance(placement, dict) and placement.get("availability_zone") and "region" not in placement:
-                zone = placement["availability_zone"]
-                placement["region"] = self.strings.setdefault(zone[:-1], zone[:-1])
             hosts.append(hostvars)
 
     def _structure(self, node, members, top=False):
@@ -728,7 +733,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
         for found in results:
             if isinstance(found, _Skipped):
-                self.display.warning(f"bakery.ec2.instances: skipping region {found.region}: {found.error}")
+                self.display.warning(
+                    f"bakery.ec2.instances: skipping region {found.region} (strict_permissions: false): {found.error}"
+                )
         results = [None if isinstance(found, _Skipped) else found for found in results]
         excluded = set()
         for (_region, _filters, exclude), found in zip(jobs, results):  # noqa: B905 - Python 3.9 has no zip(strict=)
@@ -753,19 +760,28 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             kwargs = {"Filters": filters, "MaxResults": 1000}
             while True:
                 page = client.call("describe_instances", **kwargs)
-                if HOSTVARS_KEY in page:
-                    found.extend(page[HOSTVARS_KEY])
+                for hostvars in page.get(HOSTVARS_KEY, ()):
+                    set_region(hostvars, client.region)
+                    found.append(hostvars)
                 for reservation in page.get("Reservations", ()):
                     for instance in reservation.get("Instances", ()):
-                        found.append(instance_hostvars(instance, reservation, strings))
+                        found.append(instance_hostvars(instance, reservation, strings, client.region))
                 token = page.get("NextToken")
                 if not token:
                     return found
                 kwargs["NextToken"] = token
         except AwsError as err:
-            if err.code in PERMISSION_CODES and not self.get_option("strict_permissions"):
+            if err.code not in PERMISSION_CODES:
+                raise
+            if not self.get_option("strict_permissions"):
                 return _Skipped(client.region, err)  # the main thread warns
-            raise
+            raise AwsError(
+                err.operation,
+                err.code,
+                f"region {client.region} is denied or not opted in: {err.message}; "
+                "set strict_permissions: false to skip such regions",
+                err.status,
+            ) from None
 
     def _all_regions(self, params, session):
         client = build_client(params, region=params.get("region") or DEFAULT_REGION, session=session)

@@ -11,8 +11,11 @@ reporting are the same everywhere.
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import re
+import threading
 import time
 from functools import lru_cache
 
@@ -40,6 +43,8 @@ except ImportError as exc:  # pragma: no cover - reported by the module or plugi
     BOTO3_IMPORT_ERROR = exc
 
 COLLECTION_VERSION = "0.1.0"
+# A boto3 session is not thread-safe: clients are created from it under this lock.
+_SESSION_LOCK = threading.RLock()
 
 # Options every module and the inventory plugin accept (see the bakery.ec2.connection doc fragment).
 CONNECTION_OPTIONS = {
@@ -67,12 +72,16 @@ CONNECTION_OPTIONS = {
         "env": ["AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"],
         "no_log": True,
     },
-    "endpoint_url": {
-        "type": "str",
-        "aliases": ["aws_endpoint_url"],
-        "env": ["AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL", "AWS_URL"],
-    },
+    # EC2 only. AWS_ENDPOINT_URL_EC2 / AWS_ENDPOINT_URL_STS / AWS_ENDPOINT_URL (and the profile's endpoint
+    # settings) are left to botocore, which applies each to its own service (STS too).
+    "endpoint_url": {"type": "str", "aliases": ["aws_endpoint_url"], "env": ["AWS_URL"]},
+    "aws_ca_bundle": {"type": "path", "env": ["AWS_CA_BUNDLE"]},
     "validate_certs": {"type": "bool", "default": True},
+    "aws_config": {"type": "dict"},
+}
+# Options of the modules only (the inventory plugin returns no result to put the actions in).
+MODULE_OPTIONS = {
+    "debug_botocore_endpoint_logs": {"type": "bool", "default": False, "env": ["ANSIBLE_DEBUG_BOTOCORE_LOGS"]},
 }
 
 THROTTLING_CODES = frozenset(
@@ -100,6 +109,15 @@ TRANSIENT_CODES = frozenset(
     )
 )
 TRANSIENT_HTTP_STATUS = frozenset((500, 502, 503, 504))
+# Answered with HTTP 500 at times, but the same request will not do better soon: the caller goes elsewhere.
+NOT_TRANSIENT_CODES = frozenset(("InsufficientInstanceCapacity", "Unsupported"))
+# EC2 refuses a request with more than 200 values in one filter (FilterLimitExceeded), and long ID lists.
+MAX_FILTER_VALUES = 200
+# How long a resource this run created may stay invisible to other calls (EC2 is eventually consistent).
+CONSISTENCY_TIMEOUT = 120
+
+# The reason EC2 gives for an UnauthorizedOperation, readable through sts:DecodeAuthorizationMessage.
+ENCODED_MESSAGE_RE = re.compile(r"Encoded authorization failure message:\s*(\S+)")
 
 REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
 ACCOUNT_RE = re.compile(r"^\d{12}$")
@@ -157,7 +175,7 @@ def is_retryable(err, extra_codes=()):
         return True
     if isinstance(err, ClientError):
         code, _msg, status = _error_code(err)
-        return (
+        return code not in NOT_TRANSIENT_CODES and (
             code in THROTTLING_CODES
             or code in TRANSIENT_CODES
             or status in TRANSIENT_HTTP_STATUS
@@ -172,21 +190,37 @@ def backoff_delays(attempts, base=0.5, cap=20.0, rng=random.random):
         yield rng() * min(cap, base * (2**attempt))
 
 
+def chunks(values, size=MAX_FILTER_VALUES):
+    """``values`` as lists of at most ``size`` (200: EC2's limit of values per filter or ID list)."""
+    values = list(values)
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
 class AwsClient:
     """A boto3 client whose calls are retried under one policy and fail with :class:`AwsError`."""
 
     # Patched by the unit tests so retries do not sleep.
     sleep = staticmethod(time.sleep)
 
-    def __init__(self, client, max_attempts=10):
+    def __init__(self, client, max_attempts=10, sts_client=None):
         self.client = client
         self.max_attempts = max_attempts
         self.region = client.meta.region_name
+        # A callable returning an AwsClient for STS, used to decode an encoded authorization failure.
+        self.sts_client = sts_client
+        # A set the caller reads (debug_botocore_endpoint_logs): "ec2:DescribeImages" for every action called.
+        self.actions = None
 
     def call(self, operation, retry_codes=(), **params):
         """Call ``operation`` (snake_case boto3 name) with retries; return the response dict."""
         method = getattr(self.client, operation)
         delays = backoff_delays(self.max_attempts)
+        if self.actions is not None:
+            meta = self.client.meta
+            self.actions.add(
+                f"{meta.service_model.signing_name}:{meta.method_to_api_mapping.get(operation, operation)}"
+            )
         while True:
             try:
                 return method(**params)
@@ -195,6 +229,24 @@ class AwsClient:
                 if delay is None:
                     raise self._error(operation, err) from None
                 self.sleep(delay)
+
+    def call_created(self, operation, not_found_codes, timeout=CONSISTENCY_TIMEOUT, **params):
+        """:meth:`call` about a resource this run has just created, which EC2 may not show everywhere yet.
+
+        An error whose code is in ``not_found_codes`` (the NotFound codes of that resource only, never every
+        NotFound) is retried with backoff until ``timeout`` seconds (at least 60) have passed, then raised.
+        With no codes this is :meth:`call`.
+        """
+        deadline = time.monotonic() + max(60, timeout)
+        delays = backoff_delays(2**31, base=0.5, cap=8.0)
+        while True:
+            try:
+                return self.call(operation, **params)
+            except AwsError as err:
+                remaining = deadline - time.monotonic()
+                if err.code not in not_found_codes or remaining <= 0:
+                    raise
+                self.sleep(min(remaining, next(delays)))
 
     def paginate(self, operation, result_key, retry_codes=(), **params):
         """Yield every item of ``result_key`` across NextToken pages; each page is retried on its own."""
@@ -222,7 +274,46 @@ class AwsClient:
                 name, "InvalidResponse", f"the endpoint {self.client.meta.endpoint_url} did not answer like EC2"
             )
         code, message, status = _error_code(err)
+        if ENCODED_MESSAGE_RE.search(message or ""):
+            message = self._explain_denied(message)
         return AwsError(name, code, message, status)
+
+    def _explain_denied(self, message):
+        """Replace the encoded reason of a denied call by its decoded summary, or say how to decode it."""
+        encoded = ENCODED_MESSAGE_RE.search(message).group(1)
+        head = ENCODED_MESSAGE_RE.sub("", message).strip()
+        try:
+            if self.sts_client is None:
+                raise AwsError("DecodeAuthorizationMessage", "NoClient", "no STS client")
+            decoded = self.sts_client().call("decode_authorization_message", EncodedMessage=encoded)
+            return f"{head} Decoded reason: {summarize_decoded(decoded['DecodedMessage'])}"
+        except (AwsError, KeyError, ValueError) as err:
+            why = f" ({err.code})" if isinstance(err, AwsError) and err.code != "NoClient" else ""
+            return (
+                f"{head} The reason could not be decoded{why}: decode it with "
+                f"'aws sts decode-authorization-message --encoded-message {encoded}' "
+                "(needs sts:DecodeAuthorizationMessage)"
+            )
+
+
+def summarize_decoded(text):
+    """sts:DecodeAuthorizationMessage's JSON -> ``action on resource denied to principal (why); conditions``."""
+    decoded = json.loads(text)
+    context = decoded.get("context") or {}
+    principal = (context.get("principal") or {}).get("arn") or (context.get("principal") or {}).get("id") or "?"
+    why = "an explicit deny" if decoded.get("explicitDeny") else "no statement allows it"
+    line = f"{context.get('action', '?')} on {context.get('resource', '?')} denied to {principal} ({why})"
+    conditions = [_condition(item) for item in (context.get("conditions") or {}).get("items", [])]
+    if conditions:
+        line += f"; context: {'; '.join(conditions)}"
+    return line
+
+
+def _condition(item):
+    values = item.get("values")
+    if isinstance(values, dict):
+        values = [v.get("value") if isinstance(v, dict) else v for v in values.get("items", [])]
+    return f"{item.get('key')}={','.join(str(v) for v in values or ())}"
 
 
 def connection_params_from(getter):
@@ -262,6 +353,39 @@ def build_session(params):
         raise AwsError("Session", "ProfileNotFound", f"profile {params.get('profile')!r} is not configured") from None
 
 
+def verify_setting(params):
+    """``verify`` for botocore: False without validation, else the CA bundle given, else None.
+
+    None lets botocore find the bundle itself (AWS_CA_BUNDLE, the profile's ca_bundle, its own default);
+    True would override all of them with botocore's default bundle.
+    """
+    if not params.get("validate_certs", True):
+        return False
+    bundle = params.get("aws_ca_bundle")
+    if bundle and not os.path.isfile(bundle):
+        raise AwsError("Session", "InvalidCABundle", f"aws_ca_bundle: {bundle!r} is not a file (AWS_CA_BUNDLE)")
+    return bundle or None
+
+
+def client_config(params):
+    """botocore's Config: ours (one attempt per call, as retries are ours), updated with ``aws_config``."""
+    config = Config(
+        # Retries are ours (AwsClient.call), so botocore makes one attempt per call.
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        user_agent_extra=f"bakery.ec2/{COLLECTION_VERSION}",
+        connect_timeout=10,
+        read_timeout=60,
+        max_pool_connections=32,
+    )
+    extra = params.get("aws_config")
+    if not extra:
+        return config
+    try:
+        return config.merge(Config(**extra))
+    except (TypeError, ValueError, BotoCoreError) as err:
+        raise AwsError("Session", "InvalidConfig", f"aws_config: {err}") from None
+
+
 def build_client(params, service="ec2", region=None, max_attempts=10, session=None):
     """Build an :class:`AwsClient` from the connection options; raise :class:`AwsError` on bad settings.
 
@@ -281,26 +405,36 @@ def build_client(params, service="ec2", region=None, max_attempts=10, session=No
             "no AWS credentials found: set access_key and secret_key, a profile, "
             "or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
         )
-    config = Config(
-        # Retries are ours (AwsClient.call), so botocore makes one attempt per call.
-        retries={"total_max_attempts": 1, "mode": "standard"},
-        user_agent_extra=f"bakery.ec2/{COLLECTION_VERSION}",
-        connect_timeout=10,
-        read_timeout=60,
-        max_pool_connections=32,
-    )
-    endpoint = params.get("endpoint_url") or None
+    config = client_config(params)
+    # endpoint_url is EC2's: any other service (STS) finds its own endpoint as botocore defines it.
+    endpoint = (params.get("endpoint_url") or None) if service == "ec2" else None
     try:
-        client = session.client(
-            service,
-            region_name=region,
-            endpoint_url=endpoint,
-            verify=params.get("validate_certs", True),
-            config=config,
-        )
+        with _SESSION_LOCK:
+            client = session.client(
+                service, region_name=region, endpoint_url=endpoint, verify=verify_setting(params), config=config
+            )
     except (ValueError, NoRegionError, BotoCoreError) as err:
-        raise AwsError("Session", "InvalidEndpoint", f"cannot use endpoint_url {endpoint!r}: {err}") from None
-    return AwsClient(client, max_attempts=max_attempts)
+        where = (
+            repr(endpoint)
+            if endpoint
+            else f"configured for {service} (AWS_ENDPOINT_URL_{service.upper()} or AWS_ENDPOINT_URL)"
+        )
+        raise AwsError("Session", "InvalidEndpoint", f"cannot use endpoint_url {where}: {err}") from None
+    sts = None if service == "sts" else _lazy_sts_client(params, region, session)
+    return AwsClient(client, max_attempts=max_attempts, sts_client=sts)
+
+
+def _lazy_sts_client(params, region, session):
+    """A callable that builds the STS client of these settings on first use (to decode a denied call)."""
+    built = []
+
+    def sts_client():
+        with _SESSION_LOCK:
+            if not built:
+                built.append(build_client(params, service="sts", region=region, max_attempts=3, session=session))
+        return built[0]
+
+    return sts_client
 
 
 def wait_until(fetch, check, timeout, what, describe=repr, first_delay=0.25, max_delay=2.0, factor=1.6, clock=None):

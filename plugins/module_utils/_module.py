@@ -15,6 +15,7 @@ from ansible_collections.bakery.ec2.plugins.module_utils._aws import (
     BOTO3_IMPORT_ERROR,
     CONNECTION_OPTIONS,
     HAS_BOTO3,
+    MODULE_OPTIONS,
     AwsError,
     WaitTimeout,
     build_client,
@@ -25,7 +26,7 @@ from ansible_collections.bakery.ec2.plugins.module_utils._aws import (
 
 def connection_argument_spec():
     spec = {}
-    for name, option in CONNECTION_OPTIONS.items():
+    for name, option in {**CONNECTION_OPTIONS, **MODULE_OPTIONS}.items():
         entry = {key: value for key, value in option.items() if key != "env"}
         if "env" in option:
             entry["fallback"] = (env_fallback, option["env"])
@@ -43,13 +44,17 @@ class AwsModule:
         self.params = self.module.params
         self.check_mode = self.module.check_mode
         self._clients = {}
+        # debug_botocore_endpoint_logs: every "service:Action" called, returned as resource_actions.
+        self.actions = set() if self.params.get("debug_botocore_endpoint_logs") else None
         if not HAS_BOTO3:
             self.module.fail_json(msg=missing_required_lib("boto3 and botocore"), exception=str(BOTO3_IMPORT_ERROR))
 
     def client(self, region=None):
         """An :class:`AwsClient` for EC2 in ``region`` (default: the task's region), built once."""
         if region not in self._clients:
-            self._clients[region] = build_client(connection_params_from(self.params.get), region=region)
+            client = build_client(connection_params_from(self.params.get), region=region)
+            client.actions = self.actions
+            self._clients[region] = client
         return self._clients[region]
 
     @property
@@ -60,10 +65,15 @@ class AwsModule:
         self.module.warn(one_line(msg))
 
     def fail(self, msg, **result):
-        self.module.fail_json(msg=one_line(msg), **result)
+        self.module.fail_json(msg=one_line(msg), **self._with_actions(result))
 
     def exit(self, **result):
-        self.module.exit_json(**result)
+        self.module.exit_json(**self._with_actions(result))
+
+    def _with_actions(self, result):
+        if self.actions is not None:
+            result["resource_actions"] = sorted(self.actions)
+        return result
 
     def run(self, main):
         """Run ``main(self)``; every failure becomes one readable line with no traceback."""
@@ -77,4 +87,5 @@ class AwsModule:
             self.module.fail_json(
                 msg=one_line(f"unexpected error in {self.module._name}: {type(err).__name__}: {err}"),
                 exception=traceback.format_exc(),
+                **self._with_actions({}),
             )

@@ -14,8 +14,11 @@ description:
     for an image of the account with that name, and O(on_exists) decides what happens when there is one.
     If CreateImage still answers C(InvalidAMIName.Duplicate) (another run won the race, or a retried request
     had already succeeded), the image of that name is returned.
-  - Tags go on the image and on its snapshots. They are checked and corrected on every run, so a rerun also
-    fixes snapshots that are missing tags (for example after a run with O(wait=false)).
+  - Tags go on the image and on its snapshots, both tagged by CreateImage itself where the endpoint accepts it.
+    They are checked and corrected on every run, so a rerun also fixes snapshots that are missing tags.
+  - Right after the module creates or copies an image, EC2 may not list it yet; C(InvalidAMIID.NotFound) (and
+    C(InvalidSnapshot.NotFound) for its snapshots) is then retried with backoff for up to 120 seconds, for that
+    image only.
   - The image can be shared with other accounts (O(launch_permissions)) and copied to other regions
     (O(copy_to_regions)), where the copies are made in parallel.
   - When the image ends in state C(failed), the task fails with EC2's reason and the failed image and its
@@ -63,7 +66,8 @@ options:
   no_reboot:
     description:
       - When V(false) (as on AWS), EC2 shuts the instance down while it takes the snapshots, so the file systems
-        are consistent, and starts it again.
+        are consistent, and starts it again. RV(actions), check mode and diff mode say so whenever an image is
+        to be created, and the task warns when the instance is running.
       - When V(true) the instance keeps running; file system consistency is then up to you.
     type: bool
     default: false
@@ -115,8 +119,9 @@ options:
     default: true
   wait_timeout:
     description:
-      - How many seconds to wait in total, for the image and its copies together. When the time is up the task
-        fails, and nothing is removed; a rerun finds the image by name and waits again.
+      - How many seconds to wait for the image, and for each copy in O(copy_to_regions); each region has its own
+        deadline, counted from the start of its copy. When a time is up the task fails, and nothing is
+        removed; a rerun finds the image by name and waits again.
     type: int
     default: 1800
 extends_documentation_fragment:
@@ -131,13 +136,16 @@ attributes:
   diff_mode:
     support: full
     description:
-      - Shows the image and its copies (ID, name, description, state, tags, launch permissions) before and after.
+      - Shows the image and its copies (ID, name, description, state, tags, launch permissions) before and after,
+        and the instance when it is rebooted for the image (O(no_reboot=false)).
       - With O(state=absent), the images before and nothing after.
 notes:
-  - Tags of the image are applied at creation; tags of snapshots are applied with CreateTags once the image
-    is available (EC2 only then names them), which works on every EC2 endpoint.
+  - Tags of the image and of its snapshots (and of each copy and its snapshots) are applied at creation. An
+    endpoint that refuses snapshot tags in CreateImage or CopyImage gets the request without them, and the
+    snapshots are tagged with CreateTags once the image is available (EC2 only then names them).
   - CopyImage is sent with a client token derived from the source image, the region and the name, so a
-    request that is retried after a lost answer does not make a second copy.
+    request that is retried after a lost answer does not make a second copy. When that token leads to a copy
+    that was removed (a failed copy, cleaned up), the next token is used, so a rerun makes a new copy.
 seealso:
   - module: bakery.ec2.ami_find
   - name: Packer amazon-ebs builder
@@ -271,7 +279,9 @@ actions:
   returned: always
   type: list
   elements: str
-  sample: ["create image 'web-golden' from i-0123456789abcdef0", "copy ami-0123456789abcdef0 to eu-west-1"]
+  sample:
+    - "create image 'web' from i-0123456789abcdef0 (us-east-1), rebooting i-0123456789abcdef0 (no_reboot is false)"
+    - "copy ami-0123456789abcdef0 to eu-west-1 as 'web-golden'"
 removed:
   description:
     - The images that were removed (in check mode, that would be removed), with their snapshots; empty when
@@ -323,8 +333,12 @@ LINEAGE_COPY = "bakery:copied-from"
 LINEAGE_KEYS = (LINEAGE_INSTANCE, LINEAGE_IMAGE, LINEAGE_COPY)
 GONE_INSTANCE_STATES = ("shutting-down", "terminated")
 WAITING_IMAGE_STATES = ("pending", "transient")
-# Right after a create, a describe or a tag call may not see the new resource yet.
+# Right after a create, a describe or a tag call may not see the new resource yet (only then retried).
 NEW_RESOURCE_CODES = ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable", "InvalidSnapshot.NotFound")
+# How an endpoint refuses a snapshot TagSpecification in CreateImage (moto answers a web page, a 500).
+SNAPSHOT_TAGS_REFUSED = ("InvalidResponse", "InvalidParameterValue", "InvalidParameterCombination", "UnknownParameter")
+# A failed copy that was cleaned up keeps its client token: the next run moves on to the next token.
+COPY_TOKEN_GENERATIONS = 5
 # With state=absent the image is found by name alone; these would look as if they narrowed what is removed.
 PRESENT_ONLY = ("instance_id", "instance_name", "description", "tags", "launch_permissions")
 
@@ -400,21 +414,31 @@ def settable(tags):
     return {k: v for k, v in tags.items() if not k.lower().startswith("aws:")}
 
 
-def create_request(params, instance, tags):
+def create_request(params, instance, tags, tag_snapshots=True):
+    """CreateImage's request; the image and (``tag_snapshots``) its snapshots are tagged at creation."""
     request = {"InstanceId": instance["InstanceId"], "Name": params["name"], "NoReboot": params["no_reboot"]}
     if params["description"] is not None:
         request["Description"] = params["description"]
-    # Snapshots are tagged with CreateTags once they exist: a snapshot TagSpecification is refused by some
-    # EC2 endpoints, and tagging afterwards is also what reconciles them on later runs.
-    specs = tag_specifications(tags, "image")
+    specs = tag_specifications(settable(tags), *(("image", "snapshot") if tag_snapshots else ("image",)))
     if specs:
         request["TagSpecifications"] = specs
     return request
 
 
-def copy_token(source_image_id, region, name):
-    """The same copy request gets the same token, so EC2 makes one copy even when the call is sent twice."""
-    return hashlib.sha256(f"{source_image_id}/{region}/{name}".encode()).hexdigest()[:64]
+def copy_token(source_image_id, region, name, generation=0):
+    """The same copy request gets the same token, so EC2 makes one copy even when the call is sent twice.
+
+    ``generation`` moves on past a token whose copy failed and was removed (EC2 would return that copy again).
+    """
+    key = f"{source_image_id}/{region}/{name}" + (f"/{generation}" if generation else "")
+    return hashlib.sha256(key.encode()).hexdigest()[:64]
+
+
+def create_action(params, instance, region):
+    action = f"create image {params['name']!r} from {instance['InstanceId']} ({region})"
+    if not params["no_reboot"]:
+        action += f", rebooting {instance['InstanceId']} (no_reboot is false)"
+    return action
 
 
 def snapshot_ids(image):
@@ -521,18 +545,42 @@ def find_images(client, name):
     return sorted(images, key=lambda img: (img.get("CreationDate") or "", img["ImageId"]), reverse=True)
 
 
-def fetch_image(client, image_id):
-    images = client.call("describe_images", retry_codes=NEW_RESOURCE_CODES, ImageIds=[image_id]).get("Images", [])
+def call_on(client, new, operation, **params):
+    """``client.call``; when ``new`` (this run created the image), its NotFound is retried for a bounded time."""
+    if new:
+        return client.call_created(operation, NEW_RESOURCE_CODES, **params)
+    return client.call(operation, **params)
+
+
+def fetch_image(client, image_id, new=False):
+    images = call_on(client, new, "describe_images", ImageIds=[image_id]).get("Images", [])
     if not images:
         raise AwsError("DescribeImages", "InvalidAMIID.NotFound", f"image {image_id} is gone from {client.region}")
     return images[0]
 
 
-def launch_users(client, image_id):
-    resp = client.call(
-        "describe_image_attribute", retry_codes=NEW_RESOURCE_CODES, ImageId=image_id, Attribute="launchPermission"
-    )
+def launch_users(client, image_id, new=False):
+    resp = call_on(client, new, "describe_image_attribute", ImageId=image_id, Attribute="launchPermission")
     return sorted(p["UserId"] for p in resp.get("LaunchPermissions", []) if "UserId" in p)
+
+
+def call_tagging_snapshots(client, operation, request):
+    """CreateImage or CopyImage with the new snapshots tagged at creation.
+
+    An endpoint that refuses snapshot tags there gets the request without them: :func:`reconcile` tags the
+    snapshots once they exist.
+    """
+    try:
+        return client.call(operation, **request)
+    except AwsError as err:
+        specs = request.get("TagSpecifications", [])
+        if err.code not in SNAPSHOT_TAGS_REFUSED or not any(spec["ResourceType"] == "snapshot" for spec in specs):
+            raise
+    request = {key: value for key, value in request.items() if key != "TagSpecifications"}
+    image_specs = [spec for spec in specs if spec["ResourceType"] != "snapshot"]
+    if image_specs:
+        request["TagSpecifications"] = image_specs
+    return client.call(operation, **request)
 
 
 def create_image(client, request):
@@ -541,7 +589,7 @@ def create_image(client, request):
     A created image is returned as ``{"ImageId": ...}``; :func:`settle` fetches it.
     """
     try:
-        return {"ImageId": client.call("create_image", **request)["ImageId"]}, True
+        return {"ImageId": call_tagging_snapshots(client, "create_image", request)["ImageId"]}, True
     except AwsError as err:
         if err.code != "InvalidAMIName.Duplicate":
             raise
@@ -572,15 +620,21 @@ def remove_image(client, changes, image):
     return snapshots
 
 
-def wait_available(client, image_id, timeout, operation):
+def wait_available(client, image_id, timeout, operation, new):
     """Wait until the image is available; a failed image is removed and fails the task."""
     image = wait_until(
-        lambda: fetch_image(client, image_id),
+        lambda: fetch_image(client, image_id, new),
         lambda img: img.get("State") not in WAITING_IMAGE_STATES,
         timeout=timeout,
         what=f"image {image_id} in {client.region} to become available",
         describe=describe_image_state,
     )
+    return finish(client, image, operation)
+
+
+def finish(client, image, operation):
+    """An image that is done waiting: returned when available, else removed, failing the task."""
+    image_id = image["ImageId"]
     if image["State"] == "available":
         return image
     reason = image.get("StateReason") or {}
@@ -596,32 +650,35 @@ def wait_available(client, image_id, timeout, operation):
     )
 
 
-def settle(client, image, wait, deadline, operation):
+def settle(client, image, wait, deadline, operation, new):
     """The image as EC2 describes it: waited for until available when ``wait``, else as it is now."""
     if image.get("State") == "available" or (not wait and "State" in image):
         return image
+    if "State" in image and image["State"] not in WAITING_IMAGE_STATES:
+        return finish(client, image, operation)
     if wait:
-        return wait_available(client, image["ImageId"], max(0.0, deadline - time.monotonic()), operation)
-    return fetch_image(client, image["ImageId"])
+        return wait_available(client, image["ImageId"], max(0.0, deadline - time.monotonic()), operation, new)
+    return fetch_image(client, image["ImageId"], new)
 
 
-def reconcile(client, changes, image, desired, purge, users):
+def reconcile(client, changes, image, desired, purge, users, new=False):
     """Give the image ``desired`` tags and its snapshots the image's tags; share it with ``users``.
 
     Returns ``(tags, launch_permissions)`` of the image after the run (permissions None when not managed).
+    ``new`` says this run created the image: then its NotFound (and its snapshots') is retried for a while.
     """
     image_id = image["ImageId"]
     current = tags_to_dict(image.get("Tags"))
-    apply_tags(client, changes, {image_id: current}, desired, purge)
+    apply_tags(client, changes, {image_id: current}, desired, purge, new)
     tags = tags_after(current, desired, purge)
     snapshots = snapshot_ids(image)
     if snapshots:
-        found = client.call("describe_snapshots", retry_codes=NEW_RESOURCE_CODES, SnapshotIds=snapshots)
+        found = call_on(client, new, "describe_snapshots", SnapshotIds=snapshots)
         current_by_id = {s["SnapshotId"]: tags_to_dict(s.get("Tags")) for s in found.get("Snapshots", [])}
-        apply_tags(client, changes, current_by_id, settable(tags), purge)
+        apply_tags(client, changes, current_by_id, settable(tags), purge, new)
     if users is None:
         return tags, None
-    current_users = launch_users(client, image_id)
+    current_users = launch_users(client, image_id, new)
     add, remove = launch_permission_changes(current_users, users)
     permission, words = {}, []
     if add:
@@ -631,27 +688,30 @@ def reconcile(client, changes, image, desired, purge, users):
         permission["Remove"] = [{"UserId": account} for account in remove]
         words.append(f"stop sharing {image_id} ({client.region}) with {', '.join(remove)}")
     if permission and changes.will("; ".join(words)):
-        client.call("modify_image_attribute", ImageId=image_id, LaunchPermission=permission)
+        call_on(client, new, "modify_image_attribute", ImageId=image_id, LaunchPermission=permission)
     return tags, sorted(users)
 
 
-def apply_tags(client, changes, current_by_id, desired, purge):
+def apply_tags(client, changes, current_by_id, desired, purge, new=False):
     creates, deletes = group_tag_changes(current_by_id, desired, purge)
     for ids, tags in creates:
         shown = ", ".join(f"{key}={value}" for key, value in sorted(tags.items()))
         if changes.will(f"tag {', '.join(ids)} ({client.region}) with {shown}"):
-            client.call("create_tags", retry_codes=NEW_RESOURCE_CODES, Resources=ids, Tags=dict_to_tags(tags))
+            call_on(client, new, "create_tags", Resources=ids, Tags=dict_to_tags(tags))
     for ids, keys in deletes:
         if changes.will(f"remove tags {', '.join(keys)} from {', '.join(ids)} ({client.region})"):
             client.call("delete_tags", Resources=ids, Tags=[{"Key": key} for key in keys])
 
 
-def bake_copy(client, found, source, source_region, source_tags, params, deadline, check_mode):
+def bake_copy(client, found, source, source_region, source_tags, params, check_mode):
     """Make (or keep) the copy of ``source`` in ``client``'s region; runs in its own thread.
 
-    Returns ``(image or None, tags, launch permissions, changes)``.
+    The region has its own deadline, ``wait_timeout`` from now. Returns
+    ``(image or None, tags, launch permissions, changes)``.
     """
+    deadline = time.monotonic() + params["wait_timeout"]
     changes = Changes(check_mode)
+    new = False
     for old in found if params["on_exists"] == "replace" else ():
         remove_image(client, changes, old)
     if found and params["on_exists"] == "keep":
@@ -662,22 +722,42 @@ def bake_copy(client, found, source, source_region, source_tags, params, deadlin
             desired[LINEAGE_COPY] = f"{source_region}/{source['ImageId']}"
         if not changes.will(f"copy {source['ImageId']} to {client.region} as {params['name']!r}"):
             return None, desired, params["launch_permissions"], changes
-        request = {
-            "SourceImageId": source["ImageId"],
-            "SourceRegion": source_region,
-            "Name": params["name"],
-            "ClientToken": copy_token(source["ImageId"], client.region, params["name"]),
-        }
+        request = {"SourceImageId": source["ImageId"], "SourceRegion": source_region, "Name": params["name"]}
         if source.get("Description"):
             request["Description"] = source["Description"]
-        image = {"ImageId": client.call("copy_image", **request)["ImageId"]}
+        specs = tag_specifications(settable(desired), "image", "snapshot")
+        if specs:
+            request["TagSpecifications"] = specs
+        image, new = start_copy(client, request), True
     if not check_mode:
-        image = settle(client, image, params["wait"], deadline, "CopyImage")
-    tags, users = reconcile(client, changes, image, desired, purge_of(params), params["launch_permissions"])
+        image = settle(client, image, params["wait"], deadline, "CopyImage", new)
+    tags, users = reconcile(client, changes, image, desired, purge_of(params), params["launch_permissions"], new)
     return image, tags, users, changes
 
 
-def bake_copies(clients, found_by_region, source, source_region, source_tags, params, deadline, check_mode):
+def start_copy(client, request):
+    """CopyImage, described; a client token that EC2 maps to a copy removed since (a failed copy that was
+    cleaned up) is followed by the next token, so the copy is made anew instead of meeting the removed one."""
+    for generation in range(COPY_TOKEN_GENERATIONS):
+        token = copy_token(request["SourceImageId"], client.region, request["Name"], generation)
+        image_id = call_tagging_snapshots(client, "copy_image", dict(request, ClientToken=token))["ImageId"]
+        try:
+            image = fetch_image(client, image_id, new=True)
+        except AwsError as err:
+            if err.code not in NEW_RESOURCE_CODES:
+                raise
+            continue  # never listed in the bounded wait: a removed copy that the endpoint no longer lists
+        if image.get("State") != "deregistered":
+            return image
+    raise AwsError(
+        "CopyImage",
+        "CopyTokensUsed",
+        f"the last {COPY_TOKEN_GENERATIONS} copies of {request['SourceImageId']} to {client.region} as "
+        f"{request['Name']!r} were removed; rename the image or replace the source",
+    )
+
+
+def bake_copies(clients, found_by_region, source, source_region, source_tags, params, check_mode):
     """Run :func:`bake_copy` for every region at once; return the results by region or raise the failures."""
     with ThreadPoolExecutor(max_workers=len(clients)) as pool:
         futures = {
@@ -689,7 +769,6 @@ def bake_copies(clients, found_by_region, source, source_region, source_tags, pa
                 source_region,
                 source_tags,
                 params,
-                deadline,
                 check_mode,
             )
             for region, client in clients.items()
@@ -758,15 +837,22 @@ def run(module):
     if params["on_exists"] == "fail":
         refuse_existing(module, client.region, found, found_copies)
     before = diff_before(client, params, found, found_copies) if module.module._diff else None
+    reboots = not params["no_reboot"] and (not found or params["on_exists"] == "replace")
+    if reboots and instance["State"]["Name"] == "running":
+        module.warn(
+            f"instance {instance['InstanceId']} is running and {'would be' if module.check_mode else 'is'} "
+            "rebooted: EC2 shuts it down while it takes the snapshots and starts it again; "
+            "set no_reboot: true to keep it running"
+        )
 
     changes = Changes(module.check_mode)
-    image, tags = bake_image(client, changes, params, instance, found)
+    image, tags, created = bake_image(client, changes, params, instance, found)
     copies_needed = any(not imgs or params["on_exists"] == "replace" for imgs in found_copies.values())
     if image is not None and not module.check_mode:
-        image = settle(client, image, params["wait"] or copies_needed, deadline, "CreateImage")
+        image = settle(client, image, params["wait"] or copies_needed, deadline, "CreateImage", created)
     users = params["launch_permissions"]
     if image is not None:
-        tags, users = reconcile(client, changes, image, tags, purge_of(params), users)
+        tags, users = reconcile(client, changes, image, tags, purge_of(params), users, created)
     result = {"copies": {}, "snapshot_ids": []}
     if image is not None:
         result.update(
@@ -775,12 +861,18 @@ def run(module):
             snapshot_ids=snapshot_ids(image),
         )
     after = {"image": summary(image or {"Name": params["name"], "Description": params["description"]}, tags, users)}
+    if before is not None and reboots:
+        before["instance"] = {"instance_id": instance["InstanceId"], "state": instance["State"]["Name"]}
+        after["instance"] = {
+            "instance_id": instance["InstanceId"],
+            "state": "rebooted for the image (no_reboot is false)",
+        }
 
     if copy_clients:
         # In check mode an image still to be created stands in as the source of the copies.
         source = image or {"ImageId": "(new image)", "Description": params["description"]}
         results = bake_copies(
-            copy_clients, found_copies, source, client.region, settable(tags), params, deadline, module.check_mode
+            copy_clients, found_copies, source, client.region, settable(tags), params, module.check_mode
         )
         after["copies"] = {}
         for region, (copy, copy_tags, copy_users, copy_changes) in results.items():
@@ -836,22 +928,25 @@ def diff_before(client, params, found, found_copies):
 
 
 def bake_image(client, changes, params, instance, found):
-    """Keep, or (re)create, the image named ``name``; return ``(image or None in check mode, tags wanted)``."""
+    """Keep, or (re)create, the image named ``name``.
+
+    Returns ``(image or None in check mode, tags wanted, whether this run created it)``.
+    """
     tags = params["tags"] or {}
     if found and params["on_exists"] == "keep":
-        return found[0], without_lineage(tags)
+        return found[0], without_lineage(tags), False
     for old in found:
         remove_image(client, changes, old)
     if params["lineage_tags"]:
         tags = dict(tags, **lineage(instance))
     request = create_request(params, instance, tags)
-    if not changes.will(f"create image {params['name']!r} from {instance['InstanceId']} ({client.region})"):
-        return None, tags
+    if not changes.will(create_action(params, instance, client.region)):
+        return None, tags, False
     image, created = create_image(client, request)
     if not created:  # the image of that name is kept, like one found by the lookup
         changes.actions.pop()
         tags = without_lineage(params["tags"] or {})
-    return image, tags
+    return image, tags, created
 
 
 if __name__ == "__main__":

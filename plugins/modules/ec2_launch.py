@@ -16,12 +16,17 @@ description:
   - Missing instances are launched in one RunInstances call with a deterministic client token and tagged at
     launch (instance and volumes), so a rerun after the controller died mid-task creates no duplicates.
     Surplus instances are terminated oldest first (by launch time, then ID).
+  - New instances go to a zone that offers O(instance_type) (C(DescribeInstanceTypeOfferings)). When EC2 answers
+    C(Unsupported) or C(InsufficientInstanceCapacity), the launch moves to the next zone that offers the type, with
+    its own client token, unless O(availability_zone) or O(subnet_id) pins the zone.
   - Existing instances are reconciled in place where EC2 allows it, namely tags, state (stop and start),
-    security groups, termination protection and instance metadata options. What cannot change in place
+    security groups, termination protection and, when O(metadata_options) is given, instance metadata
+    options. What cannot change in place
     (image, subnet, availability zone, key, instance type, volumes) is reported in RV(drift) with a warning;
     instances are never replaced.
-  - Every option is checked before anything changes (image, instance type and its architecture, subnet,
-    security groups, key pair, CIDRs, ports, tags, user data size); bad input fails in one line naming the value.
+  - Every option is checked before anything changes (name, image, instance type with the image's architecture,
+    ENA support and boot mode, the zone's offering of the type, subnet, security groups, key pair, CIDRs, ports,
+    tags, user data size); bad input fails in one line naming the value.
 author:
   - bakery.ec2 maintainers (@bakery-ec2)
 options:
@@ -29,6 +34,7 @@ options:
     description:
       - Name of the group. Instances carry it as their C(Name) tag; that tag is how they are found.
       - With O(firewall), also the name of the managed security group.
+      - An empty or blank name is refused.
     type: str
     required: true
   count:
@@ -48,23 +54,28 @@ options:
   image_id:
     description:
       - The AMI to launch from. Required when instances must be launched.
-      - It must exist, be available, and match the architecture of O(instance_type).
+      - It must exist, be available, and suit O(instance_type) (architecture; ENA support when the type
+        requires ENA; boot mode, C(legacy-bios) or C(uefi), when the type supports only the other).
     type: str
   instance_type:
     description:
-      - The instance type, for example V(t3.micro) or V(t4g.small). It must be offered in the region.
+      - The instance type, for example V(t3.micro) or V(t4g.small). It must be offered in the region, and in
+        the zone of O(availability_zone) or O(subnet_id) when one is given; otherwise the task fails before
+        anything is created, naming the zone and the type.
     type: str
     default: t3.micro
   subnet_id:
     description:
-      - The subnet to launch into. When given, only instances in its VPC count as the group.
+      - The subnet to launch into. When given, only instances in its VPC count as the group, and it pins the zone.
       - When not given, new instances go to the subnet of the newest instance of the group (in
         O(availability_zone) when given) or else to the default VPC's default subnet in O(availability_zone)
-        (any zone when not given).
+        (any zone when not given), always in a zone that offers O(instance_type). Without a pinned zone the
+        other zones' subnets of the same VPC are the fallback when a zone has no capacity.
     type: str
   availability_zone:
     description:
       - The availability zone to launch into, for example V(us-east-1a). Must agree with O(subnet_id).
+      - It pins the zone, so no other zone is tried when this one has no capacity for O(instance_type).
     type: str
   key_name:
     description:
@@ -125,17 +136,22 @@ options:
         default: true
   metadata_options:
     description:
-      - Instance metadata service settings, applied at launch and reconciled on existing instances.
-      - The defaults of the suboptions apply when this is not given, so IMDSv2 is required by default.
+      - Instance metadata service settings, applied at launch.
+      - On existing instances they are reconciled only when this option is given, and then only the suboptions
+        it sets, so adopting an existing group never silently switches IMDSv1 off.
+      - New instances get IMDSv2 required (O(metadata_options.http_tokens=required)) unless told otherwise.
     type: dict
     suboptions:
       http_tokens:
-        description: V(required) enforces IMDSv2 (session tokens); V(optional) also allows IMDSv1.
+        description:
+          - V(required) enforces IMDSv2 (session tokens); V(optional) also allows IMDSv1.
+          - When not given, new instances get V(required) and existing ones are left alone.
         type: str
         choices: [required, optional]
-        default: required
       http_put_response_hop_limit:
-        description: Hop limit of metadata responses, 1 to 64. Left alone when not given.
+        description:
+          - Hop limit of metadata responses (PUT), 1 to 64; V(2) lets containers on the instance reach IMDSv2.
+          - When not given, EC2's default applies to new instances and existing ones are left alone.
         type: int
       instance_metadata_tags:
         description: Whether instance tags are readable from the metadata service. Left alone when not given.
@@ -199,6 +215,14 @@ notes:
     The C(Name) tag is always kept, and must equal O(name) when listed in O(tags).
   - The IAM instance profile is not checked beforehand (that would need IAM permissions); EC2 refuses an
     unknown one at launch.
+  - EC2 is eventually consistent. A C(NotFound) answer about the security group, key pair or instances this
+    task has just created is retried with backoff for up to two minutes; no other C(NotFound) is retried.
+    C(RunInstances) is retried safely thanks to its client token.
+  - A create retried after a lost answer (5xx or timeout) that meets C(InvalidGroup.Duplicate),
+    C(InvalidKeyPair.Duplicate) or C(InvalidPermission.Duplicate) counts as done once the module has checked that
+    what exists is what it asked for (its managed tag, the same public key, every rule present).
+  - Instance, volume and group IDs go to EC2 in requests of at most 200 values each, so groups of any size work.
+  - Needs C(ec2:DescribeInstanceTypeOfferings) in addition to the other EC2 permissions it uses.
   - Volumes are encrypted unless O(volumes[].encrypted=false); the root volume keeps the image's settings unless
     it is listed in O(volumes).
 attributes:
@@ -273,6 +297,21 @@ EXAMPLES = r"""
     user_data: |
       #cloud-config
       package_upgrade: true
+
+- name: Two workers pinned to one zone (fails before creating anything if the zone does not offer the type)
+  bakery.ec2.ec2_launch:
+    name: worker
+    count: 2
+    image_id: "{{ base.image_id }}"
+    instance_type: c7i.large
+    availability_zone: us-east-1a
+
+- name: Adopt an existing group and only raise its metadata hop limit (IMDSv1 setting left as it is)
+  bakery.ec2.ec2_launch:
+    name: legacy
+    count: 4
+    metadata_options:
+      http_put_response_hop_limit: 2
 
 - name: Stop the web servers (kept, not terminated)
   bakery.ec2.ec2_launch:
@@ -373,6 +412,10 @@ instances:
       type: list
       elements: dict
       sample: [{"group_id": "sg-0123456789abcdef0", "group_name": "web"}]
+    metadata_options:
+      description: The instance metadata service settings.
+      type: dict
+      sample: {"http_tokens": "required", "http_put_response_hop_limit": 2, "http_endpoint": "enabled"}
     tags:
       description: Tags as a dict.
       type: dict
@@ -421,9 +464,11 @@ import json
 import struct
 
 from ansible_collections.bakery.ec2.plugins.module_utils._aws import (
+    CONSISTENCY_TIMEOUT,
     AwsError,
     WaitTimeout,
     check_id,
+    chunks,
     compare_tags,
     dict_to_tags,
     tag_specifications,
@@ -451,6 +496,12 @@ GROUP_AND_KEY_OPERATIONS = frozenset(
         "delete_security_group",
     )
 )
+# NotFound codes of what this module creates, retried only right after it created them (eventual consistency).
+GROUP_NOT_FOUND = ("InvalidGroup.NotFound", "InvalidGroupId.NotFound")
+KEY_NOT_FOUND = ("InvalidKeyPair.NotFound",)
+INSTANCE_NOT_FOUND = ("InvalidInstanceID.NotFound",)
+# RunInstances errors after which another zone that offers the type may do.
+ZONE_CAPACITY_CODES = ("Unsupported", "InsufficientInstanceCapacity")
 
 
 class TaskError(Exception):
@@ -607,6 +658,8 @@ def same_public_key(key_pair, public_key):
 
 def validate(params):
     """Return an error message for the first bad option value (no AWS call), or None."""
+    if not params["name"].strip():
+        return f"name: {params['name']!r} is blank; give the group's name (the Name tag of its instances)"
     if params["count"] < 0:
         return f"count: {params['count']} is negative; give the number of instances to have (0 or more)"
     if params["wait_timeout"] < 0:
@@ -716,7 +769,9 @@ def block_device_mappings(volumes, image=None):
 
 
 def metadata_request(options):
-    request = {"HttpTokens": options["http_tokens"]}
+    """The MetadataOptions of ``metadata_options`` (None when not given): IMDSv2 required unless set otherwise."""
+    options = options or {}
+    request = {"HttpTokens": options.get("http_tokens") or "required"}
     if options.get("http_put_response_hop_limit") is not None:
         request["HttpPutResponseHopLimit"] = options["http_put_response_hop_limit"]
     if options.get("instance_metadata_tags") is not None:
@@ -725,9 +780,20 @@ def metadata_request(options):
 
 
 def metadata_changes(current, options):
-    """The part of the metadata request that differs from the instance's ``MetadataOptions``."""
-    wanted = metadata_request(options)
-    return {key: value for key, value in wanted.items() if (current or {}).get(key) != value}
+    """The suboptions given in ``options`` that differ from the instance's ``MetadataOptions``.
+
+    Existing instances are only reconciled when ``metadata_options`` is given, and then only in the
+    suboptions it sets: adopting a fleet must not silently switch IMDSv1 off.
+    """
+    wanted = {
+        key: (options or {}).get(option)
+        for option, key in (
+            ("http_tokens", "HttpTokens"),
+            ("http_put_response_hop_limit", "HttpPutResponseHopLimit"),
+            ("instance_metadata_tags", "InstanceMetadataTags"),
+        )
+    }
+    return {key: value for key, value in wanted.items() if value is not None and (current or {}).get(key) != value}
 
 
 def build_run_request(params, subnet_id, group_ids, count, token, image=None):
@@ -755,6 +821,20 @@ def build_run_request(params, subnet_id, group_ids, count, token, image=None):
     if params["termination_protection"]:
         request["DisableApiTermination"] = True
     return request
+
+
+def image_type_mismatch(image, type_info):
+    """Why ``image`` cannot boot on the type (a DescribeInstanceTypes entry): ENA or boot mode; None if it can."""
+    if not image:
+        return None
+    itype, iid = type_info.get("InstanceType"), image.get("ImageId")
+    if (type_info.get("NetworkInfo") or {}).get("EnaSupport") == "required" and image.get("EnaSupport") is False:
+        return f"instance_type: {itype!r} needs ENA networking but image {iid} does not have ENA support enabled"
+    boot_modes = type_info.get("SupportedBootModes") or []
+    image_mode = image.get("BootMode")
+    if boot_modes and image_mode in ("legacy-bios", "uefi") and image_mode not in boot_modes:
+        return f"instance_type: {itype!r} boots {'/'.join(boot_modes)} but image {iid} boots {image_mode} only"
+    return None
 
 
 def atoms_from_permissions(permissions):
@@ -892,12 +972,13 @@ def find_instances(client, name, vpc_id=None):
 
 def describe_ids(client, ids):
     """The instances with these IDs that EC2 shows (new ones may not be visible yet)."""
-    if not ids:
-        return []
-    reservations = client.paginate(
-        "describe_instances", "Reservations", Filters=[{"Name": "instance-id", "Values": list(ids)}]
-    )
-    return oldest_first(inst for res in reservations for inst in res.get("Instances", []))
+    found = []
+    for part in chunks(ids):
+        reservations = client.paginate(
+            "describe_instances", "Reservations", Filters=[{"Name": "instance-id", "Values": part}]
+        )
+        found.extend(inst for res in reservations for inst in res.get("Instances", []))
+    return oldest_first(found)
 
 
 def check_image(client, image_id):
@@ -926,39 +1007,76 @@ def check_instance_type(client, instance_type, image):
         raise TaskError(
             f"instance_type: {instance_type!r} runs {'/'.join(supported)} but image {image['ImageId']} is {arch}"
         )
+    error = image_type_mismatch(image, types[0])
+    if error:
+        raise TaskError(error)
 
 
-def find_subnet(client, params, existing):
-    """The subnet (``SubnetId``, ``VpcId``, ``AvailabilityZone``) new instances go to, or None if there is none."""
-    zone = params["availability_zone"]
-    if params["subnet_id"]:
-        subnets = not_found(
-            lambda: client.call("describe_subnets", SubnetIds=[params["subnet_id"]])["Subnets"],
-            ("InvalidSubnetID.NotFound",),
-        )
-        if not subnets:
-            raise TaskError(f"subnet_id: {params['subnet_id']!r} not found in {client.region}")
-        subnet = subnets[0]
-        if zone and subnet["AvailabilityZone"] != zone:
-            raise TaskError(
-                f"availability_zone: {zone!r} conflicts with subnet {subnet['SubnetId']} "
-                f"in {subnet['AvailabilityZone']}"
-            )
-        return subnet
-    for inst in reversed(existing):
-        if inst.get("SubnetId") and (not zone or inst["Placement"]["AvailabilityZone"] == zone):
-            return {
-                "SubnetId": inst["SubnetId"],
-                "VpcId": inst["VpcId"],
-                "AvailabilityZone": inst["Placement"]["AvailabilityZone"],
-            }
-    filters = [{"Name": "default-for-az", "Values": ["true"]}]
-    if zone:
-        filters.append({"Name": "availability-zone", "Values": [zone]})
-    subnets = sorted(
-        client.paginate("describe_subnets", "Subnets", Filters=filters), key=lambda s: s["AvailabilityZone"]
+def offering_zones(client, instance_type):
+    """The availability zones of the region that offer ``instance_type``; TaskError when none does."""
+    offers = client.paginate(
+        "describe_instance_type_offerings",
+        "InstanceTypeOfferings",
+        LocationType="availability-zone",
+        Filters=[{"Name": "instance-type", "Values": [instance_type]}],
     )
-    return subnets[0] if subnets else None
+    zones = {offer["Location"] for offer in offers}
+    if not zones:
+        raise TaskError(f"instance_type: {instance_type!r} is not offered in any zone of {client.region}")
+    return zones
+
+
+def candidate_subnets(client, params, existing, zones):
+    """Subnets new instances may go to, best first: one per zone, all in one VPC.
+
+    The subnets of the group's instances (newest first), then the default subnets of the default VPC; only
+    in ``availability_zone`` when given, and only in ``zones`` (those offering the type) unless None.
+    """
+    pinned = params["availability_zone"]
+
+    def usable(zone):
+        return (not pinned or zone == pinned) and (zones is None or zone in zones)
+
+    found = [
+        {
+            "SubnetId": inst["SubnetId"],
+            "VpcId": inst["VpcId"],
+            "AvailabilityZone": inst["Placement"]["AvailabilityZone"],
+        }
+        for inst in reversed(existing)
+        if inst.get("SubnetId") and usable(inst["Placement"]["AvailabilityZone"])
+    ]
+    if not found or (zones is not None and not pinned):
+        filters = [{"Name": "default-for-az", "Values": ["true"]}]
+        if pinned:
+            filters.append({"Name": "availability-zone", "Values": [pinned]})
+        defaults = client.paginate("describe_subnets", "Subnets", Filters=filters)
+        found += sorted(
+            (subnet for subnet in defaults if usable(subnet["AvailabilityZone"])), key=lambda s: s["AvailabilityZone"]
+        )
+    subnets, seen = [], set()
+    for subnet in found:
+        if subnet["VpcId"] == found[0]["VpcId"] and subnet["AvailabilityZone"] not in seen:
+            seen.add(subnet["AvailabilityZone"])
+            subnets.append(subnet)
+    return subnets
+
+
+def find_subnet(client, params):
+    """The subnet ``subnet_id`` (``SubnetId``, ``VpcId``, ``AvailabilityZone``); TaskError if it is not there."""
+    zone = params["availability_zone"]
+    subnets = not_found(
+        lambda: client.call("describe_subnets", SubnetIds=[params["subnet_id"]])["Subnets"],
+        ("InvalidSubnetID.NotFound",),
+    )
+    if not subnets:
+        raise TaskError(f"subnet_id: {params['subnet_id']!r} not found in {client.region}")
+    subnet = subnets[0]
+    if zone and subnet["AvailabilityZone"] != zone:
+        raise TaskError(
+            f"availability_zone: {zone!r} conflicts with subnet {subnet['SubnetId']} in {subnet['AvailabilityZone']}"
+        )
+    return subnet
 
 
 def resolve_groups(client, refs, vpc_id, option):
@@ -966,23 +1084,22 @@ def resolve_groups(client, refs, vpc_id, option):
     ids = [ref for ref in refs if ref.startswith("sg-")]
     names = [ref for ref in refs if not ref.startswith("sg-")]
     found = {}
-    if ids:
+    for part in chunks(ids):
         groups = not_found(
-            lambda: client.call("describe_security_groups", GroupIds=ids)["SecurityGroups"],
+            lambda part=part: client.call("describe_security_groups", GroupIds=part)["SecurityGroups"],
             ("InvalidGroup.NotFound", "InvalidGroupId.NotFound", "InvalidGroupId.Malformed"),
         )
-        if groups is None:
-            groups = []
-        for group in groups:
+        for group in groups or ():
             if vpc_id and group.get("VpcId") != vpc_id:
                 raise TaskError(f"{option}: {group['GroupId']!r} is in {group.get('VpcId')}, not in {vpc_id}")
             found[group["GroupId"]] = group["GroupId"]
     if names:
         if not vpc_id:
             raise TaskError(f"{option}: group names need a VPC; give subnet_id or use group IDs")
-        filters = [{"Name": "group-name", "Values": names}, {"Name": "vpc-id", "Values": [vpc_id]}]
-        for group in client.paginate("describe_security_groups", "SecurityGroups", Filters=filters):
-            found[group["GroupName"]] = group["GroupId"]
+        for part in chunks(names):
+            filters = [{"Name": "group-name", "Values": part}, {"Name": "vpc-id", "Values": [vpc_id]}]
+            for group in client.paginate("describe_security_groups", "SecurityGroups", Filters=filters):
+                found[group["GroupName"]] = group["GroupId"]
     for ref in refs:
         if ref not in found:
             raise TaskError(f"{option}: security group {ref!r} not found in {vpc_id or client.region}")
@@ -1066,15 +1183,26 @@ class Task:
         self.rules = set()
         self.current_rules = set()
         self.firewall_before = []
+        self.subnets = []
+        self.created_group = False
+        self.key_imported = False
 
-    def act(self, change, operation, **params):
-        """Record ``change``; outside check mode, make the mutating call."""
+    def act(self, change, operation, created_codes=(), **params):
+        """Record ``change``; outside check mode, make the mutating call.
+
+        ``created_codes``: NotFound codes of resources this run created that the call names; they are
+        retried for a while (EC2 is eventually consistent). ``InstanceIds`` go in chunks of 200.
+        """
         self.changes.append(change)
         if operation not in GROUP_AND_KEY_OPERATIONS:
             self.instances_touched = True
         if self.check_mode:
             return None
-        return self.client.call(operation, **params)
+        if "InstanceIds" in params:
+            for part in chunks(params.pop("InstanceIds")):
+                self.client.call_created(operation, created_codes, InstanceIds=part, **params)
+            return None
+        return self.client.call_created(operation, created_codes, **params)
 
     def wait(self, ids, state):
         if ids and self.params["wait"] and not self.check_mode:
@@ -1088,19 +1216,28 @@ class Task:
         params = self.params
         self.image = check_image(self.client, params["image_id"]) if params["image_id"] else None
         check_instance_type(self.client, params["instance_type"], self.image)
-        if not self.subnet:
-            self.subnet = find_subnet(self.client, params, self.existing)
+        self.missing = max(0, params["count"] - len(self.existing))
+        if self.missing and not params["image_id"]:
+            raise TaskError(f"image_id is required to launch {self.missing} instance(s) named {params['name']!r}")
+        # Zones are checked only when something is launched: existing instances keep theirs (drift otherwise).
+        zones = offering_zones(self.client, params["instance_type"]) if self.missing else None
+        pinned = self.subnet["AvailabilityZone"] if self.subnet else params["availability_zone"]
+        if zones is not None and pinned and pinned not in zones:
+            raise TaskError(
+                f"instance_type: {params['instance_type']!r} is not offered in {pinned} "
+                f"(offered in {', '.join(sorted(zones))}); nothing was created"
+            )
+        # Where new instances go, best first; the next one is tried when a zone lacks capacity.
+        self.subnets = [self.subnet] if self.subnet else candidate_subnets(self.client, params, self.existing, zones)
+        self.subnet = self.subnets[0] if self.subnets else None
         self.vpc_id = self.subnet["VpcId"] if self.subnet else None
         vpcs = {inst.get("VpcId") for inst in self.existing}
         if not params["subnet_id"] and len(vpcs) > 1 and (params["firewall"] is not None or params["security_groups"]):
             raise TaskError(
                 f"instances named {params['name']!r} are in several VPCs ({', '.join(sorted(vpcs))}); give subnet_id"
             )
-        self.missing = max(0, params["count"] - len(self.existing))
-        if self.missing and not params["image_id"]:
-            raise TaskError(f"image_id is required to launch {self.missing} instance(s) named {params['name']!r}")
         if self.missing and not self.subnet:
-            where = params["availability_zone"] or self.client.region
+            where = params["availability_zone"] or f"a zone of {self.client.region} offering {params['instance_type']}"
             raise TaskError(f"no default subnet in {where} to launch into; give subnet_id")
         self.group_ids = None
         if params["security_groups"] is not None:
@@ -1152,44 +1289,107 @@ class Task:
     # -- acting --
 
     def apply_key(self):
-        if self.key_to_import:
+        if not self.key_to_import:
+            return
+        name = self.params["key_name"]
+        try:
             self.act(
-                f"import key pair {self.params['key_name']}",
+                f"import key pair {name}",
                 "import_key_pair",
-                KeyName=self.params["key_name"],
+                KeyName=name,
                 PublicKeyMaterial=self.params["public_key"].strip().encode("utf-8"),
             )
+        except AwsError as err:
+            if err.code != "InvalidKeyPair.Duplicate":
+                raise
+            # A retried import whose first answer was lost (or a race): ours if it holds our key.
+            pair = self.client.call_created(
+                "describe_key_pairs", KEY_NOT_FOUND, KeyNames=[name], IncludePublicKey=True
+            )["KeyPairs"][0]
+            if not same_public_key(pair, self.params["public_key"]):
+                raise TaskError(
+                    f"public_key: key pair {name!r} appeared meanwhile with another key "
+                    f"(fingerprint {pair.get('KeyFingerprint')}); it is never overwritten"
+                ) from None
+        self.key_imported = not self.check_mode
+
+    def adopt_duplicate_group(self):
+        """After InvalidGroup.Duplicate on create: the group is ours (a retried create whose answer was lost)
+        when it carries the managed tag, which EC2 sets in the same call; return it."""
+        name = self.params["name"]
+        groups = wait_until(
+            lambda: find_managed_groups(self.client, name, self.vpc_id, managed_only=False),
+            bool,
+            CONSISTENCY_TIMEOUT,
+            f"security group {name} in {self.vpc_id} to be visible",
+        )
+        if tags_to_dict(groups[0].get("Tags")).get(MANAGED_TAG[0]) != MANAGED_TAG[1]:
+            raise TaskError(
+                f"firewall: security group {name!r} ({groups[0]['GroupId']}) appeared meanwhile in {self.vpc_id} "
+                "and was not made by ec2_launch; rename the task or the group"
+            )
+        return groups[0]
+
+    def authorize_checked(self, atoms):
+        """Authorize ``atoms``; InvalidPermission.Duplicate after a lost answer counts once every one is there."""
+        codes = GROUP_NOT_FOUND if self.created_group else ()
+        try:
+            self.client.call_created(
+                "authorize_security_group_ingress",
+                codes,
+                GroupId=self.group_id,
+                IpPermissions=permissions_from_atoms(atoms),
+            )
+        except AwsError as err:
+            if err.code != "InvalidPermission.Duplicate":
+                raise
+            group = self.client.call_created("describe_security_groups", GROUP_NOT_FOUND, GroupIds=[self.group_id])
+            missing = atoms - atoms_from_permissions(group["SecurityGroups"][0].get("IpPermissions"))
+            if missing:
+                self.client.call(
+                    "authorize_security_group_ingress",
+                    GroupId=self.group_id,
+                    IpPermissions=permissions_from_atoms(missing),
+                )
 
     def apply_firewall(self):
         name = self.params["name"]
         if self.group is None:
             tags = dict(launch_tags({"name": name, "tags": None}), **{MANAGED_TAG[0]: MANAGED_TAG[1]})
-            created = self.act(
-                f"create security group {name} in {self.vpc_id}",
-                "create_security_group",
-                GroupName=name,
-                Description=f"bakery.ec2.ec2_launch firewall of {name}"[:255],
-                VpcId=self.vpc_id,
-                TagSpecifications=tag_specifications(tags, "security-group"),
-            )
+            try:
+                created = self.act(
+                    f"create security group {name} in {self.vpc_id}",
+                    "create_security_group",
+                    GroupName=name,
+                    Description=f"bakery.ec2.ec2_launch firewall of {name}"[:255],
+                    VpcId=self.vpc_id,
+                    TagSpecifications=tag_specifications(tags, "security-group"),
+                )
+            except AwsError as err:
+                if err.code != "InvalidGroup.Duplicate":
+                    raise
+                created = self.adopt_duplicate_group()
+                self.current_rules = atoms_from_permissions(created.get("IpPermissions"))
             if created:
+                self.created_group = True
                 placeholder = f"(new group {name})"
                 self.group_id = created["GroupId"]
                 self.rules = {
                     (p, lo, hi, k, self.group_id if s == placeholder else s) for p, lo, hi, k, s in self.rules
                 }
         # Revoke first: a group holds at most 60 rules per direction.
-        for verb, atoms in (
-            ("revoke", self.current_rules - self.rules),
-            ("authorize", self.rules - self.current_rules),
-        ):
-            if atoms:
-                self.act(
-                    f"{verb} {', '.join(rule_text(a) for a in sorted(atoms))} on {name}",
-                    f"{verb}_security_group_ingress",
-                    GroupId=self.group_id,
-                    IpPermissions=permissions_from_atoms(atoms),
-                )
+        revoke, authorize = self.current_rules - self.rules, self.rules - self.current_rules
+        if revoke:
+            self.act(
+                f"revoke {', '.join(rule_text(a) for a in sorted(revoke))} on {name}",
+                "revoke_security_group_ingress",
+                GroupId=self.group_id,
+                IpPermissions=permissions_from_atoms(revoke),
+            )
+        if authorize:
+            self.changes.append(f"authorize {', '.join(rule_text(a) for a in sorted(authorize))} on {name}")
+            if not self.check_mode:
+                self.authorize_checked(authorize)
 
     def wanted_groups(self):
         """The exact groups the instances must have, or None to leave them alone."""
@@ -1228,9 +1428,38 @@ class Task:
         self.terminated = ids
 
     def launch(self):
+        """Launch the missing instances in the first candidate subnet that takes them.
+
+        When EC2 answers Unsupported or InsufficientInstanceCapacity, the next zone that offers the type is
+        tried with its own (as deterministic) client token, unless availability_zone or subnet_id pins one.
+        """
+        tried = []
+        for index, subnet in enumerate(self.subnets):
+            self.subnet = subnet
+            zone = subnet["AvailabilityZone"]
+            try:
+                return self.launch_in(f"zone:{zone}|" if index else "")
+            except AwsError as err:
+                if err.code not in ZONE_CAPACITY_CODES or len(self.subnets) == 1:
+                    raise
+                tried.append(f"{zone} ({err.code})")
+                if index + 1 < len(self.subnets):
+                    self.module.warn(
+                        f"{err.code} for {self.params['instance_type']} in {zone}: "
+                        f"trying {self.subnets[index + 1]['AvailabilityZone']}"
+                    )
+        raise TaskError(
+            f"no zone could launch {self.missing} {self.params['instance_type']} instance(s); tried {', '.join(tried)}"
+        )
+
+    def created_codes(self):
+        """NotFound codes of the group and key this run just created, which RunInstances may meet."""
+        return (GROUP_NOT_FOUND if self.created_group else ()) + (KEY_NOT_FOUND if self.key_imported else ())
+
+    def launch_in(self, zone_salt):
         count = self.missing
         current = [inst["InstanceId"] for inst in self.existing]
-        salt = ""
+        salt = zone_salt
         for _attempt in range(3):
             token = client_token(
                 self.params["name"], self.client.region, self.vpc_id, current, self.params["count"], salt
@@ -1242,13 +1471,18 @@ class Task:
                 self.changes.append(f"launch {count} instance(s) in {self.subnet['SubnetId']}")
                 return
             try:
-                reply = self.client.call("run_instances", **request)
+                # Retrying RunInstances is safe: the client token makes EC2 launch at most once.
+                reply = self.client.call_created("run_instances", self.created_codes(), **request)
             except AwsError as err:
                 if err.code != "IdempotentParameterMismatch":
                     raise
                 # The token was used before with other parameters; derive a new one, just as deterministic.
                 request.pop("ClientToken")
-                salt = "params:" + hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()).hexdigest()
+                salt = (
+                    zone_salt
+                    + "params:"
+                    + hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()).hexdigest()
+                )
                 continue
             instances = reply.get("Instances", [])
             if any(inst["State"]["Name"] in ("pending", "running") for inst in instances):
@@ -1258,7 +1492,7 @@ class Task:
                 self.launched_instances = instances
                 return
             # An old token: EC2 handed back instances of an earlier launch that are gone since.
-            salt = "stale:" + ",".join(sorted(inst["InstanceId"] for inst in instances))
+            salt = zone_salt + "stale:" + ",".join(sorted(inst["InstanceId"] for inst in instances))
         raise TaskError(f"RunInstances kept answering with instances that are gone (client token {token})")
 
     def reconcile(self, instances):
@@ -1290,6 +1524,7 @@ class Task:
                 self.act(
                     f"set security groups of {iid} to {', '.join(groups)}",
                     "modify_instance_attribute",
+                    GROUP_NOT_FOUND if self.created_group else (),
                     InstanceId=iid,
                     Groups=groups,
                 )
@@ -1306,7 +1541,7 @@ class Task:
                     f"set metadata options of {iid}: {', '.join(f'{k}={v}' for k, v in sorted(changes.items()))}",
                     "modify_instance_metadata_options",
                     InstanceId=iid,
-                    **metadata_request(params["metadata_options"]),
+                    **changes,
                 )
 
     def apply_state(self, instances):
@@ -1325,11 +1560,13 @@ class Task:
         to_stop = [iid for iid, state in states.items() if state in ("pending", "running")]
         if to_stop:
             self.wait([iid for iid in to_stop if states[iid] == "pending"], "running")
-            self.act(f"stop {', '.join(to_stop)}", "stop_instances", InstanceIds=to_stop)
+            fresh = INSTANCE_NOT_FOUND if set(to_stop) & set(self.launched) else ()
+            self.act(f"stop {', '.join(to_stop)}", "stop_instances", fresh, InstanceIds=to_stop)
         return self.wait(ids, "stopped")
 
     def delete_group(self, group_id):
-        self.client.call("delete_security_group", GroupId=group_id)
+        # NotFound: a retried delete whose first answer was lost; the group is gone either way.
+        not_found(lambda: self.client.call("delete_security_group", GroupId=group_id), GROUP_NOT_FOUND)
         return True
 
     def drop_firewall(self, vpc_id):
@@ -1393,7 +1630,7 @@ def run_absent(task):
     params = task.params
     vpc_id = None
     if params["subnet_id"]:
-        vpc_id = find_subnet(task.client, params, [])["VpcId"]
+        vpc_id = find_subnet(task.client, params)["VpcId"]
     existing = find_instances(task.client, params["name"], vpc_id)
     before = snapshot(existing, [])
     task.terminate(existing)
@@ -1406,7 +1643,7 @@ def run_absent(task):
 
 def run_present(task):
     params = task.params
-    task.subnet = find_subnet(task.client, params, []) if params["subnet_id"] else None
+    task.subnet = find_subnet(task.client, params) if params["subnet_id"] else None
     task.existing = find_instances(task.client, params["name"], task.subnet["VpcId"] if task.subnet else None)
     task.prepare()
     before = snapshot(task.existing, task.firewall_before)
@@ -1465,7 +1702,11 @@ def volumes_of(client, instances, params):
     )
     if not ids:
         return {}
-    return {vol["VolumeId"]: vol for vol in client.paginate("describe_volumes", "Volumes", VolumeIds=ids)}
+    return {
+        vol["VolumeId"]: vol
+        for part in chunks(ids)
+        for vol in client.paginate("describe_volumes", "Volumes", VolumeIds=part)
+    }
 
 
 ARGUMENT_SPEC = {
@@ -1500,9 +1741,8 @@ ARGUMENT_SPEC = {
     },
     "metadata_options": {
         "type": "dict",
-        "apply_defaults": True,
         "options": {
-            "http_tokens": {"type": "str", "choices": ["required", "optional"], "default": "required"},
+            "http_tokens": {"type": "str", "choices": ["required", "optional"]},
             "http_put_response_hop_limit": {"type": "int"},
             "instance_metadata_tags": {"type": "str", "choices": ["enabled", "disabled"]},
         },

@@ -64,7 +64,7 @@ def instance(iid="i-0123456789abcdef0", tags=None, **extra):
 
 def test_hostvars_names_like_aws_ec2_with_ec2_tags():
     reservation = {"OwnerId": "123456789012", "ReservationId": "r-0123456789abcdef0"}
-    hv = instances.instance_hostvars(instance(tags={"Name": "web-1", "Role": "web"}), reservation)
+    hv = instances.instance_hostvars(instance(tags={"Name": "web-1", "Role": "web"}), reservation, region="eu-west-1")
     assert hv["instance_id"] == "i-0123456789abcdef0"
     assert hv["instance_type"] == "t3.micro"
     assert hv["state"] == {"code": 16, "name": "running"}
@@ -364,13 +364,50 @@ def test_strict_permissions(plugin_loader, stubs, tmp_path, code, capsys):
     stub("us-east-1").add_response("describe_instances", page(instance("i-00000000000000003")))
     inventory, _plugin = run_plugin(tmp_path, config)
     assert sorted(inventory.hosts) == ["i-00000000000000003"]
-    assert f"skipping region eu-west-1: DescribeInstances: {code}: no" in " ".join(capsys.readouterr().err.split())
+    assert f"skipping region eu-west-1 (strict_permissions: false): DescribeInstances: {code}: no" in " ".join(
+        capsys.readouterr().err.split()
+    )
 
     stub("eu-west-1").add_client_error("describe_instances", service_error_code=code, service_message="not allowed")
     stub("us-east-1").add_response("describe_instances", page(instance("i-00000000000000003")))
     with pytest.raises(AnsibleError) as caught:
         run_plugin(tmp_path, dict(config, strict_permissions=True))
-    assert str(caught.value) == f"bakery.ec2.instances: DescribeInstances: {code}: not allowed"
+    # One line naming the region and the option that skips it.
+    assert str(caught.value) == (
+        f"bakery.ec2.instances: DescribeInstances: {code}: region eu-west-1 is denied or not opted in: not allowed; "
+        "set strict_permissions: false to skip such regions"
+    )
+
+
+def test_opt_in_required_region_names_it_and_the_option(plugin_loader, stubs, tmp_path):
+    stub, _built, _params = stubs
+    stub("af-south-1").add_client_error(
+        "describe_instances", service_error_code="OptInRequired", service_message="You are not subscribed"
+    )
+    with pytest.raises(AnsibleError) as caught:
+        run_plugin(tmp_path, {"regions": ["af-south-1"]})
+    assert "\n" not in str(caught.value)
+    assert "region af-south-1 is denied or not opted in" in str(caught.value)
+    assert "strict_permissions: false" in str(caught.value)
+
+
+def test_region_is_the_region_queried_not_the_zone_name_cut(plugin_loader, stubs, tmp_path):
+    """A Local Zone (us-west-2-lax-1a) or Wavelength zone name does not end in a letter after the region."""
+    stub, _built, _params = stubs
+    local = instance("i-00000000000000001")
+    local["Placement"] = {"AvailabilityZone": "us-west-2-lax-1a", "Tenancy": "default"}
+    wavelength = instance("i-00000000000000002")
+    wavelength["Placement"] = {"AvailabilityZone": "us-west-2-wl1-las-wlz-1", "Tenancy": "default"}
+    stub("us-west-2").add_response("describe_instances", page(local, wavelength))
+    inventory, _plugin = run_plugin(
+        tmp_path, {"regions": ["us-west-2"], "keyed_groups": [{"key": "placement.region", "prefix": "in"}]}
+    )
+    for name in ("i-00000000000000001", "i-00000000000000002"):
+        assert inventory.hosts[name].vars["placement"]["region"] == "us-west-2"
+    assert sorted(h.name for h in inventory.groups["in_us_west_2"].get_hosts()) == [
+        "i-00000000000000001",
+        "i-00000000000000002",
+    ]
 
 
 def test_empty_regions_use_describe_regions(plugin_loader, stubs, tmp_path):

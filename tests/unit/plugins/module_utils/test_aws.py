@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import boto3
 import pytest
 from ansible_collections.bakery.ec2.plugins.module_utils import _aws
+from botocore.stub import Stubber
 
 
 def test_tag_round_trip_and_specifications():
@@ -174,3 +176,46 @@ def test_incomplete_keys_are_refused_before_botocore_sees_them(params, named):
     assert caught.value.code == "PartialCredentials"
     assert named in str(caught.value)
     assert "s" not in {caught.value.message} and "'t'" not in caught.value.message
+
+
+def test_chunks_hold_at_most_200_values():
+    assert [len(part) for part in _aws.chunks(range(405))] == [200, 200, 5]
+    assert list(_aws.chunks([])) == []
+    assert list(_aws.chunks("abc", 2)) == [["a", "b"], ["c"]]
+
+
+def flaky_ec2(*codes):
+    """An AwsClient whose AuthorizeSecurityGroupIngress answers the error ``codes`` in turn, then succeeds."""
+    client = boto3.client("ec2", region_name="us-east-1", aws_access_key_id="AKIATEST", aws_secret_access_key="x")
+    stubber = Stubber(client)
+    for code in codes:
+        stubber.add_client_error("authorize_security_group_ingress", code, code)
+    stubber.add_response("authorize_security_group_ingress", {"Return": True})
+    stubber.activate()
+    return _aws.AwsClient(client), stubber
+
+
+def test_call_created_retries_only_the_given_not_found_codes(slept):
+    client, stubber = flaky_ec2("InvalidGroup.NotFound", "InvalidGroup.NotFound")
+    reply = client.call_created("authorize_security_group_ingress", ("InvalidGroup.NotFound",), GroupId="sg-1")
+    assert reply["Return"] is True
+    assert len(slept) == 2
+    stubber.assert_no_pending_responses()
+    client, _stubber = flaky_ec2("InvalidKeyPair.NotFound")
+    with pytest.raises(_aws.AwsError, match=r"InvalidKeyPair\.NotFound"):
+        client.call_created("authorize_security_group_ingress", ("InvalidGroup.NotFound",), GroupId="sg-1")
+    client, _stubber = flaky_ec2("InvalidGroup.NotFound")
+    with pytest.raises(_aws.AwsError, match=r"InvalidGroup\.NotFound"):
+        client.call("authorize_security_group_ingress", GroupId="sg-1")
+
+
+def test_call_created_gives_up_after_its_bound_of_at_least_60_seconds(monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr(_aws.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(_aws.AwsClient, "sleep", staticmethod(lambda delay: now.__setitem__(0, now[0] + delay)))
+    client, stubber = flaky_ec2(*["InvalidGroup.NotFound"] * 300)
+    with pytest.raises(_aws.AwsError, match=r"InvalidGroup\.NotFound"):
+        client.call_created("authorize_security_group_ingress", ("InvalidGroup.NotFound",), timeout=10, GroupId="sg-1")
+    assert now[0] == 60.0
+    calls = 301 - len(stubber._queue)
+    assert 8 < calls < 100  # backoff, not a busy loop

@@ -4,8 +4,10 @@ import threading
 import time
 
 import pytest
+from ansible.module_utils import basic
 from ansible_collections.bakery.ec2.plugins.module_utils import _aws
 from ansible_collections.bakery.ec2.plugins.modules import ami_from_instance as mod
+from botocore.parsers import ResponseParserError
 
 INSTANCE = "i-0123456789abcdef0"
 BASE = "ami-0base0000000000001"
@@ -15,6 +17,7 @@ SNAP = "snap-0123456789abcdef0"
 OLD_SNAP = "snap-0old0000000000001"
 NAME = "web-2026-11-20"
 LINEAGE = {"bakery:source-instance-id": INSTANCE, "bakery:source-image-id": BASE}
+REBOOT = f", rebooting {INSTANCE} (no_reboot is false)"
 
 
 def instance(instance_id=INSTANCE, state="running", name="web-build"):
@@ -42,6 +45,14 @@ def image(image_id=NEW, state="available", snapshots=(SNAP,), tags=None, name=NA
     }
     img.update(extra)
     return img
+
+
+@pytest.fixture
+def warned(monkeypatch):
+    """The warnings the module gave."""
+    messages = []
+    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, msg: messages.append(msg))
+    return messages
 
 
 def stub_instance(stub, *instances, **params):
@@ -81,26 +92,21 @@ def stub_regions(stub, *names):
     stub.add_response("describe_regions", {"Regions": [{"RegionName": n} for n in names]}, {})
 
 
-def test_name_is_looked_up_first_then_image_tagged_at_creation_and_snapshots_after(ec2, run_module, slept):
+def create_params(tags, snapshots=True, no_reboot=False, **extra):
+    specs = [{"ResourceType": "image", "Tags": _aws.dict_to_tags(tags)}]
+    if snapshots:
+        specs.append({"ResourceType": "snapshot", "Tags": _aws.dict_to_tags(tags)})
+    return {"InstanceId": INSTANCE, "Name": NAME, "NoReboot": no_reboot, "TagSpecifications": specs, **extra}
+
+
+def test_name_is_looked_up_first_then_image_and_snapshots_tagged_at_creation(ec2, run_module, slept):
     stub_instance(ec2)
     stub_lookup(ec2)
     wanted = dict(LINEAGE, Role="web")
-    ec2.add_response(
-        "create_image",
-        {"ImageId": NEW},
-        {
-            "InstanceId": INSTANCE,
-            "Name": NAME,
-            "Description": "web server",
-            "NoReboot": False,
-            # Only the image is tagged at creation; the snapshots get CreateTags once they exist.
-            "TagSpecifications": [{"ResourceType": "image", "Tags": _aws.dict_to_tags(wanted)}],
-        },
-    )
+    ec2.add_response("create_image", {"ImageId": NEW}, create_params(wanted, Description="web server"))
     stub_describe(ec2, image(state="pending", snapshots=()))
     stub_describe(ec2, image(tags=wanted))
-    stub_snapshots(ec2, {SNAP: {}})
-    stub_create_tags(ec2, [SNAP], wanted)
+    stub_snapshots(ec2, {SNAP: wanted})  # tagged by CreateImage: no CreateTags
     res = run_module(mod, {"instance_id": INSTANCE, "name": NAME, "description": "web server", "tags": {"Role": "web"}})
     assert not res.failed, res.result
     assert res.result["changed"] is True
@@ -109,10 +115,34 @@ def test_name_is_looked_up_first_then_image_tagged_at_creation_and_snapshots_aft
     assert res.result["image"]["tags"] == wanted
     assert res.result["image"]["block_device_mappings"][0]["ebs"]["snapshot_id"] == SNAP
     assert res.result["copies"] == {}
-    assert res.result["actions"][0] == f"create image {NAME!r} from {INSTANCE} (us-east-1)"
-    assert res.result["actions"][1].startswith(f"tag {SNAP} (us-east-1) with")
+    assert res.result["actions"] == [f"create image {NAME!r} from {INSTANCE} (us-east-1){REBOOT}"]
     # pending -> available: one short first delay
     assert slept == [0.25]
+
+
+@pytest.mark.parametrize("refusal", ["InvalidParameterValue", "InvalidResponse"])
+def test_endpoint_refusing_snapshot_tags_at_creation_gets_them_afterwards(ec2, run_module, refusal, monkeypatch):
+    stub_instance(ec2)
+    stub_lookup(ec2)
+    if refusal == "InvalidResponse":  # moto: a web page with HTTP 500, which botocore cannot parse
+        create_image = ec2.client.create_image
+
+        def web_page(**params):
+            if any(spec["ResourceType"] == "snapshot" for spec in params.get("TagSpecifications", [])):
+                raise ResponseParserError("Unable to parse response (<html>500 Internal Server Error</html>)")
+            return create_image(**params)
+
+        monkeypatch.setattr(ec2.client, "create_image", web_page, raising=False)
+    else:
+        ec2.add_client_error("create_image", refusal, "snapshot tags not supported", 400, create_params(LINEAGE))
+    ec2.add_response("create_image", {"ImageId": NEW}, create_params(LINEAGE, snapshots=False))
+    stub_describe(ec2, image(tags=LINEAGE))
+    stub_snapshots(ec2, {SNAP: {}})
+    stub_create_tags(ec2, [SNAP], LINEAGE)
+    res = run_module(mod, {"instance_id": INSTANCE, "name": NAME})
+    assert not res.failed, res.result
+    assert res.result["image_id"] == NEW
+    assert res.result["actions"][1].startswith(f"tag {SNAP} (us-east-1) with")
 
 
 def test_pending_polls_back_off_from_a_short_first_delay(ec2, run_module, slept):
@@ -200,7 +230,9 @@ def test_failed_image_is_removed_with_its_snapshots_and_fails_with_the_reason(ec
     assert f"removed it and its snapshots {SNAP}" in msg
 
 
-def test_wait_timeout_fails_and_removes_nothing(ec2, run_module, monkeypatch):
+@pytest.fixture
+def clock(monkeypatch):
+    """A fake monotonic clock that sleeping moves on; returns the list of delays slept."""
     now = [1000.0]
     delays = []
 
@@ -210,6 +242,24 @@ def test_wait_timeout_fails_and_removes_nothing(ec2, run_module, monkeypatch):
 
     monkeypatch.setattr(time, "monotonic", lambda: now[0])
     monkeypatch.setattr(_aws.AwsClient, "sleep", staticmethod(fake_sleep))
+    backoff = _aws.backoff_delays
+    monkeypatch.setattr(_aws, "backoff_delays", lambda *a, **kw: backoff(*a, **dict(kw, rng=lambda: 1.0)))
+    return delays
+
+
+def created_schedule(timeout=_aws.CONSISTENCY_TIMEOUT):
+    """The sleeps of call_created (without jitter) until it gives up: 0.5, 1, 2, 4, then 8 s each."""
+    delays, waited = [], 0.0
+    for delay in _aws.backoff_delays(100, base=0.5, cap=8.0, rng=lambda: 1.0):
+        if waited >= timeout:
+            return delays
+        delays.append(min(delay, timeout - waited))
+        waited += delays[-1]
+    return delays
+
+
+def test_wait_timeout_fails_and_removes_nothing(ec2, run_module, clock):
+    delays = clock
     stub_instance(ec2)
     stub_lookup(ec2)
     ec2.add_response("create_image", {"ImageId": NEW})
@@ -259,7 +309,7 @@ def test_check_mode_create_makes_no_mutating_call(ec2, run_module):
     assert not res.failed, res.result
     assert res.result["changed"] is True
     assert "image_id" not in res.result
-    assert res.result["actions"] == [f"create image {NAME!r} from {INSTANCE} (us-east-1)"]
+    assert res.result["actions"] == [f"create image {NAME!r} from {INSTANCE} (us-east-1){REBOOT}"]
 
 
 def test_check_mode_replace_says_what_would_happen(ec2, run_module):
@@ -269,7 +319,7 @@ def test_check_mode_replace_says_what_would_happen(ec2, run_module):
     assert res.result["changed"] is True and "image_id" not in res.result
     assert res.result["actions"] == [
         f"deregister {OLD} (us-east-1) and delete its snapshots {OLD_SNAP}",
-        f"create image {NAME!r} from {INSTANCE} (us-east-1)",
+        f"create image {NAME!r} from {INSTANCE} (us-east-1){REBOOT}",
     ]
 
 
@@ -302,13 +352,51 @@ def test_diff_shows_image_before_and_after(ec2, run_module):
     assert diff["after"]["image"]["image_id"] == NEW
 
 
-def test_diff_of_a_new_image_has_empty_before(ec2, run_module):
+def test_diff_of_a_new_image_has_empty_before(ec2, run_module, warned):
     stub_instance(ec2)
     stub_lookup(ec2)
-    res = run_module(mod, {"instance_id": INSTANCE, "name": NAME}, check_mode=True, diff=True)
+    res = run_module(mod, {"instance_id": INSTANCE, "name": NAME, "no_reboot": True}, check_mode=True, diff=True)
     assert res.result["diff"]["before"] == {"image": {}}
     assert res.result["diff"]["after"]["image"]["name"] == NAME
     assert res.result["diff"]["after"]["image"]["tags"] == LINEAGE
+    assert res.result["actions"] == [f"create image {NAME!r} from {INSTANCE} (us-east-1)"]
+    assert warned == []
+
+
+@pytest.mark.parametrize("check_mode", [True, False])
+def test_reboot_is_said_in_actions_diff_and_a_warning_on_a_running_instance(ec2, run_module, check_mode, warned):
+    stub_instance(ec2)
+    stub_lookup(ec2)
+    if not check_mode:
+        ec2.add_response("create_image", {"ImageId": NEW}, create_params(LINEAGE))
+        stub_describe(ec2, image(tags=LINEAGE))
+        stub_snapshots(ec2, {SNAP: LINEAGE})
+    res = run_module(mod, {"instance_id": INSTANCE, "name": NAME}, check_mode=check_mode, diff=True)
+    assert not res.failed, res.result
+    assert res.result["actions"] == [f"create image {NAME!r} from {INSTANCE} (us-east-1){REBOOT}"]
+    diff = res.result["diff"]
+    assert diff["before"]["instance"] == {"instance_id": INSTANCE, "state": "running"}
+    assert diff["after"]["instance"] == {
+        "instance_id": INSTANCE,
+        "state": "rebooted for the image (no_reboot is false)",
+    }
+    (warning,) = warned
+    assert warning.startswith(f"instance {INSTANCE} is running and {'would be' if check_mode else 'is'} rebooted")
+    assert "no_reboot: true" in warning
+
+
+def test_stopped_instance_is_not_warned_about_and_a_kept_image_reboots_nothing(ec2, run_module, warned):
+    stub_instance(ec2, instance(state="stopped"))
+    stub_lookup(ec2)
+    res = run_module(mod, {"instance_id": INSTANCE, "name": NAME}, check_mode=True)
+    assert res.result["actions"] == [f"create image {NAME!r} from {INSTANCE} (us-east-1){REBOOT}"]
+    assert warned == []
+    stub_instance(ec2)
+    stub_lookup(ec2, image(tags=LINEAGE))
+    stub_snapshots(ec2, {SNAP: LINEAGE})
+    res = run_module(mod, {"instance_id": INSTANCE, "name": NAME}, check_mode=True, diff=True)
+    assert res.result["actions"] == [] and warned == []
+    assert "instance" not in res.result["diff"]["after"]
 
 
 def test_launch_permissions_are_reconciled(ec2, run_module):
@@ -353,11 +441,30 @@ def test_wait_false_does_not_wait_and_cannot_tag_unmade_snapshots(ec2, run_modul
     assert slept == []
 
 
-def copy_params(token_region):
+def stub_kept_source_and_no_copy(ec2):
+    """The image exists (kept) in us-east-1, no copy in eu-west-1 yet; returns eu-west-1's stubber."""
+    stub_instance(ec2)
+    stub_regions(ec2, "us-east-1", "eu-west-1")
+    stub_lookup(ec2, image(tags=LINEAGE))
+    eu = ec2.for_region("eu-west-1")
+    stub_lookup(eu)
+    stub_snapshots(ec2, {SNAP: LINEAGE})
+    return eu
+
+
+COPY_TAGS = dict(LINEAGE, **{"bakery:copied-from": f"us-east-1/{NEW}"})
+
+
+def copy_params(token_region, snapshots=True):
+    """CopyImage's request: the copy and (``snapshots``) its snapshots tagged at creation."""
+    specs = [{"ResourceType": "image", "Tags": _aws.dict_to_tags(COPY_TAGS)}]
+    if snapshots:
+        specs.append({"ResourceType": "snapshot", "Tags": _aws.dict_to_tags(COPY_TAGS)})
     return {
         "SourceImageId": NEW,
         "SourceRegion": "us-east-1",
         "Name": NAME,
+        "TagSpecifications": specs,
         "ClientToken": mod.copy_token(NEW, token_region, NAME),
     }
 
@@ -371,15 +478,12 @@ def test_copies_to_regions_run_concurrently(ec2, run_module):
     for stub in stubs.values():
         stub_lookup(stub)
     stub_snapshots(ec2, {SNAP: LINEAGE})
-    copy_tags = dict(LINEAGE, **{"bakery:copied-from": f"us-east-1/{NEW}"})
     for n, (region, stub) in enumerate(stubs.items()):
         copy_id, copy_snap = f"ami-0c0py000000000{n:03d}", f"snap-0c0py00000000{n:03d}"
         stub.add_response("copy_image", {"ImageId": copy_id}, copy_params(region))
-        stub_describe(stub, image(copy_id, state="pending", snapshots=()))
-        stub_describe(stub, image(copy_id, snapshots=(copy_snap,)))
-        stub_create_tags(stub, [copy_id], copy_tags)
-        stub_snapshots(stub, {copy_snap: {}})
-        stub_create_tags(stub, [copy_snap], copy_tags)
+        stub_describe(stub, image(copy_id, state="pending", snapshots=(), tags=COPY_TAGS))
+        stub_describe(stub, image(copy_id, snapshots=(copy_snap,), tags=COPY_TAGS))
+        stub_snapshots(stub, {copy_snap: COPY_TAGS})  # tagged by CopyImage: no CreateTags
 
     # Each region's CopyImage waits at a barrier for the other's: if copies ran one after the other,
     # the first would wait alone, the barrier would break, and the task would fail.
@@ -408,6 +512,19 @@ def test_copies_to_regions_run_concurrently(ec2, run_module):
     assert sum(a.startswith(f"copy {NEW} to ") for a in res.result["actions"]) == 2
 
 
+def test_endpoint_refusing_snapshot_tags_in_copy_image_gets_them_afterwards(ec2, run_module):
+    eu = stub_kept_source_and_no_copy(ec2)
+    copy_id, copy_snap = "ami-0c0py000000000000", "snap-0c0py00000000000"
+    eu.add_client_error("copy_image", "InvalidParameterValue", "snapshot tags", 400, copy_params("eu-west-1"))
+    eu.add_response("copy_image", {"ImageId": copy_id}, copy_params("eu-west-1", snapshots=False))
+    stub_describe(eu, image(copy_id, snapshots=(copy_snap,), tags=COPY_TAGS))
+    stub_snapshots(eu, {copy_snap: {}})
+    stub_create_tags(eu, [copy_snap], COPY_TAGS)
+    res = run_module(mod, {"instance_id": INSTANCE, "name": NAME, "copy_to_regions": ["eu-west-1"]})
+    assert not res.failed, res.result
+    assert res.result["copies"] == {"eu-west-1": copy_id}
+
+
 def test_copy_found_by_name_in_its_region_is_kept(ec2, run_module):
     stub_instance(ec2)
     stub_regions(ec2, "us-east-1", "eu-west-1")
@@ -424,12 +541,7 @@ def test_copy_found_by_name_in_its_region_is_kept(ec2, run_module):
 
 
 def test_failed_copy_is_removed_and_fails_the_task(ec2, run_module):
-    stub_instance(ec2)
-    stub_regions(ec2, "us-east-1", "eu-west-1")
-    stub_lookup(ec2, image(tags=LINEAGE))
-    eu = ec2.for_region("eu-west-1")
-    stub_lookup(eu)
-    stub_snapshots(ec2, {SNAP: LINEAGE})
+    eu = stub_kept_source_and_no_copy(ec2)
     eu.add_response("copy_image", {"ImageId": "ami-0c0py000000000000"}, copy_params("eu-west-1"))
     failed = image("ami-0c0py000000000000", state="failed", snapshots=(), StateReason={"Message": "copy failed"})
     stub_describe(eu, failed)
@@ -696,3 +808,109 @@ def test_absent_region_not_enabled_fails_before_any_change(ec2, run_module):
     res = run_module(mod, {"name": NAME, "state": "absent", "copy_to_regions": ["eu-west-1"]})
     assert res.failed
     assert res.result["msg"] == "copy_to_regions: 'eu-west-1' is not a region enabled for this account"
+
+
+# --- real AWS: eventual consistency, per-region deadlines, copy tokens (issue 15) ----------------------
+
+
+def test_new_image_not_found_yet_is_retried_with_backoff(ec2, run_module, clock):
+    stub_instance(ec2)
+    stub_lookup(ec2)
+    ec2.add_response("create_image", {"ImageId": NEW})
+    for _attempt in range(4):  # EC2 does not list the new image for a while
+        ec2.add_client_error("describe_images", "InvalidAMIID.NotFound", f"The image id '[{NEW}]' does not exist")
+    stub_describe(ec2, image(tags=LINEAGE))
+    for _attempt in range(2):
+        ec2.add_client_error("describe_snapshots", "InvalidSnapshot.NotFound", f"The snapshot '{SNAP}' does not exist")
+    stub_snapshots(ec2, {SNAP: LINEAGE})
+    res = run_module(mod, {"instance_id": INSTANCE, "name": NAME})
+    assert not res.failed, res.result
+    assert res.result["image_id"] == NEW
+    assert clock == [0.5, 1.0, 2.0, 4.0, 0.5, 1.0]
+
+
+def test_sharing_a_new_image_that_ec2_does_not_name_yet_is_retried(ec2, run_module, clock):
+    stub_instance(ec2)
+    stub_lookup(ec2)
+    ec2.add_response("create_image", {"ImageId": NEW})
+    stub_describe(ec2, image(tags=LINEAGE))
+    stub_snapshots(ec2, {SNAP: LINEAGE})
+    ec2.add_response("describe_image_attribute", {"ImageId": NEW, "LaunchPermissions": []})
+    permission = {"ImageId": NEW, "LaunchPermission": {"Add": [{"UserId": "111122223333"}]}}
+    ec2.add_client_error("modify_image_attribute", "InvalidAMIID.NotFound", "not yet", 400, permission)
+    ec2.add_response("modify_image_attribute", {}, permission)
+    res = run_module(mod, {"instance_id": INSTANCE, "name": NAME, "launch_permissions": ["111122223333"]})
+    assert not res.failed, res.result
+    assert clock == [0.5]
+
+
+def test_new_image_not_found_for_good_fails_after_a_bounded_wait_of_at_least_60s(ec2, run_module, clock):
+    stub_instance(ec2)
+    stub_lookup(ec2)
+    ec2.add_response("create_image", {"ImageId": NEW})
+    for _attempt in range(len(created_schedule()) + 1):
+        ec2.add_client_error("describe_images", "InvalidAMIID.NotFound", f"The image id '[{NEW}]' does not exist")
+    res = run_module(mod, {"instance_id": INSTANCE, "name": NAME})
+    assert res.failed
+    assert 60 <= sum(clock) == _aws.CONSISTENCY_TIMEOUT
+    assert res.result["msg"].startswith("DescribeImages: InvalidAMIID.NotFound:")
+
+
+def test_not_found_of_an_image_this_run_did_not_create_is_not_retried(ec2, run_module, clock):
+    stub_instance(ec2)
+    stub_lookup(ec2, image(tags=LINEAGE))
+    ec2.add_client_error("describe_snapshots", "InvalidSnapshot.NotFound", f"The snapshot '{SNAP}' does not exist")
+    res = run_module(mod, {"instance_id": INSTANCE, "name": NAME})
+    assert res.failed
+    assert res.result["error"]["code"] == "InvalidSnapshot.NotFound"
+    assert clock == []
+
+
+def test_each_copy_region_has_its_own_deadline(ec2, run_module, clock):
+    """The source takes 50 of the 60 s; the copy still gets 60 s of its own (a shared deadline left it 10)."""
+    stub_instance(ec2)
+    stub_regions(ec2, "us-east-1", "eu-west-1")
+    stub_lookup(ec2)
+    eu = ec2.for_region("eu-west-1")
+    stub_lookup(eu)
+    ec2.add_response("create_image", {"ImageId": NEW})
+    # 0.25 + 0.4 + 0.64 + 1.024 + 1.6384 + 2 * 23 = 49.95 s of polls
+    for _attempt in range(29):
+        stub_describe(ec2, image(state="pending", snapshots=()))
+    stub_describe(ec2, image(tags=LINEAGE))
+    stub_snapshots(ec2, {SNAP: LINEAGE})
+    copy_id, copy_snap = "ami-0c0py000000000000", "snap-0c0py00000000000"
+    eu.add_response("copy_image", {"ImageId": copy_id}, copy_params("eu-west-1"))
+    for _attempt in range(16):  # 0.25 + ... + 2 * 10 = about 24 s: past the shared deadline, within its own
+        stub_describe(eu, image(copy_id, state="pending", snapshots=()))
+    copy_tags = dict(LINEAGE, **{"bakery:copied-from": f"us-east-1/{NEW}"})
+    stub_describe(eu, image(copy_id, snapshots=(copy_snap,), tags=copy_tags))
+    stub_snapshots(eu, {copy_snap: copy_tags})
+    res = run_module(mod, {"instance_id": INSTANCE, "name": NAME, "copy_to_regions": ["eu-west-1"], "wait_timeout": 60})
+    assert not res.failed, res.result
+    assert res.result["copies"] == {"eu-west-1": copy_id}
+    assert sum(clock) > 70
+
+
+@pytest.mark.parametrize("seen_as", ["deregistered", "not found"])
+def test_rerun_after_a_failed_copy_was_cleaned_up_uses_a_new_client_token(ec2, run_module, clock, seen_as):
+    eu = stub_kept_source_and_no_copy(ec2)  # the failed copy was removed by the run that saw it fail
+    removed, fresh = "ami-0c0py000000000000", "ami-0c0py000000000001"
+    # EC2 answers the first token with the copy made under it, which is deregistered now
+    eu.add_response("copy_image", {"ImageId": removed}, copy_params("eu-west-1"))
+    if seen_as == "deregistered":
+        stub_describe(eu, image(removed, state="deregistered", snapshots=()))
+    else:  # an endpoint that forgets deregistered images: never listed within the bounded wait
+        for _attempt in range(len(created_schedule()) + 1):
+            eu.add_client_error(
+                "describe_images", "InvalidAMIID.NotFound", f"The image id '[{removed}]' does not exist"
+            )
+    second = dict(copy_params("eu-west-1"), ClientToken=mod.copy_token(NEW, "eu-west-1", NAME, 1))
+    eu.add_response("copy_image", {"ImageId": fresh}, second)
+    copy_tags = dict(LINEAGE, **{"bakery:copied-from": f"us-east-1/{NEW}"})
+    stub_describe(eu, image(fresh, snapshots=("snap-0c0py00000000001",), tags=copy_tags))
+    stub_snapshots(eu, {"snap-0c0py00000000001": copy_tags})
+    res = run_module(mod, {"instance_id": INSTANCE, "name": NAME, "copy_to_regions": ["eu-west-1"]})
+    assert not res.failed, res.result
+    assert res.result["copies"] == {"eu-west-1": fresh}
+    assert second["ClientToken"] != copy_params("eu-west-1")["ClientToken"]

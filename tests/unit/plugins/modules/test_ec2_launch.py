@@ -113,13 +113,27 @@ def stub_default_subnet(ec2):
     )
 
 
+def stub_offerings(ec2, zones=("us-east-1a", "us-east-1b"), itype="t3.micro"):
+    ec2.add_response(
+        "describe_instance_type_offerings",
+        {
+            "InstanceTypeOfferings": [
+                {"InstanceType": itype, "LocationType": "availability-zone", "Location": zone} for zone in zones
+            ]
+        },
+        {"LocationType": "availability-zone", "Filters": [{"Name": "instance-type", "Values": [itype]}]},
+    )
+
+
 def stub_lookups(ec2, *existing, image=True):
-    """The read-only calls of a run with no subnet_id: the group, image, type, default or known subnet."""
+    """The read-only calls of a run with no subnet_id: the group, image, type, zones offering it when
+    launching, default or known subnet."""
     stub_find(ec2, *existing)
     if image:
         stub_image(ec2)
     stub_type(ec2)
     if not existing:
+        stub_offerings(ec2)
         stub_default_subnet(ec2)
 
 
@@ -384,7 +398,7 @@ def test_tags_groups_protection_and_metadata_are_reconciled_in_place(ec2, run_mo
     ec2.add_response(
         "modify_instance_metadata_options",
         {},
-        {"InstanceId": "i-00000001", "HttpTokens": "required", "HttpPutResponseHopLimit": 2},
+        {"InstanceId": "i-00000001", "HttpPutResponseHopLimit": 2},
     )
     ec2.add_response("describe_instances", reservations(inst), id_filter("i-00000001"))
     res = run_module(
@@ -654,6 +668,9 @@ def test_fingerprints_match_what_ec2_and_ssh_keygen_compute(tmp_path, key_type):
         ({"volumes": [{"device_name": "/dev/sdf", "size": 0}]}, "volumes[0].size: 0 is not a size in GiB"),
         ({"volumes": [{"device_name": "/dev/sdf"}, {"device_name": "/dev/sdf"}]}, "'/dev/sdf' is listed twice"),
         ({"wait_timeout": -5}, "wait_timeout: -5 is negative"),
+        ({"name": ""}, "name: '' is blank; give the group's name"),
+        ({"name": " "}, "name: ' ' is blank"),
+        ({"name": "", "state": "absent"}, "name: '' is blank"),
     ],
 )
 def test_bad_input_fails_before_any_aws_call(ec2, run_module, args, msg):
@@ -698,7 +715,13 @@ def not_found(ec2, operation, code, message="not found"):
             f"instance_type: 't4g.micro' runs arm64 but image {AMI} is x86_64",
         ),
         (
-            lambda ec2: (stub_image(ec2), stub_type(ec2), stub_default_subnet(ec2), stub_no_key(ec2)),
+            lambda ec2: (
+                stub_image(ec2),
+                stub_type(ec2),
+                stub_offerings(ec2),
+                stub_default_subnet(ec2),
+                stub_no_key(ec2),
+            ),
             {"key_name": "nope"},
             "key_name: key pair 'nope' not found in us-east-1",
         ),
@@ -706,6 +729,7 @@ def not_found(ec2, operation, code, message="not found"):
             lambda ec2: (
                 stub_image(ec2),
                 stub_type(ec2),
+                stub_offerings(ec2),
                 stub_default_subnet(ec2),
                 ec2.add_response("describe_security_groups", {"SecurityGroups": []}),
             ),
@@ -716,6 +740,7 @@ def not_found(ec2, operation, code, message="not found"):
             lambda ec2: (
                 stub_image(ec2),
                 stub_type(ec2),
+                stub_offerings(ec2),
                 stub_default_subnet(ec2),
                 not_found(ec2, "describe_security_groups", "InvalidGroup.NotFound"),
             ),
@@ -723,7 +748,12 @@ def not_found(ec2, operation, code, message="not found"):
             f"security_groups: security group '{SG}' not found in {VPC}",
         ),
         (
-            lambda ec2: (stub_image(ec2), stub_type(ec2), ec2.add_response("describe_subnets", {"Subnets": []})),
+            lambda ec2: (
+                stub_image(ec2),
+                stub_type(ec2),
+                stub_offerings(ec2, ("us-east-1z",)),
+                ec2.add_response("describe_subnets", {"Subnets": []}),
+            ),
             {"availability_zone": "us-east-1z"},
             "no default subnet in us-east-1z to launch into; give subnet_id",
         ),
@@ -755,7 +785,6 @@ def test_unknown_subnet_and_conflicting_zone(ec2, run_module):
 def test_launch_without_image_id_is_refused(ec2, run_module):
     stub_find(ec2)
     stub_type(ec2)
-    stub_default_subnet(ec2)
     res = run_module(ec2_launch, {"name": "web", "count": 2})
     assert res.result["msg"] == "image_id is required to launch 2 instance(s) named 'web'"
 
@@ -885,3 +914,363 @@ def test_root_volume_without_size_takes_the_image_size():
     }
     (other,) = ec2_launch.block_device_mappings([dict(volume, device_name="/dev/sdf", size=20)], image)
     assert other["Ebs"]["VolumeSize"] == 20
+
+
+# --- on real AWS: eventual consistency, lost answers, filter limit, zones and types, metadata ------------
+
+NEW_SG = "sg-0eeeeeeeeeeeeeee0"
+MANAGED_GROUP = {
+    "GroupId": NEW_SG,
+    "GroupName": "web",
+    "VpcId": VPC,
+    "Tags": [{"Key": "Name", "Value": "web"}, {"Key": "ManagedBy", "Value": "bakery.ec2.ec2_launch"}],
+    "IpPermissions": [],
+}
+HTTP_RULE = [{"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+GROUP_LOOKUP = {"Filters": [{"Name": "group-name", "Values": ["web"]}, {"Name": "vpc-id", "Values": [VPC]}]}
+
+
+def stub_new_key_and_group(ec2):
+    """A first run with key_name/public_key and firewall: nothing exists yet."""
+    stub_lookups(ec2)
+    ec2.add_client_error("describe_key_pairs", "InvalidKeyPair.NotFound", "The key pair 'deploy' does not exist")
+    ec2.add_response("describe_security_groups", {"SecurityGroups": []}, GROUP_LOOKUP)
+
+
+NEW_KEY_AND_GROUP = dict(BASE, key_name="deploy", public_key=ED_PUB, firewall=[{"ports": 80, "cidr": ["0.0.0.0/0"]}])
+
+
+def test_not_found_for_what_this_run_created_is_retried(ec2, run_module, slept):
+    stub_new_key_and_group(ec2)
+    ec2.add_response("import_key_pair", {"KeyName": "deploy", "KeyFingerprint": "x"})
+    ec2.add_response("create_security_group", {"GroupId": NEW_SG})
+    # EC2 does not show the new group and key to every call at once.
+    ec2.add_client_error(
+        "authorize_security_group_ingress", "InvalidGroup.NotFound", "The security group does not exist"
+    )
+    ec2.add_client_error("authorize_security_group_ingress", "InvalidGroupId.NotFound", "not yet")
+    ec2.add_response("authorize_security_group_ingress", {}, {"GroupId": NEW_SG, "IpPermissions": HTTP_RULE})
+    ec2.add_client_error("run_instances", "InvalidKeyPair.NotFound", "The key pair 'deploy' does not exist")
+    ec2.add_client_error("run_instances", "InvalidGroup.NotFound", "The security group does not exist")
+    ec2.add_response("run_instances", {"Instances": [instance("i-00000001", "pending")]})
+    ec2.add_response("describe_instances", reservations(instance("i-00000001")), id_filter("i-00000001"))
+    res = run_module(ec2_launch, NEW_KEY_AND_GROUP)
+    assert not res.failed, res.result["msg"]
+    assert res.result["launched_ids"] == ["i-00000001"]
+    assert res.result["security_group_id"] == NEW_SG
+    assert len(slept) == 4  # one per NotFound; the first poll sees it running
+
+
+def test_not_found_for_a_group_this_run_did_not_create_is_not_retried(ec2, run_module, slept):
+    stub_lookups(ec2)
+    ec2.add_response(
+        "describe_security_groups", {"SecurityGroups": [{"GroupId": SG, "VpcId": VPC}]}, {"GroupIds": [SG]}
+    )
+    ec2.add_client_error("run_instances", "InvalidGroup.NotFound", f"The security group '{SG}' does not exist")
+    res = run_module(ec2_launch, dict(BASE, security_groups=[SG]))
+    assert res.failed
+    assert "InvalidGroup.NotFound" in res.result["msg"]
+    assert slept == []
+
+
+def test_new_instances_stopped_at_once_are_retried_while_not_visible(ec2, run_module):
+    stub_lookups(ec2)
+    ec2.add_response("run_instances", {"Instances": [instance("i-00000001", "pending")]})
+    ec2.add_client_error("stop_instances", "InvalidInstanceID.NotFound", "The instance ID does not exist")
+    ec2.add_response("stop_instances", {"StoppingInstances": []}, {"InstanceIds": ["i-00000001"]})
+    ec2.add_response("describe_instances", reservations(instance("i-00000001", "stopping")), id_filter("i-00000001"))
+    res = run_module(ec2_launch, dict(BASE, state="stopped", wait=False))
+    assert not res.failed, res.result["msg"]
+    assert res.result["changes"] == [f"launch 1 instance(s) in {SUBNET}", "stop i-00000001"]
+
+
+def test_duplicates_after_lost_answers_count_as_created(ec2, run_module):
+    stub_new_key_and_group(ec2)
+    # Each create reached EC2, but its answer was lost; the retry meets what the first attempt made.
+    ec2.add_client_error("import_key_pair", "InternalError", "An internal error has occurred", 500)
+    ec2.add_client_error("import_key_pair", "InvalidKeyPair.Duplicate", "The keypair 'deploy' already exists.")
+    ec2.add_response(
+        "describe_key_pairs",
+        {"KeyPairs": [{"KeyName": "deploy", "KeyFingerprint": "x", "PublicKey": ED_PUB}]},
+        {"KeyNames": ["deploy"], "IncludePublicKey": True},
+    )
+    ec2.add_client_error("create_security_group", "ServiceUnavailable", "Service unavailable", 503)
+    ec2.add_client_error("create_security_group", "InvalidGroup.Duplicate", "The security group 'web' already exists")
+    ec2.add_response("describe_security_groups", {"SecurityGroups": [MANAGED_GROUP]}, GROUP_LOOKUP)
+    ec2.add_client_error("authorize_security_group_ingress", "InternalError", "An internal error has occurred", 500)
+    ec2.add_client_error("authorize_security_group_ingress", "InvalidPermission.Duplicate", "already exists")
+    ec2.add_response(
+        "describe_security_groups",
+        {"SecurityGroups": [dict(MANAGED_GROUP, IpPermissions=HTTP_RULE)]},
+        {"GroupIds": [NEW_SG]},
+    )
+    ec2.add_response("run_instances", {"Instances": [instance("i-00000001", "pending")]})
+    ec2.add_response("describe_instances", reservations(instance("i-00000001")), id_filter("i-00000001"))
+    res = run_module(ec2_launch, NEW_KEY_AND_GROUP)
+    assert not res.failed, res.result["msg"]
+    assert res.result["security_group_id"] == NEW_SG
+    assert res.result["changes"][:3] == [
+        "import key pair deploy",
+        f"create security group web in {VPC}",
+        "authorize tcp 80 from 0.0.0.0/0 on web",
+    ]
+
+
+def test_duplicate_that_is_not_ours_fails(ec2, run_module):
+    stub_new_key_and_group(ec2)
+    ec2.add_client_error("import_key_pair", "InvalidKeyPair.Duplicate", "The keypair 'deploy' already exists.")
+    ec2.add_response(
+        "describe_key_pairs", {"KeyPairs": [{"KeyName": "deploy", "KeyFingerprint": "x", "PublicKey": RSA_PUB}]}
+    )
+    res = run_module(ec2_launch, NEW_KEY_AND_GROUP)
+    assert res.failed
+    assert res.result["msg"].startswith("public_key: key pair 'deploy' appeared meanwhile with another key")
+    stub_new_key_and_group(ec2)
+    ec2.add_response("import_key_pair", {"KeyName": "deploy", "KeyFingerprint": "x"})
+    ec2.add_client_error("create_security_group", "InvalidGroup.Duplicate", "The security group 'web' already exists")
+    ec2.add_response("describe_security_groups", {"SecurityGroups": [dict(MANAGED_GROUP, Tags=[])]}, GROUP_LOOKUP)
+    res = run_module(ec2_launch, NEW_KEY_AND_GROUP)
+    assert res.failed
+    assert "appeared meanwhile" in res.result["msg"] and "not made by ec2_launch" in res.result["msg"]
+
+
+def test_partial_duplicate_authorizes_only_what_is_missing(ec2, run_module):
+    stub_lookups(ec2, instance("i-00000001", groups=(SG,)), image=False)
+    ec2.add_response("describe_security_groups", {"SecurityGroups": [dict(MANAGED_GROUP, GroupId=SG)]}, GROUP_LOOKUP)
+    ssh = {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}
+    ec2.add_client_error("authorize_security_group_ingress", "InvalidPermission.Duplicate", "already exists")
+    ec2.add_response(
+        "describe_security_groups",
+        {"SecurityGroups": [dict(MANAGED_GROUP, GroupId=SG, IpPermissions=HTTP_RULE)]},
+        {"GroupIds": [SG]},
+    )
+    ec2.add_response("authorize_security_group_ingress", {}, {"GroupId": SG, "IpPermissions": [ssh]})
+    rules = [{"ports": 80, "cidr": ["0.0.0.0/0"]}, {"ports": 22, "cidr": ["10.0.0.0/8"]}]
+    res = run_module(ec2_launch, {"name": "web", "firewall": rules})
+    assert not res.failed, res.result["msg"]
+
+
+def record_requests(ec2):
+    """Every request's parameters, as sent (after the Stubber validated them)."""
+    sent = []
+    ec2.client.meta.events.register("provide-client-params.ec2", lambda params, **_kw: sent.append(params))
+    return sent
+
+
+def list_lengths(value):
+    """Lengths of every list of strings inside a request (filter values, ID lists)."""
+    if isinstance(value, dict):
+        return [n for item in value.values() for n in list_lengths(item)]
+    if isinstance(value, list):
+        own = [len(value)] if value and all(isinstance(v, str) for v in value) else []
+        return own + [n for item in value for n in list_lengths(item)]
+    return []
+
+
+def test_205_instances_launch_wait_and_terminate_in_chunks_of_200(ec2, run_module):
+    sent = record_requests(ec2)
+    ids = [f"i-{n:08x}" for n in range(1, 206)]
+    stub_lookups(ec2)
+    ec2.add_response("run_instances", {"Instances": [instance(iid, "pending") for iid in ids]})
+    ec2.add_response("describe_instances", reservations(*(instance(i) for i in ids[:200])), id_filter(*ids[:200]))
+    ec2.add_response("describe_instances", reservations(*(instance(i) for i in ids[200:])), id_filter(*ids[200:]))
+    res = run_module(ec2_launch, dict(BASE, count=205))
+    assert not res.failed, res.result["msg"]
+    assert len(res.result["instance_ids"]) == 205
+    stub_find(ec2, *(instance(i) for i in ids))
+    ec2.add_response("terminate_instances", {"TerminatingInstances": []}, {"InstanceIds": ids[:200]})
+    ec2.add_response("terminate_instances", {"TerminatingInstances": []}, {"InstanceIds": ids[200:]})
+    ec2.add_response("describe_instances", {"Reservations": []}, id_filter(*ids[:200]))
+    ec2.add_response("describe_instances", {"Reservations": []}, id_filter(*ids[200:]))
+    ec2.add_response("describe_security_groups", {"SecurityGroups": []})
+    res = run_module(ec2_launch, {"name": "web", "state": "absent"})
+    assert not res.failed, res.result["msg"]
+    assert len(res.result["terminated_ids"]) == 205
+    assert max(n for params in sent for n in list_lengths(params)) == 200
+
+
+def test_default_subnet_is_chosen_among_zones_offering_the_type(ec2, run_module):
+    stub_find(ec2)
+    stub_image(ec2)
+    stub_type(ec2)
+    stub_offerings(ec2, ("us-east-1b", "us-east-1c"))
+    stub_default_subnet(ec2)
+    ec2.add_response(
+        "run_instances", {"Instances": [instance("i-00000001")]}, {"SubnetId": "subnet-0bbbbbbbbbbbbbbb0", **ANYTHING}
+    )
+    ec2.add_response("describe_instances", reservations(instance("i-00000001")), id_filter("i-00000001"))
+    res = run_module(ec2_launch, BASE)
+    assert not res.failed, res.result["msg"]
+    assert res.result["changes"] == ["launch 1 instance(s) in subnet-0bbbbbbbbbbbbbbb0"]
+
+
+ANYTHING = dict.fromkeys(
+    ("ImageId", "InstanceType", "MinCount", "MaxCount", "ClientToken", "MetadataOptions", "TagSpecifications"), ANY
+)
+
+
+@pytest.mark.parametrize("code", ["Unsupported", "InsufficientInstanceCapacity"])
+def test_no_capacity_moves_to_the_next_offering_zone_with_a_new_token(ec2, run_module, warnings, code):
+    stub_lookups(ec2)
+    first = ec2_launch.client_token("web", "us-east-1", VPC, [], 1)
+    second = ec2_launch.client_token("web", "us-east-1", VPC, [], 1, "zone:us-east-1b|")
+    ec2.add_client_error("run_instances", code, "We currently do not have sufficient t3.micro capacity", 500)
+    # Not retried in the same zone: the next request goes to the next zone.
+    ec2.add_response(
+        "run_instances",
+        {"Instances": [instance("i-00000001", Placement={"AvailabilityZone": "us-east-1b"})]},
+        dict(ANYTHING, SubnetId="subnet-0bbbbbbbbbbbbbbb0", ClientToken=second),
+    )
+    ec2.add_response("describe_instances", reservations(instance("i-00000001")), id_filter("i-00000001"))
+    res = run_module(ec2_launch, BASE)
+    assert not res.failed, res.result["msg"]
+    assert first != second
+    assert res.result["changes"] == ["launch 1 instance(s) in subnet-0bbbbbbbbbbbbbbb0"]
+    assert warnings == [f"{code} for t3.micro in us-east-1a: trying us-east-1b"]
+
+
+def test_no_capacity_in_a_pinned_zone_fails_without_trying_another(ec2, run_module):
+    stub_find(ec2)
+    stub_image(ec2)
+    stub_type(ec2)
+    stub_offerings(ec2)
+    ec2.add_response(
+        "describe_subnets",
+        {"Subnets": [{"SubnetId": SUBNET, "VpcId": VPC, "AvailabilityZone": "us-east-1a"}]},
+        {
+            "Filters": [
+                {"Name": "default-for-az", "Values": ["true"]},
+                {"Name": "availability-zone", "Values": ["us-east-1a"]},
+            ]
+        },
+    )
+    ec2.add_client_error("run_instances", "InsufficientInstanceCapacity", "no capacity")
+    res = run_module(ec2_launch, dict(BASE, availability_zone="us-east-1a"))
+    assert res.failed
+    assert res.result["error"]["code"] == "InsufficientInstanceCapacity"
+
+
+def test_no_zone_with_capacity_fails_naming_the_zones_tried(ec2, run_module):
+    stub_lookups(ec2)
+    ec2.add_client_error("run_instances", "InsufficientInstanceCapacity", "no capacity")
+    ec2.add_client_error("run_instances", "Unsupported", "not supported")
+    res = run_module(ec2_launch, BASE)
+    assert res.failed
+    assert res.result["msg"] == (
+        "no zone could launch 1 t3.micro instance(s); "
+        "tried us-east-1a (InsufficientInstanceCapacity), us-east-1b (Unsupported)"
+    )
+
+
+def test_pinned_zone_without_the_type_fails_before_anything_is_created(ec2, run_module):
+    stub_find(ec2)
+    stub_image(ec2)
+    stub_type(ec2)
+    stub_offerings(ec2)
+    res = run_module(ec2_launch, dict(BASE, availability_zone="us-east-1e", firewall=[{"ports": 80, "cidr": ["::/0"]}]))
+    assert res.failed
+    assert res.result["msg"] == (
+        "instance_type: 't3.micro' is not offered in us-east-1e (offered in us-east-1a, us-east-1b); "
+        "nothing was created"
+    )
+    assert res.result["changes"] == []
+    ec2.add_response(
+        "describe_subnets", {"Subnets": [{"SubnetId": SUBNET, "VpcId": VPC, "AvailabilityZone": "us-east-1e"}]}
+    )
+    ec2.add_response("describe_instances", reservations(), group_filters(vpc=VPC))
+    stub_image(ec2)
+    stub_type(ec2)
+    stub_offerings(ec2)
+    res = run_module(ec2_launch, dict(BASE, subnet_id=SUBNET))
+    assert res.result["msg"].startswith("instance_type: 't3.micro' is not offered in us-east-1e")
+
+
+def test_type_not_offered_anywhere_fails(ec2, run_module):
+    stub_find(ec2)
+    stub_image(ec2)
+    stub_type(ec2)
+    stub_offerings(ec2, ())
+    res = run_module(ec2_launch, BASE)
+    assert res.result["msg"] == "instance_type: 't3.micro' is not offered in any zone of us-east-1"
+
+
+@pytest.mark.parametrize(
+    ("image", "itype", "msg"),
+    [
+        (
+            {"EnaSupport": False},
+            {"NetworkInfo": {"EnaSupport": "required"}},
+            f"instance_type: 't3.micro' needs ENA networking but image {AMI} does not have ENA support enabled",
+        ),
+        (
+            {"BootMode": "uefi"},
+            {"SupportedBootModes": ["legacy-bios"]},
+            f"instance_type: 't3.micro' boots legacy-bios but image {AMI} boots uefi only",
+        ),
+        (
+            {"BootMode": "legacy-bios"},
+            {"SupportedBootModes": ["uefi"]},
+            f"instance_type: 't3.micro' boots uefi but image {AMI} boots legacy-bios only",
+        ),
+        ({"BootMode": "uefi-preferred"}, {"SupportedBootModes": ["legacy-bios"]}, None),
+        ({"EnaSupport": True}, {"NetworkInfo": {"EnaSupport": "required"}, "SupportedBootModes": ["uefi"]}, None),
+        ({}, {"NetworkInfo": {"EnaSupport": "required"}, "SupportedBootModes": ["uefi"]}, None),
+    ],
+)
+def test_image_and_type_compatibility(image, itype, msg):
+    image = dict(image, ImageId=AMI)
+    assert ec2_launch.image_type_mismatch(image, dict(itype, InstanceType="t3.micro")) == msg
+
+
+def test_incompatible_image_fails_before_anything_is_created(ec2, run_module):
+    stub_find(ec2)
+    ec2.add_response("describe_images", {"Images": [{"ImageId": AMI, "Architecture": "x86_64", "EnaSupport": False}]})
+    ec2.add_response(
+        "describe_instance_types",
+        {"InstanceTypes": [{"InstanceType": "t3.micro", "NetworkInfo": {"EnaSupport": "required"}}]},
+    )
+    res = run_module(ec2_launch, BASE)
+    assert res.failed
+    assert "needs ENA networking" in res.result["msg"]
+
+
+def test_existing_metadata_options_are_left_alone_unless_given(ec2, run_module):
+    imdsv1 = instance("i-00000001", MetadataOptions={"HttpTokens": "optional", "HttpPutResponseHopLimit": 1})
+    stub_lookups(ec2, imdsv1)
+    res = run_module(ec2_launch, BASE)
+    assert not res.failed, res.result["msg"]
+    assert res.result["changed"] is False
+    stub_lookups(ec2, imdsv1)
+    ec2.add_response(
+        "modify_instance_metadata_options",
+        {},
+        {"InstanceId": "i-00000001", "HttpTokens": "required", "HttpPutResponseHopLimit": 2},
+    )
+    ec2.add_response("describe_instances", reservations(imdsv1), id_filter("i-00000001"))
+    res = run_module(
+        ec2_launch, dict(BASE, metadata_options={"http_tokens": "required", "http_put_response_hop_limit": 2})
+    )
+    assert not res.failed, res.result["msg"]
+    assert res.result["changes"] == [
+        "set metadata options of i-00000001: HttpPutResponseHopLimit=2, HttpTokens=required"
+    ]
+
+
+def test_new_instances_get_imdsv2_required_and_the_hop_limit():
+    params = {"metadata_options": None}
+    assert ec2_launch.metadata_request(params["metadata_options"]) == {"HttpTokens": "required"}
+    given = {"http_tokens": None, "http_put_response_hop_limit": 2, "instance_metadata_tags": None}
+    assert ec2_launch.metadata_request(given) == {"HttpTokens": "required", "HttpPutResponseHopLimit": 2}
+
+
+def test_group_delete_whose_answer_was_lost_counts_as_deleted(ec2, run_module):
+    stub_find(ec2)
+    ec2.add_response(
+        "describe_security_groups", {"SecurityGroups": [{"GroupId": SG, "GroupName": "web", "VpcId": VPC}]}
+    )
+    ec2.add_response("describe_instances", {"Reservations": []})
+    ec2.add_client_error("delete_security_group", "InternalError", "An internal error has occurred", 500)
+    ec2.add_client_error("delete_security_group", "InvalidGroup.NotFound", f"The security group '{SG}' does not exist")
+    res = run_module(ec2_launch, {"name": "web", "state": "absent"})
+    assert not res.failed, res.result["msg"]
+    assert res.result["changes"] == [f"delete security group web ({SG})"]
