@@ -1343,7 +1343,7 @@ class Task:
         except AwsError as err:
             if err.code != "InvalidPermission.Duplicate":
                 raise
-            group = self.client.call_created("describe_security_groups", GROUP_NOT_FOUND, GroupIds=[self.group_id])
+            group = self.client.call_created("describe_security_groups", codes, GroupIds=[self.group_id])
             missing = atoms - atoms_from_permissions(group["SecurityGroups"][0].get("IpPermissions"))
             if missing:
                 self.client.call(
