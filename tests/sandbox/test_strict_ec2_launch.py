@@ -9,12 +9,10 @@ catalogue images are API-only, so hundreds of instances are cheap.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import urllib.request
 
 import pytest
-from test_strict import api_front, client, iam, module_env, public_key
+from test_strict import api_front, client, iam, public_key, run_ec2_launch
 
 WINDOW = 4.0  # seconds, as test_strict.py: longer than the sandbox's default, so retries must happen
 
@@ -29,24 +27,7 @@ def strict_front(tmp_path_factory):
 def launch(strict_front, tmp_path):
     """Run ec2_launch with ``args`` as the least-privilege user; return its result."""
     _url, keys = strict_front
-
-    def run(**args):
-        argfile = tmp_path / "args.json"
-        argfile.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
-        proc = subprocess.run(
-            [sys.executable, "-m", "ansible_collections.bakery.ec2.plugins.modules.ec2_launch", str(argfile)],
-            env=module_env(strict_front, keys[iam.USER]),
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-            cwd=tmp_path,
-        )
-        lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-        assert lines, proc.stderr[-2000:]
-        return json.loads(lines[-1])
-
-    return run
+    return lambda **args: run_ec2_launch(strict_front, keys[iam.USER], tmp_path / "args.json", args, timeout=600)
 
 
 def catalogue_image(front) -> str:
