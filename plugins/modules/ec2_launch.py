@@ -69,8 +69,9 @@ options:
       - The subnet to launch into. When given, only instances in its VPC count as the group, and it pins the zone.
       - When not given, new instances go to the subnet of the newest instance of the group (in
         O(availability_zone) when given) or else to the default VPC's default subnet in O(availability_zone)
-        (any zone when not given), always in a zone that offers O(instance_type). Without a pinned zone the
-        other zones' subnets of the same VPC are the fallback when a zone has no capacity.
+        (any zone when not given), always in a zone that offers O(instance_type). Without a pinned zone, the
+        fallback when a zone has no capacity is the subnet of another zone in the same VPC, among the subnets of
+        the group's instances and the default subnets.
     type: str
   availability_zone:
     description:
@@ -1343,7 +1344,7 @@ class Task:
         except AwsError as err:
             if err.code != "InvalidPermission.Duplicate":
                 raise
-            group = self.client.call_created("describe_security_groups", GROUP_NOT_FOUND, GroupIds=[self.group_id])
+            group = self.client.call_created("describe_security_groups", codes, GroupIds=[self.group_id])
             missing = atoms - atoms_from_permissions(group["SecurityGroups"][0].get("IpPermissions"))
             if missing:
                 self.client.call(

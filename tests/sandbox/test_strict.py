@@ -67,13 +67,6 @@ def front(tmp_path_factory):
         yield out
 
 
-@pytest.fixture(scope="module")
-def front_no_window(tmp_path_factory):
-    """Window 0 (the sandbox's strictness switch for its own tests): the launch step's retries are issue 15's."""
-    with api_front(tmp_path_factory, 0) as out:
-        yield out
-
-
 def client(front, user=iam.ADMIN_USER, service="ec2", region="us-east-1", key=None, validate=True):
     url, keys = front
     key_id, secret = key or keys[user]
@@ -362,33 +355,37 @@ def run_launch(front, key, tmp_path, name: str) -> dict:
         "tags": {"BakeryRole": "source"},
         "wait": False,
     }
-    argfile = tmp_path / f"{name}.json"
+    return run_ec2_launch(front, key, tmp_path / f"{name}.json", args)
+
+
+def run_ec2_launch(front, key, argfile: Path, args: dict, timeout: float = 120) -> dict:
+    """ec2_launch with ``args`` as the user of ``key``; its result (or the end of its stderr, as failed)."""
     argfile.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
     proc = subprocess.run(
         [sys.executable, "-m", "ansible_collections.bakery.ec2.plugins.modules.ec2_launch", str(argfile)],
         env=module_env(front, key),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         check=False,
-        cwd=tmp_path,
+        cwd=argfile.parent,
     )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     return json.loads(lines[-1]) if lines else {"failed": True, "msg": proc.stderr[-500:]}
 
 
 @pytest.mark.parametrize("action", ["ec2:CreateTags", "ec2:AuthorizeSecurityGroupIngress", "ec2:RunInstances"])
-def test_policy_is_minimal_the_launch_step_names_the_missing_action(front_no_window, tmp_path, action):
+def test_policy_is_minimal_the_launch_step_names_the_missing_action(front, tmp_path, action):
     short = action.split(":")[1]
-    key = user_with(front_no_window, f"minus-{short}", policy_without(action))
-    result = run_launch(front_no_window, key, tmp_path, f"minus-{short.lower()}")
+    key = user_with(front, f"minus-{short}", policy_without(action))
+    result = run_launch(front, key, tmp_path, f"minus-{short.lower()}")
     assert result.get("failed"), result
     msg = str(result.get("msg", ""))
     assert "\n" not in msg
     assert action in msg, msg
 
 
-def test_policy_is_complete_for_the_launch_step(front_no_window, tmp_path):
-    _url, keys = front_no_window
-    result = run_launch(front_no_window, keys[iam.USER], tmp_path, "full-policy")
+def test_policy_is_complete_for_the_launch_step(front, tmp_path):
+    _url, keys = front
+    result = run_launch(front, keys[iam.USER], tmp_path, "full-policy")
     assert not result.get("failed"), result.get("msg")
