@@ -26,6 +26,7 @@ from . import config, net
 from .errors import SandboxError
 from .faults import ERRORS, INTERNAL_AGENT, Chaos, Faults, access_key_of, is_internal
 from .hosts import Host
+from .ssm import PublicParameters, is_ssm
 
 log = logging.getLogger("sandbox")
 NS = "{" + config.EC2_NS.rstrip("/") + "}"
@@ -462,6 +463,7 @@ class Middleware:
     def __init__(self, app, core: Core):
         self.app = app
         self.core = core
+        self.ssm = PublicParameters(core.ec2)  # Debian's public parameters for the base images (sandbox/ssm.py)
 
     def __call__(self, environ, start_response):
         try:
@@ -526,6 +528,8 @@ class Middleware:
         raw = environ["wsgi.input"].read(length) if length else b""
         if environ.get("PATH_INFO", "").startswith("/_sandbox/"):
             return self._control(environ, raw)
+        if is_ssm(environ):
+            return self.ssm.answer(environ, raw, self._call_inner)
         auth = environ.get("HTTP_AUTHORIZATION", "")
         m = _REGION_RE.search(auth)
         if not m or environ.get("REQUEST_METHOD") != "POST":
