@@ -38,11 +38,11 @@ class Sandbox:
         except (urllib.error.URLError, OSError):
             return False
 
-    def client(self, region: str = config.REGION):
+    def client(self, region: str = config.REGION, service: str = "ec2"):
         import boto3
 
         return boto3.client(
-            "ec2",
+            service,
             region_name=region,
             endpoint_url=self.endpoint,
             aws_access_key_id=config.ACCESS_KEY,

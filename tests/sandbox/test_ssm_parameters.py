@@ -8,30 +8,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 from sandbox_helpers import base_ami
-
-from sandbox import config
 
 REGIONS = ("us-east-1", "eu-west-1")
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def ssm_client(sandbox, region):
-    return boto3.client(
-        "ssm",
-        region_name=region,
-        endpoint_url=sandbox.endpoint,
-        aws_access_key_id=config.ACCESS_KEY,
-        aws_secret_access_key=config.SECRET_KEY,
-    )
-
-
 @pytest.mark.parametrize("region", REGIONS)
 def test_each_release_parameter_names_the_base_image_of_its_region(sandbox, region):
-    ssm = ssm_client(sandbox, region)
+    ssm = sandbox.client(region, "ssm")
     ec2 = sandbox.client(region)
     for version, suite in (("12", "bookworm"), ("13", "trixie")):
         image = base_ami(ec2, version)
@@ -44,7 +31,7 @@ def test_each_release_parameter_names_the_base_image_of_its_region(sandbox, regi
 
 
 def test_batch_and_path_reads_and_missing_names(sandbox):
-    ssm = ssm_client(sandbox, "us-east-1")
+    ssm = sandbox.client("us-east-1", "ssm")
     latest12 = "/aws/service/debian/release/12/latest/amd64"
     reply = ssm.get_parameters(Names=[latest12, "/aws/service/debian/release/11/latest/amd64"])
     assert [p["Name"] for p in reply["Parameters"]] == [latest12]
