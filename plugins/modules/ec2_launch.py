@@ -280,6 +280,13 @@ EXAMPLES = r"""
       #cloud-config
       package_upgrade: true
 
+- name: Workers from the image Debian's public SSM parameter names in this region (resolved by the module)
+  bakery.ec2.ec2_launch:
+    name: worker
+    count: 2
+    image_id: resolve:ssm:/aws/service/debian/release/12/latest/amd64
+  register: workers  # workers.image_id is the AMI ID the parameter held
+
 - name: Stop the web servers (kept, not terminated)
   bakery.ec2.ec2_launch:
     name: web
