@@ -227,7 +227,7 @@ def splice(old: str, new: str, cases_run: list[str], command: str) -> str:
             fresh = next(v for k, v in new_sections.items() if k[:3] == title[:3])
             title_line, body = fresh.split("\n", 1)
             when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-            section = f"{title_line}\n\nThis section: `{command}` on {when}.\n{body}"
+            section = f"{title_line}\n\nThis section: `{command}` (updated {when}).\n{body}"
         elif title.startswith("Reading the numbers"):
             section = next(v for k, v in new_sections.items() if k.startswith("Reading the numbers"))
         out[title] = section
@@ -255,6 +255,8 @@ def main():
         print(text)
         if args.output:
             Path(args.output).write_text(text)
+        if args.replace_in:
+            replace_in(args.replace_in, text, raw["results"], raw["argv"])
         return
     wanted = args.cases.split(",")
     start = time.monotonic()
@@ -298,10 +300,15 @@ def main():
     if args.output:
         Path(args.output).write_text(text)
     if args.replace_in:
-        report = Path(args.replace_in)
-        argv = [a for a in sys.argv[1:] if a not in ("--replace-in", args.replace_in)]
-        command = f"python bench/run.py {shlex.join(argv)}"
-        report.write_text(splice(report.read_text(), text, list(results), command))
+        replace_in(args.replace_in, text, results, sys.argv)
+
+
+def replace_in(path: str, text: str, results: dict, argv: list[str]) -> None:
+    """Update the report at ``path`` with the cases of ``results`` (rendered as ``text`` by ``argv``)."""
+    report = Path(path)
+    kept = [a for a in argv[1:] if a not in ("--replace-in", path, "--output") and not a.endswith(".md")]
+    command = f"python bench/run.py {shlex.join(kept)}"
+    report.write_text(splice(report.read_text(), text, list(results), command))
 
 
 if __name__ == "__main__":
