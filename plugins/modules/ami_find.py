@@ -14,8 +14,8 @@ description:
   - Owners are sent so that EC2 filters on its side. Account IDs become the C(owner-id) filter, the aliases
     C(amazon) and C(aws-marketplace) the C(owner-alias) filter, and C(self) the C(Owners) parameter.
   - Images whose deprecation time has passed are left out unless O(include_deprecated=true).
-  - A name pattern alone is refused: any AWS account can publish a public image under any name, so a search by
-    name needs O(owners) (or O(image_ids), or O(ssm_parameter)).
+  - A name pattern alone is refused, because any AWS account can publish a public image under any name; a search
+    by name needs O(owners) (or O(image_ids), or O(ssm_parameter)).
   - O(ssm_parameter) reads the image ID from an SSM parameter, such as the public parameters Debian and Amazon
     publish for their newest images, then returns that image with its full details.
   - O(regions) runs the same search in several regions at once and returns each region's pick in RV(by_region);

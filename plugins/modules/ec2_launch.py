@@ -48,7 +48,7 @@ options:
   image_id:
     description:
       - The AMI to launch from. Required when instances must be launched.
-      - It must exist, be available, and match the architecture of O(instance_type). AMI IDs are per region:
+      - It must exist, be available, and match the architecture of O(instance_type). AMI IDs are per region, so
         an ID from another region is not found here.
       - V(resolve:ssm:NAME) reads the AMI ID from SSM parameter C(NAME) (for example
         V(resolve:ssm:/aws/service/debian/release/12/latest/amd64)) before anything else, so the drift check, check
