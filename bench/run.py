@@ -3,7 +3,7 @@
     python bench/run.py --output bench/RESULTS.md     # make bench (about 20 minutes; the sandbox runs real hosts)
     python bench/run.py --smoke                       # make bench-smoke (< 1 minute): a quick mode of each case
 
-Cases: (1) inventory (bench/inventory/run.py), (2) ami_find vs ec2_ami_info on moto with 20,000 images,
+Cases: (1) inventory (bench/inventory/run.py), (2) ami_find `regions:` vs ec2_ami_info looped over 16 regions on moto,
 (3) ec2_launch vs ec2_instance, (4) ami_from_instance vs ec2_ami, (5) the whole flow vs bench/peer/flow.yml;
 3-5 on the local EC2 sandbox (reused when running, else started and stopped here). Runs alternate between
 ours and the peer; API calls are counted at the endpoint by a counting proxy (bench/harness.py).
@@ -135,7 +135,7 @@ def render(results: dict, args, seconds: float, argv: list[str]) -> str:
         )
         out += [
             "",
-            f"Time the endpoint spent answering (moto filtering {r['size']:,} images), per run: "
+            f"Time the endpoint spent answering (moto filtering {r['size']:,} images in each region), per run: "
             + ", ".join(f"{x['contender']} {x['endpoint']:.2f} s" for x in r["rows"])
             + ".",
         ]
@@ -188,17 +188,66 @@ def render(results: dict, args, seconds: float, argv: list[str]) -> str:
     return "\n".join(out) + "\n"
 
 
+# Report section numbers of the cases, and how the names of their target rows begin.
+SECTIONS = {"inventory": 1, "ami_find": 2, "launch": 3, "image": 4, "flow": 5}
+TARGET_PREFIXES = {
+    "inventory": "inventory",
+    "ami_find": "ami_find",
+    "launch": "bakery.ec2.ec2_launch",
+    "image": "bakery.ec2.ami_from_instance",
+    "flow": "the flow",
+}
+
+
+def splice(old: str, new: str, cases_run: list[str], command: str) -> str:
+    """The report ``old`` with the sections, target rows and notes of ``cases_run`` taken from ``new``.
+
+    For running one case (``--replace-in bench/RESULTS.md``) without losing the figures of the others; each
+    replaced section says which command produced it.
+    """
+
+    def parts(text):
+        head, *sections = text.split("\n## ")
+        return head, {section.split("\n", 1)[0]: section for section in sections}
+
+    def rows(section):
+        return [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| target")]
+
+    old_head, old_sections = parts(old)
+    _new_head, new_sections = parts(new)
+    prefixes = tuple(TARGET_PREFIXES[c] for c in cases_run)
+    numbers = {f"{SECTIONS[c]}. " for c in cases_run}
+    out = {}
+    for title, section in old_sections.items():
+        if title == "Targets":
+            kept = [r for r in rows(section) if not r[2:].startswith(prefixes) and not r.startswith("| ---")]
+            added = [r for r in rows(new_sections["Targets"]) if r[2:].startswith(prefixes)]
+            section = "Targets\n\n| target | met | measured |\n| --- | --- | --- |\n" + "\n".join(kept + added) + "\n"
+        elif title[:3] in numbers:
+            fresh = next(v for k, v in new_sections.items() if k[:3] == title[:3])
+            title_line, body = fresh.split("\n", 1)
+            when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+            section = f"{title_line}\n\nThis section: `{command}` (updated {when}).\n{body}"
+        elif title.startswith("Reading the numbers"):
+            section = next(v for k, v in new_sections.items() if k.startswith("Reading the numbers"))
+        out[title] = section
+    return "\n## ".join([old_head, *out.values()])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="runs of each contender per case")
     parser.add_argument("--flow-runs", type=int, default=5, help="runs of each contender of the flow")
     parser.add_argument("--inventory-10k-runs", type=int, default=5, help="runs of each contender at 10k instances")
-    parser.add_argument("--images", type=int, default=20000, help="size of the image catalogue of case 2")
+    parser.add_argument("--images", type=int, default=200, help="images per region in case 2")
     parser.add_argument("--count", type=int, default=5, help="instances launched by case 3")
     parser.add_argument("--cases", default="inventory,ami_find,launch,image,flow")
     parser.add_argument("--output", help="write the Markdown report here")
     parser.add_argument("--smoke", action="store_true", help="a quick mode of each case (< 1 minute)")
     parser.add_argument("--from-json", help="render the raw results of an earlier run (.build/bench-results.json)")
+    parser.add_argument(
+        "--replace-in", help="update this report: only the sections, targets and notes of the cases run now"
+    )
     args = parser.parse_args()
     if args.from_json:
         raw = json.loads(Path(args.from_json).read_text())
@@ -206,6 +255,8 @@ def main():
         print(text)
         if args.output:
             Path(args.output).write_text(text)
+        if args.replace_in:
+            replace_in(args.replace_in, text, raw["results"], raw["argv"])
         return
     wanted = args.cases.split(",")
     start = time.monotonic()
@@ -213,15 +264,16 @@ def main():
         # Always the stand-in: the real peer waits 15 s per poll (a minute for cases 3-4 alone).
         harness.STAND_IN = True
         cases.log("smoke: the peer's side runs our modules as a stand-in")
-        args.runs, args.flow_runs, args.images, args.count = 1, 1, 2000, 1
+        args.runs, args.flow_runs, args.images, args.count = 1, 1, 200, 1
     elif not (harness.BENCH_VENV / "ansible-playbook").exists():
         sys.exit(f"error: {harness.BENCH_VENV} is missing; make bench creates it")
     results = {}
     if "inventory" in wanted:
         results["inventory"] = inventory_case(args.runs, args.inventory_10k_runs, args.smoke)
     if "ami_find" in wanted:
-        cases.log(f"ami_find: {args.images:,} images on moto")
-        results["ami_find"] = cases.case_ami_find(args.runs, args.images)
+        cases.log(f"ami_find: {args.images:,} images in each region on moto")
+        regions = cases.REGIONS[:4] if args.smoke else cases.REGIONS
+        results["ami_find"] = cases.case_ami_find(args.runs, args.images, regions)
     if {"launch", "image", "flow"} & set(wanted):
         with cases.sandbox() as url:
             if "launch" in wanted:
@@ -247,6 +299,16 @@ def main():
     print(text)
     if args.output:
         Path(args.output).write_text(text)
+    if args.replace_in:
+        replace_in(args.replace_in, text, results, sys.argv)
+
+
+def replace_in(path: str, text: str, results: dict, argv: list[str]) -> None:
+    """Update the report at ``path`` with the cases of ``results`` (rendered as ``text`` by ``argv``)."""
+    report = Path(path)
+    kept = [a for a in argv[1:] if a not in ("--replace-in", path, "--output") and not a.endswith(".md")]
+    command = f"python bench/run.py {shlex.join(kept)}"
+    report.write_text(splice(report.read_text(), text, list(results), command))
 
 
 if __name__ == "__main__":

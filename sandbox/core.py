@@ -26,6 +26,7 @@ from . import config, iam, net, strict
 from .errors import SandboxError
 from .faults import ERRORS, INTERNAL_AGENT, Chaos, Faults, access_key_of, is_internal
 from .hosts import Host
+from .ssm import PublicParameters, is_ssm
 
 log = logging.getLogger("sandbox")
 NS = "{" + config.EC2_NS.rstrip("/") + "}"
@@ -510,6 +511,7 @@ class Middleware:
     def __init__(self, app, core: Core):
         self.app = app
         self.core = core
+        self.ssm = PublicParameters(core.ec2)  # Debian's public parameters for the base images (sandbox/ssm.py)
 
     def __call__(self, environ, start_response):
         try:
@@ -575,6 +577,8 @@ class Middleware:
         path = environ.get("PATH_INFO", "")
         if path.startswith("/_sandbox/"):
             return self._control(environ, raw)
+        if is_ssm(environ):
+            return self.ssm.answer(environ, raw, self._call_inner)
         auth = environ.get("HTTP_AUTHORIZATION", "")
         json_protocol = "HTTP_X_AMZ_TARGET" in environ
         params = {} if json_protocol else dict(parse_qsl(raw.decode(errors="replace"), keep_blank_values=True))

@@ -406,8 +406,9 @@ def build_client(params, service="ec2", region=None, max_attempts=10, session=No
             "or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
         )
     config = client_config(params)
-    # endpoint_url is EC2's: any other service (STS) finds its own endpoint as botocore defines it.
-    endpoint = (params.get("endpoint_url") or None) if service == "ec2" else None
+    # endpoint_url is EC2's (and SSM's, which AwsModule sets from ssm_endpoint): STS finds its own endpoint
+    # as botocore defines it (AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL, the profile, AWS itself).
+    endpoint = (params.get("endpoint_url") or None) if service in ("ec2", "ssm") else None
     try:
         with _SESSION_LOCK:
             client = session.client(

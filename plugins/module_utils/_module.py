@@ -19,9 +19,11 @@ from ansible_collections.bakery.ec2.plugins.module_utils._aws import (
     AwsError,
     WaitTimeout,
     build_client,
+    build_session,
     connection_params_from,
     one_line,
 )
+from ansible_collections.bakery.ec2.plugins.module_utils._ssm import ssm_endpoint
 
 
 def connection_argument_spec():
@@ -46,16 +48,26 @@ class AwsModule:
         self._clients = {}
         # debug_botocore_endpoint_logs: every "service:Action" called, returned as resource_actions.
         self.actions = set() if self.params.get("debug_botocore_endpoint_logs") else None
+        self._session = None
         if not HAS_BOTO3:
             self.module.fail_json(msg=missing_required_lib("boto3 and botocore"), exception=str(BOTO3_IMPORT_ERROR))
 
-    def client(self, region=None):
-        """An :class:`AwsClient` for EC2 in ``region`` (default: the task's region), built once."""
-        if region not in self._clients:
-            client = build_client(connection_params_from(self.params.get), region=region)
+    def client(self, region=None, service="ec2"):
+        """An :class:`AwsClient` for ``service`` (ec2 or ssm) in ``region`` (default: the task's), built once.
+
+        Every client comes from one boto3 session, so the API models load once however many regions a task
+        uses. Build the clients in one thread; they can then be used from any.
+        """
+        if (service, region) not in self._clients:
+            params = connection_params_from(self.params.get)
+            if service == "ssm":
+                params["endpoint_url"] = ssm_endpoint(params.get("endpoint_url"))
+            if self._session is None:
+                self._session = build_session(params)
+            client = build_client(params, service=service, region=region, session=self._session)
             client.actions = self.actions
-            self._clients[region] = client
-        return self._clients[region]
+            self._clients[(service, region)] = client
+        return self._clients[(service, region)]
 
     @property
     def region(self):

@@ -14,6 +14,12 @@ description:
   - Owners are sent so that EC2 filters on its side. Account IDs become the C(owner-id) filter, the aliases
     C(amazon) and C(aws-marketplace) the C(owner-alias) filter, and C(self) the C(Owners) parameter.
   - Images whose deprecation time has passed are left out unless O(include_deprecated=true).
+  - A name pattern alone is refused, because any AWS account can publish a public image under any name; a search
+    by name needs O(owners) (or O(image_ids), or O(ssm_parameter)).
+  - O(ssm_parameter) reads the image ID from an SSM parameter, such as the public parameters Debian and Amazon
+    publish for their newest images, then returns that image with its full details.
+  - O(regions) runs the same search in several regions at once and returns each region's pick in RV(by_region);
+    AMI IDs differ from region to region, and with O(ssm_parameter) each region reads its own parameter.
   - Never changes anything, so it always reports RV(ignore:changed=false).
 author:
   - bakery.ec2 maintainers (@bakery-ec2)
@@ -23,9 +29,41 @@ options:
       - Owners of the images. Each is a 12-digit AWS account ID or one of the aliases C(self), C(amazon)
         and C(aws-marketplace).
       - Debian's official images are owned by C(136693071363).
+      - When public images of an account ID listed here are found, the task warns that the account is not a
+        verified provider, unless it is also in O(trusted_owners).
     type: list
     elements: str
     aliases: [owner]
+  trusted_owners:
+    description:
+      - Account IDs whose public images you trust (you checked who publishes them), so finding them does not warn.
+      - C(self), C(amazon) and C(aws-marketplace) never warn.
+    type: list
+    elements: str
+    default: []
+  ssm_parameter:
+    description:
+      - Name of an SSM parameter that holds an AMI ID, for example Debian's
+        C(/aws/service/debian/release/12/latest/amd64) or Amazon Linux's
+        C(/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64); a version can follow as C(NAME:N).
+      - The image it names is returned like any other pick; the other criteria (O(owners), O(architecture), ...)
+        still apply to it.
+      - A parameter that does not exist fails the task with one line naming it and the region.
+      - The SSM endpoint is E(AWS_ENDPOINT_URL_SSM) when set, else O(endpoint_url) (unless it came from
+        E(AWS_ENDPOINT_URL_EC2)), else E(AWS_ENDPOINT_URL), else the region's AWS endpoint. Needs C(ssm:GetParameter).
+    type: str
+  regions:
+    description:
+      - Search each of these regions, in parallel (at most 10 at a time), and return RV(by_region).
+      - When not set, only the task's O(region) is searched and the results are RV(image_id), RV(image) and
+        RV(images).
+    type: list
+    elements: str
+  product_code:
+    description:
+      - Only images with this product code, the code of an AWS Marketplace product (DescribeImages filter
+        C(product-code)). Combine it with O(owners=[aws-marketplace]) or the seller's account.
+    type: str
   name:
     description:
       - Pattern on the image name, with C(*) and C(?) wildcards, for example C(debian-12-amd64-*).
@@ -37,7 +75,7 @@ options:
     choices: [i386, x86_64, arm64, x86_64_mac, arm64_mac]
   image_ids:
     description:
-      - Restrict the search to these image IDs.
+      - Restrict the search to these image IDs. Cannot be combined with O(ssm_parameter).
     type: list
     elements: str
   tags:
@@ -84,6 +122,12 @@ attributes:
     support: none
     description: Nothing changes, so there is nothing to show.
 seealso:
+  - name: Debian's images on AWS and their SSM parameters
+    description: Debian's account, image names and the public parameters it publishes.
+    link: https://wiki.debian.org/Cloud/AmazonEC2Image
+  - name: Public parameters for AMIs
+    description: SSM public parameters that name the newest images.
+    link: https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-public-parameters-ami.html
   - name: Packer amazon-ebs source_ami_filter
     description: The Packer option this module mirrors.
     link: https://developer.hashicorp.com/packer/integrations/hashicorp/amazon/latest/components/builder/ebs
@@ -122,6 +166,49 @@ EXAMPLES = r"""
       root-device-type: ebs
       virtualization-type: hvm
 
+- name: The image Debian's public SSM parameter names as the newest Debian 12 (amd64)
+  bakery.ec2.ami_find:
+    ssm_parameter: /aws/service/debian/release/12/latest/amd64
+  register: debian
+
+- name: Launch from the same parameter; ec2_launch resolves it itself
+  bakery.ec2.ec2_launch:
+    name: web
+    image_id: resolve:ssm:/aws/service/debian/release/12/latest/amd64
+
+- name: Newest Debian 12 in three regions at once (each region has its own AMI ID)
+  bakery.ec2.ami_find:
+    owners: ["136693071363"]
+    name: debian-12-amd64-*
+    architecture: x86_64
+    regions: [us-east-1, eu-west-1, ap-southeast-2]
+  register: per_region
+
+- name: Launch in each region from that region's image
+  bakery.ec2.ec2_launch:
+    name: web
+    region: "{{ item.key }}"
+    image_id: "{{ item.value.image_id }}"
+  loop: "{{ per_region.by_region | dict2items }}"
+
+- name: A Marketplace product's newest image, by its product code
+  bakery.ec2.ami_find:
+    owners: [aws-marketplace]
+    product_code: abcdefghij0123456789klmno
+
+- name: A community image from an account you checked (no warning)
+  bakery.ec2.ami_find:
+    owners: ["111122223333"]
+    name: my-vendor-app-*
+    trusted_owners: ["111122223333"]
+
+- name: The newest AMI that EC2 Image Builder made from the recipe "web" (any version; tag values take wildcards)
+  bakery.ec2.ami_find:
+    owners: [self]
+    tags:
+      CreatedBy: EC2 Image Builder
+      Ec2ImageBuilderArn: "arn:aws:imagebuilder:eu-west-1:111122223333:image/web/*"
+
 - name: Include deprecated images too
   bakery.ec2.ami_find:
     owners: ["136693071363"]
@@ -132,18 +219,18 @@ EXAMPLES = r"""
 RETURN = r"""
 image_id:
   description: ID of the pick (the first image after sorting). Absent when nothing matched and O(allow_empty=true).
-  returned: when an image matched
+  returned: when an image matched and O(regions) is not set
   type: str
   sample: ami-0123456789abcdef0
 image:
   description: The pick, with the same keys as an element of RV(images).
-  returned: when an image matched
+  returned: when an image matched and O(regions) is not set
   type: dict
   sample: {"image_id": "ami-0123456789abcdef0", "name": "debian-12-amd64-20261120-1234"}
 images:
   description:
     - Every matching image, sorted as asked, with keys in snake_case as amazon.aws returns them and tags as a dict.
-  returned: always
+  returned: when O(regions) is not set
   type: list
   elements: dict
   contains:
@@ -187,17 +274,55 @@ images:
       description: Block device mappings of the image.
       type: list
       elements: dict
+    product_codes:
+      description: Marketplace product codes of the image, when it has any.
+      type: list
+      elements: dict
+      sample: [{"product_code_id": "abcdefghij0123456789klmno", "product_code_type": "marketplace"}]
+    public:
+      description: Whether the image is public.
+      type: bool
+      sample: true
+ssm_parameter:
+  description: The parameter read and the AMI ID it held (per region inside RV(by_region)).
+  returned: when O(ssm_parameter) is given and O(regions) is not set
+  type: dict
+  sample: {"name": "/aws/service/debian/release/12/latest/amd64", "value": "ami-0123456789abcdef0"}
+by_region:
+  description:
+    - For each region of O(regions), that region's result, with the keys RV(image_id), RV(image) and RV(images)
+      (and RV(ssm_parameter)) as a search of that region alone returns them.
+  returned: when O(regions) is given
+  type: dict
+  sample:
+    us-east-1: {"image_id": "ami-0123456789abcdef0", "image": {"name": "debian-12-amd64-20261120-1234"}, "images": []}
+    eu-west-1: {"image_id": "ami-0fedcba9876543210", "image": {"name": "debian-12-amd64-20261120-1234"}, "images": []}
 """
 
 import datetime
+from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.bakery.ec2.plugins.module_utils._aws import ACCOUNT_RE, check_id, one_line, to_snake
+from ansible_collections.bakery.ec2.plugins.module_utils._aws import (
+    ACCOUNT_RE,
+    REGION_RE,
+    AwsError,
+    check_id,
+    one_line,
+    to_snake,
+)
 from ansible_collections.bakery.ec2.plugins.module_utils._module import AwsModule
+from ansible_collections.bakery.ec2.plugins.module_utils._ssm import ParameterError, check_name, resolve_image
 
 OWNER_ALIASES = ("amazon", "aws-marketplace")
+# Regions searched at the same time; more would mostly queue on the client's connection pool.
+REGION_WORKERS = 10
 
 # Filters that options of this module set themselves; given again in ``filters`` they must agree.
-OPTION_FILTERS = {"name": "name", "architecture": "architecture"}
+OPTION_FILTERS = {"name": "name", "architecture": "architecture", "product_code": "product-code"}
+
+
+class NoMatch(Exception):
+    """Nothing matched in a region (reported together with the other regions' misses)."""
 
 
 def validate(params):
@@ -205,10 +330,30 @@ def validate(params):
     for owner in params["owners"] or ():
         if not (ACCOUNT_RE.match(owner) or owner in OWNER_ALIASES or owner == "self"):
             return f"owners: {owner!r} is neither a 12-digit account ID nor one of self, amazon, aws-marketplace"
+    for owner in params["trusted_owners"] or ():
+        if not ACCOUNT_RE.match(owner):
+            return f"trusted_owners: {owner!r} is not a 12-digit account ID"
     for image_id in params["image_ids"] or ():
         error = check_id("image", image_id, "image_ids")
         if error:
             return error
+    if params["ssm_parameter"] is not None:
+        error = check_name(params["ssm_parameter"], "ssm_parameter")
+        if error:
+            return error
+    if params["regions"] is not None:
+        if not params["regions"]:
+            return "regions: the list is empty; give at least one region, or leave regions out"
+        for region in params["regions"]:
+            if not REGION_RE.match(region):
+                return f"regions: {region!r} is not a valid AWS region name"
+    name = params["name"] or (params["filters"] or {}).get("name")
+    owned = params["owners"] or params["image_ids"] or params["ssm_parameter"]
+    if name and not owned and not {"owner-id", "owner-alias"} & set(params["filters"] or {}):
+        return (
+            f"name: {name!r} without owners or image_ids is refused: any AWS account can publish a public image "
+            "with that name (AMI name squatting); give owners (an account ID, self, amazon or aws-marketplace)"
+        )
     return None
 
 
@@ -306,7 +451,8 @@ def select(images, sort_by, sort_order, include_deprecated, now):
 
 
 def describe_criteria(params, region):
-    parts = [f"{key}={params[key]!r}" for key in ("owners", "name", "architecture", "image_ids", "tags") if params[key]]
+    keys = ("ssm_parameter", "owners", "name", "architecture", "product_code", "image_ids", "tags")
+    parts = [f"{key}={params[key]!r}" for key in keys if params[key]]
     if params["filters"]:
         parts.append(f"filters={params['filters']!r}")
     if not params["include_deprecated"]:
@@ -321,12 +467,80 @@ def fetch_images(client, requests):
     return images
 
 
+def untrusted_owners(images, params):
+    """Account IDs listed in ``owners`` whose public images were found, unless listed in ``trusted_owners``."""
+    asked = {o for o in params["owners"] or () if ACCOUNT_RE.match(o)} - set(params["trusted_owners"] or ())
+    return sorted({img.get("OwnerId") for img in images if img.get("Public") and img.get("OwnerId") in asked})
+
+
+def search(module, region, params, now):
+    """The result of the search in ``region`` (None: the task's) and the untrusted owners found there.
+
+    Raise :class:`NoMatch` when nothing matched and ``allow_empty`` is false, :class:`ParameterError` for a
+    parameter that does not name an image of the region.
+    """
+    client = module.client(region)
+    result = {}
+    if params["ssm_parameter"]:
+        image_id = resolve_image(module.client(region, "ssm"), params["ssm_parameter"], "ssm_parameter")
+        result["ssm_parameter"] = {"name": params["ssm_parameter"], "value": image_id}
+        params = dict(params, image_ids=[image_id])
+    requests = build_requests(params)
+    try:
+        found = fetch_images(client, requests)
+    except AwsError as err:
+        if not result or err.code not in ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"):
+            raise
+        found = []
+    images = select(found, params["sort_by"], params["sort_order"], params["include_deprecated"], now)
+    if not images and result and not params["allow_empty"]:
+        raise ParameterError(
+            f"ssm_parameter: {params['ssm_parameter']!r} names {result['ssm_parameter']['value']}, "
+            f"which is not an image of {client.region} that matches the criteria"
+        )
+    if not images and not params["allow_empty"]:
+        raise NoMatch(client.region)
+    result["images"] = [to_snake(img) for img in images]
+    if images:
+        result["image"] = result["images"][0]
+        result["image_id"] = images[0]["ImageId"]
+    return result, untrusted_owners(images, params)
+
+
+def search_regions(module, params, now):
+    """``{region: result}`` of the search in every region of ``regions``, at most REGION_WORKERS at a time."""
+    regions = list(dict.fromkeys(params["regions"]))
+    for region in regions:  # clients are built in this thread (boto3 sessions are not thread-safe), used in any
+        module.client(region)
+        if params["ssm_parameter"]:
+            module.client(region, "ssm")
+    with ThreadPoolExecutor(min(REGION_WORKERS, len(regions))) as pool:
+        futures = {region: pool.submit(search, module, region, params, now) for region in regions}
+    by_region, untrusted, missed = {}, set(), []
+    for region, future in futures.items():
+        try:
+            by_region[region], owners = future.result()
+        except NoMatch:
+            missed.append(region)
+            continue
+        except AwsError as err:
+            raise AwsError(err.operation, err.code, f"{region}: {err.message}", err.status) from None
+        untrusted.update(owners)
+    if missed:
+        raise NoMatch(", ".join(missed))
+    return by_region, sorted(untrusted)
+
+
 def main():
     module = AwsModule(
         argument_spec={
             "owners": {"type": "list", "elements": "str", "aliases": ["owner"]},
+            "trusted_owners": {"type": "list", "elements": "str", "default": []},
+            "ssm_parameter": {"type": "str"},
+            "regions": {"type": "list", "elements": "str"},
             "name": {"type": "str"},
             "architecture": {"type": "str", "choices": ["i386", "x86_64", "arm64", "x86_64_mac", "arm64_mac"]},
+            "product_code": {"type": "str"},
             "image_ids": {"type": "list", "elements": "str"},
             "tags": {"type": "dict"},
             "filters": {"type": "dict", "default": {}},
@@ -335,6 +549,7 @@ def main():
             "sort_order": {"type": "str", "choices": ["descending", "ascending"], "default": "descending"},
             "allow_empty": {"type": "bool", "default": False},
         },
+        mutually_exclusive=[("ssm_parameter", "image_ids")],
         supports_check_mode=True,
     )
     module.run(run)
@@ -346,21 +561,26 @@ def run(module):
     if error:
         module.fail(error)
     try:
-        requests = build_requests(params)
+        build_requests(params)
     except ValueError as err:
         module.fail(str(err))
-    client = module.client()
     now = datetime.datetime.now(datetime.timezone.utc)
-    images = select(
-        fetch_images(client, requests), params["sort_by"], params["sort_order"], params["include_deprecated"], now
-    )
-    if not images and not params["allow_empty"]:
-        module.fail(describe_criteria(params, client.region))
-    result = {"changed": False, "images": [to_snake(img) for img in images]}
-    if images:
-        result["image"] = result["images"][0]
-        result["image_id"] = images[0]["ImageId"]
-    module.exit(**result)
+    try:
+        if params["regions"]:
+            by_region, untrusted = search_regions(module, params, now)
+            result = {"by_region": by_region}
+        else:
+            result, untrusted = search(module, None, params, now)
+    except NoMatch as miss:
+        module.fail(describe_criteria(params, str(miss)))
+    except ParameterError as err:
+        module.fail(str(err))
+    for owner in untrusted:
+        module.warn(
+            f"owners: {owner} is not a verified provider (not self, amazon or aws-marketplace): check who publishes "
+            "its public images, and list it in trusted_owners once you trust it"
+        )
+    module.exit(changed=False, **result)
 
 
 if __name__ == "__main__":

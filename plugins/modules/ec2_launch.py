@@ -55,7 +55,13 @@ options:
     description:
       - The AMI to launch from. Required when instances must be launched.
       - It must exist, be available, and suit O(instance_type) (architecture; ENA support when the type
-        requires ENA; boot mode, C(legacy-bios) or C(uefi), when the type supports only the other).
+        requires ENA; boot mode, C(legacy-bios) or C(uefi), when the type supports only the other). AMI IDs are
+        per region, so an ID from another region is not found here.
+      - V(resolve:ssm:NAME) reads the AMI ID from SSM parameter C(NAME) (for example
+        V(resolve:ssm:/aws/service/debian/release/12/latest/amd64)) before anything else, so the drift check, check
+        mode and the result know the real image; a rerun with the same value changes nothing until the parameter
+        names another image. Needs C(ssm:GetParameter); the SSM endpoint is chosen as for
+        O(bakery.ec2.ami_find#module:ssm_parameter).
     type: str
   instance_type:
     description:
@@ -314,6 +320,13 @@ EXAMPLES = r"""
     metadata_options:
       http_put_response_hop_limit: 2
 
+- name: Workers from the image Debian's public SSM parameter names in this region (resolved by the module)
+  bakery.ec2.ec2_launch:
+    name: worker
+    count: 2
+    image_id: resolve:ssm:/aws/service/debian/release/12/latest/amd64
+  register: workers  # workers.image_id is the AMI ID the parameter held
+
 - name: Stop the web servers (kept, not terminated)
   bakery.ec2.ec2_launch:
     name: web
@@ -451,6 +464,11 @@ changes:
   type: list
   elements: str
   sample: ["launch 2 instances", "authorize tcp 80 from 0.0.0.0/0 on web"]
+image_id:
+  description: The AMI that O(image_id) named (for V(resolve:ssm:NAME), the ID the parameter held).
+  returned: when O(image_id) is given
+  type: str
+  sample: ami-0123456789abcdef0
 security_group_id:
   description: ID of the security group managed for O(firewall) (absent in check mode before it exists).
   returned: when O(firewall) is given
@@ -479,6 +497,12 @@ from ansible_collections.bakery.ec2.plugins.module_utils._aws import (
     wait_until,
 )
 from ansible_collections.bakery.ec2.plugins.module_utils._module import AwsModule
+from ansible_collections.bakery.ec2.plugins.module_utils._ssm import (
+    ParameterError,
+    check_name,
+    parameter_name,
+    resolve_image,
+)
 
 LIVE_STATES = ("pending", "running", "stopping", "stopped")
 USER_DATA_LIMIT = 16 * 1024
@@ -672,7 +696,11 @@ def validate(params):
         if "Name" in params["tags"] and str(params["tags"]["Name"]) != params["name"]:
             return f"tags: Name {params['tags']['Name']!r} conflicts with name {params['name']!r}"
     for option, kind in (("image_id", "image"), ("subnet_id", "subnet")):
-        if params[option] is not None:
+        if option == "image_id" and parameter_name(params[option]) is not None:
+            error = check_name(parameter_name(params[option]), option)
+            if error:
+                return error
+        elif params[option] is not None:
             error = check_id(kind, params[option], option)
             if error:
                 return error
@@ -982,13 +1010,25 @@ def describe_ids(client, ids):
     return oldest_first(found)
 
 
-def check_image(client, image_id):
+def check_image(module, client, image_id):
+    """The image ``image_id`` names (``resolve:ssm:NAME`` is read from SSM first); TaskError when unusable."""
+    name = parameter_name(image_id)
+    if name is not None:
+        try:
+            image_id = resolve_image(module.client(client.region, "ssm"), name, "image_id")
+        except ParameterError as err:
+            raise TaskError(str(err)) from None
     images = not_found(
         lambda: client.call("describe_images", ImageIds=[image_id])["Images"],
         ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable", "InvalidAMIID.Malformed"),
     )
     if not images:
-        raise TaskError(f"image_id: {image_id!r} not found in {client.region}")
+        raise TaskError(
+            f"image_id: {image_id!r} not found in {client.region}"
+            + (f" (named by SSM parameter {name!r})" if name else "")
+            + "; AMI IDs are per region, so an ID from another region does not exist here: find this region's "
+            "with bakery.ec2.ami_find, or copy the image here"
+        )
     image = images[0]
     if image.get("State", "available") != "available":
         raise TaskError(f"image_id: {image_id!r} is {image['State']}, not available")
@@ -1215,7 +1255,9 @@ class Task:
     def prepare(self):
         """Read everything and validate against EC2; nothing changes here."""
         params = self.params
-        self.image = check_image(self.client, params["image_id"]) if params["image_id"] else None
+        self.image = check_image(self.module, self.client, params["image_id"]) if params["image_id"] else None
+        if self.image:  # resolve:ssm:NAME becomes the image it names, for the drift check and the launch
+            params["image_id"] = self.image["ImageId"]
         check_instance_type(self.client, params["instance_type"], self.image)
         self.missing = max(0, params["count"] - len(self.existing))
         if self.missing and not params["image_id"]:
@@ -1801,6 +1843,8 @@ def run(module):
         "terminated_ids": task.terminated,
         "drift": task.drift,
     }
+    if module.params["image_id"]:
+        result["image_id"] = module.params["image_id"]
     if module.params["firewall"] is not None and task.group_id:
         result["security_group_id"] = task.group_id
     if module.module._diff:

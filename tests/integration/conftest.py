@@ -101,6 +101,19 @@ def moto_endpoint(tmp_path_factory):
         yield url
 
 
+@pytest.fixture(scope="session")
+def moto_public_endpoint(tmp_path_factory):
+    """A moto server with its own catalogue: Amazon Linux images and the SSM public parameters naming them,
+    each region with its own AMI IDs (nothing here changes it, so it is never reset)."""
+    workdir = tmp_path_factory.mktemp("moto-public")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "MOTO_AMIS_PATH"}
+    url = f"http://127.0.0.1:{port}"
+    cmd = [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
+    with local_server(cmd, env, workdir / "moto.log", f"{url}/moto-api/", "moto server (default catalogue)"):
+        yield url
+
+
 @pytest.fixture
 def moto(moto_endpoint):
     """A moto endpoint reset to its initial state (the catalogue only) for this test."""

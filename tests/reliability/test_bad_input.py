@@ -40,7 +40,12 @@ MODULE_CASES = [
     case("image-id-unknown", "ami_find", {"image_ids": ["ami-0000000000000dead"]}, "ami-0000000000000dead"),
     case("architecture", "ami_find", {"architecture": "amd64"}, "amd64"),
     case("sort-by", "ami_find", {"sort_by": "date"}, "date"),
-    case("filter-conflicts-with-name", "ami_find", {"name": "a-*", "filters": {"name": "b-*"}}, "b-*"),
+    case(
+        "filter-conflicts-with-name", "ami_find", {"owners": ["self"], "name": "a-*", "filters": {"name": "b-*"}}, "b-*"
+    ),
+    case("name-without-owners", "ami_find", {"name": "debian-12-*"}, "'debian-12-*' without owners"),
+    case("ssm-parameter-missing", "ami_find", {"ssm_parameter": "/aws/service/none"}, "'/aws/service/none'"),
+    case("regions-malformed", "ami_find", {"owners": ["self"], "regions": ["us-east-1", "mars-1"]}, "'mars-1'"),
     case("owners-and-owner-filter", "ami_find", {"owners": ["self"], "filters": {"owner-id": "1"}}, "owner-id"),
     case("no-match", "ami_find", {"owners": ["136693071363"], "name": "debian-99-*"}, "debian-99-*"),
     case("region-malformed", "ami_find", {"region": "useast1"}, "'useast1'"),
@@ -173,6 +178,7 @@ MODULE_CASES = [
     # --- ec2_launch
     case("image-malformed", "ec2_launch", {"name": "web", "image_id": "ami-nothex"}, "'ami-nothex'"),
     case("image-unknown", "ec2_launch", {"name": "web", "image_id": "ami-0000000000000dead"}, "ami-0000000000000dead"),
+    case("image-parameter-missing", "ec2_launch", {"name": "web", "image_id": "resolve:ssm:/none"}, "'/none'"),
     case("type-unknown", "ec2_launch", {"name": "web", "image_id": DEBIAN_X86, "instance_type": "t3.mega"}, "t3.mega"),
     case(
         "type-wrong-arch",

@@ -44,30 +44,43 @@ def slept(_no_sleep):
 
 
 @pytest.fixture
-def ec2(monkeypatch):
-    """A stubbed EC2 client that every module in the test will use, for any region."""
+def stubbed_clients(monkeypatch):
+    """Stubbed clients keyed by (service, region) that every module in the test will use."""
     clients = {}
 
-    def make(region="us-east-1"):
-        if region not in clients:
+    def make(region="us-east-1", service="ec2"):
+        if (service, region) not in clients:
             client = boto3.client(
-                "ec2", region_name=region, aws_access_key_id="AKIATEST", aws_secret_access_key="secret"
+                service, region_name=region, aws_access_key_id="AKIATEST", aws_secret_access_key="secret"
             )
             stubber = Stubber(client)
             stubber.activate()
-            clients[region] = (_aws.AwsClient(client), stubber)
-        return clients[region]
+            clients[(service, region)] = (_aws.AwsClient(client), stubber)
+        return clients[(service, region)]
 
-    def fake_build_client(params, service="ec2", region=None, max_attempts=10):
-        return make(region or params.get("region") or "us-east-1")[0]
+    def fake_build_client(params, service="ec2", region=None, max_attempts=10, session=None):
+        return make(region or params.get("region") or "us-east-1", service)[0]
 
     monkeypatch.setattr(_module, "build_client", fake_build_client)
-    stub = make()[1]
-    stub.for_region = lambda region: make(region)[1]
-    stub.all = lambda: [s for _c, s in clients.values()]
-    yield stub
+    yield make
     for _client, stubber in clients.values():
         stubber.assert_no_pending_responses()
+
+
+@pytest.fixture
+def ec2(stubbed_clients):
+    """A stubbed EC2 client for us-east-1; ``for_region(name)`` gives another region's."""
+    stub = stubbed_clients()[1]
+    stub.for_region = lambda region: stubbed_clients(region)[1]
+    return stub
+
+
+@pytest.fixture
+def ssm(stubbed_clients):
+    """A stubbed SSM client for us-east-1; ``for_region(name)`` gives another region's."""
+    stub = stubbed_clients(service="ssm")[1]
+    stub.for_region = lambda region: stubbed_clients(region, "ssm")[1]
+    return stub
 
 
 @pytest.fixture

@@ -697,7 +697,8 @@ def not_found(ec2, operation, code, message="not found"):
         (
             lambda ec2: not_found(ec2, "describe_images", "InvalidAMIID.NotFound"),
             {},
-            f"image_id: '{AMI}' not found in us-east-1",
+            f"image_id: '{AMI}' not found in us-east-1; AMI IDs are per region, so an ID from another region does "
+            "not exist here: find this region's with bakery.ec2.ami_find, or copy the image here",
         ),
         (
             lambda ec2: (stub_image(ec2), not_found(ec2, "describe_instance_types", "InvalidInstanceType")),
