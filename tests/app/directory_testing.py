@@ -1,5 +1,6 @@
 """Helpers that drive the employee directory through WSGI, with a temporary SQLite database."""
 
+import base64
 import http.server
 import io
 import json
@@ -13,7 +14,12 @@ from typing import ClassVar
 sys.dont_write_bytecode = True  # keep __pycache__ out of the role's files/
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "roles" / "webserver" / "files" / "app"))
 
+from employee_directory.passwords import hash_password
 from employee_directory.web import Application
+
+ADMIN_PASSWORD = "correct horse battery staple"
+# A cheap scrypt cost keeps the tests fast; the hash names its cost, so verification is the same code.
+ADMIN_HASH = hash_password(ADMIN_PASSWORD, cost=2**10)
 
 SEED = [
     {
@@ -53,12 +59,29 @@ class Result:
         return values[0] if values else None
 
 
-class Client:
-    """A tiny WSGI test client that keeps cookies like a browser."""
+def basic(user, password):
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
-    def __init__(self, app):
+
+class Client:
+    """A tiny WSGI test client that keeps cookies like a browser.
+
+    With ``admin`` it signs in through the sign-in page and sends HTTP Basic credentials
+    with every request, as a browser of the administrator and an API client would.
+    """
+
+    def __init__(self, app, admin=False):
         self.app = app
         self.cookies = {}
+        self.headers = {}
+        if admin:
+            self.sign_in()
+            self.headers["Authorization"] = basic("admin", ADMIN_PASSWORD)
+
+    def sign_in(self, password=ADMIN_PASSWORD, user="admin", next_page="/"):
+        token = self.csrf_token("/signin")
+        fields = {"username": user, "password": password, "csrf_token": token, "next": next_page}
+        return self.post_form("/signin", fields)
 
     def request(self, method, path, body=b"", content_type=None, headers=None, cookies=True):
         path, _question_mark, query = path.partition("?")
@@ -73,7 +96,7 @@ class Client:
             environ["CONTENT_TYPE"] = content_type
         if cookies and self.cookies:
             environ["HTTP_COOKIE"] = "; ".join("{}={}".format(*item) for item in self.cookies.items())
-        for name, value in (headers or {}).items():
+        for name, value in dict(self.headers, **(headers or {})).items():
             environ["HTTP_" + name.upper().replace("-", "_")] = value
         wsgiref.util.setup_testing_defaults(environ)
         captured = {}
@@ -88,6 +111,8 @@ class Client:
             if key.lower() == "set-cookie":
                 name, _equals, rest = value.partition("=")
                 self.cookies[name] = rest.split(";", 1)[0]
+                if "Max-Age=0" in rest:
+                    del self.cookies[name]
         return result
 
     def get(self, path, **kwargs):
@@ -127,12 +152,16 @@ def make_app(tmp_path, **settings):
     config = {
         "database": str(tmp_path / "directory.sqlite3"),
         "secret_file": str(tmp_path / "csrf-secret"),
+        "admin_password_file": str(tmp_path / "admin-password"),
         "seed": SEED,
         "metadata_url": NO_METADATA,
         "metadata_timeout": 0.5,
         "upload_max_bytes": 4096,
     }
     config.update(settings)
+    password_file = Path(config["admin_password_file"])
+    if not password_file.exists():
+        password_file.write_text(ADMIN_HASH + "\n")
     return Application(config)
 
 
