@@ -21,6 +21,8 @@ ADMIN_PASSWORD = "correct horse battery staple"
 # A cheap scrypt cost keeps the tests fast; the hash names its cost, so verification is the same code.
 ADMIN_HASH = hash_password(ADMIN_PASSWORD, cost=2**10)
 
+# The smallest GIF: one white pixel.
+GIF_PIXEL = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"  # noqa: E501
 SEED = [
     {
         "name": "Ada Lovelace",
@@ -78,15 +80,19 @@ class Client:
             self.sign_in()
             self.headers["Authorization"] = basic("admin", ADMIN_PASSWORD)
 
-    def sign_in(self, password=ADMIN_PASSWORD, user="admin", next_page="/"):
+    def sign_in(self, password=ADMIN_PASSWORD, user="admin", next_page="/", environ=None):
         token = self.csrf_token("/signin")
         fields = {"username": user, "password": password, "csrf_token": token, "next": next_page}
-        return self.post_form("/signin", fields)
+        body, content_type = multipart(fields, {})
+        return self.request("POST", "/signin", body, content_type, environ=environ)
 
-    def request(self, method, path, body=b"", content_type=None, headers=None, cookies=True):
+    def request(self, method, path, body=b"", content_type=None, headers=None, cookies=True, environ=None):
         path, _question_mark, query = path.partition("?")
+        extra_environ = environ
         environ = {
             "REQUEST_METHOD": method,
+            # As gunicorn sees it behind nginx.
+            "REMOTE_ADDR": "127.0.0.1",
             "PATH_INFO": path,
             "QUERY_STRING": query,
             "wsgi.input": io.BytesIO(body),
@@ -98,6 +104,7 @@ class Client:
             environ["HTTP_COOKIE"] = "; ".join("{}={}".format(*item) for item in self.cookies.items())
         for name, value in dict(self.headers, **(headers or {})).items():
             environ["HTTP_" + name.upper().replace("-", "_")] = value
+        environ.update(extra_environ or {})
         wsgiref.util.setup_testing_defaults(environ)
         captured = {}
 
