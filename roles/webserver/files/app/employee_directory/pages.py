@@ -5,11 +5,13 @@ import urllib.parse
 
 from .validation import FIELDS
 
-# What browsers may fill in for each field (https://html.spec.whatwg.org/#autofill); "off" where no token fits.
+# What browsers may fill in for each field (the HTML autofill tokens). No token names a department:
+# "on" lets the browser offer what was typed before, where "off" would also stop it restoring the
+# field when the user comes back to the form.
 _AUTOCOMPLETE = {
     "name": "name",
     "job_title": "organization-title",
-    "department": "off",
+    "department": "on",
     "location": "address-level2",
     "email": "email",
 }
