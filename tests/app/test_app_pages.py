@@ -35,7 +35,7 @@ def test_list_page_shows_employees_and_searches(client):
 
 def test_pages_carry_no_inline_script_or_style(client):
     # The CSP nginx sends allows only same-origin scripts and styles.
-    for path in ("/", "/employees/1", "/employees/new", "/employees/1/edit"):
+    for path in ("/", "/employees/1", "/employees/new", "/employees/1/edit", "/employees/1/delete", "/signin"):
         text = client.get(path).text
         # The one script is a file of the app's own (the form's photo-size check).
         assert re.findall(r"<script[^>]*>", text) in ([], ['<script src="/static/form.js" defer>'])
