@@ -167,7 +167,7 @@ def test_sign_in_add_edit_search_and_delete(tab, tmp_path):
     page.get_by_role("searchbox").fill(tag)
     page.get_by_role("button", name="Search").click()
     assert page.locator(".card").count() == 1
-    assert page.get_by_text(f"1 result for “{tag}”").is_visible()
+    assert page.get_by_text(f"1 result for \u201c{tag}\u201d").is_visible()
     tab.check("search")
 
     # The long seeded name wraps inside its card.
