@@ -29,7 +29,7 @@ help:
 	@echo "make sandbox       start the local EC2 sandbox on 127.0.0.1:$(SANDBOX_PORT) (root)"
 	@echo "make sandbox-down  stop it and remove every host, mount, namespace, route and rule it made"
 	@echo "make venv          create the project virtualenv ($(VENV)) from requirements-dev.txt"
-	@echo "make lint | sanity | unit | integration | test-app | test-sandbox | test-molecule | test-aws"
+	@echo "make lint | sanity | unit | integration | test-app | test-browser | test-sandbox | test-molecule | test-aws"
 	@echo "make docs          the collection's documentation site (antsibull-docs) in .build/docs/build/html"
 	@echo "make test-reliability (bounded, in make test) | reliability (full counts: faults, crashes, bad input)"
 	@echo "make build         the collection tarball in .build/dist;  make ee-context: execution environment context"
@@ -118,7 +118,7 @@ ee-context: build
 	$(BIN)/ansible-builder create -f execution-environment.yml -c .build/ee/context --output-filename Containerfile
 
 .PHONY: test
-test: lint sanity unit integration docs test-app test-sandbox bench-smoke test-molecule test-reliability test-aws
+test: lint sanity unit integration docs test-app test-browser test-sandbox bench-smoke test-molecule test-reliability test-aws
 	@printf '\n==> make test: every step passed\n'
 
 # --- benchmarks: the peer lives in its own virtualenv, used by nothing else ---
@@ -163,6 +163,25 @@ clean:
 test-app: venv
 	$(call step,employee-directory app tests (pytest tests/app))
 	PYTHONDONTWRITEBYTECODE=1 $(BIN)/pytest -q -p no:cacheprovider tests/app
+
+# The app in a real browser: Debian's chromium driven by Playwright (pinned in requirements-dev.txt;
+# it downloads nothing here), against gunicorn behind nginx with the role's own site configuration,
+# both on 127.0.0.1. Screenshots: docs/screenshots/. Logs of a run: .build/browser/.
+BROWSER_DEBS := chromium nginx
+
+.PHONY: browser-deps
+browser-deps:
+	@missing=""; for p in $(BROWSER_DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  [ "$$(id -u)" = 0 ] || { echo "error: installing$$missing needs root: run 'sudo make browser-deps'" >&2; exit 1; }; \
+	  printf '\n==> %s\n' "apt-get install$$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+
+.PHONY: test-browser
+test-browser: venv browser-deps
+	$(call step,employee-directory app in Chromium at 390 and 1280 px (pytest tests/browser))
+	PYTHONDONTWRITEBYTECODE=1 timeout 600 $(BIN)/pytest -q -p no:cacheprovider tests/browser
 # --- end webserver --------------------------------------------------------------------------------
 
 # --- real AWS ------------------------------------------------------------------------------------

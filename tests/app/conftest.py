@@ -14,6 +14,13 @@ def app(tmp_path):
 
 @pytest.fixture
 def client(app):
+    """The administrator: signed in, and sending HTTP Basic credentials to the API."""
+    return Client(app, admin=True)
+
+
+@pytest.fixture
+def visitor(app):
+    """Anyone the firewall lets in: not signed in, no credentials."""
     return Client(app)
 
 

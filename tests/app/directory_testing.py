@@ -1,5 +1,6 @@
 """Helpers that drive the employee directory through WSGI, with a temporary SQLite database."""
 
+import base64
 import http.server
 import io
 import json
@@ -13,8 +14,15 @@ from typing import ClassVar
 sys.dont_write_bytecode = True  # keep __pycache__ out of the role's files/
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "roles" / "webserver" / "files" / "app"))
 
+from employee_directory.passwords import hash_password
 from employee_directory.web import Application
 
+ADMIN_PASSWORD = "correct horse battery staple"
+# A cheap scrypt cost keeps the tests fast; the hash names its cost, so verification is the same code.
+ADMIN_HASH = hash_password(ADMIN_PASSWORD, cost=2**10)
+
+# The smallest GIF: one white pixel.
+GIF_PIXEL = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"  # noqa: E501
 SEED = [
     {
         "name": "Ada Lovelace",
@@ -53,17 +61,38 @@ class Result:
         return values[0] if values else None
 
 
-class Client:
-    """A tiny WSGI test client that keeps cookies like a browser."""
+def basic(user, password):
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
-    def __init__(self, app):
+
+class Client:
+    """A tiny WSGI test client that keeps cookies like a browser.
+
+    With ``admin`` it signs in through the sign-in page and sends HTTP Basic credentials
+    with every request, as a browser of the administrator and an API client would.
+    """
+
+    def __init__(self, app, admin=False):
         self.app = app
         self.cookies = {}
+        self.headers = {}
+        if admin:
+            self.sign_in()
+            self.headers["Authorization"] = basic("admin", ADMIN_PASSWORD)
 
-    def request(self, method, path, body=b"", content_type=None, headers=None, cookies=True):
+    def sign_in(self, password=ADMIN_PASSWORD, user="admin", next_page="/", environ=None):
+        token = self.csrf_token("/signin")
+        fields = {"username": user, "password": password, "csrf_token": token, "next": next_page}
+        body, content_type = multipart(fields, {})
+        return self.request("POST", "/signin", body, content_type, environ=environ)
+
+    def request(self, method, path, body=b"", content_type=None, headers=None, cookies=True, environ=None):
         path, _question_mark, query = path.partition("?")
+        extra_environ = environ
         environ = {
             "REQUEST_METHOD": method,
+            # As gunicorn sees it behind nginx.
+            "REMOTE_ADDR": "127.0.0.1",
             "PATH_INFO": path,
             "QUERY_STRING": query,
             "wsgi.input": io.BytesIO(body),
@@ -73,8 +102,9 @@ class Client:
             environ["CONTENT_TYPE"] = content_type
         if cookies and self.cookies:
             environ["HTTP_COOKIE"] = "; ".join("{}={}".format(*item) for item in self.cookies.items())
-        for name, value in (headers or {}).items():
+        for name, value in dict(self.headers, **(headers or {})).items():
             environ["HTTP_" + name.upper().replace("-", "_")] = value
+        environ.update(extra_environ or {})
         wsgiref.util.setup_testing_defaults(environ)
         captured = {}
 
@@ -88,6 +118,8 @@ class Client:
             if key.lower() == "set-cookie":
                 name, _equals, rest = value.partition("=")
                 self.cookies[name] = rest.split(";", 1)[0]
+                if "Max-Age=0" in rest:
+                    del self.cookies[name]
         return result
 
     def get(self, path, **kwargs):
@@ -127,12 +159,16 @@ def make_app(tmp_path, **settings):
     config = {
         "database": str(tmp_path / "directory.sqlite3"),
         "secret_file": str(tmp_path / "csrf-secret"),
+        "admin_password_file": str(tmp_path / "admin-password"),
         "seed": SEED,
         "metadata_url": NO_METADATA,
         "metadata_timeout": 0.5,
         "upload_max_bytes": 4096,
     }
     config.update(settings)
+    password_file = Path(config["admin_password_file"])
+    if not password_file.exists():
+        password_file.write_text(ADMIN_HASH + "\n")
     return Application(config)
 
 

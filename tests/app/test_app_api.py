@@ -1,5 +1,7 @@
 """The JSON API: status codes, messages, and that bad requests change nothing."""
 
+import sqlite3
+
 import pytest
 
 NEW = {
@@ -184,3 +186,29 @@ def test_photo_too_large_is_413_and_nothing_changes(client):
 
 def test_photo_for_unknown_employee_is_404(client):
     assert client.request("PUT", "/api/employees/999/photo", PNG, "image/png").status == 404
+
+
+def test_photo_can_be_read_through_the_api(client, visitor):
+    assert client.request("PUT", "/api/employees/1/photo", PNG, "image/png").status == 200
+    photo = visitor.get("/api/employees/1/photo")
+    assert photo.status == 200
+    assert photo.header("Content-Type") == "image/png"
+    assert photo.body == PNG
+    assert visitor.get("/api/employees/2/photo").status == 404
+    missing = visitor.get("/api/employees/999/photo")
+    assert missing.status == 404
+    assert missing.json() == {"error": "No employee has ID 999."}
+
+
+def test_patch_without_changes_keeps_updated_at(client, app):
+    old = "2001-01-01T00:00:00Z"
+    with sqlite3.connect(app.settings["database"]) as conn:
+        conn.execute("UPDATE employee SET updated_at = ? WHERE id = 1", (old,))
+    url = "/api/employees/1"
+    assert client.send_json("PATCH", url, {}).json()["updated_at"] == old
+    same = client.get(url).json()
+    assert client.send_json("PATCH", url, {"location": same["location"]}).json()["updated_at"] == old
+    assert client.send_json("PUT", url, same).json()["updated_at"] == old
+    changed = client.send_json("PATCH", url, {"location": "Paris"}).json()
+    assert changed["updated_at"] != old
+    assert changed["location"] == "Paris"

@@ -2,7 +2,9 @@
 
 import re
 
-from directory_testing import Client, multipart
+import pytest
+from directory_testing import Client, make_app, multipart
+from employee_directory.pages import human_size, initials
 
 FORM = {
     "name": "Margaret Hamilton",
@@ -33,9 +35,10 @@ def test_list_page_shows_employees_and_searches(client):
 
 def test_pages_carry_no_inline_script_or_style(client):
     # The CSP nginx sends allows only same-origin scripts and styles.
-    for path in ("/", "/employees/1", "/employees/new", "/employees/1/edit"):
+    for path in ("/", "/employees/1", "/employees/new", "/employees/1/edit", "/employees/1/delete", "/signin"):
         text = client.get(path).text
-        assert "<script" not in text
+        # The one script is a file of the app's own (the form's photo-size check).
+        assert re.findall(r"<script[^>]*>", text) in ([], ['<script src="/static/form.js" defer>'])
         assert "style=" not in text
         assert "<style" not in text
     css = client.get("/static/style.css")
@@ -97,7 +100,7 @@ def test_form_with_token_but_without_cookie_is_refused(client):
 
 def test_token_from_another_browser_is_refused(app, client):
     attacker = Client(app)
-    their_token = attacker.csrf_token()
+    their_token = attacker.csrf_token("/signin")
     client.csrf_token()
     assert client.post_form("/employees/1/delete", {"csrf_token": their_token}).status == 403
     assert count(client) == 2
@@ -170,3 +173,91 @@ def test_multipart_body_with_binary_photo_survives_parsing(client):
     result = client.request("POST", "/employees", body, content_type)
     assert result.status == 303
     assert client.get(result.header("Location") + "/photo").body == tricky
+
+
+def test_list_page_has_a_heading_and_pages(tmp_path):
+    client = Client(make_app(tmp_path, page_size=1))
+    first = client.get("/")
+    assert "<h1>Employees</h1>" in first.text
+    assert "2 employees, showing 1 to 1" in first.text
+    assert "Ada Lovelace" in first.text
+    assert "Grace Hopper" not in first.text
+    assert 'href="/?page=2" rel="next"' in first.text
+    second = client.get("/?page=2")
+    assert "Grace Hopper" in second.text
+    assert 'href="/?page=1" rel="prev"' in second.text
+    assert "Page 2 of 2" in second.text
+    assert "Page 2 of 2" in client.get("/?page=99").text  # past the end: the last page
+    assert "Page 1 of 2" in client.get("/?page=nonsense").text
+    searched = client.get("/?q=e&page=2")
+    assert 'href="/?q=e&amp;page=1"' in searched.text
+
+
+def test_form_fields_have_autocomplete_and_errors_are_tied_to_them(client):
+    page = client.get("/employees/new").text
+    for field, token in (("name", "name"), ("email", "email"), ("job_title", "organization-title")):
+        assert re.search(rf'<input id="{field}"[^>]* autocomplete="{token}"', page)
+    token = client.csrf_token()
+    result = client.post_form("/employees", dict(FORM, email="nope", csrf_token=token)).text
+    assert re.search(r'<input id="email"[^>]*aria-invalid="true" aria-describedby="email-error"', result)
+    assert '<p class="error" id="email-error">Email must be an address like name@example.com.</p>' in result
+    assert 'aria-describedby="photo-hint photo-error"' in result
+
+
+def test_saving_and_deleting_are_confirmed(client):
+    token = client.csrf_token()
+    created = client.post_form("/employees", dict(FORM, csrf_token=token))
+    location = created.header("Location")
+    assert "Employee added." in client.get(location).text
+    assert "Employee added." not in client.get(location).text
+    client.post_form(location, dict(FORM, location="Boston", csrf_token=token))
+    assert "Changes saved." in client.get(location).text
+    confirm = client.get(location + "/delete")
+    assert confirm.status == 200
+    assert "<h1>Delete Margaret Hamilton?</h1>" in confirm.text
+    assert "This cannot be undone." in confirm.text
+    assert count(client) == 3  # asking changes nothing
+    deleted = client.post_form(location + "/delete", {"csrf_token": token})
+    assert deleted.header("Location") == "/"
+    assert "Margaret Hamilton was deleted." in client.get("/").text
+
+
+def test_employee_page_leads_back_to_the_list(visitor):
+    assert '<a href="/">&larr; All employees</a>' in visitor.get("/employees/1").text
+
+
+def test_photo_must_be_chosen_again_after_an_error_and_the_page_says_so(client):
+    token = client.csrf_token()
+    result = client.post_form(
+        "/employees", dict(FORM, email="nope", csrf_token=token), {"photo": ("m.gif", "image/gif", GIF)}
+    )
+    assert result.status == 422
+    assert "Your photo was not saved: choose it again before you save." in result.text
+    assert count(client) == 2
+
+
+def test_oversized_form_states_the_limit_in_mib(tmp_path):
+    client = Client(make_app(tmp_path, upload_max_bytes=1024 * 1024), admin=True)
+    token = client.csrf_token()
+    assert "up to 1 MiB." in client.get("/employees/new").text
+    big = GIF + b"\x00" * (1024 * 1024 + 70 * 1024)
+    result = client.post_form("/employees", dict(FORM, csrf_token=token), {"photo": ("big.gif", "image/gif", big)})
+    assert result.status == 413
+    assert result.header("Content-Type") == "text/html; charset=utf-8"
+    assert "a photo can be at most 1 MiB" in result.text
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("Ada Lovelace", "AL"), ('<"Bob" Smith', "BS"), ("«Émile» Zola", "ÉZ"), ("!!! ???", "?"), ("d'Arcy", "D")],
+)
+def test_initials_skip_punctuation(name, expected):
+    assert initials(name) == expected
+
+
+@pytest.mark.parametrize(
+    ("size", "text"),
+    [(2097152, "2 MiB"), (1572864, "1.5 MiB"), (1048576, "1 MiB"), (4096, "4 KiB"), (100, "100 bytes")],
+)
+def test_sizes_are_stated_in_mib(size, text):
+    assert human_size(size) == text

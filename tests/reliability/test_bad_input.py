@@ -458,7 +458,11 @@ ROLE_CASES = [
         "email",
     ),
     ("metadata-url", {"webserver_metadata_url": "file:///etc/passwd"}, "file:///etc/passwd"),
+    ("admin-password-missing", {"webserver_admin_password": None}, "webserver_admin_password"),
+    ("admin-password-short", {"webserver_admin_password": "tiny-pw-11c"}, "shorter than 12 characters"),
 ]
+# A valid password for every case; None removes it.
+ROLE_PASSWORD = "reliability password 1"
 
 
 @pytest.mark.parametrize(("role_vars", "named"), [pytest.param(c[1], c[2], id=c[0]) for c in ROLE_CASES])
@@ -467,6 +471,11 @@ def test_role_bad_input(tmp_path, run_ansible, role_vars, named):
 
     from conftest import base_env
 
+    role_vars = {
+        name: value
+        for name, value in {"webserver_admin_password": ROLE_PASSWORD, **role_vars}.items()
+        if value is not None
+    }
     play = tmp_path / "play.yml"
     play.write_text(
         json.dumps(
@@ -489,6 +498,8 @@ def test_role_bad_input(tmp_path, run_ansible, role_vars, named):
     assert len(fatal) == 1, out[-2000:]
     assert named in fatal[0], fatal[0]
     assert "Traceback" not in out
+    assert ROLE_PASSWORD not in out
+    assert "tiny-pw-11c" not in out
     # nothing ran on the host: only the argument validation and the role's own check of values ran
     tasks = [ln for ln in out.splitlines() if ln.startswith("TASK [")]
     assert all("Validating arguments" in t or "argument spec cannot check" in t for t in tasks), tasks

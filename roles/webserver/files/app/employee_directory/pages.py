@@ -1,8 +1,20 @@
 """HTML pages. Every value from a user or the database passes through ``_e``."""
 
 import html
+import urllib.parse
 
 from .validation import FIELDS
+
+# What browsers may fill in for each field (the HTML autofill tokens). No token names a department:
+# "on" lets the browser offer what was typed before, where "off" would also stop it restoring the
+# field when the user comes back to the form.
+_AUTOCOMPLETE = {
+    "name": "name",
+    "job_title": "organization-title",
+    "department": "on",
+    "location": "address-level2",
+    "email": "email",
+}
 
 
 def _e(value):
@@ -23,18 +35,39 @@ def _footer(site):
     return " · ".join(parts)
 
 
-def layout(site, title, body):
+def _nav(site):
+    if not site.get("admin"):
+        return '<nav><a class="button secondary" href="/signin">Sign in</a></nav>'
+    return (
+        '<nav><a class="button" href="/employees/new">Add employee</a>'
+        '<form method="post" action="/signout">'
+        f'<input type="hidden" name="csrf_token" value="{_e(site["csrf_token"])}">'
+        '<button class="secondary" type="submit">Sign out</button></form></nav>'
+    )
+
+
+def layout(site, title, body, script=False):
+    flash = ""
+    if site.get("flash"):
+        flash = f'<p class="flash" role="status">{_e(site["flash"])}</p>\n'
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{_e(title)} · {_e(site['title'])}</title>\n"
-        '<link rel="stylesheet" href="/static/style.css">\n</head>\n<body>\n'
-        f'<header><a class="brand" href="/">{_e(site["title"])}</a>'
-        '<a class="button" href="/employees/new">Add employee</a></header>\n'
-        f"<main>\n{body}\n</main>\n"
+        '<link rel="stylesheet" href="/static/style.css">\n'
+        + ('<script src="/static/form.js" defer></script>\n' if script else "")
+        + "</head>\n<body>\n"
+        f'<header><a class="brand" href="/">{_e(site["title"])}</a>{_nav(site)}</header>\n'
+        f"<main>\n{flash}{body}\n</main>\n"
         f'<footer id="served-by">{_footer(site)}</footer>\n</body>\n</html>\n'
     )
+
+
+def initials(name):
+    """Up to two initials: the first letter or digit of the first two words that have one."""
+    found = [next((char for char in word if char.isalnum()), "") for word in name.split()]
+    return "".join(char for char in found if char)[:2].upper() or "?"
 
 
 def _photo(employee, css_class):
@@ -42,14 +75,30 @@ def _photo(employee, css_class):
         return (
             f'<img class="{css_class}" src="/employees/{employee["id"]}/photo" alt="Photo of {_e(employee["name"])}">'
         )
-    initials = "".join(word[0] for word in employee["name"].split()[:2]).upper()
-    return f'<span class="{css_class} initials" aria-hidden="true">{_e(initials)}</span>'
+    return f'<span class="{css_class} initials" aria-hidden="true">{_e(initials(employee["name"]))}</span>'
 
 
 _NONE_FOUND = '<li class="empty">No employees found.</li>'
 
 
-def employee_list(site, employees, query):
+def _pager(query, paging):
+    if paging["pages"] <= 1:
+        return ""
+
+    def link(number, text, rel):
+        params = {"q": query, "page": number} if query else {"page": number}
+        return f'<a href="/?{_e(urllib.parse.urlencode(params))}" rel="{rel}">{text}</a>'
+
+    number = paging["number"]
+    previous = link(number - 1, "&larr; Previous", "prev") if number > 1 else '<span aria-hidden="true"></span>'
+    following = link(number + 1, "Next &rarr;", "next") if number < paging["pages"] else "<span></span>"
+    return (
+        f'<nav class="pager" aria-label="Pages">{previous}'
+        f'<span aria-current="page">Page {number} of {paging["pages"]}</span>{following}</nav>'
+    )
+
+
+def employee_list(site, employees, query, paging):
     rows = "".join(
         f'<li class="card">{_photo(employee, "thumb")}<div>'
         f'<a href="/employees/{employee["id"]}"><strong>{_e(employee["name"])}</strong></a>'
@@ -57,41 +106,69 @@ def employee_list(site, employees, query):
         f"<span>{_e(employee['location'])}</span></div></li>"
         for employee in employees
     )
-    summary = _plural(len(employees), "employee")
+    total = paging["total"]
+    summary = _plural(total, "employee")
     if query:
-        summary = f"{_plural(len(employees), 'result')} for &ldquo;{_e(query)}&rdquo;"
+        summary = f"{_plural(total, 'result')} for &ldquo;{_e(query)}&rdquo;"
+    if paging["pages"] > 1:
+        first = (paging["number"] - 1) * paging["size"] + 1
+        summary += f", showing {first} to {first + len(employees) - 1}"
     body = (
+        "<h1>Employees</h1>"
         '<form class="search" method="get" action="/" role="search">'
         '<label for="q" class="visually-hidden">Search</label>'
-        f'<input id="q" type="search" name="q" value="{_e(query)}"'
+        f'<input id="q" type="search" name="q" value="{_e(query)}" autocomplete="off"'
         ' placeholder="Search by name, title, department, place, email">'
         '<button type="submit">Search</button></form>\n'
         f'<p class="summary">{summary}</p>\n'
-        f'<ul class="cards">{rows or _NONE_FOUND}</ul>'
+        f'<ul class="cards">{rows or _NONE_FOUND}</ul>\n{_pager(query, paging)}'
     )
     return layout(site, "Employees", body)
 
 
-def employee_detail(site, employee, csrf_token):
+_BACK = '<p class="back"><a href="/">&larr; All employees</a></p>'
+
+
+def employee_detail(site, employee):
     items = "".join(
         f"<dt>{_e(label)}</dt><dd>{_e(employee[field])}</dd>"
         for field, (label, _max_length) in FIELDS.items()
         if field not in ("name", "email")
     )
     employee_id = employee["id"]
+    if site.get("admin"):
+        actions = (
+            f'<div class="actions"><a class="button" href="/employees/{employee_id}/edit">Edit</a>'
+            f'<a class="button danger" href="/employees/{employee_id}/delete">Delete</a></div>'
+        )
+    else:
+        actions = f'<p class="hint"><a href="/signin?next=/employees/{employee_id}">Sign in</a> to change it.</p>'
     body = (
-        f'<article class="profile">{_photo(employee, "portrait")}<h1>{_e(employee["name"])}</h1>'
+        f'{_BACK}<article class="profile">{_photo(employee, "portrait")}<h1>{_e(employee["name"])}</h1>'
         f'<p><a href="mailto:{_e(employee["email"])}">{_e(employee["email"])}</a></p><dl>{items}</dl>'
-        f'<div class="actions"><a class="button" href="/employees/{employee_id}/edit">Edit</a>'
-        f'<form method="post" action="/employees/{employee_id}/delete">'
-        f'<input type="hidden" name="csrf_token" value="{_e(csrf_token)}">'
-        '<button class="danger" type="submit">Delete</button></form></div></article>'
+        f"{actions}</article>"
     )
     return layout(site, employee["name"], body)
 
 
-def _error(message):
-    return f'<p class="error">{_e(message)}</p>' if message else ""
+def delete_confirm(site, employee, csrf_token):
+    employee_id = employee["id"]
+    body = (
+        f"<h1>Delete {_e(employee['name'])}?</h1>"
+        "<p>The employee and their photo are removed from the directory. This cannot be undone.</p>"
+        f'<form class="actions" method="post" action="/employees/{employee_id}/delete">'
+        f'<input type="hidden" name="csrf_token" value="{_e(csrf_token)}">'
+        '<button class="danger" type="submit">Delete</button>'
+        f'<a class="button secondary" href="/employees/{employee_id}">Cancel</a></form>'
+    )
+    return layout(site, f"Delete {employee['name']}", body)
+
+
+def _error(field, message):
+    # Always present for the photo, so the page's script can put a message there.
+    if not message and field != "photo":
+        return ""
+    return f'<p class="error" id="{field}-error">{_e(message or "")}</p>'
 
 
 def employee_form(site, csrf_token, values, errors, employee_id=None, max_photo_bytes=0):
@@ -104,36 +181,72 @@ def employee_form(site, csrf_token, values, errors, employee_id=None, max_photo_
     for field, (label, max_length) in FIELDS.items():
         message = errors.get(field)
         kind = "email" if field == "email" else "text"
-        invalid = ' aria-invalid="true"' if message else ""
+        invalid = f' aria-invalid="true" aria-describedby="{field}-error"' if message else ""
         inputs.append(
             f'<label for="{field}">{_e(label)}</label>'
             f'<input id="{field}" name="{field}" type="{kind}" maxlength="{max_length}" required'
-            f' value="{_e(values.get(field, ""))}"{invalid}>{_error(message)}'
+            f' autocomplete="{_AUTOCOMPLETE[field]}" value="{_e(values.get(field, ""))}"{invalid}>'
+            f"{_error(field, message)}"
         )
     banner = ""
     if errors:
         banner = '<p class="error banner" role="alert">Please correct the errors below.</p>'
+    limit = human_size(max_photo_bytes)
+    photo_invalid = ' aria-invalid="true"' if errors.get("photo") else ""
     body = (
         f"<h1>{heading}</h1>{banner}"
         f'<form class="edit" method="post" action="{action}" enctype="multipart/form-data">'
         f'<input type="hidden" name="csrf_token" value="{_e(csrf_token)}">{"".join(inputs)}'
-        f'<label for="photo">Photo (JPEG, PNG, GIF or WebP, up to {_e(human_size(max_photo_bytes))})</label>'
-        '<input id="photo" name="photo" type="file" accept="image/jpeg,image/png,image/gif,image/webp">'
-        f"{_error(errors.get('photo'))}"
+        '<label for="photo">Photo</label>'
+        f'<p class="hint" id="photo-hint">JPEG, PNG, GIF or WebP, up to {_e(limit)}.</p>'
+        '<input id="photo" name="photo" type="file" accept="image/jpeg,image/png,image/gif,image/webp"'
+        f' aria-describedby="photo-hint photo-error" data-max-bytes="{int(max_photo_bytes)}"'
+        f' data-max-size="{_e(limit)}"{photo_invalid}>'
+        f"{_error('photo', errors.get('photo'))}"
         '<div class="actions"><button type="submit">Save</button>'
         f'<a class="button secondary" href="{back}">Cancel</a></div></form>'
     )
-    return layout(site, heading, body)
+    return layout(site, heading, body, script=True)
+
+
+def signin_form(site, csrf_token, target, error, configured):
+    notice = ""
+    if not configured:
+        notice = '<p class="error banner">No administrator password is set on this server yet.</p>'
+    message = ""
+    described = ""
+    if error:
+        message = f'<p class="error" id="signin-error" role="alert">{_e(error)}</p>'
+        described = ' aria-invalid="true" aria-describedby="signin-error"'
+    body = (
+        f"<h1>Sign in</h1>{notice}"
+        "<p>Anyone may read the directory; adding, changing and deleting employees needs the administrator.</p>"
+        '<form class="edit" method="post" action="/signin">'
+        f'<input type="hidden" name="csrf_token" value="{_e(csrf_token)}">'
+        f'<input type="hidden" name="next" value="{_e(target)}">'
+        '<label for="username">User name</label>'
+        '<input id="username" name="username" type="text" value="admin" required autocomplete="username"'
+        ' autocapitalize="none" spellcheck="false">'
+        '<label for="password">Password</label>'
+        f'<input id="password" name="password" type="password" required autocomplete="current-password"{described}>'
+        f"{message}"
+        '<div class="actions"><button type="submit">Sign in</button>'
+        f'<a class="button secondary" href="{_e(target)}">Cancel</a></div></form>'
+    )
+    return layout(site, "Sign in", body)
 
 
 def error_page(site, status, title, message):
     body = f'<h1>{status} · {_e(title)}</h1><p>{_e(message)}</p><p><a href="/">Back to the directory</a></p>'
+    if status == 403 and not site.get("admin"):
+        body += '<p><a href="/signin">Sign in</a></p>'
     return layout(site, title, body)
 
 
 def human_size(size):
-    if size >= 1024 * 1024 and size % (1024 * 1024) == 0:
-        return f"{size // (1024 * 1024)} MiB"
+    """Sizes as the form states them: MiB from 1 MiB up (one decimal at most), KiB or bytes below."""
+    if size >= 1024 * 1024:
+        return f"{size / (1024 * 1024):.1f}".removesuffix(".0") + " MiB"
     if size >= 1024:
         return f"{size // 1024} KiB"
     return f"{size} bytes"

@@ -22,6 +22,16 @@ CREATE TABLE IF NOT EXISTS app_state (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS admin_session (
+    token_sha256 TEXT PRIMARY KEY,
+    expires_at REAL NOT NULL,
+    password_stamp TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sign_in_failure (
+    client TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sign_in_failure_client ON sign_in_failure (client, at);
 """
 
 # Every statement is a literal with placeholders; no SQL is ever assembled from input.
@@ -30,10 +40,13 @@ _SELECT = (
     "SELECT id, name, job_title, department, location, email, photo_type IS NOT NULL AS has_photo,"
     " created_at, updated_at FROM employee"
 )
-_SEARCH = (
-    _SELECT + " WHERE name LIKE :q ESCAPE '\\' OR job_title LIKE :q ESCAPE '\\' OR department LIKE :q ESCAPE '\\'"
+_MATCH = (
+    " WHERE name LIKE :q ESCAPE '\\' OR job_title LIKE :q ESCAPE '\\' OR department LIKE :q ESCAPE '\\'"
     " OR location LIKE :q ESCAPE '\\' OR email LIKE :q ESCAPE '\\'"
 )
+_SEARCH = _SELECT + _MATCH
+_COUNT = "SELECT count(*) FROM employee"
+_PAGE = " LIMIT :limit OFFSET :offset"
 _MARK_SEEDED = "INSERT INTO app_state (key, value) VALUES ('seeded', strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))"
 _ORDER = " ORDER BY name COLLATE NOCASE, id"
 _INSERT = (
@@ -115,18 +128,23 @@ class Store:
     def _insert(conn, fields):
         return conn.execute(_INSERT, fields).lastrowid
 
-    def search(self, query=""):
-        """Employees whose text fields contain ``query`` (case-insensitive), by name."""
+    def search(self, query="", limit=-1, offset=0):
+        """Employees whose text fields contain ``query`` (case-insensitive), by name.
+
+        ``limit`` -1 means all of them.
+        """
+        params = {"q": _like_pattern(query), "limit": limit, "offset": offset}
         with self._connect() as conn:
-            if query:
-                rows = conn.execute(_SEARCH + _ORDER, {"q": _like_pattern(query)})
-            else:
-                rows = conn.execute(_SELECT + _ORDER)
+            rows = conn.execute((_SEARCH if query else _SELECT) + _ORDER + _PAGE, params)
             return [_record(row) for row in rows]
+
+    def count_matching(self, query=""):
+        with self._connect() as conn:
+            return conn.execute(_COUNT + (_MATCH if query else ""), {"q": _like_pattern(query)}).fetchone()[0]
 
     def count(self):
         with self._connect() as conn:
-            return conn.execute("SELECT count(*) FROM employee").fetchone()[0]
+            return conn.execute(_COUNT).fetchone()[0]
 
     def get(self, employee_id):
         with self._connect() as conn:
@@ -148,10 +166,11 @@ class Store:
                 row = conn.execute(_SELECT + " WHERE id = ?", (employee_id,)).fetchone()
                 if row is None:
                     return None
-                merged = {name: row[name] for name in FIELDS}
-                merged.update(fields)
-                merged["id"] = employee_id
-                conn.execute(_UPDATE, merged)
+                current = {name: row[name] for name in FIELDS}
+                merged = dict(current, **fields)
+                # Nothing new (an empty PATCH, a PUT of what GET gave): updated_at stays.
+                if merged != current:
+                    conn.execute(_UPDATE, dict(merged, id=employee_id))
         except sqlite3.IntegrityError as exc:
             raise DuplicateEmail(fields.get("email")) from exc
         return self.get(employee_id)
@@ -173,3 +192,42 @@ class Store:
                 "SELECT photo, photo_type FROM employee WHERE id = ? AND photo IS NOT NULL", (employee_id,)
             ).fetchone()
         return (bytes(row["photo"]), row["photo_type"]) if row else None
+
+    # -- the administrator's sessions and failed sign-ins (see auth.py) --------------------------------
+
+    def add_session(self, token_sha256, expires_at, password_stamp, now):
+        with self._connect() as conn:
+            conn.execute("DELETE FROM admin_session WHERE expires_at <= ?", (now,))
+            conn.execute(
+                "INSERT INTO admin_session (token_sha256, expires_at, password_stamp) VALUES (?, ?, ?)",
+                (token_sha256, expires_at, password_stamp),
+            )
+
+    def session_valid(self, token_sha256, now, password_stamp):
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT 1 FROM admin_session WHERE token_sha256 = ? AND expires_at > ? AND password_stamp = ?",
+                (token_sha256, now, password_stamp),
+            ).fetchone()
+        return row is not None
+
+    def delete_session(self, token_sha256):
+        with self._connect() as conn:
+            conn.execute("DELETE FROM admin_session WHERE token_sha256 = ?", (token_sha256,))
+
+    def record_failure(self, client, now, forget_before):
+        with self._connect() as conn:
+            conn.execute("DELETE FROM sign_in_failure WHERE at < ?", (forget_before,))
+            conn.execute("INSERT INTO sign_in_failure (client, at) VALUES (?, ?)", (client, now))
+
+    def recent_failures(self, client, since):
+        """Times of ``client``'s failed sign-ins since ``since``, oldest first."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT at FROM sign_in_failure WHERE client = ? AND at >= ? ORDER BY at", (client, since)
+            )
+            return [row[0] for row in rows]
+
+    def clear_failures(self, client):
+        with self._connect() as conn:
+            conn.execute("DELETE FROM sign_in_failure WHERE client = ?", (client,))

@@ -1,5 +1,6 @@
 """The WSGI application: HTML pages, the JSON API and /healthz."""
 
+import base64
 import contextlib
 import http
 import http.cookies
@@ -11,6 +12,7 @@ import sqlite3
 import urllib.parse
 
 from . import __version__, pages
+from .auth import SESSION_COOKIE, USER, Admin
 from .csrf import COOKIE, FIELD, Csrf, load_or_create_secret
 from .forms import FormError, parse_form
 from .images import ALLOWED_TYPES, detect_image_type
@@ -22,12 +24,16 @@ _STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 _JSON_BODY_LIMIT = 64 * 1024
 # Room for the text fields and multipart framing around a photo of the maximum size.
 FORM_OVERHEAD = 64 * 1024
+FLASH_COOKIE = "edir_flash"
+_CONTROL = re.compile(r"[\x00-\x20\x7f]")
 _READ_ONLY = ("id", "has_photo", "photo_url", "url", "created_at", "updated_at")
 
 DEFAULTS = {
     "title": "Employee Directory",
     "database": "/var/lib/employee-directory/directory.sqlite3",
     "secret_file": "/var/lib/employee-directory/csrf-secret",
+    "admin_password_file": "/etc/employee-directory/admin-password",
+    "page_size": 24,
     "upload_max_bytes": 2 * 1024 * 1024,
     "metadata_url": "http://169.254.169.254",
     "metadata_timeout": 1.0,
@@ -50,6 +56,8 @@ class Response:
         self.status = status
         self.headers = [("Content-Type", content_type)] if content_type else []
         self.headers.extend(headers or [])
+        # A message for the next page the browser shows ("Employee saved."), carried in a cookie.
+        self.flash = None
 
 
 def json_response(data, status=200, headers=None):
@@ -57,8 +65,32 @@ def json_response(data, status=200, headers=None):
     return Response(body, status, "application/json" if data is not None else None, headers)
 
 
-def redirect(location):
-    return Response(b"", 303, None, [("Location", location)])
+def redirect(location, flash=None):
+    response = Response(b"", 303, None, [("Location", location)])
+    response.flash = flash
+    return response
+
+
+def _cookie(name, value, request, max_age=None, same_site="Lax"):
+    parts = [f"{name}={value}", "Path=/", "HttpOnly", f"SameSite={same_site}"]
+    if max_age is not None:
+        parts.append(f"Max-Age={max_age}")
+    if request.https:
+        parts.append("Secure")
+    return ("Set-Cookie", "; ".join(parts))
+
+
+def _local_path(target):
+    """``target`` when it is a path on this site, else "/" (no open redirect after sign-in)."""
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target and not _CONTROL.search(target):
+        return target
+    return "/"
+
+
+def needs_admin(handler):
+    """Mark a handler as a change: the administrator must be signed in (pages) or authenticated (API)."""
+    handler.needs_admin = True
+    return handler
 
 
 class Request:
@@ -75,6 +107,15 @@ class Request:
         self.cookies = {name: morsel.value for name, morsel in cookies.items()}
         # Set when this response must give the browser its first CSRF nonce.
         self.new_nonce = None
+        # gunicorn listens on loopback only: there, nginx tells who the client is and how it came.
+        remote = environ.get("REMOTE_ADDR", "")
+        behind_proxy = remote.startswith("127.") or remote == "::1"
+        self.client = (behind_proxy and environ.get("HTTP_X_REAL_IP")) or remote or "unknown"
+        scheme = (behind_proxy and environ.get("HTTP_X_FORWARDED_PROTO")) or environ.get("wsgi.url_scheme", "http")
+        self.https = scheme.lower() == "https"
+        self.flash = urllib.parse.unquote(self.cookies.get(FLASH_COOKIE, ""))
+        self.flash_shown = False
+        self.admin = False
 
     @property
     def media_type(self):
@@ -111,7 +152,7 @@ def _duplicate(email):
 
 
 class Application:
-    """One directory: its store, settings, CSRF secret and metadata client."""
+    """One directory: its store, settings, CSRF secret, administrator and metadata client."""
 
     def __init__(self, config=None):
         settings = dict(DEFAULTS)
@@ -120,20 +161,24 @@ class Application:
         self.title = settings["title"]
         self.upload_max_bytes = int(settings["upload_max_bytes"])
         self.form_max_bytes = self.upload_max_bytes + FORM_OVERHEAD
+        self.page_size = int(settings["page_size"])
         self.store = Store(settings["database"])
         self.store.initialise(settings["seed"])
         self.csrf = Csrf(load_or_create_secret(settings["secret_file"]))
+        self.admin = Admin(self.store, settings["admin_password_file"])
         self.metadata = InstanceMetadata(settings["metadata_url"], timeout=float(settings["metadata_timeout"]))
         self.hostname = socket.gethostname()
         self.routes = [
             (re.compile(r"/"), {"GET": self.list_page}),
             (re.compile(r"/healthz"), {"GET": self.healthz}),
-            (re.compile(r"/static/style\.css"), {"GET": self.stylesheet}),
+            (re.compile(r"/static/(style\.css|form\.js)"), {"GET": self.static}),
+            (re.compile(r"/signin"), {"GET": self.signin_page, "POST": self.signin}),
+            (re.compile(r"/signout"), {"POST": self.signout}),
             (re.compile(r"/employees"), {"POST": self.create_page}),
             (re.compile(r"/employees/new"), {"GET": self.new_page}),
             (re.compile(r"/employees/(\d+)"), {"GET": self.detail_page, "POST": self.update_page}),
             (re.compile(r"/employees/(\d+)/edit"), {"GET": self.edit_page}),
-            (re.compile(r"/employees/(\d+)/delete"), {"POST": self.delete_page}),
+            (re.compile(r"/employees/(\d+)/delete"), {"GET": self.delete_confirm_page, "POST": self.delete_page}),
             (re.compile(r"/employees/(\d+)/photo"), {"GET": self.photo}),
             (re.compile(r"/api/employees"), {"GET": self.api_list, "POST": self.api_create}),
             (
@@ -145,7 +190,10 @@ class Application:
                     "DELETE": self.api_delete,
                 },
             ),
-            (re.compile(r"/api/employees/(\d+)/photo"), {"PUT": self.api_put_photo, "DELETE": self.api_delete_photo}),
+            (
+                re.compile(r"/api/employees/(\d+)/photo"),
+                {"GET": self.photo, "PUT": self.api_put_photo, "DELETE": self.api_delete_photo},
+            ),
         ]
 
     # -- WSGI -------------------------------------------------------------------------------------------
@@ -157,13 +205,18 @@ class Application:
         except HTTPError as error:
             response = self.error_response(request, error)
         if request.new_nonce:
-            response.headers.append(("Set-Cookie", f"{COOKIE}={request.new_nonce}; Path=/; HttpOnly; SameSite=Strict"))
+            response.headers.append(_cookie(COOKIE, request.new_nonce, request, same_site="Strict"))
+        if response.flash:
+            response.headers.append(_cookie(FLASH_COOKIE, urllib.parse.quote(response.flash), request, 60))
+        elif request.flash_shown:
+            response.headers.append(_cookie(FLASH_COOKIE, "", request, 0))
         response.headers.append(("Content-Length", str(len(response.body))))
         status = f"{response.status} {http.HTTPStatus(response.status).phrase}"
         start_response(status, response.headers)
         return [b"" if request.method == "HEAD" else response.body]
 
     def dispatch(self, request):
+        request.admin = self.admin.session_valid(request.cookies.get(SESSION_COOKIE))
         for pattern, handlers in self.routes:
             match = pattern.fullmatch(request.path)
             if not match:
@@ -176,7 +229,13 @@ class Application:
                     "Method {} is not allowed here; allowed: {}.".format(request.method, ", ".join(allowed)),
                     headers=[("Allow", ", ".join(allowed))],
                 )
-            return handlers[method](request, *(int(group) for group in match.groups()))
+            handler = handlers[method]
+            if getattr(handler, "needs_admin", False):
+                if request.path.startswith("/api/"):
+                    self.require_basic(request)
+                elif not request.admin:
+                    return self.not_signed_in(request, method)
+            return handler(request, *(int(group) if group.isdigit() else group for group in match.groups()))
         raise HTTPError(404, f"Nothing is at {request.path}.")
 
     def error_response(self, request, error):
@@ -187,25 +246,105 @@ class Application:
             return json_response(data, error.status, error.headers)
         phrase = http.HTTPStatus(error.status).phrase
         return Response(
-            pages.error_page(self.site(), error.status, phrase, error.message), error.status, headers=error.headers
+            pages.error_page(self.site(request), error.status, phrase, error.message),
+            error.status,
+            headers=error.headers,
         )
+
+    # -- who may change things --------------------------------------------------------------------------
+
+    def require_basic(self, request):
+        """Pass HTTP Basic credentials of the administrator; 401 (or 429 after failures) otherwise."""
+        challenge = [("WWW-Authenticate", f'Basic realm="{self.title}", charset="UTF-8"')]
+        scheme, _space, encoded = request.environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+        if scheme.lower() != "basic":
+            raise HTTPError(401, f"Changes need the administrator's credentials (HTTP Basic, user {USER}).", challenge)
+        self.check_rate(request)
+        try:
+            user, _colon, password = base64.b64decode(encoded, validate=True).decode("utf-8").partition(":")
+        except (ValueError, UnicodeDecodeError):
+            user = password = ""
+        if not self.admin.check(request.client, user, password):
+            raise HTTPError(401, "Wrong user name or password.", challenge)
+
+    def check_rate(self, request):
+        wait = self.admin.retry_after(request.client)
+        if wait:
+            minutes = -(-wait // 60)
+            raise HTTPError(
+                429,
+                f"Too many failed sign-ins from your address: try again in {_plural(minutes, 'minute')}.",
+                [("Retry-After", str(wait))],
+            )
+
+    def not_signed_in(self, request, method):
+        """Pages that change things: to the sign-in page (GET), or 403 for a form sent without a session."""
+        if method == "GET":
+            target = request.path + (
+                "?" + request.environ["QUERY_STRING"] if request.environ.get("QUERY_STRING") else ""
+            )
+            return redirect("/signin?" + urllib.parse.urlencode({"next": target}))
+        raise HTTPError(403, "Only a signed-in administrator can change the directory. Sign in and try again.")
+
+    def signin_page(self, request):
+        target = _local_path(request.query.get("next", "/"))
+        return self.signin_form(request, target, "", 200)
+
+    def signin_form(self, request, target, error, status, headers=None):
+        html = pages.signin_form(self.site(request), self.csrf_token(request), target, error, self.admin.configured())
+        return Response(html, status, headers=headers)
+
+    def signin(self, request):
+        fields, _uploads = self.read_form(request)
+        target = _local_path(fields.get("next", "/"))
+        try:
+            self.check_rate(request)
+        except HTTPError as error:
+            return self.signin_form(request, target, error.message, error.status, error.headers)
+        if not self.admin.check(request.client, fields.get("username", ""), fields.get("password", "")):
+            return self.signin_form(request, target, "Wrong user name or password.", 403)
+        token, lifetime = self.admin.new_session()
+        response = redirect(target, "Signed in.")
+        response.headers.append(_cookie(SESSION_COOKIE, token, request, lifetime))
+        return response
+
+    def signout(self, request):
+        self.read_form(request)
+        self.admin.end_session(request.cookies.get(SESSION_COOKIE))
+        response = redirect("/", "Signed out.")
+        response.headers.append(_cookie(SESSION_COOKIE, "", request, 0))
+        return response
 
     # -- shared pieces ----------------------------------------------------------------------------------
 
-    def site(self):
-        site = {"title": self.title, "version": __version__, "hostname": self.hostname}
+    def site(self, request):
+        site = {"title": self.title, "version": __version__, "hostname": self.hostname, "admin": request.admin}
         site.update(self.metadata.get())
+        if request.admin:
+            site["csrf_token"] = self.csrf_token(request)
+        if request.flash:
+            site["flash"] = request.flash
+            request.flash_shown = True
         return site
 
     def csrf_token(self, request):
-        nonce = request.cookies.get(COOKIE)
+        nonce = request.cookies.get(COOKIE) or request.new_nonce
         if not nonce:
             nonce = request.new_nonce = self.csrf.new_nonce()
         return self.csrf.token(nonce)
 
     def read_form(self, request):
         """Fields and uploads of a form POST, after the CSRF check."""
-        body = request.body(self.form_max_bytes)
+        try:
+            body = request.body(self.form_max_bytes)
+        except HTTPError as error:
+            if error.status != 413:
+                raise
+            raise HTTPError(
+                413,
+                f"The form was too large: a photo can be at most {pages.human_size(self.upload_max_bytes)}. "
+                "Go back, choose a smaller photo and save again.",
+            ) from error
         try:
             fields, uploads = parse_form(request.content_type, body)
         except FormError as exc:
@@ -236,22 +375,31 @@ class Application:
 
     def list_page(self, request):
         query = request.query.get("q", "").strip()
-        employees = self.store.search(query)
-        return Response(pages.employee_list(self.site(), employees, query))
+        total = self.store.count_matching(query)
+        pages_total = max(1, -(-total // self.page_size))
+        try:
+            number = min(max(1, int(request.query.get("page", "1"))), pages_total)
+        except ValueError:
+            number = 1
+        employees = self.store.search(query, self.page_size, (number - 1) * self.page_size)
+        paging = {"number": number, "pages": pages_total, "total": total, "size": self.page_size}
+        return Response(pages.employee_list(self.site(request), employees, query, paging))
 
     def detail_page(self, request, employee_id):
         employee = self.employee_or_404(employee_id)
-        return Response(pages.employee_detail(self.site(), employee, self.csrf_token(request)))
+        return Response(pages.employee_detail(self.site(request), employee))
 
+    @needs_admin
     def new_page(self, request):
         return self.form_page(request, {}, {}, None, 200)
 
+    @needs_admin
     def edit_page(self, request, employee_id):
         return self.form_page(request, self.employee_or_404(employee_id), {}, employee_id, 200)
 
     def form_page(self, request, values, errors, employee_id, status):
         html = pages.employee_form(
-            self.site(), self.csrf_token(request), values, errors, employee_id, self.upload_max_bytes
+            self.site(request), self.csrf_token(request), values, errors, employee_id, self.upload_max_bytes
         )
         return Response(html, status)
 
@@ -269,45 +417,62 @@ class Application:
             except HTTPError as error:
                 errors["photo"] = error.message
                 status = error.status
+        if not errors:
+            try:
+                if employee_id is None:
+                    employee = self.store.create(cleaned)
+                else:
+                    employee = self.store.update(employee_id, cleaned)
+                    if employee is None:
+                        raise HTTPError(404, f"No employee has ID {employee_id}.")
+            except DuplicateEmail:
+                errors = {"email": "Another employee already has this email address."}
+                status = 409
         if errors:
+            if photo is not None and "photo" not in errors:
+                # A browser never fills a file field in again: say so where the photo goes.
+                errors["photo"] = "Your photo was not saved: choose it again before you save."
+                status = 422 if status == 409 else status
             return self.form_page(request, values, errors, employee_id, status if len(errors) == 1 else 422)
-        try:
-            if employee_id is None:
-                employee = self.store.create(cleaned)
-            else:
-                employee = self.store.update(employee_id, cleaned)
-                if employee is None:
-                    raise HTTPError(404, f"No employee has ID {employee_id}.")
-        except DuplicateEmail:
-            errors = {"email": "Another employee already has this email address."}
-            return self.form_page(request, values, errors, employee_id, 409)
         if photo_type:
             self.store.set_photo(employee["id"], photo.data, photo_type)
-        return redirect(f"/employees/{employee['id']}")
+        message = "Employee added." if employee_id is None else "Changes saved."
+        return redirect(f"/employees/{employee['id']}", message)
 
+    @needs_admin
     def create_page(self, request):
         return self.save_form(request, None)
 
+    @needs_admin
     def update_page(self, request, employee_id):
         self.employee_or_404(employee_id)
         return self.save_form(request, employee_id)
 
+    @needs_admin
+    def delete_confirm_page(self, request, employee_id):
+        employee = self.employee_or_404(employee_id)
+        return Response(pages.delete_confirm(self.site(request), employee, self.csrf_token(request)))
+
+    @needs_admin
     def delete_page(self, request, employee_id):
         self.read_form(request)
+        employee = self.employee_or_404(employee_id)
         if not self.store.delete(employee_id):
             raise HTTPError(404, f"No employee has ID {employee_id}.")
-        return redirect("/")
+        return redirect("/", f"{employee['name']} was deleted.")
 
     def photo(self, request, employee_id):
         found = self.store.photo(employee_id)
         if found is None:
+            self.employee_or_404(employee_id)
             raise HTTPError(404, f"Employee {employee_id} has no photo.")
         data, media_type = found
         return Response(data, 200, media_type, [("Cache-Control", "no-cache")])
 
-    def stylesheet(self, request):
-        with open(os.path.join(_STATIC, "style.css"), "rb") as handle:
-            return Response(handle.read(), 200, "text/css; charset=utf-8", [("Cache-Control", "max-age=3600")])
+    def static(self, request, name):
+        media_type = "text/css; charset=utf-8" if name.endswith(".css") else "text/javascript; charset=utf-8"
+        with open(os.path.join(_STATIC, name), "rb") as handle:
+            return Response(handle.read(), 200, media_type, [("Cache-Control", "max-age=3600")])
 
     def healthz(self, request):
         data = {"status": "ok", "version": __version__, "hostname": self.hostname}
@@ -323,11 +488,7 @@ class Application:
     # -- JSON API ---------------------------------------------------------------------------------------
 
     def json_body(self, request):
-        """The JSON object sent; 415 unless Content-Type is application/json.
-
-        Browsers cannot send that type cross-site without a CORS preflight,
-        which this app never grants, so the API needs no CSRF token.
-        """
+        """The JSON object sent; 415 unless Content-Type is application/json."""
         if request.media_type != "application/json":
             raise HTTPError(415, "Send the employee as JSON with Content-Type: application/json.")
         body = request.body(_JSON_BODY_LIMIT)
@@ -343,6 +504,7 @@ class Application:
         employees = self.store.search(request.query.get("q", "").strip())
         return json_response({"employees": [_employee_json(e) for e in employees], "count": len(employees)})
 
+    @needs_admin
     def api_create(self, request):
         cleaned, errors = clean_employee(self.json_body(request))
         if errors:
@@ -373,17 +535,21 @@ class Application:
             raise HTTPError(404, f"No employee has ID {employee_id}.")
         return json_response(_employee_json(employee))
 
+    @needs_admin
     def api_replace(self, request, employee_id):
         return self.api_update(request, employee_id, partial=False)
 
+    @needs_admin
     def api_patch(self, request, employee_id):
         return self.api_update(request, employee_id, partial=True)
 
+    @needs_admin
     def api_delete(self, request, employee_id):
         if not self.store.delete(employee_id):
             raise HTTPError(404, f"No employee has ID {employee_id}.")
         return json_response(None, 204)
 
+    @needs_admin
     def api_put_photo(self, request, employee_id):
         self.employee_or_404(employee_id)
         if request.media_type not in ALLOWED_TYPES:
@@ -395,10 +561,15 @@ class Application:
         self.store.set_photo(employee_id, data, media_type)
         return json_response(_employee_json(self.store.get(employee_id)))
 
+    @needs_admin
     def api_delete_photo(self, request, employee_id):
         if not self.store.set_photo(employee_id, None, None):
             raise HTTPError(404, f"No employee has ID {employee_id}.")
         return json_response(None, 204)
+
+
+def _plural(count, word):
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def load_config(path):

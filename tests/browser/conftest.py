@@ -1,0 +1,191 @@
+"""The employee directory served as on a host (gunicorn behind nginx, with the role's site
+configuration) on 127.0.0.1, and Debian's Chromium driven by Playwright.
+
+Nothing is downloaded: Playwright is told where Debian's chromium is (``make test-browser``
+installs it, and nginx, with apt when missing).
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import jinja2
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ROLE = ROOT / "roles" / "webserver"
+APP_DIR = ROLE / "files" / "app"
+sys.path.insert(0, str(APP_DIR))
+sys.dont_write_bytecode = True
+
+from employee_directory.pages import human_size
+from employee_directory.passwords import hash_password
+
+LOGS = ROOT / ".build" / "browser"
+CHROMIUM = "/usr/bin/chromium"
+NGINX = "/usr/sbin/nginx"
+ADMIN_PASSWORD = "browser test password 42"
+UPLOAD_MAX_BYTES = 1024 * 1024
+PAGE_SIZE = 6
+LONG_NAME = "Maria Wilhelmina Alexandra von Hohenzollern-Sigmaringen-Württemberg-Liechtenstein"
+SEED = [
+    {
+        "name": LONG_NAME,
+        "job_title": "Chief Executive Officer for Strategic Transformation and Operational Excellence",
+        "department": "Office of the Chief Executive",
+        "location": "Llanfairpwllgwyngyllgogerychwyrndrobwllllantysiliogogogoch",
+        "email": "maria.wilhelmina.alexandra.von.hohenzollern-sigmaringen@subsidiary.example.com",
+    },
+    *(
+        {
+            "name": name,
+            "job_title": title,
+            "department": department,
+            "location": place,
+            "email": name.lower().replace(" ", ".").replace("'", "") + "@example.com",
+        }
+        for name, title, department, place in (
+            ("Ada Lovelace", "Principal Engineer", "Engineering", "London"),
+            ("Grace Hopper", "Director of Developer Tools", "Engineering", "Arlington"),
+            ("Katherine Johnson", "Flight Dynamics Lead", "Research", "Hampton"),
+            ("Alan Turing", "Head of Cryptanalysis", "Security", "Manchester"),
+            ("Margaret Hamilton", "Director of Software Engineering", "Apollo", "Cambridge"),
+            ("Dorothy Vaughan", "Supervisor, West Area Computing", "Research", "Hampton"),
+            ("Radia Perlman", "Fellow", "Networking", "Seattle"),
+        )
+    ),
+]
+# Debian's chromium, headless, without anything that would reach out of the machine.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-default-apps",
+    "--disable-sync",
+    "--no-first-run",
+    "--metrics-recording-only",
+]
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for(url, process, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[0]} exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"nothing answered at {url} within {timeout} s")
+
+
+def _stop(process):
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _nginx_site(app_port, http_port):
+    """The role's own nginx site, rendered with the values the role would give it."""
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(ROLE / "templates"), undefined=jinja2.StrictUndefined
+    )
+    return environment.get_template("nginx-site.conf.j2").render(
+        ansible_managed="rendered by tests/browser",
+        webserver_http_port=http_port,
+        webserver_listen_ipv6=False,
+        webserver_server_name="_",
+        webserver_app_port=app_port,
+        __webserver_request_max_bytes=UPLOAD_MAX_BYTES + 65536,
+        __webserver_upload_max_text=human_size(UPLOAD_MAX_BYTES),
+        __webserver_title_in_nginx="Employee Directory",
+    )
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory):
+    """Base URL of the directory behind nginx on 127.0.0.1; stopped at the end."""
+    for needed in (CHROMIUM, NGINX):
+        if not os.access(needed, os.X_OK):
+            pytest.fail(f"{needed} is missing: run 'make test-browser', which installs it with apt")
+    work = tmp_path_factory.mktemp("directory")
+    (work / "admin-password").write_text(hash_password(ADMIN_PASSWORD) + "\n")
+    config = {
+        "title": "Employee Directory",
+        "database": str(work / "directory.sqlite3"),
+        "secret_file": str(work / "csrf-secret"),
+        "admin_password_file": str(work / "admin-password"),
+        "upload_max_bytes": UPLOAD_MAX_BYTES,
+        "metadata_url": "http://127.0.0.1:9",
+        "metadata_timeout": 0.2,
+        "page_size": PAGE_SIZE,
+        "seed": SEED,
+    }
+    (work / "config.json").write_text(json.dumps(config))
+    app_port, http_port = _free_port(), _free_port()
+    env = dict(os.environ, EMPLOYEE_DIRECTORY_CONFIG=str(work / "config.json"), PYTHONDONTWRITEBYTECODE="1")
+    # As the role's unit runs it: two workers, so the sign-in limit must hold across processes.
+    gunicorn = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{app_port}", "--workers", "2", "--preload",
+         "--pythonpath", str(APP_DIR), "--error-logfile", str(work / "gunicorn.log"),
+         "employee_directory.wsgi:application"],
+        env=env,
+    )  # fmt: skip
+    nginx = None
+    try:
+        _wait_for(f"http://127.0.0.1:{app_port}/healthz", gunicorn)
+        (work / "site.conf").write_text(_nginx_site(app_port, http_port))
+        for temp in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (work / temp).mkdir()
+        user = "user root;\n" if os.geteuid() == 0 else ""
+        temps = "".join(f"{kind}_temp_path {work / kind};\n" for kind in ("proxy", "fastcgi", "uwsgi", "scgi"))
+        (work / "nginx.conf").write_text(
+            f"{user}daemon off;\nworker_processes 1;\npid {work / 'nginx.pid'};\nerror_log {work / 'nginx.log'};\n"
+            "events {}\nhttp {\ninclude /etc/nginx/mime.types;\naccess_log off;\n"
+            f"client_body_temp_path {work / 'body'};\n{temps}include {work / 'site.conf'};\n}}\n"
+        )
+        subprocess.run([NGINX, "-t", "-q", "-p", str(work), "-c", str(work / "nginx.conf")], check=True)
+        nginx = subprocess.Popen([NGINX, "-p", str(work), "-c", str(work / "nginx.conf")])
+        _wait_for(f"http://127.0.0.1:{http_port}/healthz", nginx)
+        yield f"http://127.0.0.1:{http_port}"
+    finally:
+        if nginx is not None:
+            _stop(nginx)
+        _stop(gunicorn)
+        # Kept for a look after a failure.
+        LOGS.mkdir(parents=True, exist_ok=True)
+        for log in ("gunicorn.log", "nginx.log"):
+            if (work / log).exists():
+                shutil.copy(work / log, LOGS / log)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
