@@ -77,12 +77,16 @@ class Sandbox:
         count: int = 1,
         seconds: float = 60,
         access_key: str | None = None,
+        zone: str | None = None,
     ) -> dict:
         """Make the next `count` calls of `action` fail with EC2 error `code` (bounded by `seconds`).
 
-        With `access_key`, only requests signed with that key ID are failed.
+        With `access_key`, only requests signed with that key ID are failed. With `zone`, the next `count`
+        RunInstances into that zone fail with InsufficientInstanceCapacity (an unknown zone: SandboxError).
         """
         spec = {"action": action, "code": code, "status": status, "count": count, "seconds": seconds}
+        if zone:
+            spec["zone"] = zone
         return self._control("/_sandbox/faults", "POST", dict(spec, access_key=access_key))
 
     def clear_faults(self) -> None:

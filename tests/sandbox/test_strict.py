@@ -389,3 +389,22 @@ def test_policy_is_complete_for_the_launch_step(front, tmp_path):
     _url, keys = front
     result = run_launch(front, keys[iam.USER], tmp_path, "full-policy")
     assert not result.get("failed"), result.get("msg")
+
+
+def test_create_image_accepts_snapshot_tag_specifications(front):
+    """AWS accepts TagSpecifications for the image's snapshots (moto does not); tagging needs ec2:CreateTags."""
+    ec2 = client(front)
+    run = {"ImageId": catalogue_image(ec2), "MinCount": 1, "MaxCount": 1, "InstanceType": "t3.micro"}
+    iid = ec2.run_instances(**run)["Instances"][0]["InstanceId"]
+    specs = [
+        {"ResourceType": "image", "Tags": [{"Key": "Kind", "Value": "image"}]},
+        {"ResourceType": "snapshot", "Tags": [{"Key": "Kind", "Value": "snapshot"}]},
+    ]
+    wait_until(time.monotonic() + WINDOW)  # the instance's own window
+    ami = ec2.create_image(InstanceId=iid, Name="snapshot-tags", NoReboot=True, TagSpecifications=specs)["ImageId"]
+    wait_until(time.monotonic() + WINDOW)
+    image = ec2.describe_images(ImageIds=[ami])["Images"][0]
+    assert {"Key": "Kind", "Value": "image"} in image["Tags"]
+    snap = image["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+    tags = ec2.describe_snapshots(SnapshotIds=[snap])["Snapshots"][0]["Tags"]
+    assert {"Key": "Kind", "Value": "snapshot"} in tags
