@@ -88,6 +88,8 @@ def test_a_region_the_inventory_config_does_not_list_is_one_line_at_the_start():
     fatal = [ln for ln in proc.stdout.splitlines() if ln.startswith("fatal: ")]
     assert proc.returncode != 0
     assert len(fatal) == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert '"msg": "flow_region eu-west-1 is not a region of the inventory config (' in fatal[0]
-    assert "bakery.instances.yml lists us-east-1): set its regions to [eu-west-1]" in fatal[0]
+    assert (
+        '"msg": "flow_region eu-west-1 is not a region of the inventory config (it lists us-east-1): '
+        "set its regions to [eu-west-1], or flow_region (AWS_REGION) to one of them" in fatal[0]
+    ), fatal[0]
     assert "Find the base image" not in proc.stdout
