@@ -124,13 +124,18 @@ class Awx:
         script.write_text(f"#!{sys.executable}\nprint({json.dumps(json.dumps(inventory))})\n")
         script.chmod(0o700)
         started = time.monotonic()
+        finished = []
         thread, runner = ansible_runner.run_async(
-            private_data_dir=str(pdd), playbook=f"playbooks/{playbook}", timeout=timeout, quiet=True
+            private_data_dir=str(pdd),
+            playbook=f"playbooks/{playbook}",
+            timeout=timeout,
+            quiet=True,
+            finished_callback=lambda _runner: finished.append(time.monotonic()),
         )
 
         def result():
             stdout = (Path(runner.config.artifact_dir) / "stdout").read_text()
-            job = Job(name, runner.status, runner.rc, stdout, started, time.monotonic(), pdd, home)
+            job = Job(name, runner.status, runner.rc, stdout, started, (finished or [time.monotonic()])[0], pdd, home)
             self.jobs.append(job)
             return job
 

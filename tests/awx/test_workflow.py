@@ -116,6 +116,7 @@ def test_workflow_then_sliced_configure(tmp_path, awx_root, sandbox):
         teardown = awx.job("bakery teardown", "teardown.yml", {"_meta": {"hostvars": {}}}, timeout=300)
         pairs = [k["KeyName"] for k in ec2.describe_key_pairs()["KeyPairs"]]
         ec2.delete_key_pair(KeyName=FLOW)
+    print("\n".join(f"awx job {j.name}: {j.status} in {j.finished - j.started:.1f} s" for j in awx.jobs))
     assert_ok(teardown)
     # The Machine credential's key pair was not imported by the flow: teardown left it alone.
     assert FLOW in pairs
