@@ -66,6 +66,7 @@ def test_workflow_then_sliced_configure(tmp_path, awx_root, sandbox):
         machine_user="admin",
         extra_vars={**survey, "webserver_admin_password": password},
     )
+    fleet = {"_meta": {"hostvars": {}}}
     try:
         fleet = awx.inventory_update("bakery.instances.yml")
         assert_ok(awx.job("bakery 1 launch", "launch.yml", fleet, timeout=300))
@@ -107,7 +108,7 @@ def test_workflow_then_sliced_configure(tmp_path, awx_root, sandbox):
             status, listing = api(f"http://{ip}/api/employees")
             assert "Grace Hopper" in [e["name"] for e in listing["employees"]], host
     finally:
-        teardown = awx.job("bakery teardown", "teardown.yml", {"_meta": {"hostvars": {}}}, timeout=300)
+        teardown = awx.job("bakery teardown", "teardown.yml", fleet, timeout=300)
         pairs = [k["KeyName"] for k in ec2.describe_key_pairs()["KeyPairs"]]
         ec2.delete_key_pair(KeyName=FLOW)
     print("\n".join(f"awx job {j.name}: {j.status} in {j.finished - j.started:.1f} s" for j in awx.jobs))
