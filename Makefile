@@ -29,7 +29,7 @@ help:
 	@echo "make sandbox       start the local EC2 sandbox on 127.0.0.1:$(SANDBOX_PORT) (root)"
 	@echo "make sandbox-down  stop it and remove every host, mount, namespace, route and rule it made"
 	@echo "make venv          create the project virtualenv ($(VENV)) from requirements-dev.txt"
-	@echo "make lint | sanity | unit | integration | test-app | test-browser | test-sandbox | test-molecule | test-aws"
+	@echo "make lint | sanity | unit | integration | test-app | test-browser | test-sandbox | test-molecule | test-awx | test-aws"
 	@echo "make docs          the collection's documentation site (antsibull-docs) in .build/docs/build/html"
 	@echo "make test-reliability (bounded, in make test) | reliability (full counts: faults, crashes, bad input)"
 	@echo "make build         the collection tarball in .build/dist;  make ee-context: execution environment context"
@@ -118,7 +118,7 @@ ee-context: build
 	$(BIN)/ansible-builder create -f execution-environment.yml -c .build/ee/context --output-filename Containerfile
 
 .PHONY: test
-test: lint sanity unit integration docs test-app test-browser test-sandbox bench-smoke test-molecule test-reliability test-aws
+test: lint sanity unit integration docs test-app test-browser test-sandbox bench-smoke test-molecule test-awx test-reliability test-aws
 	@printf '\n==> make test: every step passed\n'
 
 # --- benchmarks: the peer lives in its own virtualenv, used by nothing else ---
@@ -267,6 +267,16 @@ test-molecule: venv sandbox-deps
 	[ $$rc -ne 0 ] || $(BIN)/molecule test -s flow || rc=$$?; \
 	if [ $$started = 1 ]; then $(BIN)/python -m sandbox down >/dev/null; fi; \
 	exit $$rc
+
+# --- AWX (issue 20) ------------------------------------------------------------------------------
+# The flow as AWX runs it, with ansible-runner: each step a job in its own private data directory (credentials
+# only in the job's environment, a fresh HOME, the Machine credential through ssh-agent, the inventory a synced
+# snapshot), launch -> inventory update -> configure -> image -> clone, then configure of the clones as a sliced
+# job (2 slices at once), then teardown; and bad survey answers. On the sandbox (started here unless running).
+.PHONY: test-awx
+test-awx: venv sandbox-deps
+	$(call step,AWX run with ansible-runner: workflow of job templates and a sliced job on the sandbox; survey checks)
+	timeout 1200 $(BIN)/pytest -q -s -p no:cacheprovider tests/awx
 
 # --- reliability (issue 10) -------------------------------------------------------------------------
 # Faults (throttling, 5xx, lost answers, latency) on the flow, crash and rerun, bad input, secrets and

@@ -614,6 +614,19 @@ def test_existing_key_with_another_public_key_fails(ec2, run_module):
     assert res.result["msg"].startswith("public_key: key pair 'deploy' exists with another key")
 
 
+def test_existing_key_pair_by_name_alone_is_used_whatever_key_it_holds(ec2, run_module):
+    """AWX's Machine credential route: the key pair exists, no key material is given; nothing is imported."""
+    stub_lookups(ec2, instance("i-00000001", KeyName="deploy"), image=False)
+    ec2.add_response(
+        "describe_key_pairs",
+        {"KeyPairs": [{"KeyName": "deploy", "KeyFingerprint": "aa:bb", "PublicKey": RSA_PUB}]},
+        {"KeyNames": ["deploy"], "IncludePublicKey": True},
+    )
+    res = run_module(ec2_launch, {"name": "web", "key_name": "deploy"})
+    assert not res.failed, res.result["msg"]
+    assert res.result["changed"] is False
+
+
 @pytest.mark.parametrize("key_type", ["rsa", "ed25519"])
 def test_fingerprints_match_what_ec2_and_ssh_keygen_compute(tmp_path, key_type):
     serialization = pytest.importorskip("cryptography.hazmat.primitives.serialization")
@@ -865,6 +878,14 @@ def test_absent_deletes_the_imported_key_pair_once_unused(ec2, run_module):
     res = run_module(ec2_launch, {"name": "web", "state": "absent", "key_name": "deploy", "public_key": ED_PUB})
     assert not res.failed, res.result["msg"]
     assert res.result["changes"] == ["delete key pair deploy"]
+
+
+def test_absent_without_public_key_leaves_the_key_pair_alone(ec2, run_module):
+    """A key pair this task did not import (no public_key given) is never looked at or deleted."""
+    stub_absent_without_instances(ec2)
+    res = run_module(ec2_launch, {"name": "web", "state": "absent", "key_name": "deploy"})
+    assert not res.failed, res.result["msg"]
+    assert res.result["changed"] is False
 
 
 def test_absent_keeps_a_key_pair_other_instances_use(ec2, run_module, warnings):
