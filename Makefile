@@ -179,9 +179,14 @@ test-aws: venv
 # ---------------------------------------------------------------------------- sandbox (issue 3)
 # The local EC2 sandbox: moto's EC2 API on 127.0.0.1 with real hosts (netns + overlayfs +
 # systemd-nspawn) behind it. Needs root. State: /var/lib/bakery-sandbox; base images cached in
-# /var/cache/bakery-sandbox; the environment to source: .build/sandbox/env.
+# /var/cache/bakery-sandbox; the environment to source: .build/sandbox/env (the least-privilege IAM
+# user whose only policy is docs/iam-policy.json); .build/sandbox/admin.env: the administrator, for tests
+# and inspection only. Strict as EC2 by default: SANDBOX_EC_WINDOW (seconds, default 2; 0 = off, for the
+# sandbox's own tests) and SANDBOX_EC_SEED (default 0) set the eventual-consistency windows.
 SANDBOX_PORT ?= 4700
 SANDBOX_ENV := $(CURDIR)/.build/sandbox/env
+SANDBOX_ADMIN_ENV := $(CURDIR)/.build/sandbox/admin.env
+export SANDBOX_EC_WINDOW SANDBOX_EC_SEED
 SANDBOX_DEBS := debootstrap iptables systemd-container iproute2 openssh-client curl
 export SANDBOX_PORT
 
@@ -197,8 +202,9 @@ sandbox-deps:
 .PHONY: sandbox
 sandbox: venv sandbox-deps
 	$(call step,sandbox: start the local EC2 endpoint on 127.0.0.1:$(SANDBOX_PORT))
-	$(BIN)/python -m sandbox up
-	@echo "# environment written to $(SANDBOX_ENV): source it with  . $(SANDBOX_ENV)"
+	$(BIN)/python -m sandbox up >/dev/null
+	@echo "# least-privilege user (docs/iam-policy.json) written to $(SANDBOX_ENV): source it with  . $(SANDBOX_ENV)"
+	@echo "# administrator (tests and inspection only) written to $(SANDBOX_ADMIN_ENV)"
 
 .PHONY: sandbox-down
 sandbox-down:
@@ -236,6 +242,7 @@ test-molecule: venv sandbox-deps
 	@started=0; \
 	if ! curl -fsS -o /dev/null "http://127.0.0.1:$(SANDBOX_PORT)/_sandbox/status" 2>/dev/null; then \
 	  $(BIN)/python -m sandbox up >/dev/null && started=1; fi; \
+	mkdir -p $(dir $(SANDBOX_ENV)) && (umask 077 && $(BIN)/python -m sandbox env > $(SANDBOX_ENV)); \
 	set -a && . $(SANDBOX_ENV) && set +a; rc=0; \
 	$(BIN)/molecule test -s webserver || rc=$$?; \
 	[ $$rc -ne 0 ] || $(BIN)/molecule test -s flow || rc=$$?; \

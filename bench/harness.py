@@ -180,10 +180,25 @@ def base_env(endpoint: str, workdir: Path) -> dict:
 
 
 def contender_env(env: dict, who: str) -> dict:
-    """Ours sees only this checkout's collection; the peer only the ``ansible`` package's collections."""
+    """Ours sees only this checkout's collection; the peer only the ``ansible`` package's collections.
+
+    On the sandbox (IAM enforced) ours runs as the least-privilege user; the peer, whose permissions
+    docs/iam-policy.json does not list, as the sandbox's administrator.
+    """
     ours = who == "ours" or STAND_IN
     collections = str(COLLECTIONS) if ours else str(BENCH_VENV.parent / "nonexistent")
-    return dict(env, ANSIBLE_COLLECTIONS_PATH=collections)
+    keys = sandbox_keys(admin=not ours) if env.get("BENCH_SANDBOX") else {}
+    return dict(env, ANSIBLE_COLLECTIONS_PATH=collections, **keys)
+
+
+SANDBOX_STATE = Path("/var/lib/bakery-sandbox")
+
+
+def sandbox_keys(admin: bool = False) -> dict:
+    """AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY of the running sandbox's least-privilege user (or admin)."""
+    text = (SANDBOX_STATE / ("admin.env" if admin else "env")).read_text()
+    pairs = dict(line.removeprefix("export ").split("=", 1) for line in text.splitlines() if "=" in line)
+    return {k: v for k, v in pairs.items() if k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
 
 
 def ansible_bin(who: str, tool: str = "ansible-playbook") -> str:

@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-from . import config, images, server
+from . import config, images, server, strict
 from .errors import SandboxError
 
 
@@ -25,28 +25,35 @@ class Sandbox:
     def pid(self) -> int | None:
         return server.running_pid()
 
-    def env(self) -> dict[str, str]:
-        return dict(line.removeprefix("export ").split("=", 1) for line in self.env_lines())
+    def env(self, admin: bool = False) -> dict[str, str]:
+        """The least-privilege user's environment (``admin=True``: the administrator's, for tests only)."""
+        return dict(line.removeprefix("export ").split("=", 1) for line in self.env_lines(admin))
 
-    def env_lines(self) -> list[str]:
-        return config.env_lines(self.port)
+    def env_lines(self, admin: bool = False) -> list[str]:
+        path = config.STATE_DIR / ("admin.env" if admin else "env")
+        try:
+            return path.read_text().split("\n")[:-1]
+        except OSError:
+            raise SandboxError(f"{path} is missing: is the sandbox running? (`make sandbox`)") from None
 
     def answers(self) -> bool:
         try:
-            urllib.request.urlopen(self.endpoint + "/moto-api/", timeout=2).read()  # noqa: S310 - 127.0.0.1 only
+            urllib.request.urlopen(self.endpoint + "/moto-api/", timeout=10).read()  # noqa: S310 - 127.0.0.1 only
             return True
         except (urllib.error.URLError, OSError):
             return False
 
-    def client(self, region: str = config.REGION):
+    def client(self, region: str = config.REGION, service: str = "ec2", admin: bool = True):
+        """A boto3 client as the administrator (tests, inspection) or as the least-privilege user."""
         import boto3
 
+        env = self.env(admin=admin)
         return boto3.client(
-            "ec2",
+            service,
             region_name=region,
             endpoint_url=self.endpoint,
-            aws_access_key_id=config.ACCESS_KEY,
-            aws_secret_access_key=config.SECRET_KEY,
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
         )
 
     def _control(self, path: str, method: str = "GET", data: dict | None = None) -> dict:
@@ -93,9 +100,18 @@ class Sandbox:
         return self._control("/_sandbox/chaos")
 
     # ------------------------------------------------------------ start / stop
-    def up(self, say=print, timeout: float = 60, faults: dict | None = None) -> None:
-        """Start the sandbox (or reuse a running one); ``faults``: a chaos spec applied from the start."""
+    def up(self, say=print, timeout: float = 60, faults: dict | None = None, window=None, seed=None) -> None:
+        """Start the sandbox (or reuse a running one); ``faults``: a chaos spec applied from the start.
+
+        ``window``/``seed``: the eventual-consistency settings (default: SANDBOX_EC_WINDOW, SANDBOX_EC_SEED).
+        """
         server.check_root()
+        env = dict(os.environ, SANDBOX_PORT=str(self.port), PYTHONUNBUFFERED="1")
+        if window is not None:
+            env["SANDBOX_EC_WINDOW"] = str(window)
+        if seed is not None:
+            env["SANDBOX_EC_SEED"] = str(seed)
+        strict.settings_from_env(env)  # a bad value is one line here, before anything starts
         pid = self.pid()
         if pid:
             if self.answers():
@@ -117,7 +133,6 @@ class Sandbox:
                 fut.result()
         config.STATE_DIR.mkdir(parents=True, exist_ok=True)
         start = time.monotonic()
-        env = dict(os.environ, SANDBOX_PORT=str(self.port), PYTHONUNBUFFERED="1")
         if faults is not None:
             env["SANDBOX_FAULTS"] = json.dumps(faults)
         if env.get("SANDBOX_FAULTS"):
@@ -168,9 +183,12 @@ class Sandbox:
             self.down(say=say)
 
     def _write_env(self) -> None:
+        """Copy the env files the sandbox wrote (least privilege; admin) into the checkout, mode 0600."""
         config.ENV_FILE.parent.mkdir(parents=True, exist_ok=True)
-        config.ENV_FILE.write_text("\n".join(self.env_lines()) + "\n")
-        (config.STATE_DIR / "env").write_text("\n".join(self.env_lines()) + "\n")
+        for path, admin in ((config.ENV_FILE, False), (config.ADMIN_ENV_FILE, True)):
+            path.touch(mode=0o600)
+            path.chmod(0o600)
+            path.write_text("\n".join(self.env_lines(admin)) + "\n")
 
     def down(self, say=print, timeout: float = 60) -> None:
         server.check_root()
@@ -187,7 +205,12 @@ class Sandbox:
         done = server.teardown()
         if config.PID_FILE.exists():
             config.PID_FILE.unlink()
-        for env_file in (config.ENV_FILE, config.STATE_DIR / "env"):
+        for env_file in (
+            config.ENV_FILE,
+            config.ADMIN_ENV_FILE,
+            config.STATE_DIR / "env",
+            config.STATE_DIR / "admin.env",
+        ):
             if env_file.exists():
                 env_file.unlink()
         say(

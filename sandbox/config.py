@@ -21,6 +21,8 @@ CACHE_DIR = Path(os.environ.get("SANDBOX_CACHE_DIR", "/var/cache/bakery-sandbox"
 # The env file other targets source (inside the checkout, ignored by git).
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENV_FILE = Path(os.environ.get("SANDBOX_ENV_FILE", str(REPO_ROOT / ".build" / "sandbox" / "env")))
+# The administrator's environment beside it: for tests and inspection only.
+ADMIN_ENV_FILE = ENV_FILE.with_name("admin.env")
 
 PID_FILE = STATE_DIR / "sandbox.pid"
 LOG_FILE = STATE_DIR / "sandbox.log"
@@ -30,6 +32,7 @@ LAYERS_DIR = STATE_DIR / "layers"
 
 ACCOUNT_ID = "123456789012"
 DEBIAN_OWNER = "136693071363"
+# Only for the sandbox's first IAM calls (making its users) and the API front without IAM (tests).
 ACCESS_KEY = "AKIDSANDBOXEXAMPLE"
 SECRET_KEY = "sandbox-secret-key-not-a-real-secret"  # noqa: S105 - dummy credentials for a local endpoint
 REGION = "us-east-1"
@@ -44,13 +47,3 @@ EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
 
 def endpoint(port: int | None = None) -> str:
     return f"http://{HOST}:{port or PORT}"
-
-
-def env_lines(port: int | None = None) -> list[str]:
-    return [
-        f"export AWS_ENDPOINT_URL={endpoint(port)}",
-        f"export AWS_ACCESS_KEY_ID={ACCESS_KEY}",
-        f"export AWS_SECRET_ACCESS_KEY={SECRET_KEY}",
-        f"export AWS_DEFAULT_REGION={REGION}",
-        f"export AWS_REGION={REGION}",
-    ]

@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, urlencode
 import boto3
 from botocore.config import Config
 
-from . import config, net
+from . import config, iam, net, strict
 from .errors import SandboxError
 from .faults import ERRORS, INTERNAL_AGENT, Chaos, Faults, access_key_of, is_internal
 from .hosts import Host
@@ -67,7 +67,7 @@ def ec2_error(code: str, message: str, status: int = 400) -> tuple[int, bytes]:
 class Core:
     """State the sandbox keeps beside moto: hosts, image layers, client tokens."""
 
-    def __init__(self, port: int, base_layers: dict[str, list[str]]):
+    def __init__(self, port: int, base_layers: dict[str, list[str]], window: float = 0.0, seed: int = 0):
         self.port = port
         self.images: dict[str, list[str]] = dict(base_layers)  # ami id -> lower dirs, top first
         self.base_ids = set(base_layers)
@@ -80,6 +80,16 @@ class Core:
         self.threads: list[threading.Thread] = []
         self.faults = Faults()
         self.chaos = Chaos()
+        self.strict = strict.Strict(window, seed)
+        self.gate = iam.Gate()
+        self.admin_key: tuple[str, str] = (config.ACCESS_KEY, config.SECRET_KEY)
+
+    def enforce_iam(self, policy_text: str) -> dict[str, tuple[str, str]]:
+        """Make the IAM users, then check every request; the sandbox's own calls sign as the admin."""
+        keys = self.gate.bootstrap(config.endpoint(self.port), policy_text)
+        self.admin_key = keys[iam.ADMIN_USER]
+        self._clients.clear()
+        return keys
 
     # ------------------------------------------------------------ internal API client (to ourselves)
     def ec2(self, region: str):
@@ -88,8 +98,8 @@ class Core:
                 "ec2",
                 region_name=region,
                 endpoint_url=config.endpoint(self.port),
-                aws_access_key_id=config.ACCESS_KEY,
-                aws_secret_access_key=config.SECRET_KEY,
+                aws_access_key_id=self.admin_key[0],
+                aws_secret_access_key=self.admin_key[1],
                 config=Config(retries={"max_attempts": 2}, user_agent_extra=INTERNAL_AGENT),
             )
         return self._clients[region]
@@ -125,6 +135,9 @@ class Core:
         return None
 
     def _before_run(self, params: dict, region: str):
+        refused = self._check_zone(params, region)
+        if refused:
+            return refused
         image = params.get("ImageId", "")
         if image not in self.images:
             return None
@@ -149,6 +162,35 @@ class Core:
         except SandboxError as exc:
             return ec2_error("InvalidParameterValue", str(exc))
         return params if changed else None
+
+    def _check_zone(self, params: dict, region: str):
+        """EC2 refuses a type its zone does not offer (Unsupported), or a zone out of capacity (fault)."""
+        ec2 = self.ec2(region)
+        subnet = params.get("SubnetId") or params.get("NetworkInterface.1.SubnetId")
+        zone = params.get("Placement.AvailabilityZone")
+        if not zone and subnet:
+            subs = ec2.describe_subnets(Filters=[{"Name": "subnet-id", "Values": [subnet]}])["Subnets"]
+            zone = subs[0]["AvailabilityZone"] if subs else None
+        zone = zone or region + "a"
+        itype = params.get("InstanceType", "m1.small")
+        offered = self.offering_zones(region, itype)
+        if offered and zone not in offered:
+            return ec2_error("Unsupported", strict.unsupported_message(itype, zone, offered))
+        if self.faults.take_zone(zone):
+            return ec2_error("InsufficientInstanceCapacity", strict.capacity_message(itype, zone), 500)
+        return None
+
+    def offering_zones(self, region: str, instance_type: str) -> list[str]:
+        pages = (
+            self.ec2(region)
+            .get_paginator("describe_instance_type_offerings")
+            .paginate(LocationType="availability-zone", Filters=[{"Name": "instance-type", "Values": [instance_type]}])
+        )
+        return sorted({o["Location"] for page in pages for o in page["InstanceTypeOfferings"]})
+
+    def zones(self, region: str) -> list[str]:
+        found = self.ec2(region).describe_availability_zones()["AvailabilityZones"]
+        return sorted(z["ZoneName"] for z in found)
 
     # ------------------------------------------------------------ after moto
     def after(self, action: str, params: dict, region: str, body: bytes) -> bytes:
@@ -289,6 +331,12 @@ class Core:
         self.pending_images.discard(image_id)
         if restart:
             host.start()
+
+    def _after_CopyImage(self, params, region, body):
+        image_id = ET.fromstring(body).findtext(NS + "imageId")  # noqa: S314 - moto's own response
+        source = params.get("SourceImageId", "")
+        if image_id and source in self.images:
+            self.images[image_id] = list(self.images[source])
 
     def _after_DeregisterImage(self, params, region, body):
         image_id = params.get("ImageId", "")
@@ -524,14 +572,20 @@ class Middleware:
     def _handle(self, environ):
         length = int(environ.get("CONTENT_LENGTH") or 0)
         raw = environ["wsgi.input"].read(length) if length else b""
-        if environ.get("PATH_INFO", "").startswith("/_sandbox/"):
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/_sandbox/"):
             return self._control(environ, raw)
         auth = environ.get("HTTP_AUTHORIZATION", "")
+        json_protocol = "HTTP_X_AMZ_TARGET" in environ
+        params = {} if json_protocol else dict(parse_qsl(raw.decode(errors="replace"), keep_blank_values=True))
+        if self.core.gate.enabled and not path.startswith("/moto-api"):
+            denied = self._authorize(environ, raw, params, auth, json_protocol)
+            if denied:
+                return denied
         m = _REGION_RE.search(auth)
         if not m or environ.get("REQUEST_METHOD") != "POST":
             return self._call_inner(environ, raw)
         region = m.group(1)
-        params = dict(parse_qsl(raw.decode(), keep_blank_values=True))
         action = params.get("Action", "")
         internal = is_internal(environ)
         fault = None if internal else self.core.faults.take(action, access_key_of(environ))
@@ -548,18 +602,39 @@ class Middleware:
         if kind == "drop_before":
             log.info("chaos: dropped %s before it reached moto", action)
             raise _Drop
-        answer = self._answer(environ, raw, params, action, region)
+        answer = self._answer(environ, raw, params, action, region, internal)
         if kind == "drop_after":
             log.info("chaos: dropped the answer to %s (%s) after moto acted", action, answer[0])
             raise _Drop
         return answer
 
-    def _answer(self, environ, raw: bytes, params: dict, action: str, region: str):
+    def _authorize(self, environ, raw: bytes, params: dict, auth: str, json_protocol: bool):
+        """IAM on the request as signed: None if allowed, else the service's error answer."""
+        service = (auth.partition("Credential=")[2].partition(",")[0].split("/")[3:4] or [""])[0]
+        try:
+            self.core.gate.check(environ, raw, params)
+        except iam.Denied as denied:
+            log.info("IAM: %s %s", denied.code, denied.message.split(" Encoded ")[0])
+            return iam.error_body(denied, service, json_protocol)
+        if service == "sts" and params.get("Action") == "DecodeAuthorizationMessage":
+            return iam.decode_response(params)
+        return None
+
+    def _answer(self, environ, raw: bytes, params: dict, action: str, region: str, internal: bool = False):
+        if not internal:
+            refused = self.core.strict.check(action, params, region)
+            if refused:
+                code, body = ec2_error(*refused)
+                return f"{code} Bad Request", [("Content-Type", "text/xml")], body
         token_key = None
-        if action == "RunInstances" and params.get("ClientToken"):
-            token_key = (region, params["ClientToken"])
+        if action in ("RunInstances", "CopyImage") and params.get("ClientToken"):
+            token_key = (
+                (region, params["ClientToken"]) if action == "RunInstances" else (region, action, params["ClientToken"])
+            )
         with self.core.token_lock if token_key else _nullctx():
             if token_key and token_key in self.core.tokens:
+                if action == "CopyImage":
+                    return self._copy_replay(params, self.core.tokens[token_key])
                 body = self._replay(environ, region, self.core.tokens[token_key])
                 return "200 OK", [("Content-Type", "text/xml")], body
             pre = self.core.before(action, params, region)
@@ -579,8 +654,35 @@ class Middleware:
             if code == 200:
                 body = self.core.after(action, params, region, body)
                 if token_key:
-                    self.core.tokens[token_key] = body
+                    self.core.tokens[token_key] = _copy_request(params) + body if action == "CopyImage" else body
+                if not internal:
+                    self.core.strict.record(action, region, body)
+                    body = self.core.strict.rewrite(action, region, body)
             return status, headers, body
+
+    @staticmethod
+    def _copy_replay(params: dict, stored: bytes):
+        """CopyImage with a used ClientToken: the same image if the request is the same, else a mismatch."""
+        request, _, body = stored.partition(b"\n\n")
+        if request != _copy_request(params)[:-2]:
+            code, err = ec2_error(
+                "IdempotentParameterMismatch",
+                f"The client token {params['ClientToken']} has already been used with different parameters.",
+            )
+            return f"{code} Bad Request", [("Content-Type", "text/xml")], err
+        return "200 OK", [("Content-Type", "text/xml")], body
+
+    def _bad_zone(self, zone) -> str | None:
+        if zone is None:
+            return None
+        region = str(zone)[:-1]
+        try:
+            known = self.core.zones(region)
+        except Exception:  # an unknown region has no zones
+            known = []
+        if zone not in known:
+            return f"unknown availability zone {zone!r} in a fault (known: {', '.join(known) or 'none in ' + region})"
+        return None
 
     def _control(self, environ, raw: bytes):
         """Sandbox control API on the same port: /_sandbox/status, /_sandbox/faults (bounded fault injection)."""
@@ -593,7 +695,11 @@ class Middleware:
                 "chaos": self.core.chaos.status(),
             }
         elif path == "/_sandbox/faults" and method == "POST":
-            out = self.core.faults.add(json.loads(raw or b"{}"))
+            spec = json.loads(raw or b"{}")
+            bad = self._bad_zone(spec.get("zone"))
+            if bad:
+                return "400 Bad Request", [("Content-Type", "application/json")], json.dumps({"error": bad}).encode()
+            out = self.core.faults.add(spec)
         elif path == "/_sandbox/faults" and method == "DELETE":
             self.core.faults.clear()
             out = {"faults": []}
@@ -612,6 +718,12 @@ class Middleware:
         else:
             return "404 Not Found", [("Content-Type", "application/json")], b'{"error": "not found"}'
         return "200 OK", [("Content-Type", "application/json")], json.dumps(out).encode()
+
+
+def _copy_request(params: dict) -> bytes:
+    """The parameters that make a CopyImage request what it is (EC2 compares them for a used token)."""
+    same = {k: v for k, v in params.items() if k not in ("ClientToken", "Version") and not k.startswith("_")}
+    return json.dumps(same, sort_keys=True).encode() + b"\n\n"
 
 
 class _Drop(Exception):

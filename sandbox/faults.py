@@ -56,6 +56,7 @@ class Faults:
             "status": int(spec.get("status", 503)),
             "message": spec.get("message", ""),
             "access_key": spec.get("access_key") or None,  # only requests signed with it, when given
+            "zone": spec.get("zone") or None,  # RunInstances into this zone only (checked by the caller)
             "remaining": count,
             "until": time.time() + seconds,
         }
@@ -70,7 +71,19 @@ class Faults:
         with self.lock:
             self.items = [f for f in self.items if f["remaining"] > 0 and f["until"] > now]
             for f in self.items:
-                if f["action"] in ("*", action) and f["access_key"] in (None, access_key):
+                if f["zone"] is None and f["action"] in ("*", action) and f["access_key"] in (None, access_key):
+                    f["remaining"] -= 1
+                    return dict(f)
+        return None
+
+    def take_zone(self, zone: str) -> dict | None:
+        """A fault for RunInstances into ``zone`` (e.g. InsufficientInstanceCapacity), counted like the others."""
+        if not self.items:
+            return None
+        now = time.time()
+        with self.lock:
+            for f in self.items:
+                if f["zone"] == zone and f["remaining"] > 0 and f["until"] > now:
                     f["remaining"] -= 1
                     return dict(f)
         return None

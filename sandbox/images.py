@@ -152,18 +152,18 @@ class BaseImage:
     root: Path  # the rootfs directory (read-only lower layer)
     built: datetime
 
-    @property
-    def ami_id(self) -> str:
-        digest = hashlib.sha256(f"{self.recipe.key}:{self.root}".encode()).hexdigest()
+    def ami_id(self, region: str = config.REGION) -> str:
+        """AMI IDs are unique to each region: the same image has its own ID in each one."""
+        digest = hashlib.sha256(f"{self.recipe.key}:{self.root}:{region}".encode()).hexdigest()
         return "ami-0" + digest[:16]
 
     @property
     def name(self) -> str:
         return f"debian-{self.recipe.version}-amd64-{self.built:%Y%m%d-%H%M}"
 
-    def moto_entry(self) -> dict:
+    def moto_entry(self, region: str) -> dict:
         return {
-            "ami_id": self.ami_id,
+            "ami_id": self.ami_id(region),
             "name": self.name,
             "description": f"Debian {self.recipe.version} ({self.recipe.suite}) (bakery sandbox base image)",
             "owner_id": config.DEBIAN_OWNER,
@@ -259,7 +259,18 @@ def moto_default_amis() -> list[dict]:
         return json.load(fh)
 
 
+def regions() -> list[str]:
+    """Every region EC2 has (botocore's list): each gets the base images under its own IDs."""
+    import boto3
+
+    return sorted(boto3.session.Session().get_available_regions("ec2"))
+
+
 def write_amis_file(bases: list[BaseImage], path: Path) -> None:
-    """moto's own catalogue (API-only images) plus the sandbox base images, for MOTO_AMIS_PATH."""
-    entries = moto_default_amis() + [b.moto_entry() for b in bases]
+    """moto's own catalogue (API-only images) plus the sandbox base images, for MOTO_AMIS_PATH.
+
+    moto loads every entry into every region; the sandbox hides each base image ID outside its own
+    region (sandbox/strict.py), so each region answers with its own IDs.
+    """
+    entries = moto_default_amis() + [b.moto_entry(r) for b in bases for r in regions()]
     path.write_text(json.dumps(entries))

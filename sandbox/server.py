@@ -14,7 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
-from . import config, hosts, images, net
+from . import config, hosts, iam, images, net, strict
 from .errors import SandboxError
 
 
@@ -79,6 +79,8 @@ def running_pid() -> int | None:
 def serve(port: int) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     log = logging.getLogger("sandbox")
+    window, seed = strict.settings_from_env()
+    policy_text = iam.POLICY_FILE.read_text()
     bases = [images.ensure_image(r, say=log.info) for r in images.RECIPES]
     config.STATE_DIR.mkdir(parents=True, exist_ok=True)
     amis = config.STATE_DIR / "amis.json"
@@ -97,13 +99,20 @@ def serve(port: int) -> None:
     addrs = net.mirror_ips(mirror_hostnames)
     hosts.MIRROR_PINS[:] = [f"{addrs[0]} {h}\n" for h in mirror_hostnames] if addrs else []
     net.setup_bridge(addrs)
-    core = Core(port, {b.ami_id: [str(b.root)] for b in bases})
+    regions = images.regions()
+    core = Core(port, {b.ami_id(r): [str(b.root)] for b in bases for r in regions}, window=window, seed=seed)
+    core.strict.image_region = {b.ami_id(r): r for b in bases for r in regions}
     if os.environ.get("SANDBOX_FAULTS"):  # random faults from the start (reliability tests); bounded, see faults.py
         chaos = core.chaos.configure(json.loads(os.environ["SANDBOX_FAULTS"]))
         log.info("chaos on from the start: %s", chaos["spec"])
     imds.start(core)
     app = Middleware(DomainDispatcherApplication(create_backend_app), core)
     srv = make_server(config.HOST, port, app, threaded=True)
+    serving = threading.Thread(target=srv.serve_forever, name="serve", daemon=True)
+    serving.start()
+    # IAM users first (nothing else is served yet: `up` waits for the PID file), then enforce.
+    keys = core.enforce_iam(policy_text)
+    write_env_files(port, keys)
     config.PID_FILE.write_text(f"{os.getpid()}\n")
 
     def stop(signum, frame):
@@ -111,21 +120,39 @@ def serve(port: int) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    log.info("serving EC2 on %s (base images: %s)", config.endpoint(port), ", ".join(b.name for b in bases))
+    log.info(
+        "serving EC2 on %s (base images: %s; consistency window %g s, seed %d; IAM enforced, users %s)",
+        config.endpoint(port),
+        ", ".join(b.name for b in bases),
+        window,
+        seed,
+        ", ".join(sorted(keys)),
+    )
 
     def warm():  # moto loads its ~1,300 default AMIs lazily; do it before the first client waits
         for region in config.AMI_REGIONS:
             with contextlib.suppress(Exception):
-                core.ec2(region).describe_images(ImageIds=[bases[0].ami_id])
+                core.ec2(region).describe_images(ImageIds=[bases[0].ami_id(region)])
 
     threading.Thread(target=warm, daemon=True).start()
     try:
-        srv.serve_forever()
+        serving.join()
     finally:
         log.info("stopping hosts")
         core.shutdown()
         with contextlib.suppress(OSError):
             config.PID_FILE.unlink()
+
+
+def write_env_files(port: int, keys: dict[str, tuple[str, str]]) -> None:
+    """The least-privilege user's env (what everything runs with) and the admin's (tests, inspection)."""
+    endpoint = config.endpoint(port)
+    for path, user in ((config.STATE_DIR / "env", iam.USER), (config.STATE_DIR / "admin.env", iam.ADMIN_USER)):
+        tmp = path.with_suffix(".tmp")
+        tmp.touch(mode=0o600)
+        tmp.chmod(0o600)
+        tmp.write_text("\n".join(iam.env_lines(endpoint, keys[user])) + "\n")
+        tmp.rename(path)
 
 
 # ---------------------------------------------------------------- teardown (also after a crash)

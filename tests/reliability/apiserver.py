@@ -4,12 +4,17 @@ Run as ``python tests/reliability/apiserver.py PORT``. It is the sandbox's own r
 injection, ClientToken idempotency, duplicate image names, EC2 error XML) on 127.0.0.1, for the tests
 that need the API and its faults but no real hosts. AMIs: the integration catalogue plus the
 sandbox's Debian owner, from MOTO_AMIS_PATH set by the caller. ``POST /moto-api/reset`` also forgets
-client tokens and faults.
+client tokens, faults and consistency windows. Strict as the sandbox: SANDBOX_EC_WINDOW / SANDBOX_EC_SEED
+(default a 2 s window); with SANDBOX_IAM_KEYS=FILE it also enforces IAM (users as the sandbox makes them,
+policy docs/iam-policy.json) and writes their keys to FILE (JSON, mode 0600).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,9 +25,11 @@ def main(port: int) -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server
 
+    from sandbox import iam, strict
     from sandbox.core import Core, Middleware
 
-    core = Core(port, {})
+    window, seed = strict.settings_from_env()
+    core = Core(port, {}, window=window, seed=seed)
     front = Middleware(DomainDispatcherApplication(create_backend_app), core)
 
     def app(environ, start_response):
@@ -30,9 +37,21 @@ def main(port: int) -> None:
             core.tokens.clear()
             core.faults.clear()
             core.chaos.off()
+            core.strict.consistency.reset()
         return front(environ, start_response)
 
-    make_server("127.0.0.1", port, app, threaded=True).serve_forever()
+    srv = make_server("127.0.0.1", port, app, threaded=True)
+    keys_file = os.environ.get("SANDBOX_IAM_KEYS")
+    if keys_file:
+        serving = threading.Thread(target=srv.serve_forever, daemon=True)
+        serving.start()
+        keys = core.enforce_iam(iam.POLICY_FILE.read_text())
+        path = Path(keys_file)
+        path.touch(mode=0o600)
+        path.write_text(json.dumps(keys))
+        serving.join()
+    else:
+        srv.serve_forever()
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from conftest import ACCESS_KEY, BIN, REPO, base_env, client
+from conftest import BIN, REPO, base_env
 
 PLAYBOOKS = REPO / "playbooks"
 INVENTORY = PLAYBOOKS / "inventory" / "bakery.instances.yml"
@@ -32,6 +32,9 @@ def flow_vars(name: str, workdir: Path, **extra) -> list[str]:
 
 def sandbox_env(box, workdir: Path) -> dict:
     env = base_env(box.endpoint)
+    # IAM is enforced there: the flow runs as the sandbox's least-privilege user (docs/iam-policy.json)
+    user = box.env()
+    env.update(AWS_ACCESS_KEY_ID=user["AWS_ACCESS_KEY_ID"], AWS_SECRET_ACCESS_KEY=user["AWS_SECRET_ACCESS_KEY"])
     # The flow also runs on the instances: let Ansible find their Python (the implicit localhost
     # runs on the controller's own Python, with boto3, anyway).
     env.pop("ANSIBLE_PYTHON_INTERPRETER")
@@ -112,7 +115,8 @@ class Run:
 
 # ------------------------------------------------------------------------- what the API holds
 def observer(box):
-    return client(box.endpoint)
+    """Reading what the API holds: the sandbox's administrator (never faulted: chaos targets the user's key)."""
+    return box.client()
 
 
 def flow_instances(ec2, flow: str) -> list[dict]:
@@ -170,5 +174,5 @@ def chaos_on(box, seed: int) -> dict:
         latency_ms=300,
         max_faults=5000,
         seconds=1800,
-        access_key=ACCESS_KEY,
+        access_key=box.env()["AWS_ACCESS_KEY_ID"],
     )

@@ -6,6 +6,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from botocore.exceptions import ClientError
+
 SSH_OPTS = [
     "-o",
     "StrictHostKeyChecking=no",
@@ -28,10 +30,22 @@ def base_ami(ec2, version: str) -> dict:
     return max(images, key=lambda i: i["CreationDate"])
 
 
+def eventually(call, *args, timeout: float = 10, **kwargs):
+    """``call`` once what this test just created is visible: EC2 answers ``*.NotFound`` for a short while."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return call(*args, **kwargs)
+        except ClientError as err:
+            if not err.response["Error"]["Code"].endswith(".NotFound") or time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)
+
+
 def wait_state(ec2, instance_id: str, state: str, timeout: float = 60) -> dict:
     deadline = time.monotonic() + timeout
     while True:
-        inst = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+        inst = eventually(ec2.describe_instances, InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
         if inst["State"]["Name"] == state:
             return inst
         assert time.monotonic() < deadline, f"{instance_id} still {inst['State']['Name']}, wanted {state}"
@@ -41,7 +55,7 @@ def wait_state(ec2, instance_id: str, state: str, timeout: float = 60) -> dict:
 def wait_image(ec2, image_id: str, timeout: float = 60) -> dict:
     deadline = time.monotonic() + timeout
     while True:
-        img = ec2.describe_images(ImageIds=[image_id])["Images"][0]
+        img = eventually(ec2.describe_images, ImageIds=[image_id])["Images"][0]
         if img["State"] == "available":
             return img
         assert time.monotonic() < deadline, f"{image_id} still {img['State']}"

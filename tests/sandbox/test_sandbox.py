@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
-from sandbox_helpers import base_ami, ssh, wait_image, wait_ssh, wait_state
+from sandbox_helpers import base_ami, eventually, ssh, wait_image, wait_ssh, wait_state
 
 from sandbox import config
 
@@ -20,8 +20,15 @@ TIMINGS: dict[str, float] = {}
 
 def launch(ec2, ami, key_name, group, **kw) -> tuple[str, float]:
     t0 = time.monotonic()
-    res = ec2.run_instances(
-        ImageId=ami, MinCount=1, MaxCount=1, InstanceType="t3.micro", KeyName=key_name, SecurityGroupIds=[group], **kw
+    res = eventually(
+        ec2.run_instances,
+        ImageId=ami,
+        MinCount=1,
+        MaxCount=1,
+        InstanceType="t3.micro",
+        KeyName=key_name,
+        SecurityGroupIds=[group],
+        **kw,
     )
     iid = res["Instances"][0]["InstanceId"]
     assert res["Instances"][0]["State"]["Name"] == "pending"
@@ -60,7 +67,8 @@ def web(sandbox, ec2, tmp_path_factory, open_group):
 def open_group(ec2):
     vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
     gid = ec2.create_security_group(GroupName=f"ssh-{uuid.uuid4().hex[:8]}", Description="ssh", VpcId=vpc)["GroupId"]
-    ec2.authorize_security_group_ingress(
+    eventually(
+        ec2.authorize_security_group_ingress,
         GroupId=gid,
         IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}],
     )
@@ -77,6 +85,19 @@ def test_base_amis_look_like_debian(ec2, sandbox):
             assert img["RootDeviceName"] == "/dev/xvda"
             assert img["Name"].startswith(f"debian-{version}-amd64-")
             assert img["State"] == "available"
+
+
+def test_base_image_ids_are_unique_to_each_region(sandbox):
+    """AMI IDs are per region: same name, owner and date, another ID; a region does not know another's ID."""
+    east, west = sandbox.client("us-east-1"), sandbox.client("eu-west-1")
+    for version in ("12", "13"):
+        a, b = base_ami(east, version), base_ami(west, version)
+        assert a["ImageId"] != b["ImageId"]
+        assert (a["Name"], a["OwnerId"], a["CreationDate"]) == (b["Name"], b["OwnerId"], b["CreationDate"])
+        with pytest.raises(ClientError) as err:
+            west.describe_images(ImageIds=[a["ImageId"]])
+        assert err.value.response["Error"]["Code"] == "InvalidAMIID.NotFound"
+        assert west.describe_images(ImageIds=[b["ImageId"]])["Images"][0]["ImageId"] == b["ImageId"]
 
 
 def test_launch_ssh_systemd_apt(ec2, web):
@@ -110,6 +131,38 @@ def test_port_80_closed_until_ingress_allows(ec2, web):
         time.sleep(0.3)
 
 
+def test_guest_egress_is_dropped_except_the_mirror(sandbox, web):
+    """A guest reaches the mirror its apt sources name (apt worked above); any other address is dropped here.
+
+    192.0.2.1 (TEST-NET-1) is not the mirror, so BKS-FORWARD's DROP for the bridge meets the packet first:
+    the test checks that order before it sends anything, and the packet never leaves the machine.
+    """
+    forward = subprocess.run(["iptables", "-w", "-S", "FORWARD"], capture_output=True, text=True).stdout.splitlines()
+    assert forward[1] == f"-A FORWARD -j {config.CHAIN_FWD}", forward[:3]  # first rule: the sandbox's chain
+    chain = subprocess.run(["iptables", "-w", "-S", config.CHAIN_FWD], capture_output=True, text=True).stdout
+    rules = chain.splitlines()[1:]
+    drop = rules.index(f"-A {config.CHAIN_FWD} -i {config.BRIDGE} -j DROP")
+    assert all("192.0.2." not in r and " -d " in r for r in rules[:drop] if "ACCEPT" in r and "-o bks" not in r)
+
+    def dropped() -> int:
+        out = subprocess.run(
+            ["iptables", "-w", "-L", config.CHAIN_FWD, "-v", "-x", "-n"], capture_output=True, text=True
+        ).stdout
+        row = next(line for line in out.splitlines() if "DROP" in line and config.BRIDGE in line.split()[5])
+        return int(row.split()[0])
+
+    before = dropped()
+    probe = subprocess.run(
+        ["ip", "netns", "exec", f"bks-{web['id']}", "curl", "-sS", "--connect-timeout", "2", "http://192.0.2.1/"],
+        capture_output=True,
+        text=True,
+        timeout=15,
+    )
+    assert probe.returncode != 0  # timed out: nothing answered
+    after = dropped()
+    assert after > before, f"BKS-FORWARD dropped {before} -> {after} packets; curl: {probe.stderr.strip()}"
+
+
 def test_imdsv2_required(ec2, web):
     key, ip = web["key"], web["ip"]
     get = "curl -s -o /dev/null -w '%{http_code}' http://169.254.169.254/latest/meta-data/instance-id"
@@ -128,8 +181,9 @@ def test_imdsv2_required(ec2, web):
 def test_clone_has_the_files_and_its_own_identity(ec2, web, tmp_path):
     key, ip = web["key"], web["ip"]
     t0 = time.monotonic()
+    boot_id = ssh(key, ip, "cat /proc/sys/kernel/random/boot_id").stdout.strip()
     image_id = ec2.create_image(InstanceId=web["id"], Name=f"web-{uuid.uuid4().hex[:8]}")["ImageId"]
-    assert ec2.describe_images(ImageIds=[image_id])["Images"][0]["State"] == "pending"
+    assert eventually(ec2.describe_images, ImageIds=[image_id])["Images"][0]["State"] == "pending"
     wait_image(ec2, image_id)
     TIMINGS["create_image_to_available_s"] = time.monotonic() - t0
     # the clone uses an ImportKeyPair key
@@ -146,6 +200,8 @@ def test_clone_has_the_files_and_its_own_identity(ec2, web, tmp_path):
     assert ssh(clone_key, cip, "hostname").stdout.strip() != ssh(key, ip, "hostname").stdout.strip()
     hostkey = "cat /etc/ssh/ssh_host_ed25519_key.pub | cut -d' ' -f2"
     wait_ssh(key, ip)  # the source was stopped for the copy (no NoReboot) and is back
+    # CreateImage without NoReboot rebooted the host for real: a new boot
+    assert ssh(key, ip, "cat /proc/sys/kernel/random/boot_id").stdout.strip() != boot_id
     assert ssh(clone_key, cip, hostkey).stdout != ssh(key, ip, hostkey).stdout
     # terminate removes the host
     assert all(host_objects(cid).values())
@@ -193,8 +249,9 @@ def test_same_client_token_gives_one_instance(ec2, web):
     ami = base_ami(ec2, "12")["ImageId"]
     token = uuid.uuid4().hex
     kw = {"ImageId": ami, "MinCount": 1, "MaxCount": 1, "ClientToken": token, "SecurityGroupIds": [web["group"]]}
-    a = ec2.run_instances(**kw)
+    a = eventually(ec2.run_instances, **kw)
     b = ec2.run_instances(**kw)
+    wait_state(ec2, a["Instances"][0]["InstanceId"], "running")  # a filter leaves it out until then
     assert a["ReservationId"] == b["ReservationId"]
     assert [i["InstanceId"] for i in a["Instances"]] == [i["InstanceId"] for i in b["Instances"]]
     found = ec2.describe_instances(Filters=[{"Name": "image-id", "Values": [ami]}])["Reservations"]
@@ -230,7 +287,7 @@ def test_moto_catalogue_amis_are_api_only(ec2):
     ami = next(i["ImageId"] for i in images if i["OwnerId"] != "136693071363")
     res = ec2.run_instances(ImageId=ami, MinCount=3, MaxCount=3)
     ids = [i["InstanceId"] for i in res["Instances"]]
-    found = ec2.describe_instances(InstanceIds=ids)["Reservations"][0]["Instances"]
+    found = eventually(ec2.describe_instances, InstanceIds=ids)["Reservations"][0]["Instances"]
     assert {i["State"]["Name"] for i in found} == {"running"}
     assert not any(any(host_objects(i).values()) for i in ids)
     ec2.terminate_instances(InstanceIds=ids)
@@ -247,12 +304,13 @@ def test_fault_injection_is_bounded(sandbox):
     import boto3
     from botocore.config import Config
 
+    env = sandbox.env()
     client = boto3.client(
         "ec2",
         region_name="us-east-1",
         endpoint_url=sandbox.endpoint,
-        aws_access_key_id=config.ACCESS_KEY,
-        aws_secret_access_key=config.SECRET_KEY,
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
         config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
     )
     sandbox.inject_fault("DescribeRegions", "RequestLimitExceeded", status=503, count=2, seconds=30)

@@ -1,0 +1,394 @@
+"""The sandbox's strict behaviours, shown on its API front without hosts (no root, no lock).
+
+One API front (tests/reliability/apiserver.py: the sandbox's own middleware over moto) runs with IAM
+enforced and a consistency window; every test resets it. What needs real hosts (per-region base image
+IDs, guest egress, the reboot of CreateImage) is in test_sandbox.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from sandbox import iam, strict
+
+_spec = importlib.util.spec_from_file_location("bakery_integration_conftest", ROOT / "tests/integration/conftest.py")
+integration = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(integration)
+
+WINDOW, SEED = 4.0, 7
+COLLECTIONS = ROOT / ".build" / "collections"
+POLICY = json.loads((ROOT / "docs" / "iam-policy.json").read_text())
+
+
+@contextlib.contextmanager
+def api_front(tmp_path_factory, window: float):
+    work = tmp_path_factory.mktemp("strict")
+    amis = work / "amis.json"
+    amis.write_text(json.dumps(integration.catalogue()))
+    keys = work / "keys.json"
+    port = integration.free_port()
+    env = dict(
+        os.environ,
+        MOTO_AMIS_PATH=str(amis),
+        SANDBOX_EC_WINDOW=str(window),
+        SANDBOX_EC_SEED=str(SEED),
+        SANDBOX_IAM_KEYS=str(keys),
+    )
+    url = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, str(ROOT / "tests/reliability/apiserver.py"), str(port)]
+    with integration.local_server(cmd, env, work / "api.log", f"{url}/_sandbox/status", "API front"):
+        deadline = time.monotonic() + 30
+        while not keys.exists() or not keys.read_text():
+            assert time.monotonic() < deadline, "the API front made no IAM users"
+            time.sleep(0.1)
+        yield url, {user: tuple(k) for user, k in json.loads(keys.read_text()).items()}
+
+
+@pytest.fixture(scope="module")
+def front(tmp_path_factory):
+    with api_front(tmp_path_factory, WINDOW) as out:
+        yield out
+
+
+@pytest.fixture(scope="module")
+def front_no_window(tmp_path_factory):
+    """Window 0 (the sandbox's strictness switch for its own tests): the launch step's retries are issue 15's."""
+    with api_front(tmp_path_factory, 0) as out:
+        yield out
+
+
+def client(front, user=iam.ADMIN_USER, service="ec2", region="us-east-1", key=None, validate=True):
+    url, keys = front
+    key_id, secret = key or keys[user]
+    return boto3.client(
+        service,
+        region_name=region,
+        endpoint_url=url,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+        config=Config(retries={"mode": "standard", "total_max_attempts": 1}, parameter_validation=validate),
+    )
+
+
+def code_of(call, *args, **kwargs) -> tuple[str, str]:
+    with pytest.raises(ClientError) as err:
+        call(*args, **kwargs)
+    return err.value.response["Error"]["Code"], err.value.response["Error"]["Message"]
+
+
+def delay(resource_id: str) -> float:
+    return strict.Consistency(WINDOW, SEED).delay(resource_id)
+
+
+def made_hidden(make, at_least: float = 1.5, tries: int = 40):
+    """Create resources until one gets a window of at least ``at_least`` s; return (id, seconds left)."""
+    for _ in range(tries):
+        start = time.monotonic()
+        rid = make()
+        end = time.monotonic()
+        if delay(rid) - (end - start) >= at_least:
+            return rid, end + delay(rid)  # the window started between start and end
+    pytest.fail(f"no window of {at_least} s in {tries} creations (window {WINDOW} s)")
+
+
+def wait_until(moment: float) -> None:
+    time.sleep(max(0.0, moment - time.monotonic()) + 0.05)
+
+
+def catalogue_image(ec2) -> str:
+    return ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+
+
+# ------------------------------------------------------------------ eventual consistency
+def test_new_security_group_is_not_found_by_id_then_is(front):
+    ec2 = client(front)
+    n = iter(range(1000))
+    gid, visible = made_hidden(lambda: ec2.create_security_group(GroupName=f"ec-{next(n)}", Description="d")["GroupId"])
+    assert code_of(ec2.describe_security_groups, GroupIds=[gid])[0] == "InvalidGroup.NotFound"
+    perm = [{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}]
+    assert code_of(ec2.authorize_security_group_ingress, GroupId=gid, IpPermissions=perm)[0] == "InvalidGroup.NotFound"
+    run = {"ImageId": catalogue_image(ec2), "MinCount": 1, "MaxCount": 1, "InstanceType": "t3.micro"}
+    assert code_of(ec2.run_instances, SecurityGroupIds=[gid], **run)[0] == "InvalidGroup.NotFound"
+    listed = ec2.describe_security_groups(Filters=[{"Name": "group-id", "Values": [gid]}])["SecurityGroups"]
+    assert listed == []  # a filter leaves it out
+    wait_until(visible)
+    assert ec2.describe_security_groups(GroupIds=[gid])["SecurityGroups"][0]["GroupId"] == gid
+    ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=perm)
+
+
+def test_new_key_pair_instance_and_image_are_not_found_by_id(front):
+    ec2 = client(front)
+    n = iter(range(1000))
+    image = catalogue_image(ec2)
+    key, visible = made_hidden(lambda: ec2.create_key_pair(KeyName=f"ec-{next(n)}")["KeyName"])
+    run = {"ImageId": image, "MinCount": 1, "MaxCount": 1, "InstanceType": "t3.micro"}
+    assert code_of(ec2.run_instances, KeyName=key, **run)[0] == "InvalidKeyPair.NotFound"
+    wait_until(visible)
+    ec2.run_instances(KeyName=key, **run)
+
+    iid, visible = made_hidden(lambda: ec2.run_instances(**run)["Instances"][0]["InstanceId"])
+    assert code_of(ec2.describe_instances, InstanceIds=[iid])[0] == "InvalidInstanceID.NotFound"
+    assert code_of(ec2.create_tags, Resources=[iid], Tags=[{"Key": "a", "Value": "b"}])[0] == (
+        "InvalidInstanceID.NotFound"
+    )
+    assert code_of(ec2.modify_instance_metadata_options, InstanceId=iid, HttpTokens="required")[0] == (
+        "InvalidInstanceID.NotFound"
+    )
+    listed = [i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]]
+    assert iid not in listed
+    wait_until(visible)
+    assert ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]["InstanceId"] == iid
+
+    ami, visible = made_hidden(lambda: ec2.create_image(InstanceId=iid, Name=f"ec-image-{next(n)}")["ImageId"])
+    assert code_of(ec2.describe_images, ImageIds=[ami])[0] == "InvalidAMIID.NotFound"
+    assert code_of(ec2.run_instances, **dict(run, ImageId=ami))[0] == "InvalidAMIID.NotFound"
+    launch = {"Add": [{"UserId": "111122223333"}]}
+    assert code_of(ec2.modify_image_attribute, ImageId=ami, LaunchPermission=launch)[0] == "InvalidAMIID.NotFound"
+    assert ami not in [i["ImageId"] for i in ec2.describe_images(Owners=["self"])["Images"]]
+    wait_until(visible)
+    assert ec2.describe_images(ImageIds=[ami])["Images"][0]["ImageId"] == ami
+
+
+def test_windows_are_seeded_per_resource():
+    a, b = strict.Consistency(2.0, 1), strict.Consistency(2.0, 1)
+    assert [a.delay(f"sg-{i}") for i in range(20)] == [b.delay(f"sg-{i}") for i in range(20)]
+    assert all(0 <= a.delay(f"i-{i}") <= 2.0 for i in range(100))
+    assert strict.Consistency(0, 1).delay("sg-1") == 0
+    assert a.delay("sg-1") != strict.Consistency(2.0, 2).delay("sg-1")
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SANDBOX_EC_WINDOW": "-1"}, "SANDBOX_EC_WINDOW: '-1' is not between 0 and 60 seconds"),
+        ({"SANDBOX_EC_WINDOW": "soon"}, "SANDBOX_EC_WINDOW: 'soon' is not a number of seconds"),
+        ({"SANDBOX_EC_SEED": "x"}, "SANDBOX_EC_SEED: 'x' is not an integer"),
+    ],
+)
+def test_bad_settings_are_one_line(env, message):
+    proc = subprocess.run(
+        [sys.executable, "-m", "sandbox", "up"],
+        cwd=ROOT,
+        env=dict(os.environ, **env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if os.geteuid() != 0:
+        pytest.skip("`sandbox up` checks root first")
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == f"sandbox: error: {message}"
+
+
+# ------------------------------------------------------------------ limits
+def test_more_than_200_filter_values_is_filter_limit_exceeded(front):
+    ec2 = client(front)
+    values = [f"i-{n:017x}" for n in range(201)]
+    code, message = code_of(ec2.describe_instances, Filters=[{"Name": "instance-id", "Values": values}])
+    assert code == "FilterLimitExceeded"
+    assert "200" in message
+    ec2.describe_instances(Filters=[{"Name": "instance-id", "Values": values[:200]}])
+
+
+@pytest.mark.parametrize(
+    ("action", "low", "high"),
+    [("describe_instances", 5, 1000), ("describe_images", 6, 1000), ("describe_instance_types", 5, 100)],
+)
+def test_max_results_bounds(front, action, low, high):
+    call = getattr(client(front, validate=False), action)  # botocore knows some minimums itself
+    for bad in (low - 1, high + 1):
+        code, message = code_of(call, MaxResults=bad)
+        assert code == "InvalidParameterValue"
+        assert f"Value ( {bad} ) for parameter maxResults is invalid. Expecting a value between {low} and {high}." == (
+            message
+        )
+    call(MaxResults=low)
+    call(MaxResults=high)
+
+
+# ------------------------------------------------------------------ zone offerings
+def test_type_not_offered_in_zone_is_unsupported(front):
+    ec2 = client(front)
+    zones = {
+        o["Location"]
+        for o in ec2.describe_instance_type_offerings(
+            LocationType="availability-zone", Filters=[{"Name": "instance-type", "Values": ["t3.micro"]}]
+        )["InstanceTypeOfferings"]
+    }
+    assert "us-east-1a" in zones
+    assert "us-east-1e" not in zones
+    run = {"ImageId": catalogue_image(ec2), "MinCount": 1, "MaxCount": 1, "InstanceType": "t3.micro"}
+    code, message = code_of(ec2.run_instances, Placement={"AvailabilityZone": "us-east-1e"}, **run)
+    assert code == "Unsupported"
+    assert "(t3.micro) is not supported in your requested Availability Zone (us-east-1e)" in message
+    ec2.run_instances(**run)  # the default placement (us-east-1a) offers it
+
+
+def test_zone_capacity_fault_and_unknown_zone(front):
+    url, _keys = front
+    ec2 = client(front)
+    req = urllib.request.Request(
+        f"{url}/_sandbox/faults", data=json.dumps({"zone": "us-east-1b", "count": 1}).encode(), method="POST"
+    )
+    urllib.request.urlopen(req, timeout=10).close()
+    run = {"ImageId": catalogue_image(ec2), "MinCount": 1, "MaxCount": 1, "InstanceType": "t3.micro"}
+    code, message = code_of(ec2.run_instances, Placement={"AvailabilityZone": "us-east-1b"}, **run)
+    assert code == "InsufficientInstanceCapacity"
+    assert "(us-east-1b)" in message
+    ec2.run_instances(Placement={"AvailabilityZone": "us-east-1b"}, **run)  # count 1: the next one works
+    bad = urllib.request.Request(
+        f"{url}/_sandbox/faults", data=json.dumps({"zone": "us-east-1z"}).encode(), method="POST"
+    )
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(bad, timeout=10)
+    text = json.loads(err.value.read())["error"]
+    assert text.startswith("unknown availability zone 'us-east-1z' in a fault (known: us-east-1a")
+    assert "\n" not in text
+
+
+# ------------------------------------------------------------------ images
+def test_copy_image_new_id_and_client_token(front):
+    east, west = client(front), client(front, region="eu-west-1")
+    source = catalogue_image(east)
+    first = west.copy_image(SourceImageId=source, SourceRegion="us-east-1", Name="copy-a", ClientToken="tok-1")
+    assert first["ImageId"] != source
+    again = west.copy_image(SourceImageId=source, SourceRegion="us-east-1", Name="copy-a", ClientToken="tok-1")
+    assert again["ImageId"] == first["ImageId"]
+    code, _ = code_of(
+        west.copy_image, SourceImageId=source, SourceRegion="us-east-1", Name="copy-b", ClientToken="tok-1"
+    )
+    assert code == "IdempotentParameterMismatch"
+    other = west.copy_image(SourceImageId=source, SourceRegion="us-east-1", Name="copy-a", ClientToken="tok-2")
+    assert other["ImageId"] != first["ImageId"]
+
+
+# ------------------------------------------------------------------ IAM
+def test_least_privilege_user_may_do_what_the_policy_names_only(front):
+    ec2 = client(front, iam.USER)
+    ec2.describe_instances()
+    code, message = code_of(ec2.create_vpc, CidrBlock="10.9.0.0/16")
+    assert code == "UnauthorizedOperation"
+    assert "\n" not in message
+    assert f"User: arn:aws:iam::123456789012:user/{iam.USER} is not authorized to perform: ec2:CreateVpc " in message
+    encoded = message.rsplit("Encoded authorization failure message: ", 1)[1]
+    decoded = client(front, iam.USER, "sts").decode_authorization_message(EncodedMessage=encoded)["DecodedMessage"]
+    assert json.loads(decoded)["context"]["action"] == "ec2:CreateVpc"
+    assert code_of(client(front, iam.USER, "iam").create_user, UserName="escalate")[0] == "AccessDenied"
+    identity = client(front, iam.USER, "sts").get_caller_identity()
+    assert identity["Arn"].endswith(f":user/{iam.USER}")
+
+
+def test_wrong_secret_is_auth_failure(front):
+    _url, keys = front
+    ec2 = client(front, key=(keys[iam.USER][0], "not-the-secret"))
+    assert code_of(ec2.describe_instances)[0] == "AuthFailure"
+
+
+def test_policy_names_every_action_one_by_one():
+    actions = [a for s in POLICY["Statement"] for a in s["Action"]]
+    assert all("*" not in a for a in actions)
+    assert len(actions) == len(set(actions))
+    for needed in ("ec2:CreateTags", "ec2:DescribeInstanceTypeOfferings", "sts:DecodeAuthorizationMessage"):
+        assert needed in actions
+
+
+def policy_without(action: str) -> str:
+    doc = json.loads(json.dumps(POLICY))
+    for statement in doc["Statement"]:
+        statement["Action"] = [a for a in statement["Action"] if a != action]
+    return json.dumps(doc)
+
+
+def user_with(front, name: str, policy: str) -> tuple[str, str]:
+    admin = client(front, service="iam")
+    admin.create_user(UserName=name)
+    admin.put_user_policy(UserName=name, PolicyName="variant", PolicyDocument=policy)
+    key = admin.create_access_key(UserName=name)["AccessKey"]
+    return key["AccessKeyId"], key["SecretAccessKey"]
+
+
+def module_env(front, key) -> dict:
+    url, _ = front
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ANSIBLE_"))}
+    env.update(
+        AWS_ENDPOINT_URL=url,
+        AWS_ACCESS_KEY_ID=key[0],
+        AWS_SECRET_ACCESS_KEY=key[1],
+        AWS_DEFAULT_REGION="us-east-1",
+        PYTHONPATH=str(COLLECTIONS),
+        ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS),
+    )
+    return env
+
+
+def public_key(tmp_path: Path) -> str:
+    key = tmp_path / "id_ed25519"
+    if not key.exists():
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True, timeout=30)
+    return key.with_suffix(".pub").read_text().strip()
+
+
+def run_launch(front, key, tmp_path, name: str) -> dict:
+    """The flow's launch step (playbooks/launch.yml's ec2_launch task) as that user."""
+    ec2 = client(front)
+    base = ec2.describe_images(Owners=["136693071363"])["Images"][0]
+    args = {
+        "name": name,
+        "count": 1,
+        "image_id": base["ImageId"],
+        "instance_type": "t3.micro",
+        "volumes": [{"device_name": base["RootDeviceName"]}],
+        "key_name": name,
+        "public_key": public_key(tmp_path),
+        "firewall": [{"proto": "tcp", "ports": "22", "cidr": "10.0.0.0/8"}],
+        "tags": {"BakeryRole": "source"},
+        "wait": False,
+    }
+    argfile = tmp_path / f"{name}.json"
+    argfile.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+    proc = subprocess.run(
+        [sys.executable, "-m", "ansible_collections.bakery.ec2.plugins.modules.ec2_launch", str(argfile)],
+        env=module_env(front, key),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    return json.loads(lines[-1]) if lines else {"failed": True, "msg": proc.stderr[-500:]}
+
+
+@pytest.mark.parametrize("action", ["ec2:CreateTags", "ec2:AuthorizeSecurityGroupIngress", "ec2:RunInstances"])
+def test_policy_is_minimal_the_launch_step_names_the_missing_action(front_no_window, tmp_path, action):
+    short = action.split(":")[1]
+    key = user_with(front_no_window, f"minus-{short}", policy_without(action))
+    result = run_launch(front_no_window, key, tmp_path, f"minus-{short.lower()}")
+    assert result.get("failed"), result
+    msg = str(result.get("msg", ""))
+    assert "\n" not in msg
+    assert action in msg, msg
+
+
+def test_policy_is_complete_for_the_launch_step(front_no_window, tmp_path):
+    _url, keys = front_no_window
+    result = run_launch(front_no_window, keys[iam.USER], tmp_path, "full-policy")
+    assert not result.get("failed"), result.get("msg")
