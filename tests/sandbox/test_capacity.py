@@ -2,7 +2,7 @@
 
 These run anywhere (no root, no lock): the limits against a copy of /proc/sys in a temporary directory,
 the host's boot against a stand-in for systemd-nspawn, the state reason through botocore's own parser.
-What needs real hosts (the limits on the machine, a broken image, 24 clones) is in test_scale.py.
+What needs real hosts (the limits on the machine, a broken image, 24 hosts) is in test_fleet.py.
 """
 
 from __future__ import annotations

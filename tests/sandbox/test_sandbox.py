@@ -13,7 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 from sandbox_helpers import base_ami, eventually, ssh, wait_image, wait_ssh, wait_state
 
-from sandbox import config
+from sandbox import config, limits, net
 
 TIMINGS: dict[str, float] = {}
 
@@ -325,7 +325,10 @@ def test_fault_injection_is_bounded(sandbox):
 def test_down_leaves_nothing(sandbox, web):
     print("timings:", json.dumps(TIMINGS))
     restart = not getattr(sandbox, "started_by_fixture", True)
+    machine = net.load_record()["sysctl_before"]  # the kernel limits as they were before the sandbox
+    assert machine
     sandbox.down(say=print)
+    assert {name: int((limits.PROC_SYS / name).read_text()) for name in machine} == machine
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert "bks-" not in netns
     assert str(config.HOSTS_DIR) not in Path("/proc/self/mounts").read_text()
