@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sandbox_helpers import base_ami, eventually, ssh, wait_image, wait_ssh, wait_state
+from sandbox_helpers import base_ami, eventually, ssh, ssh_group, wait_image, wait_ssh, wait_state
 
 from sandbox import config, limits, net
 
@@ -26,14 +26,7 @@ FIGURES = config.REPO_ROOT / ".build" / "sandbox" / "scale.json"
 
 @pytest.fixture(scope="module")
 def fleet_group(ec2):
-    vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
-    gid = ec2.create_security_group(GroupName=f"scale-{uuid.uuid4().hex[:8]}", Description="ssh", VpcId=vpc)["GroupId"]
-    eventually(
-        ec2.authorize_security_group_ingress,
-        GroupId=gid,
-        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}],
-    )
-    return gid
+    return ssh_group(ec2, "scale")
 
 
 def states(ec2, ids: list[str]) -> dict[str, dict]:
