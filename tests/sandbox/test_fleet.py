@@ -2,8 +2,9 @@
 
 SANDBOX_SCALE_HOSTS (default 24, more than the ~18 that root's default of 128 inotify instances fits)
 hosts boot from the Debian 12 base image in one RunInstances, all answer SSH, then all terminate in one
-call; every step is bounded in time. The figures (time to running, PSS per host) are printed and
-appended to .build/sandbox/scale.json. SANDBOX_SCALE_HOSTS=64 measures the sandbox's full capacity.
+call; every step is bounded in time. The figures (time to running, PSS, processes and inotify use per
+host) are printed and appended to .build/sandbox/scale.json. SANDBOX_SCALE_HOSTS=64 measures the
+sandbox's full capacity.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -57,8 +59,9 @@ def ssh_banner(ip: str, timeout: float = 3) -> bool:
         return False
 
 
-def pss_kib(pids: list[int]) -> int:
-    """Proportional set size of the process trees under ``pids`` (each nspawn and its container)."""
+def host_usage(pids: list[int]) -> dict[str, int]:
+    """What the process trees under ``pids`` (each nspawn and its container) hold: PSS (KiB), processes,
+    inotify instances and watches, the kernel resources the sandbox's capacity depends on."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -66,16 +69,28 @@ def pss_kib(pids: list[int]) -> int:
         except OSError:
             continue
         children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    total, todo = 0, list(pids)
+    use = {"pss_kib": 0, "processes": 0, "inotify_instances": 0, "inotify_watches": 0}
+    todo = list(pids)
     while todo:
         pid = todo.pop()
         todo += children.get(pid, [])
         try:
             rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
         except OSError:
             continue
-        total += next(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:"))
-    return total
+        use["processes"] += 1
+        use["pss_kib"] += next(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:"))
+        for fd in fds:
+            try:
+                if os.readlink(fd) != "anon_inode:inotify":
+                    continue
+                info = Path(f"/proc/{pid}/fdinfo/{fd.name}").read_text()
+            except OSError:
+                continue
+            use["inotify_instances"] += 1
+            use["inotify_watches"] += info.count("inotify wd:")
+    return use
 
 
 def log_since(offset: int) -> str:
@@ -145,7 +160,8 @@ def test_fleet_boots_answers_and_terminates_at_once(sandbox, ec2, fleet_group):
         to_ssh = time.monotonic() - t0
         pids = [pid for pid, ns in net.load_record().get("pids", []) if ns.removeprefix("bks-") in ids]
         assert len(pids) == HOSTS
-        pss = pss_kib(pids) / HOSTS / 1024
+        use = host_usage(pids)
+        neighbours = subprocess.run(["ip", "neigh", "show", "dev", config.BRIDGE], capture_output=True, text=True)
         t1 = time.monotonic()
     finally:
         ec2.terminate_instances(InstanceIds=ids)  # one call for all: every host shuts down at once
@@ -162,7 +178,11 @@ def test_fleet_boots_answers_and_terminates_at_once(sandbox, ec2, fleet_group):
         "hosts": HOSTS,
         "to_running_s": round(to_running, 1),
         "to_ssh_s": round(to_ssh, 1),
-        "pss_mib_per_host": round(pss, 1),
+        "pss_mib_per_host": round(use["pss_kib"] / HOSTS / 1024, 1),
+        "processes_per_host": round(use["processes"] / HOSTS, 1),
+        "inotify_instances_per_host": round(use["inotify_instances"] / HOSTS, 1),
+        "inotify_watches_per_host": round(use["inotify_watches"] / HOSTS, 1),
+        "bridge_neighbours": len(neighbours.stdout.splitlines()),
         "to_terminated_s": round(to_terminated, 1),
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
