@@ -226,6 +226,20 @@ def base_image(ec2) -> str:
     return max(images, key=lambda i: i["CreationDate"])["ImageId"]
 
 
+def settled(call, timeout: float = 10, **kwargs):
+    """``call`` once what the bench just created is visible (the sandbox, like EC2, says ``*.NotFound`` a while)."""
+    from botocore.exceptions import ClientError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return call(**kwargs)
+        except ClientError as err:
+            if not err.response["Error"]["Code"].endswith(".NotFound") or time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)
+
+
 def instances_named(ec2, name: str) -> list[str]:
     pages = ec2.get_paginator("describe_instances").paginate(
         Filters=[
@@ -350,7 +364,8 @@ def case_image(runs: int, url: str) -> dict:
         ec2 = ec2_client(url)
         key_name = f"bench-key-{tag}"
         key_pair(ec2, workdir, key_name)
-        source = ec2.run_instances(
+        source = settled(
+            ec2.run_instances,
             ImageId=base_image(ec2),
             InstanceType="t3.micro",
             MinCount=1,

@@ -4,9 +4,10 @@ Run as ``python tests/reliability/apiserver.py PORT``. It is the sandbox's own r
 injection, ClientToken idempotency, duplicate image names, EC2 error XML) on 127.0.0.1, for the tests
 that need the API and its faults but no real hosts. AMIs: the integration catalogue plus the
 sandbox's Debian owner, from MOTO_AMIS_PATH set by the caller. ``POST /moto-api/reset`` also forgets
-client tokens, faults and consistency windows. Strict as the sandbox: SANDBOX_EC_WINDOW / SANDBOX_EC_SEED
-(default a 2 s window); with SANDBOX_IAM_KEYS=FILE it also enforces IAM (users as the sandbox makes them,
-policy docs/iam-policy.json) and writes their keys to FILE (JSON, mode 0600).
+client tokens, faults and consistency windows. The sandbox's strict rules apply (limits, offerings,
+CopyImage tokens); the consistency window only when SANDBOX_EC_WINDOW is set (SANDBOX_EC_SEED), since these
+tests observe the API with a client that meets it too; with SANDBOX_IAM_KEYS=FILE it also enforces IAM
+(users as the sandbox makes them, policy docs/iam-policy.json) and writes their keys to FILE (JSON, 0600).
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ def main(port: int) -> None:
     from sandbox import iam, strict
     from sandbox.core import Core, Middleware
 
-    window, seed = strict.settings_from_env()
+    window, seed = strict.settings_from_env(
+        dict(os.environ, SANDBOX_EC_WINDOW=os.environ.get("SANDBOX_EC_WINDOW") or "0")
+    )
     core = Core(port, {}, window=window, seed=seed)
     front = Middleware(DomainDispatcherApplication(create_backend_app), core)
 
