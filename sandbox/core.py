@@ -323,6 +323,7 @@ class Core:
 
     def _snapshot(self, host: Host, image_id: str, no_reboot: bool) -> None:
         restart = host.state == "running" and not no_reboot
+        log.info("image %s of %s (%s): %s", image_id, host.instance_id, host.state, "stop" if restart else "no stop")
         if restart:
             host.stop()
         config.LAYERS_DIR.mkdir(parents=True, exist_ok=True)

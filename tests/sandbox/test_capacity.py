@@ -78,7 +78,8 @@ def test_an_exit_during_boot_stops_the_host_with_the_log_line_and_no_race(state,
         monkeypatch.setattr(hosts.Host, name, lambda self: None)
     monkeypatch.setattr(hosts.net, "host_route", lambda *a, **k: None)
     popen = subprocess.Popen
-    guest = "echo 'systemd 252 running in system mode'; echo 'Failed to create control group inotify object: "
+    guest = "sleep 0.5; echo 'systemd 252 running in system mode'"
+    guest += "; echo 'Failed to create control group inotify object: "
     guest += "Too many open files'; echo '[!!!!!!] Failed to allocate manager object.'; exit 1"
     monkeypatch.setattr(hosts.subprocess, "Popen", lambda cmd, **kw: popen(["sh", "-c", guest], **kw))
     host = hosts.Host("i-0123456789abcdef0", "us-east-1", [], "172.31.0.9", 20, "172.31.0.1", None, "a", None, b"")
@@ -97,6 +98,9 @@ def test_an_exit_during_boot_stops_the_host_with_the_log_line_and_no_race(state,
     starter.start()
     starter.join(20)
     assert errors == []
+    deadline = time.monotonic() + 10  # the watcher's own thread may still be finishing
+    while host.state != "stopped" and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert host.state == "stopped"
     assert host.proc is None
     code, message = host.state_reason
