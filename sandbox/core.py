@@ -32,6 +32,7 @@ log = logging.getLogger("sandbox")
 NS = "{" + config.EC2_NS.rstrip("/") + "}"
 ET.register_namespace("", config.EC2_NS.rstrip("/"))
 
+GONE = ("shutting-down", "terminated")  # hosts whose namespace is going or gone
 STATE_CODES = {
     "pending": 0,
     "running": 16,
@@ -79,6 +80,8 @@ class Core:
         self.oplocks: dict[str, threading.Lock] = {}
         self._clients: dict[str, object] = {}
         self.threads: list[threading.Thread] = []
+        self._refresh_queued: set[str] = set()  # regions with a firewall refresh waiting to run
+        self._refresh_lock = threading.Lock()
         self.faults = Faults()
         self.chaos = Chaos()
         self.strict = strict.Strict(window, seed)
@@ -255,7 +258,8 @@ class Core:
 
     def _boot(self, host: Host) -> None:
         net.create_host_net(host.instance_id, host.ip, host.prefix, host.gateway, host.mac)
-        self.refresh_firewalls(host.region)
+        self.refresh_firewalls(host.region, only=host.instance_id)  # its own rules before it boots
+        self.refresh_firewalls_later(host.region)  # its address in the others' group-source rules
         host.start()
 
     def _after_StartInstances(self, params, region, body):
@@ -293,7 +297,7 @@ class Core:
                     h.destroy()
                     self.hosts.pop(h.instance_id, None)
                     self.gc_layers()
-                    self.refresh_firewalls(h.region)
+                    self.refresh_firewalls_later(h.region)
 
                 self.spawn(iid, destroy)
 
@@ -320,6 +324,7 @@ class Core:
 
     def _snapshot(self, host: Host, image_id: str, no_reboot: bool) -> None:
         restart = host.state == "running" and not no_reboot
+        log.info("image %s of %s (%s): %s", image_id, host.instance_id, host.state, "stop" if restart else "no stop")
         if restart:
             host.stop()
         config.LAYERS_DIR.mkdir(parents=True, exist_ok=True)
@@ -355,7 +360,7 @@ class Core:
                 shutil.rmtree(layer, ignore_errors=True)
 
     def _after_AuthorizeSecurityGroupIngress(self, params, region, body):
-        self.spawn("firewall-" + region, self.refresh_firewalls, region)
+        self.refresh_firewalls_later(region)
 
     _after_RevokeSecurityGroupIngress = _after_AuthorizeSecurityGroupIngress
     _after_ModifyInstanceAttribute = _after_AuthorizeSecurityGroupIngress
@@ -366,8 +371,23 @@ class Core:
         return [v for k, v in sorted(params.items()) if k.startswith("InstanceId.")]
 
     # ------------------------------------------------------------ security groups -> iptables in each netns
-    def refresh_firewalls(self, region: str) -> None:
-        hosts = [h for h in self.hosts.values() if h.region == region and h.state not in ("terminated",)]
+    def refresh_firewalls_later(self, region: str) -> None:
+        """One refresh of the region's firewalls at a time; changes made while one waits share it."""
+        with self._refresh_lock:
+            if region in self._refresh_queued:
+                return
+            self._refresh_queued.add(region)
+
+        def refresh_firewalls() -> None:
+            with self._refresh_lock:
+                self._refresh_queued.discard(region)
+            self.refresh_firewalls(region)
+
+        self.spawn("firewall-" + region, refresh_firewalls)
+
+    def refresh_firewalls(self, region: str, only: str | None = None) -> None:
+        """Security group rules into each live host's namespace (``only``: that host's alone)."""
+        hosts = [h for h in list(self.hosts.values()) if h.region == region and h.state not in GONE]
         if not hosts:
             return
         ec2 = self.ec2(region)
@@ -389,10 +409,16 @@ class Core:
             for g in groups_of.get(h.instance_id, []):
                 peers.setdefault(g, []).append(h.ip)
         for h in hosts:
-            if not Path(f"/run/netns/{h.ns}").exists():
+            if (only and h.instance_id != only) or not Path(f"/run/netns/{h.ns}").exists():
                 continue
             rules = [p for g in groups_of.get(h.instance_id, []) for p in perms.get(g, [])]
-            net.apply_firewall(h.instance_id, rules, peers)
+            try:
+                net.apply_firewall(h.instance_id, rules, peers)
+            except SandboxError:
+                # Terminated meanwhile (its namespace went with it): nothing left to protect.
+                if h.state in GONE or not Path(f"/run/netns/{h.ns}").exists():
+                    continue
+                raise
 
     # ------------------------------------------------------------ response rewriting
     def _rewrite_states(self, body: bytes) -> bytes:
@@ -409,6 +435,8 @@ class Core:
                 st.find(NS + "code").text = str(STATE_CODES[host.state])
                 st.find(NS + "name").text = host.state
                 changed = True
+                if tag == "instanceState" and host.state_reason and host.state == "stopped":
+                    _set_state_reason(item, *host.state_reason)
                 if host.state == "pending":  # DescribeInstanceStatus: checks not passed yet
                     for check in ("systemStatus", "instanceStatus"):
                         status = item.find(f"{NS}{check}/{NS}status")
@@ -476,6 +504,19 @@ class Core:
             threads.append(t)
         for t in threads:
             t.join(30)
+
+
+def _set_state_reason(item: ET.Element, code: str, message: str) -> None:
+    """StateReason and StateTransitionReason of an instance that stopped by itself, as EC2 gives them."""
+    for old in item.findall(NS + "stateReason"):
+        item.remove(old)
+    reason = ET.SubElement(item, NS + "stateReason")
+    ET.SubElement(reason, NS + "code").text = code
+    ET.SubElement(reason, NS + "message").text = message
+    transition = item.find(NS + "reason")
+    if transition is None:
+        transition = ET.SubElement(item, NS + "reason")
+    transition.text = message
 
 
 def _drop_snapshot_tags(params: dict) -> dict | None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -15,11 +17,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import config, net
-from .errors import SandboxError
 
 CLONE_NEWNET = 0x40000000
 NSPAWN_REBOOT_EXIT = 133  # systemd-nspawn exits with this when the guest asked to reboot
 _libc = ctypes.CDLL("libc.so.6", use_errno=True)
+log = logging.getLogger("sandbox")
+# EC2's state reasons (code, message) for an instance that stops by itself.
+GUEST_SHUTDOWN = ("Client.InstanceInitiatedShutdown", "Client.InstanceInitiatedShutdown: Instance initiated shutdown")
+BOOT_FAILED = "Server.InternalError"
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_TELLING = re.compile(r"fail|error|too many|cannot|can't|denied|not found|no such", re.IGNORECASE)
+
+
+def boot_failure_reason(log_text: str, status: int) -> tuple[str, str]:
+    """The state reason of a host that exited during boot: the first error of its console log."""
+    lines = [line.strip() for line in _ANSI.sub("", log_text).splitlines()]
+    lines = [line for line in lines if line and "Attempted to remove disk file system" not in line]
+    telling = [line for line in lines if _TELLING.search(line)]
+    why = (telling[:1] or lines[-1:] or ["no output"])[0]  # the first error is the cause; the rest follow
+    why = why.removeprefix("[!!!!!!]").strip()[:200]
+    return BOOT_FAILED, f"{BOOT_FAILED}: host exited during boot (status {status}): {why}"
 
 
 def ssh_answers(ns: str, timeout: float = 0.3) -> bool:
@@ -61,8 +78,10 @@ class Host:
     public_key: str | None
     user_data: bytes
     state: str = "pending"
+    state_reason: tuple[str, str] | None = None  # (code, message) when it stopped by itself
     proc: subprocess.Popen | None = None
     booted_once: bool = False
+    log_offset: int = 0  # where this boot's console output starts
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     # ------------------------------------------------------------ paths
@@ -136,11 +155,12 @@ class Host:
 
     def start(self) -> None:
         with self.lock:
-            self.state = "pending"
+            self.state, self.state_reason = "pending", None
             net.host_route(self.ip, True, self.gateway)
             self.mount()
             self.provision()
-            log = open(self.dir / "console.log", "ab")  # noqa: SIM115 - handed to the child
+            console = open(self.dir / "console.log", "ab")  # noqa: SIM115 - handed to the child
+            self.log_offset = console.tell()
             cmd = [
                 "systemd-nspawn",
                 "--quiet",
@@ -156,42 +176,58 @@ class Host:
                 "--link-journal=no",
                 f"--directory={self.merged}",
             ]
-            self.proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            proc = self.proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT, start_new_session=True
             )
-            log.close()
-            net.record_add("pids", [self.proc.pid, self.ns])
+            console.close()
+            net.record_add("pids", [proc.pid, self.ns])
             self.booted_once = True
-            threading.Thread(target=self._watch, args=(self.proc,), daemon=True).start()
+            threading.Thread(target=self._watch, args=(proc,), daemon=True).start()
+        # Only the local ``proc``: the watcher or an API stop may replace ``self.proc`` at any moment.
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self.state = "stopped"
-                raise SandboxError(f"host {self.instance_id} exited during boot; see {self.dir / 'console.log'}")
+        while time.monotonic() < deadline and proc.poll() is None:
             if ssh_answers(self.ns):
-                self.state = "running"
-                return
+                break
             time.sleep(0.1)
-        self.state = "running"  # AWS would say running too; sshd is just slow
+        with self.lock:  # on a timeout AWS would say running too; sshd is just slow
+            if self.proc is proc and proc.poll() is None and self.state == "pending":
+                self.state = "running"
 
     def _watch(self, proc: subprocess.Popen) -> None:
-        """Follow a shutdown from inside the guest, as EC2 does.
+        """Follow an exit the API did not ask for, as EC2 does; the instance never stops silently.
 
         ``reboot`` in the guest makes systemd-nspawn exit with 133: boot the host again (same disk,
         same identity). A power-off from inside leaves the instance stopped, as EC2's default
-        shutdown behaviour does. A stop or terminate through the API replaces ``self.proc`` first,
-        so its exit is not followed here.
+        shutdown behaviour does (Client.InstanceInitiatedShutdown). An exit during boot leaves it
+        stopped with Server.InternalError and the telling line of the console log. A stop or terminate
+        through the API replaces ``self.proc`` first, so its exit is not followed here.
         """
         code = proc.wait()
-        if self.proc is not proc:
-            return
-        self.stop()
-        if code == NSPAWN_REBOOT_EXIT:
+        with self.lock:
+            if self.proc is not proc:
+                return
+            if code == NSPAWN_REBOOT_EXIT:
+                self.stop()
+                reboot = True
+            else:
+                booting = self.state == "pending"
+                reason = GUEST_SHUTDOWN
+                if booting:
+                    with contextlib.suppress(OSError), open(self.dir / "console.log", "rb") as f:
+                        f.seek(self.log_offset)
+                        reason = boot_failure_reason(f.read().decode(errors="replace"), code)
+                self.stop()
+                self.state_reason = reason
+                reboot = False
+                log.warning("host %s stopped by itself: %s", self.instance_id, reason[1])
+        if reboot:
             self.start()
 
     def stop(self, timeout: float = 15) -> None:
         with self.lock:
-            self.state = "stopping"
+            terminating = self.state == "shutting-down"  # a terminate reads shutting-down until it is done
+            if not terminating:
+                self.state = "stopping"
             proc, self.proc = self.proc, None
             if proc and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)  # nspawn asks the container's systemd to power off
@@ -204,9 +240,11 @@ class Host:
                 net.record_remove("pids", [proc.pid, self.ns])
             self.umount()
             net.host_route(self.ip, False)
-            self.state = "stopped"
+            if not terminating:
+                self.state = "stopped"
 
     def destroy(self) -> None:
+        self.state = "shutting-down"
         self.stop(timeout=10)
         net.delete_host_net(self.instance_id, self.ip)
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -14,7 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
-from . import config, hosts, iam, images, net, strict
+from . import config, hosts, iam, images, limits, net, strict
 from .errors import SandboxError
 
 
@@ -98,6 +98,8 @@ def serve(port: int) -> None:
     mirror_hostnames = images.mirror_hosts(mirror)
     addrs = net.mirror_ips(mirror_hostnames)
     hosts.MIRROR_PINS[:] = [f"{addrs[0]} {h}\n" for h in mirror_hostnames] if addrs else []
+    for name, (was, now) in limits.raise_limits().items():
+        log.info("raised %s from %d to %d while the sandbox runs", name.replace("/", "."), was, now)
     net.setup_bridge(addrs)
     regions = images.regions()
     core = Core(port, {b.ami_id(r): [str(b.root)] for b in bases for r in regions}, window=window, seed=seed)
@@ -161,6 +163,7 @@ def teardown() -> list[str]:
     hosts.kill_recorded(rec.get("pids", []))
     done = hosts.unmount_all()
     done += net.teardown()
+    done += limits.restore_limits(rec)
     for d in (config.HOSTS_DIR, config.LAYERS_DIR):
         shutil.rmtree(d, ignore_errors=True)
     with contextlib.suppress(OSError):

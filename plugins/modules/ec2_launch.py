@@ -207,6 +207,8 @@ options:
     description:
       - Whether to wait until every instance is in the state asked (C(running), C(stopped), or C(terminated)).
       - Polling starts after a quarter of a second and backs off to every 2 seconds.
+      - The wait for C(running) fails at once, with the instance's state reason, when an instance reaches
+        C(stopped) (it failed to boot or shut down from inside), C(shutting-down) or C(terminated).
     type: bool
     default: true
   wait_timeout:
@@ -1175,6 +1177,9 @@ def group_in_use(client, group_id):
 def wait_for_state(client, ids, state, timeout):
     """Wait until every instance in ``ids`` is in ``state`` (``terminated``: or gone); return them."""
 
+    dead = {"shutting-down", "terminated"} | ({"stopped"} if state == "running" else set())
+    booting = set()  # seen pending or running in this wait
+
     def check(instances):
         seen = {inst["InstanceId"]: inst for inst in instances}
         for iid in ids:
@@ -1184,9 +1189,16 @@ def wait_for_state(client, ids, state, timeout):
                     continue
                 return False
             current = inst["State"]["Name"]
-            if state != "terminated" and current in ("shutting-down", "terminated"):
-                reason = (inst.get("StateReason") or {}).get("Message", "no reason given")
-                raise TaskError(f"instance {iid} went to {current} while waiting for {state}: {reason}")
+            reason = inst.get("StateReason") or {}
+            # A stopped instance has died on its way to running (failed boot, shutdown from inside), unless
+            # this is a stale answer from before a StartInstances: stopped by its user, not seen booting yet.
+            stale = current == "stopped" and iid not in booting
+            stale = stale and reason.get("Code") == "Client.UserInitiatedShutdown"
+            if state != "terminated" and current in dead and not stale:
+                message = reason.get("Message", "no reason given")
+                raise TaskError(f"instance {iid} went to {current} while waiting for {state}: {message}")
+            if current in ("pending", "running"):
+                booting.add(iid)
             if current != state:
                 return False
         return True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 from botocore.exceptions import ClientError
@@ -82,3 +83,16 @@ def wait_ssh(key: Path, ip: str, timeout: float = 30) -> None:
             return
         assert time.monotonic() < deadline, f"ssh to {ip} never worked: {res.stderr}"
         time.sleep(0.3)
+
+
+def ssh_group(ec2, prefix: str) -> str:
+    """A new security group of the default VPC that lets SSH in from anywhere."""
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    gid = ec2.create_security_group(GroupName=name, Description="ssh", VpcId=vpc)["GroupId"]
+    eventually(
+        ec2.authorize_security_group_ingress,
+        GroupId=gid,
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}],
+    )
+    return gid

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
-from sandbox_helpers import base_ami, eventually, ssh, wait_image, wait_ssh, wait_state
+from sandbox_helpers import base_ami, eventually, ssh, ssh_group, wait_image, wait_ssh, wait_state
 
-from sandbox import config
+from sandbox import config, limits, net
 
 TIMINGS: dict[str, float] = {}
 
@@ -65,14 +65,7 @@ def web(sandbox, ec2, tmp_path_factory, open_group):
 
 @pytest.fixture(scope="module")
 def open_group(ec2):
-    vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
-    gid = ec2.create_security_group(GroupName=f"ssh-{uuid.uuid4().hex[:8]}", Description="ssh", VpcId=vpc)["GroupId"]
-    eventually(
-        ec2.authorize_security_group_ingress,
-        GroupId=gid,
-        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}],
-    )
-    return gid
+    return ssh_group(ec2, "ssh")
 
 
 def test_base_amis_look_like_debian(ec2, sandbox):
@@ -325,7 +318,10 @@ def test_fault_injection_is_bounded(sandbox):
 def test_down_leaves_nothing(sandbox, web):
     print("timings:", json.dumps(TIMINGS))
     restart = not getattr(sandbox, "started_by_fixture", True)
+    machine = net.load_record()["sysctl_before"]  # the kernel limits as they were before the sandbox
+    assert machine
     sandbox.down(say=print)
+    assert {name: int((limits.PROC_SYS / name).read_text()) for name in machine} == machine
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert "bks-" not in netns
     assert str(config.HOSTS_DIR) not in Path("/proc/self/mounts").read_text()

@@ -41,7 +41,7 @@ POLICY = json.loads((ROOT / "docs" / "iam-policy.json").read_text())
 def api_front(tmp_path_factory, window: float):
     work = tmp_path_factory.mktemp("strict")
     amis = work / "amis.json"
-    amis.write_text(json.dumps(integration.catalogue()))
+    integration.catalogue().write(amis)
     keys = work / "keys.json"
     port = integration.free_port()
     env = dict(

@@ -236,6 +236,68 @@ def test_instance_that_dies_while_waiting_fails_at_once(ec2, run_module):
     assert res.result["msg"] == "instance i-00000001 went to terminated while waiting for running: boom"
 
 
+BOOT_FAILED = {
+    "Code": "Server.InternalError",
+    "Message": "Server.InternalError: host exited during boot: Failed to create control group inotify object",
+}
+
+
+def test_instance_that_stops_while_booting_fails_the_wait_at_once_with_its_reason(ec2, run_module, slept):
+    stub_lookups(ec2)
+    ec2.add_response("run_instances", {"Instances": [instance("i-00000001", "pending")]})
+    ec2.add_response("describe_instances", reservations(instance("i-00000001", "pending")), id_filter("i-00000001"))
+    dead = instance("i-00000001", "stopped", StateReason=BOOT_FAILED)
+    ec2.add_response("describe_instances", reservations(dead), id_filter("i-00000001"))
+    res = run_module(ec2_launch, BASE)  # the Stubber fails the test on any poll after the stopped one
+    assert res.failed
+    assert res.result["msg"] == (
+        f"instance i-00000001 went to stopped while waiting for running: {BOOT_FAILED['Message']}"
+    )
+    assert res.result["launched_ids"] == ["i-00000001"]
+    assert len(slept) == 1  # one pause between the two polls, none after
+
+
+def test_each_dead_state_fails_the_wait_for_running_on_the_first_poll(ec2, run_module):
+    for state in ("stopped", "shutting-down", "terminated"):
+        stub_lookups(ec2)
+        ec2.add_response("run_instances", {"Instances": [instance("i-00000001", "pending")]})
+        dead = instance("i-00000001", state, StateReason=BOOT_FAILED)
+        ec2.add_response("describe_instances", reservations(dead), id_filter("i-00000001"))
+        res = run_module(ec2_launch, BASE)
+        assert res.failed
+        assert res.result["msg"].startswith(f"instance i-00000001 went to {state} while waiting for running: ")
+        assert res.result["msg"].endswith(BOOT_FAILED["Message"])
+        ec2.assert_no_pending_responses()
+
+
+def test_a_stale_stopped_answer_after_a_start_is_waited_through(ec2, run_module):
+    """Right after StartInstances EC2 may still answer stopped (by its user); that is no failure."""
+    by_user = {"Code": "Client.UserInitiatedShutdown", "Message": "Client.UserInitiatedShutdown: User initiated"}
+    stub_lookups(ec2, instance("i-00000001", "stopped", StateReason=by_user), image=False)
+    ec2.add_response("start_instances", {"StartingInstances": []}, {"InstanceIds": ["i-00000001"]})
+    stale = instance("i-00000001", "stopped", StateReason=by_user)
+    ec2.add_response("describe_instances", reservations(stale), id_filter("i-00000001"))
+    ec2.add_response("describe_instances", reservations(instance("i-00000001", "pending")), id_filter("i-00000001"))
+    ec2.add_response("describe_instances", reservations(instance("i-00000001")), id_filter("i-00000001"))
+    res = run_module(ec2_launch, {"name": "web"})
+    assert not res.failed, res.result["msg"]
+    assert res.result["changes"] == ["start i-00000001"]
+
+
+def test_a_started_instance_that_stops_again_fails_the_wait(ec2, run_module):
+    by_user = {"Code": "Client.UserInitiatedShutdown", "Message": "Client.UserInitiatedShutdown: User initiated"}
+    stub_lookups(ec2, instance("i-00000001", "stopped", StateReason=by_user), image=False)
+    ec2.add_response("start_instances", {"StartingInstances": []}, {"InstanceIds": ["i-00000001"]})
+    ec2.add_response("describe_instances", reservations(instance("i-00000001", "pending")), id_filter("i-00000001"))
+    again = instance("i-00000001", "stopped", StateReason=by_user)
+    ec2.add_response("describe_instances", reservations(again), id_filter("i-00000001"))
+    res = run_module(ec2_launch, {"name": "web"})
+    assert res.failed
+    assert res.result["msg"] == (
+        "instance i-00000001 went to stopped while waiting for running: Client.UserInitiatedShutdown: User initiated"
+    )
+
+
 def test_throttling_is_retried_with_the_same_client_token(ec2, run_module, slept):
     stub_lookups(ec2)
     token = ec2_launch.client_token("web", "us-east-1", VPC, [], 1)

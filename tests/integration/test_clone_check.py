@@ -1,0 +1,107 @@
+"""playbooks/clone.yml's check of the clones: all in parallel, one deadline, every bad clone named.
+
+The check's own tasks, taken from clone.yml as they are, run against clones played by small HTTP
+servers on 127.0.0.x port 80 (root): one healthy, one answering for another instance, one dead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CLONE = ROOT / "playbooks" / "clone.yml"
+BIN = ROOT / ".venv" / "bin"
+
+
+def serve(ip: str, instance_id: str):
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = json.dumps({"status": "ok", "instance_id": instance_id}).encode()
+            self.send_response(200 if self.path == "/healthz" else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    srv = ThreadingHTTPServer((ip, 80), Health)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+@pytest.fixture
+def clones():
+    """i-good answers for itself, i-wrong answers as another instance, i-dead has nothing on port 80."""
+    if os.geteuid() != 0:
+        pytest.skip("port 80 on 127.0.0.x needs root")
+    servers = [serve("127.0.0.11", "i-good"), serve("127.0.0.12", "i-someone-else")]
+    yield [
+        {"instance_id": "i-good", "private_ip_address": "127.0.0.11"},
+        {"instance_id": "i-wrong", "private_ip_address": "127.0.0.12"},
+        {"instance_id": "i-dead", "private_ip_address": "127.0.0.13"},
+    ]
+    for srv in servers:
+        srv.shutdown()
+        srv.server_close()
+
+
+def check_playbook(tmp_path: Path, instances: list[dict]) -> Path:
+    """clone.yml's check (its add_host task and its second play), given these clones."""
+    plays = yaml.safe_load(CLONE.read_text())
+    add_hosts = [t for t in plays[0]["tasks"] if "ansible.builtin.add_host" in t]
+    check = plays[1]
+    check["vars_files"] = [str(ROOT / "playbooks" / f) for f in check["vars_files"]]
+    launch = {
+        "name": "Clones as ec2_launch returns them",
+        "hosts": "localhost",
+        "connection": "local",
+        "gather_facts": False,
+        "tasks": [
+            {"name": "Clones", "ansible.builtin.set_fact": {"flow_clones": {"instances": instances}}},
+            *add_hosts,
+        ],
+    }
+    path = tmp_path / "check.yml"
+    path.write_text(yaml.safe_dump([launch, check], sort_keys=False))
+    return path
+
+
+def run(path: Path, timeout: int) -> tuple[subprocess.CompletedProcess, float]:
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        [str(BIN / "ansible-playbook"), str(path), "-e", f"flow_boot_timeout={timeout}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="0"),
+    )
+    return proc, time.monotonic() - t0
+
+
+def test_every_clone_that_does_not_answer_is_named_after_one_bounded_wait(clones, tmp_path):
+    proc, took = run(check_playbook(tmp_path, clones), timeout=8)
+    assert proc.returncode != 0, proc.stdout
+    out = " ".join(proc.stdout.split())
+    assert "2 of 3 clone(s) do not serve the app within 8 s:" in out, proc.stdout
+    assert "i-dead at 127.0.0.13: " in out
+    assert 'i-wrong at 127.0.0.12: answered {"status": "ok", "instance_id": "i-someone-else"}' in out
+    assert "i-good at" not in out
+    assert took < 8 + 30, f"the check took {took:.0f} s: the deadline is one for all clones"
+
+
+def test_clones_that_all_answer_pass(clones, tmp_path):
+    proc, _ = run(check_playbook(tmp_path, clones[:1]), timeout=8)
+    assert proc.returncode == 0, proc.stdout
+    assert "failed=0" in proc.stdout
