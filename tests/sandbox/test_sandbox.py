@@ -171,12 +171,15 @@ def test_imdsv2_required(ec2, web):
     assert out == [web["id"], web["inst"]["Placement"]["AvailabilityZone"]]
 
 
-def test_clone_has_the_files_and_its_own_identity(ec2, web, tmp_path):
+def test_clone_has_the_files_and_its_own_identity(sandbox, ec2, web, tmp_path):
     key, ip = web["key"], web["ip"]
     t0 = time.monotonic()
     boot_id = ssh(key, ip, "cat /proc/sys/kernel/random/boot_id").stdout.strip()
     image_id = ec2.create_image(InstanceId=web["id"], Name=f"web-{uuid.uuid4().hex[:8]}")["ImageId"]
-    assert eventually(ec2.describe_images, ImageIds=[image_id])["Images"][0]["State"] == "pending"
+    # The copy is under way (pending) while the API may still hide the new image (eventual consistency, which
+    # can last longer than the copy): the sandbox's own view shows the copy, the API the image once visible.
+    assert image_id in sandbox.status()["pending_images"]
+    assert eventually(ec2.describe_images, ImageIds=[image_id])["Images"][0]["State"] in ("pending", "available")
     wait_image(ec2, image_id)
     TIMINGS["create_image_to_available_s"] = time.monotonic() - t0
     # the clone uses an ImportKeyPair key
