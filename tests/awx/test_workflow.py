@@ -94,9 +94,9 @@ def test_workflow_then_sliced_configure(tmp_path, awx_root, sandbox):
             awx.job_async(f"bakery configure clones slice {n + 1}", "configure.yml", part, {"flow_hosts": "role_clone"})
             for n, part in enumerate(slices(clones_inventory, 2))
         ]
-        for thread, _ in started:
+        for thread, _result in started:
             thread.join(900)
-        sliced = [result() for _, result in started]
+        sliced = [result() for _thread, result in started]
         for job in sliced:
             assert_ok(job)
         # Each slice configured its own share of the clones, and the two ran at the same time.

@@ -102,6 +102,6 @@ def test_every_clone_that_does_not_answer_is_named_after_one_bounded_wait(clones
 
 
 def test_clones_that_all_answer_pass(clones, tmp_path):
-    proc, _ = run(check_playbook(tmp_path, clones[:1]), timeout=8)
+    proc, _elapsed = run(check_playbook(tmp_path, clones[:1]), timeout=8)
     assert proc.returncode == 0, proc.stdout
     assert "failed=0" in proc.stdout
