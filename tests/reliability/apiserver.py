@@ -5,9 +5,11 @@ injection, ClientToken idempotency, duplicate image names, EC2 error XML) on 127
 that need the API and its faults but no real hosts. AMIs: the integration catalogue plus the
 sandbox's Debian owner, from MOTO_AMIS_PATH set by the caller. ``POST /moto-api/reset`` also forgets
 client tokens, faults and consistency windows. The sandbox's strict rules apply (limits, offerings,
-CopyImage tokens); the consistency window only when SANDBOX_EC_WINDOW is set (SANDBOX_EC_SEED), since these
-tests observe the API with a client that meets it too; with SANDBOX_IAM_KEYS=FILE it also enforces IAM
-(users as the sandbox makes them, policy docs/iam-policy.json) and writes their keys to FILE (JSON, 0600).
+CopyImage tokens), the consistency window included, with the sandbox's defaults (sandbox/strict.py: a
+seeded 0-2 s per created resource, seed SANDBOX_EC_SEED; an explicit SANDBOX_EC_WINDOW wins), so a test
+waits until what its own set-up created is visible before it observes or snapshots it (conftest.py:
+``visible``, ``until_listed``). With SANDBOX_IAM_KEYS=FILE it also enforces IAM (users as the sandbox
+makes them, policy docs/iam-policy.json) and writes their keys to FILE (JSON, 0600).
 """
 
 from __future__ import annotations
@@ -29,9 +31,7 @@ def main(port: int) -> None:
     from sandbox import iam, strict
     from sandbox.core import Core, Middleware
 
-    window, seed = strict.settings_from_env(
-        dict(os.environ, SANDBOX_EC_WINDOW=os.environ.get("SANDBOX_EC_WINDOW") or "0")
-    )
+    window, seed = strict.settings_from_env(os.environ)
     core = Core(port, {}, window=window, seed=seed)
     front = Middleware(DomainDispatcherApplication(create_backend_app), core)
 

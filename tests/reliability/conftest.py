@@ -7,6 +7,10 @@
 - ``run_module``: run a module of the collection directly (as Ansible does, arguments in a file)
   and return its JSON result plus its raw output.
 - ``run_ansible``: run ``ansible-playbook`` or ``ansible-inventory`` in the test's directory.
+
+The API front is eventually consistent as EC2 is (sandbox/strict.py: a seeded 0-2 s per created
+resource): what a test creates itself is waited for with ``visible``/``until_listed`` before it is
+observed or snapshotted, as a careful EC2 client would.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -31,6 +36,10 @@ if str(REPO) not in sys.path:
 _spec = importlib.util.spec_from_file_location("bakery_integration_conftest", REPO / "tests/integration/conftest.py")
 integration = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(integration)
+_spec = importlib.util.spec_from_file_location("bakery_sandbox_helpers", REPO / "tests/sandbox/sandbox_helpers.py")
+sandbox_helpers = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(sandbox_helpers)
+eventually = sandbox_helpers.eventually
 
 # Requests signed with this key are the only ones random faults hit (the sandbox may be shared).
 ACCESS_KEY = "AKIDRELIABILITYTESTS"
@@ -70,6 +79,31 @@ def client(endpoint: str, region: str = REGION):
         aws_access_key_id="AKIDOBSERVER",  # not ACCESS_KEY: observing is never faulted
         aws_secret_access_key="observer",
     )
+
+
+def visible(ec2, instances=(), images=()) -> None:
+    """Return once what the test itself just created can be named by ID (``*.NotFound`` meanwhile)."""
+    if instances:
+        eventually(ec2.describe_instances, InstanceIds=list(instances))
+    if images:
+        eventually(ec2.describe_images, ImageIds=list(images))
+
+
+def until_listed(call, timeout: float = 10):
+    """``call()``, again until it lists something: a listing leaves out what was created a moment ago."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = call()
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def consistency_window() -> float:
+    """The API front's consistency window in seconds (the sandbox's default unless SANDBOX_EC_WINDOW)."""
+    from sandbox import strict
+
+    return strict.settings_from_env(os.environ)[0]
 
 
 def post(url: str, data: dict | None = None, method: str = "POST") -> dict:

@@ -13,7 +13,7 @@ import os
 import threading
 
 import pytest
-from conftest import ACCESS_KEY, REPO, post, resources
+from conftest import ACCESS_KEY, REPO, post, resources, visible
 
 DEBIAN_X86 = "{debian_x86}"  # replaced by the newest Debian 12 x86_64 image of the catalogue
 FULL = os.environ.get("RELIABILITY_FULL") == "1"
@@ -318,8 +318,11 @@ MODULE_CASES = [
 
 # ------------------------------------------------------------------------- set-ups
 def _instance(ec2, name, image):
+    """A new instance, once it is visible (EC2 hides it for a moment after RunInstances)."""
     tags = [{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": name}]}]
-    return ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, TagSpecifications=tags)["Instances"][0]
+    inst = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, TagSpecifications=tags)["Instances"][0]
+    visible(ec2, instances=[inst["InstanceId"]])
+    return inst
 
 
 def setup_case(kind, api, ec2, image):
@@ -332,7 +335,7 @@ def setup_case(kind, api, ec2, image):
         ec2.terminate_instances(InstanceIds=[_instance(ec2, "gone", image)["InstanceId"]])
     elif kind == "image_exists":
         iid = _instance(ec2, "web", image)["InstanceId"]
-        ec2.create_image(InstanceId=iid, Name="web-v1")
+        visible(ec2, images=[ec2.create_image(InstanceId=iid, Name="web-v1")["ImageId"]])
     elif kind == "expired_token":
         post(
             f"{api}/_sandbox/faults",
@@ -431,7 +434,8 @@ def test_inventory_bad_input(api, ec2, env, tmp_path, run_ansible, line, named):
     env["AWS_CONFIG_FILE"] = str(tmp_path / "no-config")
     env["ANSIBLE_INVENTORY_UNPARSED_FAILED"] = "1"
     image = ec2.describe_images(Owners=["136693071363"])["Images"][0]["ImageId"]
-    ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)  # some options are only used per host
+    inst = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]  # some options are per host
+    visible(ec2, instances=[inst["InstanceId"]])
     before = resources(ec2)
     proc = run_ansible("ansible-inventory", "-i", cfg, "--list", env=env)
     assert proc.returncode != 0, proc.stdout[-500:]

@@ -11,7 +11,7 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
-from conftest import ACCESS_KEY, SECRET_KEY, post
+from conftest import ACCESS_KEY, SECRET_KEY, consistency_window, post, until_listed
 
 from sandbox.faults import parse_chaos
 
@@ -91,12 +91,14 @@ def test_lost_answer_after_the_action_happened(api, ec2):
     """drop_after: moto acted (the key pair exists) but the client got no answer."""
     chaos(api, seed=1, drop_after=1.0, actions=["CreateKeyPair"])
     assert outcome(lambda: raw_client(api).create_key_pair(KeyName="lost-answer")) == "dropped"
-    assert [k["KeyName"] for k in ec2.describe_key_pairs()["KeyPairs"]] == ["lost-answer"]
+    names = until_listed(lambda: [k["KeyName"] for k in ec2.describe_key_pairs()["KeyPairs"]])
+    assert names == ["lost-answer"]
 
 
 def test_dropped_before_moto_nothing_happened(api, ec2):
     chaos(api, seed=1, drop_before=1.0, actions=["CreateKeyPair"])
     assert outcome(lambda: raw_client(api).create_key_pair(KeyName="never-made")) == "dropped"
+    time.sleep(consistency_window())  # a key pair made a moment ago would still be left out of the listing
     assert ec2.describe_key_pairs()["KeyPairs"] == []
 
 
@@ -107,7 +109,9 @@ def test_lost_run_instances_retried_with_its_client_token_makes_one_instance(api
     req = {"ImageId": image, "MinCount": 1, "MaxCount": 1, "ClientToken": "reliability-token-1"}
     assert outcome(lambda: raw_client(api).run_instances(**req)) == "dropped"
     again = raw_client(api).run_instances(**req)
-    live = [i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]]
+    live = until_listed(
+        lambda: [i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]]
+    )
     assert live == [again["Instances"][0]["InstanceId"]]
 
 

@@ -13,7 +13,7 @@ import json
 import subprocess
 
 import pytest
-from conftest import REPO, SECRET_KEY
+from conftest import REPO, SECRET_KEY, visible
 
 SECRET = "SecretKeyMarker-7c1d9e0b2a4f6385XYZ"
 TOKEN = "SessionTokenMarker-94e1f0c2b7d8a653QRS"
@@ -198,13 +198,14 @@ def test_inventory_at_vvv_shows_no_secret(env, tmp_path, run_ansible, ec2):
     if not (REPO / "plugins" / "inventory" / "instances.py").exists():
         pytest.skip("the inventory plugin is not on this branch yet")
     image = ec2.describe_images(Owners=["136693071363"])["Images"][0]["ImageId"]
-    ec2.run_instances(
+    inst = ec2.run_instances(
         ImageId=image,
         MinCount=1,
         MaxCount=1,
         UserData=USER_DATA,
         TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "inv"}]}],
-    )
+    )["Instances"][0]
+    visible(ec2, instances=[inst["InstanceId"]])
     cfg = tmp_path / "secrets.instances.yml"
     cfg.write_text(
         f"plugin: bakery.ec2.instances\nregions: [us-east-1]\nsecret_key: {SECRET}\nsession_token: {TOKEN}\n"

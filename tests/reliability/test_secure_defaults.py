@@ -12,7 +12,7 @@ import json
 import subprocess
 
 import pytest
-from conftest import REPO
+from conftest import REPO, eventually
 
 
 def launch(run_module, env, ec2, name, **extra):
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.skipif(not (REPO / "plugins/modules/ec2_launch.py").exi
 def test_imdsv2_required_and_volumes_encrypted_by_default(env, ec2, run_module):
     run = launch(run_module, env, ec2, "defaults", volumes=[{"device_name": "/dev/sdf", "size": 8}])
     iid = run.result["instances"][0]["instance_id"]
-    inst = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+    inst = eventually(ec2.describe_instances, InstanceIds=[iid])["Reservations"][0]["Instances"][0]
     assert inst["MetadataOptions"]["HttpTokens"] == "required"
     vols = ec2.describe_volumes(Filters=[{"Name": "attachment.instance-id", "Values": [iid]}])["Volumes"]
     data = [v for v in vols if v["Attachments"][0]["Device"] == "/dev/sdf"]
