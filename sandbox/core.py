@@ -552,7 +552,8 @@ class Middleware:
     def __init__(self, app, core: Core):
         self.app = app
         self.core = core
-        self.ssm = PublicParameters(core.ec2)  # Debian's public parameters for the base images (sandbox/ssm.py)
+        # Debian's public parameters for the base images (sandbox/ssm.py), each naming its own region's image.
+        self.ssm = PublicParameters(core.ec2, core.strict.foreign_image)
 
     def __call__(self, environ, start_response):
         try:

@@ -43,8 +43,11 @@ def is_ssm(environ) -> bool:
 class PublicParameters:
     """Completes moto's SSM answers with the base images' public parameters."""
 
-    def __init__(self, ec2):
+    def __init__(self, ec2, foreign=lambda image_id, region: False):
         self.ec2 = ec2  # region -> EC2 client of the sandbox itself
+        # (image_id, region) -> True when the image is another region's: the sandbox's own client sees every
+        # region's base image IDs (they are left out of users' answers only), and a parameter names its region's.
+        self.foreign = foreign
         self.names = published()
         self._cache: dict[tuple[str, str], dict] = {}
         self._lock = threading.Lock()
@@ -60,6 +63,7 @@ class PublicParameters:
         found = self.ec2(region).describe_images(
             Owners=[config.DEBIAN_OWNER], Filters=[{"Name": "name", "Values": [pattern]}]
         )["Images"]
+        found = [img for img in found if not self.foreign(img["ImageId"], region)]
         if not found:
             return None
         newest = max(found, key=lambda img: (img.get("CreationDate") or "", img["ImageId"]))
