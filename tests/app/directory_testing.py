@@ -18,6 +18,14 @@ from employee_directory.passwords import hash_password
 from employee_directory.web import Application
 
 ADMIN_PASSWORD = "correct horse battery staple"
+# An employee the API tests add (not one of the seed employees).
+NEW = {
+    "name": "Katherine Johnson",
+    "job_title": "Mathematician",
+    "department": "Flight Research",
+    "location": "Hampton",
+    "email": "katherine@example.com",
+}
 # A cheap scrypt cost keeps the tests fast; the hash names its cost, so verification is the same code.
 ADMIN_HASH = hash_password(ADMIN_PASSWORD, cost=2**10)
 

@@ -3,14 +3,8 @@
 import sqlite3
 
 import pytest
+from directory_testing import NEW
 
-NEW = {
-    "name": "Katherine Johnson",
-    "job_title": "Mathematician",
-    "department": "Flight Research",
-    "location": "Hampton",
-    "email": "katherine@example.com",
-}
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\r\n\xff" * 100
 
 

@@ -5,16 +5,8 @@ import re
 import sqlite3
 
 import pytest
-from directory_testing import ADMIN_PASSWORD, Client, basic, make_app
+from directory_testing import ADMIN_PASSWORD, NEW, Client, basic, make_app
 from employee_directory import auth, passwords
-
-NEW = {
-    "name": "Katherine Johnson",
-    "job_title": "Mathematician",
-    "department": "Flight Research",
-    "location": "Hampton",
-    "email": "katherine@example.com",
-}
 
 
 def names(client):
