@@ -209,6 +209,8 @@ options:
       - Polling starts after a quarter of a second and backs off to every 2 seconds.
       - The wait for C(running) fails at once, with the instance's state reason, when an instance reaches
         C(stopped) (it failed to boot or shut down from inside), C(shutting-down) or C(terminated).
+      - With C(false), the task still returns only once EC2 shows the instances it launched (EC2 is eventually
+        consistent; bounded at 120 seconds), so that a next task finding them by name sees them.
     type: bool
     default: true
   wait_timeout:
@@ -1174,6 +1176,18 @@ def group_in_use(client, group_id):
     return any(res.get("Instances") for res in client.paginate("describe_instances", "Reservations", Filters=filters))
 
 
+def wait_visible(client, ids, launched, timeout=CONSISTENCY_TIMEOUT):
+    """The instances ``ids``, once EC2 shows every one of ``launched`` (just launched by this run)."""
+    wanted = set(launched)
+    return wait_until(
+        lambda: describe_ids(client, ids),
+        lambda found: wanted <= {inst["InstanceId"] for inst in found},
+        timeout,
+        f"{len(wanted)} new instance(s) to be visible",
+        describe=lambda found: describe_states(found, sorted(wanted)),
+    )
+
+
 def wait_for_state(client, ids, state, timeout):
     """Wait until every instance in ``ids`` is in ``state`` (``terminated``: or gone); return them."""
 
@@ -1727,9 +1741,9 @@ def run_present(task):
     elif waited is not None:
         final = waited
     else:
-        seen = {inst["InstanceId"]: inst for inst in describe_ids(task.client, final_ids)}
-        # Instances just launched may not be visible yet: use what RunInstances answered.
-        final = oldest_first(seen.get(inst["InstanceId"], inst) for inst in kept + task.launched_instances)
+        # Instances just launched may not be visible yet (EC2 is eventually consistent): without a wait for
+        # a state, wait until EC2 shows them, so that the next task, which finds them by name, sees them.
+        final = wait_visible(task.client, final_ids, task.launched)
     after_rules = [rule_text(a) for a in task.rules] if params["firewall"] is not None else []
     after = snapshot(final, after_rules)
     if task.check_mode:

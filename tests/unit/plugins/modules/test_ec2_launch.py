@@ -191,6 +191,22 @@ def test_one_run_instances_with_client_token_and_tags_then_waits_pending_to_runn
     assert slept[:2] == [0.25, 0.4]
 
 
+def test_without_wait_returns_once_new_instances_are_visible(ec2, run_module, slept):
+    # EC2 is eventually consistent: the next task finds instances by name, so wait: false still waits
+    # (briefly) until DescribeInstances shows what RunInstances launched, not for a state.
+    stub_lookups(ec2)
+    ec2.add_response("run_instances", {"Instances": [instance("i-00000001", "pending")]})
+    ec2.add_response("describe_instances", {"Reservations": []}, id_filter("i-00000001"))
+    ec2.add_response("describe_instances", {"Reservations": []}, id_filter("i-00000001"))
+    ec2.add_response("describe_instances", reservations(instance("i-00000001", "pending")), id_filter("i-00000001"))
+    res = run_module(ec2_launch, dict(BASE, wait=False))
+    assert not res.failed, res.result["msg"]
+    assert res.result["launched_ids"] == ["i-00000001"]
+    assert [i["state"]["name"] for i in res.result["instances"]] == ["pending"]
+    assert slept == [0.25, 0.4]
+    ec2.assert_no_pending_responses()
+
+
 def test_client_token_is_deterministic_and_64_chars():
     one = ec2_launch.client_token("web", "us-east-1", VPC, ["i-2", "i-1"], 3)
     assert one == ec2_launch.client_token("web", "us-east-1", VPC, ["i-1", "i-2"], 3)
