@@ -154,6 +154,10 @@ class WaitTimeout(Exception):
         super().__init__(f"timed out after {timeout}s waiting for {what}; last seen: {last}")
 
 
+class TaskError(Exception):
+    """What a task found wrong (bad input EC2 revealed, a conflict) in one line; the module adds what was done."""
+
+
 def one_line(text):
     return " ".join(str(text).split())
 
@@ -195,6 +199,16 @@ def chunks(values, size=MAX_FILTER_VALUES):
     values = list(values)
     for start in range(0, len(values), size):
         yield values[start : start + size]
+
+
+def not_found(call, codes):
+    """Run ``call()``; return None when AWS answers with one of ``codes`` (what is not there, or gone)."""
+    try:
+        return call()
+    except AwsError as err:
+        if err.code in codes:
+            return None
+        raise
 
 
 class AwsClient:
@@ -457,6 +471,37 @@ def wait_until(fetch, check, timeout, what, describe=repr, first_delay=0.25, max
             raise WaitTimeout(what, timeout, describe(value))
         AwsClient.sleep(min(delay, remaining))
         delay = min(max_delay, delay * factor)
+
+
+# --- changes ----------------------------------------------------------------------------------------
+
+
+class Changes:
+    """What a run changes, or in check mode would change, one line each, in order; the one way to change."""
+
+    def __init__(self, check_mode, client=None):
+        self.check_mode = check_mode
+        self.client = client
+        self.actions = []
+
+    def will(self, action):
+        """Record ``action``; return True when it is to be carried out (not in check mode)."""
+        self.actions.append(action)
+        return not self.check_mode
+
+    def act(self, action, operation, created_codes=(), **params):
+        """Record ``action``; outside check mode, make the call ``operation`` and return its answer.
+
+        ``created_codes``: NotFound codes of resources this run created that the call names; they are
+        retried for a while (EC2 is eventually consistent). ``InstanceIds`` go in chunks of 200.
+        """
+        if not self.will(action):
+            return None
+        if "InstanceIds" in params:
+            for part in chunks(params.pop("InstanceIds")):
+                self.client.call_created(operation, created_codes, InstanceIds=part, **params)
+            return None
+        return self.client.call_created(operation, created_codes, **params)
 
 
 # --- tags -------------------------------------------------------------------------------------------

@@ -76,6 +76,12 @@ def ec2(stubbed_clients):
 
 
 @pytest.fixture
+def ec2_client(stubbed_clients):
+    """``(client, stubber)``: an AwsClient for us-east-1 and its Stubber, for module_utils called directly."""
+    return stubbed_clients()
+
+
+@pytest.fixture
 def ssm(stubbed_clients):
     """A stubbed SSM client for us-east-1; ``for_region(name)`` gives another region's."""
     stub = stubbed_clients(service="ssm")[1]

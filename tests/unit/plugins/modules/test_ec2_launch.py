@@ -1,33 +1,28 @@
 from __future__ import annotations
 
-import base64
 import datetime
-import hashlib
-import subprocess
 
 import pytest
 from ansible.module_utils import basic
-from ansible_collections.bakery.ec2.plugins.module_utils import _aws
+from ansible_collections.bakery.ec2.plugins.module_utils import _aws, _instances
 from ansible_collections.bakery.ec2.plugins.modules import ec2_launch
 from botocore.stub import ANY
-
-AMI = "ami-0123456789abcdef0"
-ARM_AMI = "ami-0aaaaaaaaaaaaaaa0"
-SUBNET = "subnet-0123456789abcdef0"
-VPC = "vpc-0123456789abcdef0"
-SG = "sg-0123456789abcdef0"
-T0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
-STATE_CODES = {"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48, "stopping": 64, "stopped": 80}
-LIVE = ["pending", "running", "stopping", "stopped"]
-# A throwaway RSA public key, for tests only.
-RSA_PUB = (
-    "ssh-rsa "
-    "AAAAB3NzaC1yc2EAAAADAQABAAABAQCeh2fpzykghemg1PqI4mO81njxJOA2S6KyxeIgwzykThpibYktNIt1XYK21BBkaIhT//SM"
-    "xbcfPFKHq/vOpusAj8NC0O7Nsw9cDC082PmZodFrWZzL/3x6JwNtVUuheYJBbPn/smXq3PC2rBYtyX5PvnHm9iUqIE3HqR/bfL6t"
-    "Nfs49zcsOS5hX3+C1UdOV1F5NCEXrgl6PI0r6//uX0m1XHuzvNsiKHv9FhPWBY2t1i8g6Eq7FZaRBzHm4XlEQZkZnjHTB65rLwVW"
-    "LzczpWzm51IOWYVcHPmjvB7NAsuJQNFlsKzM5v00+GVN4fldBks6iKBgakFHGRFrpG83TSol"
-    " test@example"
+from ec2_fakes import (
+    AMI,
+    ED_PUB,
+    LIVE,
+    RSA_PUB,
+    RSA_PUB_MD5,
+    SG,
+    SUBNET,
+    T0,
+    VPC,
+    id_filter,
+    instance,
+    reservations,
 )
+
+ARM_AMI = "ami-0aaaaaaaaaaaaaaa0"
 
 
 @pytest.fixture
@@ -38,46 +33,11 @@ def warnings(monkeypatch):
     return seen
 
 
-def ssh_ed25519(seed=b"\x01" * 32):
-    blob = b"\x00\x00\x00\x0bssh-ed25519" + b"\x00\x00\x00\x20" + seed
-    return "ssh-ed25519 " + base64.b64encode(blob).decode() + " test@example"
-
-
-ED_PUB = ssh_ed25519()
-
-
-def instance(iid, state="running", launched=T0, tags=None, groups=(SG,), **extra):
-    inst = {
-        "InstanceId": iid,
-        "ImageId": AMI,
-        "InstanceType": "t3.micro",
-        "State": {"Code": STATE_CODES[state], "Name": state},
-        "LaunchTime": launched,
-        "SubnetId": SUBNET,
-        "VpcId": VPC,
-        "Placement": {"AvailabilityZone": "us-east-1a"},
-        "PrivateIpAddress": "172.31.0.10",
-        "SecurityGroups": [{"GroupId": g, "GroupName": "web"} for g in groups],
-        "MetadataOptions": {"HttpTokens": "required", "HttpPutResponseHopLimit": 1, "HttpEndpoint": "enabled"},
-        "Tags": [{"Key": k, "Value": v} for k, v in (tags or {"Name": "web"}).items()],
-    }
-    inst.update(extra)
-    return inst
-
-
-def reservations(*instances):
-    return {"Reservations": [{"ReservationId": "r-0123456789abcdef0", "Instances": list(instances)}]}
-
-
 def group_filters(name="web", vpc=None):
     filters = [{"Name": "tag:Name", "Values": [name]}, {"Name": "instance-state-name", "Values": LIVE}]
     if vpc:
         filters.append({"Name": "vpc-id", "Values": [vpc]})
     return {"Filters": filters}
-
-
-def id_filter(*ids):
-    return {"Filters": [{"Name": "instance-id", "Values": list(ids)}]}
 
 
 def stub_find(ec2, *instances, name="web"):
@@ -145,7 +105,7 @@ BASE = {"name": "web", "image_id": AMI}
 
 def test_one_run_instances_with_client_token_and_tags_then_waits_pending_to_running(ec2, run_module, slept):
     stub_lookups(ec2)
-    token = ec2_launch.client_token("web", "us-east-1", VPC, [], 2)
+    token = _instances.client_token("web", "us-east-1", VPC, [], 2)
     ec2.add_response(
         "run_instances",
         {"Instances": [instance("i-00000001", "pending"), instance("i-00000002", "pending")]},
@@ -205,15 +165,6 @@ def test_without_wait_returns_once_new_instances_are_visible(ec2, run_module, sl
     assert [i["state"]["name"] for i in res.result["instances"]] == ["pending"]
     assert slept == [0.25, 0.4]
     ec2.assert_no_pending_responses()
-
-
-def test_client_token_is_deterministic_and_64_chars():
-    one = ec2_launch.client_token("web", "us-east-1", VPC, ["i-2", "i-1"], 3)
-    assert one == ec2_launch.client_token("web", "us-east-1", VPC, ["i-1", "i-2"], 3)
-    assert len(one) == 64
-    assert one != ec2_launch.client_token("web", "us-east-1", VPC, ["i-1"], 3)
-    assert one != ec2_launch.client_token("web", "eu-west-1", VPC, ["i-1", "i-2"], 3)
-    assert one != ec2_launch.client_token("web", "us-east-1", VPC, ["i-1", "i-2"], 4)
 
 
 def test_pending_instance_from_an_interrupted_run_counts_and_is_waited_for(ec2, run_module):
@@ -316,7 +267,7 @@ def test_a_started_instance_that_stops_again_fails_the_wait(ec2, run_module):
 
 def test_throttling_is_retried_with_the_same_client_token(ec2, run_module, slept):
     stub_lookups(ec2)
-    token = ec2_launch.client_token("web", "us-east-1", VPC, [], 1)
+    token = _instances.client_token("web", "us-east-1", VPC, [], 1)
     ec2.add_client_error("run_instances", "RequestLimitExceeded", "Request limit exceeded.", 503)
     ec2.add_response(
         "run_instances", {"Instances": [instance("i-00000001", "running")]}, {"ClientToken": token, **run_params()}
@@ -345,8 +296,8 @@ def run_params(count=1):
 
 def test_stale_client_token_gets_a_new_deterministic_one(ec2, run_module):
     stub_lookups(ec2)
-    first = ec2_launch.client_token("web", "us-east-1", VPC, [], 1)
-    second = ec2_launch.client_token("web", "us-east-1", VPC, [], 1, "stale:i-0000000a")
+    first = _instances.client_token("web", "us-east-1", VPC, [], 1)
+    second = _instances.client_token("web", "us-east-1", VPC, [], 1, "stale:i-0000000a")
     ec2.add_response(
         "run_instances", {"Instances": [instance("i-0000000a", "terminated")]}, {"ClientToken": first, **run_params()}
     )
@@ -591,24 +542,6 @@ def test_foreign_group_with_the_same_name_is_not_taken_over(ec2, run_module):
     assert "was not made by ec2_launch" in res.result["msg"]
 
 
-def test_permissions_round_trip():
-    atoms = ec2_launch.firewall_atoms(
-        [
-            {"proto": "tcp", "ports": "8000-8080", "cidr": ["10.0.0.0/8", "::/0"], "source_group": None},
-            {"proto": "icmp", "ports": None, "cidr": ["192.168.0.0/16"], "source_group": None},
-            {"proto": "udp", "ports": 53, "cidr": None, "source_group": "sg-0123456789abcdef0"},
-        ],
-        "web",
-    )
-    assert ec2_launch.atoms_from_permissions(ec2_launch.permissions_from_atoms(atoms)) == atoms
-    assert sorted(ec2_launch.rule_text(a) for a in atoms) == [
-        "icmp from 192.168.0.0/16",
-        "tcp 8000-8080 from 10.0.0.0/8",
-        "tcp 8000-8080 from ::/0",
-        "udp 53 from sg-0123456789abcdef0",
-    ]
-
-
 # --- absent -----------------------------------------------------------------------------------------
 
 
@@ -671,9 +604,7 @@ def test_public_key_import_when_missing(ec2, run_module):
 @pytest.mark.parametrize("with_public_key", [True, False])
 def test_existing_key_with_the_same_public_key_is_accepted(ec2, run_module, with_public_key):
     stub_lookups(ec2, instance("i-00000001", KeyName="deploy"), image=False)
-    key_type, blob = ec2_launch.ssh_key_blob(RSA_PUB)
-    der = ec2_launch.public_key_der(key_type, blob)
-    pair = {"KeyName": "deploy", "KeyFingerprint": ":".join(f"{b:02x}" for b in hashlib.md5(der).digest())}
+    pair = {"KeyName": "deploy", "KeyFingerprint": RSA_PUB_MD5}  # as EC2 shows an imported RSA key
     if with_public_key:
         pair["PublicKey"] = RSA_PUB.replace("test@example", "other comment")
     ec2.add_response("describe_key_pairs", {"KeyPairs": [pair]})
@@ -703,26 +634,6 @@ def test_existing_key_pair_by_name_alone_is_used_whatever_key_it_holds(ec2, run_
     res = run_module(ec2_launch, {"name": "web", "key_name": "deploy"})
     assert not res.failed, res.result["msg"]
     assert res.result["changed"] is False
-
-
-@pytest.mark.parametrize("key_type", ["rsa", "ed25519"])
-def test_fingerprints_match_what_ec2_and_ssh_keygen_compute(tmp_path, key_type):
-    serialization = pytest.importorskip("cryptography.hazmat.primitives.serialization")
-    path = tmp_path / "id"
-    subprocess.run(["ssh-keygen", "-q", "-t", key_type, "-N", "", "-f", str(path)], check=True)
-    text = (tmp_path / "id.pub").read_text()
-    kind, blob = ec2_launch.ssh_key_blob(text)
-    der = serialization.load_ssh_public_key(text.encode()).public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    assert ec2_launch.public_key_der(kind, blob) == der
-    forms = ec2_launch.key_fingerprints(kind, blob)
-    if key_type == "rsa":  # AWS: MD5 of the DER key, colon hex
-        aws = ":".join(f"{b:02x}" for b in hashlib.md5(der).digest())
-    else:  # AWS: base64 SHA-256, as ssh-keygen -l shows it
-        listed = subprocess.run(["ssh-keygen", "-l", "-f", str(path)], check=True, capture_output=True, text=True)
-        aws = listed.stdout.split()[1] + "="
-    assert ec2_launch.normalise_fingerprint(aws) in forms
 
 
 # --- bad input --------------------------------------------------------------------------------------
@@ -881,54 +792,6 @@ def test_launch_without_image_id_is_refused(ec2, run_module):
     assert res.result["msg"] == "image_id is required to launch 2 instance(s) named 'web'"
 
 
-def test_volumes_and_metadata_reach_run_instances():
-    params = {
-        "name": "db",
-        "image_id": AMI,
-        "instance_type": "t3.micro",
-        "key_name": "deploy",
-        "user_data": None,
-        "iam_instance_profile": "arn:aws:iam::123456789012:instance-profile/db",
-        "tags": None,
-        "termination_protection": True,
-        "metadata_options": {
-            "http_tokens": "required",
-            "http_put_response_hop_limit": 2,
-            "instance_metadata_tags": None,
-        },
-        "volumes": [
-            {
-                "device_name": "/dev/sdf",
-                "size": 100,
-                "type": "gp3",
-                "iops": 4000,
-                "throughput": None,
-                "encrypted": True,
-                "kms_key_id": None,
-                "delete_on_termination": True,
-            }
-        ],
-    }
-    req = ec2_launch.build_run_request(params, SUBNET, [SG], 1, "t")
-    assert req["BlockDeviceMappings"] == [
-        {
-            "DeviceName": "/dev/sdf",
-            "Ebs": {
-                "VolumeType": "gp3",
-                "Encrypted": True,
-                "DeleteOnTermination": True,
-                "VolumeSize": 100,
-                "Iops": 4000,
-            },
-        }
-    ]
-    assert req["MetadataOptions"] == {"HttpTokens": "required", "HttpPutResponseHopLimit": 2}
-    assert req["IamInstanceProfile"] == {"Arn": params["iam_instance_profile"]}
-    assert req["DisableApiTermination"] is True
-    assert req["SecurityGroupIds"] == [SG]
-    assert req["KeyName"] == "deploy"
-
-
 # --- key pair removal with state: absent -------------------------------------------------------------
 
 KEY_USERS = {
@@ -992,28 +855,6 @@ def test_absent_in_check_mode_plans_the_key_deletion_without_making_it(ec2, run_
         ec2_launch, {"name": "web", "state": "absent", "key_name": "deploy", "public_key": ED_PUB}, check_mode=True
     )
     assert res.result["changes"] == ["terminate i-00000001", "delete key pair deploy"]
-
-
-def test_root_volume_without_size_takes_the_image_size():
-    """EC2 needs a size or a snapshot in an EBS mapping: an encrypted root override keeps the image's size."""
-    volume = {
-        "device_name": "/dev/xvda",
-        "size": None,
-        "type": "gp3",
-        "iops": None,
-        "throughput": None,
-        "encrypted": True,
-        "kms_key_id": None,
-        "delete_on_termination": True,
-    }
-    image = {"BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": "snap-1", "VolumeSize": 8}}]}
-    (mapping,) = ec2_launch.block_device_mappings([volume], image)
-    assert mapping == {
-        "DeviceName": "/dev/xvda",
-        "Ebs": {"VolumeType": "gp3", "Encrypted": True, "DeleteOnTermination": True, "VolumeSize": 8},
-    }
-    (other,) = ec2_launch.block_device_mappings([dict(volume, device_name="/dev/sdf", size=20)], image)
-    assert other["Ebs"]["VolumeSize"] == 20
 
 
 # --- on real AWS: eventual consistency, lost answers, filter limit, zones and types, metadata ------------
@@ -1212,8 +1053,8 @@ ANYTHING = dict.fromkeys(
 @pytest.mark.parametrize("code", ["Unsupported", "InsufficientInstanceCapacity"])
 def test_no_capacity_moves_to_the_next_offering_zone_with_a_new_token(ec2, run_module, warnings, code):
     stub_lookups(ec2)
-    first = ec2_launch.client_token("web", "us-east-1", VPC, [], 1)
-    second = ec2_launch.client_token("web", "us-east-1", VPC, [], 1, "zone:us-east-1b|")
+    first = _instances.client_token("web", "us-east-1", VPC, [], 1)
+    second = _instances.client_token("web", "us-east-1", VPC, [], 1, "zone:us-east-1b|")
     ec2.add_client_error("run_instances", code, "We currently do not have sufficient t3.micro capacity", 500)
     # Not retried in the same zone: the next request goes to the next zone.
     ec2.add_response(
@@ -1294,34 +1135,6 @@ def test_type_not_offered_anywhere_fails(ec2, run_module):
     assert res.result["msg"] == "instance_type: 't3.micro' is not offered in any zone of us-east-1"
 
 
-@pytest.mark.parametrize(
-    ("image", "itype", "msg"),
-    [
-        (
-            {"EnaSupport": False},
-            {"NetworkInfo": {"EnaSupport": "required"}},
-            f"instance_type: 't3.micro' needs ENA networking but image {AMI} does not have ENA support enabled",
-        ),
-        (
-            {"BootMode": "uefi"},
-            {"SupportedBootModes": ["legacy-bios"]},
-            f"instance_type: 't3.micro' boots legacy-bios but image {AMI} boots uefi only",
-        ),
-        (
-            {"BootMode": "legacy-bios"},
-            {"SupportedBootModes": ["uefi"]},
-            f"instance_type: 't3.micro' boots uefi but image {AMI} boots legacy-bios only",
-        ),
-        ({"BootMode": "uefi-preferred"}, {"SupportedBootModes": ["legacy-bios"]}, None),
-        ({"EnaSupport": True}, {"NetworkInfo": {"EnaSupport": "required"}, "SupportedBootModes": ["uefi"]}, None),
-        ({}, {"NetworkInfo": {"EnaSupport": "required"}, "SupportedBootModes": ["uefi"]}, None),
-    ],
-)
-def test_image_and_type_compatibility(image, itype, msg):
-    image = dict(image, ImageId=AMI)
-    assert ec2_launch.image_type_mismatch(image, dict(itype, InstanceType="t3.micro")) == msg
-
-
 def test_incompatible_image_fails_before_anything_is_created(ec2, run_module):
     stub_find(ec2)
     ec2.add_response("describe_images", {"Images": [{"ImageId": AMI, "Architecture": "x86_64", "EnaSupport": False}]})
@@ -1354,13 +1167,6 @@ def test_existing_metadata_options_are_left_alone_unless_given(ec2, run_module):
     assert res.result["changes"] == [
         "set metadata options of i-00000001: HttpPutResponseHopLimit=2, HttpTokens=required"
     ]
-
-
-def test_new_instances_get_imdsv2_required_and_the_hop_limit():
-    params = {"metadata_options": None}
-    assert ec2_launch.metadata_request(params["metadata_options"]) == {"HttpTokens": "required"}
-    given = {"http_tokens": None, "http_put_response_hop_limit": 2, "instance_metadata_tags": None}
-    assert ec2_launch.metadata_request(given) == {"HttpTokens": "required", "HttpPutResponseHopLimit": 2}
 
 
 def test_group_delete_whose_answer_was_lost_counts_as_deleted(ec2, run_module):

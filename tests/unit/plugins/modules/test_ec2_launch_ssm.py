@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
+from ansible_collections.bakery.ec2.plugins.module_utils import _instances
 from ansible_collections.bakery.ec2.plugins.modules import ec2_launch
-from test_ec2_launch import (
-    AMI,
-    VPC,
-    id_filter,
-    instance,
-    reservations,
-    run_params,
-    stub_find,
-    stub_image,
-    stub_lookups,
-)
+from ec2_fakes import AMI, VPC, id_filter, instance, reservations
+from test_ec2_launch import run_params, stub_find, stub_image, stub_lookups
 
 PARAM = "/aws/service/debian/release/12/latest/amd64"
 NEWER = "ami-0fedcba9876543210"
@@ -30,7 +22,7 @@ def stub_parameter(ssm, value=AMI, region="us-east-1"):
 def test_resolve_ssm_launches_the_image_the_parameter_names(ec2, ssm, run_module):
     stub_parameter(ssm)
     stub_lookups(ec2)
-    token = ec2_launch.client_token("web", "us-east-1", VPC, [], 1)
+    token = _instances.client_token("web", "us-east-1", VPC, [], 1)
     ec2.add_response("run_instances", {"Instances": [instance("i-00000001")]}, {"ClientToken": token, **run_params()})
     ec2.add_response("describe_instances", reservations(instance("i-00000001")), id_filter("i-00000001"))
     res = run_module(ec2_launch, {"name": "web", "image_id": f"resolve:ssm:{PARAM}", "wait": False})

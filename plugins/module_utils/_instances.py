@@ -1,0 +1,544 @@
+# Copyright: (c) 2026, bakery.ec2 contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Private: the instances of ec2_launch's group (those named ``name``). Not a public API.
+
+What they are launched from (image and instance type checks), the RunInstances request with its deterministic
+client token, what differs and cannot change in place (drift), and :class:`Fleet`, which terminates the
+surplus, launches the missing, reconciles the rest in place and waits for their states.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from ansible_collections.bakery.ec2.plugins.module_utils._aws import (
+    CONSISTENCY_TIMEOUT,
+    AwsError,
+    TaskError,
+    chunks,
+    compare_tags,
+    dict_to_tags,
+    not_found,
+    tag_specifications,
+    tags_to_dict,
+    wait_until,
+)
+
+# Instances in these states count as the group's.
+LIVE_STATES = ("pending", "running", "stopping", "stopped")
+INSTANCE_NOT_FOUND = ("InvalidInstanceID.NotFound",)
+# RunInstances errors after which another zone that offers the type may do.
+ZONE_CAPACITY_CODES = ("Unsupported", "InsufficientInstanceCapacity")
+
+
+# --- pure helpers: order, requests, drift -----------------------------------------------------------
+
+
+def launch_time_key(instance):
+    launched = instance.get("LaunchTime")
+    return (launched.isoformat() if hasattr(launched, "isoformat") else str(launched or ""), instance["InstanceId"])
+
+
+def oldest_first(instances):
+    return sorted(instances, key=launch_time_key)
+
+
+def client_token(name, region, vpc_id, current_ids, count, salt=""):
+    """A deterministic RunInstances ClientToken (64 characters, EC2's limit).
+
+    It changes with what the launch is for (group, place, instances already there, count wanted), so the same
+    interrupted task rerun gets the same token and EC2 returns the same instances instead of launching more.
+    """
+    text = "|".join([name, region, vpc_id or "", ",".join(sorted(current_ids)), str(count), salt])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def launch_tags(params):
+    tags = {str(k): "" if v is None else str(v) for k, v in (params["tags"] or {}).items()}
+    tags["Name"] = params["name"]
+    return tags
+
+
+def block_device_mappings(volumes, image=None):
+    """The BlockDeviceMappings of ``volumes``; a volume that overrides one of the image's without a
+    size gets the image's size (EC2 needs a size or a snapshot in every EBS mapping)."""
+    image_sizes = {
+        m["DeviceName"]: m["Ebs"]["VolumeSize"]
+        for m in (image or {}).get("BlockDeviceMappings") or ()
+        if m.get("Ebs", {}).get("VolumeSize")
+    }
+    mappings = []
+    for vol in volumes or ():
+        ebs = {
+            "VolumeType": vol["type"],
+            "Encrypted": vol["encrypted"],
+            "DeleteOnTermination": vol["delete_on_termination"],
+        }
+        for option, key in (
+            ("size", "VolumeSize"),
+            ("iops", "Iops"),
+            ("throughput", "Throughput"),
+            ("kms_key_id", "KmsKeyId"),
+        ):
+            if vol[option] is not None:
+                ebs[key] = vol[option]
+        if "VolumeSize" not in ebs and vol["device_name"] in image_sizes:
+            ebs["VolumeSize"] = image_sizes[vol["device_name"]]
+        mappings.append({"DeviceName": vol["device_name"], "Ebs": ebs})
+    return mappings
+
+
+def metadata_request(options):
+    """The MetadataOptions of ``metadata_options`` (None when not given): IMDSv2 required unless set otherwise."""
+    options = options or {}
+    request = {"HttpTokens": options.get("http_tokens") or "required"}
+    if options.get("http_put_response_hop_limit") is not None:
+        request["HttpPutResponseHopLimit"] = options["http_put_response_hop_limit"]
+    if options.get("instance_metadata_tags") is not None:
+        request["InstanceMetadataTags"] = options["instance_metadata_tags"]
+    return request
+
+
+def metadata_changes(current, options):
+    """The suboptions given in ``options`` that differ from the instance's ``MetadataOptions``.
+
+    Existing instances are only reconciled when ``metadata_options`` is given, and then only in the
+    suboptions it sets: adopting a fleet must not silently switch IMDSv1 off.
+    """
+    wanted = {
+        key: (options or {}).get(option)
+        for option, key in (
+            ("http_tokens", "HttpTokens"),
+            ("http_put_response_hop_limit", "HttpPutResponseHopLimit"),
+            ("instance_metadata_tags", "InstanceMetadataTags"),
+        )
+    }
+    return {key: value for key, value in wanted.items() if value is not None and (current or {}).get(key) != value}
+
+
+def build_run_request(params, subnet_id, group_ids, count, token, image=None):
+    request = {
+        "ImageId": params["image_id"],
+        "InstanceType": params["instance_type"],
+        "MinCount": count,
+        "MaxCount": count,
+        "ClientToken": token,
+        "SubnetId": subnet_id,
+        "MetadataOptions": metadata_request(params["metadata_options"]),
+        "TagSpecifications": tag_specifications(launch_tags(params), "instance", "volume"),
+    }
+    if group_ids:
+        request["SecurityGroupIds"] = list(group_ids)
+    if params["key_name"]:
+        request["KeyName"] = params["key_name"]
+    if params["user_data"] is not None:
+        request["UserData"] = params["user_data"]
+    if params["iam_instance_profile"]:
+        profile = params["iam_instance_profile"]
+        request["IamInstanceProfile"] = {"Arn": profile} if profile.startswith("arn:") else {"Name": profile}
+    if params["volumes"]:
+        request["BlockDeviceMappings"] = block_device_mappings(params["volumes"], image)
+    if params["termination_protection"]:
+        request["DisableApiTermination"] = True
+    return request
+
+
+def image_type_mismatch(image, type_info):
+    """Why ``image`` cannot boot on the type (a DescribeInstanceTypes entry): ENA or boot mode; None if it can."""
+    if not image:
+        return None
+    itype, iid = type_info.get("InstanceType"), image.get("ImageId")
+    if (type_info.get("NetworkInfo") or {}).get("EnaSupport") == "required" and image.get("EnaSupport") is False:
+        return f"instance_type: {itype!r} needs ENA networking but image {iid} does not have ENA support enabled"
+    boot_modes = type_info.get("SupportedBootModes") or []
+    image_mode = image.get("BootMode")
+    if boot_modes and image_mode in ("legacy-bios", "uefi") and image_mode not in boot_modes:
+        return f"instance_type: {itype!r} boots {'/'.join(boot_modes)} but image {iid} boots {image_mode} only"
+    return None
+
+
+def instance_drift(instance, params, volumes):
+    """What differs from the options and cannot change in place, as ``drift`` entries."""
+    wanted = {
+        "image_id": (instance.get("ImageId"), params["image_id"]),
+        "instance_type": (instance.get("InstanceType"), params["instance_type"]),
+        "subnet_id": (instance.get("SubnetId"), params["subnet_id"]),
+        "availability_zone": ((instance.get("Placement") or {}).get("AvailabilityZone"), params["availability_zone"]),
+        "key_name": (instance.get("KeyName"), params["key_name"]),
+    }
+    drift = []
+    for option, (current, want) in wanted.items():
+        if want is not None and current != want:
+            drift.append({"instance_id": instance["InstanceId"], "option": option, "current": current, "wanted": want})
+    attached = {m["DeviceName"]: m.get("Ebs", {}).get("VolumeId") for m in instance.get("BlockDeviceMappings") or ()}
+    for vol in params["volumes"] or ():
+        where = f"volumes[{vol['device_name']}]"
+        if vol["device_name"] not in attached:
+            drift.append(
+                {"instance_id": instance["InstanceId"], "option": where, "current": None, "wanted": "attached"}
+            )
+            continue
+        actual = volumes.get(attached[vol["device_name"]])
+        if not actual:
+            continue
+        for option, key in (
+            ("size", "Size"),
+            ("type", "VolumeType"),
+            ("iops", "Iops"),
+            ("throughput", "Throughput"),
+            ("encrypted", "Encrypted"),
+        ):
+            if vol[option] is not None and actual.get(key) != vol[option]:
+                drift.append(
+                    {
+                        "instance_id": instance["InstanceId"],
+                        "option": f"{where}.{option}",
+                        "current": actual.get(key),
+                        "wanted": vol[option],
+                    }
+                )
+    return drift
+
+
+def describe_states(instances, ids):
+    seen = {inst["InstanceId"]: inst["State"]["Name"] for inst in instances}
+    return ", ".join(f"{iid} {seen.get(iid, 'not visible yet')}" for iid in ids)
+
+
+# --- reading EC2 ------------------------------------------------------------------------------------
+
+
+def find_instances(client, name, vpc_id=None):
+    """The live instances named ``name`` (in ``vpc_id`` when given), oldest first."""
+    filters = [{"Name": "tag:Name", "Values": [name]}, {"Name": "instance-state-name", "Values": list(LIVE_STATES)}]
+    if vpc_id:
+        filters.append({"Name": "vpc-id", "Values": [vpc_id]})
+    reservations = client.paginate("describe_instances", "Reservations", Filters=filters)
+    return oldest_first(inst for res in reservations for inst in res.get("Instances", []))
+
+
+def describe_ids(client, ids):
+    """The instances with these IDs that EC2 shows (new ones may not be visible yet)."""
+    found = []
+    for part in chunks(ids):
+        reservations = client.paginate(
+            "describe_instances", "Reservations", Filters=[{"Name": "instance-id", "Values": part}]
+        )
+        found.extend(inst for res in reservations for inst in res.get("Instances", []))
+    return oldest_first(found)
+
+
+def instance_ids_with(client, filter_name, value):
+    """IDs of the instances not yet terminated whose ``filter_name`` (``key-name``, ``instance.group-id``) is
+    ``value``: what still uses a key pair or a security group."""
+    filters = [
+        {"Name": filter_name, "Values": [value]},
+        {"Name": "instance-state-name", "Values": [*LIVE_STATES, "shutting-down"]},
+    ]
+    reservations = client.paginate("describe_instances", "Reservations", Filters=filters)
+    return {inst["InstanceId"] for res in reservations for inst in res.get("Instances", ())}
+
+
+def check_image(client, image_id, parameter=None):
+    """The image ``image_id`` (read from SSM ``parameter`` when given); TaskError when it is not usable here."""
+    images = not_found(
+        lambda: client.call("describe_images", ImageIds=[image_id])["Images"],
+        ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable", "InvalidAMIID.Malformed"),
+    )
+    if not images:
+        raise TaskError(
+            f"image_id: {image_id!r} not found in {client.region}"
+            + (f" (named by SSM parameter {parameter!r})" if parameter else "")
+            + "; AMI IDs are per region, so an ID from another region does not exist here: find this region's "
+            "with bakery.ec2.ami_find, or copy the image here"
+        )
+    image = images[0]
+    if image.get("State", "available") != "available":
+        raise TaskError(f"image_id: {image_id!r} is {image['State']}, not available")
+    return image
+
+
+def check_instance_type(client, instance_type, image):
+    """TaskError unless the region offers ``instance_type`` and it can boot ``image`` (architecture, ENA, boot)."""
+    types = not_found(
+        lambda: client.call("describe_instance_types", InstanceTypes=[instance_type])["InstanceTypes"],
+        ("InvalidInstanceType",),
+    )
+    if not types:
+        raise TaskError(f"instance_type: {instance_type!r} is not offered in {client.region}")
+    supported = (types[0].get("ProcessorInfo") or {}).get("SupportedArchitectures") or []
+    arch = (image or {}).get("Architecture")
+    if arch and supported and arch not in supported:
+        raise TaskError(
+            f"instance_type: {instance_type!r} runs {'/'.join(supported)} but image {image['ImageId']} is {arch}"
+        )
+    error = image_type_mismatch(image, types[0])
+    if error:
+        raise TaskError(error)
+
+
+def volumes_of(client, instances, volumes):
+    """``{volume_id: volume}`` of the instances' volumes, when ``volumes`` (the option) needs comparing."""
+    if not volumes:
+        return {}
+    ids = sorted(
+        m["Ebs"]["VolumeId"]
+        for inst in instances
+        for m in inst.get("BlockDeviceMappings") or ()
+        if m.get("Ebs", {}).get("VolumeId")
+    )
+    if not ids:
+        return {}
+    return {
+        vol["VolumeId"]: vol
+        for part in chunks(ids)
+        for vol in client.paginate("describe_volumes", "Volumes", VolumeIds=part)
+    }
+
+
+# --- waits ------------------------------------------------------------------------------------------
+
+
+def wait_visible(client, ids, launched, timeout=CONSISTENCY_TIMEOUT):
+    """The instances ``ids``, once EC2 shows every one of ``launched`` (just launched by this run)."""
+    wanted = set(launched)
+    return wait_until(
+        lambda: describe_ids(client, ids),
+        lambda found: wanted <= {inst["InstanceId"] for inst in found},
+        timeout,
+        f"{len(wanted)} new instance(s) to be visible",
+        describe=lambda found: describe_states(found, sorted(wanted)),
+    )
+
+
+def wait_for_state(client, ids, state, timeout):
+    """Wait until every instance in ``ids`` is in ``state`` (``terminated``: or gone); return them."""
+
+    dead = {"shutting-down", "terminated"} | ({"stopped"} if state == "running" else set())
+    booting = set()  # seen pending or running in this wait
+
+    def check(instances):
+        seen = {inst["InstanceId"]: inst for inst in instances}
+        for iid in ids:
+            inst = seen.get(iid)
+            if inst is None:
+                if state == "terminated":
+                    continue
+                return False
+            current = inst["State"]["Name"]
+            reason = inst.get("StateReason") or {}
+            # A stopped instance has died on its way to running (failed boot, shutdown from inside), unless
+            # this is a stale answer from before a StartInstances: stopped by its user, not seen booting yet.
+            stale = current == "stopped" and iid not in booting
+            stale = stale and reason.get("Code") == "Client.UserInitiatedShutdown"
+            if state != "terminated" and current in dead and not stale:
+                message = reason.get("Message", "no reason given")
+                raise TaskError(f"instance {iid} went to {current} while waiting for {state}: {message}")
+            if current in ("pending", "running"):
+                booting.add(iid)
+            if current != state:
+                return False
+        return True
+
+    return wait_until(
+        lambda: describe_ids(client, ids),
+        check,
+        timeout,
+        f"{len(ids)} instance(s) to be {state}",
+        describe=lambda instances: describe_states(instances, ids),
+    )
+
+
+# --- changing the group -----------------------------------------------------------------------------
+
+
+class Fleet:
+    """The group's instances: terminate the surplus, launch the missing, reconcile the kept, wait for states.
+
+    Every change goes through ``changes`` (:class:`Changes`), so check mode changes nothing. ``params`` are
+    ec2_launch's options; ``warn`` gives the user a warning.
+    """
+
+    def __init__(self, changes, params, warn):
+        self.changes = changes
+        self.client = changes.client
+        self.params = params
+        self.warn = warn
+        self.launched = []
+        self.terminated = []
+        self.touched = False  # whether an instance was changed (so their state must be read again)
+
+    def act(self, change, operation, created_codes=(), **request):
+        self.touched = True
+        return self.changes.act(change, operation, created_codes, **request)
+
+    def wait(self, ids, state):
+        if ids and self.params["wait"] and not self.changes.check_mode:
+            return wait_for_state(self.client, ids, state, self.params["wait_timeout"])
+        return None
+
+    def protection(self, instances):
+        """``{instance_id: DisableApiTermination}`` when termination_protection is managed."""
+        if self.params["termination_protection"] is None:
+            return {}
+        return {
+            inst["InstanceId"]: self.client.call(
+                "describe_instance_attribute", Attribute="disableApiTermination", InstanceId=inst["InstanceId"]
+            )["DisableApiTermination"]["Value"]
+            for inst in instances
+        }
+
+    def terminate(self, instances):
+        if not instances:
+            return
+        ids = [inst["InstanceId"] for inst in instances]
+        if self.params["termination_protection"] is False:
+            for iid, protected in self.protection(instances).items():
+                if protected:
+                    self.act(
+                        f"remove termination protection of {iid}",
+                        "modify_instance_attribute",
+                        InstanceId=iid,
+                        DisableApiTermination={"Value": False},
+                    )
+        self.act(f"terminate {', '.join(ids)}", "terminate_instances", InstanceIds=ids)
+        self.terminated = ids
+
+    def launch(self, missing, subnets, current_ids, groups, image, created_codes):
+        """Launch ``missing`` instances in the first of ``subnets`` (one VPC, best first) that takes them.
+
+        When EC2 answers Unsupported or InsufficientInstanceCapacity, the next zone that offers the type is
+        tried with its own (as deterministic) client token. ``current_ids``: the group's instances before;
+        ``groups``: the security group IDs of the new ones; ``created_codes``: NotFound codes of what this
+        run just created that RunInstances names (retried: EC2 is eventually consistent).
+        """
+
+        def request(subnet, token):
+            return build_run_request(self.params, subnet["SubnetId"], groups, missing, token, image)
+
+        tried = []
+        for index, subnet in enumerate(subnets):
+            zone = subnet["AvailabilityZone"]
+            try:
+                return self.launch_in(subnet, f"zone:{zone}|" if index else "", current_ids, request, created_codes)
+            except AwsError as err:
+                if err.code not in ZONE_CAPACITY_CODES or len(subnets) == 1:
+                    raise
+                tried.append(f"{zone} ({err.code})")
+                if index + 1 < len(subnets):
+                    self.warn(
+                        f"{err.code} for {self.params['instance_type']} in {zone}: "
+                        f"trying {subnets[index + 1]['AvailabilityZone']}"
+                    )
+        raise TaskError(
+            f"no zone could launch {missing} {self.params['instance_type']} instance(s); tried {', '.join(tried)}"
+        )
+
+    def launch_in(self, subnet, zone_salt, current_ids, request_for, created_codes):
+        """One RunInstances into ``subnet``, with a client token derived again when EC2 refuses the one used."""
+        params = self.params
+        salt = zone_salt
+        for _attempt in range(3):
+            token = client_token(
+                params["name"], self.client.region, subnet["VpcId"], current_ids, params["count"], salt
+            )
+            request = request_for(subnet, token)
+            change = f"launch {request['MinCount']} instance(s) in {subnet['SubnetId']}"
+            if self.changes.check_mode:
+                self.changes.will(change)
+                return
+            try:
+                # Retrying RunInstances is safe: the client token makes EC2 launch at most once.
+                reply = self.client.call_created("run_instances", created_codes, **request)
+            except AwsError as err:
+                if err.code != "IdempotentParameterMismatch":
+                    raise
+                # The token was used before with other parameters; derive a new one, just as deterministic.
+                request.pop("ClientToken")
+                salt = (
+                    zone_salt
+                    + "params:"
+                    + hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()).hexdigest()
+                )
+                continue
+            instances = reply.get("Instances", [])
+            if any(inst["State"]["Name"] in ("pending", "running") for inst in instances):
+                self.changes.will(change)
+                self.touched = True
+                self.launched = [inst["InstanceId"] for inst in instances]
+                return
+            # An old token: EC2 handed back instances of an earlier launch that are gone since.
+            salt = zone_salt + "stale:" + ",".join(sorted(inst["InstanceId"] for inst in instances))
+        raise TaskError(f"RunInstances kept answering with instances that are gone (client token {token})")
+
+    def reconcile(self, instances, groups, group_codes=()):
+        """Tags, security groups (``groups``: exact IDs, or None to leave them), termination protection and
+        metadata options of existing ``instances``, in place. ``group_codes``: NotFound codes of a group
+        this run created."""
+        params = self.params
+        protected = self.protection(instances)
+        desired_tags = launch_tags(params) if params["tags"] is not None else None
+        for inst in instances:
+            iid = inst["InstanceId"]
+            if desired_tags is not None:
+                to_set, to_unset = compare_tags(
+                    tags_to_dict(inst.get("Tags")), desired_tags, params["purge_tags"], keep=("Name",)
+                )
+                if to_set:
+                    self.act(
+                        f"tag {iid} with {', '.join(sorted(to_set))}",
+                        "create_tags",
+                        Resources=[iid],
+                        Tags=dict_to_tags(to_set),
+                    )
+                if to_unset:
+                    self.act(
+                        f"remove tags {', '.join(to_unset)} from {iid}",
+                        "delete_tags",
+                        Resources=[iid],
+                        Tags=[{"Key": key} for key in to_unset],
+                    )
+            if groups is not None and sorted(g["GroupId"] for g in inst.get("SecurityGroups", [])) != sorted(groups):
+                self.act(
+                    f"set security groups of {iid} to {', '.join(groups)}",
+                    "modify_instance_attribute",
+                    group_codes,
+                    InstanceId=iid,
+                    Groups=groups,
+                )
+            if iid in protected and protected[iid] != params["termination_protection"]:
+                self.act(
+                    f"set termination protection of {iid} to {params['termination_protection']}",
+                    "modify_instance_attribute",
+                    InstanceId=iid,
+                    DisableApiTermination={"Value": params["termination_protection"]},
+                )
+            changes = metadata_changes(inst.get("MetadataOptions"), params["metadata_options"])
+            if changes:
+                self.act(
+                    f"set metadata options of {iid}: {', '.join(f'{k}={v}' for k, v in sorted(changes.items()))}",
+                    "modify_instance_metadata_options",
+                    InstanceId=iid,
+                    **changes,
+                )
+
+    def apply_state(self, instances):
+        """Start or stop ``instances`` (existing ones by their last known state, new ones as pending)."""
+        states = {inst["InstanceId"]: inst["State"]["Name"] for inst in instances}
+        states.update((iid, "pending") for iid in self.launched)
+        ids = list(states)
+        if all(state == self.params["state"] for state in states.values()):
+            return None
+        if self.params["state"] == "running":
+            to_start = [iid for iid, state in states.items() if state in ("stopping", "stopped")]
+            if to_start:
+                self.wait([iid for iid in to_start if states[iid] == "stopping"], "stopped")
+                self.act(f"start {', '.join(to_start)}", "start_instances", InstanceIds=to_start)
+            return self.wait(ids, "running")
+        to_stop = [iid for iid, state in states.items() if state in ("pending", "running")]
+        if to_stop:
+            self.wait([iid for iid in to_stop if states[iid] == "pending"], "running")
+            fresh = INSTANCE_NOT_FOUND if set(to_stop) & set(self.launched) else ()
+            self.act(f"stop {', '.join(to_stop)}", "stop_instances", fresh, InstanceIds=to_stop)
+        return self.wait(ids, "stopped")
