@@ -315,6 +315,7 @@ from ansible_collections.bakery.ec2.plugins.module_utils._aws import (
     ACCOUNT_RE,
     REGION_RE,
     AwsError,
+    Changes,
     check_id,
     compare_tags,
     dict_to_tags,
@@ -489,19 +490,6 @@ def summary(image, tags=None, users=None):
 def describe_image_state(image):
     reason = image.get("StateReason") or {}
     return f"{image.get('State')} ({reason.get('Message')})" if reason.get("Message") else image.get("State")
-
-
-class Changes:
-    """What a run changes, or in check mode would change, in order."""
-
-    def __init__(self, check_mode):
-        self.check_mode = check_mode
-        self.actions = []
-
-    def will(self, action):
-        """Record ``action``; return True when it is to be carried out (not in check mode)."""
-        self.actions.append(action)
-        return not self.check_mode
 
 
 # --- calls to AWS -----------------------------------------------------------------------------------

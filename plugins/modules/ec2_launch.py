@@ -622,85 +622,54 @@ class Task:
 
     def present(self):
         """``state: running`` or ``stopped``; returns the diff's before, the instances after, the diff's after."""
-        params, client, fleet = self.params, self.client, self.fleet
-        # Look: everything is read and checked against EC2 before anything changes.
+        before = self.look()
+        self.change()
+        final = self.final_instances()
+        return before, final, self.after(final)
+
+    def look(self):
+        """Read everything and check it against EC2; nothing changes here. Returns the diff's before."""
+        params, client = self.params, self.client
         subnet = find_subnet(client, params["subnet_id"], params["availability_zone"]) if params["subnet_id"] else None
-        existing = find_instances(client, params["name"], subnet["VpcId"] if subnet else None)
-        image = self.image() if params["image_id"] else None
-        if image:  # resolve:ssm:NAME becomes the image it names, for the drift check and the launch
-            params["image_id"] = image["ImageId"]
-        check_instance_type(client, params["instance_type"], image)
-        missing = max(0, params["count"] - len(existing))
-        if missing and not params["image_id"]:
-            raise TaskError(f"image_id is required to launch {missing} instance(s) named {params['name']!r}")
-        subnets = launch_subnets(
-            client, params["instance_type"], subnet, params["availability_zone"], existing, missing
+        self.existing = find_instances(client, params["name"], subnet["VpcId"] if subnet else None)
+        self.image = self.find_image() if params["image_id"] else None
+        if self.image:  # resolve:ssm:NAME becomes the image it names, for the drift check and the launch
+            params["image_id"] = self.image["ImageId"]
+        check_instance_type(client, params["instance_type"], self.image)
+        self.missing = max(0, params["count"] - len(self.existing))
+        if self.missing and not params["image_id"]:
+            raise TaskError(f"image_id is required to launch {self.missing} instance(s) named {params['name']!r}")
+        self.subnets = launch_subnets(
+            client, params["instance_type"], subnet, params["availability_zone"], self.existing, self.missing
         )
-        vpc_id = subnets[0]["VpcId"] if subnets else None
-        vpcs = {inst.get("VpcId") for inst in existing}
+        vpc_id = self.subnets[0]["VpcId"] if self.subnets else None
+        vpcs = {inst.get("VpcId") for inst in self.existing}
         if not params["subnet_id"] and len(vpcs) > 1 and (params["firewall"] is not None or params["security_groups"]):
             raise TaskError(
                 f"instances named {params['name']!r} are in several VPCs ({', '.join(sorted(vpcs))}); give subnet_id"
             )
-        if missing and not subnets:
+        if self.missing and not self.subnets:
             where = params["availability_zone"] or f"a zone of {client.region} offering {params['instance_type']}"
             raise TaskError(f"no default subnet in {where} to launch into; give subnet_id")
-        group_ids = None
+        self.group_ids = None
         if params["security_groups"] is not None:
-            group_ids = resolve_groups(client, params["security_groups"], vpc_id, "security_groups")
-        key_to_import = check_key_pair(client, params["key_name"], params["public_key"])
+            self.group_ids = resolve_groups(client, params["security_groups"], vpc_id, "security_groups")
+        self.key_to_import = check_key_pair(client, params["key_name"], params["public_key"])
         if params["firewall"] is not None:
             self.firewall = Firewall(self.changes, params["name"], vpc_id)
             self.firewall.look(params["firewall"], self.module.warn)
-        before = snapshot(existing, self.firewall.before if self.firewall else [])
-        surplus = existing[: max(0, len(existing) - params["count"])]
-        kept = existing[len(surplus) :]
-        volumes = volumes_of(client, kept, params["volumes"])
-        self.drift = [entry for inst in kept for entry in instance_drift(inst, params, volumes)]
+        surplus = max(0, len(self.existing) - params["count"])  # the oldest go
+        self.surplus, self.kept = self.existing[:surplus], self.existing[surplus:]
+        volumes = volumes_of(client, self.kept, params["volumes"])
+        self.drift = [entry for inst in self.kept for entry in instance_drift(inst, params, volumes)]
         for entry in self.drift:
             self.module.warn(
                 f"{entry['instance_id']}: {entry['option']} is {entry['current']!r}, wanted {entry['wanted']!r}; "
                 "not changed in place (instances are never replaced)"
             )
+        return snapshot(self.existing, self.firewall.before if self.firewall else [])
 
-        # Act: key pair and firewall first, so that new instances can use them.
-        key_imported = key_to_import and import_key_pair(self.changes, params["key_name"], params["public_key"])
-        if self.firewall:
-            self.firewall.apply()
-        fleet.terminate(surplus)
-        groups = self.wanted_groups(group_ids)
-        group_codes = self.firewall.not_found_codes if self.firewall else ()
-        if missing:
-            current_ids = [inst["InstanceId"] for inst in existing]
-            created = group_codes + (KEY_NOT_FOUND if key_imported else ())
-            fleet.launch(missing, subnets, current_ids, groups, image, created)
-        fleet.reconcile(kept, groups, group_codes)
-        waited = fleet.apply_state(kept)
-        fleet.wait(fleet.terminated, "terminated")
-
-        final_ids = [inst["InstanceId"] for inst in kept] + fleet.launched
-        if self.changes.check_mode or not fleet.touched:
-            final = kept
-        elif waited is not None:
-            final = waited
-        else:
-            # Instances just launched may not be visible yet (EC2 is eventually consistent): without a wait for
-            # a state, wait until EC2 shows them, so that the next task, which finds them by name, sees them.
-            final = wait_visible(client, final_ids, fleet.launched)
-        after = snapshot(final, self.firewall.after() if self.firewall else [])
-        if self.changes.check_mode:
-            after["count"] = len(kept) + missing
-            after["instance_ids"] = after["instance_ids"] + [f"(new {n + 1})" for n in range(missing)]
-            for iid in after["instances"]:
-                after["instances"][iid]["state"] = params["state"]
-                if params["tags"] is not None:
-                    current = after["instances"][iid]["tags"]
-                    after["instances"][iid]["tags"] = (
-                        launch_tags(params) if params["purge_tags"] else dict(current, **launch_tags(params))
-                    )
-        return before, final, after
-
-    def image(self):
+    def find_image(self):
         """The image ``image_id`` names (``resolve:ssm:NAME`` is read from SSM first); TaskError when unusable."""
         image_id, name = self.params["image_id"], parameter_name(self.params["image_id"])
         if name is not None:
@@ -710,30 +679,73 @@ class Task:
                 raise TaskError(str(err)) from None
         return check_image(self.client, image_id, name)
 
-    def wanted_groups(self, group_ids):
+    def change(self):
+        """Key pair and firewall first, so that new instances can use them; then the instances."""
+        params, fleet = self.params, self.fleet
+        key_imported = self.key_to_import and import_key_pair(self.changes, params["key_name"], params["public_key"])
+        if self.firewall:
+            self.firewall.apply()
+        fleet.terminate(self.surplus)
+        groups = self.wanted_groups()
+        group_codes = self.firewall.not_found_codes if self.firewall else ()
+        if self.missing:
+            current_ids = [inst["InstanceId"] for inst in self.existing]
+            created = group_codes + (KEY_NOT_FOUND if key_imported else ())
+            fleet.launch(self.missing, self.subnets, current_ids, groups, self.image, created)
+        fleet.reconcile(self.kept, groups, group_codes)
+        self.waited = fleet.apply_state(self.kept)
+        fleet.wait(fleet.terminated, "terminated")
+
+    def wanted_groups(self):
         """The exact security groups the instances must have (``security_groups`` and the managed one), or None
         to leave them alone."""
-        if group_ids is None and self.firewall is None:
+        if self.group_ids is None and self.firewall is None:
             return None
-        return list(group_ids or []) + ([self.firewall.member_id] if self.firewall else [])
+        return list(self.group_ids or []) + ([self.firewall.member_id] if self.firewall else [])
+
+    def final_instances(self):
+        """The group's instances after the changes, as EC2 shows them."""
+        fleet = self.fleet
+        if self.changes.check_mode or not fleet.touched:
+            return self.kept
+        if self.waited is not None:
+            return self.waited
+        # Instances just launched may not be visible yet (EC2 is eventually consistent): without a wait for
+        # a state, wait until EC2 shows them, so that the next task, which finds them by name, sees them.
+        final_ids = [inst["InstanceId"] for inst in self.kept] + fleet.launched
+        return wait_visible(self.client, final_ids, fleet.launched)
+
+    def after(self, final):
+        """The diff's after; in check mode, what the changes would make of the group."""
+        params = self.params
+        after = snapshot(final, self.firewall.after() if self.firewall else [])
+        if self.changes.check_mode:
+            after["count"] = len(self.kept) + self.missing
+            after["instance_ids"] = after["instance_ids"] + [f"(new {n + 1})" for n in range(self.missing)]
+            for iid in after["instances"]:
+                after["instances"][iid]["state"] = params["state"]
+                if params["tags"] is not None:
+                    current = after["instances"][iid]["tags"]
+                    after["instances"][iid]["tags"] = (
+                        launch_tags(params) if params["purge_tags"] else dict(current, **launch_tags(params))
+                    )
+        return after
 
     def absent(self):
         """``state: absent``: terminate the group, then delete its firewall and imported key pair once unused."""
-        params = self.params
-        vpc_id = (
-            find_subnet(self.client, params["subnet_id"], params["availability_zone"])["VpcId"]
-            if params["subnet_id"]
-            else None
-        )
+        params, fleet = self.params, self.fleet
+        vpc_id = None
+        if params["subnet_id"]:
+            vpc_id = find_subnet(self.client, params["subnet_id"], params["availability_zone"])["VpcId"]
         existing = find_instances(self.client, params["name"], vpc_id)
         before = snapshot(existing, [])
-        self.fleet.terminate(existing)
-        self.fleet.wait(self.fleet.terminated, "terminated")
-        shutting_down = bool(self.fleet.terminated) and not params["wait"]
+        fleet.terminate(existing)
+        fleet.wait(fleet.terminated, "terminated")
+        shutting_down = bool(fleet.terminated) and not params["wait"]
         firewall_before = drop_firewall(
             self.changes, params["name"], vpc_id, shutting_down, params["wait_timeout"], self.module.warn
         )
-        drop_key_pair(self.changes, params["key_name"], params["public_key"], self.fleet.terminated, self.module.warn)
+        drop_key_pair(self.changes, params["key_name"], params["public_key"], fleet.terminated, self.module.warn)
         before["firewall"] = sorted(firewall_before)
         return before, [], snapshot([], [])
 

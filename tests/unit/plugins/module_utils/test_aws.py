@@ -219,3 +219,38 @@ def test_call_created_gives_up_after_its_bound_of_at_least_60_seconds(monkeypatc
     assert now[0] == 60.0
     calls = 301 - len(stubber._queue)
     assert 8 < calls < 100  # backoff, not a busy loop
+
+
+def test_changes_record_each_change_and_make_it_only_outside_check_mode(ec2_client):
+    client, stub = ec2_client
+    ids = [f"i-{n:08x}" for n in range(1, 206)]
+    stub.add_response("terminate_instances", {}, {"InstanceIds": ids[:200]})
+    stub.add_response("terminate_instances", {}, {"InstanceIds": ids[200:]})
+    stub.add_client_error("create_tags", "InvalidInstanceID.NotFound", "not yet")  # a new instance, not visible yet
+    stub.add_response("create_tags", {}, {"Resources": ["i-00000001"], "Tags": [{"Key": "a", "Value": "b"}]})
+    changes = _aws.Changes(False, client)
+    assert changes.act("terminate 205", "terminate_instances", InstanceIds=ids) is None  # in chunks of 200
+    changes.act(
+        "tag",
+        "create_tags",
+        ("InvalidInstanceID.NotFound",),
+        Resources=["i-00000001"],
+        Tags=[{"Key": "a", "Value": "b"}],
+    )
+    assert changes.will("something done by hand") is True
+    assert changes.actions == ["terminate 205", "tag", "something done by hand"]
+    planned = _aws.Changes(True, client)  # the Stubber fails the test on any call
+    assert planned.act("terminate 205", "terminate_instances", InstanceIds=ids) is None
+    assert planned.will("something") is False
+    assert planned.actions == ["terminate 205", "something"]
+
+
+def test_not_found_gives_none_only_for_the_codes_named(ec2_client):
+    client, stub = ec2_client
+    stub.add_client_error("describe_key_pairs", "InvalidKeyPair.NotFound", "no such key")
+    assert _aws.not_found(lambda: client.call("describe_key_pairs"), ("InvalidKeyPair.NotFound",)) is None
+    stub.add_client_error("describe_key_pairs", "UnauthorizedOperation", "denied")
+    with pytest.raises(_aws.AwsError, match="UnauthorizedOperation"):
+        _aws.not_found(lambda: client.call("describe_key_pairs"), ("InvalidKeyPair.NotFound",))
+    stub.add_response("describe_key_pairs", {"KeyPairs": []})
+    assert _aws.not_found(lambda: client.call("describe_key_pairs")["KeyPairs"], ("InvalidKeyPair.NotFound",)) == []
