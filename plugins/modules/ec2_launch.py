@@ -30,7 +30,7 @@ description:
 author:
   - bakery.ec2 maintainers (@bakery-ec2)
 requirements:
-  - cryptography, to read O(public_key) (a dependency of ansible-core)
+  - cryptography (to read O(public_key); a dependency of ansible-core)
 options:
   name:
     description:

@@ -689,6 +689,17 @@ def test_public_key_without_key_name_is_refused(ec2, run_module):
     assert "key_name" in res.result["msg"]
 
 
+def test_public_key_without_cryptography_fails_naming_the_library_before_any_aws_call(ec2, run_module, monkeypatch):
+    monkeypatch.setattr(ec2_launch, "HAS_CRYPTOGRAPHY", False)
+    res = run_module(ec2_launch, dict(BASE, key_name="deploy", public_key=ED_PUB))
+    assert res.failed
+    assert "Failed to import the required Python library (cryptography)" in res.result["msg"]
+    assert "\n" not in res.result["msg"]
+    # Without public_key the library is not needed.
+    stub_lookups(ec2, instance("i-00000001"))
+    assert not run_module(ec2_launch, BASE).failed
+
+
 def not_found(ec2, operation, code, message="not found"):
     ec2.add_client_error(operation, code, message)
 
