@@ -261,28 +261,21 @@ groups:
 
 import copy
 import re
-from concurrent.futures import ThreadPoolExecutor
-from xml.etree import ElementTree
 
 from ansible import constants as C
 from ansible.errors import AnsibleError, AnsibleParserError
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 from ansible.utils.vars import combine_vars
-from ansible.vars.reserved import get_reserved_names
-from ansible_collections.bakery.ec2.plugins.module_utils._aws import (
-    HAS_BOTO3,
-    AwsError,
-    build_client,
-    build_session,
-    connection_params_from,
-    tags_to_dict,
+from ansible_collections.bakery.ec2.plugins.module_utils._aws import HAS_BOTO3, AwsError, connection_params_from
+from ansible_collections.bakery.ec2.plugins.plugin_utils._inventory_fetch import (
+    Listing,
+    all_regions,
+    ansible_filters,
+    connect,
+    paused_gc,
 )
-
-try:
-    from botocore.utils import parse_timestamp
-except ImportError:  # pragma: no cover - reported by parse()
-    parse_timestamp = None
+from ansible_collections.bakery.ec2.plugins.plugin_utils._inventory_hostvars import RESERVED
 
 try:
     from ansible.template import is_trusted_as_template
@@ -290,220 +283,6 @@ except ImportError:  # ansible-core < 2.19: every configuration string is truste
 
     def is_trusted_as_template(value):
         return True
-
-
-PERMISSION_CODES = frozenset(("AuthFailure", "UnauthorizedOperation", "OptInRequired"))
-DEFAULT_REGION = "us-east-1"
-
-# --- host variables ---------------------------------------------------------------------------------
-
-RESERVED = frozenset(get_reserved_names())
-# CamelCase API name -> snake_case host variable name, filled once per name (no regex per key).
-_SNAKE = {}
-_FIRST = re.compile(r"([a-z0-9])([A-Z])")
-_ACRONYM = re.compile(r"([A-Z]+)([A-Z][a-z])")
-
-
-def snake_name(name):
-    """``PrivateIpAddress`` -> ``private_ip_address``, as amazon.aws names it; memoised in a plain dict."""
-    out = _SNAKE.get(name)
-    if out is None:
-        out = _SNAKE[name] = _ACRONYM.sub(r"\1_\2", _FIRST.sub(r"\1_\2", name)).lower()
-    return out
-
-
-def _snake_value(value, strings):
-    kind = type(value)
-    if kind is str:
-        # Identical short strings (zones, types, VPC and subnet IDs) are shared between hosts.
-        return strings.setdefault(value, value) if len(value) <= 64 else value
-    if kind is dict:
-        out = {}
-        for key, item in value.items():
-            out[_SNAKE.get(key) or snake_name(key)] = _snake_value(item, strings)
-        return out
-    if kind is list:
-        return [_snake_value(item, strings) for item in value]
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return value
-
-
-def instance_hostvars(instance, reservation=None, strings=None, region=None):
-    """One DescribeInstances instance (with its reservation) -> host variables.
-
-    Names are amazon.aws's snake_case ones, tags are ``ec2_tags`` (a dict), and any top-level name that
-    Ansible reserves gets the prefix ``ec2_``. ``placement.region`` is added, as amazon.aws does: the
-    ``region`` that was queried (a Local or Wavelength zone's name does not end in a letter after it).
-    """
-    strings = {} if strings is None else strings
-    out = {}
-    for key, item in instance.items():
-        if key == "Tags":
-            out["ec2_tags"] = tags_to_dict(item)
-            continue
-        name = _SNAKE.get(key) or snake_name(key)
-        if name in RESERVED:
-            name = "ec2_" + name
-        out[name] = _snake_value(item, strings)
-    out.setdefault("ec2_tags", {})
-    for key in ("OwnerId", "RequesterId", "ReservationId"):
-        if reservation and reservation.get(key):
-            out[snake_name(key)] = strings.setdefault(reservation[key], reservation[key])
-    if region:
-        set_region(out, region)
-    return out
-
-
-def set_region(hostvars, region):
-    """``placement.region`` of one host: the region its instance was listed in."""
-    placement = hostvars.get("placement")
-    if isinstance(placement, dict):
-        placement["region"] = region
-    else:
-        hostvars["placement"] = {"region": region}
-
-
-# --- DescribeInstances pages straight to host variables ---------------------------------------------
-#
-# botocore's generic XML parser builds every page as CamelCase dicts from the API model, at about 2 ms
-# per instance (more than the whole rest of the inventory). DescribeInstances pages are parsed here
-# instead, with a schema compiled once from the same API model, straight into the host variables that
-# instance_hostvars() makes of botocore's result (the unit tests prove both give the same).
-
-HOSTVARS_KEY = "BakeryHostVars"  # where the hook leaves a page's host variables in the response
-_XMLNS = re.compile(rb"\sxmlns=\"[^\"]*\"")
-_SCALAR_KINDS = {"boolean": "b", "integer": "i", "long": "i", "float": "f", "double": "f", "timestamp": "t"}
-
-
-def _compile_shape(shape, memo, top=False):
-    """API shape -> ``(kind, payload)``: ``("s", {xml_name: (var, spec)})``, ``("l", spec)`` or a scalar kind."""
-    if shape.type_name == "structure":
-        key = (shape.name, top)
-        if key in memo:
-            return memo[key]
-        members = {}
-        spec = memo[key] = ("s", members)
-        for member_name, member in shape.members.items():
-            var = snake_name(member_name)
-            if top and var in RESERVED:
-                var = "ec2_" + var
-            xml_name = member.serialization.get("name") or member_name
-            members[xml_name] = (var, _compile_shape(member, memo))
-        return spec
-    if shape.type_name == "list":
-        return ("l", _compile_shape(shape.member, memo))
-    return (_SCALAR_KINDS.get(shape.type_name, "x"), None)
-
-
-class PageParser:
-    """Parses DescribeInstances XML pages into ``(host variables, next token)`` with a compiled schema."""
-
-    def __init__(self, service_model, strings):
-        output = service_model.operation_model("DescribeInstances").output_shape
-        reservation = output.members["Reservations"].member
-        memo = {}
-        self.instance = _compile_shape(reservation.members["Instances"].member, memo, top=True)[1]
-        self.strings = strings
-        self.times = {}
-        # Where the reservation fields sit in the XML, and the instances inside a reservation.
-        self.reservation_fields = {
-            reservation.members[name].serialization.get("name", name): snake_name(name)
-            for name in ("OwnerId", "RequesterId", "ReservationId")
-        }
-        self.instances_tag = reservation.members["Instances"].serialization.get("name", "Instances")
-        tags = reservation.members["Instances"].member.members["Tags"]
-        self.tags_tag = tags.serialization.get("name", "Tags")
-        self.token_tag = output.members["NextToken"].serialization.get("name", "NextToken")
-        self.reservations_tag = output.members["Reservations"].serialization.get("name", "Reservations")
-
-    def hook(self, response_dict, customized_response_dict, **_kwargs):
-        """botocore ``before-parse`` handler: parse a page here and leave botocore an empty one."""
-        if response_dict.get("status_code") != 200:
-            return
-        try:
-            hosts, token = self.parse(response_dict["body"])
-        except ElementTree.ParseError:
-            return  # botocore parses it and reports the error
-        customized_response_dict[HOSTVARS_KEY] = hosts
-        if token:
-            customized_response_dict["NextToken"] = token
-        response_dict["body"] = b"<DescribeInstancesResponse/>"
-
-    def parse(self, body):
-        # Data from the endpoint, parsed with the same ElementTree parser botocore uses.
-        body = _XMLNS.sub(b"", body[:512], count=1) + body[512:]  # tags without the namespace
-        root = ElementTree.fromstring(body)  # noqa: S314
-        hosts = []
-        token = None
-        for section in root:
-            if section.tag == self.reservations_tag:
-                for reservation in section:
-                    self._reservation(reservation, hosts)
-            elif section.tag == self.token_tag:
-                token = section.text or None
-        return hosts, token
-
-    def _reservation(self, node, hosts):
-        fields = {}
-        instances = ()
-        for child in node:
-            tag = child.tag
-            if tag == self.instances_tag:
-                instances = child
-            elif tag in self.reservation_fields and child.text:
-                fields[self.reservation_fields[tag]] = self.strings.setdefault(child.text, child.text)
-        for item in instances:
-            hostvars = self._structure(item, self.instance, top=True)
-            hostvars.update(fields)
-            hosts.append(hostvars)
-
-    def _structure(self, node, members, top=False):
-        out = {}
-        for child in node:
-            member = members.get(child.tag)
-            if member is None:
-                continue  # not in the API model: botocore ignores it too
-            var, spec = member
-            if top and child.tag == self.tags_tag:
-                out["ec2_tags"] = self._tags(child)
-            else:
-                out[var] = self._value(child, spec)
-        if top:
-            out.setdefault("ec2_tags", {})
-        return out
-
-    def _tags(self, node):
-        tags = {}
-        for item in node:
-            key = value = ""
-            for field in item:
-                if field.tag == "key":
-                    key = field.text or ""
-                elif field.tag == "value":
-                    value = field.text or ""
-            tags[key] = self.strings.setdefault(value, value) if len(value) <= 64 else value
-        return tags
-
-    def _value(self, node, spec):
-        kind, payload = spec
-        if kind == "s":
-            return self._structure(node, payload)
-        if kind == "l":
-            return [self._value(item, payload) for item in node]
-        text = node.text or ""
-        if kind == "b":
-            return text == "true"
-        if kind == "i":
-            return int(text)
-        if kind == "f":
-            return float(text)
-        if kind == "t":
-            stamp = self.times.get(text)
-            if stamp is None:
-                stamp = self.times[text] = parse_timestamp(text).isoformat()
-            return stamp
-        return self.strings.setdefault(text, text) if len(text) <= 64 else text
 
 
 # Hostname and ansible_host preferences -> where the value sits in the host variables.
@@ -580,15 +359,6 @@ def hostvars_renamer(prefix, suffix):
     return lambda hostvars: {f"{prefix}{name}{suffix}": value for name, value in hostvars.items()}
 
 
-def ansible_filters(filters):
-    """``{'tag:Role': 'web'}`` -> ``[{'Name': 'tag:Role', 'Values': ['web']}]``."""
-    out = []
-    for name, value in (filters or {}).items():
-        values = value if isinstance(value, list) else [value]
-        out.append({"Name": str(name), "Values": [str(v) for v in values]})
-    return out
-
-
 # --- constructed: plain variable paths without Jinja -----------------------------------------------
 
 _PATH = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*$")
@@ -636,14 +406,6 @@ def resolve_path(parts, variables):
     return True, value
 
 
-class _Skipped:
-    """A region skipped for lack of permissions (strict_permissions=false)."""
-
-    def __init__(self, region, error):
-        self.region = region
-        self.error = error
-
-
 class _Skip(Exception):
     """An expression that is undefined for a host, with strict off: the entry is skipped, as Jinja's error would."""
 
@@ -661,9 +423,12 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         if not HAS_BOTO3:
             raise AnsibleParserError("bakery.ec2.instances needs the boto3 and botocore Python libraries")
         self._warn_unknown_options(self._read_config_data(path), path)
-        preferences = parse_hostnames(self.get_option("hostnames"))
-        host_preference = [ADDRESS_VARS[name] for name in self.get_option("ansible_host_preference") or ()]
-        rename = hostvars_renamer(self.get_option("hostvars_prefix"), self.get_option("hostvars_suffix"))
+        self._naming = (
+            parse_hostnames(self.get_option("hostnames")),
+            [ADDRESS_VARS[name] for name in self.get_option("ansible_host_preference") or ()],
+            hostvars_renamer(self.get_option("hostvars_prefix"), self.get_option("hostvars_suffix")),
+            self.get_option("allow_duplicated_hosts"),
+        )
 
         cache_key = self.get_cache_key(path)
         use_cache = self.get_option("cache") and cache
@@ -674,14 +439,28 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 hosts = self._cache[cache_key]
             except KeyError:
                 update_cache = True
-        if hosts is None:
+        self._prepare_constructed()
+        with paused_gc():
+            if hosts is not None:
+                self._populate(hosts)
+                return
+            kept = [] if update_cache else None
             try:
-                hosts = self._fetch()
+                listing = self._listing()
+                for page in listing.pages():  # the hosts of each page go in, then the page is let go
+                    if kept is not None:
+                        kept.extend(page)
+                    self._populate(page)
+                    del page
             except AwsError as err:
                 raise AnsibleParserError(f"bakery.ec2.instances: {err}") from None
-        if update_cache:
-            self._cache[cache_key] = hosts
-        self._populate(hosts, preferences, host_preference, rename, self.get_option("allow_duplicated_hosts"))
+            for skipped in listing.skipped:
+                self.display.warning(
+                    f"bakery.ec2.instances: skipping region {skipped.region} (strict_permissions: false): "
+                    f"{skipped.error}"
+                )
+            if update_cache:
+                self._cache[cache_key] = kept
 
     def _warn_unknown_options(self, config, path):
         """Name the keys of the file that are no option of this plugin: ansible-core ignores them silently.
@@ -701,116 +480,32 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     # --- AWS ---
 
-    def _connection_params(self):
-        return connection_params_from(self.get_option)
-
-    def _fetch(self):
-        """Every instance of every region and filter set -> list of host variables, in region order."""
-        params = self._connection_params()
-        session = build_session(params)
-        if self.get_option("assume_role_arn"):
-            params = self._assume_role(params, session)
-            session = build_session(params)
-        regions = self.get_option("regions") or self._all_regions(params, session)
-
+    def _listing(self):
+        """The regions and filters of the configuration, as a ``Listing`` ready to run."""
+        params, session = connect(connection_params_from(self.get_option), self.get_option("assume_role_arn"))
         queries = [ansible_filters(self.get_option("filters"))]
         queries += [ansible_filters(f) for f in self.get_option("include_filters") or ()]
-        excludes = [ansible_filters(f) for f in self.get_option("exclude_filters") or ()]
-        # A boto3 session is not thread-safe, its clients are: build them here, use them in the workers.
-        clients = {region: build_client(params, region=region, session=session) for region in regions}
-        strings = {}
-        parser = None
-        for client in clients.values():
-            parser = parser or PageParser(client.client.meta.service_model, strings)
-            client.client.meta.events.register("before-parse.ec2.DescribeInstances", parser.hook)
-        jobs = [(region, filters, False) for region in regions for filters in queries]
-        jobs += [(region, filters, True) for region in regions for filters in excludes]
-
-        workers = max(1, min(self.get_option("max_concurrency"), len(jobs)))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(self._list, clients[region], filters, strings) for region, filters, _ex in jobs]
-            results = [future.result() for future in futures]
-
-        for found in results:
-            if isinstance(found, _Skipped):
-                self.display.warning(
-                    f"bakery.ec2.instances: skipping region {found.region} (strict_permissions: false): {found.error}"
-                )
-        results = [None if isinstance(found, _Skipped) else found for found in results]
-        excluded = set()
-        for (_region, _filters, exclude), found in zip(jobs, results):  # noqa: B905 - Python 3.9 has no zip(strict=)
-            if exclude and found:
-                excluded.update(hv["instance_id"] for hv in found)
-        seen = set()
-        hosts = []
-        for (_region, _filters, exclude), found in zip(jobs, results):  # noqa: B905 - Python 3.9 has no zip(strict=)
-            if exclude or found is None:
-                continue
-            for hostvars in found:
-                iid = hostvars["instance_id"]
-                if iid not in seen and iid not in excluded:
-                    seen.add(iid)
-                    hosts.append(hostvars)
-        return hosts
-
-    def _list(self, client, filters, strings):
-        """Host variables of the instances matching ``filters`` in one region, or why it is skipped."""
-        found = []
-        try:
-            kwargs = {"Filters": filters, "MaxResults": 1000}
-            while True:
-                page = client.call("describe_instances", **kwargs)
-                for hostvars in page.get(HOSTVARS_KEY, ()):
-                    set_region(hostvars, client.region)
-                    found.append(hostvars)
-                for reservation in page.get("Reservations", ()):
-                    for instance in reservation.get("Instances", ()):
-                        found.append(instance_hostvars(instance, reservation, strings, client.region))
-                token = page.get("NextToken")
-                if not token:
-                    return found
-                kwargs["NextToken"] = token
-        except AwsError as err:
-            if err.code not in PERMISSION_CODES:
-                raise
-            if not self.get_option("strict_permissions"):
-                return _Skipped(client.region, err)  # the main thread warns
-            raise AwsError(
-                err.operation,
-                err.code,
-                f"region {client.region} is denied or not opted in: {err.message}; "
-                "set strict_permissions: false to skip such regions",
-                err.status,
-            ) from None
-
-    def _all_regions(self, params, session):
-        client = build_client(params, region=params.get("region") or DEFAULT_REGION, session=session)
-        return sorted(r["RegionName"] for r in client.call("describe_regions").get("Regions", ()))
-
-    def _assume_role(self, params, session):
-        sts = build_client(params, service="sts", region=params.get("region") or DEFAULT_REGION, session=session)
-        creds = sts.call(
-            "assume_role", RoleArn=self.get_option("assume_role_arn"), RoleSessionName="bakery-ec2-inventory"
-        )["Credentials"]
-        return dict(
+        return Listing(
             params,
-            profile=None,
-            access_key=creds["AccessKeyId"],
-            secret_key=creds["SecretAccessKey"],
-            session_token=creds["SessionToken"],
+            session,
+            self.get_option("regions") or all_regions(params, session),
+            queries,
+            [ansible_filters(f) for f in self.get_option("exclude_filters") or ()],
+            max_concurrency=self.get_option("max_concurrency"),
+            strict_permissions=self.get_option("strict_permissions"),
         )
 
     # --- inventory ---
 
-    def _populate(self, hosts, preferences, host_preference, rename=None, all_names=False):
+    def _populate(self, hosts):
         """Add the hosts; names and ``ansible_host`` come from the instance's fields, as they are cached.
 
         ``rename`` (hostvars_prefix/suffix) applies to the variables the host gets and constructed sees;
         with ``all_names`` (allow_duplicated_hosts) every hostname preference that gives a value is a host.
         """
+        preferences, host_preference, rename, all_names = self._naming
         inventory = self.inventory
         strict = self.get_option("strict")
-        self._prepare_constructed()
         for fields in hosts:
             if all_names:
                 names = hostnames_for(fields, preferences)

@@ -1,14 +1,11 @@
-"""bakery.ec2.instances: host variables, page parsing, hostnames, constructed fast paths, cache, permissions."""
+"""bakery.ec2.instances: hostnames, constructed fast paths, cache, permissions, through ansible-core's loader."""
 
 from __future__ import annotations
 
 import datetime
-import importlib.util
 import json
-from pathlib import Path
 
 import boto3
-import botocore.session
 import pytest
 from ansible.errors import AnsibleError
 from ansible.inventory.data import InventoryData
@@ -16,138 +13,18 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.inventory import BaseInventoryPlugin, Constructable
 from ansible.plugins.loader import inventory_loader
 from ansible.template import trust_as_template
-from ansible.vars.reserved import get_reserved_names
 from ansible_collections.bakery.ec2.plugins.inventory import instances
 from ansible_collections.bakery.ec2.plugins.module_utils import _aws
-from botocore import parsers
+from ansible_collections.bakery.ec2.plugins.plugin_utils import _inventory_fetch
+from ansible_collections.bakery.ec2.plugins.plugin_utils._inventory_hostvars import instance_hostvars
+from ansible_collections.bakery.ec2.tests.unit.plugins.ec2_data import instance
 from botocore.stub import Stubber
-
-REPO = Path(__file__).resolve().parents[4]
-MODEL = botocore.session.get_session().get_service_model("ec2")
-
-
-def load_stub():
-    spec = importlib.util.spec_from_file_location("bench_stub", REPO / "bench" / "inventory" / "stub.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def botocore_parse(body):
-    parser = parsers.create_parser("ec2")
-    shape = MODEL.operation_model("DescribeInstances").output_shape
-    return parser.parse({"body": body, "headers": {}, "status_code": 200}, shape)
-
-
-def instance(iid="i-0123456789abcdef0", tags=None, **extra):
-    data = {
-        "InstanceId": iid,
-        "ImageId": "ami-0123456789abcdef0",
-        "InstanceType": "t3.micro",
-        "State": {"Code": 16, "Name": "running"},
-        "PrivateIpAddress": "10.0.0.5",
-        "PrivateDnsName": "ip-10-0-0-5.eu-west-1.compute.internal",
-        "PublicDnsName": "",
-        "Placement": {"AvailabilityZone": "eu-west-1b", "Tenancy": "default"},
-        "LaunchTime": datetime.datetime(2026, 3, 1, 12, 0, tzinfo=datetime.UTC),
-        "VpcId": "vpc-0123456789abcdef0",
-        "SubnetId": "subnet-0123456789abcdef0",
-        "SecurityGroups": [{"GroupId": "sg-0123456789abcdef0", "GroupName": "web"}],
-        "Tags": [{"Key": k, "Value": v} for k, v in (tags or {}).items()],
-    }
-    data.update(extra)
-    return data
-
-
-# --- host variables -----------------------------------------------------------------------------
-
-
-def test_hostvars_names_like_aws_ec2_with_ec2_tags():
-    reservation = {"OwnerId": "123456789012", "ReservationId": "r-0123456789abcdef0"}
-    hv = instances.instance_hostvars(instance(tags={"Name": "web-1", "Role": "web"}), reservation, region="eu-west-1")
-    assert hv["instance_id"] == "i-0123456789abcdef0"
-    assert hv["instance_type"] == "t3.micro"
-    assert hv["state"] == {"code": 16, "name": "running"}
-    assert hv["placement"] == {"availability_zone": "eu-west-1b", "tenancy": "default", "region": "eu-west-1"}
-    assert hv["launch_time"] == "2026-03-01T12:00:00+00:00"
-    assert hv["security_groups"] == [{"group_id": "sg-0123456789abcdef0", "group_name": "web"}]
-    assert hv["ec2_tags"] == {"Name": "web-1", "Role": "web"}
-    assert hv["owner_id"] == "123456789012"
-    assert hv["reservation_id"] == "r-0123456789abcdef0"
-    assert "tags" not in hv
-    json.dumps(hv)  # plain data, cacheable as JSON
-
-
-def test_hostvars_never_use_a_reserved_name():
-    reserved = get_reserved_names()
-    fields = dict.fromkeys(("Name", "Environment", "Vars", "Port", "Connection", "Hosts"), "x")
-    hv = instances.instance_hostvars(instance(**fields))
-    assert not reserved & set(hv)
-    assert hv["ec2_name"] == "x" and hv["ec2_environment"] == "x" and hv["ec2_port"] == "x"
-    # Every top-level field EC2 documents for an instance, too.
-    members = MODEL.shape_for("Instance").members
-    hv = instances.instance_hostvars({name: "v" for name in members if name != "Tags"})
-    assert not reserved & set(hv)
-
-
-def test_hostvars_without_tags_have_an_empty_ec2_tags():
-    data = instance()
-    del data["Tags"]
-    assert instances.instance_hostvars(data)["ec2_tags"] == {}
-
-
-def test_snake_names_match_the_api_model():
-    assert instances.snake_name("PrivateIpAddress") == "private_ip_address"
-    assert instances.snake_name("Ipv6Address") == "ipv6_address"
-    assert instances.snake_name("EbsOptimized") == "ebs_optimized"
-    assert instances.snake_name("IamInstanceProfile") == "iam_instance_profile"
-
-
-# --- page parsing ------------------------------------------------------------------------------
-
-
-def test_page_parser_gives_exactly_what_botocore_and_instance_hostvars_give():
-    stub = load_stub()
-    pages = stub.build_pages(["eu-west-1", "us-east-1"], 1300, page_size=500)
-    parser = instances.PageParser(MODEL, {})
-    compared = 0
-    for region in ("eu-west-1", "us-east-1"):
-        for body in pages[region]:
-            ours, token = parser.parse(body)
-            theirs = botocore_parse(body)
-            expected = [
-                instances.instance_hostvars(inst, res) for res in theirs["Reservations"] for inst in res["Instances"]
-            ]
-            assert ours == expected
-            assert token == theirs.get("NextToken")
-            compared += len(ours)
-    assert compared == 1300
-
-
-def test_page_parser_edge_cases():
-    body = (
-        b'<?xml version="1.0" encoding="UTF-8"?>\n<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/'
-        b'2016-11-15/"><requestId>x</requestId><reservationSet><item><reservationId>r-1</reservationId>'
-        b"<ownerId>123456789012</ownerId><requesterId>940372691376</requesterId><instancesSet><item>"
-        b"<instanceId>i-1</instanceId><instanceState><code>80</code><name>stopped</name></instanceState>"
-        b"<tagSet><item><key>Empty</key><value/></item><item><key>Name</key><value>a</value></item></tagSet>"
-        b"<unknownNewField>ignored</unknownNewField><productCodes/><ebsOptimized>false</ebsOptimized>"
-        b"<networkInterfaceSet><item><tagSet><item><key>k</key><value>v</value></item></tagSet></item>"
-        b"</networkInterfaceSet></item></instancesSet></item></reservationSet></DescribeInstancesResponse>"
-    )
-    ours, token = instances.PageParser(MODEL, {}).parse(body)
-    theirs = botocore_parse(body)["Reservations"]
-    assert ours == [instances.instance_hostvars(theirs[0]["Instances"][0], theirs[0])]
-    assert ours[0]["ec2_tags"] == {"Empty": "", "Name": "a"}
-    assert ours[0]["requester_id"] == "940372691376"
-    assert token is None
-
 
 # --- hostnames ---------------------------------------------------------------------------------
 
 
 def test_hostname_preferences_first_non_empty_wins_with_prefixes():
-    hv = instances.instance_hostvars(instance(tags={"Name": "web-1", "Team": ""}))
+    hv = instance_hostvars(instance(tags={"Name": "web-1", "Team": ""}))
     prefs = instances.parse_hostnames(
         ["dns-name", {"name": "tag:Team", "prefix": "t"}, {"name": "tag:Name", "prefix": "eu", "separator": "-"}]
     )
@@ -223,8 +100,8 @@ def stubs(monkeypatch):
 
     params_seen = []
 
-    monkeypatch.setattr(instances, "build_client", fake_build_client)
-    monkeypatch.setattr(instances, "build_session", lambda params: None)
+    monkeypatch.setattr(_inventory_fetch, "build_client", fake_build_client)
+    monkeypatch.setattr(_inventory_fetch, "build_session", lambda params: None)
     yield lambda region: client_for(region)[1], built, params_seen
     for _client, stubber in clients.values():
         stubber.assert_no_pending_responses()
@@ -524,7 +401,7 @@ def sample_hosts():
         tags = {"Env": "prod", "Empty": "", "Template": "{{ lookup('pipe', 'id') }}", "items": "x"}
         if role is not None:
             tags["Role"] = role
-        hv = instances.instance_hostvars(instance(f"i-0000000000000000{idx}", tags, **extra))
+        hv = instance_hostvars(instance(f"i-0000000000000000{idx}", tags, **extra))
         hosts.append((hv["instance_id"], hv))
     return hosts
 
@@ -639,7 +516,7 @@ def test_hostvars_prefix_and_suffix_rename_the_aws_variables_only(plugin_loader,
         },
     )
     host = inventory.get_host("web-1")
-    fields = instances.instance_hostvars(instance("i-00000000000000001", {"Name": "web-1", "Role": "web"}), {})
+    fields = instance_hostvars(instance("i-00000000000000001", {"Name": "web-1", "Role": "web"}), {})
     not_from_aws = ("ansible_host", "zone", "inventory_file", "inventory_dir")  # the last two: ansible-core's
     aws_vars = {key: value for key, value in host.vars.items() if key not in not_from_aws}
     assert set(aws_vars) == {f"aws_{name}_ec2" for name in fields} | {"aws_owner_id_ec2", "aws_reservation_id_ec2"}
@@ -711,7 +588,7 @@ def test_allow_duplicated_hosts_adds_one_host_per_name(plugin_loader, stubs, tmp
 
 
 def test_hostnames_for_lists_every_name_once_in_order():
-    hv = instances.instance_hostvars(instance(tags={"Name": "web-1"}))
+    hv = instance_hostvars(instance(tags={"Name": "web-1"}))
     prefs = instances.parse_hostnames(["tag:Missing", "tag:Name", "private-ip-address", "tag:Name", "ip-address"])
     assert instances.hostnames_for(hv, prefs) == ["web-1", "10.0.0.5"]
     assert instances.hostnames_for(hv, instances.parse_hostnames(["tag:Missing"])) == []
