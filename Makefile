@@ -135,8 +135,10 @@ bench-inventory: venv $(BENCH_VENV)/bin/.stamp
 	$(call step,inventory benchmark only: bakery.ec2.instances vs aws_ec2 vs boto3 (printed; make bench writes bench/RESULTS.md))
 	$(BIN)/python bench/inventory/run.py --runs 5
 
-# Every case (inventory, ami_find, ec2_launch, ami_from_instance, the flow) against amazon.aws; about 20 minutes.
-# Cases 3-5 run real hosts on the sandbox: a running one is reused, otherwise one is started and stopped here.
+# Every case (inventory, ami_find, ec2_launch, ami_from_instance, the flow) against amazon.aws, and fleet scale
+# (case 6: bake+clone against configure-each at N = 1 to 64, bench/scale.svg); about 40 minutes.
+# Cases 3-6 run real hosts on the sandbox: a running one is reused, otherwise one is started and stopped here.
+# One case, updating its section only: python bench/run.py --cases scale --replace-in bench/RESULTS.md
 # 5 runs of each contender per case; the two longest (the inventory at 10k where aws_ec2 takes ~80 s a run, and
 # the flow, ~50-80 s a run) get 3 to stay near 20 minutes.
 BENCH_RUNS ?= 5
