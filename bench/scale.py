@@ -55,6 +55,16 @@ def wall_of(res) -> float:
     return round(res.wall, 1)
 
 
+def slowest_tasks(res, top: int = 6) -> dict[str, float]:
+    """Seconds from each task's start to its last host's result, the ``top`` longest (where the time goes)."""
+    spans: dict[str, list[float]] = {}
+    for t in res.tasks:
+        span = spans.setdefault(t["task"], [t["start"], t["end"]])
+        span[0], span[1] = min(span[0], t["start"]), max(span[1], t["end"])
+    longest = sorted(spans.items(), key=lambda kv: kv[1][0] - kv[1][1])[:top]
+    return {name: round(end - start, 1) for name, (start, end) in longest}
+
+
 class Scale:
     """One flow name (key pair, security groups, image) for every size measured in one piece."""
 
@@ -82,6 +92,7 @@ class Scale:
             "configure_s": wall_of(configure),
             "total_s": round(launch.wall + configure.wall, 1),
             "pss_mib_per_host": pss_mib_per_host(ids),
+            "configure_tasks_s": slowest_tasks(configure),
         }
 
     def bake(self) -> dict:
@@ -191,6 +202,17 @@ def table(headers, rows) -> str:
     return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
 
 
+def where_time_goes(each: dict) -> str:
+    measured = [n for n in SIZES if "configure_tasks_s" in each.get(str(n), {})]
+    if not measured:
+        return ""
+    parts = []
+    for n in (measured[0], measured[-1]) if len(measured) > 1 else measured:
+        tasks = each[str(n)]["configure_tasks_s"]
+        parts.append(f"at N={n}: " + ", ".join(f"{name} {secs:.1f} s" for name, secs in tasks.items()))
+    return "Longest tasks of configure.yml (first start to last host's result) " + "; ".join(parts) + "."
+
+
 def report(results: dict) -> dict:
     """The report section (table, plot link, targets) from everything ``results`` holds."""
     plot(results)
@@ -257,6 +279,7 @@ def report(results: dict) -> dict:
                 if bake
                 else "Bake: not run."
             ),
+            where_time_goes(each),
             f"Raw figures: bench/scale-results.json (last updated {results.get('at', '?')}; "
             f"{results.get('machine', '')}).",
         ]
