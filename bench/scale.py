@@ -105,7 +105,7 @@ class Scale:
         ids = flow_ids(self.ec2, self.flow_name, "clone")
         if len(ids) != n:
             raise RuntimeError(f"clone {n}: {len(ids)} instances found: {ids}")
-        return {"clone_s": wall_of(res), "pss_mib_per_host": pss_mib_per_host(ids)}
+        return {"clone_s": wall_of(res), "pss_mib_per_host": pss_mib_per_host(ids), "clone_tasks_s": slowest_tasks(res)}
 
     def remove(self, role: str) -> None:
         terminate(self.ec2, self.watcher, flow_ids(self.ec2, self.flow_name, role), timeout=300)
