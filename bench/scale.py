@@ -157,7 +157,7 @@ def case_scale(url: str, each_sizes, clone_sizes, machine: str, smoke: bool = Fa
         merged[kind].update(found[kind])
     if found["bake"]:
         merged["bake"] = found["bake"]
-    merged["machine"] = machine
+    merged["machine"] = machine.split("; aws_ec2")[0]
     merged["at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     RESULTS.write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n")
     return report(merged)
@@ -208,8 +208,8 @@ def where_time_goes(each: dict) -> str:
         return ""
     parts = []
     for n in (measured[0], measured[-1]) if len(measured) > 1 else measured:
-        tasks = each[str(n)]["configure_tasks_s"]
-        parts.append(f"at N={n}: " + ", ".join(f"{name} {secs:.1f} s" for name, secs in tasks.items()))
+        tasks = sorted(each[str(n)]["configure_tasks_s"].items(), key=lambda kv: -kv[1])
+        parts.append(f"at N={n}: " + ", ".join(f"{name.split(' : ')[-1]} {secs:.1f} s" for name, secs in tasks))
     return "Longest tasks of configure.yml (first start to last host's result) " + "; ".join(parts) + "."
 
 
@@ -220,8 +220,14 @@ def report(results: dict) -> dict:
     rows = []
     for n in SIZES:
         e, c = each.get(str(n), {}), clone.get(str(n))
+        measured = [m for m in sizes(results, "each") if m < n]
         if "total_s" in e:
             each_text = f"{e['total_s']:.1f} ({e['launch_s']:.1f} + {e['configure_s']:.1f})"
+        elif measured and each[str(measured[-1])]["total_s"] * n / measured[-1] > EACH_LIMIT_S:
+            last = measured[-1]
+            each_text = (
+                f"not run: {each[str(last)]['total_s']:.0f} s at N={last} projects past {EACH_LIMIT_S // 60} min"
+            )
         else:
             each_text = e.get("skipped", "not run")
         clone_text = f"{bake_clone_s(results, n):.1f} ({c['clone_s']:.1f})" if c and results["bake"] else "not run"
