@@ -1,15 +1,15 @@
 """Every benchmark of bakery.ec2 against amazon.aws, in one run; writes bench/RESULTS.md.
 
     python bench/run.py --output bench/RESULTS.md     # make bench (about 20 minutes; the sandbox runs real hosts)
-    python bench/run.py --smoke                       # make bench-smoke (< 1 minute): a quick mode of each case
+    python bench/run.py --smoke                       # make bench-smoke (a few minutes): a quick mode of each case
 
 Cases: (1) inventory (bench/inventory/run.py), (2) ami_find `regions:` vs ec2_ami_info looped over 16 regions on moto,
 (3) ec2_launch vs ec2_instance, (4) ami_from_instance vs ec2_ami, (5) the whole flow vs bench/peer/flow.yml;
 3-5 on the local EC2 sandbox (reused when running, else started and stopped here). Runs alternate between
 ours and the peer; API calls are counted at the endpoint by a counting proxy (bench/harness.py).
 
-The smoke mode does not need the peer's virtualenv (.venv-bench takes over a minute to build) and stays under a
-minute: the peer's side of every case runs our modules as a stand-in, so the peer code paths of the harness (its
+The smoke mode does not need the peer's virtualenv (.venv-bench takes over a minute to build) and takes a few
+minutes (the scale case bakes one host and clones 2; the others under a minute together): the peer's side of every case runs our modules as a stand-in, so the peer code paths of the harness (its
 runs, counts, timings and report) still run; when .venv-bench exists, the peer's playbooks are also syntax-checked
 with amazon.aws. The inventory smoke runs ours and the boto3 floor.
 """
@@ -259,7 +259,7 @@ def main():
     parser.add_argument("--scale-each", default="1,4,8,16,32,64", help="case 6: configure-each at these sizes")
     parser.add_argument("--scale-clones", default="1,4,8,16,32,64", help="case 6: bake once, clone these sizes")
     parser.add_argument("--output", help="write the Markdown report here")
-    parser.add_argument("--smoke", action="store_true", help="a quick mode of each case (< 1 minute)")
+    parser.add_argument("--smoke", action="store_true", help="a quick mode of each case (a few minutes)")
     parser.add_argument("--from-json", help="render the raw results of an earlier run (.build/bench-results.json)")
     parser.add_argument(
         "--replace-in", help="update this report: only the sections, targets and notes of the cases run now"
