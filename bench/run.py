@@ -9,9 +9,10 @@ Cases: (1) inventory (bench/inventory/run.py), (2) ami_find `regions:` vs ec2_am
 ours and the peer; API calls are counted at the endpoint by a counting proxy (bench/harness.py).
 
 The smoke mode does not need the peer's virtualenv (.venv-bench takes over a minute to build) and takes a few
-minutes (the scale case bakes one host and clones 2; the others under a minute together): the peer's side of every case runs our modules as a stand-in, so the peer code paths of the harness (its
-runs, counts, timings and report) still run; when .venv-bench exists, the peer's playbooks are also syntax-checked
-with amazon.aws. The inventory smoke runs ours and the boto3 floor.
+minutes (the scale case bakes one host and clones 2; the others take under a minute together): the peer's side
+of every case runs our modules as a stand-in, so the peer code paths of the harness (its runs, counts, timings
+and report) still run; when .venv-bench exists, the peer's playbooks are also syntax-checked with amazon.aws.
+The inventory smoke runs ours and the boto3 floor.
 """
 
 from __future__ import annotations
