@@ -118,9 +118,28 @@ def load() -> dict:
     return json.loads(RESULTS.read_text()) if RESULTS.exists() else {"each": {}, "clone": {}, "bake": None}
 
 
+def save(found: dict, machine: str) -> dict:
+    """Merge what was measured into RESULTS (after every size: a later failure loses nothing measured)."""
+    merged = load()
+    for kind in ("each", "clone"):
+        merged[kind].update(found[kind])
+    if found["bake"]:
+        merged["bake"] = found["bake"]
+    merged["machine"] = machine.split("; aws_ec2")[0]
+    merged["at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    RESULTS.write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n")
+    return merged
+
+
 def case_scale(url: str, each_sizes, clone_sizes, machine: str, smoke: bool = False) -> dict:
     """Measure configure-each at ``each_sizes`` and bake+clone at ``clone_sizes``; merge into RESULTS."""
     found = {"each": {}, "clone": {}, "bake": None}
+
+    def measured(what: str) -> None:
+        log(f"scale: {what}")
+        if not smoke:
+            save(found, machine)
+
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp, Watcher(url) as watcher:
         scale = Scale(url, Path(tmp), watcher)
         try:
@@ -129,11 +148,11 @@ def case_scale(url: str, each_sizes, clone_sizes, machine: str, smoke: bool = Fa
                 found["bake"] = scale.bake()
                 found["each"]["1"] = {k: v for k, v in found["bake"].items() if k != "image_s"}
                 found["each"]["1"]["total_s"] = round(found["bake"]["launch_s"] + found["bake"]["configure_s"], 1)
-                log(f"scale: bake {found['bake']}")
+                measured(f"bake {found['bake']}")
                 scale.remove("source")
                 for n in clone_sizes:
                     found["clone"][str(n)] = scale.clone(n)
-                    log(f"scale: clone {n}: {found['clone'][str(n)]}")
+                    measured(f"clone {n}: {found['clone'][str(n)]}")
                     scale.remove("clone")
             last = None
             for n in each_sizes:
@@ -146,21 +165,13 @@ def case_scale(url: str, each_sizes, clone_sizes, machine: str, smoke: bool = Fa
                     continue
                 found["each"][str(n)] = scale.each(n)
                 last = (n, found["each"][str(n)]["total_s"])
-                log(f"scale: configure-each {n}: {found['each'][str(n)]}")
+                measured(f"configure-each {n}: {found['each'][str(n)]}")
                 scale.remove("source")
         finally:
             scale.teardown()
     if smoke:
         return {"smoke": True, "text": json.dumps(found)}
-    merged = load()
-    for kind in ("each", "clone"):
-        merged[kind].update(found[kind])
-    if found["bake"]:
-        merged["bake"] = found["bake"]
-    merged["machine"] = machine.split("; aws_ec2")[0]
-    merged["at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    RESULTS.write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n")
-    return report(merged)
+    return report(save(found, machine))
 
 
 def sizes(results: dict, kind: str) -> list[int]:
