@@ -1,17 +1,18 @@
 """Every benchmark of bakery.ec2 against amazon.aws, in one run; writes bench/RESULTS.md.
 
     python bench/run.py --output bench/RESULTS.md     # make bench (about 20 minutes; the sandbox runs real hosts)
-    python bench/run.py --smoke                       # make bench-smoke (< 1 minute): a quick mode of each case
+    python bench/run.py --smoke                       # make bench-smoke (a few minutes): a quick mode of each case
 
 Cases: (1) inventory (bench/inventory/run.py), (2) ami_find `regions:` vs ec2_ami_info looped over 16 regions on moto,
 (3) ec2_launch vs ec2_instance, (4) ami_from_instance vs ec2_ami, (5) the whole flow vs bench/peer/flow.yml;
 3-5 on the local EC2 sandbox (reused when running, else started and stopped here). Runs alternate between
 ours and the peer; API calls are counted at the endpoint by a counting proxy (bench/harness.py).
 
-The smoke mode does not need the peer's virtualenv (.venv-bench takes over a minute to build) and stays under a
-minute: the peer's side of every case runs our modules as a stand-in, so the peer code paths of the harness (its
-runs, counts, timings and report) still run; when .venv-bench exists, the peer's playbooks are also syntax-checked
-with amazon.aws. The inventory smoke runs ours and the boto3 floor.
+The smoke mode does not need the peer's virtualenv (.venv-bench takes over a minute to build) and takes a few
+minutes (the scale case bakes one host and clones 2; the others take under a minute together): the peer's side
+of every case runs our modules as a stand-in, so the peer code paths of the harness (its runs, counts, timings
+and report) still run; when .venv-bench exists, the peer's playbooks are also syntax-checked with amazon.aws.
+The inventory smoke runs ours and the boto3 floor.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "inventory"))
 import cases
 import harness
 import run as inventory
+import scale
 
 
 def inventory_case(runs: int, big_runs: int, smoke: bool) -> dict:
@@ -189,6 +191,9 @@ def render(results: dict, args, seconds: float, argv: list[str]) -> str:
                     ],
                 )
             )
+    if "scale" in results:
+        r = results["scale"]
+        out += ["", f"## 6. {r['title']}", "", r["setup"], "", r["text"]]
     if "flow" in results:
         r = results["flow"]
         out += ["", f"## 5. {r['title']}", "", r["setup"], ""]
@@ -208,13 +213,14 @@ def render(results: dict, args, seconds: float, argv: list[str]) -> str:
 
 
 # Report section numbers of the cases, and how the names of their target rows begin.
-SECTIONS = {"inventory": 1, "ami_find": 2, "launch": 3, "image": 4, "flow": 5}
+SECTIONS = {"inventory": 1, "ami_find": 2, "launch": 3, "image": 4, "flow": 5, "scale": 6}
 TARGET_PREFIXES = {
     "inventory": "inventory",
     "ami_find": "ami_find",
     "launch": "bakery.ec2.ec2_launch",
     "image": "bakery.ec2.ami_from_instance",
     "flow": "the flow",
+    "scale": "fleet",
 }
 
 
@@ -250,6 +256,15 @@ def splice(old: str, new: str, cases_run: list[str], command: str) -> str:
         elif title.startswith("Reading the numbers"):
             section = next(v for k, v in new_sections.items() if k.startswith("Reading the numbers"))
         out[title] = section
+    # A case the old report did not have yet: its section goes before the notes.
+    for title, section in new_sections.items():
+        if title[:3] in numbers and not any(k[:3] == title[:3] for k in out):
+            when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+            title_line, body = section.split("\n", 1)
+            notes = [k for k in out if k.startswith("Reading the numbers")]
+            kept = {k: v for k, v in out.items() if k not in notes}
+            kept[title] = f"{title_line}\n\nThis section: `{command}` (updated {when}).\n{body}"
+            out = {**kept, **{k: out[k] for k in notes}}
     return "\n## ".join([old_head, *out.values()])
 
 
@@ -262,9 +277,11 @@ def main():
     )
     parser.add_argument("--images", type=int, default=200, help="images per region in case 2")
     parser.add_argument("--count", type=int, default=5, help="instances launched by case 3")
-    parser.add_argument("--cases", default="inventory,ami_find,launch,image,flow")
+    parser.add_argument("--cases", default="inventory,ami_find,launch,image,flow,scale")
+    parser.add_argument("--scale-each", default="1,4,8,16,32,64", help="case 6: configure-each at these sizes")
+    parser.add_argument("--scale-clones", default="1,4,8,16,32,64", help="case 6: bake once, clone these sizes")
     parser.add_argument("--output", help="write the Markdown report here")
-    parser.add_argument("--smoke", action="store_true", help="a quick mode of each case (< 1 minute)")
+    parser.add_argument("--smoke", action="store_true", help="a quick mode of each case (a few minutes)")
     parser.add_argument("--from-json", help="render the raw results of an earlier run (.build/bench-results.json)")
     parser.add_argument(
         "--replace-in", help="update this report: only the sections, targets and notes of the cases run now"
@@ -272,6 +289,8 @@ def main():
     args = parser.parse_args()
     if args.from_json:
         raw = json.loads(Path(args.from_json).read_text())
+        if "scale" in raw["results"]:  # drawn again from every size bench/scale-results.json holds
+            raw["results"]["scale"] = scale.report(scale.load())
         text = render(raw["results"], parser.parse_args(raw["argv"][1:]), raw["seconds"], raw["argv"])
         print(text)
         if args.output:
@@ -286,7 +305,7 @@ def main():
         harness.STAND_IN = True
         cases.log("smoke: the peer's side runs our modules as a stand-in")
         args.runs, args.flow_runs, args.images, args.count = 1, 1, 200, 1
-    elif not (harness.BENCH_VENV / "ansible-playbook").exists():
+    elif set(wanted) - {"scale"} and not (harness.BENCH_VENV / "ansible-playbook").exists():  # scale: no peer
         sys.exit(f"error: {harness.BENCH_VENV} is missing; make bench creates it")
     results = {}
     if "inventory" in wanted:
@@ -295,7 +314,7 @@ def main():
         cases.log(f"ami_find: {args.images:,} images in each region on moto")
         regions = cases.REGIONS[:4] if args.smoke else cases.REGIONS
         results["ami_find"] = cases.case_ami_find(args.runs, args.images, regions)
-    if {"launch", "image", "flow"} & set(wanted):
+    if {"launch", "image", "flow", "scale"} & set(wanted):
         with cases.sandbox() as url:
             if "launch" in wanted:
                 results["launch"] = cases.case_launch(args.runs, args.count, url)
@@ -303,6 +322,11 @@ def main():
                 results["image"] = cases.case_image(args.runs, url)
             if "flow" in wanted:
                 results["flow"] = cases.case_flow(args.flow_runs, url, smoke=args.smoke)
+            if "scale" in wanted:
+                # Smoke: the bake (configure-each at 1, image) and 2 clones, a few minutes at most.
+                each = [] if args.smoke else [int(n) for n in args.scale_each.split(",") if n]
+                clones = [2] if args.smoke else [int(n) for n in args.scale_clones.split(",") if n]
+                results["scale"] = scale.case_scale(url, each, clones, inventory.machine(), smoke=args.smoke)
     if args.smoke and (harness.BENCH_VENV / "ansible-playbook").exists():
         harness.STAND_IN = False
         syntax_check_peer()

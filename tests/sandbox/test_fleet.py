@@ -15,12 +15,12 @@ import socket
 import subprocess
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 from sandbox_helpers import base_ami, eventually, ssh, ssh_group, wait_image, wait_ssh, wait_state
 
 from sandbox import config, limits, net
+from sandbox.usage import host_pids, host_usage
 
 HOSTS = int(os.environ.get("SANDBOX_SCALE_HOSTS", "24"))
 FIGURES = config.REPO_ROOT / ".build" / "sandbox" / "scale.json"
@@ -57,40 +57,6 @@ def ssh_banner(ip: str, timeout: float = 3) -> bool:
             return s.recv(4) == b"SSH-"
     except OSError:
         return False
-
-
-def host_usage(pids: list[int]) -> dict[str, int]:
-    """What the process trees under ``pids`` (each nspawn and its container) hold: PSS (KiB), processes,
-    inotify instances and watches, the kernel resources the sandbox's capacity depends on."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    use = {"pss_kib": 0, "processes": 0, "inotify_instances": 0, "inotify_watches": 0}
-    todo = list(pids)
-    while todo:
-        pid = todo.pop()
-        todo += children.get(pid, [])
-        try:
-            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
-            fds = list(Path(f"/proc/{pid}/fd").iterdir())
-        except OSError:
-            continue
-        use["processes"] += 1
-        use["pss_kib"] += next(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:"))
-        for fd in fds:
-            try:
-                if os.readlink(fd) != "anon_inode:inotify":
-                    continue
-                info = Path(f"/proc/{pid}/fdinfo/{fd.name}").read_text()
-            except OSError:
-                continue
-            use["inotify_instances"] += 1
-            use["inotify_watches"] += info.count("inotify wd:")
-    return use
 
 
 def log_since(offset: int) -> str:
@@ -158,7 +124,7 @@ def test_fleet_boots_answers_and_terminates_at_once(sandbox, ec2, fleet_group):
             silent = [ip for ip in silent if not ssh_banner(ip)]
         assert not silent, f"{len(silent)} of {HOSTS} hosts do not answer SSH: {silent}"
         to_ssh = time.monotonic() - t0
-        pids = [pid for pid, ns in net.load_record().get("pids", []) if ns.removeprefix("bks-") in ids]
+        pids = host_pids(ids)
         assert len(pids) == HOSTS
         use = host_usage(pids)
         neighbours = subprocess.run(["ip", "neigh", "show", "dev", config.BRIDGE], capture_output=True, text=True)

@@ -1,0 +1,316 @@
+"""Case 6, fleet scale on the sandbox: time until N servers answer, bake+clone against configure-each.
+
+- **configure-each(N)**: N instances launched from the Debian 12 base image (bench/fleet/launch.yml), then
+  configured by the flow's own playbooks/configure.yml (the webserver role; its last task waits until the app
+  answers through nginx on every host). Time = launch + configure, each an ``ansible-playbook`` run.
+- **bake**: configure-each(1), then playbooks/image.yml of that instance. **bake+clone(N)** = bake +
+  playbooks/clone.yml with ``flow_clone_count=N`` (it launches the clones and waits, from the controller, until
+  every one answers /healthz with its own instance ID).
+- **memory**: PSS of every host's processes (nspawn, systemd, sshd, nginx, gunicorn, ...) once they serve.
+
+Each configuration runs on the sandbox as the flow runs (least-privilege user, the flow's inventory); hosts are
+terminated through the API between sizes. Raw figures are merged into bench/scale-results.json by size, so that
+the case can run in pieces (``--scale-each``, ``--scale-clones``); the report section, its targets and the plot
+(bench/scale.svg, matplotlib) are drawn from everything that file holds.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from cases import ec2_client, log, teardown_flow, terminate
+from harness import HERE, REPO, Watcher, base_env, run_playbook
+
+sys.path.append(str(REPO))
+from sandbox.usage import host_pids, host_usage  # what the fleet test measures too
+
+RESULTS = HERE / "scale-results.json"
+PLOT = HERE / "scale.svg"
+INVENTORY = REPO / "playbooks" / "inventory" / "bakery.instances.yml"
+SIZES = (1, 4, 8, 16, 32, 64)
+# configure-each is measured only up to where it stays under this (projected linearly from the last size).
+EACH_LIMIT_S = 600
+
+
+def flow_ids(ec2, flow_name: str, role: str) -> list[str]:
+    pages = ec2.get_paginator("describe_instances").paginate(
+        Filters=[
+            {"Name": "tag:BakeryFlow", "Values": [flow_name]},
+            {"Name": "tag:BakeryRole", "Values": [role]},
+            {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
+        ]
+    )
+    return [i["InstanceId"] for page in pages for r in page["Reservations"] for i in r["Instances"]]
+
+
+def pss_mib_per_host(ids: list[str]) -> float:
+    return round(host_usage(host_pids(ids))["pss_kib"] / max(len(ids), 1) / 1024, 1)
+
+
+def wall_of(res) -> float:
+    return round(res.wall, 1)
+
+
+def slowest_tasks(res, top: int = 6) -> dict[str, float]:
+    """Seconds from each task's start to its last host's result, the ``top`` longest (where the time goes)."""
+    spans: dict[str, list[float]] = {}
+    for t in res.tasks:
+        span = spans.setdefault(t["task"], [t["start"], t["end"]])
+        span[0], span[1] = min(span[0], t["start"]), max(span[1], t["end"])
+    longest = sorted(spans.items(), key=lambda kv: kv[1][0] - kv[1][1])[:top]
+    return {name: round(end - start, 1) for name, (start, end) in longest}
+
+
+class Scale:
+    """One flow name (key pair, security groups, image) for every size measured in one piece."""
+
+    def __init__(self, url: str, workdir: Path, watcher: Watcher):
+        self.ec2 = ec2_client(url)
+        self.watcher = watcher
+        self.workdir = workdir
+        self.flow_name = f"bench-scale-{int(time.time()) % 100000}"
+        self.env = dict(base_env(url, workdir), BENCH_SANDBOX="1")
+        self.extra = {"flow_name": self.flow_name, "flow_key_path": str(workdir / "key")}
+
+    def play(self, playbook: Path, timeout: int = 1800, **extra):
+        return run_playbook(
+            "ours", playbook, self.env, self.workdir, dict(self.extra, **extra), inventory=INVENTORY, timeout=timeout
+        )
+
+    def each(self, n: int) -> dict:
+        launch = self.play(HERE / "fleet" / "launch.yml", bench_count=n)
+        configure = self.play(REPO / "playbooks" / "configure.yml")
+        ids = flow_ids(self.ec2, self.flow_name, "source")
+        if len(ids) != n:
+            raise RuntimeError(f"configure-each {n}: {len(ids)} instances found: {ids}")
+        return {
+            "launch_s": wall_of(launch),
+            "configure_s": wall_of(configure),
+            "total_s": round(launch.wall + configure.wall, 1),
+            "pss_mib_per_host": pss_mib_per_host(ids),
+            "configure_tasks_s": slowest_tasks(configure),
+        }
+
+    def bake(self) -> dict:
+        first = self.each(1)
+        image = self.play(REPO / "playbooks" / "image.yml")
+        return dict(first, image_s=wall_of(image), total_s=round(first["total_s"] + image.wall, 1))
+
+    def clone(self, n: int) -> dict:
+        res = self.play(REPO / "playbooks" / "clone.yml", flow_clone_count=n)
+        ids = flow_ids(self.ec2, self.flow_name, "clone")
+        if len(ids) != n:
+            raise RuntimeError(f"clone {n}: {len(ids)} instances found: {ids}")
+        return {"clone_s": wall_of(res), "pss_mib_per_host": pss_mib_per_host(ids), "clone_tasks_s": slowest_tasks(res)}
+
+    def remove(self, role: str) -> None:
+        terminate(self.ec2, self.watcher, flow_ids(self.ec2, self.flow_name, role), timeout=300)
+
+    def teardown(self) -> None:
+        teardown_flow(self.ec2, self.watcher, self.flow_name)
+
+
+def load() -> dict:
+    return json.loads(RESULTS.read_text()) if RESULTS.exists() else {"each": {}, "clone": {}, "bake": None}
+
+
+def save(found: dict, machine: str) -> dict:
+    """Merge what was measured into RESULTS (after every size: a later failure loses nothing measured)."""
+    merged = load()
+    for kind in ("each", "clone"):
+        merged[kind].update(found[kind])
+    if found["bake"]:
+        merged["bake"] = found["bake"]
+    merged["machine"] = machine.split("; aws_ec2")[0]
+    merged["at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    RESULTS.write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n")
+    return merged
+
+
+def case_scale(url: str, each_sizes, clone_sizes, machine: str, smoke: bool = False) -> dict:
+    """Measure configure-each at ``each_sizes`` and bake+clone at ``clone_sizes``; merge into RESULTS."""
+    found = {"each": {}, "clone": {}, "bake": None}
+
+    def measured(what: str) -> None:
+        log(f"scale: {what}")
+        if not smoke:
+            save(found, machine)
+
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp, Watcher(url) as watcher:
+        scale = Scale(url, Path(tmp), watcher)
+        try:
+            if clone_sizes:
+                log("scale: bake (configure-each 1, then image it)")
+                found["bake"] = scale.bake()
+                found["each"]["1"] = {k: v for k, v in found["bake"].items() if k != "image_s"}
+                found["each"]["1"]["total_s"] = round(found["bake"]["launch_s"] + found["bake"]["configure_s"], 1)
+                measured(f"bake {found['bake']}")
+                scale.remove("source")
+                for n in clone_sizes:
+                    found["clone"][str(n)] = scale.clone(n)
+                    measured(f"clone {n}: {found['clone'][str(n)]}")
+                    scale.remove("clone")
+            last = None
+            for n in each_sizes:
+                if str(n) in found["each"]:
+                    last = (n, found["each"][str(n)]["total_s"])
+                    continue
+                if last and last[1] * n / last[0] > EACH_LIMIT_S:
+                    log(f"scale: configure-each {n} skipped: {last[1]:.0f} s at {last[0]} projects past the limit")
+                    found["each"][str(n)] = {"skipped": f"projected over {EACH_LIMIT_S} s"}
+                    continue
+                found["each"][str(n)] = scale.each(n)
+                last = (n, found["each"][str(n)]["total_s"])
+                measured(f"configure-each {n}: {found['each'][str(n)]}")
+                scale.remove("source")
+        finally:
+            scale.teardown()
+    if smoke:
+        return {"smoke": True, "text": json.dumps(found)}
+    return report(save(found, machine))
+
+
+def sizes(results: dict, kind: str) -> list[int]:
+    return sorted(int(n) for n, r in results[kind].items() if "skipped" not in r)
+
+
+def bake_clone_s(results: dict, n: int) -> float:
+    return round(results["bake"]["total_s"] + results["clone"][str(n)]["clone_s"], 1)
+
+
+def plot(results: dict, path: Path = PLOT) -> None:
+    import matplotlib
+
+    matplotlib.use("svg")
+    import matplotlib.pyplot as plt
+
+    matplotlib.rcParams["svg.hashsalt"] = "bakery-bench"  # the same figures draw the same file
+    matplotlib.rcParams["svg.fonttype"] = "none"
+    each, clone = sizes(results, "each"), sizes(results, "clone") if results["bake"] else []
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    ax.plot(each, [results["each"][str(n)]["total_s"] for n in each], "o-", label="configure-each (launch + configure)")
+    if clone:
+        ax.plot(clone, [bake_clone_s(results, n) for n in clone], "s-", label="bake + clone")
+        ax.plot(clone, [results["clone"][str(n)]["clone_s"] for n in clone], "^--", label="clone only (after the bake)")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(SIZES, [str(n) for n in SIZES])
+    ax.set_xlabel("servers (N)")
+    ax.set_ylabel("seconds until all N answer")
+    ax.set_title("bakery.ec2 on the sandbox (2 cores): time until N servers answer")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Date": None})
+    plt.close(fig)
+
+
+def table(headers, rows) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join("---:" for _h in headers) + " |"]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
+
+
+def where_time_goes(each: dict) -> str:
+    measured = [n for n in SIZES if "configure_tasks_s" in each.get(str(n), {})]
+    if not measured:
+        return ""
+    parts = []
+    for n in (measured[0], measured[-1]) if len(measured) > 1 else measured:
+        tasks = sorted(each[str(n)]["configure_tasks_s"].items(), key=lambda kv: -kv[1])
+        parts.append(f"at N={n}: " + ", ".join(f"{name.split(' : ')[-1]} {secs:.1f} s" for name, secs in tasks))
+    return "Longest tasks of configure.yml (first start to last host's result) " + "; ".join(parts) + "."
+
+
+def report(results: dict) -> dict:
+    """The report section (table, plot link, targets) from everything ``results`` holds."""
+    plot(results)
+    each, clone = results["each"], results["clone"]
+    rows = []
+    for n in SIZES:
+        e, c = each.get(str(n), {}), clone.get(str(n))
+        measured = [m for m in sizes(results, "each") if m < n]
+        if "total_s" in e:
+            each_text = f"{e['total_s']:.1f} ({e['launch_s']:.1f} + {e['configure_s']:.1f})"
+        elif measured and each[str(measured[-1])]["total_s"] * n / measured[-1] > EACH_LIMIT_S:
+            last = measured[-1]
+            each_text = (
+                f"not run: {each[str(last)]['total_s']:.0f} s at N={last} projects past {EACH_LIMIT_S // 60} min"
+            )
+        else:
+            each_text = e.get("skipped", "not run")
+        clone_text = f"{bake_clone_s(results, n):.1f} ({c['clone_s']:.1f})" if c and results["bake"] else "not run"
+        ahead = ""
+        if c and "total_s" in e and results["bake"]:
+            ahead = f"{e['total_s'] / bake_clone_s(results, n):.2f}x"
+        rows.append(
+            (n, each_text, clone_text, ahead, e.get("pss_mib_per_host", ""), c["pss_mib_per_host"] if c else "")
+        )
+    targets = []
+    if "64" in clone:
+        secs = clone["64"]["clone_s"]
+        targets.append(("fleet: 64 clones serve within 60 s after the bake", secs <= 60, f"{secs:.1f} s"))
+    both = [n for n in sizes(results, "each") if n >= 4 and str(n) in clone and results["bake"]]
+    if both:
+        behind = [n for n in both if bake_clone_s(results, n) >= each[str(n)]["total_s"]]
+        targets.append(
+            (
+                "fleet: bake+clone ahead of configure-each from N=4",
+                not behind,
+                ", ".join(f"N={n} {bake_clone_s(results, n):.0f} s vs {each[str(n)]['total_s']:.0f} s" for n in both),
+            )
+        )
+    if "total_s" in each.get("1", {}) and "total_s" in each.get("16", {}):
+        marginal = (each["16"]["configure_s"] - each["1"]["configure_s"]) / 15
+        targets.append(
+            (
+                "fleet: configure-each marginal cost per host at N=16 ≤ 4 s",
+                marginal <= 4,
+                f"{marginal:.2f} s ((configure at 16 - at 1) / 15: {each['16']['configure_s']:.1f} s, "
+                f"{each['1']['configure_s']:.1f} s)",
+            )
+        )
+    bake = results["bake"]
+    text = "\n".join(
+        [
+            f"![time until N servers answer]({PLOT.name})",
+            "",
+            table(
+                [
+                    "N",
+                    "configure-each (s): launch + configure",
+                    "bake+clone (s) (clone alone)",
+                    "configure-each / bake+clone",
+                    "PSS per configured host (MiB)",
+                    "PSS per clone (MiB)",
+                ],
+                rows,
+            ),
+            "",
+            (
+                f"Bake: {bake['total_s']:.1f} s = launch {bake['launch_s']:.1f} s + configure "
+                f"{bake['configure_s']:.1f} s + image {bake['image_s']:.1f} s (configure-each at N=1, then "
+                "playbooks/image.yml)."
+                if bake
+                else "Bake: not run."
+            ),
+            where_time_goes(each),
+            f"Raw figures: bench/scale-results.json (last updated {results.get('at', '?')}; "
+            f"{results.get('machine', '')}).",
+        ]
+    )
+    return {
+        "title": "fleet scale: time until N servers answer, bake+clone against configure-each (sandbox)",
+        "setup": "configure-each(N): bench/fleet/launch.yml launches N instances from the Debian 12 base image, "
+        "then playbooks/configure.yml (the webserver role; default forks 5) configures them; its last task waits "
+        "until the app answers on each. bake+clone(N): the bake (configure-each at N=1, then playbooks/image.yml) "
+        "plus playbooks/clone.yml with flow_clone_count=N, which launches the clones and waits until each answers "
+        "/healthz with its own instance ID. Times are whole `ansible-playbook` runs (one run per size); sizes run "
+        "one after another, hosts terminated between them. PSS: every process of the hosts (nspawn, systemd, sshd, "
+        "nginx, gunicorn, ...) once they serve, per host. configure-each stops where it would pass "
+        f"{EACH_LIMIT_S // 60} minutes.",
+        "text": text,
+        "targets": targets,
+    }
