@@ -91,8 +91,10 @@ def serve(port: int) -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server
 
-    from . import imds
+    from . import imds, moto_gaps
     from .core import Core, Middleware
+
+    moto_gaps.apply()
 
     mirror = images.machine_mirror()
     mirror_hostnames = images.mirror_hosts(mirror)
