@@ -2,10 +2,11 @@
 
 Every test that builds the app runs twice: on SQLite (a file in the test's tmp_path) and on DynamoDB + S3 (a
 fresh table and bucket, for that test alone, in a moto server on a random 127.0.0.1 port, started once per
-session). Tests marked ``sqlite_only`` look inside the SQLite file and run on SQLite only.
+session). Tests marked ``sqlite_only`` or ``dynamodb_only`` run on that store only.
 """
 
 import http.server
+import logging
 import threading
 import uuid
 
@@ -19,17 +20,22 @@ REGION = "eu-west-1"
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "sqlite_only: the test looks inside the SQLite file; not run on DynamoDB")
+    config.addinivalue_line("markers", "sqlite_only: the test is about the SQLite store; not run on DynamoDB")
+    config.addinivalue_line("markers", "dynamodb_only: the test is about DynamoDB + S3; not run on SQLite")
 
 
 def pytest_generate_tests(metafunc):
     if "store" in metafunc.fixturenames:
-        stores = ["sqlite"] if metafunc.definition.get_closest_marker("sqlite_only") else ["sqlite", "dynamodb"]
+        stores = ["sqlite", "dynamodb"]
+        for marker in ("sqlite", "dynamodb"):
+            if metafunc.definition.get_closest_marker(f"{marker}_only"):
+                stores = [marker]
         metafunc.parametrize("store", stores, indirect=True)
 
 
 @pytest.fixture(scope="session")
 def moto_url():
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request of the moto server
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -39,14 +45,18 @@ def moto_url():
         server.stop()
 
 
-def create_table_and_bucket(endpoint_url, table, bucket):
-    """The table and bucket as the flow creates them: partition key pk (string), on-demand; a private bucket."""
+def create_table(endpoint_url, table):
+    """The table as the app needs it: partition key pk (string), no sort key, on-demand."""
     boto3.client("dynamodb", region_name=REGION, endpoint_url=endpoint_url).create_table(
         TableName=table,
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
         BillingMode="PAY_PER_REQUEST",
     )
+
+
+def create_table_and_bucket(endpoint_url, table, bucket):
+    create_table(endpoint_url, table)
     boto3.client("s3", region_name=REGION, endpoint_url=endpoint_url).create_bucket(
         Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
     )
