@@ -20,6 +20,8 @@ class Sandbox:
     def __init__(self, port: int | None = None):
         self.port = port or config.PORT
         self.endpoint = config.endpoint(self.port)
+        # What hosts use for DynamoDB, S3 and STS (BAKERY_SANDBOX_GUEST_ENDPOINT): only they reach it.
+        self.guest_endpoint = config.guest_endpoint(self.port)
 
     # ------------------------------------------------------------ facts
     def pid(self) -> int | None:

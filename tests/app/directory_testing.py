@@ -1,10 +1,12 @@
-"""Helpers that drive the employee directory through WSGI, with a temporary SQLite database."""
+"""Helpers that drive the employee directory through WSGI, on a temporary SQLite database or on a DynamoDB
+table and S3 bucket of a moto server on 127.0.0.1 (the ``store`` fixture of conftest.py picks which)."""
 
 import base64
 import http.server
 import io
 import json
 import re
+import sqlite3
 import sys
 import uuid
 import wsgiref.util
@@ -47,6 +49,8 @@ SEED = [
         "email": "grace@example.com",
     },
 ]
+# Settings of the store every make_app of the running test uses (empty: SQLite in the test's tmp_path).
+STORE = {}
 # A metadata URL where nothing listens (the discard port on loopback): "no metadata service".
 NO_METADATA = "http://127.0.0.1:9"
 
@@ -173,11 +177,26 @@ def make_app(tmp_path, **settings):
         "metadata_timeout": 0.5,
         "upload_max_bytes": 4096,
     }
+    config.update(STORE)
     config.update(settings)
     password_file = Path(config["admin_password_file"])
     if not password_file.exists():
         password_file.write_text(ADMIN_HASH + "\n")
     return Application(config)
+
+
+def set_updated_at(app, employee_id, value):
+    """Backdate an employee's updated_at behind the app's back, in whichever store it uses."""
+    if app.store.kind == "sqlite":
+        with sqlite3.connect(app.settings["database"]) as conn:
+            conn.execute("UPDATE employee SET updated_at = ? WHERE id = ?", (value, employee_id))
+    else:
+        app.store._dynamodb.update_item(
+            TableName=app.store.table,
+            Key={"pk": {"S": f"employee#{employee_id}"}},
+            UpdateExpression="SET updated_at = :value",
+            ExpressionAttributeValues={":value": {"S": value}},
+        )
 
 
 class FakeIMDS(http.server.BaseHTTPRequestHandler):

@@ -1,9 +1,7 @@
 """The JSON API: status codes, messages, and that bad requests change nothing."""
 
-import sqlite3
-
 import pytest
-from directory_testing import NEW
+from directory_testing import NEW, set_updated_at
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\r\n\xff" * 100
 
@@ -196,8 +194,7 @@ def test_photo_can_be_read_through_the_api(client, visitor):
 
 def test_patch_without_changes_keeps_updated_at(client, app):
     old = "2001-01-01T00:00:00Z"
-    with sqlite3.connect(app.settings["database"]) as conn:
-        conn.execute("UPDATE employee SET updated_at = ? WHERE id = 1", (old,))
+    set_updated_at(app, 1, old)
     url = "/api/employees/1"
     assert client.send_json("PATCH", url, {}).json()["updated_at"] == old
     same = client.get(url).json()

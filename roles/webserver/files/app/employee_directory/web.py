@@ -5,10 +5,11 @@ import contextlib
 import http
 import http.cookies
 import json
+import logging
 import os
 import re
 import socket
-import sqlite3
+import threading
 import urllib.parse
 
 from . import __version__, pages
@@ -17,7 +18,7 @@ from .csrf import COOKIE, FIELD, Csrf, load_or_create_secret
 from .forms import FormError, parse_form
 from .images import ALLOWED_TYPES, detect_image_type
 from .metadata import InstanceMetadata
-from .store import DuplicateEmail, Store
+from .store import DuplicateEmail, StoreUnavailable, open_store
 from .validation import FIELDS, clean_employee
 
 _STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
@@ -27,6 +28,7 @@ FORM_OVERHEAD = 64 * 1024
 FLASH_COOKIE = "edir_flash"
 _CONTROL = re.compile(r"[\x00-\x20\x7f]")
 _READ_ONLY = ("id", "has_photo", "photo_url", "url", "created_at", "updated_at")
+log = logging.getLogger("employee_directory")
 
 DEFAULTS = {
     "title": "Employee Directory",
@@ -38,6 +40,13 @@ DEFAULTS = {
     "metadata_url": "http://169.254.169.254",
     "metadata_timeout": 1.0,
     "seed": [],
+    # sqlite (one file on this host) or dynamodb (a DynamoDB table and an S3 bucket shared by every clone).
+    "store": "sqlite",
+    "dynamodb_table": "",
+    "s3_bucket": "",
+    "aws_region": "",
+    # Only for the sandbox: empty means AWS's own endpoints.
+    "aws_endpoint_url": "",
 }
 
 
@@ -162,8 +171,15 @@ class Application:
         self.upload_max_bytes = int(settings["upload_max_bytes"])
         self.form_max_bytes = self.upload_max_bytes + FORM_OVERHEAD
         self.page_size = int(settings["page_size"])
-        self.store = Store(settings["database"])
-        self.store.initialise(settings["seed"])
+        self.store = open_store(settings)
+        self.seed = settings["seed"]
+        self._ready = False
+        self._ready_lock = threading.Lock()
+        try:
+            self.ensure_ready()
+        except StoreUnavailable as exc:
+            # Serve 503 (and /healthz says why) until the store answers; an invalid seed still stops the app.
+            log.error("store unavailable at start: %s", exc)
         self.csrf = Csrf(load_or_create_secret(settings["secret_file"]))
         self.admin = Admin(self.store, settings["admin_password_file"])
         self.metadata = InstanceMetadata(settings["metadata_url"], timeout=float(settings["metadata_timeout"]))
@@ -204,6 +220,9 @@ class Application:
             response = self.dispatch(request)
         except HTTPError as error:
             response = self.error_response(request, error)
+        except StoreUnavailable as exc:
+            log.error("store unavailable: %s %s: %s", request.method, request.path, exc)
+            response = self.error_response(request, HTTPError(503, _UNAVAILABLE, [("Retry-After", "10")]))
         if request.new_nonce:
             response.headers.append(_cookie(COOKIE, request.new_nonce, request, same_site="Strict"))
         if response.flash:
@@ -215,8 +234,20 @@ class Application:
         start_response(status, response.headers)
         return [b"" if request.method == "HEAD" else response.body]
 
+    def ensure_ready(self):
+        """Load the seed once the store answers (at start, or at the first request after an outage)."""
+        if self._ready:
+            return
+        with self._ready_lock:
+            if not self._ready:
+                self.store.initialise(self.seed)
+                self._ready = True
+
     def dispatch(self, request):
-        request.admin = self.admin.session_valid(request.cookies.get(SESSION_COOKIE))
+        # /healthz reports the store itself; the style sheet and script must style the error page of an outage.
+        if request.path != "/healthz" and not request.path.startswith("/static/"):
+            self.ensure_ready()
+            request.admin = self.admin.session_valid(request.cookies.get(SESSION_COOKIE))
         for pattern, handlers in self.routes:
             match = pattern.fullmatch(request.path)
             if not match:
@@ -475,13 +506,16 @@ class Application:
             return Response(handle.read(), 200, media_type, [("Cache-Control", "max-age=3600")])
 
     def healthz(self, request):
-        data = {"status": "ok", "version": __version__, "hostname": self.hostname}
+        data = {"status": "ok", "version": __version__, "hostname": self.hostname, "store": self.store.kind}
         data.update(self.metadata.get())
         status = 200
         try:
-            data["employees"] = self.store.count()
-        except sqlite3.Error as exc:
-            data.update(status="error", error=f"database: {exc}")
+            self.ensure_ready()
+            data["employees"] = self.store.health()
+        except StoreUnavailable as exc:
+            # The reason (names of the table, bucket or file, the error code) goes to the log, not to visitors.
+            log.error("healthz: store unavailable: %s", exc)
+            data.update(status="error", error="The store does not answer; the reason is in the app's log.")
             status = 503
         return json_response(data, status, [("Cache-Control", "no-store")])
 
@@ -566,6 +600,9 @@ class Application:
         if not self.store.set_photo(employee_id, None, None):
             raise HTTPError(404, f"No employee has ID {employee_id}.")
         return json_response(None, 204)
+
+
+_UNAVAILABLE = "The directory cannot reach its data right now. Nothing was changed; please try again in a minute."
 
 
 def _plural(count, word):
