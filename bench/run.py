@@ -5,7 +5,8 @@
 
 Cases: (1) inventory (bench/inventory/run.py), (2) ami_find `regions:` vs ec2_ami_info looped over 16 regions on moto,
 (3) ec2_launch vs ec2_instance, (4) ami_from_instance vs ec2_ami, (5) the whole flow vs bench/peer/flow.yml;
-3-5 on the local EC2 sandbox (reused when running, else started and stopped here). Runs alternate between
+3-5 on the local EC2 sandbox (reused when running, else started and stopped here), (6) the employee directory's
+list and add latency on SQLite and on DynamoDB + S3 of a local moto server (bench/app_store.py). Runs alternate between
 ours and the peer; API calls are counted at the endpoint by a counting proxy (bench/harness.py).
 
 The smoke mode does not need the peer's virtualenv (.venv-bench takes over a minute to build) and stays under a
@@ -27,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "inventory"))
 
+import app_store
 import cases
 import harness
 import run as inventory
@@ -182,6 +184,14 @@ def render(results: dict, args, seconds: float, argv: list[str]) -> str:
                 ],
             )
         )
+    if "app_store" in results:
+        out += [
+            "",
+            "## 6. The app's store: list and add latency (local moto)",
+            "",
+            app_store.__doc__.split("\n\n")[2].strip(),
+        ]
+        out += ["", results["app_store"]["text"]]
     notes = harness.HERE / "NOTES.md"
     if notes.exists():
         out += ["", notes.read_text().strip()]
@@ -189,13 +199,14 @@ def render(results: dict, args, seconds: float, argv: list[str]) -> str:
 
 
 # Report section numbers of the cases, and how the names of their target rows begin.
-SECTIONS = {"inventory": 1, "ami_find": 2, "launch": 3, "image": 4, "flow": 5}
+SECTIONS = {"inventory": 1, "ami_find": 2, "launch": 3, "image": 4, "flow": 5, "app_store": 6}
 TARGET_PREFIXES = {
     "inventory": "inventory",
     "ami_find": "ami_find",
     "launch": "bakery.ec2.ec2_launch",
     "image": "bakery.ec2.ami_from_instance",
     "flow": "the flow",
+    "app_store": "app store",
 }
 
 
@@ -241,7 +252,8 @@ def main():
     parser.add_argument("--inventory-10k-runs", type=int, default=5, help="runs of each contender at 10k instances")
     parser.add_argument("--images", type=int, default=200, help="images per region in case 2")
     parser.add_argument("--count", type=int, default=5, help="instances launched by case 3")
-    parser.add_argument("--cases", default="inventory,ami_find,launch,image,flow")
+    parser.add_argument("--cases", default="inventory,ami_find,launch,image,flow,app_store")
+    parser.add_argument("--app-requests", type=int, default=200, help="calls of list and of add per store, case 6")
     parser.add_argument("--output", help="write the Markdown report here")
     parser.add_argument("--smoke", action="store_true", help="a quick mode of each case (< 1 minute)")
     parser.add_argument("--from-json", help="render the raw results of an earlier run (.build/bench-results.json)")
@@ -274,6 +286,10 @@ def main():
         cases.log(f"ami_find: {args.images:,} images in each region on moto")
         regions = cases.REGIONS[:4] if args.smoke else cases.REGIONS
         results["ami_find"] = cases.case_ami_find(args.runs, args.images, regions)
+    if "app_store" in wanted:
+        requests, employees = (10, 10) if args.smoke else (args.app_requests, 100)
+        cases.log(f"app_store: {requests} lists and adds on SQLite and on DynamoDB + S3 (local moto)")
+        results["app_store"] = app_store.case_app_store(requests, employees)
     if {"launch", "image", "flow"} & set(wanted):
         with cases.sandbox() as url:
             if "launch" in wanted:

@@ -499,6 +499,8 @@ def error_body(denied: Denied, service: str, json_protocol: bool, method: str = 
     """The refusal in the service's own shape: EC2 XML, S3 XML (no body for HEAD), JSON, or the Query XML."""
     status = f"{denied.status} Denied"
     if json_protocol:
+        if service == "dynamodb":  # DynamoDB answers every client error, a refusal too, with HTTP 400
+            status = "400 Bad Request"
         content = "application/x-amz-json-1.0" if service == "dynamodb" else "application/x-amz-json-1.1"
         body = json.dumps({"__type": "com.amazon.coral.service#" + _JSON_CODES.get(denied.code, denied.code),
                            "message": denied.message}).encode()  # fmt: skip
