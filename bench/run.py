@@ -28,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "inventory"))
 
+import app_sandbox
 import app_store
 import cases
 import harness
@@ -192,6 +193,14 @@ def render(results: dict, args, seconds: float, argv: list[str]) -> str:
             app_store.__doc__.split("\n\n")[2].strip(),
         ]
         out += ["", results["app_store"]["text"]]
+    if "app_sandbox" in results:
+        out += [
+            "",
+            "## 7. The app on a sandbox host: list and add latency (SQLite; DynamoDB + S3 by the instance role)",
+            "",
+            app_sandbox.__doc__.split("\n\n")[2].strip(),
+        ]
+        out += ["", results["app_sandbox"]["text"]]
     notes = harness.HERE / "NOTES.md"
     if notes.exists():
         out += ["", notes.read_text().strip()]
@@ -199,7 +208,7 @@ def render(results: dict, args, seconds: float, argv: list[str]) -> str:
 
 
 # Report section numbers of the cases, and how the names of their target rows begin.
-SECTIONS = {"inventory": 1, "ami_find": 2, "launch": 3, "image": 4, "flow": 5, "app_store": 6}
+SECTIONS = {"inventory": 1, "ami_find": 2, "launch": 3, "image": 4, "flow": 5, "app_store": 6, "app_sandbox": 7}
 TARGET_PREFIXES = {
     "inventory": "inventory",
     "ami_find": "ami_find",
@@ -207,6 +216,7 @@ TARGET_PREFIXES = {
     "image": "bakery.ec2.ami_from_instance",
     "flow": "the flow",
     "app_store": "app store",
+    "app_sandbox": "app on the sandbox",
 }
 
 
@@ -252,7 +262,7 @@ def main():
     parser.add_argument("--inventory-10k-runs", type=int, default=5, help="runs of each contender at 10k instances")
     parser.add_argument("--images", type=int, default=200, help="images per region in case 2")
     parser.add_argument("--count", type=int, default=5, help="instances launched by case 3")
-    parser.add_argument("--cases", default="inventory,ami_find,launch,image,flow,app_store")
+    parser.add_argument("--cases", default="inventory,ami_find,launch,image,flow,app_store,app_sandbox")
     parser.add_argument("--app-requests", type=int, default=200, help="calls of list and of add per store, case 6")
     parser.add_argument("--output", help="write the Markdown report here")
     parser.add_argument("--smoke", action="store_true", help="a quick mode of each case (< 1 minute)")
@@ -290,7 +300,7 @@ def main():
         requests, employees = (10, 10) if args.smoke else (args.app_requests, 100)
         cases.log(f"app_store: {requests} lists and adds on SQLite and on DynamoDB + S3 (local moto)")
         results["app_store"] = app_store.case_app_store(requests, employees)
-    if {"launch", "image", "flow"} & set(wanted):
+    if {"launch", "image", "flow", "app_sandbox"} & set(wanted):
         with cases.sandbox() as url:
             if "launch" in wanted:
                 results["launch"] = cases.case_launch(args.runs, args.count, url)
@@ -298,6 +308,10 @@ def main():
                 results["image"] = cases.case_image(args.runs, url)
             if "flow" in wanted:
                 results["flow"] = cases.case_flow(args.flow_runs, url, smoke=args.smoke)
+            # Hosts of its own, launched and configured by the flow's playbooks: not in the smoke run (< 1 minute).
+            if "app_sandbox" in wanted and not args.smoke:
+                cases.log(f"app_sandbox: {args.app_requests} lists and adds on a sandbox host, SQLite then DynamoDB")
+                results["app_sandbox"] = app_sandbox.case_app_sandbox(args.app_requests, 100, url)
     if args.smoke and (harness.BENCH_VENV / "ansible-playbook").exists():
         harness.STAND_IN = False
         syntax_check_peer()
