@@ -1,6 +1,6 @@
 """Latency of the employee directory's list and add on a sandbox host, on SQLite and on DynamoDB + S3.
 
-    python bench/app_sandbox.py --requests 200       # with the sandbox running (or started and stopped here)
+    python bench/run.py --cases app_sandbox --app-requests 200     # case 7 of make bench (sandbox started if needed)
 
 What it measures: the app as the flow deploys it (playbooks/launch.yml and configure.yml on a real sandbox host:
 nginx, gunicorn, the webserver role), once with `flow_store: sqlite` and once with `flow_store: dynamodb`, where
@@ -15,7 +15,6 @@ latency.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import http.client
 import json
@@ -29,7 +28,7 @@ sys.path.insert(0, str(HERE))
 
 import cases
 import harness
-from app_store import WARM_UP, percentiles
+from app_store import percentiles, timed
 
 REPO = HERE.parent
 PLAYBOOKS = REPO / "playbooks"
@@ -69,16 +68,6 @@ class Directory:
             "email": f"bench-{tag}-{number}@example.com",
         }
         self.call("POST", "/api/employees", employee, expect=201)
-
-
-def timed(call, count: int) -> list[float]:
-    times = []
-    for number in range(WARM_UP + count):
-        start = time.perf_counter()
-        call(number)
-        if number >= WARM_UP:
-            times.append(time.perf_counter() - start)
-    return times
 
 
 def measure(directory: Directory, requests: int, employees: int) -> dict:
@@ -129,26 +118,11 @@ def case_app_sandbox(requests: int, employees: int, url: str) -> dict:
                 )
             finally:
                 harness.run_playbook("ours", PLAYBOOKS / "teardown.yml", env, workdir, extra, INVENTORY, check=False)
-    lines = [
+    intro = (
         f"{requests} calls of each operation over HTTP from the controller, {employees} employees added first; "
         "one host per store, launched and configured by the flow's playbooks "
-        f"({', '.join(f'{s} in {setup[s]:.0f} s' for s in STORES if s in setup)}).",
-        "",
-        "| store | operation | p50 ms | p95 ms |",
-        "| --- | --- | --- | --- |",
-        *(f"| {store} | {op} | {p50:.1f} | {p95:.1f} |" for store, op, p50, p95 in rows),
-    ]
-    return {"rows": rows, "text": "\n".join(lines), "targets": []}
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=200, help="calls of each operation per store")
-    parser.add_argument("--employees", type=int, default=100, help="employees added before the first list")
-    args = parser.parse_args()
-    with cases.sandbox() as url:
-        print(case_app_sandbox(args.requests, args.employees, url)["text"])
-
-
-if __name__ == "__main__":
-    main()
+        f"({', '.join(f'{s} in {setup[s]:.0f} s' for s in STORES if s in setup)})."
+    )
+    table = [f"| {store} | {op} | {p50:.1f} | {p95:.1f} |" for store, op, p50, p95 in rows]
+    text = "\n".join([intro, "", "| store | operation | p50 ms | p95 ms |", "| --- | --- | --- | --- |", *table])
+    return {"rows": rows, "text": text, "targets": []}
