@@ -199,6 +199,20 @@ def dynamodb_requested(region: str, action: str, body: bytes) -> list[tuple[str,
     return [(f"dynamodb:{action}", "*")]
 
 
+def iam_resource(params: dict) -> str:
+    """The ARN of the instance profile or role an IAM request names, as IAM authorises it; ``*`` for the rest.
+
+    An instance profile's actions (AddRoleToInstanceProfile too) are on the profile; the path is the request's
+    ``Path`` (creation) or ``/``: the sandbox does not look up the path of an existing role or profile.
+    """
+    path = params.get("Path") or "/"
+    if params.get("InstanceProfileName"):
+        return f"arn:aws:iam::{config.ACCOUNT_ID}:instance-profile{path}{params['InstanceProfileName']}"
+    if params.get("RoleName"):
+        return f"arn:aws:iam::{config.ACCOUNT_ID}:role{path}{params['RoleName']}"
+    return "*"
+
+
 # S3's IAM actions by method and sub-resource (the first query key found; "" is the default).
 _S3_BUCKET = {
     "GET": {"acl": "GetBucketAcl", "cors": "GetBucketCORS", "encryption": "GetEncryptionConfiguration",
@@ -381,6 +395,8 @@ class Gate:
             host = environ.get("HTTP_HOST", "")
             return s3_requested(environ.get("REQUEST_METHOD", "GET"), host, environ.get("PATH_INFO", "/"),
                                 environ.get("QUERY_STRING", ""), _headers(environ), raw)  # fmt: skip
+        if service == "iam":
+            return [(f"iam:{action}", iam_resource(params))]
         if service == "sts" and action == "AssumeRole" and params.get("RoleArn"):
             return [("sts:AssumeRole", params["RoleArn"])]
         wanted = [(f"{service}:{action}", "*")]
