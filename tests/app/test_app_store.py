@@ -256,3 +256,15 @@ def test_unreadable_database_gives_503_page_and_log_line(tmp_path, caplog):
     assert page.status == 503
     assert "cannot reach its data" in page.text
     assert "SQLite database" in store_errors(caplog)[-1]
+
+
+@dynamodb_only
+def test_each_process_makes_its_own_clients(app, monkeypatch):
+    # gunicorn --preload forks workers from a master that already talked to the store: no shared connections.
+    master = app.store._dynamodb
+    assert app.store._dynamodb is master
+    monkeypatch.setattr(store_dynamodb.os, "getpid", lambda: -1)
+    worker = app.store._dynamodb
+    assert worker is not master
+    assert app.store._s3 is app.store._s3
+    assert Client(app).get("/healthz").json()["employees"] == 2

@@ -30,6 +30,7 @@ ever read from the app's settings. ``endpoint_url`` is for the sandbox only; emp
 
 import contextlib
 import decimal
+import os
 import random
 import time
 
@@ -145,9 +146,30 @@ class DynamoStore:
             # An endpoint given by address (the sandbox) cannot serve bucket names as host names.
             s3={"addressing_style": "path" if endpoint_url else "auto"},
         )
-        session = boto3.session.Session()
-        self._dynamodb = session.client("dynamodb", endpoint_url=endpoint_url, config=config)
-        self._s3 = session.client("s3", endpoint_url=endpoint_url, config=config)
+        self._endpoint_url = endpoint_url
+        self._config = config
+        self._clients_pid = None
+        self._clients = None
+
+    def _client(self, service):
+        # gunicorn --preload builds the app (and may seed) in its master, then forks the workers: a worker
+        # must not share the master's pooled connections, so each process makes its own clients.
+        if self._clients_pid != os.getpid():
+            session = boto3.session.Session()
+            self._clients = {
+                name: session.client(name, endpoint_url=self._endpoint_url, config=self._config)
+                for name in ("dynamodb", "s3")
+            }
+            self._clients_pid = os.getpid()
+        return self._clients[service]
+
+    @property
+    def _dynamodb(self):
+        return self._client("dynamodb")
+
+    @property
+    def _s3(self):
+        return self._client("s3")
 
     # -- calls, and what their errors mean -------------------------------------------------------------
 
