@@ -37,6 +37,7 @@ import time
 import boto3
 import botocore.config
 import botocore.exceptions
+import botocore.session
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from .store import DuplicateEmail, StoreUnavailable, clean_seed
@@ -128,7 +129,7 @@ class DynamoStore:
 
     kind = "dynamodb"
 
-    def __init__(self, table, bucket, region, endpoint_url=None):
+    def __init__(self, table, bucket, region, endpoint_url=None, metadata_url=None):
         missing = [
             name
             for name, value in (("dynamodb_table", table), ("s3_bucket", bucket), ("aws_region", region))
@@ -148,6 +149,8 @@ class DynamoStore:
         )
         self._endpoint_url = endpoint_url
         self._config = config
+        # The instance role's credentials come from the same metadata service the app asks for its instance ID.
+        self._metadata_url = metadata_url
         self._clients_pid = None
         self._clients = None
 
@@ -155,7 +158,10 @@ class DynamoStore:
         # gunicorn --preload builds the app (and may seed) in its master, then forks the workers: a worker
         # must not share the master's pooled connections, so each process makes its own clients.
         if self._clients_pid != os.getpid():
-            session = boto3.session.Session()
+            core = botocore.session.get_session()
+            if self._metadata_url:
+                core.set_config_variable("ec2_metadata_service_endpoint", self._metadata_url)
+            session = boto3.session.Session(botocore_session=core)
             self._clients = {
                 name: session.client(name, endpoint_url=self._endpoint_url, config=self._config)
                 for name in ("dynamodb", "s3")
