@@ -543,9 +543,13 @@ class Core:
         if b"<iamInstanceProfile>" not in body:
             return body
 
+        ids: dict[bytes, bytes] = {}  # one look-up per profile in an answer listing many instances
+
         def profile_id(match: re.Match) -> bytes:
-            profile = self.instance_profile(match.group(1).decode())
-            pid = profile["InstanceProfileId"].encode() if profile else match.group(2)
+            if match.group(1) not in ids:
+                profile = self.instance_profile(match.group(1).decode())
+                ids[match.group(1)] = profile["InstanceProfileId"].encode() if profile else match.group(2)
+            pid = ids[match.group(1)]
             return match.group(0).replace(b"<id>" + match.group(2) + b"</id>", b"<id>" + pid + b"</id>")
 
         return _PROFILE_RE.sub(profile_id, body)

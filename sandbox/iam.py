@@ -371,6 +371,9 @@ class Gate:
                 raise Denied("ExpiredToken", "The security token included in the request is expired", 403)
         arn = key.arn
         wanted = self.requested(service, action, environ, raw, params, region)
+        if service == "iam" and action == "AddRoleToInstanceProfile" and params.get("RoleName"):
+            # IAM: "the caller must be granted the PassRole permission on the IAM role" it adds
+            wanted.append(("iam:PassRole", f"arn:aws:iam::{config.ACCOUNT_ID}:role/{params['RoleName']}"))
         documents = [_document(p) for p in key.collect_policies()]
         for name, resource in wanted:
             if name.lower() == "sts:getcalleridentity":  # needs no permission, on AWS too

@@ -2,7 +2,8 @@
 
 Every test that builds the app runs twice: on SQLite (a file in the test's tmp_path) and on DynamoDB + S3 (a
 fresh table and bucket, for that test alone, in a moto server on a random 127.0.0.1 port, started once per
-session). Tests marked ``sqlite_only`` or ``dynamodb_only`` run on that store only.
+session, answering one request at a time: see OneRequestAtATime). Tests marked ``sqlite_only`` or
+``dynamodb_only`` run on that store only.
 """
 
 import http.server
@@ -13,8 +14,9 @@ import uuid
 import boto3
 import directory_testing
 import pytest
+import werkzeug.serving
 from directory_testing import Client, FakeIMDS, make_app
-from moto.server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 
 REGION = "eu-west-1"
 
@@ -33,16 +35,33 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("store", stores, indirect=True)
 
 
+class OneRequestAtATime:
+    """moto's TransactWriteItems is not atomic under concurrent requests (a failed one restores a copy of the
+    tables taken when it began, undoing or reviving what others wrote meanwhile); DynamoDB's transactions are
+    serializable. Answering one request at a time restores that, while the app's clients still race between
+    requests, which is what the tests of conditional writes need."""
+
+    def __init__(self, app):
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        with self.lock:
+            return list(self.app(environ, start_response))
+
+
 @pytest.fixture(scope="session")
 def moto_url():
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request of the moto server
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
+    app = OneRequestAtATime(DomainDispatcherApplication(create_backend_app))
+    server = werkzeug.serving.make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
     try:
-        yield f"http://{host}:{port}"
+        yield f"http://127.0.0.1:{server.server_port}"
     finally:
-        server.stop()
+        server.shutdown()
+        thread.join()
 
 
 def create_table(endpoint_url, table):

@@ -8,6 +8,7 @@ import json
 import re
 import sqlite3
 import sys
+import time
 import uuid
 import wsgiref.util
 from pathlib import Path
@@ -200,9 +201,11 @@ def set_updated_at(app, employee_id, value):
 
 
 class FakeIMDS(http.server.BaseHTTPRequestHandler):
-    """IMDSv2 on 127.0.0.1: a token from PUT, metadata only with that token."""
+    """IMDSv2 on 127.0.0.1: a token from PUT, metadata (and the instance role's credentials) only with that token."""
 
     token = "test-token-123"
+    # The instance role: its temporary credentials are served as EC2 serves them.
+    role = "directory-instance-role"
     requests: ClassVar[list] = []
 
     def do_PUT(self):
@@ -220,6 +223,21 @@ class FakeIMDS(http.server.BaseHTTPRequestHandler):
             self._reply(200, "i-0123456789abcdef0")
         elif self.path == "/latest/meta-data/placement/availability-zone":
             self._reply(200, "us-east-1b")
+        elif self.path == "/latest/meta-data/iam/security-credentials/":
+            self._reply(200, self.role)
+        elif self.path == f"/latest/meta-data/iam/security-credentials/{self.role}":
+            now = time.time()
+            stamp = "%Y-%m-%dT%H:%M:%SZ"
+            credentials = {
+                "Code": "Success",
+                "LastUpdated": time.strftime(stamp, time.gmtime(now)),
+                "Type": "AWS-HMAC",
+                "AccessKeyId": "ASIAFAKEINSTANCEROLE",
+                "SecretAccessKey": "instance-role-secret",
+                "Token": "instance-role-session-token",
+                "Expiration": time.strftime(stamp, time.gmtime(now + 3600)),
+            }
+            self._reply(200, json.dumps(credentials))
         else:
             self._reply(404, "")
 

@@ -15,7 +15,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 from conftest import REGION, create_table
-from directory_testing import ADMIN_PASSWORD, GIF_PIXEL, NEW, SEED, STORE, Client, basic, make_app
+from directory_testing import ADMIN_PASSWORD, GIF_PIXEL, NEW, SEED, STORE, Client, FakeIMDS, basic, make_app
 from employee_directory import auth, store_dynamodb
 
 dynamodb_only = pytest.mark.dynamodb_only
@@ -256,3 +256,36 @@ def test_unreadable_database_gives_503_page_and_log_line(tmp_path, caplog):
     assert page.status == 503
     assert "cannot reach its data" in page.text
     assert "SQLite database" in store_errors(caplog)[-1]
+
+
+@dynamodb_only
+def test_each_process_makes_its_own_clients(app, monkeypatch):
+    # gunicorn --preload forks workers from a master that already talked to the store: no shared connections.
+    master = app.store._dynamodb
+    assert app.store._dynamodb is master
+    monkeypatch.setattr(store_dynamodb.os, "getpid", lambda: -1)
+    worker = app.store._dynamodb
+    assert worker is not master
+    assert app.store._s3 is app.store._s3
+    assert Client(app).get("/healthz").json()["employees"] == 2
+
+
+@dynamodb_only
+def test_credentials_come_from_the_instance_role_through_imdsv2(tmp_path, imds, monkeypatch):
+    url, requests = imds
+    # No key anywhere but the metadata service: boto3's default chain must find the instance role there.
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    app = make_app(tmp_path, metadata_url=url)
+    health = Client(app).get("/healthz").json()
+    assert (health["status"], health["employees"]) == ("ok", 2)
+    credentials = app.store._dynamodb._request_signer._credentials.get_frozen_credentials()
+    assert credentials.access_key == "ASIAFAKEINSTANCEROLE"
+    assert credentials.token == "instance-role-session-token"
+    role = "/latest/meta-data/iam/security-credentials/"
+    assert ("GET", role) in requests
+    assert ("GET", role + FakeIMDS.role) in requests
+    # Every read of the metadata service came after a token (IMDSv2).
+    assert requests[0] == ("PUT", "/latest/api/token")

@@ -436,3 +436,29 @@ def test_guest_listener_has_no_control_api(front):
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(guest_url + path, data=b"" if "reset" in path else None, timeout=10)
         assert err.value.code == 404
+
+
+def test_iam_requests_name_the_role_or_profile():
+    assert iam.iam_resource({"RoleName": ROLE}) == ROLE_ARN
+    assert iam.iam_resource({"RoleName": ROLE, "Path": "/app/"}) == f"arn:aws:iam::{ACCOUNT}:role/app/{ROLE}"
+    profile = {"InstanceProfileName": PROFILE, "RoleName": ROLE}  # AddRoleToInstanceProfile acts on the profile
+    assert iam.iam_resource(profile) == f"arn:aws:iam::{ACCOUNT}:instance-profile/{PROFILE}"
+    assert iam.iam_resource({}) == "*"
+
+
+def test_adding_a_role_to_a_profile_needs_pass_role(front, world):
+    profile_arn = f"arn:aws:iam::{ACCOUNT}:instance-profile/second-*"
+    manage = [
+        {"Effect": "Allow", "Action": ["iam:CreateInstanceProfile", "iam:AddRoleToInstanceProfile"],
+         "Resource": profile_arn},
+    ]  # fmt: skip
+    without = client(front, "iam", user_with(front, "profiles-only", manage))
+    without.create_instance_profile(InstanceProfileName="second-a")
+    err = error_of(without.add_role_to_instance_profile, InstanceProfileName="second-a", RoleName=ROLE)
+    assert err["Code"] == "AccessDenied"
+    assert f"iam:PassRole on resource: {ROLE_ARN} " in err["Message"]
+    assert error_of(without.create_instance_profile, InstanceProfileName="other-profile")["Code"] == "AccessDenied"
+    pass_role = [{"Effect": "Allow", "Action": "iam:PassRole", "Resource": ROLE_ARN}]
+    allowed = client(front, "iam", user_with(front, "profiles-and-pass", manage + pass_role))
+    allowed.create_instance_profile(InstanceProfileName="second-b")
+    allowed.add_role_to_instance_profile(InstanceProfileName="second-b", RoleName=ROLE)

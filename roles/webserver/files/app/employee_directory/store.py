@@ -111,6 +111,7 @@ def open_store(settings):
             bucket=settings.get("s3_bucket"),
             region=settings.get("aws_region"),
             endpoint_url=settings.get("aws_endpoint_url") or None,
+            metadata_url=settings.get("metadata_url") or None,
         )
     raise ValueError(f"store: {kind!r} is not one of {', '.join(STORES)}")
 

@@ -30,12 +30,14 @@ ever read from the app's settings. ``endpoint_url`` is for the sandbox only; emp
 
 import contextlib
 import decimal
+import os
 import random
 import time
 
 import boto3
 import botocore.config
 import botocore.exceptions
+import botocore.session
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from .store import DuplicateEmail, StoreUnavailable, clean_seed
@@ -127,7 +129,7 @@ class DynamoStore:
 
     kind = "dynamodb"
 
-    def __init__(self, table, bucket, region, endpoint_url=None):
+    def __init__(self, table, bucket, region, endpoint_url=None, metadata_url=None):
         missing = [
             name
             for name, value in (("dynamodb_table", table), ("s3_bucket", bucket), ("aws_region", region))
@@ -145,9 +147,35 @@ class DynamoStore:
             # An endpoint given by address (the sandbox) cannot serve bucket names as host names.
             s3={"addressing_style": "path" if endpoint_url else "auto"},
         )
-        session = boto3.session.Session()
-        self._dynamodb = session.client("dynamodb", endpoint_url=endpoint_url, config=config)
-        self._s3 = session.client("s3", endpoint_url=endpoint_url, config=config)
+        self._endpoint_url = endpoint_url
+        self._config = config
+        # The instance role's credentials come from the same metadata service the app asks for its instance ID.
+        self._metadata_url = metadata_url
+        self._clients_pid = None
+        self._clients = None
+
+    def _client(self, service):
+        # gunicorn --preload builds the app (and may seed) in its master, then forks the workers: a worker
+        # must not share the master's pooled connections, so each process makes its own clients.
+        if self._clients_pid != os.getpid():
+            core = botocore.session.get_session()
+            if self._metadata_url:
+                core.set_config_variable("ec2_metadata_service_endpoint", self._metadata_url)
+            session = boto3.session.Session(botocore_session=core)
+            self._clients = {
+                name: session.client(name, endpoint_url=self._endpoint_url, config=self._config)
+                for name in ("dynamodb", "s3")
+            }
+            self._clients_pid = os.getpid()
+        return self._clients[service]
+
+    @property
+    def _dynamodb(self):
+        return self._client("dynamodb")
+
+    @property
+    def _s3(self):
+        return self._client("s3")
 
     # -- calls, and what their errors mean -------------------------------------------------------------
 

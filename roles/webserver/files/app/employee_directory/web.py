@@ -27,6 +27,8 @@ _JSON_BODY_LIMIT = 64 * 1024
 FORM_OVERHEAD = 64 * 1024
 FLASH_COOKIE = "edir_flash"
 _CONTROL = re.compile(r"[\x00-\x20\x7f]")
+# The most employees one page of GET /api/employees?limit=N gives.
+_API_PAGE_MAX = 1000
 _READ_ONLY = ("id", "has_photo", "photo_url", "url", "created_at", "updated_at")
 log = logging.getLogger("employee_directory")
 
@@ -535,8 +537,21 @@ class Application:
         return data
 
     def api_list(self, request):
-        employees = self.store.search(request.query.get("q", "").strip())
-        return json_response({"employees": [_employee_json(e) for e in employees], "count": len(employees)})
+        """Every matching employee, or with ``limit`` (and ``offset``) one page of them and the URL of the next."""
+        query = request.query.get("q", "").strip()
+        if "limit" not in request.query and "offset" not in request.query:
+            employees = self.store.search(query)
+            return json_response({"employees": [_employee_json(e) for e in employees], "count": len(employees)})
+        limit = _int_param(request, "limit", _API_PAGE_MAX, 1, _API_PAGE_MAX)
+        offset = _int_param(request, "offset", 0, 0, None)
+        employees = self.store.search(query, limit, offset)
+        total = self.store.count_matching(query)
+        data = {"employees": [_employee_json(e) for e in employees], "count": len(employees), "total": total}
+        data.update(limit=limit, offset=offset, next=None)
+        if offset + limit < total:
+            params = {"q": query} if query else {}
+            data["next"] = "/api/employees?" + urllib.parse.urlencode(dict(params, limit=limit, offset=offset + limit))
+        return json_response(data)
 
     @needs_admin
     def api_create(self, request):
@@ -603,6 +618,19 @@ class Application:
 
 
 _UNAVAILABLE = "The directory cannot reach its data right now. Nothing was changed; please try again in a minute."
+
+
+def _int_param(request, name, default, low, high):
+    """The whole number ``name`` of the query string, within [low, high]; 400 naming the value otherwise."""
+    text = request.query.get(name, "")
+    try:
+        value = int(text) if text != "" else default
+    except ValueError:
+        value = None
+    if value is None or value < low or (high is not None and value > high):
+        bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
+        raise HTTPError(400, f"{name}={text!r} is not a whole number {bounds}.")
+    return value
 
 
 def _plural(count, word):
