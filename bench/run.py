@@ -252,6 +252,17 @@ def splice(old: str, new: str, cases_run: list[str], command: str) -> str:
         elif title.startswith("Reading the numbers"):
             section = next(v for k, v in new_sections.items() if k.startswith("Reading the numbers"))
         out[title] = section
+    # A case the report has no section for yet: its section goes after the others of the cases.
+    have = {title[:3] for title in old_sections}
+    for title, section in new_sections.items():
+        if title[:3] in numbers and title[:3] not in have:
+            when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+            title_line, body = section.split("\n", 1)
+            numbered = [k for k in out if k[:1].isdigit()]
+            at = list(out).index(numbered[-1]) + 1 if numbered else len(out)
+            items = list(out.items())
+            items.insert(at, (title, f"{title_line}\n\nThis section: `{command}` (updated {when}).\n{body}"))
+            out = dict(items)
     return "\n## ".join([old_head, *out.values()])
 
 
