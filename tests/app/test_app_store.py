@@ -4,22 +4,33 @@ Two Application objects on one table and bucket, each with its own tmp_path (its
 """
 
 import concurrent.futures
+import json
 import logging
+import os
 import re
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 import uuid
 from pathlib import Path
 
 import boto3
 import pytest
 from botocore.stub import Stubber
-from conftest import REGION, create_table
+from conftest import REGION, create_table, create_table_and_bucket
 from directory_testing import ADMIN_PASSWORD, GIF_PIXEL, NEW, SEED, STORE, Client, FakeIMDS, basic, make_app
 from employee_directory import auth, store_dynamodb
 
 dynamodb_only = pytest.mark.dynamodb_only
 APP_DIR = Path(__file__).resolve().parents[2] / "roles" / "webserver" / "files" / "app"
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def clones(tmp_path, count=2, **settings):
@@ -207,8 +218,9 @@ def test_missing_bucket_gives_503_and_a_log_line(tmp_path, caplog):
 
 @dynamodb_only
 def test_denied_bucket_gives_503_and_a_log_line(app, caplog):
-    # moto does not enforce IAM, so a bucket the instance role may not use is shown with botocore's Stubber:
-    # S3 answers HeadBucket and PutObject on such a bucket with 403 (AccessDenied), which is what the stub gives.
+    # The shared moto server does not enforce IAM: botocore's Stubber gives S3's answers to a role that may not
+    # use the bucket (HeadBucket 403, PutObject AccessDenied). test_bucket_denied_by_the_policy_... shows the same
+    # with a real policy, on a moto server of its own that enforces IAM.
     caplog.set_level(logging.INFO, logger="employee_directory")
     admin = Client(app, admin=True)
     with Stubber(app.store._s3) as s3:
@@ -289,3 +301,75 @@ def test_credentials_come_from_the_instance_role_through_imdsv2(tmp_path, imds, 
     assert ("GET", role + FakeIMDS.role) in requests
     # Every read of the metadata service came after a token (IMDSv2).
     assert requests[0] == ("PUT", "/latest/api/token")
+
+
+@pytest.fixture
+def moto_with_iam(tmp_path):
+    """A moto server of its own that enforces IAM after its first 6 requests (the set-up's), on 127.0.0.1."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="6")
+    log = (tmp_path / "moto.log").open("w")
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(url + "/moto-api/", timeout=1).close()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "moto server did not start"
+                time.sleep(0.2)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        log.close()
+
+
+@dynamodb_only
+def test_bucket_denied_by_the_policy_gives_503_and_a_log_line(tmp_path, moto_with_iam, monkeypatch, caplog):
+    # A role allowed the table and another bucket, not this one: moto evaluates the policy against the bucket's
+    # ARN (for DynamoDB it checks the actions, not the table's ARN; the sandbox's IAM front checks both).
+    caplog.set_level(logging.INFO, logger="employee_directory")
+    table, bucket = "directory", "directory-photos"
+    create_table_and_bucket(moto_with_iam, table, bucket)  # requests 1 and 2
+    admin = {"region_name": REGION, "endpoint_url": moto_with_iam}
+    boto3.client("s3", **admin).create_bucket(
+        Bucket="other-photos", CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    iam = boto3.client("iam", **admin)
+    iam.create_user(UserName="directory-app")
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "dynamodb:*", "Resource": "*"},
+            {
+                "Effect": "Allow",
+                "Action": "s3:*",
+                "Resource": ["arn:aws:s3:::other-photos", "arn:aws:s3:::other-photos/*"],
+            },
+        ],
+    }
+    iam.put_user_policy(UserName="directory-app", PolicyName="app", PolicyDocument=json.dumps(policy))
+    key = iam.create_access_key(UserName="directory-app")["AccessKey"]  # request 6: IAM applies from now on
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+    monkeypatch.delenv("AWS_SESSION_TOKEN")
+    app = make_app(tmp_path, dynamodb_table=table, s3_bucket=bucket, aws_endpoint_url=moto_with_iam)
+    health = Client(app).get("/healthz")
+    assert health.status == 503
+    assert store_errors(caplog) == [f"healthz: store unavailable: S3 bucket {bucket}: head_bucket: 403: access denied"]
+    # The table is allowed: the directory is readable, the seed was loaded; only the photos are refused.
+    assert Client(app).get("/api/employees").json()["count"] == 2
+    upload = Client(app, admin=True).request("PUT", "/api/employees/1/photo", GIF_PIXEL, "image/gif")
+    assert upload.status == 503
+    assert "put_object: AccessDenied" in store_errors(caplog)[-1]
+    # The same credentials may use the bucket the policy names: the refusal was the policy's, by the bucket's ARN.
+    s3 = boto3.client("s3", aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"], **admin)
+    assert s3.head_bucket(Bucket="other-photos")["ResponseMetadata"]["HTTPStatusCode"] == 200
