@@ -20,9 +20,10 @@ Photos are S3 objects ``photos/<id>`` with their media type, served through the 
 
 Limits: an item is at most 400 KB (an employee is well under 2 KB; photos are in S3 for this reason). Listing
 and search read the whole table with Scan, ``SCAN_PAGE`` items a request (and at most 1 MB, DynamoDB's own
-limit), then sort by name and cut the page in the app: a page view costs about one read unit per 8 KB of
-table (eventually consistent reads), fine for thousands of employees; a far larger directory wants an index
-on the name. A seed holds at most ``MAX_SEED`` employees (one transaction of at most 100 items).
+limit), then sort by name and cut the page in the app: a page view costs about one read unit per 4 KB of
+table (strongly consistent reads, so an employee added through one clone is listed by every other at once),
+fine for thousands of employees; a far larger directory wants an index on the name. A seed holds at most
+``MAX_SEED`` employees (one transaction of at most 100 items).
 
 Credentials come only from boto3's default chain (on EC2: the instance role, through IMDSv2). No key is
 ever read from the app's settings. ``endpoint_url`` is for the sandbox only; empty on AWS.
@@ -271,6 +272,8 @@ class DynamoStore:
             "ExpressionAttributeNames": {f"#{name}": name for name in _RECORD},
             "ExpressionAttributeValues": {":prefix": {"S": "employee#"}},
             "Limit": SCAN_PAGE,
+            # Strongly consistent: what any clone just wrote is listed at once.
+            "ConsistentRead": True,
         }
         employees = []
         while True:
