@@ -9,7 +9,7 @@ sorted by name, with the count) over the employees added first; "add" is `POST /
 administrator's HTTP Basic credentials (the password is proven once, then cached by the app, so the store's
 writes dominate). p50 and p95 of the calls of each, after 5 warm-up calls. moto is not DynamoDB: its
 figures show the app's own cost and the shape of its calls (a list: two GetItem and one strongly consistent
-Scan page per 500 items; an add: the credential checks (a GetItem and a DeleteItem), one UpdateItem, one
+Scan page per 500 items; an add: the session and credential checks (two GetItem, one DeleteItem), one UpdateItem, one
 TransactWriteItems of three items and one GetItem), not AWS's latency, which the flow's bench on the sandbox
 and a real account give.
 """
