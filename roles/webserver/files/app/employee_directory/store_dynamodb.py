@@ -295,12 +295,10 @@ class DynamoStore:
         found = self._matching(query)[offset:]
         return found if limit < 0 else found[:limit]
 
-    def count_matching(self, query=""):
-        return len(self._matching(query)) if query else self.count()
-
-    def count(self):
-        directory = self._get(_DIRECTORY)
-        return int(directory["employees"]) if directory else 0
+    def page(self, query, limit, offset):
+        """(up to ``limit`` matching employees from ``offset``, by name; how many match in all): one Scan."""
+        found = self._matching(query)
+        return found[offset : offset + limit], len(found)
 
     def get(self, employee_id):
         item = self._get(_employee_key(employee_id))
