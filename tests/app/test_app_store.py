@@ -18,7 +18,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 from conftest import REGION, create_table, create_table_and_bucket
 from directory_testing import ADMIN_PASSWORD, GIF_PIXEL, NEW, SEED, STORE, Client, FakeIMDS, basic, make_app
 from employee_directory import auth, store_dynamodb
@@ -373,3 +373,64 @@ def test_bucket_denied_by_the_policy_gives_503_and_a_log_line(tmp_path, moto_wit
     # The same credentials may use the bucket the policy names: the refusal was the policy's, by the bucket's ARN.
     s3 = boto3.client("s3", aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"], **admin)
     assert s3.head_bucket(Bucket="other-photos")["ResponseMetadata"]["HTTPStatusCode"] == 200
+
+
+def cancelled(*codes):
+    """The error DynamoDB gives a cancelled TransactWriteItems, one reason per operation."""
+    return {
+        "service_error_code": "TransactionCanceledException",
+        "service_message": "Transaction cancelled, please refer cancellation reasons for specific reasons",
+        "http_status_code": 400,
+        "service_error_meta": {"Code": "TransactionCanceledException"},
+        "response_meta": {},
+        "modeled_fields": {"CancellationReasons": [{"Code": code} for code in codes]},
+    }
+
+
+@dynamodb_only
+def test_an_add_that_meets_another_transaction_is_retried(app, monkeypatch):
+    # moto never reports a conflict between transactions; DynamoDB does, when two clones write the directory item
+    # (its count of employees) at the same moment. Such a write is retried, a failed condition is not.
+    monkeypatch.setattr(store_dynamodb.time, "sleep", lambda _seconds: None)
+    employee = {"pk": {"S": "employee#7"}, "id": {"N": "7"}, **{k: {"S": v} for k, v in NEW.items()}}
+    employee.update(created_at={"S": "2026-01-01T00:00:00Z"}, updated_at={"S": "2026-01-01T00:00:00Z"})
+    with Stubber(app.store._dynamodb) as dynamodb:
+        dynamodb.add_response("update_item", {"Attributes": {"next_id": {"N": "7"}}})
+        dynamodb.add_client_error("transact_write_items", **cancelled("None", "None", "TransactionConflict"))
+        dynamodb.add_response("transact_write_items", {})
+        dynamodb.add_response("get_item", {"Item": employee})
+        assert app.store.create(dict(NEW))["id"] == 7
+        dynamodb.assert_no_pending_responses()
+        dynamodb.add_response("update_item", {"Attributes": {"next_id": {"N": "8"}}})
+        dynamodb.add_client_error("transact_write_items", **cancelled("None", "ConditionalCheckFailed", "None"))
+        with pytest.raises(store_dynamodb.DuplicateEmail):
+            app.store.create(dict(NEW))
+        dynamodb.assert_no_pending_responses()
+
+
+@dynamodb_only
+def test_an_update_that_loses_a_race_reads_again(app):
+    # Another clone changed the employee between our read and our conditional write: read it again, then write.
+    with Stubber(app.store._dynamodb) as dynamodb:
+        first = {"pk": {"S": "employee#1"}, "id": {"N": "1"}, "version": {"N": "1"}}
+        first.update({k: {"S": v} for k, v in SEED[0].items()})
+        second = dict(first, version={"N": "2"}, location={"S": "Paris"})
+        done = dict(second, version={"N": "3"}, job_title={"S": "Countess"})
+        dynamodb.add_response("get_item", {"Item": first})
+        dynamodb.add_client_error("transact_write_items", **cancelled("ConditionalCheckFailed"))
+        dynamodb.add_response("get_item", {"Item": second})
+        # The second write keeps the other clone's change (Paris), adds ours, and is conditional on version 2.
+        values = {f":{k}": {"S": v} for k, v in dict(SEED[0], location="Paris", job_title="Countess").items()}
+        values.update({":version": {"N": "2"}, ":now": ANY, ":one": {"N": "1"}})
+        update = {
+            "Key": {"pk": {"S": "employee#1"}},
+            "TableName": app.store.table,
+            "UpdateExpression": ANY,
+            "ExpressionAttributeNames": ANY,
+            "ConditionExpression": "version = :version",
+            "ExpressionAttributeValues": values,
+        }
+        dynamodb.add_response("transact_write_items", {}, expected_params={"TransactItems": [{"Update": update}]})
+        dynamodb.add_response("get_item", {"Item": done})
+        app.store.update(1, {"job_title": "Countess"})
+        dynamodb.assert_no_pending_responses()
