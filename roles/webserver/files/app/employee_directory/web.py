@@ -619,7 +619,7 @@ class Application:
         return json_response(None, 204)
 
 
-_UNAVAILABLE = "The directory cannot reach its data right now. Nothing was changed; please try again in a minute."
+_UNAVAILABLE = "The directory cannot reach its data right now. Please try again in a minute."
 
 
 def _int_param(request, name, default, low, high):
