@@ -50,6 +50,7 @@ MAX_SEED = 49
 # Optimistic writes (conditional on the version read) give up after this many lost races.
 _ATTEMPTS = 5
 _DIRECTORY = {"pk": {"S": "directory"}}
+_CONFLICT_CODES = {"None", "TransactionConflict"}
 _RECORD = ("id", "name", "job_title", "department", "location", "email", "photo_type", "created_at", "updated_at")
 _serialize = TypeSerializer().serialize
 _deserialize = TypeDeserializer().deserialize
@@ -110,15 +111,8 @@ def _conflict_only(error):
     if code == "TransactionConflictException":
         return True
     codes = {reason.get("Code") for reason in error.response.get("CancellationReasons") or []}
-    return (
-        code == "TransactionCanceledException"
-        and "TransactionConflict" in codes
-        and codes
-        <= {
-            "None",
-            "TransactionConflict",
-        }
-    )
+    # "None": the operations that would have passed; no condition failed.
+    return code == "TransactionCanceledException" and "TransactionConflict" in codes and codes <= _CONFLICT_CODES
 
 
 class _Race(Exception):
