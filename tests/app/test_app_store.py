@@ -434,3 +434,17 @@ def test_an_update_that_loses_a_race_reads_again(app):
         dynamodb.add_response("get_item", {"Item": done})
         app.store.update(1, {"job_title": "Countess"})
         dynamodb.assert_no_pending_responses()
+
+
+@dynamodb_only
+def test_a_seed_the_table_refuses_is_reported(tmp_path, monkeypatch, caplog):
+    # A cancelled seed transaction that no other clone caused (here: an item DynamoDB finds invalid) is not retried.
+    caplog.set_level(logging.INFO, logger="employee_directory")
+    app = make_app(tmp_path, dynamodb_table=f"later-{uuid.uuid4().hex[:8]}")  # not seeded: no table yet
+    with Stubber(app.store._dynamodb) as dynamodb:
+        dynamodb.add_response("get_item", {})
+        dynamodb.add_client_error("transact_write_items", **cancelled("None", "ValidationError", "None"))
+        health = Client(app).get("/healthz")
+        dynamodb.assert_no_pending_responses()
+    assert health.status == 503
+    assert "loading the seed employees: An error occurred (TransactionCanceledException)" in store_errors(caplog)[-1]

@@ -239,8 +239,13 @@ class DynamoStore:
             for number, fields in enumerate(seed, start=1):
                 items.extend(self._new_employee_items(number, fields, now))
             try:
-                self._transact(items, ("TransactionCanceledException", "TransactionConflictException"))
-            except botocore.exceptions.ClientError:
+                self._transact(items)
+            except botocore.exceptions.ClientError as exc:
+                reasons = {reason.get("Code") for reason in exc.response.get("CancellationReasons") or []}
+                if not reasons & {"ConditionalCheckFailed", "TransactionConflict"}:
+                    raise StoreUnavailable(
+                        _one_line(f"DynamoDB table {self.table}: loading the seed employees: {exc}")
+                    ) from exc
                 # Another clone seeded (or is seeding) at this moment: look again.
                 time.sleep(0.2)
                 continue
