@@ -213,18 +213,21 @@ def test_missing_bucket_gives_503_and_a_log_line(tmp_path, caplog):
     health = Client(app).get("/healthz")
     assert health.status == 503
     [line] = store_errors(caplog)
-    assert line == "healthz: store unavailable: S3 bucket no-such-bucket: head_bucket: 404: not found"
+    assert line == (
+        "healthz: store unavailable: S3 bucket no-such-bucket: list_objects_v2: NoSuchBucket:"
+        " The specified bucket does not exist"
+    )
 
 
 @dynamodb_only
 def test_denied_bucket_gives_503_and_a_log_line(app, caplog):
     # The shared moto server does not enforce IAM: botocore's Stubber gives S3's answers to a role that may not
-    # use the bucket (HeadBucket 403, PutObject AccessDenied). test_bucket_denied_by_the_policy_... shows the same
+    # use the bucket (AccessDenied to ListObjectsV2 and PutObject). test_bucket_denied_by_the_policy_... shows the same
     # with a real policy, on a moto server of its own that enforces IAM.
     caplog.set_level(logging.INFO, logger="employee_directory")
     admin = Client(app, admin=True)
     with Stubber(app.store._s3) as s3:
-        s3.add_client_error("head_bucket", "403", "Forbidden", 403, expected_params={"Bucket": app.store.bucket})
+        s3.add_client_error("list_objects_v2", "AccessDenied", "Access Denied", 403)
         health = Client(app).get("/healthz")
         s3.add_client_error("put_object", "AccessDenied", "Access Denied", 403)
         upload = admin.request("PUT", "/api/employees/1/photo", GIF_PIXEL, "image/gif")
@@ -232,7 +235,7 @@ def test_denied_bucket_gives_503_and_a_log_line(app, caplog):
     assert upload.status == 503
     assert upload.json()["error"].startswith("The directory cannot reach its data")
     assert store_errors(caplog) == [
-        f"healthz: store unavailable: S3 bucket {app.store.bucket}: head_bucket: 403: access denied",
+        f"healthz: store unavailable: S3 bucket {app.store.bucket}: list_objects_v2: AccessDenied: Access Denied",
         f"store unavailable: PUT /api/employees/1/photo: S3 bucket {app.store.bucket}: put_object: AccessDenied:"
         " Access Denied",
     ]
@@ -364,7 +367,9 @@ def test_bucket_denied_by_the_policy_gives_503_and_a_log_line(tmp_path, moto_wit
     app = make_app(tmp_path, dynamodb_table=table, s3_bucket=bucket, aws_endpoint_url=moto_with_iam)
     health = Client(app).get("/healthz")
     assert health.status == 503
-    assert store_errors(caplog) == [f"healthz: store unavailable: S3 bucket {bucket}: head_bucket: 403: access denied"]
+    assert store_errors(caplog) == [
+        f"healthz: store unavailable: S3 bucket {bucket}: list_objects_v2: AccessDenied: Access Denied"
+    ]
     # The table is allowed: the directory is readable, the seed was loaded; only the photos are refused.
     assert Client(app).get("/api/employees").json()["count"] == 2
     upload = Client(app, admin=True).request("PUT", "/api/employees/1/photo", GIF_PIXEL, "image/gif")
