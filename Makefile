@@ -173,7 +173,8 @@ clean:
 	rm -rf .build .pytest_cache .ruff_cache tests/output .venv-bench
 
 # --- webserver ------------------------------------------------------------------------------------
-# The employee-directory app of roles/webserver, tested on the controller through WSGI.
+# The employee-directory app of roles/webserver, tested on the controller through WSGI, on both stores: SQLite,
+# and DynamoDB + S3 of a moto server on 127.0.0.1 (a random port; no sandbox needed).
 .PHONY: test-app
 test-app: venv
 	$(call step,employee-directory app tests (pytest tests/app))

@@ -8,9 +8,10 @@ bucket of a moto server on a random 127.0.0.1 port (another process). "list" is 
 sorted by name, with the count) over the employees added first; "add" is `POST /api/employees` with the
 administrator's HTTP Basic credentials (the password is proven once, then cached by the app, so the store's
 writes dominate). p50 and p95 of the calls of each, after 5 warm-up calls. moto is not DynamoDB: its
-figures show the app's own cost and the shape of its calls (one Scan page per 500 items for a list; one
-UpdateItem and one TransactWriteItems of three items for an add), not AWS's latency, which the flow's bench
-on the sandbox and a real account give.
+figures show the app's own cost and the shape of its calls (a list: a GetItem for the session and one
+strongly consistent Scan page per 500 items; an add: the session and credential checks (two GetItem, one
+DeleteItem), one UpdateItem, one TransactWriteItems of three items and one GetItem), not AWS's latency,
+which the flow's bench on the sandbox and a real account give.
 """
 
 from __future__ import annotations

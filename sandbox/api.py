@@ -11,9 +11,19 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from . import config, images, server, strict
 from .errors import SandboxError
+
+
+def _alive(pid: int) -> bool:
+    """The process runs (a zombie waiting for its parent counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 class Sandbox:
@@ -202,9 +212,10 @@ class Sandbox:
         if pid:
             os.kill(pid, 15)
             deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and self.pid() == pid:
+            # until the process is gone, not only its PID file: its listeners (API, guests, metadata) close with it
+            while time.monotonic() < deadline and _alive(pid):
                 time.sleep(0.1)
-            if self.pid() == pid:
+            if _alive(pid):
                 os.kill(pid, 9)
                 time.sleep(0.2)
             say(f"stopped sandbox process {pid}")

@@ -381,6 +381,9 @@ class Core:
 
     def _after_TerminateInstances(self, params, region, body):
         for iid in self._ids(params):
+            with self.token_lock:  # its role's credentials are no longer served (they stay valid until expiry)
+                for key in [k for k in self.role_creds if k[0] == iid]:
+                    self.role_creds.pop(key)
             host = self.hosts.get(iid)
             if host and host.state != "terminated":
                 host.state = "shutting-down"

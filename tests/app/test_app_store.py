@@ -4,22 +4,33 @@ Two Application objects on one table and bucket, each with its own tmp_path (its
 """
 
 import concurrent.futures
+import json
 import logging
+import os
 import re
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 import uuid
 from pathlib import Path
 
 import boto3
 import pytest
-from botocore.stub import Stubber
-from conftest import REGION, create_table
+from botocore.stub import ANY, Stubber
+from conftest import REGION, create_table, create_table_and_bucket
 from directory_testing import ADMIN_PASSWORD, GIF_PIXEL, NEW, SEED, STORE, Client, FakeIMDS, basic, make_app
 from employee_directory import auth, store_dynamodb
 
 dynamodb_only = pytest.mark.dynamodb_only
 APP_DIR = Path(__file__).resolve().parents[2] / "roles" / "webserver" / "files" / "app"
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def clones(tmp_path, count=2, **settings):
@@ -202,17 +213,21 @@ def test_missing_bucket_gives_503_and_a_log_line(tmp_path, caplog):
     health = Client(app).get("/healthz")
     assert health.status == 503
     [line] = store_errors(caplog)
-    assert line == "healthz: store unavailable: S3 bucket no-such-bucket: head_bucket: 404: not found"
+    assert line == (
+        "healthz: store unavailable: S3 bucket no-such-bucket: list_objects_v2: NoSuchBucket:"
+        " The specified bucket does not exist"
+    )
 
 
 @dynamodb_only
 def test_denied_bucket_gives_503_and_a_log_line(app, caplog):
-    # moto does not enforce IAM, so a bucket the instance role may not use is shown with botocore's Stubber:
-    # S3 answers HeadBucket and PutObject on such a bucket with 403 (AccessDenied), which is what the stub gives.
+    # The shared moto server does not enforce IAM: botocore's Stubber gives S3's answers to a role that may not
+    # use the bucket (AccessDenied to ListObjectsV2 and PutObject). test_bucket_denied_by_the_policy_... shows the same
+    # with a real policy, on a moto server of its own that enforces IAM.
     caplog.set_level(logging.INFO, logger="employee_directory")
     admin = Client(app, admin=True)
     with Stubber(app.store._s3) as s3:
-        s3.add_client_error("head_bucket", "403", "Forbidden", 403, expected_params={"Bucket": app.store.bucket})
+        s3.add_client_error("list_objects_v2", "AccessDenied", "Access Denied", 403)
         health = Client(app).get("/healthz")
         s3.add_client_error("put_object", "AccessDenied", "Access Denied", 403)
         upload = admin.request("PUT", "/api/employees/1/photo", GIF_PIXEL, "image/gif")
@@ -220,7 +235,7 @@ def test_denied_bucket_gives_503_and_a_log_line(app, caplog):
     assert upload.status == 503
     assert upload.json()["error"].startswith("The directory cannot reach its data")
     assert store_errors(caplog) == [
-        f"healthz: store unavailable: S3 bucket {app.store.bucket}: head_bucket: 403: access denied",
+        f"healthz: store unavailable: S3 bucket {app.store.bucket}: list_objects_v2: AccessDenied: Access Denied",
         f"store unavailable: PUT /api/employees/1/photo: S3 bucket {app.store.bucket}: put_object: AccessDenied:"
         " Access Denied",
     ]
@@ -289,3 +304,152 @@ def test_credentials_come_from_the_instance_role_through_imdsv2(tmp_path, imds, 
     assert ("GET", role + FakeIMDS.role) in requests
     # Every read of the metadata service came after a token (IMDSv2).
     assert requests[0] == ("PUT", "/latest/api/token")
+
+
+@pytest.fixture
+def moto_with_iam(tmp_path):
+    """A moto server of its own that enforces IAM after its first 6 requests (the set-up's), on 127.0.0.1."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="6")
+    log = (tmp_path / "moto.log").open("w")
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(url + "/moto-api/", timeout=1).close()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "moto server did not start"
+                time.sleep(0.2)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        log.close()
+
+
+@dynamodb_only
+def test_bucket_denied_by_the_policy_gives_503_and_a_log_line(tmp_path, moto_with_iam, monkeypatch, caplog):
+    # A role allowed the table and another bucket, not this one: moto evaluates the policy against the bucket's
+    # ARN (for DynamoDB it checks the actions, not the table's ARN; the sandbox's IAM front checks both).
+    caplog.set_level(logging.INFO, logger="employee_directory")
+    table, bucket = "directory", "directory-photos"
+    create_table_and_bucket(moto_with_iam, table, bucket)  # requests 1 and 2
+    admin = {"region_name": REGION, "endpoint_url": moto_with_iam}
+    boto3.client("s3", **admin).create_bucket(
+        Bucket="other-photos", CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    iam = boto3.client("iam", **admin)
+    iam.create_user(UserName="directory-app")
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "dynamodb:*", "Resource": "*"},
+            {
+                "Effect": "Allow",
+                "Action": "s3:*",
+                "Resource": ["arn:aws:s3:::other-photos", "arn:aws:s3:::other-photos/*"],
+            },
+        ],
+    }
+    iam.put_user_policy(UserName="directory-app", PolicyName="app", PolicyDocument=json.dumps(policy))
+    key = iam.create_access_key(UserName="directory-app")["AccessKey"]  # request 6: IAM applies from now on
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+    monkeypatch.delenv("AWS_SESSION_TOKEN")
+    app = make_app(tmp_path, dynamodb_table=table, s3_bucket=bucket, aws_endpoint_url=moto_with_iam)
+    health = Client(app).get("/healthz")
+    assert health.status == 503
+    assert store_errors(caplog) == [
+        f"healthz: store unavailable: S3 bucket {bucket}: list_objects_v2: AccessDenied: Access Denied"
+    ]
+    # The table is allowed: the directory is readable, the seed was loaded; only the photos are refused.
+    assert Client(app).get("/api/employees").json()["count"] == 2
+    upload = Client(app, admin=True).request("PUT", "/api/employees/1/photo", GIF_PIXEL, "image/gif")
+    assert upload.status == 503
+    assert "put_object: AccessDenied" in store_errors(caplog)[-1]
+    # The same credentials may use the bucket the policy names: the refusal was the policy's, by the bucket's ARN.
+    s3 = boto3.client("s3", aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"], **admin)
+    assert s3.head_bucket(Bucket="other-photos")["ResponseMetadata"]["HTTPStatusCode"] == 200
+
+
+def cancelled(*codes):
+    """The error DynamoDB gives a cancelled TransactWriteItems, one reason per operation."""
+    return {
+        "service_error_code": "TransactionCanceledException",
+        "service_message": "Transaction cancelled, please refer cancellation reasons for specific reasons",
+        "http_status_code": 400,
+        "service_error_meta": {"Code": "TransactionCanceledException"},
+        "response_meta": {},
+        "modeled_fields": {"CancellationReasons": [{"Code": code} for code in codes]},
+    }
+
+
+@dynamodb_only
+def test_an_add_that_meets_another_transaction_is_retried(app, monkeypatch):
+    # moto never reports a conflict between transactions; DynamoDB does, when two clones write the directory item
+    # (its count of employees) at the same moment. Such a write is retried, a failed condition is not.
+    monkeypatch.setattr(store_dynamodb.time, "sleep", lambda _seconds: None)
+    employee = {"pk": {"S": "employee#7"}, "id": {"N": "7"}, **{k: {"S": v} for k, v in NEW.items()}}
+    employee.update(created_at={"S": "2026-01-01T00:00:00Z"}, updated_at={"S": "2026-01-01T00:00:00Z"})
+    with Stubber(app.store._dynamodb) as dynamodb:
+        dynamodb.add_response("update_item", {"Attributes": {"next_id": {"N": "7"}}})
+        dynamodb.add_client_error("transact_write_items", **cancelled("None", "None", "TransactionConflict"))
+        dynamodb.add_response("transact_write_items", {})
+        dynamodb.add_response("get_item", {"Item": employee})
+        assert app.store.create(dict(NEW))["id"] == 7
+        dynamodb.assert_no_pending_responses()
+        dynamodb.add_response("update_item", {"Attributes": {"next_id": {"N": "8"}}})
+        dynamodb.add_client_error("transact_write_items", **cancelled("None", "ConditionalCheckFailed", "None"))
+        with pytest.raises(store_dynamodb.DuplicateEmail):
+            app.store.create(dict(NEW))
+        dynamodb.assert_no_pending_responses()
+
+
+@dynamodb_only
+def test_an_update_that_loses_a_race_reads_again(app):
+    # Another clone changed the employee between our read and our conditional write: read it again, then write.
+    with Stubber(app.store._dynamodb) as dynamodb:
+        first = {"pk": {"S": "employee#1"}, "id": {"N": "1"}, "version": {"N": "1"}}
+        first.update({k: {"S": v} for k, v in SEED[0].items()})
+        second = dict(first, version={"N": "2"}, location={"S": "Paris"})
+        done = dict(second, version={"N": "3"}, job_title={"S": "Countess"})
+        dynamodb.add_response("get_item", {"Item": first})
+        dynamodb.add_client_error("transact_write_items", **cancelled("ConditionalCheckFailed"))
+        dynamodb.add_response("get_item", {"Item": second})
+        # The second write keeps the other clone's change (Paris), adds ours, and is conditional on version 2.
+        values = {f":{k}": {"S": v} for k, v in dict(SEED[0], location="Paris", job_title="Countess").items()}
+        values.update({":version": {"N": "2"}, ":now": ANY, ":one": {"N": "1"}})
+        update = {
+            "Key": {"pk": {"S": "employee#1"}},
+            "TableName": app.store.table,
+            "UpdateExpression": ANY,
+            "ExpressionAttributeNames": ANY,
+            "ConditionExpression": "version = :version",
+            "ExpressionAttributeValues": values,
+        }
+        dynamodb.add_response("transact_write_items", {}, expected_params={"TransactItems": [{"Update": update}]})
+        dynamodb.add_response("get_item", {"Item": done})
+        app.store.update(1, {"job_title": "Countess"})
+        dynamodb.assert_no_pending_responses()
+
+
+@dynamodb_only
+def test_a_seed_the_table_refuses_is_reported(tmp_path, monkeypatch, caplog):
+    # A cancelled seed transaction that no other clone caused (here: an item DynamoDB finds invalid) is not retried.
+    caplog.set_level(logging.INFO, logger="employee_directory")
+    app = make_app(tmp_path, dynamodb_table=f"later-{uuid.uuid4().hex[:8]}")  # not seeded: no table yet
+    with Stubber(app.store._dynamodb) as dynamodb:
+        dynamodb.add_response("get_item", {})
+        dynamodb.add_client_error("transact_write_items", **cancelled("None", "ValidationError", "None"))
+        health = Client(app).get("/healthz")
+        dynamodb.assert_no_pending_responses()
+    assert health.status == 503
+    assert "loading the seed employees: An error occurred (TransactionCanceledException)" in store_errors(caplog)[-1]

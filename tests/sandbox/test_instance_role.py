@@ -462,3 +462,15 @@ def test_adding_a_role_to_a_profile_needs_pass_role(front, world):
     allowed = client(front, "iam", user_with(front, "profiles-and-pass", manage + pass_role))
     allowed.create_instance_profile(InstanceProfileName="second-b")
     allowed.add_role_to_instance_profile(InstanceProfileName="second-b", RoleName=ROLE)
+
+
+def test_terminated_instance_credentials_are_forgotten(front, world):
+    core = front[0]
+    ec2 = client(front, "ec2")
+    iid = ec2.run_instances(IamInstanceProfile={"Name": PROFILE}, **world["run"])["Instances"][0]["InstanceId"]
+    key = role_key(front, world, iid)
+    assert (iid, ROLE_ARN) in core.role_creds
+    ec2.terminate_instances(InstanceIds=[iid])
+    assert (iid, ROLE_ARN) not in core.role_creds
+    # keys already handed out stay valid until they expire, as on AWS
+    assert client(front, "dynamodb", key).get_item(TableName=TABLE, Key={"id": {"S": "1"}})["Item"]

@@ -152,7 +152,8 @@ class SQLiteStore:
 
     def health(self):
         """The number of employees; StoreUnavailable when the database does not answer."""
-        return self.count()
+        with self._connect() as conn:
+            return conn.execute(_COUNT).fetchone()[0]
 
     def initialise(self, seed):
         """Create the schema; insert ``seed`` only the first time ever.
@@ -200,13 +201,11 @@ class SQLiteStore:
             rows = conn.execute((_SEARCH if query else _SELECT) + _ORDER + _PAGE, params)
             return [_record(row) for row in rows]
 
-    def count_matching(self, query=""):
+    def page(self, query, limit, offset):
+        """(up to ``limit`` matching employees from ``offset``, by name; how many match in all)."""
         with self._connect() as conn:
-            return conn.execute(_COUNT + (_MATCH if query else ""), {"q": _like_pattern(query)}).fetchone()[0]
-
-    def count(self):
-        with self._connect() as conn:
-            return conn.execute(_COUNT).fetchone()[0]
+            total = conn.execute(_COUNT + (_MATCH if query else ""), {"q": _like_pattern(query)}).fetchone()[0]
+        return self.search(query, limit, offset), total
 
     def get(self, employee_id):
         with self._connect() as conn:

@@ -408,13 +408,16 @@ class Application:
 
     def list_page(self, request):
         query = request.query.get("q", "").strip()
-        total = self.store.count_matching(query)
-        pages_total = max(1, -(-total // self.page_size))
         try:
-            number = min(max(1, int(request.query.get("page", "1"))), pages_total)
+            number = max(1, int(request.query.get("page", "1")))
         except ValueError:
             number = 1
-        employees = self.store.search(query, self.page_size, (number - 1) * self.page_size)
+        employees, total = self.store.page(query, self.page_size, (number - 1) * self.page_size)
+        pages_total = max(1, -(-total // self.page_size))
+        if number > pages_total:
+            # Past the end: the last page.
+            number = pages_total
+            employees, total = self.store.page(query, self.page_size, (number - 1) * self.page_size)
         paging = {"number": number, "pages": pages_total, "total": total, "size": self.page_size}
         return Response(pages.employee_list(self.site(request), employees, query, paging))
 
@@ -544,8 +547,7 @@ class Application:
             return json_response({"employees": [_employee_json(e) for e in employees], "count": len(employees)})
         limit = _int_param(request, "limit", _API_PAGE_MAX, 1, _API_PAGE_MAX)
         offset = _int_param(request, "offset", 0, 0, None)
-        employees = self.store.search(query, limit, offset)
-        total = self.store.count_matching(query)
+        employees, total = self.store.page(query, limit, offset)
         data = {"employees": [_employee_json(e) for e in employees], "count": len(employees), "total": total}
         data.update(limit=limit, offset=offset, next=None)
         if offset + limit < total:
@@ -617,7 +619,7 @@ class Application:
         return json_response(None, 204)
 
 
-_UNAVAILABLE = "The directory cannot reach its data right now. Nothing was changed; please try again in a minute."
+_UNAVAILABLE = "The directory cannot reach its data right now. Please try again in a minute."
 
 
 def _int_param(request, name, default, low, high):
