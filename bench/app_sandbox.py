@@ -18,14 +18,11 @@ from __future__ import annotations
 import base64
 import http.client
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
 import cases
 import harness
 from app_store import percentiles, timed
