@@ -70,6 +70,52 @@ print(json.dumps({
 }))
 """
 
+# The app's own path, by hand (the base image has no boto3): the role's credentials from IMDSv2, then SigV4-signed
+# calls to the guest endpoint; the signature names that host (169.254.169.254:PORT), not the machine's 127.0.0.1.
+SIGNED_PROBE = """
+import datetime, hashlib, hmac, json, sys, urllib.error, urllib.request
+endpoint, table, other = sys.argv[1], sys.argv[2], sys.argv[3]
+def imds(path, method="GET", headers=None):
+    req = urllib.request.Request("http://169.254.169.254/latest" + path, method=method, headers=headers or {})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        return resp.read().decode()
+auth = {"X-aws-ec2-metadata-token": imds("/api/token", "PUT", {"X-aws-ec2-metadata-token-ttl-seconds": "60"})}
+role = imds("/meta-data/iam/security-credentials/", headers=auth)
+creds = json.loads(imds("/meta-data/iam/security-credentials/" + role, headers=auth))
+def mac(key, text):
+    return hmac.new(key, text.encode(), hashlib.sha256).digest()
+def call(service, body, headers):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    stamp, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+    headers = dict(headers, host=endpoint.split("://")[1], **{"x-amz-date": stamp,
+                   "x-amz-security-token": creds["Token"]})
+    names = sorted(headers)
+    canonical = "\\n".join(["POST", "/", "", "".join(f"{n}:{headers[n]}\\n" for n in names), ";".join(names),
+                            hashlib.sha256(body.encode()).hexdigest()])
+    scope = f"{day}/us-east-1/{service}/aws4_request"
+    key = mac(mac(mac(mac(("AWS4" + creds["SecretAccessKey"]).encode(), day), "us-east-1"), service), "aws4_request")
+    to_sign = "\\n".join(["AWS4-HMAC-SHA256", stamp, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    headers["authorization"] = (f"AWS4-HMAC-SHA256 Credential={creds['AccessKeyId']}/{scope}, "
+                                f"SignedHeaders={';'.join(names)}, Signature={signature}")
+    req = urllib.request.Request(endpoint + "/", data=body.encode(), headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return [resp.status, resp.read().decode()]
+    except urllib.error.HTTPError as err:
+        return [err.code, err.read().decode()]
+form = {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
+def get_item(name):
+    body = json.dumps({"TableName": name, "Key": {"id": {"S": "1"}}})
+    return call("dynamodb", body, {"content-type": "application/x-amz-json-1.0",
+                                   "x-amz-target": "DynamoDB_20120810.GetItem"})
+print(json.dumps({
+    "identity": call("sts", "Action=GetCallerIdentity&Version=2011-06-15", form),
+    "table": get_item(table),
+    "other": get_item(other),
+}))
+"""
+
 
 def in_host(key, ip: str, script: str, *args: str) -> dict:
     res = subprocess.run(
@@ -207,3 +253,19 @@ def test_guests_reach_the_api_at_the_guest_endpoint_only(sandbox, hosts):
     assert seen["control"] == 404
     assert seen["gateway_api_port"] is False
     assert seen["metadata_ssh_port"] is False
+
+
+def test_host_calls_its_table_with_its_role_at_the_guest_endpoint(sandbox, hosts):
+    inst = hosts["with_role"]
+    seen = in_host(hosts["key"], inst["PrivateIpAddress"], SIGNED_PROBE, sandbox.guest_endpoint, hosts["table"],
+                   hosts["other_table"])  # fmt: skip
+    status, body = seen["identity"]
+    assert status == 200, body
+    assert f"assumed-role/{hosts['role']}/{inst['InstanceId']}" in body
+    status, body = seen["table"]
+    assert status == 200, body
+    assert json.loads(body)["Item"]["name"]["S"] == hosts["table"]
+    status, body = seen["other"]
+    assert status == 400
+    assert json.loads(body)["__type"].endswith("#AccessDeniedException")
+    assert f"dynamodb:GetItem on resource: arn:aws:dynamodb:us-east-1:{config.ACCOUNT_ID}:table/" in body
