@@ -42,8 +42,23 @@ $(BIN)/.stamp: requirements-dev.txt requirements.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
 
+# The collections the flow uses (galaxy.yml dependencies), from the ansible package of requirements-collections.txt:
+# its wheel from PyPI, of which only amazon.aws and community.aws are unpacked (no Galaxy needed).
+DEP_COLLECTIONS := amazon/aws community/aws
+DEP_STAMP := $(COLLECTIONS)/.deps-stamp
+
 .PHONY: venv
-venv: $(BIN)/.stamp $(COLL_LINK)
+venv: $(BIN)/.stamp $(COLL_LINK) $(DEP_STAMP)
+
+$(DEP_STAMP): requirements-collections.txt $(BIN)/.stamp
+	$(call step,collections $(DEP_COLLECTIONS) from the ansible package of requirements-collections.txt -> $(COLLECTIONS))
+	@rm -rf $(COLLECTIONS)/.wheel && mkdir -p $(COLLECTIONS)/.wheel
+	$(BIN)/pip download --quiet --disable-pip-version-check --no-deps -r requirements-collections.txt -d $(COLLECTIONS)/.wheel
+	@cd $(COLLECTIONS) && rm -rf $(addprefix ansible_collections/,$(DEP_COLLECTIONS)) && \
+	  $(BIN)/python -c 'import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); \
+	    z.extractall(members=[n for n in z.namelist() if n.startswith(tuple("ansible_collections/%s/" % c for c in sys.argv[2:]))])' \
+	  .wheel/ansible-*.whl $(DEP_COLLECTIONS)
+	@rm -rf $(COLLECTIONS)/.wheel && touch $@
 
 $(COLL_LINK):
 	@mkdir -p $(dir $@)
@@ -161,7 +176,8 @@ clean:
 	rm -rf .build .pytest_cache .ruff_cache tests/output .venv-bench
 
 # --- webserver ------------------------------------------------------------------------------------
-# The employee-directory app of roles/webserver, tested on the controller through WSGI.
+# The employee-directory app of roles/webserver, tested on the controller through WSGI, on both stores: SQLite,
+# and DynamoDB + S3 of a moto server on 127.0.0.1 (a random port; no sandbox needed).
 .PHONY: test-app
 test-app: venv
 	$(call step,employee-directory app tests (pytest tests/app))

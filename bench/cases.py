@@ -539,7 +539,12 @@ def case_flow(runs: int, url: str, smoke: bool = False) -> dict:
             for run in range(runs):
                 for who in CONTENDERS:
                     flow_name = f"bench-{who}-{tag}-{run}"
-                    extra = {"flow_name": flow_name, "flow_key_path": str(workdir / f"key-{flow_name}")}
+                    # The peer's flow keeps the app's SQLite file: ours too, so both do the same work.
+                    extra = {
+                        "flow_name": flow_name,
+                        "flow_key_path": str(workdir / f"key-{flow_name}"),
+                        "flow_store": "sqlite",
+                    }
                     playbook, inventory = books["ours" if harness.STAND_IN else who]
                     if smoke:
                         res = run_playbook(who, playbook, env, workdir, extra, inventory=inventory, syntax_only=True)

@@ -5,8 +5,11 @@
 
 Cases: (1) inventory (bench/inventory/run.py), (2) ami_find `regions:` vs ec2_ami_info looped over 16 regions on moto,
 (3) ec2_launch vs ec2_instance, (4) ami_from_instance vs ec2_ami, (5) the whole flow vs bench/peer/flow.yml;
-3-5 on the local EC2 sandbox (reused when running, else started and stopped here). Runs alternate between
-ours and the peer; API calls are counted at the endpoint by a counting proxy (bench/harness.py).
+(6) fleet scale, bake+clone against configure-each (bench/scale.py), (7) the employee directory's list and add
+latency on SQLite and on DynamoDB + S3 of a local moto server (bench/app_store.py), (8) the same on a sandbox host
+deployed by the flow (bench/app_sandbox.py); 3-6 and 8 on the local EC2 sandbox (reused when running, else started
+and stopped here). Runs alternate between ours and the peer; API calls are counted at the endpoint by a counting proxy
+(bench/harness.py).
 
 The smoke mode does not need the peer's virtualenv (.venv-bench takes over a minute to build) and takes a few
 minutes (the scale case bakes one host and clones 2; the others take under a minute together): the peer's side
@@ -28,6 +31,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "inventory"))
 
+import app_sandbox
+import app_store
 import cases
 import harness
 import run as inventory
@@ -191,9 +196,6 @@ def render(results: dict, args, seconds: float, argv: list[str]) -> str:
                     ],
                 )
             )
-    if "scale" in results:
-        r = results["scale"]
-        out += ["", f"## 6. {r['title']}", "", r["setup"], "", r["text"]]
     if "flow" in results:
         r = results["flow"]
         out += ["", f"## 5. {r['title']}", "", r["setup"], ""]
@@ -206,6 +208,25 @@ def render(results: dict, args, seconds: float, argv: list[str]) -> str:
                 ],
             )
         )
+    if "scale" in results:
+        r = results["scale"]
+        out += ["", f"## 6. {r['title']}", "", r["setup"], "", r["text"]]
+    if "app_store" in results:
+        out += [
+            "",
+            "## 7. The app's store: list and add latency (local moto)",
+            "",
+            app_store.__doc__.split("\n\n")[2].strip(),
+        ]
+        out += ["", results["app_store"]["text"]]
+    if "app_sandbox" in results:
+        out += [
+            "",
+            "## 8. The app on a sandbox host: list and add latency (SQLite; DynamoDB + S3 by the instance role)",
+            "",
+            app_sandbox.__doc__.split("\n\n")[2].strip(),
+        ]
+        out += ["", results["app_sandbox"]["text"]]
     notes = harness.HERE / "NOTES.md"
     if notes.exists():
         out += ["", notes.read_text().strip()]
@@ -213,7 +234,16 @@ def render(results: dict, args, seconds: float, argv: list[str]) -> str:
 
 
 # Report section numbers of the cases, and how the names of their target rows begin.
-SECTIONS = {"inventory": 1, "ami_find": 2, "launch": 3, "image": 4, "flow": 5, "scale": 6}
+SECTIONS = {
+    "inventory": 1,
+    "ami_find": 2,
+    "launch": 3,
+    "image": 4,
+    "flow": 5,
+    "scale": 6,
+    "app_store": 7,
+    "app_sandbox": 8,
+}
 TARGET_PREFIXES = {
     "inventory": "inventory",
     "ami_find": "ami_find",
@@ -221,6 +251,8 @@ TARGET_PREFIXES = {
     "image": "bakery.ec2.ami_from_instance",
     "flow": "the flow",
     "scale": "fleet",
+    "app_store": "app store",
+    "app_sandbox": "app on the sandbox",
 }
 
 
@@ -256,15 +288,17 @@ def splice(old: str, new: str, cases_run: list[str], command: str) -> str:
         elif title.startswith("Reading the numbers"):
             section = next(v for k, v in new_sections.items() if k.startswith("Reading the numbers"))
         out[title] = section
-    # A case the old report did not have yet: its section goes before the notes.
+    # A case the report has no section for yet: its section goes after the others of the cases.
+    have = {title[:3] for title in old_sections}
     for title, section in new_sections.items():
-        if title[:3] in numbers and not any(k[:3] == title[:3] for k in out):
+        if title[:3] in numbers and title[:3] not in have:
             when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
             title_line, body = section.split("\n", 1)
-            notes = [k for k in out if k.startswith("Reading the numbers")]
-            kept = {k: v for k, v in out.items() if k not in notes}
-            kept[title] = f"{title_line}\n\nThis section: `{command}` (updated {when}).\n{body}"
-            out = {**kept, **{k: out[k] for k in notes}}
+            numbered = [k for k in out if k[:1].isdigit()]
+            at = list(out).index(numbered[-1]) + 1 if numbered else len(out)
+            items = list(out.items())
+            items.insert(at, (title, f"{title_line}\n\nThis section: `{command}` (updated {when}).\n{body}"))
+            out = dict(items)
     return "\n## ".join([old_head, *out.values()])
 
 
@@ -277,9 +311,10 @@ def main():
     )
     parser.add_argument("--images", type=int, default=200, help="images per region in case 2")
     parser.add_argument("--count", type=int, default=5, help="instances launched by case 3")
-    parser.add_argument("--cases", default="inventory,ami_find,launch,image,flow,scale")
+    parser.add_argument("--cases", default="inventory,ami_find,launch,image,flow,scale,app_store,app_sandbox")
     parser.add_argument("--scale-each", default="1,4,8,16,32,64", help="case 6: configure-each at these sizes")
     parser.add_argument("--scale-clones", default="1,4,8,16,32,64", help="case 6: bake once, clone these sizes")
+    parser.add_argument("--app-requests", type=int, default=200, help="calls of list and of add per store, case 7")
     parser.add_argument("--output", help="write the Markdown report here")
     parser.add_argument("--smoke", action="store_true", help="a quick mode of each case (a few minutes)")
     parser.add_argument("--from-json", help="render the raw results of an earlier run (.build/bench-results.json)")
@@ -314,7 +349,11 @@ def main():
         cases.log(f"ami_find: {args.images:,} images in each region on moto")
         regions = cases.REGIONS[:4] if args.smoke else cases.REGIONS
         results["ami_find"] = cases.case_ami_find(args.runs, args.images, regions)
-    if {"launch", "image", "flow", "scale"} & set(wanted):
+    if "app_store" in wanted:
+        requests, employees = (10, 10) if args.smoke else (args.app_requests, 100)
+        cases.log(f"app_store: {requests} lists and adds on SQLite and on DynamoDB + S3 (local moto)")
+        results["app_store"] = app_store.case_app_store(requests, employees)
+    if {"launch", "image", "flow", "scale", "app_sandbox"} & set(wanted):
         with cases.sandbox() as url:
             if "launch" in wanted:
                 results["launch"] = cases.case_launch(args.runs, args.count, url)
@@ -327,6 +366,10 @@ def main():
                 each = [] if args.smoke else [int(n) for n in args.scale_each.split(",") if n]
                 clones = [2] if args.smoke else [int(n) for n in args.scale_clones.split(",") if n]
                 results["scale"] = scale.case_scale(url, each, clones, inventory.machine(), smoke=args.smoke)
+            # Hosts of its own, launched and configured by the flow's playbooks: not in the smoke run (< 1 minute).
+            if "app_sandbox" in wanted and not args.smoke:
+                cases.log(f"app_sandbox: {args.app_requests} lists and adds on a sandbox host, SQLite then DynamoDB")
+                results["app_sandbox"] = app_sandbox.case_app_sandbox(args.app_requests, 100, url)
     if args.smoke and (harness.BENCH_VENV / "ansible-playbook").exists():
         harness.STAND_IN = False
         syntax_check_peer()

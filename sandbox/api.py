@@ -11,15 +11,27 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from . import config, images, server, strict
 from .errors import SandboxError
+
+
+def _alive(pid: int) -> bool:
+    """The process runs (a zombie waiting for its parent counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 class Sandbox:
     def __init__(self, port: int | None = None):
         self.port = port or config.PORT
         self.endpoint = config.endpoint(self.port)
+        # What hosts use for DynamoDB, S3 and STS (BAKERY_SANDBOX_GUEST_ENDPOINT): only they reach it.
+        self.guest_endpoint = config.guest_endpoint(self.port)
 
     # ------------------------------------------------------------ facts
     def pid(self) -> int | None:
@@ -200,9 +212,10 @@ class Sandbox:
         if pid:
             os.kill(pid, 15)
             deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and self.pid() == pid:
+            # until the process is gone, not only its PID file: its listeners (API, guests, metadata) close with it
+            while time.monotonic() < deadline and _alive(pid):
                 time.sleep(0.1)
-            if self.pid() == pid:
+            if _alive(pid):
                 os.kill(pid, 9)
                 time.sleep(0.2)
             say(f"stopped sandbox process {pid}")

@@ -47,3 +47,12 @@ EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
 
 def endpoint(port: int | None = None) -> str:
     return f"http://{HOST}:{port or PORT}"
+
+
+# Guests reach the same API (the same middleware) at the metadata address, on the API's port: an address on the
+# sandbox's bridge that every subnet routes to, and the only one besides the metadata service a guest may reach.
+GUEST_HOST = IMDS_ADDR
+
+
+def guest_endpoint(port: int | None = None) -> str:
+    return f"http://{GUEST_HOST}:{port or PORT}"

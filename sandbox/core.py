@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import ipaddress
 import json
 import logging
@@ -17,10 +18,11 @@ import uuid
 import xml.etree.ElementTree as ET
 from io import BytesIO
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, unquote, urlencode
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from . import config, iam, net, strict
 from .errors import SandboxError
@@ -55,6 +57,9 @@ _PUBLIC_RES = [
 ]
 
 
+_PROFILE_RE = re.compile(rb"<iamInstanceProfile>\s*<arn>([^<]+)</arn>\s*<id>([^<]+)</id>", re.DOTALL)
+
+
 def ec2_error(code: str, message: str, status: int = 400) -> tuple[int, bytes]:
     from xml.sax.saxutils import escape
 
@@ -78,7 +83,7 @@ class Core:
         self.tokens: dict[tuple[str, str], bytes] = {}
         self.token_lock = threading.Lock()
         self.oplocks: dict[str, threading.Lock] = {}
-        self._clients: dict[str, object] = {}
+        self._clients: dict[tuple[str, str], object] = {}
         self.threads: list[threading.Thread] = []
         self._refresh_queued: set[str] = set()  # regions with a firewall refresh waiting to run
         self._refresh_lock = threading.Lock()
@@ -87,26 +92,100 @@ class Core:
         self.strict = strict.Strict(window, seed)
         self.gate = iam.Gate()
         self.admin_key: tuple[str, str] = (config.ACCESS_KEY, config.SECRET_KEY)
+        self.role_creds: dict[tuple[str, str], iam.RoleCredentials] = {}  # (instance, role ARN) -> credentials
 
     def enforce_iam(self, policy_text: str) -> dict[str, tuple[str, str]]:
         """Make the IAM users, then check every request; the sandbox's own calls sign as the admin."""
+        self.gate.profile_roles = self.profile_roles
+        self.gate.role_trust = self.role_trust
         keys = self.gate.bootstrap(config.endpoint(self.port), policy_text)
         self.admin_key = keys[iam.ADMIN_USER]
         self._clients.clear()
         return keys
 
     # ------------------------------------------------------------ internal API client (to ourselves)
-    def ec2(self, region: str):
-        if region not in self._clients:
-            self._clients[region] = boto3.client(
-                "ec2",
+    def client(self, service: str, region: str = config.REGION):
+        if (service, region) not in self._clients:
+            self._clients[(service, region)] = boto3.client(
+                service,
                 region_name=region,
                 endpoint_url=config.endpoint(self.port),
                 aws_access_key_id=self.admin_key[0],
                 aws_secret_access_key=self.admin_key[1],
                 config=Config(retries={"max_attempts": 2}, user_agent_extra=INTERNAL_AGENT),
             )
-        return self._clients[region]
+        return self._clients[(service, region)]
+
+    def ec2(self, region: str):
+        return self.client("ec2", region)
+
+    # ------------------------------------------------------------ instance profiles and their roles
+    def instance_profile(self, ref: str) -> dict | None:
+        """An instance profile by name or ARN (as RunInstances names it), or None if there is none."""
+        name = ref.rsplit("/", 1)[-1] if ref.startswith("arn:") else ref
+        try:
+            profile = self.client("iam").get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "NoSuchEntity":
+                return None
+            raise
+        if ref.startswith("arn:") and profile["Arn"] != ref:
+            return None
+        return profile
+
+    def profile_roles(self, ref: str) -> list[str] | None:
+        profile = self.instance_profile(ref)
+        return None if profile is None else [r["Arn"] for r in profile.get("Roles", [])]
+
+    def role_trust(self, role_arn: str) -> dict | None:
+        try:
+            role = self.client("iam").get_role(RoleName=role_arn.rsplit("/", 1)[-1])["Role"]
+        except ClientError:
+            return None
+        doc = role.get("AssumeRolePolicyDocument") or {}
+        return json.loads(unquote(doc)) if isinstance(doc, str) else doc
+
+    def role_credentials(self, instance_id: str, role_arn: str) -> dict:
+        """What IMDS serves at ``iam/security-credentials/ROLE``: minted by STS AssumeRole, as EC2 does."""
+        key = (instance_id, role_arn)
+        with self.token_lock:
+            creds = self.role_creds.get(key)
+            if creds is None:
+
+                def mint() -> dict:
+                    sts = self.client("sts")
+                    out = sts.assume_role(RoleArn=role_arn, RoleSessionName=instance_id,
+                                          DurationSeconds=iam.ROLE_CREDENTIALS_SECONDS)  # fmt: skip
+                    return out["Credentials"]
+
+                creds = self.role_creds[key] = iam.RoleCredentials(mint, clock=lambda: self.gate.clock())
+        doc = creds.get()
+        access_key, expires = creds.expiry()
+        self.gate.expires[access_key] = expires
+        return doc
+
+    @staticmethod
+    def log_imds_failure(path: str, exc: Exception) -> None:
+        log.warning("metadata %s: %s: %s", path, type(exc).__name__, exc)
+
+    def instance_iam(self, inst: dict) -> dict:
+        """The ``iam/`` part of an instance's metadata (empty without an instance profile, as on EC2)."""
+        arn = (inst.get("IamInstanceProfile") or {}).get("Arn")
+        profile = self.instance_profile(arn) if arn else None
+        if profile is None:
+            return {}
+        info = {
+            "Code": "Success",
+            "LastUpdated": iam.imds_time(self.gate.clock()),
+            "InstanceProfileArn": profile["Arn"],
+            "InstanceProfileId": profile["InstanceProfileId"],
+        }
+        out = {"iam/info": json.dumps(info, indent=2)}
+        for role in profile.get("Roles", []):
+            out[f"iam/security-credentials/{role['RoleName']}"] = functools.partial(
+                lambda iid, arn: json.dumps(self.role_credentials(iid, arn), indent=2), inst["InstanceId"], role["Arn"]
+            )
+        return out
 
     def spawn(self, instance_id: str, fn, *args) -> None:
         lock = self.oplocks.setdefault(instance_id, threading.Lock())
@@ -139,7 +218,7 @@ class Core:
         return None
 
     def _before_run(self, params: dict, region: str):
-        refused = self._check_zone(params, region)
+        refused = self._check_zone(params, region) or self._check_profile(params)
         if refused:
             return refused
         image = params.get("ImageId", "")
@@ -166,6 +245,18 @@ class Core:
         except SandboxError as exc:
             return ec2_error("InvalidParameterValue", str(exc))
         return params if changed else None
+
+    def _check_profile(self, params: dict):
+        """EC2 refuses an instance profile that does not exist (moto answers with IAM's NoSuchEntity)."""
+        for field, what in (("Arn", "arn"), ("Name", "name")):
+            ref = params.get(f"IamInstanceProfile.{field}")
+            if ref and self.instance_profile(ref) is None:
+                return ec2_error(
+                    "InvalidParameterValue",
+                    f"Value ({ref}) for parameter iamInstanceProfile.{what} is invalid. "
+                    f"Invalid IAM Instance Profile {what if what == 'name' else 'ARN'}",
+                )
+        return None
 
     def _check_zone(self, params: dict, region: str):
         """EC2 refuses a type its zone does not offer (Unsupported), or a zone out of capacity (fault)."""
@@ -212,6 +303,7 @@ class Core:
             for pattern, repl in _PUBLIC_RES:
                 body = pattern.sub(repl, body)
             body = self._rewrite_states(body)
+            body = self._rewrite_profiles(body)
         if action == "DescribeImages" and self.pending_images:
             body = self._rewrite_images(body)
         return body
@@ -289,6 +381,9 @@ class Core:
 
     def _after_TerminateInstances(self, params, region, body):
         for iid in self._ids(params):
+            with self.token_lock:  # its role's credentials are no longer served (they stay valid until expiry)
+                for key in [k for k in self.role_creds if k[0] == iid]:
+                    self.role_creds.pop(key)
             host = self.hosts.get(iid)
             if host and host.state != "terminated":
                 host.state = "shutting-down"
@@ -446,6 +541,22 @@ class Core:
             return body
         return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root)
 
+    def _rewrite_profiles(self, body: bytes) -> bytes:
+        """IamInstanceProfile.Id is the profile's ID on EC2 (moto puts the association's ID there)."""
+        if b"<iamInstanceProfile>" not in body:
+            return body
+
+        ids: dict[bytes, bytes] = {}  # one look-up per profile in an answer listing many instances
+
+        def profile_id(match: re.Match) -> bytes:
+            if match.group(1) not in ids:
+                profile = self.instance_profile(match.group(1).decode())
+                ids[match.group(1)] = profile["InstanceProfileId"].encode() if profile else match.group(2)
+            pid = ids[match.group(1)]
+            return match.group(0).replace(b"<id>" + match.group(2) + b"</id>", b"<id>" + pid + b"</id>")
+
+        return _PROFILE_RE.sub(profile_id, body)
+
     def _rewrite_images(self, body: bytes) -> bytes:
         pending = set(self.pending_images)
         if not any(i.encode() in body for i in pending):
@@ -493,6 +604,7 @@ class Core:
         }
         if host.public_key:
             info["public-keys/0/openssh-key"] = host.public_key
+        info.update(self.instance_iam(inst))
         return info
 
     # ------------------------------------------------------------ shutdown
@@ -619,15 +731,17 @@ class Middleware:
         path = environ.get("PATH_INFO", "")
         if path.startswith("/_sandbox/"):
             return self._control(environ, raw)
-        if is_ssm(environ):
-            return self.ssm.answer(environ, raw, self._call_inner)
         auth = environ.get("HTTP_AUTHORIZATION", "")
         json_protocol = "HTTP_X_AMZ_TARGET" in environ
-        params = {} if json_protocol else dict(parse_qsl(raw.decode(errors="replace"), keep_blank_values=True))
+        service = (auth.partition("Credential=")[2].partition(",")[0].split("/")[3:4] or [""])[0]
+        form = not json_protocol and service != "s3"  # S3 bodies are objects, not parameters
+        params = dict(parse_qsl(raw.decode(errors="replace"), keep_blank_values=True)) if form else {}
         if self.core.gate.enabled and not path.startswith("/moto-api"):
-            denied = self._authorize(environ, raw, params, auth, json_protocol)
+            denied = self._authorize(environ, raw, params, service, json_protocol)
             if denied:
                 return denied
+        if is_ssm(environ):
+            return self.ssm.answer(environ, raw, self._call_inner)
         m = _REGION_RE.search(auth)
         if not m or environ.get("REQUEST_METHOD") != "POST":
             return self._call_inner(environ, raw)
@@ -654,14 +768,13 @@ class Middleware:
             raise _Drop
         return answer
 
-    def _authorize(self, environ, raw: bytes, params: dict, auth: str, json_protocol: bool):
+    def _authorize(self, environ, raw: bytes, params: dict, service: str, json_protocol: bool):
         """IAM on the request as signed: None if allowed, else the service's error answer."""
-        service = (auth.partition("Credential=")[2].partition(",")[0].split("/")[3:4] or [""])[0]
         try:
-            self.core.gate.check(environ, raw, params)
+            self.core.gate.check(environ, raw, params, internal=is_internal(environ))
         except iam.Denied as denied:
             log.info("IAM: %s %s", denied.code, denied.message.split(" Encoded ")[0])
-            return iam.error_body(denied, service, json_protocol)
+            return iam.error_body(denied, service, json_protocol, environ.get("REQUEST_METHOD", "POST"))
         if service == "sts" and params.get("Action") == "DecodeAuthorizationMessage":
             return iam.decode_response(params)
         return None

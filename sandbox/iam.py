@@ -3,20 +3,34 @@
 At start the sandbox makes two IAM users through moto's IAM API: ``bakery-admin`` (every action;
 the sandbox's own calls, tests and inspection) and ``bakery-least-privilege`` whose only policy is
 ``docs/iam-policy.json``. The middleware checks each request on the request as the client signed it
-(before the sandbox rewrites anything) with moto's signature and policy code, and adds what moto
-leaves out: tagging at creation (``TagSpecification``) needs ``ec2:CreateTags`` too. A denied EC2 call
-is EC2's ``UnauthorizedOperation`` (HTTP 403) with one line naming the action and an encoded
-authorization message that ``sts:DecodeAuthorizationMessage`` turns back into JSON.
+(before the sandbox rewrites anything): moto's code checks the signature and finds the caller (a user's
+key, or a role's temporary key with its session token) and the caller's policies (inline and attached);
+this module evaluates them for the action **and the resource** the request names, with IAM's wildcards
+(``*``, ``?``): DynamoDB tables and indexes (``arn:aws:dynamodb:REGION:ACCOUNT:table/NAME[/index/I]``),
+S3 buckets and objects (``arn:aws:s3:::BUCKET``, ``arn:aws:s3:::BUCKET/KEY``), the role passed with an
+instance profile (``iam:PassRole``), the role assumed (``sts:AssumeRole``, whose trust policy must name
+the caller); other actions are checked against ``*``. Tagging at creation (``TagSpecification``) needs
+``ec2:CreateTags`` too. A temporary key past its expiry is ``ExpiredToken``. A denied EC2 call is EC2's
+``UnauthorizedOperation`` (HTTP 403) with one line naming the action and an encoded authorization
+message that ``sts:DecodeAuthorizationMessage`` turns back into JSON; other services answer in their own
+shape (DynamoDB JSON ``AccessDeniedException``, S3 XML ``AccessDenied``), naming action and resource.
+
+:class:`RoleCredentials` keeps an instance role's temporary credentials for the metadata service.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import json
+import re
 import threading
 import uuid
 import zlib
-from xml.sax.saxutils import escape
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qsl, unquote
+from xml.sax.saxutils import escape, unescape
 
 from . import config
 
@@ -28,13 +42,13 @@ ADMIN_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Acti
 _ENC_PREFIX = "bks1."
 
 
-def encode_message(arn: str, action: str) -> str:
+def encode_message(arn: str, action: str, resource: str = "*", decision: str = "implicit deny") -> str:
     doc = {
         "allowed": False,
-        "explicitDeny": False,
+        "explicitDeny": decision == "explicit deny",
         "matchedStatements": {"items": []},
         "failures": {"items": []},
-        "context": {"principal": {"arn": arn}, "action": action, "resource": "*", "conditions": {"items": []}},
+        "context": {"principal": {"arn": arn}, "action": action, "resource": resource, "conditions": {"items": []}},
     }
     raw = zlib.compress(json.dumps(doc, separators=(",", ":")).encode())
     return _ENC_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -50,11 +64,10 @@ def decode_message(encoded: str) -> str | None:
         return None
 
 
-def unauthorized_message(arn: str, action: str) -> str:
+def unauthorized_message(arn: str, action: str, resource: str = "*", decision: str = "implicit deny") -> str:
     return (
-        f"You are not authorized to perform this operation. User: {arn} is not authorized to perform: {action} "
-        f"because no identity-based policy allows the {action} action. "
-        f"Encoded authorization failure message: {encode_message(arn, action)}"
+        f"You are not authorized to perform this operation. {denied_message(arn, action, resource, decision)}. "
+        f"Encoded authorization failure message: {encode_message(arn, action, resource, decision)}"
     )
 
 
@@ -78,6 +91,200 @@ class Denied(Exception):
         self.code, self.message, self.status = code, message, status
 
 
+# ---------------------------------------------------------------- policy evaluation (pure)
+ALLOW, EXPLICIT_DENY, IMPLICIT_DENY = "allow", "explicit deny", "implicit deny"
+
+
+@functools.lru_cache(maxsize=4096)
+def _glob(pattern: str, fold: bool) -> re.Pattern:
+    """IAM's wildcards: ``*`` any run of characters (``/`` and ``:`` included), ``?`` one character."""
+    rx = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
+    return re.compile(f"^{rx}$", re.DOTALL | (re.IGNORECASE if fold else 0))
+
+
+def matches(patterns, value: str, fold: bool = False) -> bool:
+    """Whether ``value`` matches one of ``patterns`` (a string or a list); actions fold case, ARNs do not."""
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    return any(_glob(p, fold).match(value) for p in patterns)
+
+
+def _applies(statement: dict, action: str, resource: str) -> bool:
+    if "Condition" in statement:  # condition keys are not evaluated: such a statement never applies
+        return False
+    if "NotAction" in statement:
+        if matches(statement["NotAction"], action, fold=True):
+            return False
+    elif not matches(statement.get("Action", []), action, fold=True):
+        return False
+    if "NotResource" in statement:
+        return not matches(statement["NotResource"], resource)
+    return matches(statement.get("Resource", []), resource)
+
+
+def _statements(doc: dict) -> list[dict]:
+    statements = doc.get("Statement", [])
+    return [statements] if isinstance(statements, dict) else statements
+
+
+def evaluate(documents: list[dict], action: str, resource: str) -> str:
+    """IAM's identity-policy logic for one action on one resource: an explicit deny wins, then an allow."""
+    decision = IMPLICIT_DENY
+    for doc in documents:
+        for statement in _statements(doc):
+            if not _applies(statement, action, resource):
+                continue
+            if statement.get("Effect") == "Deny":
+                return EXPLICIT_DENY
+            if statement.get("Effect") == "Allow":
+                decision = ALLOW
+    return decision
+
+
+def trusts(trust: dict, principal_arn: str) -> bool:
+    """Whether a role's trust policy lets this IAM principal assume it (AWS principals; services are EC2's)."""
+    account = principal_arn.split(":")[4]
+    for statement in _statements(trust):
+        if statement.get("Effect") != "Allow" or not matches(statement.get("Action", []), "sts:AssumeRole", True):
+            continue
+        principal = statement.get("Principal", {})
+        aws = principal if principal == "*" else principal.get("AWS", []) if isinstance(principal, dict) else []
+        aws = [aws] if isinstance(aws, str) else aws
+        if any(p in ("*", principal_arn, account, f"arn:aws:iam::{account}:root") for p in aws):
+            return True
+    return False
+
+
+def denied_message(arn: str, action: str, resource: str, decision: str) -> str:
+    """AWS's one line for a refused call, naming the action and the resource."""
+    on = f" on resource: {resource}" if resource != "*" else ""
+    why = (
+        "with an explicit deny in an identity-based policy"
+        if decision == EXPLICIT_DENY
+        else f"because no identity-based policy allows the {action} action"
+    )
+    return f"User: {arn} is not authorized to perform: {action}{on} {why}"
+
+
+# ---------------------------------------------------------------- what a request asks: (IAM action, resource ARN)
+_TRANSACT = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "ConditionCheck": "ConditionCheckItem",
+             "Get": "GetItem"}  # fmt: skip
+
+
+def dynamodb_requested(region: str, action: str, body: bytes) -> list[tuple[str, str]]:
+    """DynamoDB checks each table (or index) a request names: ``arn:aws:dynamodb:R:A:table/T[/index/I]``."""
+    try:
+        doc = json.loads(body or b"{}")
+    except ValueError:
+        doc = {}
+    if not isinstance(doc, dict):
+        doc = {}
+
+    def table(name: str) -> str:
+        return name if name.startswith("arn:") else f"arn:aws:dynamodb:{region}:{config.ACCOUNT_ID}:table/{name}"
+
+    if action in ("TransactWriteItems", "TransactGetItems"):
+        return [
+            (f"dynamodb:{_TRANSACT.get(op, op)}", table(spec.get("TableName", "")))
+            for item in doc.get("TransactItems", [])
+            for op, spec in item.items()
+        ] or [(f"dynamodb:{action}", "*")]
+    if isinstance(doc.get("RequestItems"), dict):
+        return [(f"dynamodb:{action}", table(name)) for name in doc["RequestItems"]]
+    if doc.get("ResourceArn"):
+        return [(f"dynamodb:{action}", doc["ResourceArn"])]
+    if doc.get("TableName"):
+        arn = table(doc["TableName"])
+        return [(f"dynamodb:{action}", arn + (f"/index/{doc['IndexName']}" if doc.get("IndexName") else ""))]
+    return [(f"dynamodb:{action}", "*")]
+
+
+def iam_resource(params: dict) -> str:
+    """The ARN of the instance profile or role an IAM request names, as IAM authorises it; ``*`` for the rest.
+
+    An instance profile's actions (AddRoleToInstanceProfile too) are on the profile; the path is the request's
+    ``Path`` (creation) or ``/``: the sandbox does not look up the path of an existing role or profile.
+    """
+    path = params.get("Path") or "/"
+    if params.get("InstanceProfileName"):
+        return f"arn:aws:iam::{config.ACCOUNT_ID}:instance-profile{path}{params['InstanceProfileName']}"
+    if params.get("RoleName"):
+        return f"arn:aws:iam::{config.ACCOUNT_ID}:role{path}{params['RoleName']}"
+    return "*"
+
+
+# S3's IAM actions by method and sub-resource (the first query key found; "" is the default).
+_S3_BUCKET = {
+    "GET": {"acl": "GetBucketAcl", "cors": "GetBucketCORS", "encryption": "GetEncryptionConfiguration",
+            "lifecycle": "GetLifecycleConfiguration", "location": "GetBucketLocation", "logging": "GetBucketLogging",
+            "notification": "GetBucketNotification", "object-lock": "GetBucketObjectLockConfiguration",
+            "ownershipControls": "GetBucketOwnershipControls", "policy": "GetBucketPolicy",
+            "policyStatus": "GetBucketPolicyStatus", "publicAccessBlock": "GetBucketPublicAccessBlock",
+            "replication": "GetReplicationConfiguration", "requestPayment": "GetBucketRequestPayment",
+            "tagging": "GetBucketTagging", "uploads": "ListBucketMultipartUploads",
+            "versioning": "GetBucketVersioning", "versions": "ListBucketVersions", "website": "GetBucketWebsite",
+            "": "ListBucket"},
+    "HEAD": {"": "ListBucket"},
+    "PUT": {"acl": "PutBucketAcl", "cors": "PutBucketCORS", "encryption": "PutEncryptionConfiguration",
+            "lifecycle": "PutLifecycleConfiguration", "logging": "PutBucketLogging",
+            "notification": "PutBucketNotification", "object-lock": "PutBucketObjectLockConfiguration",
+            "ownershipControls": "PutBucketOwnershipControls", "policy": "PutBucketPolicy",
+            "publicAccessBlock": "PutBucketPublicAccessBlock", "replication": "PutReplicationConfiguration",
+            "requestPayment": "PutBucketRequestPayment", "tagging": "PutBucketTagging",
+            "versioning": "PutBucketVersioning", "website": "PutBucketWebsite", "": "CreateBucket"},
+    "DELETE": {"cors": "PutBucketCORS", "encryption": "PutEncryptionConfiguration",
+               "lifecycle": "PutLifecycleConfiguration", "ownershipControls": "PutBucketOwnershipControls",
+               "policy": "DeleteBucketPolicy", "publicAccessBlock": "PutBucketPublicAccessBlock",
+               "replication": "PutReplicationConfiguration", "tagging": "PutBucketTagging",
+               "website": "DeleteBucketWebsite", "": "DeleteBucket"},
+    "POST": {"delete": "DeleteObject", "": "PutObject"},
+}  # fmt: skip
+_S3_OBJECT = {
+    "GET": {"acl": "GetObjectAcl", "attributes": "GetObjectAttributes", "legal-hold": "GetObjectLegalHold",
+            "retention": "GetObjectRetention", "tagging": "GetObjectTagging", "uploadId": "ListMultipartUploadParts",
+            "versionId": "GetObjectVersion", "": "GetObject"},
+    "HEAD": {"versionId": "GetObjectVersion", "": "GetObject"},
+    "PUT": {"acl": "PutObjectAcl", "legal-hold": "PutObjectLegalHold", "retention": "PutObjectRetention",
+            "tagging": "PutObjectTagging", "": "PutObject"},
+    "DELETE": {"tagging": "DeleteObjectTagging", "uploadId": "AbortMultipartUpload",
+               "versionId": "DeleteObjectVersion", "": "DeleteObject"},
+    "POST": {"restore": "RestoreObject", "select": "GetObject", "": "PutObject"},
+}  # fmt: skip
+_IP_HOST = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+
+
+def s3_bucket_and_key(host: str, path: str) -> tuple[str, str]:
+    """Path-style (``/bucket/key``, what clients use with an IP endpoint) or virtual-host style
+    (``bucket.localhost``, ``bucket.s3.<region>.amazonaws.com``)."""
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    path = path.lstrip("/")
+    if not _IP_HOST.match(name) and (name.endswith(".localhost") or ".s3." in name or ".s3-" in name):
+        first = name.split(".", 1)[0]
+        if first != "s3":
+            return first, path
+    bucket, _, key = path.partition("/")
+    return bucket, key
+
+
+def s3_requested(method: str, host: str, path: str, query: str, headers: dict, body: bytes) -> list[tuple[str, str]]:
+    """S3 checks the bucket (``arn:aws:s3:::B``) or the object (``arn:aws:s3:::B/K``) a request names."""
+    bucket, key = s3_bucket_and_key(host, path)
+    if not bucket:
+        return [("s3:ListAllMyBuckets", "*")]
+    subs = {k for k, _ in parse_qsl(query, keep_blank_values=True)}
+    table = (_S3_OBJECT if key else _S3_BUCKET).get(method, {"": "PutObject" if key else "ListBucket"})
+    name = next((v for k, v in table.items() if k and k in subs), table[""])
+    if not key and name == "DeleteObject":  # DeleteObjects: each key it names
+        keys = [unescape(k) for k in re.findall(r"<Key>(.*?)</Key>", body.decode(errors="replace"), re.DOTALL)]
+        return [("s3:DeleteObject", f"arn:aws:s3:::{bucket}/{k}") for k in keys] or [("s3:DeleteObject", "*")]
+    wanted = [(f"s3:{name}", f"arn:aws:s3:::{bucket}/{key}" if key else f"arn:aws:s3:::{bucket}")]
+    source = headers.get("X-Amz-Copy-Source")
+    if key and method == "PUT" and source:  # CopyObject / UploadPartCopy also read the source
+        src = unquote(source.split("?", 1)[0]).lstrip("/")
+        wanted.append(("s3:GetObject", f"arn:aws:s3:::{src}"))
+    return wanted
+
+
 class Gate:
     """Checks requests once ``enabled`` (after :meth:`bootstrap` made the users)."""
 
@@ -85,6 +292,11 @@ class Gate:
         self.enabled = False
         self.lock = threading.Lock()
         self.credentials: dict[str, tuple[str, str]] = {}  # user -> (key id, secret)
+        self.clock = utcnow  # tests move it
+        self.expires: dict[str, datetime] = {}  # temporary key id -> expiry, for the keys the sandbox minted
+        # Set by the middleware: an instance profile's role ARNs (None: no such profile); a role's trust policy.
+        self.profile_roles: Callable[[str], list[str] | None] = lambda ref: None
+        self.role_trust: Callable[[str], dict | None] = lambda arn: None
 
     def bootstrap(self, endpoint: str, policy_text: str) -> dict[str, tuple[str, str]]:
         """Make the admin and the least-privilege user through the IAM API; return their keys."""
@@ -112,25 +324,33 @@ class Gate:
         self.enabled = True
         return dict(self.credentials)
 
-    def check(self, environ, raw: bytes, params: dict) -> None:
-        """Raise :class:`Denied` unless the request's signature is right and its policies allow it."""
+    def check(self, environ, raw: bytes, params: dict, internal: bool = False) -> None:
+        """Raise :class:`Denied` unless the request's signature is right and its policies allow it.
+
+        ``internal``: the request says it is the sandbox's own (acting as EC2 when it mints an instance's role
+        credentials); it counts only when signed by the administrator.
+        """
+        from moto.core.exceptions import ServiceException
         from moto.core.exceptions import _RESTError as RESTError
-        from moto.iam.access_control import IAMRequest
+        from moto.iam.access_control import AssumedRoleAccessKey, IAMRequest, S3IAMRequest
 
         headers = _headers(environ)
         auth = headers.get("Authorization", "")
-        service = auth.partition("Credential=")[2].partition(",")[0].split("/")[3:4]
-        service = service[0] if service else ""
+        scope = auth.partition("Credential=")[2].partition(",")[0].split("/")
+        service = scope[3] if len(scope) > 3 else ""
+        region = scope[2] if len(scope) > 2 else config.REGION
         target = headers.get("X-Amz-Target")
         action = target.rpartition(".")[2] if target else params.get("Action", "")
         if not auth.startswith("AWS4-HMAC-SHA256"):
             raise Denied("AuthFailure" if service == "ec2" else "MissingAuthenticationToken",
                          "AWS was not able to validate the provided access credentials", 401)  # fmt: skip
         path = environ.get("PATH_INFO", "/") or "/"
+        if service == "s3":  # S3 signs the path as sent (each key's own encoding), not a normalised one
+            path = (environ.get("RAW_URI") or environ.get("REQUEST_URI") or path).split("?", 1)[0]
         if environ.get("QUERY_STRING"):
             path += "?" + environ["QUERY_STRING"]
         try:
-            request = IAMRequest(
+            request = (S3IAMRequest if service == "s3" else IAMRequest)(
                 account_id=config.ACCOUNT_ID,
                 method=environ.get("REQUEST_METHOD", "POST"),
                 path=path,
@@ -140,31 +360,163 @@ class Gate:
                 action=action,
             )
             request.check_signature()
-            actions = [action]
-            if service == "ec2" and any(k.startswith("TagSpecification.") for k in params):
-                actions.append("CreateTags")  # tagging at creation needs ec2:CreateTags, as on AWS
-            for name in actions:
-                request._action = f"{service}:{name}"
-                try:
-                    request.check_action_permitted("*")
-                except RESTError as exc:
-                    if exc.error_type != "AccessDenied":
-                        raise
-                    arn = request._access_key.arn
-                    if service == "ec2":
-                        raise Denied("UnauthorizedOperation", unauthorized_message(arn, f"ec2:{name}"), 403) from None
-                    raise Denied("AccessDenied", f"User: {arn} is not authorized to perform: {service}:{name}",
-                                 403) from None  # fmt: skip
         except RESTError as exc:
             raise Denied(exc.error_type, exc.message, exc.code) from None
+        except ServiceException as exc:  # S3's own errors
+            raise Denied(exc.code, exc.message, 403) from None
+        key = request._access_key
+        if isinstance(key, AssumedRoleAccessKey):
+            expires = self.expires.get(key._access_key_id) or _moto_expiry(key._access_key_id)
+            if expires is not None and expires <= self.clock():
+                raise Denied("ExpiredToken", "The security token included in the request is expired", 403)
+        arn = key.arn
+        wanted = self.requested(service, action, environ, raw, params, region)
+        if service == "iam" and action == "AddRoleToInstanceProfile" and params.get("RoleName"):
+            # IAM: "the caller must be granted the PassRole permission on the IAM role" it adds
+            wanted.append(("iam:PassRole", f"arn:aws:iam::{config.ACCOUNT_ID}:role/{params['RoleName']}"))
+        documents = [_document(p) for p in key.collect_policies()]
+        for name, resource in wanted:
+            if name.lower() == "sts:getcalleridentity":  # needs no permission, on AWS too
+                continue
+            decision = evaluate(documents, name, resource)
+            if decision != ALLOW:
+                if service == "ec2":
+                    raise Denied("UnauthorizedOperation", unauthorized_message(arn, name, resource, decision), 403)
+                raise Denied("AccessDenied", denied_message(arn, name, resource, decision), 403)
+        if service == "sts" and action == "AssumeRole" and not (internal and arn.endswith(f":user/{ADMIN_USER}")):
+            role = params.get("RoleArn", "")
+            trust = self.role_trust(role)
+            if trust is not None and not trusts(trust, arn):
+                raise Denied("AccessDenied", f"User: {arn} is not authorized to perform: sts:AssumeRole on resource: "
+                             f"{role}", 403)  # fmt: skip
+
+    def requested(self, service: str, action: str, environ, raw: bytes, params: dict, region: str):
+        """(IAM action, resource ARN) pairs the request needs; ``*`` where the sandbox names no resource."""
+        if service == "dynamodb":
+            return dynamodb_requested(region, action, raw)
+        if service == "s3":
+            host = environ.get("HTTP_HOST", "")
+            return s3_requested(environ.get("REQUEST_METHOD", "GET"), host, environ.get("PATH_INFO", "/"),
+                                environ.get("QUERY_STRING", ""), _headers(environ), raw)  # fmt: skip
+        if service == "iam":
+            return [(f"iam:{action}", iam_resource(params))]
+        if service == "sts" and action == "AssumeRole" and params.get("RoleArn"):
+            return [("sts:AssumeRole", params["RoleArn"])]
+        wanted = [(f"{service}:{action}", "*")]
+        if service == "ec2" and any(k.startswith("TagSpecification.") for k in params):
+            wanted.append(("ec2:CreateTags", "*"))  # tagging at creation needs ec2:CreateTags, as on AWS
+        profile = params.get("IamInstanceProfile.Arn") or params.get("IamInstanceProfile.Name")
+        if service == "ec2" and profile:  # launching with a role passes it: iam:PassRole on the role
+            wanted += [("iam:PassRole", role) for role in self.profile_roles(profile) or []]
+        return wanted
 
 
-def error_body(denied: Denied, service: str, json_protocol: bool) -> tuple[str, list, bytes]:
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _moto_expiry(access_key_id: str) -> datetime | None:
+    """When moto's STS says a temporary key (AssumeRole by a client) expires."""
+    from moto.sts.models import sts_backends
+
+    for role in sts_backends[config.ACCOUNT_ID]["aws"].assumed_roles:
+        if role.access_key_id == access_key_id:
+            expiry = role.expiration
+            return expiry if expiry.tzinfo else expiry.replace(tzinfo=UTC)
+    return None
+
+
+def _document(policy) -> dict:
+    """A policy document from what moto keeps (a managed policy, an inline policy dict, or JSON text)."""
+    from moto.iam.models import Policy
+
+    if isinstance(policy, Policy):
+        text = next(v.document for v in policy.versions if v.is_default)
+    elif isinstance(policy, dict):
+        text = policy["policy_document"]
+    else:
+        text = policy
+    return json.loads(text) if isinstance(text, str) else text
+
+
+# ---------------------------------------------------------------- an instance's role credentials
+ROLE_CREDENTIALS_SECONDS = 3600
+REFRESH_BEFORE = timedelta(minutes=15)
+
+
+def imds_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class RoleCredentials:
+    """The temporary credentials EC2 keeps for one instance's role: 1 h each, new ones 15 min before expiry.
+
+    ``mint()`` returns STS credentials (AccessKeyId, SecretAccessKey, SessionToken); ``clock()`` the time.
+    """
+
+    def __init__(self, mint: Callable[[], dict], clock: Callable[[], datetime] = utcnow,
+                 seconds: int = ROLE_CREDENTIALS_SECONDS, refresh_before: timedelta = REFRESH_BEFORE):  # fmt: skip
+        self.mint, self.clock, self.seconds, self.refresh_before = mint, clock, seconds, refresh_before
+        self.current: dict | None = None
+        self.lock = threading.Lock()
+
+    def get(self) -> dict:
+        """The document IMDS serves at ``iam/security-credentials/ROLE``."""
+        with self.lock:
+            now = self.clock()
+            if self.current is None or self.current["Expiration"] - now <= self.refresh_before:
+                minted = self.mint()
+                self.current = {
+                    "AccessKeyId": minted["AccessKeyId"],
+                    "SecretAccessKey": minted["SecretAccessKey"],
+                    "Token": minted["SessionToken"],
+                    "Expiration": now + timedelta(seconds=self.seconds),
+                    "LastUpdated": now,
+                }
+            cur = self.current
+        return {
+            "Code": "Success",
+            "LastUpdated": imds_time(cur["LastUpdated"]),
+            "Type": "AWS-HMAC",
+            "AccessKeyId": cur["AccessKeyId"],
+            "SecretAccessKey": cur["SecretAccessKey"],
+            "Token": cur["Token"],
+            "Expiration": imds_time(cur["Expiration"]),
+        }
+
+    def expiry(self) -> tuple[str, datetime] | None:
+        cur = self.current
+        return (cur["AccessKeyId"], cur["Expiration"]) if cur else None
+
+
+# Error codes as the JSON protocols (DynamoDB, SSM, ...) name them.
+_JSON_CODES = {
+    "AccessDenied": "AccessDeniedException",
+    "SignatureDoesNotMatch": "InvalidSignatureException",
+    "InvalidClientTokenId": "UnrecognizedClientException",
+    "ExpiredToken": "ExpiredTokenException",
+}
+
+
+def error_body(denied: Denied, service: str, json_protocol: bool, method: str = "POST") -> tuple[str, list, bytes]:
+    """The refusal in the service's own shape: EC2 XML, S3 XML (no body for HEAD), JSON, or the Query XML."""
     status = f"{denied.status} Denied"
     if json_protocol:
-        body = json.dumps({"__type": denied.code + ("Exception" if denied.code == "AccessDenied" else ""),
+        if service == "dynamodb":  # DynamoDB answers every client error, a refusal too, with HTTP 400
+            status = "400 Bad Request"
+        content = "application/x-amz-json-1.0" if service == "dynamodb" else "application/x-amz-json-1.1"
+        body = json.dumps({"__type": "com.amazon.coral.service#" + _JSON_CODES.get(denied.code, denied.code),
                            "message": denied.message}).encode()  # fmt: skip
-        return status, [("Content-Type", "application/x-amz-json-1.1")], body
+        return status, [("Content-Type", content)], body
+    if service == "s3":
+        if method == "HEAD":
+            return status, [("Content-Type", "application/xml")], b""
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<Error><Code>{escape(denied.code)}</Code><Message>{escape(denied.message)}</Message>"
+            f"<RequestId>{uuid.uuid4().hex[:16].upper()}</RequestId><HostId>bakery-sandbox</HostId></Error>"
+        )
+        return status, [("Content-Type", "application/xml")], body.encode()
     if service == "ec2":
         body = (
             '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -194,11 +546,12 @@ def decode_response(params: dict) -> tuple[str, list, bytes]:
     return "200 OK", [("Content-Type", "text/xml")], body.encode()
 
 
-def env_lines(endpoint: str, key: tuple[str, str]) -> list[str]:
+def env_lines(endpoint: str, key: tuple[str, str], guest_endpoint: str | None = None) -> list[str]:
     return [
         f"export AWS_ENDPOINT_URL={endpoint}",
         f"export AWS_ACCESS_KEY_ID={key[0]}",
         f"export AWS_SECRET_ACCESS_KEY={key[1]}",
         f"export AWS_DEFAULT_REGION={config.REGION}",
         f"export AWS_REGION={config.REGION}",
+        *([f"export BAKERY_SANDBOX_GUEST_ENDPOINT={guest_endpoint}"] if guest_endpoint else []),
     ]

@@ -59,7 +59,11 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(401, "Unauthorized")
         if info.get("_http_endpoint") == "disabled":
             return self._send(403, "Forbidden")
-        body = lookup(info, self.path.split("?")[0])
+        try:
+            body = lookup(info, self.path.split("?")[0])
+        except Exception as exc:  # e.g. the role went away: no credentials, as EC2 then has none
+            self.server.core.log_imds_failure(self.path, exc)
+            body = None
         if body is None:
             return self._send(404, "Not Found")
         self._send(200, body)
@@ -75,10 +79,13 @@ def lookup(info: dict, path: str) -> str | None:
     key = path[len("/latest/meta-data") :].strip("/")
     tree = {k: v for k, v in info.items() if not k.startswith("_") and k != "user-data"}
     if key in tree:
-        return tree[key]
+        value = tree[key]
+        return value() if callable(value) else value  # the role's credentials are made when asked for
     prefix = key + "/" if key else ""
     rest = [k[len(prefix) :] for k in tree if k.startswith(prefix)]
     children = sorted({r.split("/")[0] + ("/" if "/" in r else "") for r in rest})
+    if key == "iam/security-credentials":  # the role's name alone: clients append it to this path
+        return "\n".join(children) if children else None
     return "\n".join(children) + "\n" if children else None
 
 

@@ -105,7 +105,7 @@ def mirror_ips(hosts: list[str]) -> list[str]:
 
 
 # ---------------------------------------------------------------- bridge + firewall
-def setup_bridge(mirror_addrs: list[str]) -> None:
+def setup_bridge(mirror_addrs: list[str], api_port: int) -> None:
     dev, mtu = uplink()
     rec = load_record()
     if "ip_forward_before" not in rec:
@@ -117,7 +117,7 @@ def setup_bridge(mirror_addrs: list[str]) -> None:
     sh("ip", "link", "set", config.BRIDGE, "mtu", str(mtu), "up")
     add_bridge_addr(config.IMDS_ADDR)
     Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n")
-    # filter: hosts may reach the mirror (tcp 80/443) and the metadata service, nothing else.
+    # filter: hosts may reach the mirror (tcp 80/443), the metadata service and the guest API, nothing else.
     for chain in (config.CHAIN_FWD, config.CHAIN_IN):
         sh("iptables", "-w", "-N", chain, check=False)
         sh("iptables", "-w", "-F", chain)
@@ -136,6 +136,8 @@ def setup_bridge(mirror_addrs: list[str]) -> None:
     rules += [
         ["-A", inp, "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"],
         ["-A", inp, "-d", config.IMDS_ADDR, "-p", "tcp", "--dport", "80", "-j", "ACCEPT"],
+        # the API for guests (DynamoDB, S3, STS with the instance role's credentials): that address and port only
+        ["-A", inp, "-d", config.GUEST_HOST, "-p", "tcp", "--dport", str(api_port), "-j", "ACCEPT"],
         ["-A", inp, "-j", "DROP"],
     ]
     for r in rules:

@@ -91,8 +91,10 @@ def serve(port: int) -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server
 
-    from . import imds
+    from . import imds, moto_gaps
     from .core import Core, Middleware
+
+    moto_gaps.apply()
 
     mirror = images.machine_mirror()
     mirror_hostnames = images.mirror_hosts(mirror)
@@ -100,7 +102,7 @@ def serve(port: int) -> None:
     hosts.MIRROR_PINS[:] = [f"{addrs[0]} {h}\n" for h in mirror_hostnames] if addrs else []
     for name, (was, now) in limits.raise_limits().items():
         log.info("raised %s from %d to %d while the sandbox runs", name.replace("/", "."), was, now)
-    net.setup_bridge(addrs)
+    net.setup_bridge(addrs, port)
     regions = images.regions()
     core = Core(port, {b.ami_id(r): [str(b.root)] for b in bases for r in regions}, window=window, seed=seed)
     core.strict.image_region = {b.ami_id(r): r for b in bases for r in regions}
@@ -112,6 +114,9 @@ def serve(port: int) -> None:
     srv = make_server(config.HOST, port, app, threaded=True)
     serving = threading.Thread(target=srv.serve_forever, name="serve", daemon=True)
     serving.start()
+    # The same API for guests, on the bridge (BKS-INPUT lets hosts reach this address and port only).
+    guest = make_server(config.GUEST_HOST, port, guest_app(app), threaded=True)
+    threading.Thread(target=guest.serve_forever, name="serve-guests", daemon=True).start()
     # IAM users first (nothing else is served yet: `up` waits for the PID file), then enforce.
     keys = core.enforce_iam(policy_text)
     write_env_files(port, keys)
@@ -146,14 +151,27 @@ def serve(port: int) -> None:
             config.PID_FILE.unlink()
 
 
+def guest_app(app):
+    """The API as guests see it: AWS's services only; the sandbox's control and moto's own API stay local."""
+
+    def serve_guest(environ, start_response):
+        if environ.get("PATH_INFO", "").startswith(("/_sandbox", "/moto-api")):
+            body = b'{"error": "not found"}'
+            start_response("404 Not Found", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        return app(environ, start_response)
+
+    return serve_guest
+
+
 def write_env_files(port: int, keys: dict[str, tuple[str, str]]) -> None:
     """The least-privilege user's env (what everything runs with) and the admin's (tests, inspection)."""
-    endpoint = config.endpoint(port)
+    endpoint, guest = config.endpoint(port), config.guest_endpoint(port)
     for path, user in ((config.STATE_DIR / "env", iam.USER), (config.STATE_DIR / "admin.env", iam.ADMIN_USER)):
         tmp = path.with_suffix(".tmp")
         tmp.touch(mode=0o600)
         tmp.chmod(0o600)
-        tmp.write_text("\n".join(iam.env_lines(endpoint, keys[user])) + "\n")
+        tmp.write_text("\n".join(iam.env_lines(endpoint, keys[user], guest)) + "\n")
         tmp.rename(path)
 
 

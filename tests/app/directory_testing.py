@@ -1,11 +1,14 @@
-"""Helpers that drive the employee directory through WSGI, with a temporary SQLite database."""
+"""Helpers that drive the employee directory through WSGI, on a temporary SQLite database or on a DynamoDB
+table and S3 bucket of a moto server on 127.0.0.1 (the ``store`` fixture of conftest.py picks which)."""
 
 import base64
 import http.server
 import io
 import json
 import re
+import sqlite3
 import sys
+import time
 import uuid
 import wsgiref.util
 from pathlib import Path
@@ -47,6 +50,8 @@ SEED = [
         "email": "grace@example.com",
     },
 ]
+# Settings of the store every make_app of the running test uses (empty: SQLite in the test's tmp_path).
+STORE = {}
 # A metadata URL where nothing listens (the discard port on loopback): "no metadata service".
 NO_METADATA = "http://127.0.0.1:9"
 
@@ -173,6 +178,7 @@ def make_app(tmp_path, **settings):
         "metadata_timeout": 0.5,
         "upload_max_bytes": 4096,
     }
+    config.update(STORE)
     config.update(settings)
     password_file = Path(config["admin_password_file"])
     if not password_file.exists():
@@ -180,10 +186,26 @@ def make_app(tmp_path, **settings):
     return Application(config)
 
 
+def set_updated_at(app, employee_id, value):
+    """Backdate an employee's updated_at behind the app's back, in whichever store it uses."""
+    if app.store.kind == "sqlite":
+        with sqlite3.connect(app.settings["database"]) as conn:
+            conn.execute("UPDATE employee SET updated_at = ? WHERE id = ?", (value, employee_id))
+    else:
+        app.store._dynamodb.update_item(
+            TableName=app.store.table,
+            Key={"pk": {"S": f"employee#{employee_id}"}},
+            UpdateExpression="SET updated_at = :value",
+            ExpressionAttributeValues={":value": {"S": value}},
+        )
+
+
 class FakeIMDS(http.server.BaseHTTPRequestHandler):
-    """IMDSv2 on 127.0.0.1: a token from PUT, metadata only with that token."""
+    """IMDSv2 on 127.0.0.1: a token from PUT, metadata (and the instance role's credentials) only with that token."""
 
     token = "test-token-123"
+    # The instance role: its temporary credentials are served as EC2 serves them.
+    role = "directory-instance-role"
     requests: ClassVar[list] = []
 
     def do_PUT(self):
@@ -201,6 +223,21 @@ class FakeIMDS(http.server.BaseHTTPRequestHandler):
             self._reply(200, "i-0123456789abcdef0")
         elif self.path == "/latest/meta-data/placement/availability-zone":
             self._reply(200, "us-east-1b")
+        elif self.path == "/latest/meta-data/iam/security-credentials/":
+            self._reply(200, self.role)
+        elif self.path == f"/latest/meta-data/iam/security-credentials/{self.role}":
+            now = time.time()
+            stamp = "%Y-%m-%dT%H:%M:%SZ"
+            credentials = {
+                "Code": "Success",
+                "LastUpdated": time.strftime(stamp, time.gmtime(now)),
+                "Type": "AWS-HMAC",
+                "AccessKeyId": "ASIAFAKEINSTANCEROLE",
+                "SecretAccessKey": "instance-role-secret",
+                "Token": "instance-role-session-token",
+                "Expiration": time.strftime(stamp, time.gmtime(now + 3600)),
+            }
+            self._reply(200, json.dumps(credentials))
         else:
             self._reply(404, "")
 

@@ -1,9 +1,7 @@
 """The JSON API: status codes, messages, and that bad requests change nothing."""
 
-import sqlite3
-
 import pytest
-from directory_testing import NEW
+from directory_testing import NEW, set_updated_at
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\r\n\xff" * 100
 
@@ -196,8 +194,7 @@ def test_photo_can_be_read_through_the_api(client, visitor):
 
 def test_patch_without_changes_keeps_updated_at(client, app):
     old = "2001-01-01T00:00:00Z"
-    with sqlite3.connect(app.settings["database"]) as conn:
-        conn.execute("UPDATE employee SET updated_at = ? WHERE id = 1", (old,))
+    set_updated_at(app, 1, old)
     url = "/api/employees/1"
     assert client.send_json("PATCH", url, {}).json()["updated_at"] == old
     same = client.get(url).json()
@@ -206,3 +203,35 @@ def test_patch_without_changes_keeps_updated_at(client, app):
     changed = client.send_json("PATCH", url, {"location": "Paris"}).json()
     assert changed["updated_at"] != old
     assert changed["location"] == "Paris"
+
+
+def test_list_pages_with_limit_and_offset(client):
+    for number in range(3):
+        client.send_json("POST", "/api/employees", dict(NEW, name=f"Zed {number}", email=f"zed{number}@example.com"))
+    first = client.get("/api/employees?limit=2").json()
+    assert [e["name"] for e in first["employees"]] == ["Ada Lovelace", "Grace Hopper"]
+    assert (first["count"], first["total"], first["offset"], first["limit"]) == (2, 5, 0, 2)
+    second = client.get(first["next"]).json()
+    assert [e["name"] for e in second["employees"]] == ["Zed 0", "Zed 1"]
+    last = client.get(second["next"]).json()
+    assert [e["name"] for e in last["employees"]] == ["Zed 2"]
+    assert last["next"] is None
+    searched = client.get("/api/employees?q=zed&limit=2").json()
+    assert searched["total"] == 3
+    assert searched["next"] == "/api/employees?q=zed&limit=2&offset=2"
+    assert client.get("/api/employees?offset=4").json()["count"] == 1
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("limit=0", "limit='0' is not a whole number from 1 to 1000."),
+        ("limit=1001", "limit='1001' is not a whole number from 1 to 1000."),
+        ("limit=ten", "limit='ten' is not a whole number from 1 to 1000."),
+        ("offset=-1", "offset='-1' is not a whole number at least 0."),
+    ],
+)
+def test_list_refuses_bad_paging(client, query, message):
+    result = client.get("/api/employees?" + query)
+    assert result.status == 400
+    assert result.json() == {"error": message}

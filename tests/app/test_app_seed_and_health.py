@@ -99,6 +99,7 @@ def test_metadata_without_token_support_is_omitted(tmp_path, imds):
     assert requests == [("PUT", "/v1-only/latest/api/token")]
 
 
+@pytest.mark.sqlite_only
 def test_healthz_reports_a_broken_database(tmp_path):
     app = make_app(tmp_path)
     (tmp_path / "directory.sqlite3").unlink()

@@ -88,6 +88,15 @@ def local_server(cmd, env, log_path, probe_url, what):
                 proc.kill()
 
 
+def moto_server_cmd(port: int) -> list[str]:
+    """moto_server on 127.0.0.1:``port``, with the answers AWS gives that moto leaves out (sandbox/moto_gaps.py)."""
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from sandbox import moto_gaps; moto_gaps.apply(); "
+        "from moto.server import main; main(sys.argv[2:])"
+    )
+    return [sys.executable, "-c", code, str(REPO), "-H", "127.0.0.1", "-p", str(port)]
+
+
 @pytest.fixture(scope="session")
 def moto_endpoint(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("moto")
@@ -96,8 +105,7 @@ def moto_endpoint(tmp_path_factory):
     port = free_port()
     env = dict(os.environ, MOTO_AMIS_PATH=str(amis), MOTO_ALLOW_NONEXISTENT_REGION="true")
     url = f"http://127.0.0.1:{port}"
-    cmd = [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
-    with local_server(cmd, env, workdir / "moto.log", f"{url}/moto-api/", "moto server"):
+    with local_server(moto_server_cmd(port), env, workdir / "moto.log", f"{url}/moto-api/", "moto server"):
         yield url
 
 
@@ -109,7 +117,7 @@ def moto_public_endpoint(tmp_path_factory):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "MOTO_AMIS_PATH"}
     url = f"http://127.0.0.1:{port}"
-    cmd = [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
+    cmd = moto_server_cmd(port)
     with local_server(cmd, env, workdir / "moto.log", f"{url}/moto-api/", "moto server (default catalogue)"):
         yield url
 

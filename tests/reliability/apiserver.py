@@ -28,8 +28,10 @@ def main(port: int) -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server
 
-    from sandbox import iam, strict
+    from sandbox import iam, moto_gaps, strict
     from sandbox.core import Core, Middleware
+
+    moto_gaps.apply()
 
     window, seed = strict.settings_from_env(os.environ)
     core = Core(port, {}, window=window, seed=seed)

@@ -35,6 +35,9 @@ def sandbox_env(box, workdir: Path) -> dict:
     # IAM is enforced there: the flow runs as the sandbox's least-privilege user (docs/iam-policy.json)
     user = box.env()
     env.update(AWS_ACCESS_KEY_ID=user["AWS_ACCESS_KEY_ID"], AWS_SECRET_ACCESS_KEY=user["AWS_SECRET_ACCESS_KEY"])
+    # Where the hosts reach the sandbox's DynamoDB and S3 (the flow's store, flow_store_endpoint_url), as make sandbox
+    # exports it.
+    env["BAKERY_SANDBOX_GUEST_ENDPOINT"] = box.guest_endpoint
     # The flow also runs on the instances: let Ansible find their Python (the implicit localhost
     # runs on the controller's own Python, with boto3, anyway).
     env.pop("ANSIBLE_PYTHON_INTERPRETER")

@@ -159,9 +159,11 @@ def check_secure_defaults(box, ec2, live, key):
     modes = ssh(
         key,
         ip,
-        # The globs are expanded by root's shell: admin may not list these directories (as it should).
+        # The globs are expanded by root's shell: admin may not list these directories (as it should). The SQLite
+        # files exist only with flow_store sqlite (the flow's default, dynamodb, keeps nothing on the host).
         "sudo sh -c \"stat -c '%a %U %n' /etc/employee-directory /etc/employee-directory/* "
-        '/var/lib/employee-directory /var/lib/employee-directory/*.sqlite3* /opt/employee-directory"',
+        "/var/lib/employee-directory \\$(ls -d /var/lib/employee-directory/*.sqlite3* 2>/dev/null) "
+        '/opt/employee-directory"',
     )
     for line in modes.splitlines():
         mode, owner, path = line.split(" ", 2)

@@ -336,5 +336,7 @@ def test_down_leaves_nothing(sandbox, web):
         rules = subprocess.run(["iptables", "-w", "-t", table, "-S"], capture_output=True, text=True).stdout
         assert "BKS-" not in rules and "bks-" not in rules
     assert not config.RECORD_FILE.exists()
+    listening = subprocess.run(["ss", "-Hltn"], capture_output=True, text=True).stdout
+    assert f"{config.GUEST_HOST}:{sandbox.port}" not in listening  # the guests' listener went with the process
     if restart:
         sandbox.up(say=print)  # it was running before the tests: leave it running

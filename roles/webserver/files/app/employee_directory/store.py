@@ -1,4 +1,13 @@
-"""SQLite storage of employees. Every statement is parameterised."""
+"""Where the directory keeps its data: one interface, two backends.
+
+``SQLiteStore`` (this module) keeps everything in one SQLite file on the host: right for a single host.
+``DynamoStore`` (store_dynamodb.py) keeps employees, sessions and failed sign-ins in one DynamoDB table and
+photos in an S3 bucket, so every clone behind one address serves the same directory. ``open_store`` picks
+one from the app's settings; boto3 is imported only for the DynamoDB backend.
+
+Both raise ``DuplicateEmail`` when an address is taken and ``StoreUnavailable`` (one line saying why) when
+the store cannot be reached or used; the app answers the latter with 503.
+"""
 
 import contextlib
 import sqlite3
@@ -62,8 +71,49 @@ _SET_PHOTO = (
 )
 
 
+STORES = ("sqlite", "dynamodb")
+
+
 class DuplicateEmail(Exception):
     """Another employee already has this email address."""
+
+
+class StoreUnavailable(Exception):
+    """The store does not answer, or refuses: the message says which store and why, on one line."""
+
+
+def clean_seed(seed):
+    """The seed employees, validated; ValueError naming the first bad one, or a repeated address."""
+    cleaned = []
+    seen = set()
+    for number, item in enumerate(seed, start=1):
+        fields, errors = clean_employee(item)
+        if errors:
+            raise ValueError(f"seed employee {number}: {' '.join(errors.values())}")
+        if fields["email"].lower() in seen:
+            raise ValueError("seed employees must have distinct email addresses")
+        seen.add(fields["email"].lower())
+        cleaned.append(fields)
+    return cleaned
+
+
+def open_store(settings):
+    """The store the settings name (``store``: sqlite, the default, or dynamodb)."""
+    kind = settings.get("store") or "sqlite"
+    if kind == "sqlite":
+        return SQLiteStore(settings["database"])
+    if kind == "dynamodb":
+        # Only here: a host on SQLite needs no boto3.
+        from .store_dynamodb import DynamoStore
+
+        return DynamoStore(
+            table=settings.get("dynamodb_table"),
+            bucket=settings.get("s3_bucket"),
+            region=settings.get("aws_region"),
+            endpoint_url=settings.get("aws_endpoint_url") or None,
+            metadata_url=settings.get("metadata_url") or None,
+        )
+    raise ValueError(f"store: {kind!r} is not one of {', '.join(STORES)}")
 
 
 def _record(row):
@@ -77,21 +127,33 @@ def _like_pattern(text):
     return "%" + escaped + "%"
 
 
-class Store:
+class SQLiteStore:
     """The directory's database: one SQLite file, one connection per call."""
+
+    kind = "sqlite"
 
     def __init__(self, path):
         self.path = path
 
     @contextlib.contextmanager
     def _connect(self):
-        conn = sqlite3.connect(self.path, timeout=10)
-        conn.row_factory = sqlite3.Row
         try:
-            with conn:
-                yield conn
-        finally:
-            conn.close()
+            conn = sqlite3.connect(self.path, timeout=10)
+            conn.row_factory = sqlite3.Row
+            try:
+                with conn:
+                    yield conn
+            finally:
+                conn.close()
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite database {self.path}: {exc}") from exc
+
+    def health(self):
+        """The number of employees; StoreUnavailable when the database does not answer."""
+        with self._connect() as conn:
+            return conn.execute(_COUNT).fetchone()[0]
 
     def initialise(self, seed):
         """Create the schema; insert ``seed`` only the first time ever.
@@ -100,7 +162,11 @@ class Store:
         employee later does not bring the seed back, and a changed seed never
         overwrites what users have entered.  Returns True when it seeded.
         """
-        conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        seed = clean_seed(seed)
+        try:
+            conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite database {self.path}: {exc}") from exc
         try:
             conn.executescript(_SCHEMA)
             conn.execute("BEGIN IMMEDIATE")
@@ -108,10 +174,7 @@ class Store:
                 if conn.execute("SELECT 1 FROM app_state WHERE key = 'seeded'").fetchone():
                     conn.execute("ROLLBACK")
                     return False
-                for number, item in enumerate(seed, start=1):
-                    fields, errors = clean_employee(item)
-                    if errors:
-                        raise ValueError(f"seed employee {number}: {' '.join(errors.values())}")
+                for fields in seed:
                     self._insert(conn, fields)
                 conn.execute(_MARK_SEEDED)
                 conn.execute("COMMIT")
@@ -119,8 +182,8 @@ class Store:
                 conn.execute("ROLLBACK")
                 raise
             return True
-        except sqlite3.IntegrityError as exc:
-            raise ValueError("seed employees must have distinct email addresses") from exc
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite database {self.path}: {exc}") from exc
         finally:
             conn.close()
 
@@ -138,13 +201,11 @@ class Store:
             rows = conn.execute((_SEARCH if query else _SELECT) + _ORDER + _PAGE, params)
             return [_record(row) for row in rows]
 
-    def count_matching(self, query=""):
+    def page(self, query, limit, offset):
+        """(up to ``limit`` matching employees from ``offset``, by name; how many match in all)."""
         with self._connect() as conn:
-            return conn.execute(_COUNT + (_MATCH if query else ""), {"q": _like_pattern(query)}).fetchone()[0]
-
-    def count(self):
-        with self._connect() as conn:
-            return conn.execute(_COUNT).fetchone()[0]
+            total = conn.execute(_COUNT + (_MATCH if query else ""), {"q": _like_pattern(query)}).fetchone()[0]
+        return self.search(query, limit, offset), total
 
     def get(self, employee_id):
         with self._connect() as conn:

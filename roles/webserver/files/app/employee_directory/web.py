@@ -5,10 +5,11 @@ import contextlib
 import http
 import http.cookies
 import json
+import logging
 import os
 import re
 import socket
-import sqlite3
+import threading
 import urllib.parse
 
 from . import __version__, pages
@@ -17,7 +18,7 @@ from .csrf import COOKIE, FIELD, Csrf, load_or_create_secret
 from .forms import FormError, parse_form
 from .images import ALLOWED_TYPES, detect_image_type
 from .metadata import InstanceMetadata
-from .store import DuplicateEmail, Store
+from .store import DuplicateEmail, StoreUnavailable, open_store
 from .validation import FIELDS, clean_employee
 
 _STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
@@ -26,7 +27,10 @@ _JSON_BODY_LIMIT = 64 * 1024
 FORM_OVERHEAD = 64 * 1024
 FLASH_COOKIE = "edir_flash"
 _CONTROL = re.compile(r"[\x00-\x20\x7f]")
+# The most employees one page of GET /api/employees?limit=N gives.
+_API_PAGE_MAX = 1000
 _READ_ONLY = ("id", "has_photo", "photo_url", "url", "created_at", "updated_at")
+log = logging.getLogger("employee_directory")
 
 DEFAULTS = {
     "title": "Employee Directory",
@@ -38,6 +42,13 @@ DEFAULTS = {
     "metadata_url": "http://169.254.169.254",
     "metadata_timeout": 1.0,
     "seed": [],
+    # sqlite (one file on this host) or dynamodb (a DynamoDB table and an S3 bucket shared by every clone).
+    "store": "sqlite",
+    "dynamodb_table": "",
+    "s3_bucket": "",
+    "aws_region": "",
+    # Only for the sandbox: empty means AWS's own endpoints.
+    "aws_endpoint_url": "",
 }
 
 
@@ -162,8 +173,15 @@ class Application:
         self.upload_max_bytes = int(settings["upload_max_bytes"])
         self.form_max_bytes = self.upload_max_bytes + FORM_OVERHEAD
         self.page_size = int(settings["page_size"])
-        self.store = Store(settings["database"])
-        self.store.initialise(settings["seed"])
+        self.store = open_store(settings)
+        self.seed = settings["seed"]
+        self._ready = False
+        self._ready_lock = threading.Lock()
+        try:
+            self.ensure_ready()
+        except StoreUnavailable as exc:
+            # Serve 503 (and /healthz says why) until the store answers; an invalid seed still stops the app.
+            log.error("store unavailable at start: %s", exc)
         self.csrf = Csrf(load_or_create_secret(settings["secret_file"]))
         self.admin = Admin(self.store, settings["admin_password_file"])
         self.metadata = InstanceMetadata(settings["metadata_url"], timeout=float(settings["metadata_timeout"]))
@@ -204,6 +222,9 @@ class Application:
             response = self.dispatch(request)
         except HTTPError as error:
             response = self.error_response(request, error)
+        except StoreUnavailable as exc:
+            log.error("store unavailable: %s %s: %s", request.method, request.path, exc)
+            response = self.error_response(request, HTTPError(503, _UNAVAILABLE, [("Retry-After", "10")]))
         if request.new_nonce:
             response.headers.append(_cookie(COOKIE, request.new_nonce, request, same_site="Strict"))
         if response.flash:
@@ -215,8 +236,20 @@ class Application:
         start_response(status, response.headers)
         return [b"" if request.method == "HEAD" else response.body]
 
+    def ensure_ready(self):
+        """Load the seed once the store answers (at start, or at the first request after an outage)."""
+        if self._ready:
+            return
+        with self._ready_lock:
+            if not self._ready:
+                self.store.initialise(self.seed)
+                self._ready = True
+
     def dispatch(self, request):
-        request.admin = self.admin.session_valid(request.cookies.get(SESSION_COOKIE))
+        # /healthz reports the store itself; the style sheet and script must style the error page of an outage.
+        if request.path != "/healthz" and not request.path.startswith("/static/"):
+            self.ensure_ready()
+            request.admin = self.admin.session_valid(request.cookies.get(SESSION_COOKIE))
         for pattern, handlers in self.routes:
             match = pattern.fullmatch(request.path)
             if not match:
@@ -375,13 +408,16 @@ class Application:
 
     def list_page(self, request):
         query = request.query.get("q", "").strip()
-        total = self.store.count_matching(query)
-        pages_total = max(1, -(-total // self.page_size))
         try:
-            number = min(max(1, int(request.query.get("page", "1"))), pages_total)
+            number = max(1, int(request.query.get("page", "1")))
         except ValueError:
             number = 1
-        employees = self.store.search(query, self.page_size, (number - 1) * self.page_size)
+        employees, total = self.store.page(query, self.page_size, (number - 1) * self.page_size)
+        pages_total = max(1, -(-total // self.page_size))
+        if number > pages_total:
+            # Past the end: the last page.
+            number = pages_total
+            employees, total = self.store.page(query, self.page_size, (number - 1) * self.page_size)
         paging = {"number": number, "pages": pages_total, "total": total, "size": self.page_size}
         return Response(pages.employee_list(self.site(request), employees, query, paging))
 
@@ -475,13 +511,16 @@ class Application:
             return Response(handle.read(), 200, media_type, [("Cache-Control", "max-age=3600")])
 
     def healthz(self, request):
-        data = {"status": "ok", "version": __version__, "hostname": self.hostname}
+        data = {"status": "ok", "version": __version__, "hostname": self.hostname, "store": self.store.kind}
         data.update(self.metadata.get())
         status = 200
         try:
-            data["employees"] = self.store.count()
-        except sqlite3.Error as exc:
-            data.update(status="error", error=f"database: {exc}")
+            self.ensure_ready()
+            data["employees"] = self.store.health()
+        except StoreUnavailable as exc:
+            # The reason (names of the table, bucket or file, the error code) goes to the log, not to visitors.
+            log.error("healthz: store unavailable: %s", exc)
+            data.update(status="error", error="The store does not answer; the reason is in the app's log.")
             status = 503
         return json_response(data, status, [("Cache-Control", "no-store")])
 
@@ -501,8 +540,20 @@ class Application:
         return data
 
     def api_list(self, request):
-        employees = self.store.search(request.query.get("q", "").strip())
-        return json_response({"employees": [_employee_json(e) for e in employees], "count": len(employees)})
+        """Every matching employee, or with ``limit`` (and ``offset``) one page of them and the URL of the next."""
+        query = request.query.get("q", "").strip()
+        if "limit" not in request.query and "offset" not in request.query:
+            employees = self.store.search(query)
+            return json_response({"employees": [_employee_json(e) for e in employees], "count": len(employees)})
+        limit = _int_param(request, "limit", _API_PAGE_MAX, 1, _API_PAGE_MAX)
+        offset = _int_param(request, "offset", 0, 0, None)
+        employees, total = self.store.page(query, limit, offset)
+        data = {"employees": [_employee_json(e) for e in employees], "count": len(employees), "total": total}
+        data.update(limit=limit, offset=offset, next=None)
+        if offset + limit < total:
+            params = {"q": query} if query else {}
+            data["next"] = "/api/employees?" + urllib.parse.urlencode(dict(params, limit=limit, offset=offset + limit))
+        return json_response(data)
 
     @needs_admin
     def api_create(self, request):
@@ -566,6 +617,22 @@ class Application:
         if not self.store.set_photo(employee_id, None, None):
             raise HTTPError(404, f"No employee has ID {employee_id}.")
         return json_response(None, 204)
+
+
+_UNAVAILABLE = "The directory cannot reach its data right now. Please try again in a minute."
+
+
+def _int_param(request, name, default, low, high):
+    """The whole number ``name`` of the query string, within [low, high]; 400 naming the value otherwise."""
+    text = request.query.get(name, "")
+    try:
+        value = int(text) if text != "" else default
+    except ValueError:
+        value = None
+    if value is None or value < low or (high is not None and value > high):
+        bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
+        raise HTTPError(400, f"{name}={text!r} is not a whole number {bounds}.")
+    return value
 
 
 def _plural(count, word):

@@ -1,0 +1,152 @@
+"""Latency of the employee directory's list and add, on SQLite and on DynamoDB + S3 (a local moto server).
+
+    python bench/app_store.py --requests 200 --employees 100     # prints a Markdown table
+
+What it measures: the app of roles/webserver called through WSGI in this process (what gunicorn calls; no
+HTTP server, no nginx), its store either a SQLite file in a temporary directory or a DynamoDB table and S3
+bucket of a moto server on a random 127.0.0.1 port (another process). "list" is `GET /` (the first page of 24,
+sorted by name, with the count) over the employees added first; "add" is `POST /api/employees` with the
+administrator's HTTP Basic credentials (the password is proven once, then cached by the app, so the store's
+writes dominate). p50 and p95 of the calls of each, after 5 warm-up calls. moto is not DynamoDB: its
+figures show the app's own cost and the shape of its calls (a list: a GetItem for the session and one
+strongly consistent Scan page per 500 items; an add: the session and credential checks (two GetItem, one
+DeleteItem), one UpdateItem, one TransactWriteItems of three items and one GetItem), not AWS's latency,
+which the flow's bench on the sandbox and a real account give.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import boto3
+
+HERE = Path(__file__).resolve().parent
+# Appended, not put first: bench/run.py's own "run" module names must keep winning.
+sys.path.append(str(HERE.parent / "tests" / "app"))
+
+import cases
+from directory_testing import NEW, Client, make_app
+
+REGION = "eu-west-1"
+# moto accepts any key; these reach only the local moto server.
+MOTO_KEYS = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench"}
+WARM_UP = 5
+
+
+def percentiles(seconds: list[float]) -> tuple[float, float]:
+    """p50 and p95 in milliseconds."""
+    ms = sorted(s * 1000 for s in seconds)
+    return statistics.median(ms), statistics.quantiles(ms, n=20, method="inclusive")[18]
+
+
+def timed(call, count: int) -> list[float]:
+    times = []
+    for number in range(WARM_UP + count):
+        start = time.perf_counter()
+        call(number)
+        if number >= WARM_UP:
+            times.append(time.perf_counter() - start)
+    return times
+
+
+def measure(app, requests: int, employees: int) -> dict:
+    client = Client(app, admin=True)
+    run = uuid.uuid4().hex[:6]
+
+    def add(number, prefix="add"):
+        person = dict(NEW, name=f"Bench {prefix} {number}", email=f"{prefix}{number}.{run}@example.com")
+        result = client.send_json("POST", "/api/employees", person)
+        if result.status != 201:
+            raise RuntimeError(f"add: {result.status} {result.text}")
+
+    for number in range(employees):
+        add(number, "pre")
+
+    def listing(_number):
+        result = client.get("/")
+        if result.status != 200:
+            raise RuntimeError(f"list: {result.status}")
+
+    return {"list": percentiles(timed(listing, requests)), "add": percentiles(timed(add, requests))}
+
+
+@contextlib.contextmanager
+def environment(**values):
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def case_app_store(requests: int, employees: int) -> dict:
+    """Rows of (store, operation, p50 ms, p95 ms), and the report's text."""
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-app-") as work:
+        work = Path(work)
+        (work / "sqlite").mkdir()
+        sqlite = measure(make_app(work / "sqlite", seed=[]), requests, employees)
+        rows += [("sqlite", op, *sqlite[op]) for op in ("list", "add")]
+        (work / "amis.json").write_text("[]")
+        with cases.moto_server(work / "amis.json", work) as url:
+            table, bucket = "bench-directory", "bench-directory-photos"
+            aws = {"region_name": REGION, "endpoint_url": url, **MOTO_KEYS}
+            boto3.client("dynamodb", **aws).create_table(
+                TableName=table,
+                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            boto3.client("s3", **aws).create_bucket(
+                Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
+            )
+            (work / "dynamodb").mkdir()
+            # The app takes credentials from boto3's default chain only: the environment, here.
+            with environment(
+                AWS_ACCESS_KEY_ID=MOTO_KEYS["aws_access_key_id"],
+                AWS_SECRET_ACCESS_KEY=MOTO_KEYS["aws_secret_access_key"],
+            ):
+                app = make_app(
+                    work / "dynamodb",
+                    seed=[],
+                    store="dynamodb",
+                    dynamodb_table=table,
+                    s3_bucket=bucket,
+                    aws_region=REGION,
+                    aws_endpoint_url=url,
+                )
+                dynamo = measure(app, requests, employees)
+        rows += [("dynamodb (local moto)", op, *dynamo[op]) for op in ("list", "add")]
+    lines = [
+        f"{requests} calls of each operation, {employees} employees in the store before the first list.",
+        "",
+        "| store | operation | p50 ms | p95 ms |",
+        "| --- | --- | --- | --- |",
+        *(f"| {store} | {op} | {p50:.1f} | {p95:.1f} |" for store, op, p50, p95 in rows),
+    ]
+    return {"rows": rows, "text": "\n".join(lines), "targets": []}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=200, help="calls of each operation per store")
+    parser.add_argument("--employees", type=int, default=100, help="employees added before the first list")
+    args = parser.parse_args()
+    print(case_app_store(args.requests, args.employees)["text"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""What moto 5.2.5 leaves out and AWS does, which the flow needs: TableId in DynamoDB's answers (read by
+community.aws.dynamodb_table), and the instance profile on every instance of a RunInstances (moto: the first only).
+
+Filled where moto builds its answer, once per process: by the sandbox, and by the moto server of the integration
+tests (tests/integration/conftest.py), so both behave as AWS does for these fields.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+# A fixed namespace: the same table ARN always gets the same ID, as a table keeps its ID on AWS.
+_TABLE_IDS = uuid.UUID("6f1d4c2e-7b1a-4e58-9a3c-5d2b8e0f7a41")
+
+
+def apply() -> None:
+    """Fill the gaps below; a second call changes nothing."""
+    from moto.dynamodb.models.table import Table
+    from moto.ec2.models.instances import InstanceBackend
+
+    if getattr(Table.describe, "_bakery_gaps", False):
+        return
+    _table_ids(Table)
+    _profile_for_every_instance(InstanceBackend)
+
+
+def _profile_for_every_instance(backend) -> None:
+    """RunInstances with an instance profile gives it to every instance launched, not only the first (moto's)."""
+    run = backend.run_instances
+
+    def run_instances(self, image_id, count, user_data, security_group_names, **kwargs):
+        reservation = run(self, image_id, count, user_data, security_group_names, **kwargs)
+        name, arn = kwargs.get("iam_instance_profile_name"), kwargs.get("iam_instance_profile_arn")
+        for instance in reservation.instances[1:] if name or arn else []:  # moto's response does the first
+            if name:
+                self.associate_iam_instance_profile(instance_id=instance.id, iam_instance_profile_name=name)
+            else:
+                self.associate_iam_instance_profile(instance_id=instance.id, iam_instance_profile_arn=arn)
+        return reservation
+
+    backend.run_instances = run_instances
+
+
+def _table_ids(table_class) -> None:
+    """DynamoDB DescribeTable/CreateTable/DeleteTable answers carry TableId (community.aws.dynamodb_table reads it)."""
+    describe = table_class.describe
+
+    def with_table_id(self, base_key: str = "TableDescription"):
+        result = describe(self, base_key)
+        result[base_key].setdefault("TableId", str(uuid.uuid5(_TABLE_IDS, self.table_arn)))
+        return result
+
+    with_table_id._bakery_gaps = True
+    table_class.describe = with_table_id

@@ -1,0 +1,35 @@
+"""sandbox/moto_gaps.py: moto answers as AWS does where the flow needs it (no root, no sandbox: moto in process)."""
+
+from __future__ import annotations
+
+import boto3
+from moto import mock_aws
+
+from sandbox import moto_gaps  # the checkout is on the path (conftest.py)
+
+moto_gaps.apply()
+
+
+@mock_aws
+def test_every_instance_of_one_launch_gets_the_profile():
+    boto3.client("iam", region_name="us-east-1").create_instance_profile(InstanceProfileName="web")
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    for profile in ({"Name": "web"}, {"Arn": "arn:aws:iam::123456789012:instance-profile/web"}):
+        launched = ec2.run_instances(ImageId=image, MinCount=3, MaxCount=3, IamInstanceProfile=profile)["Instances"]
+        found = ec2.describe_instances(InstanceIds=[i["InstanceId"] for i in launched])["Reservations"][0]["Instances"]
+        assert [i["IamInstanceProfile"]["Arn"].rpartition("/")[2] for i in found] == ["web"] * 3
+
+
+@mock_aws
+def test_tables_have_a_stable_id():
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    created = ddb.create_table(
+        TableName="employees",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )["TableDescription"]
+    assert created["TableId"] == ddb.describe_table(TableName="employees")["Table"]["TableId"]
+    moto_gaps.apply()  # a second call changes nothing
+    assert ddb.describe_table(TableName="employees")["Table"]["TableId"] == created["TableId"]
