@@ -666,6 +666,10 @@ class Middleware:
         self.core = core
         # Debian's public parameters for the base images (sandbox/ssm.py), each naming its own region's image.
         self.ssm = PublicParameters(core.ec2, core.strict.foreign_image)
+        # moto undoes a failed TransactWriteItems by restoring a copy of the tables taken when it began, which
+        # would also undo other clients' writes made meanwhile (lost or phantom items when clones write at once):
+        # DynamoDB requests are answered one at a time, as DynamoDB's own isolation guarantees.
+        self.dynamodb_lock = threading.Lock()
 
     def __call__(self, environ, start_response):
         try:
@@ -740,6 +744,9 @@ class Middleware:
             denied = self._authorize(environ, raw, params, service, json_protocol)
             if denied:
                 return denied
+        if service == "dynamodb":
+            with self.dynamodb_lock:
+                return self._call_inner(environ, raw)
         if is_ssm(environ):
             return self.ssm.answer(environ, raw, self._call_inner)
         m = _REGION_RE.search(auth)

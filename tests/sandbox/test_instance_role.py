@@ -474,3 +474,56 @@ def test_terminated_instance_credentials_are_forgotten(front, world):
     assert (iid, ROLE_ARN) not in core.role_creds
     # keys already handed out stay valid until they expire, as on AWS
     assert client(front, "dynamodb", key).get_item(TableName=TABLE, Key={"id": {"S": "1"}})["Item"]
+
+
+def test_dynamodb_writes_at_once_are_not_undone_by_a_failed_transaction(front):
+    # moto undoes a failed TransactWriteItems by restoring the tables as they were when it began; answered
+    # concurrently, that would also undo the writes of other clients meanwhile (clones adding employees at once).
+    ddb = client(front, "dynamodb")
+    ddb.create_table(
+        TableName="at-once",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    # A table of some size, so that moto's copy of it (taken by every transaction) takes a while.
+    for start in range(0, 500, 25):
+        ddb.batch_write_item(
+            RequestItems={
+                "at-once": [{"PutRequest": {"Item": {"pk": {"S": f"old-{n}"}}}} for n in range(start, start + 25)]
+            }
+        )
+    errors = []
+
+    def failing_transactions():
+        own = client(front, "dynamodb")
+        for n in range(25):
+            try:
+                own.transact_write_items(
+                    TransactItems=[
+                        {"Put": {"TableName": "at-once", "Item": {"pk": {"S": f"never-{n}"}}}},
+                        {"ConditionCheck": {"TableName": "at-once", "Key": {"pk": {"S": "missing"}},
+                                            "ConditionExpression": "attribute_exists(pk)"}},
+                    ]
+                )  # fmt: skip
+                errors.append("a transaction whose condition fails succeeded")
+            except ClientError as err:
+                if err.response["Error"]["Code"] != "TransactionCanceledException":
+                    errors.append(err.response["Error"]["Code"])
+
+    def puts(worker):
+        own = client(front, "dynamodb")
+        for n in range(25):
+            own.put_item(TableName="at-once", Item={"pk": {"S": f"w{worker}-{n}"}})
+
+    threads = [threading.Thread(target=failing_transactions) for _ in range(3)]
+    threads += [threading.Thread(target=puts, args=(w,)) for w in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors
+    items = ddb.scan(TableName="at-once", ConsistentRead=True)["Items"]
+    new = sorted(i["pk"]["S"] for i in items if not i["pk"]["S"].startswith("old-"))
+    assert new == sorted(f"w{w}-{n}" for w in range(3) for n in range(25))
+    assert len(items) == 500 + 75
