@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 
 from conftest import BIN, HERE
-from test_connection import front_env, strict_front, strict_tests  # noqa: F401 - strict_front: the fixture
+from test_connection import front_env, strict_front, strict_tests  # noqa: F401 # pylint: disable=unused-import
 
 
 def test_store_made_and_removed_with_the_policy_alone(aws_env, strict_front, tmp_path):  # noqa: F811
