@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import os
+
 import boto3
+import pytest
 from moto import mock_aws
 
 from sandbox import moto_gaps  # the checkout is on the path (conftest.py)
 
 moto_gaps.apply()
+
+
+@pytest.fixture(autouse=True)
+def plain_aws(monkeypatch):
+    """moto in process: no endpoint or keys of the sandbox (the sandbox fixture exports them) take requests away."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
 
 
 @mock_aws
