@@ -74,7 +74,10 @@ class Scale:
         self.workdir = workdir
         self.flow_name = f"bench-scale-{int(time.time()) % 100000}"
         self.env = dict(base_env(url, workdir), BENCH_SANDBOX="1")
-        self.extra = {"flow_name": self.flow_name, "flow_key_path": str(workdir / "key")}
+        # The SQLite store: this case compares configuring each host with cloning a baked one, and its hosts are
+        # launched by bench/fleet/launch.yml without the flow's table, bucket and instance role (the shared store's
+        # cost is case 8's).
+        self.extra = {"flow_name": self.flow_name, "flow_key_path": str(workdir / "key"), "flow_store": "sqlite"}
 
     def play(self, playbook: Path, timeout: int = 1800, **extra):
         return run_playbook(
@@ -303,14 +306,17 @@ def report(results: dict) -> dict:
     )
     return {
         "title": "fleet scale: time until N servers answer, bake+clone against configure-each (sandbox)",
-        "setup": "configure-each(N): bench/fleet/launch.yml launches N instances from the Debian 12 base image, "
-        "then playbooks/configure.yml (the webserver role; default forks 5) configures them; its last task waits "
-        "until the app answers on each. bake+clone(N): the bake (configure-each at N=1, then playbooks/image.yml) "
-        "plus playbooks/clone.yml with flow_clone_count=N, which launches the clones and waits until each answers "
-        "/healthz with its own instance ID. Times are whole `ansible-playbook` runs (one run per size); sizes run "
-        "one after another, hosts terminated between them. PSS: every process of the hosts (nspawn, systemd, sshd, "
-        "nginx, gunicorn, ...) once they serve, per host. configure-each stops where it would pass "
-        f"{EACH_LIMIT_S // 60} minutes.",
+        "setup": (
+            "configure-each(N): bench/fleet/launch.yml launches N instances from the Debian 12 base image, then "
+            "playbooks/configure.yml (the webserver role, SQLite store; default forks 5) configures them; its "
+            "last task waits until the app answers on each. bake+clone(N): the bake (configure-each at N=1, then "
+            "playbooks/image.yml) plus playbooks/clone.yml with flow_clone_count=N, which launches the clones and"
+            " waits until each answers /healthz with its own instance ID. Times are whole `ansible-playbook` runs"
+            " (one run per size); sizes run one after another, hosts terminated between them. PSS: every process "
+            "of the hosts (nspawn, systemd, sshd, nginx, gunicorn, ...) once they serve, per host. configure-each"
+            " stops where it would pass "
+            f"{EACH_LIMIT_S // 60} minutes."
+        ),
         "text": text,
         "targets": targets,
     }
