@@ -302,10 +302,22 @@ def key_pair(ec2, workdir: Path, name: str) -> None:
     key = workdir / "bench-key"
     if not key.exists():
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    from botocore.exceptions import ClientError
+
     try:
         ec2.delete_key_pair(KeyName=name)
     finally:
         ec2.import_key_pair(KeyName=name, PublicKeyMaterial=(workdir / "bench-key.pub").read_bytes())
+    # EC2 is eventually consistent (so is the sandbox): the contenders are timed from when the key pair is visible.
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            ec2.describe_key_pairs(KeyNames=[name])
+            return
+        except ClientError as err:
+            if err.response["Error"]["Code"] != "InvalidKeyPair.NotFound" or time.monotonic() > deadline:
+                raise
+            time.sleep(0.25)
 
 
 def op_summary(results, who):
