@@ -312,12 +312,14 @@ def key_pair(ec2, workdir: Path, name: str) -> None:
     deadline = time.monotonic() + 120
     while True:
         try:
-            ec2.describe_key_pairs(KeyNames=[name])
-            return
+            if ec2.describe_key_pairs(KeyNames=[name])["KeyPairs"]:
+                return
         except ClientError as err:
-            if err.response["Error"]["Code"] != "InvalidKeyPair.NotFound" or time.monotonic() > deadline:
+            if err.response["Error"]["Code"] != "InvalidKeyPair.NotFound":
                 raise
-            time.sleep(0.25)
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"key pair {name} not visible within 120 s")
+        time.sleep(0.25)
 
 
 def op_summary(results, who):
