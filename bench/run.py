@@ -211,22 +211,18 @@ def render(results: dict, args, seconds: float, argv: list[str]) -> str:
     if "scale" in results:
         r = results["scale"]
         out += ["", f"## 6. {r['title']}", "", r["setup"], "", r["text"]]
-    if "app_store" in results:
-        out += [
-            "",
-            "## 7. The app's store: list and add latency (local moto)",
-            "",
-            app_store.__doc__.split("\n\n")[2].strip(),
-        ]
-        out += ["", results["app_store"]["text"]]
-    if "app_sandbox" in results:
-        out += [
-            "",
-            "## 8. The app on a sandbox host: list and add latency (SQLite; DynamoDB + S3 by the instance role)",
-            "",
-            app_sandbox.__doc__.split("\n\n")[2].strip(),
-        ]
-        out += ["", results["app_sandbox"]["text"]]
+    app_sections = (
+        ("app_store", app_store, "The app's store: list and add latency (local moto)"),
+        (
+            "app_sandbox",
+            app_sandbox,
+            "The app on a sandbox host: list and add latency (SQLite; DynamoDB + S3 by the instance role)",
+        ),
+    )
+    for case, module, title in app_sections:
+        if case in results:
+            what = module.__doc__.split("\n\n")[2].strip()
+            out += ["", f"## {SECTIONS[case]}. {title}", "", what, "", results[case]["text"]]
     notes = harness.HERE / "NOTES.md"
     if notes.exists():
         out += ["", notes.read_text().strip()]
