@@ -60,6 +60,7 @@ NOT_FOUND = {
 # Per later call: which parameters name which kind of resource (a trailing ".N" is any index).
 NAMED = {
     "DescribeSecurityGroups": [("GroupId.N", "group")],
+    "DescribeKeyPairs": [("KeyName.N", "key")],
     "AuthorizeSecurityGroupIngress": [("GroupId", "group")],
     "RunInstances": [
         ("SecurityGroupId.N", "group"),

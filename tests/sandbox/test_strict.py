@@ -133,7 +133,11 @@ def test_new_key_pair_instance_and_image_are_not_found_by_id(front):
     key, visible = made_hidden(lambda: ec2.create_key_pair(KeyName=f"ec-{next(n)}")["KeyName"])
     run = {"ImageId": image, "MinCount": 1, "MaxCount": 1, "InstanceType": "t3.micro"}
     assert code_of(ec2.run_instances, KeyName=key, **run)[0] == "InvalidKeyPair.NotFound"
+    assert code_of(ec2.describe_key_pairs, KeyNames=[key])[0] == "InvalidKeyPair.NotFound"
+    listed = ec2.describe_key_pairs(Filters=[{"Name": "key-name", "Values": [key]}])["KeyPairs"]
+    assert listed == []  # a filter leaves it out
     wait_until(visible)
+    assert ec2.describe_key_pairs(KeyNames=[key])["KeyPairs"][0]["KeyName"] == key
     ec2.run_instances(KeyName=key, **run)
 
     iid, visible = made_hidden(lambda: ec2.run_instances(**run)["Instances"][0]["InstanceId"])
