@@ -11,6 +11,7 @@ reporting are the same everywhere.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -199,6 +200,17 @@ def chunks(values, size=MAX_FILTER_VALUES):
     values = list(values)
     for start in range(0, len(values), size):
         yield values[start : start + size]
+
+
+def split_filters(filters, size=MAX_FILTER_VALUES):
+    """EC2 ``filters`` (``[{'Name', 'Values'}]``) as sets of filters of at most ``size`` values each.
+
+    EC2 refuses more than 200 values in one filter (``FilterLimitExceeded``). It ORs the values of a filter and
+    ANDs the filters, so the resources matching ``filters`` are the union of those matching each set: one set per
+    part of a long filter (per combination of parts when several are long). Short filters give one set, unchanged.
+    """
+    parts = [[{**f, "Values": part} for part in chunks(f["Values"], size)] or [f] for f in filters]
+    return [list(combination) for combination in itertools.product(*parts)]
 
 
 def not_found(call, codes):

@@ -307,7 +307,9 @@ from ansible_collections.bakery.ec2.plugins.module_utils._aws import (
     REGION_RE,
     AwsError,
     check_id,
+    chunks,
     one_line,
+    split_filters,
     to_snake,
 )
 from ansible_collections.bakery.ec2.plugins.module_utils._module import AwsModule
@@ -393,33 +395,39 @@ def build_requests(params):
     """DescribeImages requests whose union is the answer: one per kind of owner.
 
     EC2 ANDs different filter names, so account IDs, aliases and ``self`` cannot share one request.
+    Lists longer than EC2's 200 values (image IDs, account IDs, a filter's values) are asked for in parts.
     """
     filters = build_filters(params)
     base = {"IncludeDeprecated": params["include_deprecated"]}
-    if params["image_ids"]:
-        base["ImageIds"] = list(params["image_ids"])
-    else:
+    if not params["image_ids"]:
         base["MaxResults"] = 1000
+    id_parts = list(chunks(params["image_ids"])) if params["image_ids"] else [None]
 
     def request(extra_filters=None, **extra):
         all_filters = dict(filters, **(extra_filters or {}))
-        req = dict(base, **extra)
-        if all_filters:
-            req["Filters"] = [{"Name": k, "Values": v} for k, v in sorted(all_filters.items())]
-        return req
+        requests = []
+        for ids in id_parts:
+            for part in split_filters([{"Name": k, "Values": v} for k, v in sorted(all_filters.items())]):
+                req = dict(base, **extra)
+                if ids:
+                    req["ImageIds"] = ids
+                if part:
+                    req["Filters"] = part
+                requests.append(req)
+        return requests
 
     owners = params["owners"] or []
     ids = [o for o in owners if ACCOUNT_RE.match(o)]
     aliases = [o for o in owners if o in OWNER_ALIASES]
     requests = []
     if ids:
-        requests.append(request({"owner-id": ids}))
+        requests += request({"owner-id": ids})
     if aliases:
-        requests.append(request({"owner-alias": aliases}))
+        requests += request({"owner-alias": aliases})
     if "self" in owners:
-        requests.append(request(Owners=["self"]))
+        requests += request(Owners=["self"])
     if not owners:
-        requests.append(request())
+        requests += request()
     return requests
 
 

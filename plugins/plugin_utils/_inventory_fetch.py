@@ -16,7 +16,12 @@ import gc
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
-from ansible_collections.bakery.ec2.plugins.module_utils._aws import AwsError, build_client, build_session
+from ansible_collections.bakery.ec2.plugins.module_utils._aws import (
+    AwsError,
+    build_client,
+    build_session,
+    split_filters,
+)
 from ansible_collections.bakery.ec2.plugins.plugin_utils._inventory_hostvars import (
     HOSTVARS_KEY,
     PageParser,
@@ -94,8 +99,9 @@ class Listing:
     """
 
     def __init__(self, params, session, regions, queries, excludes=(), max_concurrency=8, strict_permissions=True):
-        self.queries = list(queries)
-        self.excludes = list(excludes)
+        # A filter of more than 200 values (EC2's limit) is asked for in parts; their instances together are the same.
+        self.queries = [part for filters in queries for part in split_filters(filters)]
+        self.excludes = [part for filters in excludes for part in split_filters(filters)]
         self.max_concurrency = max_concurrency
         self.strict_permissions = strict_permissions
         self.skipped = []

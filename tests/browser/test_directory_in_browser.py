@@ -194,6 +194,52 @@ def test_sign_in_add_edit_search_and_delete(tab, tmp_path):
     tab.check()
 
 
+# Each visible input's border colour, its own background and the background around it, as the browser computes them.
+_INPUT_COLOURS = """() => {
+  const solid = (element) => {
+    for (; element; element = element.parentElement) {
+      const colour = getComputedStyle(element).backgroundColor;
+      if (colour !== "rgba(0, 0, 0, 0)" && colour !== "transparent") return colour;
+    }
+    return "rgb(255, 255, 255)";
+  };
+  return [...document.querySelectorAll("input:not([type=hidden])")]
+    .filter((input) => input.getBoundingClientRect().width > 0)
+    .map((input) => ({name: input.name, border: getComputedStyle(input).borderTopColor,
+                      inside: solid(input), outside: solid(input.parentElement)}));
+}"""
+
+
+def contrast(first, second):
+    """WCAG 2 contrast ratio of two CSS ``rgb(...)`` colours."""
+
+    def luminance(colour):
+        channels = [int(v) / 255 for v in re.findall(r"\d+", colour)[:3]]
+        linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    light, dark = sorted((luminance(first), luminance(second)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_input_borders_have_at_least_3_to_1_contrast(tab):
+    """WCAG 1.4.11: an input's border against the input and against what surrounds it, on both forms.
+
+    Before test_api_needs_basic_auth_and_limits_failures_across_workers, whose failed sign-ins block this client.
+    """
+    tab.goto("/signin")
+    seen = tab.page.evaluate(_INPUT_COLOURS)
+    tab.page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    tab.page.get_by_role("button", name="Sign in").click()
+    tab.goto("/employees/new")
+    seen += tab.page.evaluate(_INPUT_COLOURS)
+    assert {field["name"] for field in seen} >= {"password", "name", "email", "photo"}, seen
+    for field in seen:
+        for side in ("inside", "outside"):
+            ratio = contrast(field["border"], field[side])
+            assert ratio >= 3, f"{field['name']}: border {field['border']} on {field[side]} is {ratio:.2f}:1"
+
+
 def test_oversized_upload_without_script_gets_a_page_stating_the_limit(browser, site, tmp_path):
     # Without scripts the browser sends the photo; nginx refuses it before the app sees it.
     context = browser.new_context(java_script_enabled=False, viewport={"width": 390, "height": 844})

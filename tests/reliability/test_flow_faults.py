@@ -60,6 +60,10 @@ def test_flow_under_faults_holds_exactly_what_was_asked(box, tmp_path, seed):
     rc = run.run(timeout=1500)
     flow_stats = box.chaos_status()["stats"]
     assert rc == 0, run.output[-4000:]
+    # The summary names the file of the admin password the flow generated, never the password itself.
+    kept = tmp_path / f"{flow}.key.admin-password"
+    assert f"admin password in {kept} (user admin)" in run.output, run.output[-2000:]
+    assert kept.read_text().strip() not in run.output
 
     # exactly what was asked: 1 source + 2 clones, 1 image
     live = flow_instances(ec2, flow)

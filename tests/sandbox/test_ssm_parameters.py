@@ -80,19 +80,56 @@ def test_ami_find_resolves_the_parameter_in_each_region(sandbox, tmp_path):
             ]
         )
     )
+    proc = ansible_playbook(sandbox, book)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    by_region = json.loads((tmp_path / "by_region.json").read_text())
+    for region in REGIONS:
+        assert by_region[region]["image_id"] == base_ami(sandbox.client(region), "12")["ImageId"]
+        assert by_region[region]["image"]["name"].startswith("debian-12-amd64-")
+
+
+def ansible_playbook(sandbox, *args):
+    """ansible-playbook ``args`` as the sandbox's least-privilege user, with this checkout's collection."""
     env = dict(os.environ, **sandbox.env(), ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".build" / "collections"))
     env.update(ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="0")
     env["ANSIBLE_PYTHON_INTERPRETER"] = sys.executable
-    proc = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), str(book)],
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), *map(str, args)],
         env=env,
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    by_region = json.loads((tmp_path / "by_region.json").read_text())
-    for region in REGIONS:
-        assert by_region[region]["image_id"] == base_ami(sandbox.client(region), "12")["ImageId"]
-        assert by_region[region]["image"]["name"].startswith("debian-12-amd64-")
+
+
+def test_launch_takes_the_base_image_from_flow_base_ssm_parameter(sandbox, tmp_path):
+    """playbooks/launch.yml with flow_base_ssm_parameter: Debian 13's parameter wins over the name pattern.
+
+    The name pattern matches no image at all, so a launch that looked by owner and name would fail.
+    """
+    flow = {
+        "flow_name": "ssm-base",
+        "flow_store": "sqlite",
+        "flow_key_path": str(tmp_path / "key"),
+        "flow_base_name": "no-such-image-*",
+        "flow_base_ssm_parameter": "/aws/service/debian/release/13/latest/amd64",
+    }
+    ec2 = sandbox.client("us-east-1")
+    try:
+        proc = ansible_playbook(sandbox, ROOT / "playbooks/launch.yml", "-e", json.dumps(flow))
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+        source = [
+            i
+            for r in ec2.describe_instances(
+                Filters=[
+                    {"Name": "tag:BakeryFlow", "Values": ["ssm-base"]},
+                    {"Name": "instance-state-name", "Values": ["pending", "running"]},
+                ]
+            )["Reservations"]
+            for i in r["Instances"]
+        ]
+        assert [i["ImageId"] for i in source] == [base_ami(ec2, "13")["ImageId"]]
+    finally:
+        down = ansible_playbook(sandbox, ROOT / "playbooks/teardown.yml", "-e", json.dumps(flow))
+    assert down.returncode == 0, down.stdout[-3000:] + down.stderr[-2000:]

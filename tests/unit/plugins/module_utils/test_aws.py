@@ -184,6 +184,19 @@ def test_chunks_hold_at_most_200_values():
     assert list(_aws.chunks("abc", 2)) == [["a", "b"], ["c"]]
 
 
+def test_long_filters_are_split_into_sets_of_at_most_200_values_that_match_the_same():
+    running = {"Name": "instance-state-name", "Values": ["running"]}
+    assert _aws.split_filters([running]) == [[running]]
+    assert _aws.split_filters([]) == [[]]
+    ids = [f"i-{n:017x}" for n in range(450)]
+    sets = _aws.split_filters([{"Name": "instance-id", "Values": ids}, running])
+    assert [[len(f["Values"]) for f in s] for s in sets] == [[200, 1], [200, 1], [50, 1]]
+    assert [v for s in sets for v in s[0]["Values"]] == ids  # each value once, in order
+    assert all(s[1] == running for s in sets)  # the short filter is ANDed with every part
+    both = _aws.split_filters([{"Name": "a", "Values": list(range(201))}, {"Name": "b", "Values": list(range(300))}])
+    assert [[len(f["Values"]) for f in s] for s in both] == [[200, 200], [200, 100], [1, 200], [1, 100]]
+
+
 def flaky_ec2(*codes):
     """An AwsClient whose AuthorizeSecurityGroupIngress answers the error ``codes`` in turn, then succeeds."""
     client = boto3.client("ec2", region_name="us-east-1", aws_access_key_id="AKIATEST", aws_secret_access_key="x")

@@ -124,6 +124,29 @@ def test_image_ids_are_sent_without_max_results(ec2, run_module):
     assert res.result["image_id"] == "ami-0123456789abcdef0"
 
 
+def test_lists_of_more_than_200_values_go_to_ec2_in_parts(ec2, run_module):
+    owners = [f"{n:012d}" for n in range(1, 206)]
+    first, last = (
+        image("ami-00000001", "a", "2026-01-01T00:00:00.000Z"),
+        image("ami-00000002", "b", "2026-02-01T00:00:00.000Z"),
+    )
+    for part, found in ((owners[:200], [first]), (owners[200:], [last, first])):
+        query = {"IncludeDeprecated": False, "MaxResults": 1000, "Filters": [{"Name": "owner-id", "Values": part}]}
+        ec2.add_response("describe_images", {"Images": found}, query)
+    res = run_module(ami_find, {"owners": owners, "trusted_owners": [DEBIAN]})
+    assert not res.failed, res.result.get("msg")
+    assert [i["image_id"] for i in res.result["images"]] == ["ami-00000002", "ami-00000001"]  # each image once
+    ec2.assert_no_pending_responses()
+
+    image_ids = [f"ami-{n:08x}" for n in range(1, 206)]
+    for part in (image_ids[:200], image_ids[200:]):
+        found = [image(i, i, "2026-01-01T00:00:00.000Z") for i in part]
+        ec2.add_response("describe_images", {"Images": found}, {"IncludeDeprecated": False, "ImageIds": part})
+    res = run_module(ami_find, {"image_ids": image_ids})
+    assert not res.failed, res.result.get("msg")
+    assert sorted(i["image_id"] for i in res.result["images"]) == image_ids
+
+
 def test_deprecated_images_are_left_out_unless_asked(ec2, run_module):
     past = (datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     future = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=90)).strftime("%Y-%m-%dT%H:%M:%S.000Z")

@@ -116,6 +116,21 @@ def test_include_filters_add_each_instance_once_and_exclude_filters_remove(stub)
     assert sorted(call[2] for call in endpoint.calls) == [("running",)] * 3 + [("skip",), ("yes",)]
 
 
+def test_a_filter_of_more_than_200_values_is_asked_for_in_parts(stub):
+    pages = stub.build_pages(["eu-west-1"], 10, page_size=10)
+    skip = stub.build_pages(["eu-west-1"], 5, page_size=5)  # the first 5 instances
+    wanted = [f"i-{n:017x}" for n in range(250)]
+    skipped = [f"i-{n:017x}" for n in range(1000, 1201)]
+    # Both parts of the query match the same 10 instances, both parts of the exclusion the first 5.
+    endpoint = Endpoint(pages, filtered={skipped[0]: skip, skipped[200]: skip})
+    queries = [ansible_filters({"instance-id": wanted, "instance-state-name": "running"})]
+    got = ids(listing(endpoint, ["eu-west-1"], queries, [ansible_filters({"instance-id": skipped})]).pages())
+    assert got == ids([stub_hosts(stub, pages["eu-west-1"][0])])[5:]  # each once, the excluded left out
+    sent = sorted((set(call[2]) for call in endpoint.calls), key=len)
+    assert [len(values) for values in sent] == [1, 51, 200, 201]  # 250 IDs + "running"; 201 IDs
+    assert set().union(*sent) == set(wanted) | set(skipped) | {"running"}
+
+
 def test_a_region_failing_half_way_fails_before_any_page_is_handed_over(stub):
     regions = ["eu-west-1", "us-east-1"]
     endpoint = Endpoint(stub.build_pages(regions, 400, page_size=100), fail={("us-east-1", 1): "InvalidParameter"})
