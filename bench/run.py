@@ -290,8 +290,11 @@ def splice(old: str, new: str, cases_run: list[str], command: str) -> str:
         if title[:3] in numbers and title[:3] not in have:
             when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
             title_line, body = section.split("\n", 1)
+            # In the order of the numbers: before the first section numbered higher, else after the last one.
+            number = int(title.split(".", 1)[0])
             numbered = [k for k in out if k[:1].isdigit()]
-            at = list(out).index(numbered[-1]) + 1 if numbered else len(out)
+            later = [k for k in numbered if int(k.split(".", 1)[0]) > number]
+            at = list(out).index(later[0]) if later else (list(out).index(numbered[-1]) + 1 if numbered else len(out))
             items = list(out.items())
             items.insert(at, (title, f"{title_line}\n\nThis section: `{command}` (updated {when}).\n{body}"))
             out = dict(items)
