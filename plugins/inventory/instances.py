@@ -24,6 +24,11 @@ description:
     anything else is rendered by Jinja as usual.
   - With O(cache=true), a cache hit makes no AWS call at all; the cache is written only when the inventory
     was fetched from AWS.
+  - The group C(all) gets the variable C(bakery_ec2_regions), the sorted list of the regions this inventory
+    listed (without the regions skipped under O(strict_permissions=false); with several configurations, the
+    regions of all of them). It survives a synced copy of the inventory (C(ansible-inventory --list --export),
+    what AWX's inventory sources keep), so a playbook can check, before it creates anything, that the region it
+    works in is one the inventory lists (instances it launches in another region never appear in the inventory).
 author:
   - bakery.ec2 maintainers (@bakery-ec2)
 options:
@@ -285,6 +290,9 @@ except ImportError:  # ansible-core < 2.19: every configuration string is truste
         return True
 
 
+# The variable of the group ``all`` that names the regions the inventory listed (see DOCUMENTATION).
+REGIONS_VAR = "bakery_ec2_regions"
+
 # Hostname and ansible_host preferences -> where the value sits in the host variables.
 ADDRESS_VARS = {
     "instance-id": "instance_id",
@@ -443,6 +451,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         with paused_gc():
             if hosts is not None:
                 self._populate(hosts)
+                self._note_regions(self.get_option("regions") or [])
                 return
             kept = [] if update_cache else None
             try:
@@ -459,8 +468,17 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                     f"bakery.ec2.instances: skipping region {skipped.region} (strict_permissions: false): "
                     f"{skipped.error}"
                 )
+            self._note_regions(sorted(set(listing.clients) - {skipped.region for skipped in listing.skipped}))
             if update_cache:
                 self._cache[cache_key] = kept
+
+    def _note_regions(self, regions):
+        """``bakery_ec2_regions`` of the group ``all``: the regions listed, with those of other configurations."""
+        if not regions:  # a cache hit of a configuration naming no region: its regions are unknown here
+            return
+        group = self.inventory.groups["all"]
+        known = group.get_vars().get(REGIONS_VAR) or []
+        self.inventory.set_variable("all", REGIONS_VAR, sorted({*known, *regions}))
 
     def _warn_unknown_options(self, config, path):
         """Name the keys of the file that are no option of this plugin: ansible-core ignores them silently.

@@ -96,3 +96,22 @@ def test_a_region_the_inventory_config_does_not_list_is_one_line_at_the_start():
         "set its regions to [eu-west-1], or flow_region (AWS_REGION) to one of them" in fatal[0]
     ), fatal[0]
     assert "Find the base image" not in proc.stdout
+
+
+def test_a_region_the_synced_inventory_does_not_list_is_one_line_at_the_start(tmp_path):
+    # What an inventory update of playbooks/inventory/bakery.instances.yml holds before launch (no host yet):
+    # the regions the plugin listed, as ansible-inventory --export writes them (test_workflow checks a real one).
+    snapshot = {
+        "_meta": {"hostvars": {}},
+        "all": {"children": ["ungrouped"], "vars": {"bakery_ec2_regions": [{"__ansible_unsafe": "us-east-1"}]}},
+    }
+    awx = Awx(tmp_path, credential_env={}, machine_key="", machine_user="admin", extra_vars=GOOD)
+    job = awx.job("bakery 1 launch", "launch.yml", snapshot, {"flow_region": "eu-west-1"}, timeout=120)
+    assert job.status == "failed", job.stdout[-2000:]
+    fatal = [ln for ln in job.stdout.splitlines() if ln.startswith("fatal: ")]
+    assert len(fatal) == 1, job.stdout[-2000:]
+    assert (
+        '"msg": "flow_region eu-west-1 is not a region of the inventory (it lists us-east-1): set the regions of its '
+        "source to [eu-west-1] and sync it, or flow_region (AWS_REGION) to one of them" in fatal[0]
+    ), fatal[0]
+    assert "Find the base image" not in job.stdout

@@ -224,6 +224,31 @@ def test_cache_hit_makes_no_call_and_is_written_only_when_refreshed(plugin_loade
     assert written[0].stat().st_mtime_ns == mtime
 
 
+def test_the_regions_listed_are_a_variable_of_all(plugin_loader, stubs, tmp_path):
+    """``bakery_ec2_regions``: what a playbook given only a synced copy of the inventory can check its region with."""
+    stub, _built, _params = stubs
+    stub("us-east-1").add_response("describe_instances", page())
+    stub("eu-west-1").add_response("describe_instances", page(instance("i-00000000000000001")))
+    inventory, _plugin = run_plugin(tmp_path, {"regions": ["us-east-1", "eu-west-1"]})
+    assert inventory.groups["all"].get_vars()["bakery_ec2_regions"] == ["eu-west-1", "us-east-1"]
+    # A second configuration of the same inventory adds its regions to the first one's.
+    stub("ap-south-1").add_response("describe_instances", page())
+    path = tmp_path / "second.instances.yml"
+    path.write_text(json.dumps({"plugin": "bakery.ec2.instances", "regions": ["ap-south-1", "eu-west-1"]}))
+    stub("eu-west-1").add_response("describe_instances", page())
+    inventory_loader.get("bakery.ec2.instances").parse(inventory, DataLoader(), str(path), cache=True)
+    assert inventory.groups["all"].get_vars()["bakery_ec2_regions"] == ["ap-south-1", "eu-west-1", "us-east-1"]
+
+
+def test_a_cache_hit_names_the_configured_regions(plugin_loader, stubs, tmp_path):
+    stub, _built, _params = stubs
+    stub("eu-west-1").add_response("describe_instances", page(instance("i-00000000000000001")))
+    config = cached_config(tmp_path)
+    run_plugin(tmp_path, config, cache=False)
+    inventory, _plugin = run_plugin(tmp_path, config, cache=True)
+    assert inventory.groups["all"].get_vars()["bakery_ec2_regions"] == ["eu-west-1"]
+
+
 def test_cache_miss_fetches_and_writes(plugin_loader, stubs, tmp_path):
     stub, built, _params = stubs
     stub("eu-west-1").add_response("describe_instances", page(instance("i-00000000000000001")))
@@ -244,6 +269,8 @@ def test_strict_permissions(plugin_loader, stubs, tmp_path, code, capsys):
     assert f"skipping region eu-west-1 (strict_permissions: false): DescribeInstances: {code}: no" in " ".join(
         capsys.readouterr().err.split()
     )
+    # A skipped region is not one the inventory lists.
+    assert inventory.groups["all"].get_vars()["bakery_ec2_regions"] == ["us-east-1"]
 
     stub("eu-west-1").add_client_error("describe_instances", service_error_code=code, service_message="not allowed")
     stub("us-east-1").add_response("describe_instances", page(instance("i-00000000000000003")))
