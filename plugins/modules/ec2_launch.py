@@ -23,7 +23,9 @@ description:
     security groups, termination protection and, when O(metadata_options) is given, instance metadata
     options. What cannot change in place
     (image, subnet, availability zone, key, instance type, volumes) is reported in RV(drift) with a warning;
-    instances are never replaced.
+    such instances are replaced only when O(instance_refresh) is given.
+  - With O(target_groups), every running instance of the group is registered in each target group, and an
+    instance this task removes is deregistered and drained before it is terminated.
   - Every option is checked before anything changes (name, image, instance type with the image's architecture,
     ENA support and boot mode, the zone's offering of the type, subnet, security groups, key pair, CIDRs, ports,
     tags, user data size); bad input fails in one line naming the value.
@@ -205,6 +207,71 @@ options:
           - A source security group, by ID or by name in the VPC. O(name) itself means the managed group,
             so the instances can reach each other.
         type: str
+  target_groups:
+    description:
+      - Elastic Load Balancing (ELBv2) target groups, by ARN or by name in the region, of target type C(instance).
+        Every running instance of the group is registered in each of them, on the target group's port.
+      - Instances this task removes (the surplus when O(count) goes down, all of them with O(state=absent), the
+        old ones of O(instance_refresh)) are deregistered from each group first; they are terminated once
+        their draining has ended (the group's deregistration delay, or less once their connections are closed),
+        waiting at most O(wait_timeout) seconds.
+      - With O(wait), the task also waits until the instances it registered are C(healthy) in every group (at most
+        O(wait_timeout) seconds) and fails, naming them and their health reasons, when they are not.
+      - Registrations in groups not listed are left alone. When not given, no target group is looked at.
+      - A group that does not exist, or whose target type is not C(instance), fails the task before anything
+        changes.
+      - The ELBv2 endpoint is chosen like the SSM one of O(image_id), in this order.
+        E(AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2) (botocore's variable for ELBv2) when set, else
+        O(endpoint_url) unless it came from E(AWS_ENDPOINT_URL_EC2), else E(AWS_ENDPOINT_URL), else AWS's.
+    type: list
+    elements: str
+  instance_refresh:
+    description:
+      - Replace, in batches and behind O(target_groups), the instances that differ from the options in a way that
+        cannot change in place (those of RV(drift), namely image, instance type, subnet, zone, key, volumes), like an
+        EC2 Auto Scaling instance refresh with C(SkipMatching) (instances that already match are never replaced).
+      - "Each batch: launch the new instances (a RunInstances call with its own deterministic client token), wait
+        until they run, register them in every target group, wait until they are C(healthy) in every group
+        (O(instance_refresh.health_timeout)), wait O(instance_refresh.instance_warmup) seconds, deregister as many
+        old instances and wait for their draining to end, terminate them; then the next batch."
+      - New instances are launched before old ones go, so the group never has fewer than O(count) instances in
+        service (registered and healthy, provided the old ones were) and at most O(count) plus one batch running.
+      - A batch that is not healthy in every group in time is rolled back - deregistered, terminated - the old
+        instances stay (registered again if needed), and the task fails in one line naming the new instances and
+        their health reasons. Batches done before stay; a rerun goes on from there.
+      - A rerun after the controller was stopped mid-refresh converges. New instances already there are not launched
+        again (the client token, or they are found by name); they are registered and must be healthy before the
+        old ones they replace go.
+      - Only with O(state=running). Requires O(target_groups) unless no instance differs.
+      - When not given, differing instances are reported in RV(drift) with a warning and left alone.
+    type: dict
+    suboptions:
+      batch_size:
+        description:
+          - How many instances to replace at once, 1 or more. Mutually exclusive with
+            O(instance_refresh.min_healthy_percentage).
+          - When neither is given, V(1).
+        type: int
+      min_healthy_percentage:
+        description:
+          - The part of O(count), 0 to 100, to keep out of the batch, as in Auto Scaling's C(MinHealthyPercentage).
+            The batch size is C(max(1, count - ceil(count * min_healthy_percentage / 100))), so V(100) replaces one
+            at a time and V(0) all at once.
+          - Since new instances are launched before old ones go, capacity does not drop below O(count) whatever
+            the percentage; it only sets how many are replaced at once (and so how many extra instances run).
+        type: int
+      instance_warmup:
+        description:
+          - Seconds to wait, once a batch is healthy in every target group, before its old instances are
+            deregistered (as Auto Scaling's C(InstanceWarmup)).
+        type: int
+        default: 0
+      health_timeout:
+        description:
+          - Seconds a batch has, once running and registered, to become C(healthy) in every target group; after
+            that it is rolled back.
+        type: int
+        default: 300
   wait:
     description:
       - Whether to wait until every instance is in the state asked (C(running), C(stopped), or C(terminated)).
@@ -236,17 +303,28 @@ notes:
     what exists is what it asked for (its managed tag, the same public key, every rule present).
   - Instance, volume and group IDs go to EC2 in requests of at most 200 values each, so groups of any size work.
   - Needs C(ec2:DescribeInstanceTypeOfferings) in addition to the other EC2 permissions it uses.
+  - With O(target_groups), needs C(elasticloadbalancing:DescribeTargetGroups),
+    C(elasticloadbalancing:DescribeTargetHealth), C(elasticloadbalancing:RegisterTargets) and
+    C(elasticloadbalancing:DeregisterTargets).
   - Volumes are encrypted unless O(volumes[].encrypted=false); the root volume keeps the image's settings unless
     it is listed in O(volumes).
 attributes:
   check_mode:
     support: full
-    description: Nothing is changed; the result says what would change (RV(changes), RV(terminated_ids)).
+    description:
+      - Nothing is changed; the result says what would change (RV(changes), RV(terminated_ids), and for
+        O(instance_refresh) the instances RV(instance_refresh.replaced) would replace in RV(instance_refresh.batches)
+        batches).
   diff_mode:
     support: full
-    description: Shows the count, instance IDs, states, tags and firewall rules before and after.
+    description:
+      - Shows the count, instance IDs, states, tags and firewall rules before and after; in check mode an instance
+        O(instance_refresh) would replace shows as C((replacing ID)).
 seealso:
   - module: bakery.ec2.ami_find
+  - name: Instance refresh of EC2 Auto Scaling
+    description: What O(instance_refresh) is modelled on (minimum healthy percentage, instance warm-up, skip matching).
+    link: https://docs.aws.amazon.com/autoscaling/ec2/userguide/asg-instance-refresh.html
   - name: RunInstances
     description: The EC2 API call behind the launches, including client tokens.
     link: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_RunInstances.html
@@ -332,6 +410,38 @@ EXAMPLES = r"""
     count: 2
     image_id: resolve:ssm:/aws/service/debian/release/12/latest/amd64
   register: workers  # workers.image_id is the AMI ID the parameter held
+
+- name: Web servers registered in a target group (an instance removed later is drained first)
+  bakery.ec2.ec2_launch:
+    name: web
+    count: 3
+    image_id: "{{ base.image_id }}"
+    target_groups: [web-tg]
+  register: web
+  # web.target_health: [{"instance_id": "i-...", "target_group_name": "web-tg", "state": "healthy", ...}, ...]
+
+- name: Roll the web servers onto a new image, two at a time, behind the load balancer
+  bakery.ec2.ec2_launch:
+    name: web
+    count: 4
+    image_id: "{{ new_image.image_id }}"
+    target_groups:
+      - arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web-tg/0123456789abcdef
+    instance_refresh:
+      batch_size: 2
+      instance_warmup: 30
+      health_timeout: 300
+  register: rollout
+  # Fails after a rollback (rollout.instance_refresh.rolled_back); a rerun onto the same image replaces nothing.
+
+- name: Replace a quarter of the fleet at a time (min_healthy_percentage 75 of 8 -> batches of 2)
+  bakery.ec2.ec2_launch:
+    name: web
+    count: 8
+    image_id: "{{ new_image.image_id }}"
+    target_groups: [web-tg]
+    instance_refresh:
+      min_healthy_percentage: 75
 
 - name: Stop the web servers (kept, not terminated)
   bakery.ec2.ec2_launch:
@@ -475,6 +585,62 @@ image_id:
   returned: when O(image_id) is given
   type: str
   sample: ami-0123456789abcdef0
+instance_refresh:
+  description: What O(instance_refresh) did (in check mode, would do); also in the result of a failed task.
+  returned: when O(instance_refresh) is given
+  type: dict
+  contains:
+    replaced:
+      description: IDs of the old instances replaced and terminated (in check mode, those that would be).
+      type: list
+      elements: str
+      sample: [i-0123456789abcdef0]
+    launched:
+      description: IDs of the new instances launched by the refresh (including a batch rolled back).
+      type: list
+      elements: str
+      sample: [i-0123456789abcdef3]
+    batches:
+      description: How many batches were completed (in check mode, how many it would take).
+      type: int
+      sample: 1
+    rolled_back:
+      description: Whether a batch was not healthy in time and was rolled back (the task then fails).
+      type: bool
+      sample: false
+  sample: {"replaced": ["i-0123456789abcdef0"], "launched": ["i-0123456789abcdef3"], "batches": 1, "rolled_back": false}
+target_health:
+  description: The health of the group's instances in each of O(target_groups) after the task, one entry per pair.
+  returned: when O(target_groups) is given and O(state) is not V(absent)
+  type: list
+  elements: dict
+  contains:
+    instance_id:
+      description: The instance.
+      type: str
+      sample: i-0123456789abcdef0
+    target_group_arn:
+      description: The target group's ARN.
+      type: str
+      sample: arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web-tg/0123456789abcdef
+    target_group_name:
+      description: The target group's name.
+      type: str
+      sample: web-tg
+    state:
+      description:
+        - As ELB reports it (C(initial), C(healthy), C(unhealthy), C(draining), C(unused), C(unavailable)), or
+          C(unregistered) when the instance is not registered in the group.
+      type: str
+      sample: healthy
+    reason:
+      description: ELB's reason code, when not healthy (such as C(Target.FailedHealthChecks)).
+      type: str
+      sample: Target.ResponseCodeMismatch
+    description:
+      description: ELB's description of the reason, when not healthy.
+      type: str
+      sample: "Health checks failed with these codes: [502]"
 security_group_id:
   description: ID of the security group managed for O(firewall) (absent in check mode before it exists).
   returned: when O(firewall) is given
@@ -800,6 +966,16 @@ ARGUMENT_SPEC = {
             "ports": {"type": "raw"},
             "cidr": {"type": "list", "elements": "str"},
             "source_group": {"type": "str"},
+        },
+    },
+    "target_groups": {"type": "list", "elements": "str"},
+    "instance_refresh": {
+        "type": "dict",
+        "options": {
+            "batch_size": {"type": "int"},
+            "min_healthy_percentage": {"type": "int"},
+            "instance_warmup": {"type": "int", "default": 0},
+            "health_timeout": {"type": "int", "default": 300},
         },
     },
     "wait": {"type": "bool", "default": True},
