@@ -17,7 +17,6 @@ class ParameterError(Exception):
     """A parameter that is missing or does not hold an AMI ID; the message is one line naming it."""
 
 
-
 def parameter_name(image_id):
     """``resolve:ssm:NAME`` -> ``NAME``; anything else -> None."""
     if image_id and image_id.startswith(RESOLVE_PREFIX):

@@ -242,7 +242,7 @@ options:
       - A rerun after the controller was stopped mid-refresh converges. New instances already there are not launched
         again (the client token, or they are found by name); they are registered and must be healthy before the
         old ones they replace go.
-      - Only with O(state=running). Requires O(target_groups) unless no instance differs.
+      - Only with O(state=running). Without O(target_groups), a batch counts as in service once its instances run.
       - When not given, differing instances are reported in RV(drift) with a warning and left alone.
     type: dict
     suboptions:
@@ -670,10 +670,12 @@ from ansible_collections.bakery.ec2.plugins.module_utils._instances import (
     Fleet,
     check_image,
     check_instance_type,
+    describe_ids,
     find_instances,
     instance_drift,
     launch_tags,
     volumes_of,
+    wait_for_state,
     wait_visible,
 )
 from ansible_collections.bakery.ec2.plugins.module_utils._keypairs import (
@@ -687,11 +689,18 @@ from ansible_collections.bakery.ec2.plugins.module_utils._keypairs import (
 )
 from ansible_collections.bakery.ec2.plugins.module_utils._module import AwsModule
 from ansible_collections.bakery.ec2.plugins.module_utils._placement import find_subnet, launch_subnets
+from ansible_collections.bakery.ec2.plugins.module_utils._refresh import Rollout, refresh_error
 from ansible_collections.bakery.ec2.plugins.module_utils._ssm import (
     ParameterError,
     check_name,
     parameter_name,
     resolve_image,
+)
+from ansible_collections.bakery.ec2.plugins.module_utils._targets import (
+    HealthTimeout,
+    TargetGroups,
+    check_target_group_refs,
+    find_target_groups,
 )
 
 USER_DATA_LIMIT = 16 * 1024
@@ -754,7 +763,9 @@ def validate(params):
         firewall_atoms(params["firewall"], params["name"])
     except ValueError as err:
         return str(err)
-    return None
+    return check_target_group_refs(params["target_groups"] or ()) or refresh_error(
+        params["instance_refresh"], params["state"]
+    )
 
 
 def snapshot(instances, rules):
@@ -785,6 +796,9 @@ class Task:
         self.fleet = Fleet(self.changes, self.params, module.warn)
         self.firewall = None
         self.drift = []
+        self.targets = None
+        self.replacing = []  # drifted instances instance_refresh replaces, oldest first
+        self.rollout = None
 
     def present(self):
         """``state: running`` or ``stopped``; returns the diff's before, the instances after, the diff's after."""
@@ -805,6 +819,7 @@ class Task:
         self.missing = max(0, params["count"] - len(self.existing))
         if self.missing and not params["image_id"]:
             raise TaskError(f"image_id is required to launch {self.missing} instance(s) named {params['name']!r}")
+        self.targets = self.find_targets()
         self.subnets = launch_subnets(
             client, params["instance_type"], subnet, params["availability_zone"], self.existing, self.missing
         )
@@ -826,14 +841,41 @@ class Task:
             self.firewall.look(params["firewall"], self.module.warn)
         surplus = max(0, len(self.existing) - params["count"])  # the oldest go
         self.surplus, self.kept = self.existing[:surplus], self.existing[surplus:]
-        volumes = volumes_of(client, self.kept, params["volumes"])
-        self.drift = [entry for inst in self.kept for entry in instance_drift(inst, params, volumes)]
-        for entry in self.drift:
+        refresh = params["instance_refresh"] is not None and params["state"] == "running"
+        volumes = volumes_of(client, self.existing if refresh else self.kept, params["volumes"])
+        drift = {inst["InstanceId"]: instance_drift(inst, params, volumes) for inst in self.existing}
+        if refresh and any(drift.values()):
+            # The refresh removes the surplus too, old instances first, once their replacements are in service.
+            self.surplus, self.kept = [], self.existing
+            self.replacing = [inst for inst in self.existing if drift[inst["InstanceId"]]]
+            if not self.missing:  # where the replacements go (checked now: nothing has changed yet)
+                self.subnets = launch_subnets(
+                    client,
+                    params["instance_type"],
+                    subnet,
+                    params["availability_zone"],
+                    self.existing,
+                    len(self.replacing),
+                )
+        self.drift = [entry for inst in self.kept for entry in drift[inst["InstanceId"]]]
+        for entry in self.drift if not refresh else ():
             self.module.warn(
                 f"{entry['instance_id']}: {entry['option']} is {entry['current']!r}, wanted {entry['wanted']!r}; "
-                "not changed in place (instances are never replaced)"
+                "not changed in place (give instance_refresh to replace the instance)"
             )
         return snapshot(self.existing, self.firewall.before if self.firewall else [])
+
+    def find_targets(self):
+        """The target groups of ``target_groups`` (TaskError for one that is unknown), or None when not given."""
+        if not self.params["target_groups"]:
+            return None
+        client = self.module.client(self.client.region, "elbv2")
+        changes = Changes(self.changes.check_mode, client)
+        changes.actions = self.changes.actions  # one list of what the task changed, in order
+        try:
+            return TargetGroups(changes, find_target_groups(client, self.params["target_groups"]))
+        except ValueError as err:
+            raise TaskError(str(err)) from None
 
     def find_image(self):
         """The image ``image_id`` names (``resolve:ssm:NAME`` is read from SSM first); TaskError when unusable."""
@@ -851,16 +893,74 @@ class Task:
         key_imported = self.key_to_import and import_key_pair(self.changes, params["key_name"], params["public_key"])
         if self.firewall:
             self.firewall.apply()
-        fleet.terminate(self.surplus)
+        self.remove(self.surplus)
         groups = self.wanted_groups()
         group_codes = self.firewall.not_found_codes if self.firewall else ()
+        created = group_codes + (KEY_NOT_FOUND if key_imported else ())
         if self.missing:
             current_ids = [inst["InstanceId"] for inst in self.existing]
-            created = group_codes + (KEY_NOT_FOUND if key_imported else ())
             fleet.launch(self.missing, self.subnets, current_ids, groups, self.image, created)
         fleet.reconcile(self.kept, groups, group_codes)
         self.waited = fleet.apply_state(self.kept)
+        if self.targets is not None and params["state"] == "running":
+            self.register()
+        if params["instance_refresh"] is not None and params["state"] == "running":
+            self.refresh(groups, created)
         fleet.wait(fleet.terminated, "terminated")
+
+    def remove(self, instances, drain=True):
+        """Deregister ``instances`` from the target groups, wait for their draining (unless ``drain`` is false),
+        terminate them."""
+        if not instances:
+            return
+        ids = [inst["InstanceId"] for inst in instances]
+        if self.targets is not None:
+            draining = self.targets.deregister(ids)
+            if drain:
+                self.targets.wait_drained(draining, self.params["wait_timeout"])
+        self.fleet.terminate(instances)
+
+    def running_ids(self):
+        """IDs of the group's instances to register (kept and launched), once running."""
+        params, fleet = self.params, self.fleet
+        known = {inst["InstanceId"]: inst["State"]["Name"] for inst in self.waited or self.kept}
+        ids = [inst["InstanceId"] for inst in self.kept] + [iid for iid in fleet.launched if iid not in known]
+        # Old instances the refresh will remove as soon as the batch in flight is in service are not registered.
+        leaving = len(self.existing) + len(fleet.launched) - params["count"]
+        going = {inst["InstanceId"] for inst in self.replacing[: max(0, leaving)]}
+        ids = [iid for iid in ids if iid not in going]
+        not_running = [iid for iid in ids if known.get(iid) != "running"]
+        if not_running and not self.changes.check_mode:  # ELB registers running instances only
+            wait_for_state(self.client, not_running, "running", params["wait_timeout"])
+        return ids
+
+    def register(self):
+        """Register the running instances in every target group; with ``wait``, wait until those registered now
+        are healthy (a batch in flight of instance_refresh waits in the refresh, which can roll it back)."""
+        newly = self.targets.register(self.running_ids())
+        if self.params["wait"] and not self.replacing:
+            try:
+                self.targets.wait_healthy(newly, self.params["wait_timeout"])
+            except HealthTimeout as err:
+                raise TaskError(f"target_groups: {err}") from None
+
+    def refresh(self, groups, created):
+        """instance_refresh: replace the drifted instances in batches (see :class:`Rollout`)."""
+        params, fleet = self.params, self.fleet
+
+        def launch(count, current_ids):
+            ids = fleet.launch(count, self.subnets, current_ids, groups, self.image, created, salt="refresh|")
+            return wait_for_state(self.client, ids, "running", params["wait_timeout"])
+
+        options = params["instance_refresh"]
+        self.rollout = Rollout(options, params["count"], self.changes, self.targets, launch, self.remove)
+        if not self.replacing:
+            return
+        going = {inst["InstanceId"] for inst in self.replacing}
+        current = self.waited
+        if current is None:
+            current = self.kept + (describe_ids(self.client, fleet.launched) if fleet.launched else [])
+        self.refreshed = self.rollout.run([inst for inst in current if inst["InstanceId"] not in going], self.replacing)
 
     def wanted_groups(self):
         """The exact security groups the instances must have (``security_groups`` and the managed one), or None
@@ -874,6 +974,8 @@ class Task:
         fleet = self.fleet
         if self.changes.check_mode or not fleet.touched:
             return self.kept
+        if self.replacing:  # the refresh read them, but their states may have changed since
+            return describe_ids(self.client, [inst["InstanceId"] for inst in self.refreshed])
         if self.waited is not None:
             return self.waited
         # Instances just launched may not be visible yet (EC2 is eventually consistent): without a wait for
@@ -887,7 +989,9 @@ class Task:
         after = snapshot(final, self.firewall.after() if self.firewall else [])
         if self.changes.check_mode:
             after["count"] = len(self.kept) + self.missing
-            after["instance_ids"] = after["instance_ids"] + [f"(new {n + 1})" for n in range(self.missing)]
+            going = {inst["InstanceId"] for inst in self.replacing}
+            after["instance_ids"] = [f"(replacing {iid})" if iid in going else iid for iid in after["instance_ids"]]
+            after["instance_ids"] += [f"(new {n + 1})" for n in range(self.missing)]
             for iid in after["instances"]:
                 after["instances"][iid]["state"] = params["state"]
                 if params["tags"] is not None:
@@ -904,8 +1008,9 @@ class Task:
         if params["subnet_id"]:
             vpc_id = find_subnet(self.client, params["subnet_id"], params["availability_zone"])["VpcId"]
         existing = find_instances(self.client, params["name"], vpc_id)
+        self.targets = self.find_targets()
         before = snapshot(existing, [])
-        fleet.terminate(existing)
+        self.remove(existing)
         fleet.wait(fleet.terminated, "terminated")
         shutting_down = bool(fleet.terminated) and not params["wait"]
         firewall_before = drop_firewall(
@@ -983,6 +1088,15 @@ ARGUMENT_SPEC = {
 }
 
 
+def refresh_result(task):
+    """``instance_refresh`` of the result (when the option is given), also for a failed task."""
+    if task.params["instance_refresh"] is None or task.params["state"] == "absent":
+        return {}
+    if task.rollout is None:
+        return {"instance_refresh": {"replaced": [], "launched": [], "batches": 0, "rolled_back": False}}
+    return {"instance_refresh": task.rollout.result}
+
+
 def main():
     module = AwsModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True, required_by={"public_key": "key_name"})
     module.run(run)
@@ -1008,6 +1122,7 @@ def run(module):
             changes=changes.actions,
             launched_ids=fleet.launched,
             terminated_ids=fleet.terminated,
+            **refresh_result(task),
         )
     result = {
         "changed": bool(changes.actions),
@@ -1018,6 +1133,9 @@ def run(module):
         "terminated_ids": fleet.terminated,
         "drift": task.drift,
     }
+    result.update(refresh_result(task))
+    if task.targets is not None and params["state"] != "absent":
+        result["target_health"] = task.targets.health(result["instance_ids"])
     if params["image_id"]:
         result["image_id"] = params["image_id"]
     if params["firewall"] is not None and task.firewall and task.firewall.group_id:
