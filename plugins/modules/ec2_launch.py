@@ -215,8 +215,10 @@ options:
         old ones of O(instance_refresh)) are deregistered from each group first; they are terminated once
         their draining has ended (the group's deregistration delay, or less once their connections are closed),
         waiting at most O(wait_timeout) seconds.
-      - With O(wait), the task also waits until the instances it registered are C(healthy) in every group (at most
-        O(wait_timeout) seconds) and fails, naming them and their health reasons, when they are not.
+      - ELB registers running instances only, so the task waits until the instances to register run, even with
+        O(wait=false). With O(wait), it also waits until the instances it registered are C(healthy) in every group
+        (at most O(wait_timeout) seconds) and fails, naming them and their health reasons, when they are not. A
+        group that no listener of a load balancer forwards to reports its targets C(unused), never C(healthy).
       - Registrations in groups not listed are left alone. When not given, no target group is looked at.
       - A group that does not exist, or whose target type is not C(instance), fails the task before anything
         changes.
