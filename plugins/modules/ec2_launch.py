@@ -571,7 +571,9 @@ terminated_ids:
   elements: str
   sample: [i-0123456789abcdef2]
 drift:
-  description: Differences that cannot be fixed in place; the instances are left as they are.
+  description:
+    - Differences that cannot be fixed in place, per instance. The instances are left as they are, unless
+      O(instance_refresh) replaces them (then these are the instances it replaced or would replace).
   returned: always
   type: list
   elements: dict
@@ -589,7 +591,7 @@ image_id:
   sample: ami-0123456789abcdef0
 instance_refresh:
   description: What O(instance_refresh) did (in check mode, would do); also in the result of a failed task.
-  returned: when O(instance_refresh) is given
+  returned: when O(instance_refresh) is given and O(state=running)
   type: dict
   contains:
     replaced:
