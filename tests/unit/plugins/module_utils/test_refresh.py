@@ -50,7 +50,7 @@ class Recorder:
 
     def launch(self, count, current_ids):
         batch = []
-        for _ in range(count):
+        for _number in range(count):
             self.next_id += 1
             batch.append(inst(f"n{self.next_id}"))
         self.events.append(("launch", [i["InstanceId"] for i in batch], sorted(current_ids)))
