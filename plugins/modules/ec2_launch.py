@@ -941,7 +941,7 @@ class Task:
     def register(self):
         """Register the running instances in every target group; with ``wait``, wait until those registered now
         are healthy (a batch in flight of instance_refresh waits in the refresh, which can roll it back)."""
-        newly = self.targets.register(self.running_ids())
+        newly = self.targets.register(self.running_ids(), new=bool(self.fleet.launched))
         if self.params["wait"] and not self.replacing:
             try:
                 self.targets.wait_healthy(newly, self.params["wait_timeout"])

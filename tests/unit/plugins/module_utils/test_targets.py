@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from ansible_collections.bakery.ec2.plugins.module_utils._aws import Changes
+from ansible_collections.bakery.ec2.plugins.module_utils._aws import AwsError, Changes
 from ansible_collections.bakery.ec2.plugins.module_utils._targets import (
     HealthTimeout,
     TargetGroups,
@@ -93,3 +93,24 @@ def test_register_only_where_missing_or_draining_and_deregister_only_where_activ
     # i-00000002 is to be waited for (draining in web, deregistered from api); i-00000001 is in neither.
     assert groups.deregister(["i-00000001", "i-00000002"]) == ["i-00000002"]
     assert changes.actions == ["register i-00000002 in target group web", "deregister i-00000002 from target group api"]
+
+
+def test_a_new_instance_elb_does_not_know_yet_is_registered_again_after_a_while(elb, slept):
+    client, stubber = elb
+    groups = TargetGroups(Changes(False, client), [group("web")])
+    health(stubber, "web")
+    stubber.add_client_error("register_targets", "InvalidTarget", "The following targets are not in a running state")
+    stubber.add_response(
+        "register_targets", {}, {"TargetGroupArn": ARN.format("web"), "Targets": [{"Id": "i-00000001"}]}
+    )
+    assert groups.register(["i-00000001"], new=True) == ["i-00000001"]
+    assert len(slept) == 1
+
+
+def test_an_invalid_target_of_an_older_instance_fails_at_once(elb):
+    client, stubber = elb
+    groups = TargetGroups(Changes(False, client), [group("web")])
+    health(stubber, "web")
+    stubber.add_client_error("register_targets", "InvalidTarget", "The following targets are not in the VPC")
+    with pytest.raises(AwsError, match="RegisterTargets: InvalidTarget"):
+        groups.register(["i-00000001"])
