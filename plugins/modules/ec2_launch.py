@@ -299,7 +299,8 @@ notes:
     unknown one at launch.
   - EC2 is eventually consistent. A C(NotFound) answer about the security group, key pair or instances this
     task has just created is retried with backoff for up to two minutes; no other C(NotFound) is retried.
-    C(RunInstances) is retried safely thanks to its client token.
+    C(RunInstances) is retried safely thanks to its client token. C(RegisterTargets) of instances this task (or the
+    interrupted run before it) launched is retried on C(InvalidTarget) for up to two minutes too.
   - A create retried after a lost answer (5xx or timeout) that meets C(InvalidGroup.Duplicate),
     C(InvalidKeyPair.Duplicate) or C(InvalidPermission.Duplicate) counts as done once the module has checked that
     what exists is what it asked for (its managed tag, the same public key, every rule present).
