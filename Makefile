@@ -225,7 +225,7 @@ SANDBOX_PORT ?= 4700
 SANDBOX_ENV := $(CURDIR)/.build/sandbox/env
 SANDBOX_ADMIN_ENV := $(CURDIR)/.build/sandbox/admin.env
 export SANDBOX_EC_WINDOW SANDBOX_EC_SEED
-SANDBOX_DEBS := debootstrap iptables systemd-container iproute2 openssh-client curl
+SANDBOX_DEBS := debootstrap iptables systemd-container iproute2 openssh-client curl haproxy
 export SANDBOX_PORT
 
 .PHONY: sandbox-deps

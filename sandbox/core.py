@@ -24,7 +24,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from . import config, iam, net, strict
+from . import config, elb, iam, net, strict
 from .errors import SandboxError
 from .faults import ERRORS, INTERNAL_AGENT, Chaos, Faults, access_key_of, is_internal
 from .hosts import Host
@@ -43,7 +43,7 @@ STATE_CODES = {
     "stopping": 64,
     "stopped": 80,
 }
-_REGION_RE = re.compile(r"Credential=[^/]+/\d+/([a-z0-9-]+)/ec2/")
+_REGION_RE = re.compile(r"Credential=[^/]+/\d+/([a-z0-9-]+)/(?:ec2|elasticloadbalancing)/")
 _PUBLIC_RES = [
     (
         re.compile(
@@ -93,6 +93,7 @@ class Core:
         self.gate = iam.Gate()
         self.admin_key: tuple[str, str] = (config.ACCESS_KEY, config.SECRET_KEY)
         self.role_creds: dict[tuple[str, str], iam.RoleCredentials] = {}  # (instance, role ARN) -> credentials
+        self.elb = elb.Balancers(self)  # application load balancers' bodies (HAProxy), sandbox/elb.py
 
     def enforce_iam(self, policy_text: str) -> dict[str, tuple[str, str]]:
         """Make the IAM users, then check every request; the sandbox's own calls sign as the admin."""
@@ -483,11 +484,14 @@ class Core:
     def refresh_firewalls(self, region: str, only: str | None = None) -> None:
         """Security group rules into each live host's namespace (``only``: that host's alone)."""
         hosts = [h for h in list(self.hosts.values()) if h.region == region and h.state not in GONE]
-        if not hosts:
+        balancers = [] if only else self.elb.members(region)
+        if not hosts and not balancers:
             return
         ec2 = self.ec2(region)
-        res = ec2.describe_instances(InstanceIds=[h.instance_id for h in hosts])
-        groups_of: dict[str, list[str]] = {}
+        res = ec2.describe_instances(InstanceIds=[h.instance_id for h in hosts]) if hosts else {"Reservations": []}
+        # A load balancer's address is a member of its security groups (instances admit it by group), and its
+        # own groups' ingress rules guard it as they guard an instance.
+        groups_of: dict[str, list[str]] = {key: sorted(groups) for key, _, groups in balancers}
         for r in res["Reservations"]:
             for inst in r["Instances"]:
                 gids = {g["GroupId"] for g in inst.get("SecurityGroups", [])}
@@ -500,18 +504,20 @@ class Core:
             for sg in ec2.describe_security_groups(GroupIds=all_groups)["SecurityGroups"]:
                 perms[sg["GroupId"]] = sg.get("IpPermissions", [])
         peers: dict[str, list[str]] = {}
-        for h in hosts:
-            for g in groups_of.get(h.instance_id, []):
-                peers.setdefault(g, []).append(h.ip)
-        for h in hosts:
-            if (only and h.instance_id != only) or not Path(f"/run/netns/{h.ns}").exists():
+        members = [(h.instance_id, h.ip, h) for h in hosts] + [(key, ip, None) for key, ip, _ in balancers]
+        for key, ip, _ in members:
+            for g in groups_of.get(key, []):
+                peers.setdefault(g, []).append(ip)
+        for key, _, h in members:
+            ns = net.ns_name(key)
+            if (only and key != only) or not Path(f"/run/netns/{ns}").exists():
                 continue
-            rules = [p for g in groups_of.get(h.instance_id, []) for p in perms.get(g, [])]
+            rules = [p for g in groups_of.get(key, []) for p in perms.get(g, [])]
             try:
-                net.apply_firewall(h.instance_id, rules, peers)
+                net.apply_firewall(key, rules, peers)
             except SandboxError:
-                # Terminated meanwhile (its namespace went with it): nothing left to protect.
-                if h.state in GONE or not Path(f"/run/netns/{h.ns}").exists():
+                # Terminated (or deleted) meanwhile, its namespace gone with it: nothing left to protect.
+                if (h is not None and h.state in GONE) or not Path(f"/run/netns/{ns}").exists():
                     continue
                 raise
 
@@ -609,6 +615,7 @@ class Core:
 
     # ------------------------------------------------------------ shutdown
     def shutdown(self) -> None:
+        self.elb.shutdown()
         threads = []
         for host in list(self.hosts.values()):
             t = threading.Thread(target=host.destroy, daemon=True)
@@ -769,7 +776,10 @@ class Middleware:
         if kind == "drop_before":
             log.info("chaos: dropped %s before it reached moto", action)
             raise _Drop
-        answer = self._answer(environ, raw, params, action, region, internal)
+        if service == "elasticloadbalancing":
+            answer = self._answer_elb(environ, raw, params, action, region)
+        else:
+            answer = self._answer(environ, raw, params, action, region, internal)
         if kind == "drop_after":
             log.info("chaos: dropped the answer to %s (%s) after moto acted", action, answer[0])
             raise _Drop
@@ -825,6 +835,23 @@ class Middleware:
                     self.core.strict.record(action, region, body)
                     body = self.core.strict.rewrite(action, region, body)
             return status, headers, body
+
+    def _answer_elb(self, environ, raw: bytes, params: dict, action: str, region: str):
+        """ELBv2 (moto's): the load balancers' bodies before and after; its errors in ELB's own shape."""
+        pre = self.core.elb.before(action, params, region)
+        if isinstance(pre, tuple):
+            code, body = pre
+            return f"{code} Bad Request", [("Content-Type", "text/xml")], body
+        if isinstance(pre, dict):
+            raw = urlencode(pre).encode()
+        status, headers, body = self._call_inner(environ, raw)
+        if status.startswith("200"):
+            try:
+                body = self.core.elb.after(action, pre or params, region, body)
+            except SandboxError as exc:
+                code, body = elb.elb_error("InternalFailure", f"sandbox: {exc}", 500)
+                return f"{code} Internal Server Error", [("Content-Type", "text/xml")], body
+        return status, headers, body
 
     @staticmethod
     def _copy_replay(params: dict, stored: bytes):

@@ -261,13 +261,7 @@ def kill_recorded(pids: list) -> None:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
             if not cmdline or b"systemd-nspawn" not in cmdline[0] or f"--machine={ns}".encode() not in cmdline:
                 continue
-            os.kill(pid, signal.SIGTERM)
-            for _ in range(100):
-                if not Path(f"/proc/{pid}").exists():
-                    break
-                time.sleep(0.1)
-            else:
-                os.kill(pid, signal.SIGKILL)
+            net.terminate(pid, grace=10)
 
 
 def unmount_all() -> list[str]:

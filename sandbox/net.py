@@ -9,9 +9,12 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import os
+import signal
 import socket
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 from . import config
@@ -25,6 +28,17 @@ def sh(*cmd: str, check: bool = True, input: str | None = None) -> subprocess.Co
     if check and res.returncode != 0:
         raise SandboxError(f"command failed: {' '.join(cmd)}: {res.stderr.strip() or res.stdout.strip()}")
     return res
+
+
+def terminate(pid: int, grace: float) -> None:
+    """SIGTERM, then SIGKILL if the process is still there after ``grace`` seconds (the caller checked it is ours)."""
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while Path(f"/proc/{pid}").exists():
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            return
+        time.sleep(0.1)
 
 
 # ---------------------------------------------------------------- record of what was made

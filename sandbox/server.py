@@ -14,7 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
-from . import config, hosts, iam, images, limits, net, strict
+from . import config, elb, hosts, iam, images, limits, net, strict
 from .errors import SandboxError
 
 
@@ -25,11 +25,12 @@ def check_root() -> None:
 
 
 def check_tools() -> None:
-    missing = [t for t in ("debootstrap", "systemd-nspawn", "iptables", "ip", "ssh-keygen") if not shutil.which(t)]
+    tools = ("debootstrap", "systemd-nspawn", "iptables", "ip", "ssh-keygen", "haproxy")
+    missing = [t for t in tools if not shutil.which(t)]
     if missing:
         raise SandboxError(
             f"missing programs: {', '.join(missing)}; `make sandbox` installs them "
-            "(apt-get install -y debootstrap iptables systemd-container iproute2 openssh-client)"
+            "(apt-get install -y debootstrap iptables systemd-container iproute2 openssh-client haproxy)"
         )
 
 
@@ -179,10 +180,11 @@ def write_env_files(port: int, keys: dict[str, tuple[str, str]]) -> None:
 def teardown() -> list[str]:
     rec = net.load_record()
     hosts.kill_recorded(rec.get("pids", []))
+    elb.kill_recorded(rec.get("lb_pids", []))  # the load balancers' HAProxy masters (their workers follow)
     done = hosts.unmount_all()
     done += net.teardown()
     done += limits.restore_limits(rec)
-    for d in (config.HOSTS_DIR, config.LAYERS_DIR):
+    for d in (config.HOSTS_DIR, config.LAYERS_DIR, elb.LB_DIR):
         shutil.rmtree(d, ignore_errors=True)
     with contextlib.suppress(OSError):
         config.RECORD_FILE.unlink()

@@ -115,6 +115,11 @@ NOT_TRANSIENT_CODES = frozenset(("InsufficientInstanceCapacity", "Unsupported"))
 MAX_FILTER_VALUES = 200
 # How long a resource this run created may stay invisible to other calls (EC2 is eventually consistent).
 CONSISTENCY_TIMEOUT = 120
+# Services besides EC2 whose endpoint a task chooses itself (service_endpoint), with botocore's variable for each.
+SERVICE_ENDPOINT_VARIABLES = {
+    "ssm": "AWS_ENDPOINT_URL_SSM",
+    "elbv2": "AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2",
+}
 
 # The reason EC2 gives for an UnauthorizedOperation, readable through sts:DecodeAuthorizationMessage.
 ENCODED_MESSAGE_RE = re.compile(r"Encoded authorization failure message:\s*(\S+)")
@@ -330,6 +335,22 @@ def _condition(item):
     return f"{item.get('key')}={','.join(str(v) for v in values or ())}"
 
 
+def service_endpoint(service, task_endpoint, environ=None):
+    """The endpoint of ``service`` (ssm, elbv2) for a task whose EC2 endpoint is ``task_endpoint`` (None: AWS's).
+
+    The service's own variable (``AWS_ENDPOINT_URL_SSM``, ``AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2``) wins, as
+    in botocore. An endpoint that came from ``AWS_ENDPOINT_URL_EC2`` is EC2's only; any other task endpoint (the
+    option, ``AWS_URL``, ``AWS_ENDPOINT_URL``) is a local endpoint serving every service, such as the sandbox.
+    """
+    environ = os.environ if environ is None else environ
+    variable = SERVICE_ENDPOINT_VARIABLES[service]
+    if environ.get(variable):
+        return environ[variable]
+    if task_endpoint and task_endpoint != environ.get("AWS_ENDPOINT_URL_EC2"):
+        return task_endpoint
+    return environ.get("AWS_ENDPOINT_URL") or None
+
+
 def connection_params_from(getter):
     """Collect the connection options through ``getter(name)`` (module params or plugin get_option).
 
@@ -420,9 +441,9 @@ def build_client(params, service="ec2", region=None, max_attempts=10, session=No
             "or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
         )
     config = client_config(params)
-    # endpoint_url is EC2's (and SSM's, which AwsModule sets from ssm_endpoint): STS finds its own endpoint
-    # as botocore defines it (AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL, the profile, AWS itself).
-    endpoint = (params.get("endpoint_url") or None) if service in ("ec2", "ssm") else None
+    # endpoint_url is EC2's (and SSM's and ELBv2's, which AwsModule sets from service_endpoint): STS finds its
+    # own endpoint as botocore defines it (AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL, the profile, AWS itself).
+    endpoint = (params.get("endpoint_url") or None) if service in ("ec2", *SERVICE_ENDPOINT_VARIABLES) else None
     try:
         with _SESSION_LOCK:
             client = session.client(
@@ -432,7 +453,8 @@ def build_client(params, service="ec2", region=None, max_attempts=10, session=No
         where = (
             repr(endpoint)
             if endpoint
-            else f"configured for {service} (AWS_ENDPOINT_URL_{service.upper()} or AWS_ENDPOINT_URL)"
+            else f"configured for {service} "
+            f"({SERVICE_ENDPOINT_VARIABLES.get(service, f'AWS_ENDPOINT_URL_{service.upper()}')} or AWS_ENDPOINT_URL)"
         )
         raise AwsError("Session", "InvalidEndpoint", f"cannot use endpoint_url {where}: {err}") from None
     sts = None if service == "sts" else _lazy_sts_client(params, region, session)

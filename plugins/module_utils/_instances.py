@@ -403,15 +403,16 @@ class Fleet:
                         DisableApiTermination={"Value": False},
                     )
         self.act(f"terminate {', '.join(ids)}", "terminate_instances", InstanceIds=ids)
-        self.terminated = ids
+        self.terminated += ids
 
-    def launch(self, missing, subnets, current_ids, groups, image, created_codes):
+    def launch(self, missing, subnets, current_ids, groups, image, created_codes, salt=""):
         """Launch ``missing`` instances in the first of ``subnets`` (one VPC, best first) that takes them.
 
         When EC2 answers Unsupported or InsufficientInstanceCapacity, the next zone that offers the type is
         tried with its own (as deterministic) client token. ``current_ids``: the group's instances before;
         ``groups``: the security group IDs of the new ones; ``created_codes``: NotFound codes of what this
-        run just created that RunInstances names (retried: EC2 is eventually consistent).
+        run just created that RunInstances names (retried: EC2 is eventually consistent); ``salt``: what else the
+        launch is for (its client token is its own). Returns the IDs launched (none in check mode).
         """
 
         def request(subnet, token):
@@ -421,7 +422,8 @@ class Fleet:
         for index, subnet in enumerate(subnets):
             zone = subnet["AvailabilityZone"]
             try:
-                return self.launch_in(subnet, f"zone:{zone}|" if index else "", current_ids, request, created_codes)
+                zone_salt = salt + (f"zone:{zone}|" if index else "")
+                return self.launch_in(subnet, zone_salt, current_ids, request, created_codes)
             except AwsError as err:
                 if err.code not in ZONE_CAPACITY_CODES or len(subnets) == 1:
                     raise
@@ -447,7 +449,7 @@ class Fleet:
             change = f"launch {request['MinCount']} instance(s) in {subnet['SubnetId']}"
             if self.changes.check_mode:
                 self.changes.will(change)
-                return
+                return []
             try:
                 # Retrying RunInstances is safe: the client token makes EC2 launch at most once.
                 reply = self.client.call_created("run_instances", created_codes, **request)
@@ -466,8 +468,9 @@ class Fleet:
             if any(inst["State"]["Name"] in ("pending", "running") for inst in instances):
                 self.changes.will(change)
                 self.touched = True
-                self.launched = [inst["InstanceId"] for inst in instances]
-                return
+                ids = [inst["InstanceId"] for inst in instances]
+                self.launched += ids
+                return ids
             # An old token: EC2 handed back instances of an earlier launch that are gone since.
             salt = zone_salt + "stale:" + ",".join(sorted(inst["InstanceId"] for inst in instances))
         raise TaskError(f"RunInstances kept answering with instances that are gone (client token {token})")

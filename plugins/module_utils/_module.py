@@ -22,8 +22,8 @@ from ansible_collections.bakery.ec2.plugins.module_utils._aws import (
     build_session,
     connection_params_from,
     one_line,
+    service_endpoint,
 )
-from ansible_collections.bakery.ec2.plugins.module_utils._ssm import ssm_endpoint
 
 
 def connection_argument_spec():
@@ -53,15 +53,15 @@ class AwsModule:
             self.module.fail_json(msg=missing_required_lib("boto3 and botocore"), exception=str(BOTO3_IMPORT_ERROR))
 
     def client(self, region=None, service="ec2"):
-        """An :class:`AwsClient` for ``service`` (ec2 or ssm) in ``region`` (default: the task's), built once.
+        """An :class:`AwsClient` for ``service`` (ec2, ssm or elbv2) in ``region`` (default: the task's), built once.
 
         Every client comes from one boto3 session, so the API models load once however many regions a task
         uses. Build the clients in one thread; they can then be used from any.
         """
         if (service, region) not in self._clients:
             params = connection_params_from(self.params.get)
-            if service == "ssm":
-                params["endpoint_url"] = ssm_endpoint(params.get("endpoint_url"))
+            if service != "ec2":
+                params["endpoint_url"] = service_endpoint(service, params.get("endpoint_url"))
             if self._session is None:
                 self._session = build_session(params)
             client = build_client(params, service=service, region=region, session=self._session)

@@ -7,8 +7,6 @@ Used by ami_find (``ssm_parameter``) and ec2_launch (``image_id: resolve:ssm:NAM
 
 from __future__ import annotations
 
-import os
-
 from ansible_collections.bakery.ec2.plugins.module_utils._aws import AwsError, check_id
 
 # EC2's own syntax for an image ID read from a parameter at launch (RunInstances accepts it too).
@@ -17,20 +15,6 @@ RESOLVE_PREFIX = "resolve:ssm:"
 
 class ParameterError(Exception):
     """A parameter that is missing or does not hold an AMI ID; the message is one line naming it."""
-
-
-def ssm_endpoint(task_endpoint, environ=None):
-    """The SSM endpoint for a task whose EC2 endpoint is ``task_endpoint`` (None: the region's AWS endpoint).
-
-    ``AWS_ENDPOINT_URL_SSM`` wins, as in botocore. An endpoint that came from ``AWS_ENDPOINT_URL_EC2`` is EC2's
-    only; any other task endpoint (the option, ``AWS_ENDPOINT_URL``) is a local endpoint serving every service.
-    """
-    environ = os.environ if environ is None else environ
-    if environ.get("AWS_ENDPOINT_URL_SSM"):
-        return environ["AWS_ENDPOINT_URL_SSM"]
-    if task_endpoint and task_endpoint != environ.get("AWS_ENDPOINT_URL_EC2"):
-        return task_endpoint
-    return environ.get("AWS_ENDPOINT_URL") or None
 
 
 def parameter_name(image_id):

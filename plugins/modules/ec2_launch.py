@@ -23,7 +23,9 @@ description:
     security groups, termination protection and, when O(metadata_options) is given, instance metadata
     options. What cannot change in place
     (image, subnet, availability zone, key, instance type, volumes) is reported in RV(drift) with a warning;
-    instances are never replaced.
+    such instances are replaced only when O(instance_refresh) is given.
+  - With O(target_groups), every running instance of the group is registered in each target group, and an
+    instance this task removes is deregistered and drained before it is terminated.
   - Every option is checked before anything changes (name, image, instance type with the image's architecture,
     ENA support and boot mode, the zone's offering of the type, subnet, security groups, key pair, CIDRs, ports,
     tags, user data size); bad input fails in one line naming the value.
@@ -205,6 +207,71 @@ options:
           - A source security group, by ID or by name in the VPC. O(name) itself means the managed group,
             so the instances can reach each other.
         type: str
+  target_groups:
+    description:
+      - Elastic Load Balancing (ELBv2) target groups, by ARN or by name in the region, of target type C(instance).
+        Every running instance of the group is registered in each of them, on the target group's port.
+      - Instances this task removes (the surplus when O(count) goes down, all of them with O(state=absent), the
+        old ones of O(instance_refresh)) are deregistered from each group first; they are terminated once
+        their draining has ended (the group's deregistration delay, or less once their connections are closed),
+        waiting at most O(wait_timeout) seconds.
+      - With O(wait), the task also waits until the instances it registered are C(healthy) in every group (at most
+        O(wait_timeout) seconds) and fails, naming them and their health reasons, when they are not.
+      - Registrations in groups not listed are left alone. When not given, no target group is looked at.
+      - A group that does not exist, or whose target type is not C(instance), fails the task before anything
+        changes.
+      - The ELBv2 endpoint is chosen like the SSM one of O(image_id), in this order.
+        E(AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2) (botocore's variable for ELBv2) when set, else
+        O(endpoint_url) unless it came from E(AWS_ENDPOINT_URL_EC2), else E(AWS_ENDPOINT_URL), else AWS's.
+    type: list
+    elements: str
+  instance_refresh:
+    description:
+      - Replace, in batches and behind O(target_groups), the instances that differ from the options in a way that
+        cannot change in place (those of RV(drift), namely image, instance type, subnet, zone, key, volumes), like an
+        EC2 Auto Scaling instance refresh with C(SkipMatching) (instances that already match are never replaced).
+      - "Each batch: launch the new instances (a RunInstances call with its own deterministic client token), wait
+        until they run, register them in every target group, wait until they are C(healthy) in every group
+        (O(instance_refresh.health_timeout)), wait O(instance_refresh.instance_warmup) seconds, deregister as many
+        old instances and wait for their draining to end, terminate them; then the next batch."
+      - New instances are launched before old ones go, so the group never has fewer than O(count) instances in
+        service (registered and healthy, provided the old ones were) and at most O(count) plus one batch running.
+      - A batch that is not healthy in every group in time is rolled back - deregistered, terminated - the old
+        instances stay (registered again if needed), and the task fails in one line naming the new instances and
+        their health reasons. Batches done before stay; a rerun goes on from there.
+      - A rerun after the controller was stopped mid-refresh converges. New instances already there are not launched
+        again (the client token, or they are found by name); they are registered and must be healthy before the
+        old ones they replace go.
+      - Only with O(state=running). Without O(target_groups), a batch counts as in service once its instances run.
+      - When not given, differing instances are reported in RV(drift) with a warning and left alone.
+    type: dict
+    suboptions:
+      batch_size:
+        description:
+          - How many instances to replace at once, 1 or more. Mutually exclusive with
+            O(instance_refresh.min_healthy_percentage).
+          - When neither is given, V(1).
+        type: int
+      min_healthy_percentage:
+        description:
+          - The part of O(count), 0 to 100, to keep out of the batch, as in Auto Scaling's C(MinHealthyPercentage).
+            The batch size is C(max(1, count - ceil(count * min_healthy_percentage / 100))), so V(100) replaces one
+            at a time and V(0) all at once.
+          - Since new instances are launched before old ones go, capacity does not drop below O(count) whatever
+            the percentage; it only sets how many are replaced at once (and so how many extra instances run).
+        type: int
+      instance_warmup:
+        description:
+          - Seconds to wait, once a batch is healthy in every target group, before its old instances are
+            deregistered (as Auto Scaling's C(InstanceWarmup)).
+        type: int
+        default: 0
+      health_timeout:
+        description:
+          - Seconds a batch has, once running and registered, to become C(healthy) in every target group; after
+            that it is rolled back.
+        type: int
+        default: 300
   wait:
     description:
       - Whether to wait until every instance is in the state asked (C(running), C(stopped), or C(terminated)).
@@ -236,17 +303,28 @@ notes:
     what exists is what it asked for (its managed tag, the same public key, every rule present).
   - Instance, volume and group IDs go to EC2 in requests of at most 200 values each, so groups of any size work.
   - Needs C(ec2:DescribeInstanceTypeOfferings) in addition to the other EC2 permissions it uses.
+  - With O(target_groups), needs C(elasticloadbalancing:DescribeTargetGroups),
+    C(elasticloadbalancing:DescribeTargetHealth), C(elasticloadbalancing:RegisterTargets) and
+    C(elasticloadbalancing:DeregisterTargets).
   - Volumes are encrypted unless O(volumes[].encrypted=false); the root volume keeps the image's settings unless
     it is listed in O(volumes).
 attributes:
   check_mode:
     support: full
-    description: Nothing is changed; the result says what would change (RV(changes), RV(terminated_ids)).
+    description:
+      - Nothing is changed; the result says what would change (RV(changes), RV(terminated_ids), and for
+        O(instance_refresh) the instances RV(instance_refresh.replaced) would replace in RV(instance_refresh.batches)
+        batches).
   diff_mode:
     support: full
-    description: Shows the count, instance IDs, states, tags and firewall rules before and after.
+    description:
+      - Shows the count, instance IDs, states, tags and firewall rules before and after; in check mode an instance
+        O(instance_refresh) would replace shows as C((replacing ID)).
 seealso:
   - module: bakery.ec2.ami_find
+  - name: Instance refresh of EC2 Auto Scaling
+    description: What O(instance_refresh) is modelled on (minimum healthy percentage, instance warm-up, skip matching).
+    link: https://docs.aws.amazon.com/autoscaling/ec2/userguide/asg-instance-refresh.html
   - name: RunInstances
     description: The EC2 API call behind the launches, including client tokens.
     link: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_RunInstances.html
@@ -332,6 +410,38 @@ EXAMPLES = r"""
     count: 2
     image_id: resolve:ssm:/aws/service/debian/release/12/latest/amd64
   register: workers  # workers.image_id is the AMI ID the parameter held
+
+- name: Web servers registered in a target group (an instance removed later is drained first)
+  bakery.ec2.ec2_launch:
+    name: web
+    count: 3
+    image_id: "{{ base.image_id }}"
+    target_groups: [web-tg]
+  register: web
+  # web.target_health: [{"instance_id": "i-...", "target_group_name": "web-tg", "state": "healthy", ...}, ...]
+
+- name: Roll the web servers onto a new image, two at a time, behind the load balancer
+  bakery.ec2.ec2_launch:
+    name: web
+    count: 4
+    image_id: "{{ new_image.image_id }}"
+    target_groups:
+      - arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web-tg/0123456789abcdef
+    instance_refresh:
+      batch_size: 2
+      instance_warmup: 30
+      health_timeout: 300
+  register: rollout
+  # Fails after a rollback (rollout.instance_refresh.rolled_back); a rerun onto the same image replaces nothing.
+
+- name: Replace a quarter of the fleet at a time (min_healthy_percentage 75 of 8 -> batches of 2)
+  bakery.ec2.ec2_launch:
+    name: web
+    count: 8
+    image_id: "{{ new_image.image_id }}"
+    target_groups: [web-tg]
+    instance_refresh:
+      min_healthy_percentage: 75
 
 - name: Stop the web servers (kept, not terminated)
   bakery.ec2.ec2_launch:
@@ -475,6 +585,62 @@ image_id:
   returned: when O(image_id) is given
   type: str
   sample: ami-0123456789abcdef0
+instance_refresh:
+  description: What O(instance_refresh) did (in check mode, would do); also in the result of a failed task.
+  returned: when O(instance_refresh) is given
+  type: dict
+  contains:
+    replaced:
+      description: IDs of the old instances replaced and terminated (in check mode, those that would be).
+      type: list
+      elements: str
+      sample: [i-0123456789abcdef0]
+    launched:
+      description: IDs of the new instances launched by the refresh (including a batch rolled back).
+      type: list
+      elements: str
+      sample: [i-0123456789abcdef3]
+    batches:
+      description: How many batches were completed (in check mode, how many it would take).
+      type: int
+      sample: 1
+    rolled_back:
+      description: Whether a batch was not healthy in time and was rolled back (the task then fails).
+      type: bool
+      sample: false
+  sample: {"replaced": ["i-0123456789abcdef0"], "launched": ["i-0123456789abcdef3"], "batches": 1, "rolled_back": false}
+target_health:
+  description: The health of the group's instances in each of O(target_groups) after the task, one entry per pair.
+  returned: when O(target_groups) is given and O(state) is not V(absent)
+  type: list
+  elements: dict
+  contains:
+    instance_id:
+      description: The instance.
+      type: str
+      sample: i-0123456789abcdef0
+    target_group_arn:
+      description: The target group's ARN.
+      type: str
+      sample: arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web-tg/0123456789abcdef
+    target_group_name:
+      description: The target group's name.
+      type: str
+      sample: web-tg
+    state:
+      description:
+        - As ELB reports it (C(initial), C(healthy), C(unhealthy), C(draining), C(unused), C(unavailable)), or
+          C(unregistered) when the instance is not registered in the group.
+      type: str
+      sample: healthy
+    reason:
+      description: ELB's reason code, when not healthy (such as C(Target.FailedHealthChecks)).
+      type: str
+      sample: Target.ResponseCodeMismatch
+    description:
+      description: ELB's description of the reason, when not healthy.
+      type: str
+      sample: "Health checks failed with these codes: [502]"
 security_group_id:
   description: ID of the security group managed for O(firewall) (absent in check mode before it exists).
   returned: when O(firewall) is given
@@ -504,10 +670,12 @@ from ansible_collections.bakery.ec2.plugins.module_utils._instances import (
     Fleet,
     check_image,
     check_instance_type,
+    describe_ids,
     find_instances,
     instance_drift,
     launch_tags,
     volumes_of,
+    wait_for_state,
     wait_visible,
 )
 from ansible_collections.bakery.ec2.plugins.module_utils._keypairs import (
@@ -521,11 +689,18 @@ from ansible_collections.bakery.ec2.plugins.module_utils._keypairs import (
 )
 from ansible_collections.bakery.ec2.plugins.module_utils._module import AwsModule
 from ansible_collections.bakery.ec2.plugins.module_utils._placement import find_subnet, launch_subnets
+from ansible_collections.bakery.ec2.plugins.module_utils._refresh import Rollout, refresh_error
 from ansible_collections.bakery.ec2.plugins.module_utils._ssm import (
     ParameterError,
     check_name,
     parameter_name,
     resolve_image,
+)
+from ansible_collections.bakery.ec2.plugins.module_utils._targets import (
+    HealthTimeout,
+    TargetGroups,
+    check_target_group_refs,
+    find_target_groups,
 )
 
 USER_DATA_LIMIT = 16 * 1024
@@ -588,7 +763,9 @@ def validate(params):
         firewall_atoms(params["firewall"], params["name"])
     except ValueError as err:
         return str(err)
-    return None
+    return check_target_group_refs(params["target_groups"] or ()) or refresh_error(
+        params["instance_refresh"], params["state"]
+    )
 
 
 def snapshot(instances, rules):
@@ -619,6 +796,9 @@ class Task:
         self.fleet = Fleet(self.changes, self.params, module.warn)
         self.firewall = None
         self.drift = []
+        self.targets = None
+        self.replacing = []  # drifted instances instance_refresh replaces, oldest first
+        self.rollout = None
 
     def present(self):
         """``state: running`` or ``stopped``; returns the diff's before, the instances after, the diff's after."""
@@ -639,6 +819,7 @@ class Task:
         self.missing = max(0, params["count"] - len(self.existing))
         if self.missing and not params["image_id"]:
             raise TaskError(f"image_id is required to launch {self.missing} instance(s) named {params['name']!r}")
+        self.targets = self.find_targets()
         self.subnets = launch_subnets(
             client, params["instance_type"], subnet, params["availability_zone"], self.existing, self.missing
         )
@@ -660,14 +841,41 @@ class Task:
             self.firewall.look(params["firewall"], self.module.warn)
         surplus = max(0, len(self.existing) - params["count"])  # the oldest go
         self.surplus, self.kept = self.existing[:surplus], self.existing[surplus:]
-        volumes = volumes_of(client, self.kept, params["volumes"])
-        self.drift = [entry for inst in self.kept for entry in instance_drift(inst, params, volumes)]
-        for entry in self.drift:
+        refresh = params["instance_refresh"] is not None and params["state"] == "running"
+        volumes = volumes_of(client, self.existing if refresh else self.kept, params["volumes"])
+        drift = {inst["InstanceId"]: instance_drift(inst, params, volumes) for inst in self.existing}
+        if refresh and any(drift.values()):
+            # The refresh removes the surplus too, old instances first, once their replacements are in service.
+            self.surplus, self.kept = [], self.existing
+            self.replacing = [inst for inst in self.existing if drift[inst["InstanceId"]]]
+            if not self.missing:  # where the replacements go (checked now: nothing has changed yet)
+                self.subnets = launch_subnets(
+                    client,
+                    params["instance_type"],
+                    subnet,
+                    params["availability_zone"],
+                    self.existing,
+                    len(self.replacing),
+                )
+        self.drift = [entry for inst in self.kept for entry in drift[inst["InstanceId"]]]
+        for entry in self.drift if not refresh else ():
             self.module.warn(
                 f"{entry['instance_id']}: {entry['option']} is {entry['current']!r}, wanted {entry['wanted']!r}; "
-                "not changed in place (instances are never replaced)"
+                "not changed in place (give instance_refresh to replace the instance)"
             )
         return snapshot(self.existing, self.firewall.before if self.firewall else [])
+
+    def find_targets(self):
+        """The target groups of ``target_groups`` (TaskError for one that is unknown), or None when not given."""
+        if not self.params["target_groups"]:
+            return None
+        client = self.module.client(self.client.region, "elbv2")
+        changes = Changes(self.changes.check_mode, client)
+        changes.actions = self.changes.actions  # one list of what the task changed, in order
+        try:
+            return TargetGroups(changes, find_target_groups(client, self.params["target_groups"]))
+        except ValueError as err:
+            raise TaskError(str(err)) from None
 
     def find_image(self):
         """The image ``image_id`` names (``resolve:ssm:NAME`` is read from SSM first); TaskError when unusable."""
@@ -685,16 +893,74 @@ class Task:
         key_imported = self.key_to_import and import_key_pair(self.changes, params["key_name"], params["public_key"])
         if self.firewall:
             self.firewall.apply()
-        fleet.terminate(self.surplus)
+        self.remove(self.surplus)
         groups = self.wanted_groups()
         group_codes = self.firewall.not_found_codes if self.firewall else ()
+        created = group_codes + (KEY_NOT_FOUND if key_imported else ())
         if self.missing:
             current_ids = [inst["InstanceId"] for inst in self.existing]
-            created = group_codes + (KEY_NOT_FOUND if key_imported else ())
             fleet.launch(self.missing, self.subnets, current_ids, groups, self.image, created)
         fleet.reconcile(self.kept, groups, group_codes)
         self.waited = fleet.apply_state(self.kept)
+        if self.targets is not None and params["state"] == "running":
+            self.register()
+        if params["instance_refresh"] is not None and params["state"] == "running":
+            self.refresh(groups, created)
         fleet.wait(fleet.terminated, "terminated")
+
+    def remove(self, instances, drain=True):
+        """Deregister ``instances`` from the target groups, wait for their draining (unless ``drain`` is false),
+        terminate them."""
+        if not instances:
+            return
+        ids = [inst["InstanceId"] for inst in instances]
+        if self.targets is not None:
+            draining = self.targets.deregister(ids)
+            if drain:
+                self.targets.wait_drained(draining, self.params["wait_timeout"])
+        self.fleet.terminate(instances)
+
+    def running_ids(self):
+        """IDs of the group's instances to register (kept and launched), once running."""
+        params, fleet = self.params, self.fleet
+        known = {inst["InstanceId"]: inst["State"]["Name"] for inst in self.waited or self.kept}
+        ids = [inst["InstanceId"] for inst in self.kept] + [iid for iid in fleet.launched if iid not in known]
+        # Old instances the refresh will remove as soon as the batch in flight is in service are not registered.
+        leaving = len(self.existing) + len(fleet.launched) - params["count"]
+        going = {inst["InstanceId"] for inst in self.replacing[: max(0, leaving)]}
+        ids = [iid for iid in ids if iid not in going]
+        not_running = [iid for iid in ids if known.get(iid) != "running"]
+        if not_running and not self.changes.check_mode:  # ELB registers running instances only
+            wait_for_state(self.client, not_running, "running", params["wait_timeout"])
+        return ids
+
+    def register(self):
+        """Register the running instances in every target group; with ``wait``, wait until those registered now
+        are healthy (a batch in flight of instance_refresh waits in the refresh, which can roll it back)."""
+        newly = self.targets.register(self.running_ids())
+        if self.params["wait"] and not self.replacing:
+            try:
+                self.targets.wait_healthy(newly, self.params["wait_timeout"])
+            except HealthTimeout as err:
+                raise TaskError(f"target_groups: {err}") from None
+
+    def refresh(self, groups, created):
+        """instance_refresh: replace the drifted instances in batches (see :class:`Rollout`)."""
+        params, fleet = self.params, self.fleet
+
+        def launch(count, current_ids):
+            ids = fleet.launch(count, self.subnets, current_ids, groups, self.image, created, salt="refresh|")
+            return wait_for_state(self.client, ids, "running", params["wait_timeout"])
+
+        options = params["instance_refresh"]
+        self.rollout = Rollout(options, params["count"], self.changes, self.targets, launch, self.remove)
+        if not self.replacing:
+            return
+        going = {inst["InstanceId"] for inst in self.replacing}
+        current = self.waited
+        if current is None:
+            current = self.kept + (describe_ids(self.client, fleet.launched) if fleet.launched else [])
+        self.refreshed = self.rollout.run([inst for inst in current if inst["InstanceId"] not in going], self.replacing)
 
     def wanted_groups(self):
         """The exact security groups the instances must have (``security_groups`` and the managed one), or None
@@ -708,6 +974,8 @@ class Task:
         fleet = self.fleet
         if self.changes.check_mode or not fleet.touched:
             return self.kept
+        if self.replacing:  # the refresh read them, but their states may have changed since
+            return describe_ids(self.client, [inst["InstanceId"] for inst in self.refreshed])
         if self.waited is not None:
             return self.waited
         # Instances just launched may not be visible yet (EC2 is eventually consistent): without a wait for
@@ -721,7 +989,9 @@ class Task:
         after = snapshot(final, self.firewall.after() if self.firewall else [])
         if self.changes.check_mode:
             after["count"] = len(self.kept) + self.missing
-            after["instance_ids"] = after["instance_ids"] + [f"(new {n + 1})" for n in range(self.missing)]
+            going = {inst["InstanceId"] for inst in self.replacing}
+            after["instance_ids"] = [f"(replacing {iid})" if iid in going else iid for iid in after["instance_ids"]]
+            after["instance_ids"] += [f"(new {n + 1})" for n in range(self.missing)]
             for iid in after["instances"]:
                 after["instances"][iid]["state"] = params["state"]
                 if params["tags"] is not None:
@@ -738,8 +1008,9 @@ class Task:
         if params["subnet_id"]:
             vpc_id = find_subnet(self.client, params["subnet_id"], params["availability_zone"])["VpcId"]
         existing = find_instances(self.client, params["name"], vpc_id)
+        self.targets = self.find_targets()
         before = snapshot(existing, [])
-        fleet.terminate(existing)
+        self.remove(existing)
         fleet.wait(fleet.terminated, "terminated")
         shutting_down = bool(fleet.terminated) and not params["wait"]
         firewall_before = drop_firewall(
@@ -802,9 +1073,28 @@ ARGUMENT_SPEC = {
             "source_group": {"type": "str"},
         },
     },
+    "target_groups": {"type": "list", "elements": "str"},
+    "instance_refresh": {
+        "type": "dict",
+        "options": {
+            "batch_size": {"type": "int"},
+            "min_healthy_percentage": {"type": "int"},
+            "instance_warmup": {"type": "int", "default": 0},
+            "health_timeout": {"type": "int", "default": 300},
+        },
+    },
     "wait": {"type": "bool", "default": True},
     "wait_timeout": {"type": "int", "default": 600},
 }
+
+
+def refresh_result(task):
+    """``instance_refresh`` of the result (when the option is given), also for a failed task."""
+    if task.params["instance_refresh"] is None or task.params["state"] == "absent":
+        return {}
+    if task.rollout is None:
+        return {"instance_refresh": {"replaced": [], "launched": [], "batches": 0, "rolled_back": False}}
+    return {"instance_refresh": task.rollout.result}
 
 
 def main():
@@ -832,6 +1122,7 @@ def run(module):
             changes=changes.actions,
             launched_ids=fleet.launched,
             terminated_ids=fleet.terminated,
+            **refresh_result(task),
         )
     result = {
         "changed": bool(changes.actions),
@@ -842,6 +1133,9 @@ def run(module):
         "terminated_ids": fleet.terminated,
         "drift": task.drift,
     }
+    result.update(refresh_result(task))
+    if task.targets is not None and params["state"] != "absent":
+        result["target_health"] = task.targets.health(result["instance_ids"])
     if params["image_id"]:
         result["image_id"] = params["image_id"]
     if params["firewall"] is not None and task.firewall and task.firewall.group_id:

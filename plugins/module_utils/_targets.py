@@ -1,0 +1,209 @@
+# Copyright: (c) 2026, bakery.ec2 contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Private: the ELBv2 target groups ec2_launch registers its instances in (``target_groups``). Not a public API.
+
+Finding the groups (by ARN or name), reading target health, registering, deregistering, and waiting until
+targets are healthy or done draining. Every change goes through a :class:`Changes`, so check mode changes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ansible_collections.bakery.ec2.plugins.module_utils._aws import (
+    AwsError,
+    WaitTimeout,
+    chunks,
+    wait_until,
+)
+
+TARGET_GROUP_NOT_FOUND = ("TargetGroupNotFound",)
+# ELB's rules: a name of 1 to 32 letters, digits and hyphens, not starting or ending with a hyphen.
+NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?$")
+ARN_RE = re.compile(r"^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:targetgroup/[A-Za-z0-9-]{1,32}/[0-9a-f]+$")
+# State shown for an instance that is not registered in a group at all.
+UNREGISTERED = "unregistered"
+
+
+def check_target_group_refs(refs):
+    """An error message for the first entry of ``target_groups`` that is neither a name nor an ARN, or None."""
+    for ref in refs:
+        if ref.startswith("arn:"):
+            if not ARN_RE.match(ref):
+                return (
+                    f"target_groups: {ref!r} is not a target group ARN "
+                    "(arn:aws:elasticloadbalancing:REGION:ACCOUNT:targetgroup/NAME/ID)"
+                )
+        elif not NAME_RE.match(ref):
+            return f"target_groups: {ref!r} is not a target group name (1 to 32 letters, digits and hyphens) or ARN"
+    return None
+
+
+def find_target_groups(client, refs):
+    """The target groups ``refs`` (ARNs or names) name, in order, without duplicates; TaskError-worthy message
+    (ValueError) for one that is missing or not of target type ``instance``.
+
+    One call per entry: ELB fails a whole DescribeTargetGroups when one of several names is unknown, and the
+    message must name it.
+    """
+    groups = {}
+    for ref in refs:
+        key = "TargetGroupArns" if ref.startswith("arn:") else "Names"
+        try:
+            found = client.call("describe_target_groups", **{key: [ref]})["TargetGroups"]
+        except AwsError as err:
+            if err.code not in TARGET_GROUP_NOT_FOUND:
+                raise
+            found = []
+        if not found:
+            raise ValueError(f"target_groups: {ref!r} not found in {client.region}")
+        group = found[0]
+        if group.get("TargetType", "instance") != "instance":
+            raise ValueError(
+                f"target_groups: {ref!r} has target type {group['TargetType']!r}; instances register only in "
+                "target groups of type 'instance'"
+            )
+        groups.setdefault(group["TargetGroupArn"], group)
+    return list(groups.values())
+
+
+def describe_health(entries):
+    """``i-1 unhealthy (Target.FailedHealthChecks) in web-tg, ...`` for failure messages."""
+    parts = []
+    for entry in entries:
+        why = f" ({entry['reason']})" if entry.get("reason") else ""
+        parts.append(f"{entry['instance_id']} {entry['state']}{why} in {entry['target_group_name']}")
+    return ", ".join(parts)
+
+
+class HealthTimeout(Exception):
+    """Targets not healthy in time; ``entries``: their last health (as :meth:`TargetGroups.health` gives it)."""
+
+    def __init__(self, timeout, entries):
+        self.timeout = timeout
+        self.entries = entries
+        super().__init__(f"not healthy after {timeout}s: {describe_health(entries)}")
+
+
+class TargetGroups:
+    """The groups of ``target_groups`` (DescribeTargetGroups entries) and the registrations of instances in them."""
+
+    def __init__(self, changes, groups):
+        self.changes = changes
+        self.client = changes.client
+        self.groups = groups
+
+    def registered(self):
+        """``{group ARN: {instance ID: TargetHealth}}`` of every target registered (or draining) in each group."""
+        return {
+            group["TargetGroupArn"]: {
+                desc["Target"]["Id"]: desc.get("TargetHealth") or {}
+                for desc in self.client.call("describe_target_health", TargetGroupArn=group["TargetGroupArn"])[
+                    "TargetHealthDescriptions"
+                ]
+            }
+            for group in self.groups
+        }
+
+    def health(self, ids, registered=None):
+        """One entry per instance of ``ids`` and group: instance_id, target group ARN and name, state, reason,
+        description (``unregistered`` when the instance is not in the group)."""
+        registered = self.registered() if registered is None else registered
+        entries = []
+        for iid in ids:
+            for group in self.groups:
+                health = registered[group["TargetGroupArn"]].get(iid)
+                entry = {
+                    "instance_id": iid,
+                    "target_group_arn": group["TargetGroupArn"],
+                    "target_group_name": group["TargetGroupName"],
+                    "state": health.get("State", "unavailable") if health is not None else UNREGISTERED,
+                }
+                for key, field in (("reason", "Reason"), ("description", "Description")):
+                    if (health or {}).get(field):
+                        entry[key] = health[field]
+                entries.append(entry)
+        return entries
+
+    def register(self, ids):
+        """Register each of ``ids`` (running instances) where it is not registered, or draining; return those
+        registered now anywhere."""
+        changed, _seen = self._change(
+            ids, "register", "in", lambda health: health is None or health.get("State") == "draining"
+        )
+        return changed
+
+    def deregister(self, ids):
+        """Deregister each of ``ids`` from every group where it is registered (and not already draining);
+        return those that were registered anywhere (draining included), whose draining is to be waited for."""
+        _changed, seen = self._change(
+            ids, "deregister", "from", lambda health: health is not None and health.get("State") != "draining"
+        )
+        return seen
+
+    def _change(self, ids, verb, preposition, needed):
+        """``verb`` (register, deregister) each of ``ids`` in every group where ``needed(its TargetHealth or
+        None)``; return the IDs changed anywhere and those registered (or draining) anywhere before."""
+        changed, seen = [], []
+        if not ids or not self.groups:
+            return changed, seen
+        registered = self.registered()
+        for group in self.groups:
+            here = registered[group["TargetGroupArn"]]
+            todo = [iid for iid in ids if needed(here.get(iid))]
+            for part in chunks(todo):
+                self.changes.act(
+                    f"{verb} {', '.join(part)} {preposition} target group {group['TargetGroupName']}",
+                    f"{verb}_targets",
+                    TargetGroupArn=group["TargetGroupArn"],
+                    Targets=[{"Id": iid} for iid in part],
+                )
+            changed += [iid for iid in todo if iid not in changed]
+            seen += [iid for iid in ids if iid in here and iid not in seen]
+        return changed, seen
+
+    def wait_healthy(self, ids, timeout):
+        """Wait until each of ``ids`` is healthy in every group; :class:`HealthTimeout` with the others if not."""
+        if not ids or not self.groups or self.changes.check_mode:
+            return
+        last = []
+
+        def fetch():
+            last[:] = self.health(ids)
+            return last
+
+        try:
+            wait_until(
+                fetch,
+                lambda entries: all(entry["state"] == "healthy" for entry in entries),
+                timeout,
+                f"{len(ids)} instance(s) to be healthy",
+                first_delay=1.0,
+                max_delay=5.0,
+            )
+        except WaitTimeout:
+            raise HealthTimeout(timeout, [entry for entry in last if entry["state"] != "healthy"]) from None
+
+    def wait_drained(self, ids, timeout):
+        """Wait until none of ``ids`` is registered or draining in any group (deregistration done)."""
+        if not ids or not self.groups or self.changes.check_mode:
+            return
+        wanted = set(ids)
+
+        def still_there(registered):
+            return sorted(
+                f"{iid} {health.get('State', '?')} in {arn.split(':')[-1]}"
+                for arn, targets in registered.items()
+                for iid, health in targets.items()
+                if iid in wanted
+            )
+
+        wait_until(
+            self.registered,
+            lambda registered: not still_there(registered),
+            timeout,
+            f"{len(wanted)} instance(s) to finish draining",
+            describe=lambda registered: ", ".join(still_there(registered)),
+            first_delay=1.0,
+            max_delay=5.0,
+        )

@@ -1,0 +1,679 @@
+"""Application load balancers with a real body: one HAProxy per load balancer, in its own network namespace.
+
+moto answers the ELBv2 API; this module watches the calls that change what a load balancer does and makes them
+real. The load balancer holds one address of its first subnet (a network interface moto allocates, so no
+instance gets it), routed from the controller like an instance's; its ``DNSName`` in every answer IS that
+address. Listeners are HAProxy frontends, target groups are backends of fixed server slots; targets are put in
+and taken out of slots with HAProxy's runtime API (stats socket), so registering and deregistering never reload.
+A listener change writes the configuration again and reloads seamlessly (master-worker, listening sockets handed
+over, servers' health kept through a server-state file). ``DescribeTargetHealth`` is answered from HAProxy's own
+health checks, read every half second by one poller thread, which also ends draining.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import ipaddress
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from . import config, net
+from .errors import SandboxError
+
+log = logging.getLogger("sandbox")
+ELB_XMLNS = "http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/"
+LB_DIR = config.STATE_DIR / "lbs"
+SLOTS = 32  # servers per target group in a load balancer (HAProxy backend)
+POLL = 0.5  # seconds between two reads of every load balancer's server states
+DEFAULT_DELAY = 300  # deregistration_delay.timeout_seconds, as on AWS
+_DNS_RE = re.compile(rb"<DNSName>([^<]+)</DNSName>")
+_FORWARD_RE = re.compile(
+    r"DefaultActions\.member\.\d+\.(TargetGroupArn|ForwardConfig\.TargetGroups\.member\.\d+\.TargetGroupArn)"
+)
+
+INITIAL = ("initial", "Elb.InitialHealthChecking", "Initial health checks in progress")
+REGISTERING = ("initial", "Elb.RegistrationInProgress", "Target registration is in progress")
+DRAINING = ("draining", "Target.DeregistrationInProgress", "Target deregistration is in progress")
+NOT_IN_USE = ("unused", "Target.NotInUse", "Target group is not configured to receive traffic from the load balancer")
+NOT_REGISTERED = ("unused", "Target.NotRegistered", "Target is not registered to the target group")
+TIMEOUT = ("unhealthy", "Target.Timeout", "Request timed out")
+FAILED = ("unhealthy", "Target.FailedHealthChecks", "Health checks failed")
+
+
+def elb_error(code: str, message: str, status: int = 400) -> tuple[int, bytes]:
+    body = (
+        f'<ErrorResponse xmlns="{ELB_XMLNS}"><Error><Type>Sender</Type><Code>{escape(code)}</Code>'
+        f"<Message>{escape(message)}</Message></Error><RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>"
+    )
+    return status, body.encode()
+
+
+def matcher_regex(codes: str) -> str:
+    """A target group's matcher (``200``, ``200,202``, ``200-299``) as HAProxy's status regular expression."""
+    found: list[str] = []
+    for part in (codes or "200").split(","):
+        low, _, high = part.strip().partition("-")
+        found += [str(c) for c in range(int(low), int(high or low) + 1)]
+    return "^(" + "|".join(found) + ")$"
+
+
+def _members(params: dict, prefix: str) -> list[str]:
+    return [v for k, v in sorted(params.items(), key=lambda kv: _member_no(kv[0])) if re.fullmatch(prefix, k)]
+
+
+def _member_no(key: str) -> int:
+    m = re.search(r"member\.(\d+)", key)
+    return int(m.group(1)) if m else 0
+
+
+def _targets(params: dict) -> list[tuple[str, int | None]]:
+    out = []
+    n = 1
+    while f"Targets.member.{n}.Id" in params:
+        port = params.get(f"Targets.member.{n}.Port")
+        out.append((params[f"Targets.member.{n}.Id"], int(port) if port else None))
+        n += 1
+    return out
+
+
+def _forward_groups(params: dict) -> list[str]:
+    """Target groups a listener's default actions forward to (simple TargetGroupArn or a ForwardConfig)."""
+    return [v for k, v in sorted(params.items()) if _FORWARD_RE.fullmatch(k)]
+
+
+@dataclass
+class Target:
+    id: str
+    port: int
+    ip: str
+    slot: int
+    since: float = field(default_factory=time.monotonic)
+    seen_up: bool = False  # passed the healthy threshold once (else: initial until it fails)
+    drain_until: float | None = None  # draining when set
+
+
+@dataclass
+class Group:
+    """A target group as HAProxy needs it (read from moto when a listener or a target needs it)."""
+
+    arn: str
+    port: int
+    path: str = "/"
+    hc_port: str = "traffic-port"
+    interval: int = 30
+    timeout: int = 5
+    healthy: int = 5
+    unhealthy: int = 2
+    matcher: str = "200"
+    targets: dict[str, Target] = field(default_factory=dict)  # "id:port" -> target
+
+    @property
+    def backend(self) -> str:
+        return "g-" + hashlib.sha1(self.arn.encode()).hexdigest()[:12]  # noqa: S324 - a name, not security
+
+    def free_slot(self) -> int:
+        used = {t.slot for t in self.targets.values()}
+        for slot in range(1, SLOTS + 1):
+            if slot not in used:
+                return slot
+        raise SandboxError(f"target group {self.arn} has all its {SLOTS} sandbox slots in use")
+
+
+@dataclass
+class Balancer:
+    arn: str
+    name: str
+    region: str
+    ip: str
+    prefix: int
+    gateway: str
+    eni: str
+    groups: list[str]  # security group IDs
+    listeners: dict[str, tuple[int, list[str]]] = field(default_factory=dict)  # listener ARN -> (port, groups)
+    proc: subprocess.Popen | None = None
+    stats: dict[tuple[str, str], dict] = field(default_factory=dict)  # (backend, server) -> show stat row
+
+    @property
+    def key(self) -> str:  # names its namespace (bks-lb-...) and veth, as an instance ID does for a host
+        return "lb-" + hashlib.sha1(self.arn.encode()).hexdigest()[:12]  # noqa: S324 - a name, not security
+
+    @property
+    def dir(self) -> Path:
+        return LB_DIR / self.key
+
+    @property
+    def socket(self) -> Path:
+        return self.dir / "admin.sock"
+
+    def group_arns(self) -> list[str]:
+        return sorted({g for _, groups in self.listeners.values() for g in groups})
+
+    def cli(self, command: str, timeout: float = 2.0) -> str:
+        """One command on HAProxy's runtime API (the worker's stats socket)."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(str(self.socket))
+            s.sendall(command.encode() + b"\n")
+            chunks = []
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        return b"".join(chunks).decode(errors="replace")
+
+
+class Balancers:
+    """Every load balancer body of the sandbox; ``core`` gives the internal API clients and the hosts."""
+
+    def __init__(self, core):
+        self.core = core
+        self.lbs: dict[str, Balancer] = {}
+        self.groups: dict[str, Group] = {}
+        self.lock = threading.RLock()
+        self._poller: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    # ------------------------------------------------------------ API hooks
+    def before(self, action: str, params: dict, region: str):
+        if action == "CreateLoadBalancer" and params.get("Type", "application") == "application":
+            subnets = _members(params, r"Subnets\.member\.\d+") or _members(
+                params, r"SubnetMappings\.member\.\d+\.SubnetId"
+            )
+            if not subnets:
+                return None  # moto answers the error
+            ec2 = self.core.ec2(region)
+            found = ec2.describe_subnets(Filters=[{"Name": "subnet-id", "Values": subnets[:1]}])["Subnets"]
+            if not found:
+                return None
+            vpc = ec2.describe_vpcs(VpcIds=[found[0]["VpcId"]])["Vpcs"][0]
+            try:
+                net.ensure_vpc_range(vpc["CidrBlock"])
+            except SandboxError as exc:
+                return elb_error("InvalidConfigurationRequest", str(exc))
+            if not any(k.startswith("SecurityGroups.member.") for k in params):
+                # AWS gives an application load balancer the VPC's default security group when none is named.
+                wanted = [{"Name": "vpc-id", "Values": [vpc["VpcId"]]}, {"Name": "group-name", "Values": ["default"]}]
+                default = ec2.describe_security_groups(Filters=wanted)["SecurityGroups"]
+                if default:
+                    return {**params, "SecurityGroups.member.1": default[0]["GroupId"]}
+        return None
+
+    def after(self, action: str, params: dict, region: str, body: bytes) -> bytes:
+        handler = getattr(self, f"_after_{action}", None)
+        if handler:
+            body = handler(params, region, body) or body
+        return self.rewrite_dns(body)
+
+    def rewrite_dns(self, body: bytes) -> bytes:
+        """Every DNSName is the load balancer's address (moto's invented host name resolves nowhere)."""
+        if b"<DNSName>" not in body:
+            return body
+        by_dns = {_moto_dns(lb.name, lb.region).encode(): lb.ip.encode() for lb in list(self.lbs.values())}
+        return _DNS_RE.sub(lambda m: b"<DNSName>" + by_dns.get(m.group(1), m.group(1)) + b"</DNSName>", body)
+
+    def _after_CreateLoadBalancer(self, params, region, body):
+        arn = _xml_text(body, "LoadBalancerArn")
+        if not arn or arn in self.lbs or b"<Type>application</Type>" not in body:
+            return None
+        elbv2 = self.core.client("elbv2", region)
+        lb = elbv2.describe_load_balancers(LoadBalancerArns=[arn])["LoadBalancers"][0]
+        subnet_id = lb["AvailabilityZones"][0]["SubnetId"]
+        ec2 = self.core.ec2(region)
+        cidr = ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]["CidrBlock"]
+        groups = lb.get("SecurityGroups", [])
+        eni = ec2.create_network_interface(
+            SubnetId=subnet_id, Groups=groups, Description=f"ELB app/{lb['LoadBalancerName']}/{arn.rsplit('/', 1)[-1]}"
+        )["NetworkInterface"]
+        netw = ipaddress.ip_network(cidr)
+        body_ = Balancer(arn=arn, name=lb["LoadBalancerName"], region=region, ip=eni["PrivateIpAddress"],
+                         prefix=netw.prefixlen, gateway=str(netw.network_address + 1),
+                         eni=eni["NetworkInterfaceId"], groups=groups)  # fmt: skip
+        with self.lock:
+            self.lbs[arn] = body_
+            self._start(body_)
+        self.core.refresh_firewalls_later(region)
+        log.info("load balancer %s: HAProxy on %s (namespace %s)", body_.name, body_.ip, net.ns_name(body_.key))
+        return None
+
+    def _after_DeleteLoadBalancer(self, params, region, body):
+        with self.lock:
+            lb = self.lbs.pop(params.get("LoadBalancerArn", ""), None)
+        if lb is None:
+            return None
+        self._destroy(lb)
+        with contextlib.suppress(Exception):
+            self.core.ec2(region).delete_network_interface(NetworkInterfaceId=lb.eni)
+        self.core.refresh_firewalls_later(region)
+        return None
+
+    def _after_SetSecurityGroups(self, params, region, body):
+        lb = self.lbs.get(params.get("LoadBalancerArn", ""))
+        if lb is not None:
+            lb.groups = _members(params, r"SecurityGroups\.member\.\d+")
+            with contextlib.suppress(Exception):
+                self.core.ec2(region).modify_network_interface_attribute(NetworkInterfaceId=lb.eni, Groups=lb.groups)
+            self.core.refresh_firewalls_later(region)
+
+    def _after_CreateListener(self, params, region, body):
+        lb = self.lbs.get(params.get("LoadBalancerArn", ""))
+        arn = _xml_text(body, "ListenerArn")
+        if lb is None or not arn:
+            return None
+        with self.lock:
+            for garn in _forward_groups(params):
+                self._group(garn, region)
+            lb.listeners[arn] = (int(params.get("Port", "80")), _forward_groups(params))
+            self._reload(lb)
+        return None
+
+    def _after_ModifyListener(self, params, region, body):
+        arn = params.get("ListenerArn", "")
+        with self.lock:
+            for lb in self.lbs.values():
+                if arn in lb.listeners:
+                    port, groups = lb.listeners[arn]
+                    new_groups = _forward_groups(params) or groups
+                    for garn in new_groups:
+                        self._group(garn, region)
+                    lb.listeners[arn] = (int(params.get("Port") or port), new_groups)
+                    self._reload(lb)
+
+    def _after_DeleteListener(self, params, region, body):
+        arn = params.get("ListenerArn", "")
+        with self.lock:
+            for lb in self.lbs.values():
+                if lb.listeners.pop(arn, None) is not None:
+                    self._reload(lb)
+
+    def _after_ModifyTargetGroup(self, params, region, body):
+        arn = params.get("TargetGroupArn", "")
+        with self.lock:
+            if arn in self.groups:
+                self._read_group(self.groups[arn], region)
+                for lb in self.lbs.values():
+                    if arn in lb.group_arns():
+                        self._reload(lb)
+
+    def _after_DeleteTargetGroup(self, params, region, body):
+        with self.lock:
+            self.groups.pop(params.get("TargetGroupArn", ""), None)
+
+    def _after_RegisterTargets(self, params, region, body):
+        with self.lock:
+            group = self._group(params.get("TargetGroupArn", ""), region)
+            wanted = _targets(params)
+            ec2 = self.core.ec2(region)
+            ids = sorted({tid for tid, _ in wanted})
+            ips = {}
+            for r in ec2.describe_instances(InstanceIds=ids)["Reservations"]:
+                for inst in r["Instances"]:
+                    ips[inst["InstanceId"]] = inst.get("PrivateIpAddress", "")
+            for tid, port in wanted:
+                port = port or group.port
+                key = f"{tid}:{port}"
+                target = group.targets.get(key)
+                if target is not None and target.drain_until is None:
+                    continue  # registered already: nothing changes (as on AWS)
+                if target is None:
+                    target = group.targets[key] = Target(tid, port, ips.get(tid, ""), group.free_slot())
+                else:  # registered again while draining: back in service, health checks from the start
+                    target.drain_until, target.seen_up, target.since = None, False, time.monotonic()
+                for lb in self._lbs_using(group.arn):
+                    self._enable(lb, group, target)
+        return None
+
+    def _after_DeregisterTargets(self, params, region, body):
+        with self.lock:
+            group = self.groups.get(params.get("TargetGroupArn", ""))
+            if group is None:
+                return None
+            delay = self._delay(group.arn, region)
+            for tid, port in _targets(params):
+                target = group.targets.get(f"{tid}:{port or group.port}")
+                if target is None or target.drain_until is not None:
+                    continue
+                lbs = self._lbs_using(group.arn)
+                if not lbs:  # not in use: nothing to drain
+                    group.targets.pop(f"{target.id}:{target.port}")
+                    continue
+                target.drain_until = time.monotonic() + delay
+                for lb in lbs:
+                    self._cli(lb, f"set server {group.backend}/s{target.slot} state drain")
+        return None
+
+    def _after_DescribeTargetHealth(self, params, region, body):
+        with self.lock:
+            group = self._group(params.get("TargetGroupArn", ""), region)
+            asked = _targets(params)
+            if asked:
+                ports = [(tid, port or group.port) for tid, port in asked]
+                found = [(tid, port, group.targets.get(f"{tid}:{port}")) for tid, port in ports]
+            else:
+                found = [(t.id, t.port, t) for t in group.targets.values()]
+            members = []
+            for tid, port, target in found:
+                state = NOT_REGISTERED if target is None else self.health(group, target)
+                hc_port = str(port) if group.hc_port == "traffic-port" else group.hc_port
+                health = f"<State>{state[0]}</State>"
+                if state[0] != "healthy":
+                    health += f"<Reason>{state[1]}</Reason><Description>{escape(state[2])}</Description>"
+                members.append(
+                    f"<member><HealthCheckPort>{hc_port}</HealthCheckPort><Target><Id>{escape(tid)}</Id>"
+                    f"<Port>{port}</Port></Target><TargetHealth>{health}</TargetHealth></member>"
+                )
+        return (
+            f'<DescribeTargetHealthResponse xmlns="{ELB_XMLNS}"><DescribeTargetHealthResult>'
+            f"<TargetHealthDescriptions>{''.join(members)}</TargetHealthDescriptions></DescribeTargetHealthResult>"
+            f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
+            "</DescribeTargetHealthResponse>"
+        ).encode()
+
+    # ------------------------------------------------------------ target health, from HAProxy
+    def health(self, group: Group, target: Target) -> tuple[str, str, str]:
+        if target.drain_until is not None:
+            return DRAINING
+        host = self.core.hosts.get(target.id)
+        if host is not None and host.state != "running":
+            what = "stopped" if host.state in ("stopped", "stopping") else host.state
+            return ("unused", "Target.InvalidState", f"Target is in the {what} state")
+        lbs = self._lbs_using(group.arn)
+        if not lbs:
+            return NOT_IN_USE
+        row = lbs[0].stats.get((group.backend, f"s{target.slot}"))
+        if row is None:
+            return REGISTERING
+        status = row.get("status", "")
+        if status.startswith("UP"):
+            return ("healthy", "", "")
+        if not status.startswith("DOWN"):
+            return REGISTERING
+        if not target.seen_up:
+            going_up = int(row.get("check_health") or 0) > 0
+            settling = time.monotonic() - target.since < group.interval * group.unhealthy + group.timeout
+            if going_up or settling or not row.get("check_status"):
+                return INITIAL
+        check = row.get("check_status", "")
+        if check == "L7STS":
+            return ("unhealthy", "Target.ResponseCodeMismatch",
+                    f"Health checks failed with these codes: [{row.get('check_code', '')}]")  # fmt: skip
+        if check in ("L4TOUT", "L6TOUT", "L7TOUT"):
+            return TIMEOUT
+        return FAILED
+
+    def poll_once(self) -> None:
+        """Every load balancer's server states into ``stats``; draining targets leave once idle or late."""
+        with self.lock:
+            lbs = [lb for lb in self.lbs.values() if lb.listeners and lb.proc is not None]
+        for lb in lbs:
+            try:
+                rows = _parse_stat(lb.cli("show stat -1 4 -1"))
+            except OSError:
+                continue  # reloading or stopped meanwhile: read again next time
+            with self.lock:
+                lb.stats = rows
+                for garn in lb.group_arns():
+                    group = self.groups.get(garn)
+                    if group is None:
+                        continue
+                    for target in list(group.targets.values()):
+                        row = rows.get((group.backend, f"s{target.slot}"), {})
+                        if row.get("status", "").startswith("UP") and target.drain_until is None:
+                            target.seen_up = True
+                            if row.get("weight") == "0":  # up now: requests may come (see _enable)
+                                self._cli(lb, f"set weight {group.backend}/s{target.slot} 100%")
+                        if target.drain_until is not None:
+                            busy = int(row.get("scur") or 0) + int(row.get("qcur") or 0)
+                            if busy == 0 or time.monotonic() >= target.drain_until:
+                                self._drained(group, target)
+
+    def _drained(self, group: Group, target: Target) -> None:
+        for lb in self._lbs_using(group.arn):
+            self._cli(lb, f"set server {group.backend}/s{target.slot} state maint")
+            self._cli(lb, f"shutdown sessions server {group.backend}/s{target.slot}")
+        group.targets.pop(f"{target.id}:{target.port}", None)
+
+    def _poll(self) -> None:
+        while not self._stop.wait(POLL):
+            try:
+                self.poll_once()
+            except Exception:  # one bad read must not end health reporting
+                log.exception("load balancer poller")
+
+    # ------------------------------------------------------------ groups
+    def _group(self, arn: str, region: str) -> Group:
+        group = self.groups.get(arn)
+        if group is None:
+            group = self.groups[arn] = Group(arn=arn, port=80)
+            self._read_group(group, region)
+        return group
+
+    def _read_group(self, group: Group, region: str) -> None:
+        tg = self.core.client("elbv2", region).describe_target_groups(TargetGroupArns=[group.arn])["TargetGroups"][0]
+        group.port = int(tg.get("Port") or 80)
+        group.path = tg.get("HealthCheckPath") or "/"
+        group.hc_port = str(tg.get("HealthCheckPort") or "traffic-port")
+        group.interval = int(tg.get("HealthCheckIntervalSeconds") or 30)
+        group.timeout = int(tg.get("HealthCheckTimeoutSeconds") or 5)
+        group.healthy = int(tg.get("HealthyThresholdCount") or 5)
+        group.unhealthy = int(tg.get("UnhealthyThresholdCount") or 2)
+        group.matcher = (tg.get("Matcher") or {}).get("HttpCode") or "200"
+
+    def _delay(self, arn: str, region: str) -> int:
+        attrs = self.core.client("elbv2", region).describe_target_group_attributes(TargetGroupArn=arn)["Attributes"]
+        for attr in attrs:
+            if attr["Key"] == "deregistration_delay.timeout_seconds":
+                return int(attr["Value"])
+        return DEFAULT_DELAY
+
+    def _lbs_using(self, group_arn: str) -> list[Balancer]:
+        return [lb for lb in self.lbs.values() if group_arn in lb.group_arns() and lb.proc is not None]
+
+    # ------------------------------------------------------------ security groups (the sandbox's firewall refresh)
+    def members(self, region: str) -> list[tuple[str, str, list[str]]]:
+        """(namespace key, address, security groups) of every load balancer of the region."""
+        with self.lock:
+            return [(lb.key, lb.ip, list(lb.groups)) for lb in self.lbs.values() if lb.region == region]
+
+    # ------------------------------------------------------------ HAProxy
+    def _config(self, lb: Balancer, known: dict | None = None) -> str:
+        """HAProxy's configuration; ``known``: servers serving now (kept enabled, their health from the state file)."""
+        known = known or {}
+        lines = [
+            "global",
+            f"  stats socket {lb.socket} mode 600 level admin expose-fd listeners",
+            f"  server-state-file {lb.dir / 'servers.state'}",
+            f"  pidfile {lb.dir / 'haproxy.pid'}",
+            "defaults",
+            "  mode http",
+            "  option forwardfor",
+            "  timeout connect 5s",
+            "  timeout client 60s",  # the load balancer's idle timeout (AWS default)
+            "  timeout server 60s",
+            "  load-server-state-from-file global",
+            "backend bks-idle",  # a load balancer without listeners still runs (and answers its stats socket)
+        ]
+        by_port: dict[int, list[str]] = {}
+        for port, groups in lb.listeners.values():
+            by_port.setdefault(port, groups)
+        for port, groups in sorted(by_port.items()):
+            lines += [f"frontend l{port}", f"  bind {lb.ip}:{port}"]
+            if groups:
+                lines.append(f"  default_backend {self.groups[groups[0]].backend}")
+            else:
+                lines.append("  http-request return status 503")
+        for garn in lb.group_arns():
+            g = self.groups[garn]
+            check_port = "" if g.hc_port == "traffic-port" else f" port {g.hc_port}"
+            lines += [
+                f"backend {g.backend}",
+                "  balance roundrobin",
+                "  option httpchk",
+                f"  http-check send meth GET uri {g.path} ver HTTP/1.1 hdr Host {lb.ip}",
+                f"  http-check expect rstatus {matcher_regex(g.matcher)}",
+                f"  timeout check {g.timeout}s",
+                f"  default-server inter {g.interval}s fall {g.unhealthy} rise {g.healthy} check{check_port}",
+            ]
+            by_slot = {t.slot: t for t in g.targets.values()}
+            for slot in range(1, SLOTS + 1):
+                t = by_slot.get(slot)
+                addr = f"{t.ip}:{t.port}" if t else "0.0.0.0:80"
+                off = "" if t and _serving(known.get((g.backend, f"s{slot}")), t) else " disabled"
+                lines.append(f"  server s{slot} {addr}{off}")
+        return "\n".join(lines) + "\n"
+
+    def _start(self, lb: Balancer) -> None:
+        lb.dir.mkdir(parents=True, exist_ok=True)
+        net.create_host_net(lb.key, lb.ip, lb.prefix, lb.gateway, None)
+        cfg = lb.dir / "haproxy.cfg"
+        cfg.write_text(self._config(lb))
+        logf = (lb.dir / "haproxy.log").open("ab")
+        lb.proc = subprocess.Popen(
+            ["ip", "netns", "exec", net.ns_name(lb.key), "haproxy", "-W", "-db", "-f", str(cfg)],
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        logf.close()
+        net.record_add("lb_pids", [lb.proc.pid, str(cfg)])
+        self._wait_socket(lb, None)
+        if self._poller is None:
+            self._poller = threading.Thread(target=self._poll, name="elb-poller", daemon=True)
+            self._poller.start()
+
+    def _wait_socket(self, lb: Balancer, old_pid: str | None, timeout: float = 10) -> None:
+        """Until the (new) worker answers on the stats socket."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                info = lb.cli("show info", timeout=0.5)
+                pid = re.search(r"^Pid: (\d+)", info, re.MULTILINE)
+                if pid and pid.group(1) != old_pid:
+                    return
+            except OSError:
+                pass
+            if lb.proc is not None and lb.proc.poll() is not None:
+                tail = (lb.dir / "haproxy.log").read_text(errors="replace")[-400:]
+                raise SandboxError(f"HAProxy of load balancer {lb.name} exited ({lb.proc.returncode}): {tail}")
+            if time.monotonic() > deadline:
+                raise SandboxError(f"HAProxy of load balancer {lb.name} did not answer on {lb.socket}")
+            time.sleep(0.05)
+
+    def _reload(self, lb: Balancer) -> None:
+        """The configuration again (listeners changed); the running servers keep their health (state file)."""
+        if lb.proc is None:
+            return
+        state = self._cli(lb, "show servers state")
+        known = _parse_servers_state(state)
+        (lb.dir / "servers.state").write_text(state)
+        old = re.search(r"^Pid: (\d+)", self._cli(lb, "show info"), re.MULTILINE)
+        (lb.dir / "haproxy.cfg").write_text(self._config(lb, known))
+        os.kill(lb.proc.pid, signal.SIGUSR2)
+        self._wait_socket(lb, old.group(1) if old else None)
+        for garn in lb.group_arns():
+            g = self.groups[garn]
+            for t in list(g.targets.values()):
+                if not _serving(known.get((g.backend, f"s{t.slot}")), t):
+                    self._enable(lb, g, t)  # new here: health checks from the start, no request before healthy
+                elif t.drain_until is not None:
+                    self._cli(lb, f"set server {g.backend}/s{t.slot} state drain")
+
+    def _enable(self, lb: Balancer, group: Group, target: Target) -> None:
+        """A slot for the target, given requests once its checks reached the healthy threshold.
+
+        HAProxy takes a server leaving maintenance for up: it leaves with weight 0 (no request), its checks are
+        restarted from down, and the poller gives it its weight once HAProxy says it is up.
+        """
+        server = f"{group.backend}/s{target.slot}"
+        self._cli(lb, f"set server {server} state maint")
+        self._cli(lb, f"set server {server} addr {target.ip} port {target.port}")
+        self._cli(lb, f"set weight {server} 0")
+        self._cli(lb, f"set server {server} state ready; set server {server} health down")
+
+    def _cli(self, lb: Balancer, command: str) -> str:
+        try:
+            return lb.cli(command)
+        except OSError as exc:
+            raise SandboxError(f"HAProxy of load balancer {lb.name}: {command!r} failed: {exc}") from exc
+
+    def _destroy(self, lb: Balancer) -> None:
+        proc, lb.proc = lb.proc, None
+        if proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+            net.record_remove("lb_pids", [proc.pid, str(lb.dir / "haproxy.cfg")])
+        net.delete_host_net(lb.key, lb.ip)
+        shutil.rmtree(lb.dir, ignore_errors=True)
+        log.info("load balancer %s: HAProxy stopped, namespace removed", lb.name)
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        with self.lock:
+            lbs, self.lbs = list(self.lbs.values()), {}
+        for lb in lbs:
+            with contextlib.suppress(Exception):
+                self._destroy(lb)
+
+
+def _moto_dns(name: str, region: str) -> str:
+    return f"{name}-1.{region}.elb.amazonaws.com"
+
+
+def _xml_text(body: bytes, tag: str) -> str | None:
+    m = re.search(rb"<" + tag.encode() + rb">([^<]+)</" + tag.encode() + rb">", body)
+    return m.group(1).decode() if m else None
+
+
+def _parse_stat(text: str) -> dict[tuple[str, str], dict]:
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines or not lines[0].startswith("# "):
+        return {}
+    names = lines[0][2:].split(",")
+    rows = {}
+    for line in lines[1:]:
+        row = dict(zip(names, line.split(","), strict=False))
+        rows[(row.get("pxname", ""), row.get("svname", ""))] = row
+    return rows
+
+
+def _serving(was: dict | None, target: Target) -> bool:
+    """Whether a slot served this target before a reload (not in forced maintenance, same address)."""
+    return was is not None and not was["admin"] & 0x01 and was["addr"] == target.ip and was["port"] == target.port
+
+
+def _parse_servers_state(text: str) -> dict[tuple[str, str], dict]:
+    out = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) > 6 and not line.startswith("#") and parts[0].isdigit():
+            port = int(parts[18]) if len(parts) > 18 and parts[18].isdigit() else 0
+            out[(parts[1], parts[3])] = {"addr": parts[4], "admin": int(parts[6]), "port": port}
+    return out
+
+
+def kill_recorded(pids: list) -> None:
+    """After a crash: stop the HAProxy masters the record names (checking they are ours)."""
+    for pid, cfg in pids:
+        with contextlib.suppress(OSError):
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if b"haproxy" not in b" ".join(cmdline) or cfg.encode() not in cmdline:
+                continue
+            net.terminate(pid, grace=5)

@@ -1,0 +1,300 @@
+"""Issue 18: the sandbox's application load balancer is real (HAProxy in its own namespace; run as root).
+
+Three Debian hosts serve a tiny HTTP server (its answer names the host); one load balancer in two subnets
+forwards port 80 to a target group on port 8080 with health checks on /healthz every 5 s. Every test is bounded.
+"""
+
+from __future__ import annotations
+
+import http.client
+import ipaddress
+import subprocess
+import threading
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sandbox_helpers import base_ami, eventually, ssh, ssh_group, wait_ssh, wait_state
+
+from sandbox import elb, net
+
+SERVER = r"""
+import http.server, os, sys, time
+NAME = sys.argv[1].encode()
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        if self.path.startswith("/slow/"):
+            time.sleep(float(self.path.rsplit("/", 1)[1]))
+        code = 500 if self.path == "/healthz" and os.path.exists("/tmp/sick") else 200
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(NAME)))
+        self.end_headers()
+        self.wfile.write(NAME)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("0.0.0.0", 8080), H).serve_forever()
+"""
+
+
+def start_server(host: dict) -> None:
+    ssh(host["key"], host["ip"], f"cat > /tmp/srv.py <<'EOF'\n{SERVER}\nEOF")
+    ssh(
+        host["key"],
+        host["ip"],
+        f"nohup python3 /tmp/srv.py {host['id']} >/dev/null 2>&1 </dev/null & echo $! > /tmp/srv.pid",
+    )
+    deadline = time.monotonic() + 10
+    while ssh(host["key"], host["ip"], "curl -fsS -o /dev/null http://127.0.0.1:8080/healthz", check=False).returncode:
+        assert time.monotonic() < deadline, f"the test server on {host['id']} did not start"
+        time.sleep(0.2)
+
+
+def stop_server(host: dict) -> None:
+    ssh(host["key"], host["ip"], "kill $(cat /tmp/srv.pid)")
+
+
+def get(address: str, path: str = "/", timeout: float = 5) -> tuple[int, str]:
+    conn = http.client.HTTPConnection(address, 80, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode(errors="replace")
+    finally:
+        conn.close()
+
+
+def health(elbv2, group: str) -> dict[str, tuple[str, str]]:
+    found = elbv2.describe_target_health(TargetGroupArn=group)["TargetHealthDescriptions"]
+    return {d["Target"]["Id"]: (d["TargetHealth"]["State"], d["TargetHealth"].get("Reason", "")) for d in found}
+
+
+def wait_health(elbv2, group: str, wanted: dict[str, str | None], timeout: float = 60) -> dict:
+    """Until every target named has the state wanted (None: gone from DescribeTargetHealth)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        now = health(elbv2, group)
+        if all(now.get(tid, (None,))[0] == state for tid, state in wanted.items()):
+            return now
+        assert time.monotonic() < deadline, f"target health {now}, wanted {wanted}"
+        time.sleep(0.5)
+
+
+def haproxy_pids() -> list[int]:
+    """HAProxy processes of the sandbox's load balancers (their configuration lives under elb.LB_DIR)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"haproxy" in cmdline and str(elb.LB_DIR).encode() in cmdline:
+                pids.append(int(proc.name))
+    return pids
+
+
+@pytest.fixture(scope="module")
+def elbv2(sandbox):
+    return sandbox.client("us-east-1", service="elbv2")
+
+
+@pytest.fixture(scope="module")
+def site(sandbox, ec2, elbv2, tmp_path_factory):
+    """Three hosts with the test server, a load balancer in two subnets, a target group and a listener on 80."""
+    tag = uuid.uuid4().hex[:8]
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]
+    subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])["Subnets"]
+    subnets = sorted(subnets, key=lambda s: s["AvailabilityZone"])[:2]
+    lb_group = ec2.create_security_group(GroupName=f"lb-{tag}", Description="lb", VpcId=vpc["VpcId"])["GroupId"]
+    eventually(ec2.authorize_security_group_ingress, GroupId=lb_group,
+               IpPermissions=[{"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80,
+                               "IpRanges": [{"CidrIp": vpc["CidrBlock"]}]}])  # fmt: skip
+    web_group = ssh_group(ec2, "elbweb")
+    # The hosts admit port 8080 from the load balancer's security group only.
+    eventually(ec2.authorize_security_group_ingress, GroupId=web_group,
+               IpPermissions=[{"IpProtocol": "tcp", "FromPort": 8080, "ToPort": 8080,
+                               "UserIdGroupPairs": [{"GroupId": lb_group}]}])  # fmt: skip
+    key = tmp_path_factory.mktemp("elb") / "id"
+    key.write_text(ec2.create_key_pair(KeyName=f"elb-{tag}")["KeyMaterial"])
+    key.chmod(0o600)
+    res = eventually(ec2.run_instances, ImageId=base_ami(ec2, "12")["ImageId"], MinCount=3, MaxCount=3,
+                     InstanceType="t3.micro", KeyName=f"elb-{tag}", SecurityGroupIds=[web_group],
+                     SubnetId=subnets[0]["SubnetId"])  # fmt: skip
+    hosts = []
+    for inst in res["Instances"]:
+        running = wait_state(ec2, inst["InstanceId"], "running", timeout=120)
+        hosts.append({"id": inst["InstanceId"], "ip": running["PrivateIpAddress"], "key": key})
+    for host in hosts:
+        wait_ssh(key, host["ip"], timeout=60)
+        start_server(host)
+    lb = elbv2.create_load_balancer(Name=f"lb-{tag}", Subnets=[s["SubnetId"] for s in subnets],
+                                    SecurityGroups=[lb_group], Type="application")["LoadBalancers"][0]  # fmt: skip
+    tg = elbv2.create_target_group(Name=f"web-{tag}", Protocol="HTTP", Port=8080, VpcId=vpc["VpcId"],
+                                   HealthCheckPath="/healthz", HealthCheckIntervalSeconds=5,
+                                   HealthCheckTimeoutSeconds=2, HealthyThresholdCount=2,
+                                   UnhealthyThresholdCount=2, TargetType="instance")["TargetGroups"][0]  # fmt: skip
+    elbv2.modify_target_group_attributes(
+        TargetGroupArn=tg["TargetGroupArn"], Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "30"}]
+    )
+    listener = elbv2.create_listener(
+        LoadBalancerArn=lb["LoadBalancerArn"],
+        Protocol="HTTP",
+        Port=80,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": tg["TargetGroupArn"]}],
+    )
+    yield {"lb": lb, "tg": tg["TargetGroupArn"], "listener": listener, "hosts": hosts, "subnets": subnets,
+           "lb_group": lb_group}  # fmt: skip
+    if sandbox.pid():
+        ec2.terminate_instances(InstanceIds=[h["id"] for h in hosts])
+
+
+def test_dns_name_is_the_address_haproxy_serves(site, elbv2):
+    address = site["lb"]["DNSName"]
+    assert ipaddress.ip_address(address) in ipaddress.ip_network(site["subnets"][0]["CidrBlock"])
+    described = elbv2.describe_load_balancers(LoadBalancerArns=[site["lb"]["LoadBalancerArn"]])["LoadBalancers"][0]
+    assert described["DNSName"] == address
+    assert haproxy_pids()
+    # No target yet: HAProxy answers itself (503), so the address and the listener are real.
+    assert get(address)[0] == 503
+
+
+def test_targets_are_initial_then_healthy_and_get_no_request_before(site, elbv2):
+    a, b = site["hosts"][:2]
+    elbv2.register_targets(TargetGroupArn=site["tg"], Targets=[{"Id": a["id"]}, {"Id": b["id"]}])
+    now = health(elbv2, site["tg"])
+    assert now[a["id"]][0] == "initial" and now[b["id"]][0] == "initial", now
+    assert get(site["lb"]["DNSName"])[0] == 503  # not healthy yet: no request reaches them
+    t0 = time.monotonic()
+    wait_health(elbv2, site["tg"], {a["id"]: "healthy", b["id"]: "healthy"}, timeout=40)
+    took = time.monotonic() - t0
+    assert took >= 4, f"healthy after {took:.1f} s: the healthy threshold (2 checks, 5 s apart) was not waited for"
+    described = elbv2.describe_target_health(TargetGroupArn=site["tg"], Targets=[{"Id": a["id"]}])
+    assert described["TargetHealthDescriptions"][0]["HealthCheckPort"] == "8080"
+
+
+def test_requests_are_balanced_across_healthy_targets(site):
+    a, b = site["hosts"][:2]
+    served = Counter(get(site["lb"]["DNSName"])[1] for _ in range(20))
+    assert served == Counter({a["id"]: 10, b["id"]: 10}), served
+
+
+def test_a_target_whose_server_stops_is_unhealthy_and_gets_no_request(site, elbv2):
+    a, b = site["hosts"][:2]
+    stop_server(b)
+    try:
+        now = wait_health(elbv2, site["tg"], {b["id"]: "unhealthy"}, timeout=30)
+        assert now[b["id"]][1] == "Target.FailedHealthChecks"
+        assert now[a["id"]][0] == "healthy"
+        answers = [get(site["lb"]["DNSName"]) for _ in range(10)]
+        assert answers == [(200, a["id"])] * 10
+    finally:
+        start_server(b)
+    wait_health(elbv2, site["tg"], {b["id"]: "healthy"}, timeout=40)
+    # A server that answers the health check with 500: ResponseCodeMismatch.
+    ssh(b["key"], b["ip"], "touch /tmp/sick")
+    try:
+        now = wait_health(elbv2, site["tg"], {b["id"]: "unhealthy"}, timeout=30)
+        assert now[b["id"]][1] == "Target.ResponseCodeMismatch"
+    finally:
+        ssh(b["key"], b["ip"], "rm -f /tmp/sick")
+    wait_health(elbv2, site["tg"], {b["id"]: "healthy"}, timeout=40)
+
+
+def _slow_requests(address: str, seconds: float, count: int) -> tuple[list, list[threading.Thread]]:
+    out: list = []
+    threads = [threading.Thread(target=lambda: out.append(get(address, f"/slow/{seconds}", timeout=seconds + 10)))
+               for _ in range(count)]  # fmt: skip
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    return out, threads
+
+
+def test_deregistration_drains_until_no_connection_is_left(site, elbv2):
+    a, b = site["hosts"][:2]
+    out, threads = _slow_requests(site["lb"]["DNSName"], 4, 2)  # round robin: one on each target
+    elbv2.deregister_targets(TargetGroupArn=site["tg"], Targets=[{"Id": b["id"]}])
+    t0 = time.monotonic()
+    assert health(elbv2, site["tg"])[b["id"]] == ("draining", "Target.DeregistrationInProgress")
+    assert [get(site["lb"]["DNSName"])[1] for _ in range(4)] == [a["id"]] * 4  # no new request to b
+    wait_health(elbv2, site["tg"], {b["id"]: None}, timeout=15)
+    took = time.monotonic() - t0
+    for t in threads:
+        t.join(15)
+    assert sorted(out) == sorted([(200, a["id"]), (200, b["id"])])  # the in-flight request on b finished
+    assert 2.5 < took < 10, f"draining ended after {took:.1f} s (request 4 s, delay 30 s)"
+
+
+def test_deregistration_ends_after_the_delay(site, elbv2):
+    a, b = site["hosts"][:2]
+    elbv2.modify_target_group_attributes(
+        TargetGroupArn=site["tg"], Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "3"}]
+    )
+    elbv2.register_targets(TargetGroupArn=site["tg"], Targets=[{"Id": b["id"]}])
+    wait_health(elbv2, site["tg"], {b["id"]: "healthy"}, timeout=40)
+    out, threads = _slow_requests(site["lb"]["DNSName"], 12, 2)
+    elbv2.deregister_targets(TargetGroupArn=site["tg"], Targets=[{"Id": b["id"]}])
+    t0 = time.monotonic()
+    wait_health(elbv2, site["tg"], {b["id"]: None}, timeout=10)
+    took = time.monotonic() - t0
+    assert 2 < took < 6, f"draining ended after {took:.1f} s (delay 3 s, request 12 s)"
+    for t in threads:
+        t.join(20)
+    assert (200, a["id"]) in out
+    elbv2.modify_target_group_attributes(
+        TargetGroupArn=site["tg"], Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "30"}]
+    )
+
+
+def test_no_failed_request_while_targets_come_and_go(site, elbv2):
+    """10 requests a second for 15 s while c is registered and, once healthy, a is deregistered."""
+    a, b, c = site["hosts"]
+    elbv2.register_targets(TargetGroupArn=site["tg"], Targets=[{"Id": b["id"]}])
+    wait_health(elbv2, site["tg"], {a["id"]: "healthy", b["id"]: "healthy"}, timeout=40)
+    results: list = []
+    stop = threading.Event()
+
+    def probe():
+        start = time.monotonic()
+        for n in range(150):
+            time.sleep(max(0.0, start + n * 0.1 - time.monotonic()))
+            try:
+                results.append(get(site["lb"]["DNSName"], timeout=3))
+            except OSError as exc:
+                results.append((0, repr(exc)))
+            if stop.is_set():
+                break
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    try:
+        elbv2.register_targets(TargetGroupArn=site["tg"], Targets=[{"Id": c["id"]}])
+        wait_health(elbv2, site["tg"], {c["id"]: "healthy"}, timeout=12)
+        elbv2.deregister_targets(TargetGroupArn=site["tg"], Targets=[{"Id": a["id"]}])
+        wait_health(elbv2, site["tg"], {a["id"]: None}, timeout=10)
+    finally:
+        prober.join(30)
+        stop.set()
+    failed = [r for r in results if r[0] != 200]
+    assert len(results) == 150 and not failed, f"{len(failed)} of {len(results)} failed: {failed[:3]}"
+    served = Counter(r[1] for r in results)
+    assert set(served) == {a["id"], b["id"], c["id"]}, served
+    assert health(elbv2, site["tg"]) == {b["id"]: ("healthy", ""), c["id"]: ("healthy", "")}
+
+
+def test_delete_load_balancer_leaves_nothing(site, elbv2):
+    lb = site["lb"]
+    ns = net.ns_name(elb.Balancer(arn=lb["LoadBalancerArn"], name="", region="", ip="", prefix=0, gateway="",
+                                  eni="", groups=[]).key)  # fmt: skip
+    assert ns in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    elbv2.delete_listener(ListenerArn=site["listener"]["Listeners"][0]["ListenerArn"])
+    elbv2.delete_load_balancer(LoadBalancerArn=lb["LoadBalancerArn"])
+    assert not haproxy_pids()
+    assert ns not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    routes = subprocess.run(["ip", "route", "show", "table", "all"], capture_output=True, text=True).stdout
+    assert f"{lb['DNSName']} " not in routes
+    assert lb["DNSName"] not in net.load_record().get("host_routes", [])
+    assert not (elb.LB_DIR / ns.removeprefix("bks-")).exists()
