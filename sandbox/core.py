@@ -385,6 +385,7 @@ class Core:
             with self.token_lock:  # its role's credentials are no longer served (they stay valid until expiry)
                 for key in [k for k in self.role_creds if k[0] == iid]:
                     self.role_creds.pop(key)
+            self.elb.instance_gone(iid)
             host = self.hosts.get(iid)
             if host and host.state != "terminated":
                 host.state = "shutting-down"
@@ -844,10 +845,15 @@ class Middleware:
             return f"{code} Bad Request", [("Content-Type", "text/xml")], body
         if isinstance(pre, dict):
             raw = urlencode(pre).encode()
+        if isinstance(pre, str):  # the load balancer asked for exists with these settings: that one
+            query = {"Action": "DescribeLoadBalancers", "Version": params.get("Version", "2015-12-01")}
+            raw = urlencode({**query, "LoadBalancerArns.member.1": pre}).encode()
         status, headers, body = self._call_inner(environ, raw)
+        if isinstance(pre, str) and status.startswith("200"):
+            body = elb.Balancers.as_created(body)
         if status.startswith("200"):
             try:
-                body = self.core.elb.after(action, pre or params, region, body)
+                body = self.core.elb.after(action, pre if isinstance(pre, dict) else params, region, body)
             except SandboxError as exc:
                 code, body = elb.elb_error("InternalFailure", f"sandbox: {exc}", 500)
                 return f"{code} Internal Server Error", [("Content-Type", "text/xml")], body

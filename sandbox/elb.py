@@ -109,6 +109,7 @@ class Group:
     """A target group as HAProxy needs it (read from moto when a listener or a target needs it)."""
 
     arn: str
+    region: str
     port: int
     path: str = "/"
     hc_port: str = "traffic-port"
@@ -141,6 +142,7 @@ class Balancer:
     gateway: str
     eni: str
     groups: list[str]  # security group IDs
+    subnets: list[str] = field(default_factory=list)
     listeners: dict[str, tuple[int, list[str]]] = field(default_factory=dict)  # listener ARN -> (port, groups)
     proc: subprocess.Popen | None = None
     stats: dict[tuple[str, str], dict] = field(default_factory=dict)  # (backend, server) -> show stat row
@@ -194,6 +196,15 @@ class Balancers:
             )
             if not subnets:
                 return None  # moto answers the error
+            same = next((lb for lb in list(self.lbs.values()) if lb.name == params.get("Name") and lb.region == region),
+                        None)  # fmt: skip
+            if same is not None:  # CreateLoadBalancer is idempotent on AWS: the same settings give the same one
+                groups = _members(params, r"SecurityGroups\.member\.\d+")
+                if sorted(subnets) != sorted(same.subnets) or (groups and sorted(groups) != sorted(same.groups)):
+                    return elb_error("DuplicateLoadBalancerName",
+                                     f"A load balancer with the same name '{same.name}' exists, but with different "
+                                     "settings")  # fmt: skip
+                return same.arn
             ec2 = self.core.ec2(region)
             found = ec2.describe_subnets(Filters=[{"Name": "subnet-id", "Values": subnets[:1]}])["Subnets"]
             if not found:
@@ -216,6 +227,21 @@ class Balancers:
         if handler:
             body = handler(params, region, body) or body
         return self.rewrite_dns(body)
+
+    @staticmethod
+    def as_created(body: bytes) -> bytes:
+        """moto's DescribeLoadBalancers answer for one load balancer, as CreateLoadBalancer's answer."""
+        body = body.replace(b"DescribeLoadBalancersResponse", b"CreateLoadBalancerResponse")
+        return re.sub(rb"<NextMarker>[^<]*</NextMarker>", b"", body.replace(b"DescribeLoadBalancersResult",
+                                                                            b"CreateLoadBalancerResult"))  # fmt: skip
+
+    def instance_gone(self, instance_id: str) -> None:
+        """A terminated instance is deregistered from its target groups (it drains), as on AWS."""
+        with self.lock:
+            for group in list(self.groups.values()):
+                for target in list(group.targets.values()):
+                    if target.id == instance_id and target.drain_until is None:
+                        self._drain(group, target, self._delay(group.arn, group.region))
 
     def rewrite_dns(self, body: bytes) -> bytes:
         """Every DNSName is the load balancer's address (moto's invented host name resolves nowhere)."""
@@ -240,7 +266,8 @@ class Balancers:
         netw = ipaddress.ip_network(cidr)
         body_ = Balancer(arn=arn, name=lb["LoadBalancerName"], region=region, ip=eni["PrivateIpAddress"],
                          prefix=netw.prefixlen, gateway=str(netw.network_address + 1),
-                         eni=eni["NetworkInterfaceId"], groups=groups)  # fmt: skip
+                         eni=eni["NetworkInterfaceId"], groups=groups,
+                         subnets=[z["SubnetId"] for z in lb["AvailabilityZones"]])  # fmt: skip
         with self.lock:
             self.lbs[arn] = body_
             self._start(body_)
@@ -343,16 +370,18 @@ class Balancers:
             delay = self._delay(group.arn, region)
             for tid, port in _targets(params):
                 target = group.targets.get(f"{tid}:{port or group.port}")
-                if target is None or target.drain_until is not None:
-                    continue
-                lbs = self._lbs_using(group.arn)
-                if not lbs:  # not in use: nothing to drain
-                    group.targets.pop(f"{target.id}:{target.port}")
-                    continue
-                target.drain_until = time.monotonic() + delay
-                for lb in lbs:
-                    self._cli(lb, f"set server {group.backend}/s{target.slot} state drain")
+                if target is not None and target.drain_until is None:
+                    self._drain(group, target, delay)
         return None
+
+    def _drain(self, group: Group, target: Target, delay: int) -> None:
+        lbs = self._lbs_using(group.arn)
+        if not lbs:  # not in use: nothing to drain
+            group.targets.pop(f"{target.id}:{target.port}")
+            return
+        target.drain_until = time.monotonic() + delay
+        for lb in lbs:
+            self._cli(lb, f"set server {group.backend}/s{target.slot} state drain")
 
     def _after_DescribeTargetHealth(self, params, region, body):
         with self.lock:
@@ -456,7 +485,7 @@ class Balancers:
     def _group(self, arn: str, region: str) -> Group:
         group = self.groups.get(arn)
         if group is None:
-            group = self.groups[arn] = Group(arn=arn, port=80)
+            group = self.groups[arn] = Group(arn=arn, region=region, port=80)
             self._read_group(group, region)
         return group
 

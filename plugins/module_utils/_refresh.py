@@ -113,7 +113,7 @@ class Rollout:
         """Register ``batch`` (running) and wait until it is healthy in every group, then the warm-up; roll it back
         (and fail) when it is not healthy in time, keeping ``old`` in service."""
         if self.targets is not None:
-            self.targets.register(ids_of(batch))
+            self.targets.register(ids_of(batch), new=True)
             try:
                 self.targets.wait_healthy(ids_of(batch), self.options["health_timeout"])
             except HealthTimeout as err:

@@ -18,6 +18,8 @@ from ansible_collections.bakery.ec2.plugins.module_utils._aws import (
 )
 
 TARGET_GROUP_NOT_FOUND = ("TargetGroupNotFound",)
+# What ELB may answer for an instance EC2 has just shown running (eventually consistent): retried for a while.
+NEW_TARGET_CODES = ("InvalidTarget",)
 # ELB's rules: a name of 1 to 32 letters, digits and hyphens, not starting or ending with a hyphen.
 NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?$")
 ARN_RE = re.compile(r"^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:targetgroup/[A-Za-z0-9-]{1,32}/[0-9a-f]+$")
@@ -125,11 +127,15 @@ class TargetGroups:
                 entries.append(entry)
         return entries
 
-    def register(self, ids):
+    def register(self, ids, new=False):
         """Register each of ``ids`` (running instances) where it is not registered, or draining; return those
-        registered now anywhere."""
+        registered now anywhere. ``new``: some were launched just now (ELB may not know them yet)."""
         changed, _seen = self._change(
-            ids, "register", "in", lambda health: health is None or health.get("State") == "draining"
+            ids,
+            "register",
+            "in",
+            lambda health: health is None or health.get("State") == "draining",
+            NEW_TARGET_CODES if new else (),
         )
         return changed
 
@@ -141,9 +147,10 @@ class TargetGroups:
         )
         return seen
 
-    def _change(self, ids, verb, preposition, needed):
+    def _change(self, ids, verb, preposition, needed, created_codes=()):
         """``verb`` (register, deregister) each of ``ids`` in every group where ``needed(its TargetHealth or
-        None)``; return the IDs changed anywhere and those registered (or draining) anywhere before."""
+        None)``; return the IDs changed anywhere and those registered (or draining) anywhere before.
+        ``created_codes``: errors retried for a while (see :meth:`Changes.act`)."""
         changed, seen = [], []
         if not ids or not self.groups:
             return changed, seen
@@ -155,6 +162,7 @@ class TargetGroups:
                 self.changes.act(
                     f"{verb} {', '.join(part)} {preposition} target group {group['TargetGroupName']}",
                     f"{verb}_targets",
+                    created_codes,
                     TargetGroupArn=group["TargetGroupArn"],
                     Targets=[{"Id": iid} for iid in part],
                 )

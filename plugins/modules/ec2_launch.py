@@ -215,8 +215,10 @@ options:
         old ones of O(instance_refresh)) are deregistered from each group first; they are terminated once
         their draining has ended (the group's deregistration delay, or less once their connections are closed),
         waiting at most O(wait_timeout) seconds.
-      - With O(wait), the task also waits until the instances it registered are C(healthy) in every group (at most
-        O(wait_timeout) seconds) and fails, naming them and their health reasons, when they are not.
+      - ELB registers running instances only, so the task waits until the instances to register run, even with
+        O(wait=false). With O(wait), it also waits until the instances it registered are C(healthy) in every group
+        (at most O(wait_timeout) seconds) and fails, naming them and their health reasons, when they are not. A
+        group that no listener of a load balancer forwards to reports its targets C(unused), never C(healthy).
       - Registrations in groups not listed are left alone. When not given, no target group is looked at.
       - A group that does not exist, or whose target type is not C(instance), fails the task before anything
         changes.
@@ -297,7 +299,8 @@ notes:
     unknown one at launch.
   - EC2 is eventually consistent. A C(NotFound) answer about the security group, key pair or instances this
     task has just created is retried with backoff for up to two minutes; no other C(NotFound) is retried.
-    C(RunInstances) is retried safely thanks to its client token.
+    C(RunInstances) is retried safely thanks to its client token. C(RegisterTargets) of instances this task (or the
+    interrupted run before it) launched is retried on C(InvalidTarget) for up to two minutes too.
   - A create retried after a lost answer (5xx or timeout) that meets C(InvalidGroup.Duplicate),
     C(InvalidKeyPair.Duplicate) or C(InvalidPermission.Duplicate) counts as done once the module has checked that
     what exists is what it asked for (its managed tag, the same public key, every rule present).
@@ -569,7 +572,9 @@ terminated_ids:
   elements: str
   sample: [i-0123456789abcdef2]
 drift:
-  description: Differences that cannot be fixed in place; the instances are left as they are.
+  description:
+    - Differences that cannot be fixed in place, per instance. The instances are left as they are, unless
+      O(instance_refresh) replaces them (then these are the instances it replaced or would replace).
   returned: always
   type: list
   elements: dict
@@ -587,7 +592,7 @@ image_id:
   sample: ami-0123456789abcdef0
 instance_refresh:
   description: What O(instance_refresh) did (in check mode, would do); also in the result of a failed task.
-  returned: when O(instance_refresh) is given
+  returned: when O(instance_refresh) is given and O(state=running)
   type: dict
   contains:
     replaced:
@@ -937,7 +942,7 @@ class Task:
     def register(self):
         """Register the running instances in every target group; with ``wait``, wait until those registered now
         are healthy (a batch in flight of instance_refresh waits in the refresh, which can roll it back)."""
-        newly = self.targets.register(self.running_ids())
+        newly = self.targets.register(self.running_ids(), new=bool(self.fleet.launched))
         if self.params["wait"] and not self.replacing:
             try:
                 self.targets.wait_healthy(newly, self.params["wait_timeout"])

@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 from sandbox_helpers import base_ami, eventually, ssh, ssh_group, wait_ssh, wait_state
 
 from sandbox import elb, net
@@ -157,6 +158,16 @@ def test_dns_name_is_the_address_haproxy_serves(site, elbv2):
     described = elbv2.describe_load_balancers(LoadBalancerArns=[site["lb"]["LoadBalancerArn"]])["LoadBalancers"][0]
     assert described["DNSName"] == address
     assert haproxy_pids()
+    # CreateLoadBalancer is idempotent: the same settings give the same load balancer, others are refused.
+    again = elbv2.create_load_balancer(Name=site["lb"]["LoadBalancerName"],
+                                       Subnets=[s["SubnetId"] for s in site["subnets"]],
+                                       SecurityGroups=[site["lb_group"]], Type="application")  # fmt: skip
+    assert again["LoadBalancers"][0]["LoadBalancerArn"] == site["lb"]["LoadBalancerArn"]
+    assert again["LoadBalancers"][0]["DNSName"] == address
+    with pytest.raises(ClientError) as err:
+        elbv2.create_load_balancer(Name=site["lb"]["LoadBalancerName"], Subnets=[site["subnets"][1]["SubnetId"]],
+                                   SecurityGroups=[site["lb_group"]], Type="application")  # fmt: skip
+    assert err.value.response["Error"]["Code"] == "DuplicateLoadBalancerName"
     # No target yet: HAProxy answers itself (503), so the address and the listener are real.
     assert get(address)[0] == 503
 
@@ -285,6 +296,14 @@ def test_no_failed_request_while_targets_come_and_go(site, elbv2):
     assert health(elbv2, site["tg"]) == {b["id"]: ("healthy", ""), c["id"]: ("healthy", "")}
 
 
+def test_a_terminated_instance_is_deregistered(site, ec2, elbv2):
+    b, c = site["hosts"][1:]
+    ec2.terminate_instances(InstanceIds=[c["id"]])
+    assert health(elbv2, site["tg"])[c["id"]] == ("draining", "Target.DeregistrationInProgress")
+    wait_health(elbv2, site["tg"], {c["id"]: None, b["id"]: "healthy"}, timeout=15)
+    assert [get(site["lb"]["DNSName"])[1] for _ in range(4)] == [b["id"]] * 4
+
+
 def test_delete_load_balancer_leaves_nothing(site, elbv2):
     lb = site["lb"]
     ns = net.ns_name(elb.Balancer(arn=lb["LoadBalancerArn"], name="", region="", ip="", prefix=0, gateway="",
@@ -298,3 +317,14 @@ def test_delete_load_balancer_leaves_nothing(site, elbv2):
     assert f"{lb['DNSName']} " not in routes
     assert lb["DNSName"] not in net.load_record().get("host_routes", [])
     assert not (elb.LB_DIR / ns.removeprefix("bks-")).exists()
+
+    # One more load balancer with a listener, left running: `sandbox down` must remove it
+    # (test_down_leaves_nothing in test_sandbox.py, which runs last, checks that nothing is left).
+    name, subnet = f"left-{uuid.uuid4().hex[:8]}", site["subnets"][1]["SubnetId"]
+    left = elbv2.create_load_balancer(Name=name, Subnets=[subnet], SecurityGroups=[site["lb_group"]])["LoadBalancers"][
+        0
+    ]
+    elbv2.create_listener(LoadBalancerArn=left["LoadBalancerArn"], Protocol="HTTP", Port=80,
+                          DefaultActions=[{"Type": "forward", "TargetGroupArn": site["tg"]}])  # fmt: skip
+    assert haproxy_pids()
+    assert get(left["DNSName"])[0] == 503  # b is in the group, but not yet checked healthy from this one

@@ -13,7 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 from sandbox_helpers import base_ami, eventually, ssh, ssh_group, wait_image, wait_ssh, wait_state
 
-from sandbox import config, limits, net
+from sandbox import config, elb, limits, net
 
 TIMINGS: dict[str, float] = {}
 
@@ -336,6 +336,9 @@ def test_down_leaves_nothing(sandbox, web):
         rules = subprocess.run(["iptables", "-w", "-t", table, "-S"], capture_output=True, text=True).stdout
         assert "BKS-" not in rules and "bks-" not in rules
     assert not config.RECORD_FILE.exists()
+    assert not elb.LB_DIR.exists()
+    haproxies = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert str(elb.LB_DIR) not in haproxies  # no load balancer's HAProxy left (test_elb.py leaves one running)
     listening = subprocess.run(["ss", "-Hltn"], capture_output=True, text=True).stdout
     assert f"{config.GUEST_HOST}:{sandbox.port}" not in listening  # the guests' listener went with the process
     if restart:

@@ -95,6 +95,17 @@ def test_service_specific_variables_win_over_the_global_one_as_in_botocore(clean
     assert _aws.build_client(params()).client.meta.endpoint_url == "https://ec2.us-east-1.amazonaws.com"
 
 
+def test_elbv2_client_takes_the_endpoint_service_endpoint_chose(clean_env):
+    clean_env.delenv("AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2", raising=False)
+    local = params(endpoint_url=_aws.service_endpoint("elbv2", "http://127.0.0.1:4700"))
+    assert _aws.build_client(local, service="elbv2").client.meta.endpoint_url == "http://127.0.0.1:4700"
+    clean_env.setenv("AWS_ENDPOINT_URL_EC2", "http://127.0.0.1:1111")
+    ec2_only = params(endpoint_url=_aws.service_endpoint("elbv2", "http://127.0.0.1:1111"))
+    assert _aws.build_client(ec2_only, service="elbv2").client.meta.endpoint_url == (
+        "https://elasticloadbalancing.us-east-1.amazonaws.com"
+    )
+
+
 def test_the_endpoint_option_reads_aws_url_only():
     assert _aws.CONNECTION_OPTIONS["endpoint_url"]["env"] == ["AWS_URL"]
 

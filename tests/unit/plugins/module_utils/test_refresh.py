@@ -50,7 +50,7 @@ class Recorder:
 
     def launch(self, count, current_ids):
         batch = []
-        for _ in range(count):
+        for _number in range(count):
             self.next_id += 1
             batch.append(inst(f"n{self.next_id}"))
         self.events.append(("launch", [i["InstanceId"] for i in batch], sorted(current_ids)))
@@ -59,8 +59,8 @@ class Recorder:
     def remove(self, instances, drain=True):
         self.events.append(("remove", [i["InstanceId"] for i in instances]))
 
-    def register(self, ids):
-        self.events.append(("register", ids))
+    def register(self, ids, new=False):
+        self.events.append(("register", ids) if not new else ("register new", ids))
         return ids
 
     def wait_healthy(self, ids, timeout):
@@ -74,11 +74,11 @@ def test_batches_launch_before_removing_and_capacity_never_drops_below_count():
     final = rollout.run([], drifted)
     assert rec.events == [
         ("launch", ["n1", "n2"], ["o1", "o2", "o3"]),
-        ("register", ["n1", "n2"]),
+        ("register new", ["n1", "n2"]),
         ("healthy", ["n1", "n2"]),
         ("remove", ["o1", "o2"]),
         ("launch", ["n3"], ["n1", "n2", "o3"]),
-        ("register", ["n3"]),
+        ("register new", ["n3"]),
         ("healthy", ["n3"]),
         ("remove", ["o3"]),
     ]
@@ -104,7 +104,7 @@ def test_lower_count_removes_old_instances_first_without_launching_for_them():
     rollout = Rollout(dict(OPTIONS), 1, Changes(False), rec, rec.launch, rec.remove)
     rollout.run([], [inst("o1"), inst("o2"), inst("o3")])
     assert rec.events[0] == ("remove", ["o1", "o2"])
-    assert [e[0] for e in rec.events[1:]] == ["launch", "register", "healthy", "remove"]
+    assert [e[0] for e in rec.events[1:]] == ["launch", "register new", "healthy", "remove"]
 
 
 def test_check_mode_only_plans():
