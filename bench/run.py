@@ -347,7 +347,7 @@ def main():
         harness.STAND_IN = True
         cases.log("smoke: the peer's side runs our modules as a stand-in")
         args.runs, args.flow_runs, args.images, args.count = 1, 1, 200, 1
-    elif set(wanted) - {"scale"} and not (harness.BENCH_VENV / "ansible-playbook").exists():  # scale: no peer
+    elif set(wanted) - {"scale", "rollout"} and not (harness.BENCH_VENV / "ansible-playbook").exists():  # no peer there
         sys.exit(f"error: {harness.BENCH_VENV} is missing; make bench creates it")
     results = {}
     if "inventory" in wanted:
