@@ -485,7 +485,7 @@ class Core:
     def refresh_firewalls(self, region: str, only: str | None = None) -> None:
         """Security group rules into each live host's namespace (``only``: that host's alone)."""
         hosts = [h for h in list(self.hosts.values()) if h.region == region and h.state not in GONE]
-        balancers = [] if only else self.elb.members(region)
+        balancers = self.elb.members(region)
         if not hosts and not balancers:
             return
         ec2 = self.ec2(region)

@@ -182,6 +182,7 @@ class Balancers:
 
     def __init__(self, core):
         self.core = core
+        self.bodies = False  # the sandbox's server turns them on; the API front without hosts stays API-only
         self.lbs: dict[str, Balancer] = {}
         self.groups: dict[str, Group] = {}
         self.lock = threading.RLock()
@@ -190,6 +191,8 @@ class Balancers:
 
     # ------------------------------------------------------------ API hooks
     def before(self, action: str, params: dict, region: str):
+        if not self.bodies:
+            return None
         if action == "CreateLoadBalancer" and params.get("Type", "application") == "application":
             subnets = _members(params, r"Subnets\.member\.\d+") or _members(
                 params, r"SubnetMappings\.member\.\d+\.SubnetId"
@@ -223,7 +226,7 @@ class Balancers:
         return None
 
     def after(self, action: str, params: dict, region: str, body: bytes) -> bytes:
-        handler = getattr(self, f"_after_{action}", None)
+        handler = getattr(self, f"_after_{action}", None) if self.bodies else None
         if handler:
             body = handler(params, region, body) or body
         return self.rewrite_dns(body)
@@ -343,9 +346,9 @@ class Balancers:
             group = self._group(params.get("TargetGroupArn", ""), region)
             wanted = _targets(params)
             ec2 = self.core.ec2(region)
-            ids = sorted({tid for tid, _ in wanted})
-            ips = {}
-            for r in ec2.describe_instances(InstanceIds=ids)["Reservations"]:
+            ids = sorted({tid for tid, _ in wanted if tid.startswith("i-")})
+            ips = {tid: tid for tid, _ in wanted if not tid.startswith("i-")}  # target type ip: the ID is the address
+            for r in ec2.describe_instances(InstanceIds=ids)["Reservations"] if ids else []:
                 for inst in r["Instances"]:
                     ips[inst["InstanceId"]] = inst.get("PrivateIpAddress", "")
             for tid, port in wanted:

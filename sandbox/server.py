@@ -107,6 +107,7 @@ def serve(port: int) -> None:
     regions = images.regions()
     core = Core(port, {b.ami_id(r): [str(b.root)] for b in bases for r in regions}, window=window, seed=seed)
     core.strict.image_region = {b.ami_id(r): r for b in bases for r in regions}
+    core.elb.bodies = True  # application load balancers run HAProxy (sandbox/elb.py)
     if os.environ.get("SANDBOX_FAULTS"):  # random faults from the start (reliability tests); bounded, see faults.py
         chaos = core.chaos.configure(json.loads(os.environ["SANDBOX_FAULTS"]))
         log.info("chaos on from the start: %s", chaos["spec"])

@@ -6,6 +6,7 @@ forwards port 80 to a target group on port 8080 with health checks on /healthz e
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import ipaddress
 import subprocess
@@ -147,7 +148,7 @@ def site(sandbox, ec2, elbv2, tmp_path_factory):
         DefaultActions=[{"Type": "forward", "TargetGroupArn": tg["TargetGroupArn"]}],
     )
     yield {"lb": lb, "tg": tg["TargetGroupArn"], "listener": listener, "hosts": hosts, "subnets": subnets,
-           "lb_group": lb_group}  # fmt: skip
+           "lb_group": lb_group, "vpc_cidr": vpc["CidrBlock"]}  # fmt: skip
     if sandbox.pid():
         ec2.terminate_instances(InstanceIds=[h["id"] for h in hosts])
 
@@ -170,6 +171,30 @@ def test_dns_name_is_the_address_haproxy_serves(site, elbv2):
     assert err.value.response["Error"]["Code"] == "DuplicateLoadBalancerName"
     # No target yet: HAProxy answers itself (503), so the address and the listener are real.
     assert get(address)[0] == 503
+
+
+def test_the_load_balancers_own_security_group_guards_it(site, ec2):
+    address = site["lb"]["DNSName"]
+    rule = [{"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": [{"CidrIp": site["vpc_cidr"]}]}]
+    ec2.revoke_security_group_ingress(GroupId=site["lb_group"], IpPermissions=rule)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                get(address, timeout=1)
+            except OSError:
+                break  # dropped: port 80 is closed without the rule
+            assert time.monotonic() < deadline, "port 80 of the load balancer still open without an ingress rule"
+            time.sleep(0.3)
+    finally:
+        ec2.authorize_security_group_ingress(GroupId=site["lb_group"], IpPermissions=rule)
+    deadline = time.monotonic() + 10
+    while True:
+        with contextlib.suppress(OSError):
+            assert get(address, timeout=1)[0] == 503
+            break
+        assert time.monotonic() < deadline, "port 80 of the load balancer still closed with the rule back"
+        time.sleep(0.3)
 
 
 def test_targets_are_initial_then_healthy_and_get_no_request_before(site, elbv2):

@@ -1,0 +1,91 @@
+"""How the sandbox's load balancer reads HAProxy (no root, no sandbox): matchers, stats, target health states.
+
+The real HAProxy and hosts are in test_elb.py; this covers the mapping of every HAProxy server state to ELB's
+target health (state, reason code), including the ones the real test reaches only by timing.
+"""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from sandbox import elb
+
+GROUP = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/0123456789abcdef"
+
+
+@pytest.mark.parametrize(
+    ("codes", "regex"),
+    [("200", "^(200)$"), ("200,202", "^(200|202)$"), ("200-203", "^(200|201|202|203)$"), ("", "^(200)$")],
+)
+def test_matcher_as_haproxy_status_regex(codes, regex):
+    assert elb.matcher_regex(codes) == regex
+
+
+def test_show_stat_is_read_by_backend_and_server():
+    text = "# pxname,svname,scur,status,check_status\ng-1,s1,0,UP,L7OK\ng-1,s2,2,DOWN 1/2,L4CON\n\n"
+    rows = elb._parse_stat(text)
+    assert rows[("g-1", "s2")] == {"pxname": "g-1", "svname": "s2", "scur": "2", "status": "DOWN 1/2",
+                                   "check_status": "L4CON"}  # fmt: skip
+
+
+def _balancers(row: dict | None, host_state: str = "running"):
+    core = SimpleNamespace(hosts={"i-1": SimpleNamespace(state=host_state)})
+    lbs = elb.Balancers(core)
+    group = elb.Group(arn=GROUP, region="us-east-1", port=80, interval=5, timeout=2, unhealthy=2)
+    lb = elb.Balancer(arn="arn:lb", name="lb", region="us-east-1", ip="172.31.0.9", prefix=20, gateway="172.31.0.1",
+                      eni="eni-1", groups=[], listeners={"arn:l": (80, [GROUP])}, proc=SimpleNamespace())  # fmt: skip
+    target = elb.Target("i-1", 80, "172.31.0.5", 1)
+    group.targets["i-1:80"] = target
+    lbs.lbs[lb.arn], lbs.groups[GROUP] = lb, group
+    if row is not None:
+        lb.stats[(group.backend, "s1")] = row
+    return lbs, group, target
+
+
+@pytest.mark.parametrize(
+    ("row", "seen_up", "settled", "state"),
+    [
+        (None, False, False, ("initial", "Elb.RegistrationInProgress")),
+        ({"status": "MAINT"}, False, False, ("initial", "Elb.RegistrationInProgress")),
+        ({"status": "DOWN 1/2", "check_status": "L7OK", "check_health": "1"}, False, True,
+         ("initial", "Elb.InitialHealthChecking")),
+        ({"status": "DOWN", "check_status": "L4CON", "check_health": "0"}, False, False,
+         ("initial", "Elb.InitialHealthChecking")),
+        ({"status": "DOWN", "check_status": "L4CON", "check_health": "0"}, False, True,
+         ("unhealthy", "Target.FailedHealthChecks")),
+        ({"status": "UP", "check_status": "L7OK"}, False, False, ("healthy", "")),
+        ({"status": "UP 1/2", "check_status": "L7STS"}, True, True, ("healthy", "")),
+        ({"status": "DOWN", "check_status": "L7STS", "check_code": "500", "check_health": "0"}, True, False,
+         ("unhealthy", "Target.ResponseCodeMismatch")),
+        ({"status": "DOWN", "check_status": "L4TOUT", "check_health": "0"}, True, False,
+         ("unhealthy", "Target.Timeout")),
+        ({"status": "DOWN", "check_status": "L7TOUT", "check_health": "0"}, True, False,
+         ("unhealthy", "Target.Timeout")),
+    ],
+)  # fmt: skip
+def test_haproxy_server_state_as_target_health(row, seen_up, settled, state):
+    lbs, group, target = _balancers(row)
+    target.seen_up = seen_up
+    if settled:  # longer ago than the unhealthy threshold's checks take
+        target.since = time.monotonic() - (group.interval * group.unhealthy + group.timeout + 1)
+    assert lbs.health(group, target)[:2] == state
+
+
+def test_response_code_mismatch_names_the_code():
+    lbs, group, target = _balancers({"status": "DOWN", "check_status": "L7STS", "check_code": "404"})
+    target.seen_up = True
+    assert lbs.health(group, target)[2] == "Health checks failed with these codes: [404]"
+
+
+def test_draining_unused_and_stopped():
+    lbs, group, target = _balancers({"status": "UP"})
+    target.drain_until = time.monotonic() + 10
+    assert lbs.health(group, target) == elb.DRAINING
+    lbs, group, target = _balancers({"status": "UP"}, host_state="stopped")
+    assert lbs.health(group, target) == ("unused", "Target.InvalidState", "Target is in the stopped state")
+    lbs, group, target = _balancers({"status": "UP"})
+    lbs.lbs["arn:lb"].listeners.clear()  # no listener forwards to the group
+    assert lbs.health(group, target) == elb.NOT_IN_USE
