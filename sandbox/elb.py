@@ -281,6 +281,7 @@ class Balancers:
     def _after_DeleteLoadBalancer(self, params, region, body):
         with self.lock:
             lb = self.lbs.pop(params.get("LoadBalancerArn", ""), None)
+            self._forget_unused_drains()
         if lb is None:
             return None
         self._destroy(lb)
@@ -327,6 +328,14 @@ class Balancers:
             for lb in self.lbs.values():
                 if lb.listeners.pop(arn, None) is not None:
                     self._reload(lb)
+            self._forget_unused_drains()
+
+    def _forget_unused_drains(self) -> None:
+        """Targets draining in a group no load balancer uses any more have nothing left to drain."""
+        for group in self.groups.values():
+            if not self._lbs_using(group.arn):
+                for key in [k for k, t in group.targets.items() if t.drain_until is not None]:
+                    group.targets.pop(key)
 
     def _after_ModifyTargetGroup(self, params, region, body):
         arn = params.get("TargetGroupArn", "")

@@ -321,6 +321,32 @@ def test_no_failed_request_while_targets_come_and_go(site, elbv2):
     assert health(elbv2, site["tg"]) == {b["id"]: ("healthy", ""), c["id"]: ("healthy", "")}
 
 
+def test_a_reload_drops_no_request_and_keeps_health(site, elbv2):
+    """ModifyTargetGroup rewrites HAProxy's configuration and reloads it, under 10 requests a second for 5 s."""
+    b, c = site["hosts"][1:]
+    results: list = []
+
+    def probe():
+        start = time.monotonic()
+        for n in range(50):
+            time.sleep(max(0.0, start + n * 0.1 - time.monotonic()))
+            try:
+                results.append(get(site["lb"]["DNSName"], timeout=3))
+            except OSError as exc:
+                results.append((0, repr(exc)))
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    time.sleep(1)
+    elbv2.modify_target_group(TargetGroupArn=site["tg"], HealthCheckTimeoutSeconds=3)
+    assert health(elbv2, site["tg"]) == {b["id"]: ("healthy", ""), c["id"]: ("healthy", "")}
+    prober.join(15)
+    failed = [r for r in results if r[0] != 200]
+    assert len(results) == 50 and not failed, f"{len(failed)} of {len(results)} failed: {failed[:3]}"
+    cfg = next(elb.LB_DIR.glob("lb-*/haproxy.cfg")).read_text()
+    assert "timeout check 3s" in cfg
+
+
 def test_a_terminated_instance_is_deregistered(site, ec2, elbv2):
     b, c = site["hosts"][1:]
     ec2.terminate_instances(InstanceIds=[c["id"]])

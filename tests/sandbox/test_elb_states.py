@@ -89,3 +89,13 @@ def test_draining_unused_and_stopped():
     lbs, group, target = _balancers({"status": "UP"})
     lbs.lbs["arn:lb"].listeners.clear()  # no listener forwards to the group
     assert lbs.health(group, target) == elb.NOT_IN_USE
+
+
+def test_draining_ends_when_no_load_balancer_uses_the_group_any_more():
+    lbs, group, target = _balancers({"status": "DRAIN"})
+    target.drain_until = time.monotonic() + 300
+    lbs._forget_unused_drains()
+    assert lbs.health(group, target) == elb.DRAINING  # still in use: it drains
+    lbs.lbs.clear()  # its load balancer was deleted
+    lbs._forget_unused_drains()
+    assert group.targets == {}
