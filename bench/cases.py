@@ -239,12 +239,12 @@ def sandbox():
             subprocess.run([str(VENV / "python"), "-m", "sandbox", "down"], cwd=REPO, check=False, timeout=300)
 
 
-def ec2_client(url: str):
+def ec2_client(url: str, service: str = "ec2"):
     import boto3  # the project virtualenv's; imported here so that case 2 runs without it
 
     keys = harness.sandbox_keys(admin=True)  # setting up and observing: the sandbox's administrator
     return boto3.client(
-        "ec2",
+        service,
         region_name="us-east-1",
         endpoint_url=url,
         aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
@@ -528,12 +528,42 @@ def teardown_flow(ec2, watcher: Watcher, flow_name: str) -> None:
         "Images"
     ]:
         ec2.deregister_image(ImageId=image["ImageId"])
-    groups = ec2.describe_security_groups(
-        Filters=[{"Name": "group-name", "Values": [f"{flow_name}-source", f"{flow_name}-clone"]}]
-    )["SecurityGroups"]
-    for group in groups:
-        ec2.delete_security_group(GroupId=group["GroupId"])
+    delete_load_balancer(flow_name)
+    # The clones' group first: one of its rules names the load balancer's group.
+    for name in (f"{flow_name}-source", f"{flow_name}-clone", f"{flow_name}-lb"):
+        groups = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [name]}])["SecurityGroups"]
+        for group in groups:
+            settled_delete(ec2.delete_security_group, GroupId=group["GroupId"])
     ec2.delete_key_pair(KeyName=flow_name)
+
+
+def delete_load_balancer(flow_name: str) -> None:
+    """The flow's load balancer (<flow_name>-lb) and target group (<flow_name>-web), where clone.yml made them."""
+    elb = ec2_client(SANDBOX_URL, "elbv2")
+    for balancer in elb.describe_load_balancers()["LoadBalancers"]:
+        if balancer["LoadBalancerName"] == f"{flow_name}-lb":
+            elb.delete_load_balancer(LoadBalancerArn=balancer["LoadBalancerArn"])
+    for group in elb.describe_target_groups()["TargetGroups"]:
+        if group["TargetGroupName"] == f"{flow_name}-web":
+            settled_delete(elb.delete_target_group, TargetGroupArn=group["TargetGroupArn"])
+
+
+def settled_delete(call, timeout: float = 60, **kwargs) -> None:
+    """``call`` once nothing uses the resource any more (EC2 and ELB say so for a while after its user is gone)."""
+    from botocore.exceptions import ClientError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            call(**kwargs)
+            return
+        except ClientError as err:
+            if (
+                err.response["Error"]["Code"] not in ("DependencyViolation", "ResourceInUse")
+                or time.monotonic() > deadline
+            ):
+                raise
+        time.sleep(1)
 
 
 def case_flow(runs: int, url: str, smoke: bool = False) -> dict:

@@ -7,7 +7,8 @@ Cases: (1) inventory (bench/inventory/run.py), (2) ami_find `regions:` vs ec2_am
 (3) ec2_launch vs ec2_instance, (4) ami_from_instance vs ec2_ami, (5) the whole flow vs bench/peer/flow.yml;
 (6) fleet scale, bake+clone against configure-each (bench/scale.py), (7) the employee directory's list and add
 latency on SQLite and on DynamoDB + S3 of a local moto server (bench/app_store.py), (8) the same on a sandbox host
-deployed by the flow (bench/app_sandbox.py); 3-6 and 8 on the local EC2 sandbox (reused when running, else started
+deployed by the flow (bench/app_sandbox.py), (9) rolling N clones onto a new image behind the load balancer with a
+steady probe (bench/rollout.py); 3-6, 8 and 9 on the local EC2 sandbox (reused when running, else started
 and stopped here). Runs alternate between ours and the peer; API calls are counted at the endpoint by a counting proxy
 (bench/harness.py).
 
@@ -35,6 +36,7 @@ import app_sandbox
 import app_store
 import cases
 import harness
+import rollout
 import run as inventory
 import scale
 
@@ -223,6 +225,10 @@ def render(results: dict, args, seconds: float, argv: list[str]) -> str:
         if case in results:
             what = module.__doc__.split("\n\n")[2].strip()
             out += ["", f"## {SECTIONS[case]}. {title}", "", what, "", results[case]["text"]]
+    if "rollout" in results:
+        what = rollout.__doc__.split("\n\n")[2].strip()
+        title = "Rolling the clones onto a new image behind the load balancer"
+        out += ["", f"## {SECTIONS['rollout']}. {title}", "", what, "", results["rollout"]["text"]]
     notes = harness.HERE / "NOTES.md"
     if notes.exists():
         out += ["", notes.read_text().strip()]
@@ -239,6 +245,7 @@ SECTIONS = {
     "scale": 6,
     "app_store": 7,
     "app_sandbox": 8,
+    "rollout": 9,
 }
 TARGET_PREFIXES = {
     "inventory": "inventory",
@@ -249,6 +256,7 @@ TARGET_PREFIXES = {
     "scale": "fleet",
     "app_store": "app store",
     "app_sandbox": "app on the sandbox",
+    "rollout": "rollout",
 }
 
 
@@ -310,9 +318,12 @@ def main():
     )
     parser.add_argument("--images", type=int, default=200, help="images per region in case 2")
     parser.add_argument("--count", type=int, default=5, help="instances launched by case 3")
-    parser.add_argument("--cases", default="inventory,ami_find,launch,image,flow,scale,app_store,app_sandbox")
+    parser.add_argument("--cases", default="inventory,ami_find,launch,image,flow,scale,app_store,app_sandbox,rollout")
     parser.add_argument("--scale-each", default="1,4,8,16,32,64", help="case 6: configure-each at these sizes")
     parser.add_argument("--scale-clones", default="1,4,8,16,32,64", help="case 6: bake once, clone these sizes")
+    parser.add_argument(
+        "--rollout-clones", default="2,4,8", help="case 9: roll this many clones, one size after another"
+    )
     parser.add_argument("--app-requests", type=int, default=200, help="calls of list and of add per store, case 7")
     parser.add_argument("--output", help="write the Markdown report here")
     parser.add_argument("--smoke", action="store_true", help="a quick mode of each case (a few minutes)")
@@ -339,7 +350,7 @@ def main():
         harness.STAND_IN = True
         cases.log("smoke: the peer's side runs our modules as a stand-in")
         args.runs, args.flow_runs, args.images, args.count = 1, 1, 200, 1
-    elif set(wanted) - {"scale"} and not (harness.BENCH_VENV / "ansible-playbook").exists():  # scale: no peer
+    elif set(wanted) - {"scale", "rollout"} and not (harness.BENCH_VENV / "ansible-playbook").exists():  # no peer there
         sys.exit(f"error: {harness.BENCH_VENV} is missing; make bench creates it")
     results = {}
     if "inventory" in wanted:
@@ -352,7 +363,7 @@ def main():
         requests, employees = (10, 10) if args.smoke else (args.app_requests, 100)
         cases.log(f"app_store: {requests} lists and adds on SQLite and on DynamoDB + S3 (local moto)")
         results["app_store"] = app_store.case_app_store(requests, employees)
-    if {"launch", "image", "flow", "scale", "app_sandbox"} & set(wanted):
+    if {"launch", "image", "flow", "scale", "app_sandbox", "rollout"} & set(wanted):
         with cases.sandbox() as url:
             if "launch" in wanted:
                 results["launch"] = cases.case_launch(args.runs, args.count, url)
@@ -369,6 +380,11 @@ def main():
             if "app_sandbox" in wanted and not args.smoke:
                 cases.log(f"app_sandbox: {args.app_requests} lists and adds on a sandbox host, SQLite then DynamoDB")
                 results["app_sandbox"] = app_sandbox.case_app_sandbox(args.app_requests, 100, url)
+            if "rollout" in wanted:
+                # Smoke: 2 clones only.
+                counts = [2] if args.smoke else [int(n) for n in args.rollout_clones.split(",") if n]
+                cases.log(f"rollout: {', '.join(map(str, counts))} clones behind the load balancer")
+                results["rollout"] = rollout.case_rollout(url, counts)
     if args.smoke and (harness.BENCH_VENV / "ansible-playbook").exists():
         harness.STAND_IN = False
         syntax_check_peer()

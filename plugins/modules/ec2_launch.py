@@ -929,7 +929,8 @@ class Task:
         """IDs of the group's instances to register (kept and launched), once running."""
         params, fleet = self.params, self.fleet
         known = {inst["InstanceId"]: inst["State"]["Name"] for inst in self.waited or self.kept}
-        ids = [inst["InstanceId"] for inst in self.kept] + [iid for iid in fleet.launched if iid not in known]
+        kept = [inst["InstanceId"] for inst in self.kept]
+        ids = kept + [iid for iid in fleet.launched if iid not in kept]
         # Old instances the refresh will remove as soon as the batch in flight is in service are not registered.
         leaving = len(self.existing) + len(fleet.launched) - params["count"]
         going = {inst["InstanceId"] for inst in self.replacing[: max(0, leaving)]}

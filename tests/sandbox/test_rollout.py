@@ -1,0 +1,170 @@
+"""Rolling the flow's clones onto a new image behind the sandbox's load balancer (root, under the lock).
+
+The flow (playbooks/flow.yml, 2 clones behind the load balancer, as the least-privilege user of docs/iam-policy.json)
+runs once; image.yml bakes a second image of the same source; then, while a probe (bench/probe.py) sends 20 requests
+a second to the load balancer's /healthz:
+  1. rollout.yml onto the newest baked image: exits 0, zero failed requests, the clones are of the new image and are
+     the target group's healthy targets; a rerun replaces nothing;
+  2. rollout.yml onto the base image (no web server on it) with rollout_health_timeout 30: rolled back, exits non-zero
+     with one line, zero failed requests, the clones of before are still registered and healthy.
+teardown.yml removes everything, load balancer, target group and its security group included. Bounded: every
+playbook has a deadline, the probe stops by itself after 20 minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "bench"))
+from probe import Probe
+
+BIN = ROOT / ".venv" / "bin"
+COLLECTIONS = ROOT / ".build" / "collections"
+PLAYBOOKS = ROOT / "playbooks"
+INVENTORY = PLAYBOOKS / "inventory" / "bakery.instances.yml"
+NAME = "rollout"
+RATE = 20.0
+
+
+@pytest.fixture(scope="module")
+def flow(sandbox, tmp_path_factory):
+    """Runs a playbook of the flow as the least-privilege user; the flow is torn down at the end."""
+    workdir = tmp_path_factory.mktemp("rollout")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ANSIBLE_"))}
+    env.update(
+        sandbox.env(),  # endpoint, the least-privilege user's keys, the guest endpoint
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_REGION="us-east-1",
+        HOME=str(workdir),
+        PYTHONPATH=str(COLLECTIONS),
+        ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_RETRY_FILES_ENABLED="0",
+        ANSIBLE_LOCALHOST_WARNING="0",
+        ANSIBLE_SSH_ARGS="-o ControlMaster=no",
+    )
+    base = {
+        "flow_name": NAME,
+        "flow_store": "sqlite",
+        "flow_clone_count": 2,
+        "flow_key_path": str(workdir / "key"),
+        "flow_hosts": f"flow_{NAME}:&role_source",
+    }
+
+    def run(playbook: str, timeout: float = 900, **extra) -> subprocess.CompletedProcess:
+        cmd = [str(BIN / "ansible-playbook"), "-i", str(INVENTORY), str(PLAYBOOKS / playbook)]
+        cmd += ["-e", json.dumps(dict(base, **extra))]
+        started = time.monotonic()
+        proc = subprocess.run(cmd, env=env, cwd=workdir, capture_output=True, text=True, timeout=timeout, check=False)
+        proc.seconds = time.monotonic() - started
+        print(f"{playbook} {extra or ''}: rc {proc.returncode} in {proc.seconds:.0f} s", file=sys.stderr)
+        return proc
+
+    try:
+        yield run
+    finally:
+        down = run("teardown.yml")
+        assert down.returncode == 0, down.stdout[-4000:]
+        elb = sandbox.client(service="elbv2")
+        assert [
+            lb for lb in elb.describe_load_balancers()["LoadBalancers"] if lb["LoadBalancerName"] == f"{NAME}-lb"
+        ] == []
+        assert [
+            tg for tg in elb.describe_target_groups()["TargetGroups"] if tg["TargetGroupName"] == f"{NAME}-web"
+        ] == []
+        groups = sandbox.client().describe_security_groups()["SecurityGroups"]
+        assert [g["GroupId"] for g in groups if g["GroupName"] in (f"{NAME}-lb", f"{NAME}-clone")] == []
+
+
+def ok(proc) -> str:
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+    return proc.stdout
+
+
+def clones(sandbox) -> dict[str, str]:
+    """Instance ID -> image ID of the flow's live clones."""
+    filters = [
+        {"Name": "tag:Name", "Values": [f"{NAME}-clone"]},
+        {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
+    ]
+    found = sandbox.client().describe_instances(Filters=filters)["Reservations"]
+    return {i["InstanceId"]: i["ImageId"] for r in found for i in r["Instances"]}
+
+
+def targets(sandbox) -> dict[str, str]:
+    """Instance ID -> state of every target of the flow's target group."""
+    elb = sandbox.client(service="elbv2")
+    (group,) = elb.describe_target_groups(Names=[f"{NAME}-web"])["TargetGroups"]
+    health = elb.describe_target_health(TargetGroupArn=group["TargetGroupArn"])["TargetHealthDescriptions"]
+    return {t["Target"]["Id"]: t["TargetHealth"]["State"] for t in health}
+
+
+def probed(address: str, call):
+    """Runs ``call()`` while the probe sends RATE requests a second to the load balancer; returns both results."""
+    probe = Probe(address, "/healthz", rate=RATE, limit=1200)
+    probe.start()
+    try:
+        result = call()
+    finally:
+        figures = probe.stop()
+    print(f"probe: {json.dumps(figures)}", file=sys.stderr)
+    return result, figures
+
+
+def assert_steady(figures: dict, proc) -> None:
+    assert figures["failures"] == 0, figures["first_failures"]
+    assert figures["seconds"] >= proc.seconds  # the probe ran for the whole rollout
+    assert figures["rate"] >= 10, figures
+
+
+def test_rollout_with_no_failed_request_and_rollback(sandbox, flow):
+    out = ok(flow("flow.yml"))
+    (address,) = re.findall(r"load balancer http://([0-9.]+)/", out)
+    before = clones(sandbox)
+    assert len(before) == 2 and set(targets(sandbox)) == set(before), (before, targets(sandbox))
+    v1 = set(before.values())
+    ok(flow("image.yml", flow_image_version=2))
+    v2 = {
+        i["ImageId"]
+        for i in sandbox.client().describe_images(
+            Owners=["self"], Filters=[{"Name": "name", "Values": [f"{NAME}-web-v2"]}]
+        )["Images"]
+    }
+    assert len(v2) == 1 and v2 != v1
+
+    # 1. A good rollout onto the newest image the flow baked (rollout_image_id left empty).
+    proc, figures = probed(address, lambda: flow("rollout.yml", timeout=1200))
+    ok(proc)
+    assert_steady(figures, proc)
+    after = clones(sandbox)
+    assert len(after) == 2 and set(after.values()) == v2 and not set(after) & set(before), (before, after)
+    assert targets(sandbox) == dict.fromkeys(after, "healthy")
+    assert set(figures["instances"]) >= set(after)  # the new clones answered through the load balancer
+    assert re.search(r"replaced +2 clone\(s\) in 2 batch", proc.stdout), proc.stdout[-3000:]
+
+    rerun = ok(flow("rollout.yml"))
+    assert re.search(r"localhost +: ok=\d+ +changed=0 .*failed=0", rerun), rerun[-3000:]
+    assert clones(sandbox) == after
+
+    # 2. Onto the base image, which serves nothing on port 80: the first batch never becomes healthy.
+    source = sandbox.client().describe_instances(Filters=[{"Name": "tag:Name", "Values": [f"{NAME}-source"]}])
+    base_image = source["Reservations"][0]["Instances"][0]["ImageId"]
+    proc, figures = probed(address, lambda: flow("rollout.yml", rollout_image_id=base_image, rollout_health_timeout=30))
+    assert proc.returncode != 0, proc.stdout[-3000:]
+    fatal = [line for line in proc.stdout.splitlines() if line.startswith("fatal:")]
+    assert len(fatal) == 1, proc.stdout[-3000:]
+    msg = json.loads(fatal[0].split(" => ", 1)[1])["msg"]
+    assert "\n" not in msg and msg, msg
+    print(f"rollback: {msg}", file=sys.stderr)
+    assert_steady(figures, proc)
+    assert clones(sandbox) == after  # the batch of the base image is gone, the clones of before stay
+    assert targets(sandbox) == dict.fromkeys(after, "healthy")
