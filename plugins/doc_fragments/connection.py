@@ -37,8 +37,11 @@ options:
     aliases: [aws_session_token, security_token]
   endpoint_url:
     description:
-      - URL of the EC2 API endpoint, for a local endpoint such as the bakery.ec2 sandbox. It applies to EC2 only;
-        any other service called (STS, to decode a denied call) uses its own endpoint.
+      - URL of the EC2 API endpoint, for a local endpoint such as the bakery.ec2 sandbox. STS (to decode a denied
+        call) always uses its own endpoint. SSM (O(bakery.ec2.ami_find#module:ssm_parameter)) and ELBv2
+        (O(bakery.ec2.ec2_launch#module:target_groups)) use their own variable (E(AWS_ENDPOINT_URL_SSM),
+        E(AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2)) when set, else this URL unless it came from
+        E(AWS_ENDPOINT_URL_EC2) (a local endpoint such as the sandbox serves every service), else their own endpoint.
       - When not set, E(AWS_URL) is used. Otherwise botocore chooses each service's endpoint as it defines it, from
         E(AWS_ENDPOINT_URL_EC2) (E(AWS_ENDPOINT_URL_STS) for STS), then E(AWS_ENDPOINT_URL), then the
         C(endpoint_url) settings of the profile, else the AWS endpoint of the region.
