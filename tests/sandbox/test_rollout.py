@@ -7,6 +7,9 @@ a second to the load balancer's /healthz:
      the target group's healthy targets; a rerun replaces nothing;
   2. rollout.yml onto the base image (no web server on it) with rollout_health_timeout 30: rolled back, exits non-zero
      with one line, zero failed requests, the clones of before are still registered and healthy.
+  3. rollout.yml onto a third image, the controller killed (SIGKILL to its whole process group) once the first new
+     clone exists, then run again: exits 0, zero failed requests over both runs, the clones are of the third image,
+     and no more new clones were ever launched than the rollout needs (no duplicate of the batch in flight).
 teardown.yml removes everything, load balancer, target group and its security group included. Bounded: every
 playbook has a deadline, the probe stops by itself after 20 minutes.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -60,15 +64,26 @@ def flow(sandbox, tmp_path_factory):
         "flow_hosts": f"flow_{NAME}:&role_source",
     }
 
-    def run(playbook: str, timeout: float = 900, **extra) -> subprocess.CompletedProcess:
+    def command(playbook: str, **extra) -> list[str]:
         cmd = [str(BIN / "ansible-playbook"), "-i", str(INVENTORY), str(PLAYBOOKS / playbook)]
-        cmd += ["-e", json.dumps(dict(base, **extra))]
+        return [*cmd, "-e", json.dumps(dict(base, **extra))]
+
+    def start(playbook: str, **extra) -> subprocess.Popen:
+        """The playbook in its own process group (what a killed controller takes down with it)."""
+        return subprocess.Popen(
+            command(playbook, **extra), env=env, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+
+    def run(playbook: str, timeout: float = 900, **extra) -> subprocess.CompletedProcess:
+        cmd = command(playbook, **extra)
         started = time.monotonic()
         proc = subprocess.run(cmd, env=env, cwd=workdir, capture_output=True, text=True, timeout=timeout, check=False)
         proc.seconds = time.monotonic() - started
         print(f"{playbook} {extra or ''}: rc {proc.returncode} in {proc.seconds:.0f} s", file=sys.stderr)
         return proc
 
+    run.start = start
     try:
         yield run
     finally:
@@ -168,3 +183,37 @@ def test_rollout_with_no_failed_request_and_rollback(sandbox, flow):
     assert_steady(figures, proc)
     assert clones(sandbox) == after  # the batch of the base image is gone, the clones of before stay
     assert targets(sandbox) == dict.fromkeys(after, "healthy")
+
+    # 3. The controller killed in the middle of a rollout, then the same rollout again.
+    ok(flow("image.yml", flow_image_version=3))
+    (v3,) = {
+        i["ImageId"]
+        for i in sandbox.client().describe_images(
+            Owners=["self"], Filters=[{"Name": "name", "Values": [f"{NAME}-web-v3"]}]
+        )["Images"]
+    }
+
+    def killed_then_rerun():
+        controller = flow.start("rollout.yml")
+        try:
+            deadline = time.monotonic() + 300
+            while v3 not in clones(sandbox).values():
+                assert controller.poll() is None, "the rollout ended before its first new clone was seen"
+                assert time.monotonic() < deadline, "no clone of the third image within 300 s"
+                time.sleep(0.2)
+        finally:
+            os.killpg(controller.pid, signal.SIGKILL)  # our own process group: ansible-playbook and its modules
+            controller.wait(timeout=30)
+        return flow("rollout.yml", timeout=1200)
+
+    proc, figures = probed(address, killed_then_rerun)
+    ok(proc)
+    assert_steady(figures, proc)
+    final = clones(sandbox)
+    assert len(final) == 2 and set(final.values()) == {v3}, final
+    assert targets(sandbox) == dict.fromkeys(final, "healthy")
+    ever = sandbox.client().describe_instances(
+        Filters=[{"Name": "tag:Name", "Values": [f"{NAME}-clone"]}, {"Name": "image-id", "Values": [v3]}]
+    )["Reservations"]
+    launched = [i["InstanceId"] for r in ever for i in r["Instances"]]
+    assert len(launched) == 2, launched  # the batch in flight was brought in, not launched again
