@@ -68,6 +68,26 @@ def get(address: str, path: str = "/", timeout: float = 5) -> tuple[int, str]:
         conn.close()
 
 
+def paced_gets(address: str, count: int, results: list, stop: threading.Event | None = None) -> threading.Thread:
+    """A started thread sending ``count`` GETs to ``address``, 10 a second, each (status, body) or (0, error) into
+    ``results``; it ends early once ``stop`` is set."""
+
+    def probe():
+        start = time.monotonic()
+        for n in range(count):
+            time.sleep(max(0.0, start + n * 0.1 - time.monotonic()))
+            try:
+                results.append(get(address, timeout=3))
+            except OSError as exc:
+                results.append((0, repr(exc)))
+            if stop is not None and stop.is_set():
+                break
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    return prober
+
+
 def health(elbv2, group: str) -> dict[str, tuple[str, str]]:
     found = elbv2.describe_target_health(TargetGroupArn=group)["TargetHealthDescriptions"]
     return {d["Target"]["Id"]: (d["TargetHealth"]["State"], d["TargetHealth"].get("Reason", "")) for d in found}
@@ -292,20 +312,7 @@ def test_no_failed_request_while_targets_come_and_go(site, elbv2):
     wait_health(elbv2, site["tg"], {a["id"]: "healthy", b["id"]: "healthy"}, timeout=40)
     results: list = []
     stop = threading.Event()
-
-    def probe():
-        start = time.monotonic()
-        for n in range(150):
-            time.sleep(max(0.0, start + n * 0.1 - time.monotonic()))
-            try:
-                results.append(get(site["lb"]["DNSName"], timeout=3))
-            except OSError as exc:
-                results.append((0, repr(exc)))
-            if stop.is_set():
-                break
-
-    prober = threading.Thread(target=probe)
-    prober.start()
+    prober = paced_gets(site["lb"]["DNSName"], 150, results, stop)
     try:
         elbv2.register_targets(TargetGroupArn=site["tg"], Targets=[{"Id": c["id"]}])
         wait_health(elbv2, site["tg"], {c["id"]: "healthy"}, timeout=12)
@@ -325,18 +332,7 @@ def test_a_reload_drops_no_request_and_keeps_health(site, elbv2):
     """ModifyTargetGroup rewrites HAProxy's configuration and reloads it, under 10 requests a second for 5 s."""
     b, c = site["hosts"][1:]
     results: list = []
-
-    def probe():
-        start = time.monotonic()
-        for n in range(50):
-            time.sleep(max(0.0, start + n * 0.1 - time.monotonic()))
-            try:
-                results.append(get(site["lb"]["DNSName"], timeout=3))
-            except OSError as exc:
-                results.append((0, repr(exc)))
-
-    prober = threading.Thread(target=probe)
-    prober.start()
+    prober = paced_gets(site["lb"]["DNSName"], 50, results)
     time.sleep(1)
     elbv2.modify_target_group(TargetGroupArn=site["tg"], HealthCheckTimeoutSeconds=3)
     assert health(elbv2, site["tg"]) == {b["id"]: ("healthy", ""), c["id"]: ("healthy", "")}
