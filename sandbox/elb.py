@@ -35,7 +35,7 @@ from .errors import SandboxError
 log = logging.getLogger("sandbox")
 ELB_XMLNS = "http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/"
 LB_DIR = config.STATE_DIR / "lbs"
-SLOTS = 32  # servers per target group in a load balancer (HAProxy backend)
+SLOTS = 128  # servers per target group (HAProxy backend): the 64 hosts the sandbox holds, and a refresh batch as large
 POLL = 0.5  # seconds between two reads of every load balancer's server states
 DEFAULT_DELAY = 300  # deregistration_delay.timeout_seconds, as on AWS
 _DNS_RE = re.compile(rb"<DNSName>([^<]+)</DNSName>")

@@ -1,7 +1,8 @@
 """playbooks/clone.yml's check of the clones: all in parallel, one deadline, every bad clone named.
 
-The check's own tasks, taken from clone.yml as they are, run against clones played by small HTTP
-servers on 127.0.0.x port 80 (root): one healthy, one answering for another instance, one dead.
+The check's own tasks, taken from clone.yml as they are (they run playbooks/files/check_clones.py), run
+against clones played by small HTTP servers on 127.0.0.x port 80 (root): one healthy, one answering for
+another instance, one dead; and against 40 slow clones, checked at once.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ CLONE = ROOT / "playbooks" / "clone.yml"
 BIN = ROOT / ".venv" / "bin"
 
 
-def serve(ip: str, instance_id: str):
+def serve(ip: str, instance_id: str, delay: float = 0.0):
     class Health(BaseHTTPRequestHandler):
         def do_GET(self):
+            time.sleep(delay)
             body = json.dumps({"status": "ok", "instance_id": instance_id}).encode()
             self.send_response(200 if self.path == "/healthz" else 404)
             self.send_header("Content-Type", "application/json")
@@ -57,23 +59,28 @@ def clones():
 
 
 def check_playbook(tmp_path: Path, instances: list[dict]) -> Path:
-    """clone.yml's check (its add_host task and its second play), given these clones."""
+    """clone.yml's check (its two tasks, as they are), given these clones; files/ as beside clone.yml."""
     plays = yaml.safe_load(CLONE.read_text())
-    add_hosts = [t for t in plays[0]["tasks"] if "ansible.builtin.add_host" in t]
-    check = plays[1]
-    check["vars_files"] = [str(ROOT / "playbooks" / f) for f in check["vars_files"]]
-    launch = {
-        "name": "Clones as ec2_launch returns them",
+    check = [
+        t
+        for t in plays[0]["tasks"]
+        if t["name"].startswith(("Check that each clone serves the app", "Report every clone that does not answer"))
+    ]
+    assert len(check) == 2, [t["name"] for t in plays[0]["tasks"]]
+    play = {
+        "name": "Clones as ec2_launch returns them, then clone.yml's check",
         "hosts": "localhost",
         "connection": "local",
         "gather_facts": False,
+        "vars_files": [str(ROOT / "playbooks" / f) for f in plays[0]["vars_files"]],
         "tasks": [
             {"name": "Clones", "ansible.builtin.set_fact": {"flow_clones": {"instances": instances}}},
-            *add_hosts,
+            *check,
         ],
     }
+    (tmp_path / "files").symlink_to(ROOT / "playbooks" / "files")
     path = tmp_path / "check.yml"
-    path.write_text(yaml.safe_dump([launch, check], sort_keys=False))
+    path.write_text(yaml.safe_dump([play], sort_keys=False))
     return path
 
 
@@ -105,3 +112,31 @@ def test_clones_that_all_answer_pass(clones, tmp_path):
     proc, _elapsed = run(check_playbook(tmp_path, clones[:1]), timeout=8)
     assert proc.returncode == 0, proc.stdout
     assert "failed=0" in proc.stdout
+
+
+def test_many_clones_are_checked_at_once(tmp_path):
+    """40 clones that each take 1 s to answer: checked together, not one after another (which would take 40 s)."""
+    if os.geteuid() != 0:
+        pytest.skip("port 80 on 127.0.0.x needs root")
+    servers, instances = [], []
+    for n in range(40):
+        ip = f"127.0.1.{n + 1}"
+        servers.append(serve(ip, f"i-slow{n}", delay=1.0))
+        instances.append({"instance_id": f"i-slow{n}", "private_ip_address": ip})
+    try:
+        proc, took = run(check_playbook(tmp_path, instances), timeout=30)
+    finally:
+        for srv in servers:
+            srv.shutdown()
+            srv.server_close()
+    assert proc.returncode == 0, proc.stdout
+    assert "failed=0" in proc.stdout
+    assert took < 25, f"the check of 40 clones answering in 1 s each took {took:.0f} s"
+
+
+def test_a_clone_without_an_address_is_reported(tmp_path):
+    proc, _elapsed = run(check_playbook(tmp_path, [{"instance_id": "i-noaddr", "private_ip_address": None}]), 8)
+    assert proc.returncode != 0, proc.stdout
+    assert "1 of 1 clone(s) do not serve the app within 8 s: i-noaddr at : no private address" in " ".join(
+        proc.stdout.split()
+    )

@@ -1,0 +1,120 @@
+"""Check that every clone serves the app, all at once, against one deadline (run by clone.yml on the controller).
+
+Standard input: a JSON list of ``{"instance_id": ..., "private_ip_address": ...}`` (the instances ec2_launch
+returns; other keys are ignored, a clone without an address is reported). Each clone is asked
+``GET http://ADDRESS/healthz`` (5 s timeout per request, one second between tries) until it answers 200 with
+``{"status": "ok", "instance_id": <its own ID>}`` or ``--timeout`` seconds after the start have passed; every
+clone is polled by its own thread, so the whole check takes at most about ``--timeout`` + 5 seconds however many
+clones there are and however many are dead.
+
+Standard output: one JSON object, ``{"checked": N, "seconds": S, "bad": [{"instance_id", "address",
+"reason"}, ...]}``; exit status 0 (the playbook judges ``bad``), 2 for input that is not such a list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+REQUEST_TIMEOUT = 5.0
+PAUSE = 1.0
+SHOWN = 120  # characters of an unexpected answer shown in the reason
+
+
+def _no_proxy():
+    # Clones are reached directly at their private addresses, never through a proxy of the controller's environment.
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _ask(opener, address, instance_id, timeout):
+    """None when the clone answers for itself, otherwise why not (one line)."""
+    try:
+        with opener.open(f"http://{address}/healthz", timeout=timeout) as resp:
+            body = resp.read(65536).decode("utf-8", "replace")
+            status = resp.status
+    except urllib.error.HTTPError as err:
+        return f"HTTP {err.code} {err.reason}"
+    except (urllib.error.URLError, OSError) as err:
+        reason = getattr(err, "reason", err)
+        return f"no answer ({reason})"
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    ours = isinstance(data, dict) and data.get("status") == "ok" and data.get("instance_id") == instance_id
+    if status == 200 and ours:
+        return None
+    text = " ".join(body.split())
+    return "answered " + (text if len(text) <= SHOWN else text[: SHOWN - 3] + "...")
+
+
+def check(clones, timeout, clock=time.monotonic):
+    """Poll every clone in its own thread until it answers for itself or the deadline passes."""
+    deadline = clock() + timeout
+    reasons = {}
+    opener = _no_proxy()
+
+    def poll(clone):
+        instance_id, address = clone["instance_id"], clone["private_ip_address"]
+        while True:
+            left = deadline - clock()
+            reason = _ask(opener, address, instance_id, max(0.5, min(REQUEST_TIMEOUT, left)))
+            if reason is None:
+                reasons.pop(instance_id, None)
+                return
+            reasons[instance_id] = reason
+            if clock() + PAUSE > deadline:
+                return
+            time.sleep(PAUSE)
+
+    for clone in clones:
+        if not clone.get("private_ip_address"):
+            reasons[clone["instance_id"]] = "no private address"
+    threads = [threading.Thread(target=poll, args=(c,), daemon=True) for c in clones if c["instance_id"] not in reasons]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return [
+        {"instance_id": iid, "address": c.get("private_ip_address") or "", "reason": reasons[iid]}
+        for c in clones
+        if (iid := c["instance_id"]) in reasons
+    ]
+
+
+def _clones(text):
+    try:
+        data = json.loads(text)
+    except ValueError as err:
+        raise ValueError(f"standard input is not JSON: {err}") from None
+    if not isinstance(data, list):
+        raise ValueError("standard input is not a JSON list of instances")
+    for item in data:
+        if not (isinstance(item, dict) and isinstance(item.get("instance_id"), str)):
+            raise ValueError(f"not an instance with an instance_id: {json.dumps(item)[:200]}")
+    return data
+
+
+def main(argv=None, stdin=None, stdout=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--timeout", type=float, required=True, help="seconds for the whole check")
+    args = parser.parse_args(argv)
+    try:
+        clones = _clones((stdin or sys.stdin).read())
+    except ValueError as err:
+        print(f"check_clones: {err}", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    bad = check(clones, args.timeout)
+    result = {"checked": len(clones), "seconds": round(time.monotonic() - started, 1), "bad": bad}
+    print(json.dumps(result), file=stdout or sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
