@@ -17,6 +17,8 @@ the case can run in pieces (``--scale-each``, ``--scale-clones``); the report se
 from __future__ import annotations
 
 import json
+import os
+import resource
 import sys
 import tempfile
 import time
@@ -49,6 +51,19 @@ def flow_ids(ec2, flow_name: str, role: str) -> list[str]:
 
 def pss_mib_per_host(ids: list[str]) -> float:
     return round(host_usage(host_pids(ids))["pss_kib"] / max(len(ids), 1) / 1024, 1)
+
+
+def busy_cpu_s() -> float:
+    """CPU seconds the whole machine has spent busy (every core, not idle or waiting for I/O) since boot."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_s() -> float:
+    """CPU seconds of this process's finished children (ansible-playbook and the workers it forked and waited for)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def wall_of(res) -> float:
@@ -86,7 +101,12 @@ class Scale:
 
     def each(self, n: int) -> dict:
         launch = self.play(HERE / "fleet" / "launch.yml", bench_count=n)
+        # Where configuring's CPU goes, on 2 cores shared by the controller and every host: the controller's
+        # (ansible-playbook and its workers) and the rest of the machine's (the hosts: apt, the modules' Python,
+        # the app; plus the sandbox's API, small next to them).
+        machine0, controller0 = busy_cpu_s(), children_cpu_s()
         configure = self.play(REPO / "playbooks" / "configure.yml")
+        machine, controller = busy_cpu_s() - machine0, children_cpu_s() - controller0
         ids = flow_ids(self.ec2, self.flow_name, "source")
         if len(ids) != n:
             raise RuntimeError(f"configure-each {n}: {len(ids)} instances found: {ids}")
@@ -96,6 +116,10 @@ class Scale:
             "total_s": round(launch.wall + configure.wall, 1),
             "pss_mib_per_host": pss_mib_per_host(ids),
             "configure_tasks_s": slowest_tasks(configure),
+            "configure_cpu_s_per_host": {
+                "controller": round(controller / n, 2),
+                "hosts": round(max(machine - controller, 0) / n, 2),
+            },
         }
 
     def bake(self) -> dict:
@@ -248,8 +272,20 @@ def report(results: dict) -> dict:
         ahead = ""
         if c and "total_s" in e and results["bake"]:
             ahead = f"{e['total_s'] / bake_clone_s(results, n):.2f}x"
+        cpu = e.get("configure_cpu_s_per_host")
+        cpu_text = ""
+        if cpu:
+            cpu_text = f"{cpu['hosts'] + cpu['controller']:.1f} ({cpu['hosts']:.1f} + {cpu['controller']:.1f})"
         rows.append(
-            (n, each_text, clone_text, ahead, e.get("pss_mib_per_host", ""), c["pss_mib_per_host"] if c else "")
+            (
+                n,
+                each_text,
+                clone_text,
+                ahead,
+                cpu_text,
+                e.get("pss_mib_per_host", ""),
+                c["pss_mib_per_host"] if c else "",
+            )
         )
     targets = []
     if "64" in clone:
@@ -286,6 +322,7 @@ def report(results: dict) -> dict:
                     "configure-each (s): launch + configure",
                     "bake+clone (s) (clone alone)",
                     "configure-each / bake+clone",
+                    "CPU per configured host (s): hosts + controller",
                     "PSS per configured host (MiB)",
                     "PSS per clone (MiB)",
                 ],
@@ -315,7 +352,10 @@ def report(results: dict) -> dict:
             " (one run per size); sizes run one after another, hosts terminated between them. PSS: every process "
             "of the hosts (nspawn, systemd, sshd, nginx, gunicorn, ...) once they serve, per host. configure-each"
             " stops where it would pass "
-            f"{EACH_LIMIT_S // 60} minutes."
+            f"{EACH_LIMIT_S // 60} minutes. CPU per configured host: the CPU seconds the machine spent busy while "
+            "configure.yml ran, per host, split into the controller's (ansible-playbook and its workers) and the "
+            "rest (the hosts' apt, the modules' Python, the app, and the sandbox's API); on 2 cores, configuring "
+            "N hosts at once cannot take less than N x that / 2."
         ),
         "text": text,
         "targets": targets,

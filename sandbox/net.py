@@ -21,6 +21,10 @@ from . import config
 from .errors import SandboxError
 
 _lock = threading.RLock()
+# The ruleset last loaded into each host's namespace: a refresh that renders the same rules loads nothing (a fleet's
+# boot refreshes every host's firewall many times while most rulesets stay the same). Forgotten with the namespace.
+_fw_lock = threading.Lock()
+_fw_loaded: dict[str, str] = {}
 
 
 def sh(*cmd: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
@@ -200,6 +204,7 @@ def veth_name(instance_id: str) -> str:
 
 def create_host_net(instance_id: str, ip: str, prefix: int, gateway: str, mac: str | None) -> None:
     ns, veth = ns_name(instance_id), veth_name(instance_id)
+    forget_firewall(instance_id)
     _, mtu = uplink()
     with _lock:
         add_bridge_addr(gateway)
@@ -231,6 +236,7 @@ def host_route(ip: str, up: bool, src: str | None = None) -> None:
 
 def delete_host_net(instance_id: str, ip: str | None) -> None:
     ns, veth = ns_name(instance_id), veth_name(instance_id)
+    forget_firewall(instance_id)
     if ip:
         host_route(ip, False)
     sh("ip", "link", "del", veth, check=False)
@@ -257,13 +263,27 @@ def apply_firewall(instance_id: str, permissions: list[dict], peers: dict[str, l
         for src in sources:
             lines.append(" ".join(["-A INPUT", "-s", src, *match, "-j ACCEPT"]))
     lines.append("COMMIT")
-    sh("ip", "netns", "exec", ns_name(instance_id), "iptables-restore", input="\n".join(lines) + "\n")
+    text = "\n".join(lines) + "\n"
+    with _fw_lock:
+        if _fw_loaded.get(instance_id) == text:
+            return
+        _fw_loaded.pop(instance_id, None)
+        sh("ip", "netns", "exec", ns_name(instance_id), "iptables-restore", input=text)
+        _fw_loaded[instance_id] = text
+
+
+def forget_firewall(instance_id: str) -> None:
+    """The host's namespace is new or gone: its next apply_firewall loads its rules whatever they are."""
+    with _fw_lock:
+        _fw_loaded.pop(instance_id, None)
 
 
 # ---------------------------------------------------------------- teardown
 def teardown() -> list[str]:
     """Remove every network object the sandbox made (record + bks- prefix). Idempotent."""
     rec = load_record()
+    with _fw_lock:
+        _fw_loaded.clear()
     done = []
     for ip in rec.get("host_routes", []):
         sh("ip", "route", "del", f"{ip}/32", check=False)
