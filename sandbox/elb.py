@@ -100,7 +100,7 @@ class Target:
     ip: str
     slot: int
     since: float = field(default_factory=time.monotonic)
-    seen_up: bool = False  # passed the healthy threshold once (else: initial until it fails)
+    seen_up: bool = False  # healthy once since its registration (else: initial until it fails)
     drain_until: float | None = None  # draining when set
 
 
@@ -471,6 +471,12 @@ class Balancers:
                         continue
                     for target in list(group.targets.values()):
                         row = rows.get((group.backend, f"s{target.slot}"), {})
+                        if self._first_check_passed(row, target):
+                            # As on AWS, a newly registered target is healthy once it passes one health check
+                            # (HealthyThresholdCount is for an unhealthy target to become healthy again): HAProxy
+                            # would wait for `rise` checks, so it is told the server is up.
+                            self._cli(lb, f"set server {group.backend}/s{target.slot} health up")
+                            row["status"] = "UP"
                         if row.get("status", "").startswith("UP") and target.drain_until is None:
                             target.seen_up = True
                             if row.get("weight") == "0":  # up now: requests may come (see _enable)
@@ -479,6 +485,17 @@ class Balancers:
                             busy = int(row.get("scur") or 0) + int(row.get("qcur") or 0)
                             if busy == 0 or time.monotonic() >= target.drain_until:
                                 self._drained(group, target)
+
+    @staticmethod
+    def _first_check_passed(row: dict, target: Target) -> bool:
+        """A target never up since its registration whose health checks have just passed once."""
+        return (
+            not target.seen_up
+            and target.drain_until is None
+            and row.get("status", "").startswith("DOWN")
+            and row.get("check_status") == "L7OK"
+            and int(row.get("check_health") or 0) > 0
+        )
 
     def _drained(self, group: Group, target: Target) -> None:
         for lb in self._lbs_using(group.arn):
@@ -633,7 +650,7 @@ class Balancers:
                     self._cli(lb, f"set server {g.backend}/s{t.slot} state drain")
 
     def _enable(self, lb: Balancer, group: Group, target: Target) -> None:
-        """A slot for the target, given requests once its checks reached the healthy threshold.
+        """A slot for the target, given requests once it passed one health check (the poller brings it up).
 
         HAProxy takes a server leaving maintenance for up: it leaves with weight 0 (no request), its checks are
         restarted from down, and the poller gives it its weight once HAProxy says it is up.

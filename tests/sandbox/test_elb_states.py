@@ -99,3 +99,49 @@ def test_draining_ends_when_no_load_balancer_uses_the_group_any_more():
     lbs.lbs.clear()  # its load balancer was deleted
     lbs._forget_unused_drains()
     assert group.targets == {}
+
+
+def _poll(row: dict, seen_up: bool = False, draining: bool = False):
+    """One poll of the load balancer's stats (``row`` for the target's slot); the HAProxy commands it sent."""
+    lbs, group, target = _balancers(None)
+    target.seen_up = seen_up
+    if draining:
+        target.drain_until = time.monotonic() + 300
+    lb = lbs.lbs["arn:lb"]
+    sent = []
+    header = "# pxname,svname," + ",".join(row)
+
+    def cli(command, timeout=2.0):
+        if command.startswith("show stat"):
+            return header + "\n" + f"{group.backend},s1," + ",".join(row.values()) + "\n"
+        sent.append(command)
+        return ""
+
+    lb.cli = cli
+    lbs.poll_once()
+    return sent, lbs.health(group, target)[:2], target
+
+
+def test_a_new_target_is_healthy_after_one_passed_check():
+    """AWS: "After your target is registered, it must pass one health check to be considered healthy"."""
+    sent, state, target = _poll({"status": "DOWN 1/2", "check_status": "L7OK", "check_health": "1", "weight": "0"})
+    assert sent[0].endswith("/s1 health up"), sent
+    assert any(c.startswith("set weight") and c.endswith("/s1 100%") for c in sent), sent
+    assert state == ("healthy", "")
+    assert target.seen_up
+
+
+@pytest.mark.parametrize(
+    ("row", "seen_up", "draining"),
+    [
+        # No check passed yet.
+        ({"status": "DOWN", "check_status": "L4CON", "check_health": "0", "weight": "0"}, False, False),
+        # An unhealthy target coming back needs HealthyThresholdCount checks in a row, as on AWS.
+        ({"status": "DOWN 1/2", "check_status": "L7OK", "check_health": "1", "weight": "100"}, True, False),
+        # Draining: never brought up again.
+        ({"status": "DOWN 1/2", "check_status": "L7OK", "check_health": "1", "weight": "0"}, False, True),
+    ],
+)
+def test_no_shortcut_for_targets_coming_back_or_draining(row, seen_up, draining):
+    sent, _state, _target = _poll(row, seen_up=seen_up, draining=draining)
+    assert not any("health up" in c for c in sent), sent
