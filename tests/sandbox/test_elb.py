@@ -348,7 +348,11 @@ def test_a_reload_drops_no_request_and_keeps_health(site, elbv2):
 def test_a_terminated_instance_is_deregistered(site, ec2, elbv2):
     b, c = site["hosts"][1:]
     ec2.terminate_instances(InstanceIds=[c["id"]])
-    assert health(elbv2, site["tg"])[c["id"]] == ("draining", "Target.DeregistrationInProgress")
+    # Draining at once; an idle target (no request in flight here) may have finished draining by the next read.
+    assert health(elbv2, site["tg"]).get(c["id"], ("gone", "")) in (
+        ("draining", "Target.DeregistrationInProgress"),
+        ("gone", ""),
+    )
     wait_health(elbv2, site["tg"], {c["id"]: None, b["id"]: "healthy"}, timeout=15)
     assert [get(site["lb"]["DNSName"])[1] for _ in range(4)] == [b["id"]] * 4
 
