@@ -87,6 +87,12 @@ class Core:
         self.threads: list[threading.Thread] = []
         self._refresh_queued: set[str] = set()  # regions with a firewall refresh waiting to run
         self._refresh_lock = threading.Lock()
+        # What the firewalls are made of (each live instance's groups, the groups' rules) read once per region and
+        # shared by every refresh until an EC2 change: see _firewall_view.
+        self._ec2_changes = 0
+        self._ec2_changes_lock = threading.Lock()
+        self._fw_views: dict[str, tuple] = {}
+        self._fw_view_lock = threading.Lock()
         self.faults = Faults()
         self.chaos = Chaos()
         self.strict = strict.Strict(window, seed)
@@ -290,6 +296,9 @@ class Core:
 
     # ------------------------------------------------------------ after moto
     def after(self, action: str, params: dict, region: str, body: bytes) -> bytes:
+        if not action.startswith(("Describe", "Get")):  # it may have changed what a firewall is made of
+            with self._ec2_changes_lock:
+                self._ec2_changes += 1
         handler = getattr(self, f"_after_{action}", None)
         if handler:
             body = handler(params, region, body) or body
@@ -488,22 +497,7 @@ class Core:
         balancers = self.elb.members(region)
         if not hosts and not balancers:
             return
-        ec2 = self.ec2(region)
-        res = ec2.describe_instances(InstanceIds=[h.instance_id for h in hosts]) if hosts else {"Reservations": []}
-        # A load balancer's address is a member of its security groups (instances admit it by group), and its
-        # own groups' ingress rules guard it as they guard an instance.
-        groups_of: dict[str, list[str]] = {key: sorted(groups) for key, _, groups in balancers}
-        for r in res["Reservations"]:
-            for inst in r["Instances"]:
-                gids = {g["GroupId"] for g in inst.get("SecurityGroups", [])}
-                for nic in inst.get("NetworkInterfaces", []):
-                    gids |= {g["GroupId"] for g in nic.get("Groups", [])}
-                groups_of[inst["InstanceId"]] = sorted(gids)
-        all_groups = sorted({g for gs in groups_of.values() for g in gs})
-        perms = {}
-        if all_groups:
-            for sg in ec2.describe_security_groups(GroupIds=all_groups)["SecurityGroups"]:
-                perms[sg["GroupId"]] = sg.get("IpPermissions", [])
+        groups_of, perms = self._firewall_view(region, hosts, balancers)
         peers: dict[str, list[str]] = {}
         members = [(h.instance_id, h.ip, h) for h in hosts] + [(key, ip, None) for key, ip, _ in balancers]
         for key, ip, _ in members:
@@ -521,6 +515,41 @@ class Core:
                 if (h is not None and h.state in GONE) or not Path(f"/run/netns/{ns}").exists():
                     continue
                 raise
+
+    def _firewall_view(self, region: str, hosts: list, balancers: list) -> tuple[dict, dict]:
+        """The security groups of each of ``hosts`` and ``balancers`` and the ingress rules of those groups.
+
+        Read with one DescribeInstances of every live host and one DescribeSecurityGroups, and kept for the next
+        refreshes as long as no EC2 call other than a read has been answered since and the hosts and balancers are
+        the same: a fleet's boot refreshes each new host's firewall, and reading every instance of the region for each
+        (N hosts, N reads of N instances) kept the endpoint busy serializing them while the fleet waited on it.
+        One read at a time per sandbox; the refreshes waiting for it use its result.
+        """
+        key = (tuple(sorted(h.instance_id for h in hosts)), tuple((k, tuple(sorted(g))) for k, _, g in balancers))
+        with self._fw_view_lock:
+            with self._ec2_changes_lock:
+                changes = self._ec2_changes
+            cached = self._fw_views.get(region)
+            if cached is not None and cached[0] == (changes, key):
+                return cached[1], cached[2]
+            ec2 = self.ec2(region)
+            res = ec2.describe_instances(InstanceIds=list(key[0])) if hosts else {"Reservations": []}
+            # A load balancer's address is a member of its security groups (instances admit it by group), and its
+            # own groups' ingress rules guard it as they guard an instance.
+            groups_of: dict[str, list[str]] = {k: sorted(groups) for k, _, groups in balancers}
+            for r in res["Reservations"]:
+                for inst in r["Instances"]:
+                    gids = {g["GroupId"] for g in inst.get("SecurityGroups", [])}
+                    for nic in inst.get("NetworkInterfaces", []):
+                        gids |= {g["GroupId"] for g in nic.get("Groups", [])}
+                    groups_of[inst["InstanceId"]] = sorted(gids)
+            all_groups = sorted({g for gs in groups_of.values() for g in gs})
+            perms = {}
+            if all_groups:
+                for sg in ec2.describe_security_groups(GroupIds=all_groups)["SecurityGroups"]:
+                    perms[sg["GroupId"]] = sg.get("IpPermissions", [])
+            self._fw_views[region] = ((changes, key), groups_of, perms)
+            return groups_of, perms
 
     # ------------------------------------------------------------ response rewriting
     def _rewrite_states(self, body: bytes) -> bytes:

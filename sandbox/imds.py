@@ -92,6 +92,11 @@ def lookup(info: dict, path: str) -> str | None:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # Every host of a fleet asks at about the same moment (its app's first request, the load balancer's first health
+    # check). socketserver's backlog of 5 dropped the SYNs beyond it: a client's connection then waited for the
+    # retransmission a second later, past the 1 s timeout SDKs and apps give this service, which answers at once
+    # on EC2. A backlog as long as the kernel allows (net.core.somaxconn) keeps every one of them.
+    request_queue_size = 4096
     tokens: dict
     core: Core
 

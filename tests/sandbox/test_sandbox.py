@@ -124,6 +124,42 @@ def test_port_80_closed_until_ingress_allows(ec2, web):
         time.sleep(0.3)
 
 
+def test_a_new_member_of_a_group_is_admitted_by_the_rules_that_name_the_group(ec2, web, tmp_path):
+    """A rule "from group A" on a running host admits a host that joins A afterwards, and only such a host.
+
+    The firewalls are built from one read of the region shared until the next EC2 change (Core._firewall_view):
+    the member's launch and its joining A are such changes, so the running target's rules take in its address.
+    """
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    tag = uuid.uuid4().hex[:8]
+    members = ec2.create_security_group(GroupName=f"members-{tag}", Description="members", VpcId=vpc)["GroupId"]
+    target_group = ec2.create_security_group(GroupName=f"target-{tag}", Description="target", VpcId=vpc)["GroupId"]
+    eventually(
+        ec2.authorize_security_group_ingress,
+        GroupId=target_group,
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "UserIdGroupPairs": [{"GroupId": members}]}],
+    )
+    key = tmp_path / "id"
+    key.write_text(ec2.create_key_pair(KeyName=f"members-{tag}")["KeyMaterial"])
+    key.chmod(0o600)
+    ami = base_ami(ec2, "12")["ImageId"]
+    target, _, target_inst = launch(ec2, ami, f"members-{tag}", target_group)
+    member = None
+    try:
+        member, _, member_inst = launch(ec2, ami, f"members-{tag}", web["group"])
+        eventually(ec2.modify_instance_attribute, InstanceId=member, Groups=[web["group"], members])
+        probe = f"timeout 2 bash -c '</dev/tcp/{target_inst['PrivateIpAddress']}/22' && echo open || echo closed"
+        wait_ssh(key, member_inst["PrivateIpAddress"])
+        deadline = time.monotonic() + 15
+        while ssh(key, member_inst["PrivateIpAddress"], probe).stdout.strip() != "open":
+            assert time.monotonic() < deadline, "the member is not admitted by the rule naming its group"
+            time.sleep(0.5)
+        # The web host is in no group the rule names: dropped.
+        assert ssh(web["key"], web["ip"], probe).stdout.strip() == "closed"
+    finally:
+        ec2.terminate_instances(InstanceIds=[target] + ([member] if member else []))
+
+
 def test_guest_egress_is_dropped_except_the_mirror(sandbox, web):
     """A guest reaches the mirror its apt sources name (apt worked above); any other address is dropped here.
 
