@@ -347,6 +347,9 @@ def wait_for_state(client, ids, state, timeout):
         timeout,
         f"{len(ids)} instance(s) to be {state}",
         describe=lambda instances: describe_states(instances, ids),
+        # An instance boots in seconds, and whatever waits on it (a registration, a health check, SSH) starts only
+        # then: asking once a second at most (one DescribeInstances for all of ids) ends the wait within a second.
+        max_delay=1.0,
     )
 
 

@@ -186,10 +186,10 @@ class TargetGroups:
                 lambda entries: all(entry["state"] == "healthy" for entry in entries),
                 timeout,
                 f"{len(ids)} instance(s) to be healthy",
-                # A target turns healthy at a health check (every 5 s at the shortest): asking every 2 s at most ends
-                # the wait within 2 s of it, for one DescribeTargetHealth per group.
+                # A target turns healthy at a health check (every 5 s at the shortest): asking once a second ends the
+                # wait within a second of it, for one DescribeTargetHealth per group and second.
                 first_delay=1.0,
-                max_delay=2.0,
+                max_delay=1.0,
             )
         except WaitTimeout:
             raise HealthTimeout(timeout, [entry for entry in last if entry["state"] != "healthy"]) from None

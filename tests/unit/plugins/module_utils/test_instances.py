@@ -271,6 +271,21 @@ def test_waiting_for_terminated_counts_instances_gone_from_view(ec2_client):
     assert _instances.wait_for_state(client, ["i-00000001", "i-00000002"], "terminated", 60) == []
 
 
+def test_waiting_for_running_asks_at_least_once_a_second(ec2_client, slept):
+    client, stub = ec2_client
+    for _ in range(6):
+        stub.add_response(
+            "describe_instances", reservations(instance("i-00000001", "pending")), id_filter("i-00000001")
+        )
+    stub.add_response("describe_instances", reservations(instance("i-00000001", "running")), id_filter("i-00000001"))
+    running = _instances.wait_for_state(client, ["i-00000001"], "running", 60)
+    assert [inst["InstanceId"] for inst in running] == ["i-00000001"]
+    # Short first delays (a fast boot is seen fast), then never more than a second between two questions.
+    assert slept[0] < 0.5
+    assert max(slept) == 1.0
+    assert len(slept) == 6
+
+
 def test_an_instance_that_stops_while_booting_fails_the_wait_with_its_reason(ec2_client):
     client, stub = ec2_client
     reason = {"Code": "Server.InternalError", "Message": "host exited during boot"}

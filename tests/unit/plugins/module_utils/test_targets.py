@@ -65,6 +65,16 @@ def test_healthy_means_healthy_in_every_group(elb, slept):
     assert slept == [1.0]
 
 
+def test_health_is_asked_once_a_second(elb, slept):
+    client, stubber = elb
+    groups = TargetGroups(Changes(False, client), [group("web")])
+    for _ in range(4):
+        health(stubber, "web", i_00000001="initial")
+    health(stubber, "web", i_00000001="healthy")
+    groups.wait_healthy(["i-00000001"], 60)
+    assert slept == [1.0, 1.0, 1.0, 1.0]
+
+
 def test_health_timeout_names_each_group_where_it_is_not_healthy(elb):
     client, stubber = elb
     groups = TargetGroups(Changes(False, client), [group("web"), group("api")])
