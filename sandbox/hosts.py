@@ -39,6 +39,47 @@ def boot_failure_reason(log_text: str, status: int) -> tuple[str, str]:
     return BOOT_FAILED, f"{BOOT_FAILED}: host exited during boot (status {status}): {why}"
 
 
+CGROUP_PARENT = "bakery-hosts"
+
+
+def cgroup_dirs(instance_id: str) -> list[Path]:
+    """The host's own cgroup in each hierarchy systemd uses (the named v1 one and the unified one, or v2 alone).
+
+    systemd-nspawn --keep-unit puts its "supervisor" and "payload" cgroups beside the cgroup it starts in. Started
+    from the sandbox's cgroup, every host shared one "payload" tree: one guest's systemd removing a unit's cgroup
+    raced another's creating it, and a unit failed at boot ("Failed to attach to cgroup
+    /system.slice/systemd-user-sessions.service: No such file or directory", status 219/CGROUP), leaving the host
+    refusing logins ("System is booting up") for good. Each host's nspawn starts in a cgroup of its own.
+    """
+    base = Path("/sys/fs/cgroup")
+    roots = [base / "systemd", base / "unified"]
+    roots = [r for r in roots if (r / "cgroup.procs").exists()]
+    if not roots and (base / "cgroup.controllers").exists():  # the unified hierarchy alone
+        roots = [base]
+    return [r / CGROUP_PARENT / instance_id for r in roots]
+
+
+def remove_cgroups(dirs: list[Path]) -> None:
+    """Remove these cgroups and what is left below them (empty once their processes are gone), deepest first."""
+    for top in dirs:
+        if not top.is_dir():
+            continue
+        below = sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True)
+        for d in [*below, top]:
+            with contextlib.suppress(OSError):
+                d.rmdir()
+
+
+def remove_all_cgroups() -> list[str]:
+    """Every host cgroup the sandbox made (teardown, also after a crash)."""
+    done = []
+    for parent in {d.parent for d in cgroup_dirs("x")}:
+        if parent.is_dir():
+            remove_cgroups([*(p for p in parent.iterdir() if p.is_dir()), parent])
+            done.append(f"cgroup {parent}")
+    return done
+
+
 def ssh_answers(ns: str, timeout: float = 0.3) -> bool:
     """Connect to 127.0.0.1:22 inside the host's namespace (from a thread that joins it)."""
     result = [False]
@@ -161,7 +202,20 @@ class Host:
             self.provision()
             console = open(self.dir / "console.log", "ab")  # noqa: SIM115 - handed to the child
             self.log_offset = console.tell()
+            cgroups = cgroup_dirs(self.instance_id)
+            for d in cgroups:
+                d.mkdir(parents=True, exist_ok=True)
+            # The shell joins the host's cgroups, then becomes systemd-nspawn (same PID).
+            join = (
+                'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1/cgroup.procs" || exit 1; n=$((n - 1)); shift; done'
+            )
             cmd = [
+                "sh",
+                "-c",
+                join + '; exec "$@"',
+                "sh",
+                str(len(cgroups)),
+                *map(str, cgroups),
                 "systemd-nspawn",
                 "--quiet",
                 "--boot",
@@ -238,6 +292,7 @@ class Host:
                     proc.wait(5)
             if proc:
                 net.record_remove("pids", [proc.pid, self.ns])
+            remove_cgroups(cgroup_dirs(self.instance_id))
             self.umount()
             net.host_route(self.ip, False)
             if not terminating:

@@ -183,6 +183,7 @@ def teardown() -> list[str]:
     hosts.kill_recorded(rec.get("pids", []))
     elb.kill_recorded(rec.get("lb_pids", []))  # the load balancers' HAProxy masters (their workers follow)
     done = hosts.unmount_all()
+    done += hosts.remove_all_cgroups()
     done += net.teardown()
     done += limits.restore_limits(rec)
     for d in (config.HOSTS_DIR, config.LAYERS_DIR, elb.LB_DIR):

@@ -13,7 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 from sandbox_helpers import base_ami, eventually, ssh, ssh_group, wait_image, wait_ssh, wait_state
 
-from sandbox import config, elb, limits, net
+from sandbox import config, elb, hosts, limits, net
 
 TIMINGS: dict[str, float] = {}
 
@@ -108,6 +108,19 @@ def test_launch_ssh_systemd_apt(ec2, web):
         "sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx",
     )
     ssh(web["key"], web["ip"], "systemctl is-active nginx && echo sandbox-marker | sudo tee /etc/bakery-marker")
+
+
+def test_each_host_runs_in_a_cgroup_of_its_own(web):
+    """Its systemd's units below its own cgroup: hosts sharing one tree raced on each other's unit cgroups."""
+    nspawn = subprocess.run(
+        ["pgrep", "-f", f"machine={net.ns_name(web['id'])}"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert len(nspawn) == 1, nspawn
+    guest_init = subprocess.run(["pgrep", "-P", nspawn[0]], capture_output=True, text=True).stdout.split()[0]
+    own = f"/{hosts.CGROUP_PARENT}/{web['id']}/"
+    lines = Path(f"/proc/{guest_init}/cgroup").read_text().splitlines()
+    named = [line for line in lines if line.split(":")[1] in ("name=systemd", "")]
+    assert named and all(own in line for line in named), lines
 
 
 def test_port_80_closed_until_ingress_allows(ec2, web):
@@ -373,6 +386,7 @@ def test_down_leaves_nothing(sandbox, web):
         assert "BKS-" not in rules and "bks-" not in rules
     assert not config.RECORD_FILE.exists()
     assert not elb.LB_DIR.exists()
+    assert not any(d.parent.exists() for d in hosts.cgroup_dirs("i-any")), "the hosts' cgroups are left"
     haproxies = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert str(elb.LB_DIR) not in haproxies  # no load balancer's HAProxy left (test_elb.py leaves one running)
     listening = subprocess.run(["ss", "-Hltn"], capture_output=True, text=True).stdout
