@@ -5,6 +5,7 @@ directory, the SHA-256 and install/check, the base64 archive on standard input).
 
 from __future__ import annotations
 
+import marshal
 import shutil
 import subprocess
 import sys
@@ -40,7 +41,18 @@ def app(tmp_path):
 
 
 def files(code: Path) -> set[str]:
-    return {str(p.relative_to(code)) for p in (code / "employee_directory").rglob("*")}
+    """The installed files, bytecode aside."""
+    return {str(p.relative_to(code)) for p in (code / "employee_directory").rglob("*") if "__pycache__" not in p.parts}
+
+
+def bytecode_paths(code: Path) -> dict[str, str]:
+    """Each installed module: the source path its bytecode names (absent when it has none)."""
+    found = {}
+    for source in (code / "employee_directory").rglob("*.py"):
+        # The host's python3 compiled it: its own tag (cpython-311, ...), whatever runs this test.
+        for compiled in (source.parent / "__pycache__").glob(f"{source.stem}.*.pyc"):
+            found[str(source)] = marshal.loads(compiled.read_bytes()[16:]).co_filename
+    return found
 
 
 def test_pack_gives_the_same_bytes_for_the_same_files(app):
@@ -66,6 +78,9 @@ def test_unpack_installs_then_changes_nothing(app, tmp_path):
         str(p.relative_to(app)) for p in (app / "employee_directory").rglob("*") if "__pycache__" not in p.parts
     }
     assert (code / ".archive-sha256").read_text().strip() == archive[0]
+    # Every module compiled at install, naming its final path (not the directory it was unpacked in).
+    modules = {str(p) for p in (code / "employee_directory").rglob("*.py")}
+    assert modules and bytecode_paths(code) == {m: m for m in modules}
     assert (code / "employee_directory" / "web.py").stat().st_mode & 0o777 == 0o644
     assert (code / "employee_directory" / "static").stat().st_mode & 0o777 == 0o755
     assert unpack(code, archive).returncode == 0
