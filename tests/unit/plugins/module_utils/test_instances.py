@@ -273,11 +273,8 @@ def test_waiting_for_terminated_counts_instances_gone_from_view(ec2_client):
 
 def test_waiting_for_running_asks_at_least_once_a_second(ec2_client, slept):
     client, stub = ec2_client
-    for _ in range(6):
-        stub.add_response(
-            "describe_instances", reservations(instance("i-00000001", "pending")), id_filter("i-00000001")
-        )
-    stub.add_response("describe_instances", reservations(instance("i-00000001", "running")), id_filter("i-00000001"))
+    for state in ["pending"] * 6 + ["running"]:
+        stub.add_response("describe_instances", reservations(instance("i-00000001", state)), id_filter("i-00000001"))
     running = _instances.wait_for_state(client, ["i-00000001"], "running", 60)
     assert [inst["InstanceId"] for inst in running] == ["i-00000001"]
     # Short first delays (a fast boot is seen fast), then never more than a second between two questions.

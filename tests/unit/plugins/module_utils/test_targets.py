@@ -68,9 +68,8 @@ def test_healthy_means_healthy_in_every_group(elb, slept):
 def test_health_is_asked_once_a_second(elb, slept):
     client, stubber = elb
     groups = TargetGroups(Changes(False, client), [group("web")])
-    for _ in range(4):
-        health(stubber, "web", i_00000001="initial")
-    health(stubber, "web", i_00000001="healthy")
+    for state in ["initial"] * 4 + ["healthy"]:
+        health(stubber, "web", i_00000001=state)
     groups.wait_healthy(["i-00000001"], 60)
     assert slept == [1.0, 1.0, 1.0, 1.0]
 
