@@ -203,8 +203,12 @@ class Host:
             console = open(self.dir / "console.log", "ab")  # noqa: SIM115 - handed to the child
             self.log_offset = console.tell()
             cgroups = cgroup_dirs(self.instance_id)
-            for d in cgroups:
-                d.mkdir(parents=True, exist_ok=True)
+            try:
+                for d in cgroups:
+                    d.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # a machine where cgroups cannot be made: nspawn's own place, shared as before
+                log.warning("host %s: no cgroup of its own (%s)", self.instance_id, exc)
+                cgroups = []
             # The shell joins the host's cgroups, then becomes systemd-nspawn (same PID).
             join = (
                 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1/cgroup.procs" || exit 1; n=$((n - 1)); shift; done'
