@@ -51,12 +51,16 @@ def cgroup_dirs(instance_id: str) -> list[Path]:
     /system.slice/systemd-user-sessions.service: No such file or directory", status 219/CGROUP), leaving the host
     refusing logins ("System is booting up") for good. Each host's nspawn starts in a cgroup of its own.
     """
+    return [parent / instance_id for parent in _cgroup_parents()]
+
+
+def _cgroup_parents() -> list[Path]:
+    """``bakery-hosts`` in each hierarchy systemd uses: the parent of every host's own cgroup."""
     base = Path("/sys/fs/cgroup")
-    roots = [base / "systemd", base / "unified"]
-    roots = [r for r in roots if (r / "cgroup.procs").exists()]
+    roots = [r for r in (base / "systemd", base / "unified") if (r / "cgroup.procs").exists()]
     if not roots and (base / "cgroup.controllers").exists():  # the unified hierarchy alone
         roots = [base]
-    return [r / CGROUP_PARENT / instance_id for r in roots]
+    return [r / CGROUP_PARENT for r in roots]
 
 
 def remove_cgroups(dirs: list[Path]) -> None:
@@ -72,12 +76,9 @@ def remove_cgroups(dirs: list[Path]) -> None:
 
 def remove_all_cgroups() -> list[str]:
     """Every host cgroup the sandbox made (teardown, also after a crash)."""
-    done = []
-    for parent in {d.parent for d in cgroup_dirs("x")}:
-        if parent.is_dir():
-            remove_cgroups([*(p for p in parent.iterdir() if p.is_dir()), parent])
-            done.append(f"cgroup {parent}")
-    return done
+    parents = [p for p in _cgroup_parents() if p.is_dir()]
+    remove_cgroups(parents)  # each with everything below it, deepest first
+    return [f"cgroup {p}" for p in parents]
 
 
 def ssh_answers(ns: str, timeout: float = 0.3) -> bool:
