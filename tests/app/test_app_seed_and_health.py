@@ -1,5 +1,7 @@
 """Seeding happens once; /healthz and the footer report instance metadata."""
 
+import itertools
+
 import pytest
 from directory_testing import NO_METADATA, SEED, Client, make_app
 from employee_directory import __version__
@@ -77,18 +79,32 @@ def test_healthz_and_footer_with_imdsv2(tmp_path, imds):
     ]
 
 
-def test_metadata_failure_is_cached_then_retried():
+def test_metadata_failure_is_retried_after_a_second_then_less_and_less_often():
     now = [100.0]
     metadata = InstanceMetadata(NO_METADATA, timeout=0.5, retry_after=60, clock=lambda: now[0])
     calls = []
     metadata._fetch = lambda: calls.append(now[0]) or {}
+    # Every 0.5 s for three minutes: asked 1, 2, 4, ... seconds apart, then once a minute.
+    for _step in range(360):
+        assert metadata.get() == {}
+        now[0] += 0.5
+    gaps = [later - earlier for earlier, later in itertools.pairwise(calls)]
+    assert gaps == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0]
+
+
+def test_metadata_missed_once_is_served_a_second_later():
+    now = [100.0]
+    metadata = InstanceMetadata(NO_METADATA, timeout=0.5, clock=lambda: now[0])
+    answers = [{}, {"instance_id": "i-0123456789abcdef0"}]
+    metadata._fetch = lambda: answers.pop(0)
     assert metadata.get() == {}
-    now[0] += 30
+    now[0] += 0.9
     assert metadata.get() == {}
-    assert calls == [100.0]
-    now[0] += 31
-    assert metadata.get() == {}
-    assert calls == [100.0, 161.0]
+    now[0] += 0.2
+    assert metadata.get() == {"instance_id": "i-0123456789abcdef0"}
+    # Kept: no further fetch (answers is empty now).
+    now[0] += 1000
+    assert metadata.get() == {"instance_id": "i-0123456789abcdef0"}
 
 
 def test_metadata_without_token_support_is_omitted(tmp_path, imds):

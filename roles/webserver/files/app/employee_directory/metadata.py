@@ -17,19 +17,32 @@ class InstanceMetadata:
 
     An answer is kept for the life of the process (an instance never changes
     its ID; a clone is a new process).  When nothing answers, the empty result
-    is kept for ``retry_after`` seconds so pages do not wait on every request.
+    is kept for a while so pages do not wait on every request: ``first_retry``
+    seconds after the first failure, twice as long after each further one, at
+    most ``retry_after``.  A service that missed one burst (a fleet booting at
+    once) is asked again a second later; one that is absent costs one timeout
+    a minute.
     """
 
-    def __init__(self, base_url="http://169.254.169.254", timeout=1.0, retry_after=60.0, clock=time.monotonic):
+    def __init__(
+        self,
+        base_url="http://169.254.169.254",
+        timeout=1.0,
+        retry_after=60.0,
+        clock=time.monotonic,
+        first_retry=1.0,
+    ):
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"metadata URL must be http(s), not {base_url!r}")
         self.base_url = base_url.rstrip("/") + "/latest/"
         self.timeout = timeout
         self.retry_after = retry_after
+        self.first_retry = min(first_retry, retry_after)
         self.clock = clock
         self._lock = threading.Lock()
         self._result = None
         self._retry_at = 0.0
+        self._failures = 0
         # Never through an HTTP proxy from the environment: the service is link-local.
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -44,7 +57,9 @@ class InstanceMetadata:
             if found:
                 self._result = found
             else:
-                self._retry_at = self.clock() + self.retry_after
+                wait = min(self.retry_after, self.first_retry * 2 ** min(self._failures, 32))
+                self._failures += 1
+                self._retry_at = self.clock() + wait
             return dict(found)
 
     def _open(self, path, method="GET", headers=None):
