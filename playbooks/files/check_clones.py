@@ -7,8 +7,13 @@ returns; other keys are ignored, a clone without an address is reported). Each c
 clone is polled by its own thread, so the whole check takes at most about ``--timeout`` + 5 seconds however many
 clones there are and however many are dead.
 
+With ``--fetch PATH`` (repeatable; flow.yml's summary asks for ``/api/employees``), each clone that answers for
+itself is then asked ``GET http://ADDRESS/PATH`` once, and the JSON answers are returned: a clone whose answer is
+not 200 JSON is reported in ``bad`` too.
+
 Standard output: one JSON object, ``{"checked": N, "seconds": S, "bad": [{"instance_id", "address",
-"reason"}, ...]}``; exit status 0 (the playbook judges ``bad``), 2 for input that is not such a list.
+"reason"}, ...], "answers": {INSTANCE_ID: {"/healthz": {...}, PATH: {...}, ...}, ...}}`` (``answers`` holds the
+clones that answered everything); exit status 0 (the playbook judges ``bad``), 2 for input that is not such a list.
 """
 
 from __future__ import annotations
@@ -31,41 +36,78 @@ def _no_proxy():
     return urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def _ask(opener, address, instance_id, timeout):
-    """None when the clone answers for itself, otherwise why not (one line)."""
+def _get(opener, url, timeout):
+    """(status, body, parsed JSON or None), or (None, why not, None) when nothing answers."""
     try:
-        with opener.open(f"http://{address}/healthz", timeout=timeout) as resp:
-            body = resp.read(65536).decode("utf-8", "replace")
+        with opener.open(url, timeout=timeout) as resp:
+            body = resp.read(1 << 20).decode("utf-8", "replace")
             status = resp.status
     except urllib.error.HTTPError as err:
-        return f"HTTP {err.code} {err.reason}"
+        return None, f"HTTP {err.code} {err.reason}", None
     except (urllib.error.URLError, OSError) as err:
         reason = getattr(err, "reason", err)
-        return f"no answer ({reason})"
+        return None, f"no answer ({reason})", None
     try:
         data = json.loads(body)
     except ValueError:
         data = None
-    ours = isinstance(data, dict) and data.get("status") == "ok" and data.get("instance_id") == instance_id
-    if status == 200 and ours:
-        return None
+    return status, body, data
+
+
+def _shown(body):
     text = " ".join(body.split())
     return "answered " + (text if len(text) <= SHOWN else text[: SHOWN - 3] + "...")
 
 
-def check(clones, timeout, clock=time.monotonic):
-    """Poll every clone in its own thread until it answers for itself or the deadline passes."""
+def _ask(opener, address, instance_id, timeout, answers=None):
+    """None when the clone answers for itself, otherwise why not (one line). Its answer goes into ``answers``."""
+    status, body, data = _get(opener, f"http://{address}/healthz", timeout)
+    if status is None:
+        return body
+    ours = isinstance(data, dict) and data.get("status") == "ok" and data.get("instance_id") == instance_id
+    if status == 200 and ours:
+        if answers is not None:
+            answers["/healthz"] = data
+        return None
+    return _shown(body)
+
+
+def _fetch(opener, address, paths, answers):
+    """None when every path answers 200 with JSON (kept in ``answers``), otherwise why the first one did not."""
+    for path in paths:
+        status, body, data = _get(opener, f"http://{address}{path}", REQUEST_TIMEOUT)
+        if status is None:
+            return f"{path}: {body}"
+        if status != 200 or data is None:
+            return f"{path}: {_shown(body)}"
+        answers[path] = data
+    return None
+
+
+def check(clones, timeout, clock=time.monotonic, fetch=(), answers=None):
+    """Poll every clone in its own thread until it answers for itself or the deadline passes.
+
+    With ``fetch``, each clone that answers for itself is then asked each of those paths once, and ``answers``
+    (a dict) gets the clone's answers under its instance ID when all came back.
+    """
     deadline = clock() + timeout
     reasons = {}
     opener = _no_proxy()
 
     def poll(clone):
         instance_id, address = clone["instance_id"], clone["private_ip_address"]
+        got = {}
         while True:
             left = deadline - clock()
-            reason = _ask(opener, address, instance_id, max(0.5, min(REQUEST_TIMEOUT, left)))
+            reason = _ask(opener, address, instance_id, max(0.5, min(REQUEST_TIMEOUT, left)), got)
             if reason is None:
+                reason = _fetch(opener, address, fetch, got)
+                if reason is not None:
+                    reasons[instance_id] = reason
+                    return
                 reasons.pop(instance_id, None)
+                if answers is not None:
+                    answers[instance_id] = got
                 return
             reasons[instance_id] = reason
             if clock() + PAUSE > deadline:
@@ -103,15 +145,28 @@ def _clones(text):
 def main(argv=None, stdin=None, stdout=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--timeout", type=float, required=True, help="seconds for the whole check")
+    parser.add_argument(
+        "--fetch",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="once a clone answers for itself, GET this path (from /) and return its JSON answer; repeatable",
+    )
     args = parser.parse_args(argv)
+    bad_paths = [p for p in args.fetch if not p.startswith("/")]
+    if bad_paths:
+        print(f"check_clones: --fetch {bad_paths[0]}: not a path starting with /", file=sys.stderr)
+        return 2
     try:
         clones = _clones((stdin or sys.stdin).read())
     except ValueError as err:
         print(f"check_clones: {err}", file=sys.stderr)
         return 2
     started = time.monotonic()
-    bad = check(clones, args.timeout)
-    result = {"checked": len(clones), "seconds": round(time.monotonic() - started, 1), "bad": bad}
+    answers = {}
+    bad = check(clones, args.timeout, fetch=args.fetch, answers=answers)
+    seconds = round(time.monotonic() - started, 1)
+    result = {"checked": len(clones), "seconds": seconds, "bad": bad, "answers": answers}
     print(json.dumps(result), file=stdout or sys.stdout)
     return 0
 

@@ -20,15 +20,22 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 CLONE = ROOT / "playbooks" / "clone.yml"
+CHECK = ROOT / "playbooks" / "files" / "check_clones.py"
 BIN = ROOT / ".venv" / "bin"
 
 
-def serve(ip: str, instance_id: str, delay: float = 0.0):
+def serve(ip: str, instance_id: str, delay: float = 0.0, employees: list | None = None):
+    """/healthz answers for instance_id; /api/employees lists ``employees`` when given, else 404."""
+
     class Health(BaseHTTPRequestHandler):
         def do_GET(self):
             time.sleep(delay)
-            body = json.dumps({"status": "ok", "instance_id": instance_id}).encode()
-            self.send_response(200 if self.path == "/healthz" else 404)
+            found = self.path == "/healthz" or (self.path == "/api/employees" and employees is not None)
+            if self.path == "/api/employees":
+                body = json.dumps({"employees": [{"name": n} for n in employees or []]}).encode()
+            else:
+                body = json.dumps({"status": "ok", "instance_id": instance_id, "store": "sqlite"}).encode()
+            self.send_response(200 if found else 404)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -103,7 +110,7 @@ def test_every_clone_that_does_not_answer_is_named_after_one_bounded_wait(clones
     out = " ".join(proc.stdout.split())
     assert "2 of 3 clone(s) do not serve the app within 8 s:" in out, proc.stdout
     assert "i-dead at 127.0.0.13: " in out
-    assert 'i-wrong at 127.0.0.12: answered {"status": "ok", "instance_id": "i-someone-else"}' in out
+    assert 'i-wrong at 127.0.0.12: answered {"status": "ok", "instance_id": "i-someone-else", "store": "sqlite"}' in out
     assert "i-good at" not in out
     assert took < 8 + 30, f"the check took {took:.0f} s: the deadline is one for all clones"
 
@@ -140,3 +147,56 @@ def test_a_clone_without_an_address_is_reported(tmp_path):
     assert "1 of 1 clone(s) do not serve the app within 8 s: i-noaddr at : no private address" in " ".join(
         proc.stdout.split()
     )
+
+
+def test_the_flow_summary_fetches_every_clone_at_once_and_names_one_that_fails(tmp_path):
+    """check_clones.py --fetch, as flow.yml's summary runs it: each clone's answers, and the one whose list fails."""
+    if os.geteuid() != 0:
+        pytest.skip("port 80 on 127.0.0.x needs root")
+    servers = [
+        serve("127.0.2.1", "i-one", delay=0.5, employees=["Ada Lovelace"]),
+        serve("127.0.2.2", "i-two", delay=0.5, employees=["Ada Lovelace"]),
+        serve("127.0.2.3", "i-nolist", delay=0.5),
+    ]
+    instances = [
+        {"instance_id": "i-one", "private_ip_address": "127.0.2.1"},
+        {"instance_id": "i-two", "private_ip_address": "127.0.2.2"},
+        {"instance_id": "i-nolist", "private_ip_address": "127.0.2.3"},
+    ]
+    try:
+        proc = subprocess.run(
+            [str(BIN / "python"), str(CHECK), "--timeout", "10", "--fetch", "/api/employees"],
+            input=json.dumps(instances),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        for srv in servers:
+            srv.shutdown()
+            srv.server_close()
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    # One request to each path per clone, all clones at once: 3 clones x 2 requests x 0.5 s one after another is 3 s.
+    assert result["seconds"] < 2.5, result
+    assert result["bad"] == [
+        {"instance_id": "i-nolist", "address": "127.0.2.3", "reason": "/api/employees: HTTP 404 Not Found"}
+    ]
+    assert sorted(result["answers"]) == ["i-one", "i-two"]
+    for iid in ("i-one", "i-two"):
+        assert result["answers"][iid]["/healthz"] == {"status": "ok", "instance_id": iid, "store": "sqlite"}
+        assert result["answers"][iid]["/api/employees"] == {"employees": [{"name": "Ada Lovelace"}]}
+
+
+def test_a_fetch_path_must_start_with_a_slash():
+    proc = subprocess.run(
+        [str(BIN / "python"), str(CHECK), "--timeout", "1", "--fetch", "api/employees"],
+        input="[]",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "check_clones: --fetch api/employees: not a path starting with /"
