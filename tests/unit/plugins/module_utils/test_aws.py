@@ -234,6 +234,25 @@ def test_call_created_gives_up_after_its_bound_of_at_least_60_seconds(monkeypatc
     assert 8 < calls < 100  # backoff, not a busy loop
 
 
+def test_call_created_asks_again_at_most_two_seconds_apart(monkeypatch):
+    """A new resource that EC2 shows late is seen within 2 s of it (the backoff without jitter: 0.5, 1, then 2 s)."""
+    now, slept = [0.0], []
+
+    def sleep(delay):
+        slept.append(delay)
+        now[0] += delay
+
+    monkeypatch.setattr(_aws.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(_aws.AwsClient, "sleep", staticmethod(sleep))
+    backoff = _aws.backoff_delays
+    monkeypatch.setattr(_aws, "backoff_delays", lambda *a, **kw: backoff(*a, **dict(kw, rng=lambda: 1.0)))
+    client, stubber = flaky_ec2(*["InvalidGroup.NotFound"] * 6)
+    reply = client.call_created("authorize_security_group_ingress", ("InvalidGroup.NotFound",), GroupId="sg-1")
+    assert reply["Return"] is True
+    assert slept == [0.5, 1.0, 2.0, 2.0, 2.0, 2.0]
+    stubber.assert_no_pending_responses()
+
+
 def test_changes_record_each_change_and_make_it_only_outside_check_mode(ec2_client):
     client, stub = ec2_client
     ids = [f"i-{n:08x}" for n in range(1, 206)]
