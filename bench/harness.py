@@ -117,7 +117,11 @@ class CountingProxy:
 
 
 class Watcher:
-    """Record when sandbox hosts first read ``running`` and images leave ``pending`` (50 ms resolution)."""
+    """Record when sandbox hosts first read ``running``, images leave ``pending``, and when the API shows them.
+
+    ``visible``: when a resource the sandbox hid at first (its eventual-consistency window) is shown by the API;
+    a resource never seen hidden is in no entry (shown at once). 50 ms resolution.
+    """
 
     def __init__(self, endpoint: str, period: float = 0.05):
         self.url = endpoint.rstrip("/") + "/_sandbox/status"
@@ -125,6 +129,7 @@ class Watcher:
         self.running: dict[str, float] = {}
         self.pending_seen: set[str] = set()
         self.available: dict[str, float] = {}
+        self.visible: dict[str, float] = {}
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -140,6 +145,8 @@ class Watcher:
                 time.sleep(self.period)
                 continue
             now = time.time()
+            for rid, left in status.get("hidden", {}).items():
+                self.visible[rid] = now + left
             for iid, host in status["hosts"].items():
                 if host["state"] == "running" and iid not in self.running:
                     self.running[iid] = now
@@ -156,6 +163,10 @@ class Watcher:
     def __exit__(self, *_exc):
         self.stop_event.set()
         self.thread.join(timeout=5)
+
+    def reached(self, seen: float, resource_id: str) -> float:
+        """When a caller could first read a state the host or image reached at ``seen``: not before the API shows it."""
+        return max(seen, self.visible.get(resource_id, 0.0))
 
 
 def base_env(endpoint: str, workdir: Path) -> dict:

@@ -919,6 +919,8 @@ class Middleware:
             out = {
                 "hosts": {i: {"state": h.state, "ip": h.ip, "region": h.region} for i, h in self.core.hosts.items()},
                 "pending_images": sorted(self.core.pending_images),
+                # Resources the API does not show yet (eventual consistency): ID -> seconds until it does.
+                "hidden": self.core.strict.consistency.hidden_now(),
                 "faults": self.core.faults.list(),
                 "chaos": self.core.chaos.status(),
             }

@@ -155,6 +155,12 @@ class Consistency:
             return False
         return True
 
+    def hidden_now(self) -> dict[str, float]:
+        """Every resource still inside its window: ID -> seconds until the API shows it."""
+        now = time.monotonic()
+        with self.lock:
+            return {rid: round(until - now, 3) for (_r, _k, rid), until in self.visible_at.items() if until > now}
+
     def reset(self) -> None:
         with self.lock:
             self.visible_at.clear()

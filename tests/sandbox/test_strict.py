@@ -412,3 +412,15 @@ def test_create_image_accepts_snapshot_tag_specifications(front):
     snap = image["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
     tags = ec2.describe_snapshots(SnapshotIds=[snap])["Snapshots"][0]["Tags"]
     assert {"Key": "Kind", "Value": "snapshot"} in tags
+
+
+def test_status_lists_what_is_still_hidden_and_for_how_long(monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr(strict.time, "monotonic", lambda: now[0])
+    windows = strict.Consistency(2.0, 1)
+    windows.created("us-east-1", "instance", "i-1")
+    windows.created("us-east-1", "image", "ami-1")
+    assert windows.hidden_now() == {"i-1": round(windows.delay("i-1"), 3), "ami-1": round(windows.delay("ami-1"), 3)}
+    now[0] += max(windows.delay("i-1"), windows.delay("ami-1"))
+    assert windows.hidden_now() == {}
+    assert strict.Consistency(0, 1).hidden_now() == {}
