@@ -678,7 +678,8 @@ def test_copy_token_is_stable_and_distinct_per_region():
 # --- state: absent ----------------------------------------------------------------------------------
 
 OLD_SNAP2 = "snap-0old0000000000002"
-EU_COPY, EU_SNAP = "ami-0c0py000000000000", "snap-0c0py00000000000"
+EU_COPY = "ami-0c0py000000000000"
+EU_SNAP = "snap-0c0py00000000000"
 
 
 def test_absent_deregisters_and_deletes_snapshots_here_and_in_copy_regions(ec2, run_module):
