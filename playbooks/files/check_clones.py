@@ -8,8 +8,9 @@ clone is polled by its own thread, so the whole check takes at most about ``--ti
 clones there are and however many are dead.
 
 With ``--fetch PATH`` (repeatable; flow.yml's summary asks for ``/api/employees``), each clone that answers for
-itself is then asked ``GET http://ADDRESS/PATH`` once, and the JSON answers are returned: a clone whose answer is
-not 200 JSON is reported in ``bad`` too.
+itself is then asked ``GET http://ADDRESS/PATH`` once, within the same deadline (each request's timeout ends with
+it, at least 0.5 s), and the JSON answers are returned: a clone whose answer is not 200 JSON is reported in ``bad``
+too.
 
 Standard output: one JSON object, ``{"checked": N, "seconds": S, "bad": [{"instance_id", "address",
 "reason"}, ...], "answers": {INSTANCE_ID: {"/healthz": {...}, PATH: {...}, ...}, ...}}`` (``answers`` holds the
@@ -72,10 +73,13 @@ def _ask(opener, address, instance_id, timeout, answers=None):
     return _shown(body)
 
 
-def _fetch(opener, address, paths, answers):
-    """None when every path answers 200 with JSON (kept in ``answers``), otherwise why the first one did not."""
+def _fetch(opener, address, paths, answers, timeout):
+    """None when every path answers 200 with JSON (kept in ``answers``), otherwise why the first one did not.
+
+    ``timeout()`` gives each request's timeout: what is left of the check's deadline.
+    """
     for path in paths:
-        status, body, data = _get(opener, f"http://{address}{path}", REQUEST_TIMEOUT)
+        status, body, data = _get(opener, f"http://{address}{path}", timeout())
         if status is None:
             return f"{path}: {body}"
         if status != 200 or data is None:
@@ -94,14 +98,17 @@ def check(clones, timeout, clock=time.monotonic, fetch=(), answers=None):
     reasons = {}
     opener = _no_proxy()
 
+    def timeout():
+        """A request's timeout: at most REQUEST_TIMEOUT, and no further than the deadline (at least 0.5 s)."""
+        return max(0.5, min(REQUEST_TIMEOUT, deadline - clock()))
+
     def poll(clone):
         instance_id, address = clone["instance_id"], clone["private_ip_address"]
         got = {}
         while True:
-            left = deadline - clock()
-            reason = _ask(opener, address, instance_id, max(0.5, min(REQUEST_TIMEOUT, left)), got)
+            reason = _ask(opener, address, instance_id, timeout(), got)
             if reason is None:
-                reason = _fetch(opener, address, fetch, got)
+                reason = _fetch(opener, address, fetch, got, timeout)
                 if reason is not None:
                     reasons[instance_id] = reason
                     return

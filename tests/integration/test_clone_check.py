@@ -24,12 +24,12 @@ CHECK = ROOT / "playbooks" / "files" / "check_clones.py"
 BIN = ROOT / ".venv" / "bin"
 
 
-def serve(ip: str, instance_id: str, delay: float = 0.0, employees: list | None = None):
-    """/healthz answers for instance_id; /api/employees lists ``employees`` when given, else 404."""
+def serve(ip: str, instance_id: str, delay: float = 0.0, employees: list | None = None, list_delay: float = 0.0):
+    """/healthz answers for instance_id; /api/employees lists ``employees`` when given (after list_delay), else 404."""
 
     class Health(BaseHTTPRequestHandler):
         def do_GET(self):
-            time.sleep(delay)
+            time.sleep(delay + (list_delay if self.path == "/api/employees" else 0.0))
             found = self.path == "/healthz" or (self.path == "/api/employees" and employees is not None)
             if self.path == "/api/employees":
                 body = json.dumps({"employees": [{"name": n} for n in employees or []]}).encode()
@@ -200,3 +200,28 @@ def test_a_fetch_path_must_start_with_a_slash():
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == "check_clones: --fetch api/employees: not a path starting with /"
+
+
+def test_a_fetch_that_does_not_answer_ends_with_the_deadline():
+    """A clone healthy at once whose list hangs for 20 s: reported when the 2 s deadline passes, not 5 s after it."""
+    if os.geteuid() != 0:
+        pytest.skip("port 80 on 127.0.0.x needs root")
+    srv = serve("127.0.2.9", "i-hangs", employees=["Ada Lovelace"], list_delay=20.0)
+    try:
+        t0 = time.monotonic()
+        proc = subprocess.run(
+            [str(BIN / "python"), str(CHECK), "--timeout", "2", "--fetch", "/api/employees"],
+            input=json.dumps([{"instance_id": "i-hangs", "private_ip_address": "127.0.2.9"}]),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        took = time.monotonic() - t0
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert proc.returncode == 0, proc.stderr
+    bad = json.loads(proc.stdout)["bad"]
+    assert [(b["instance_id"], b["reason"].split(" (")[0]) for b in bad] == [("i-hangs", "/api/employees: no answer")]
+    assert took < 2 + 2, f"took {took:.1f} s: the list's request outlived the deadline"
