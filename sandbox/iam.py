@@ -9,7 +9,9 @@ this module evaluates them for the action **and the resource** the request names
 (``*``, ``?``): DynamoDB tables and indexes (``arn:aws:dynamodb:REGION:ACCOUNT:table/NAME[/index/I]``),
 S3 buckets and objects (``arn:aws:s3:::BUCKET``, ``arn:aws:s3:::BUCKET/KEY``), the role passed with an
 instance profile (``iam:PassRole``), the role assumed (``sts:AssumeRole``, whose trust policy must name
-the caller); other actions are checked against ``*``. Tagging at creation (``TagSpecification``) needs
+the caller); other actions are checked against ``*``. A statement's ``Condition`` applies as IAM evaluates it,
+on the keys the request carries (sandbox/conditions.py: region, principal, source address, time, request tags,
+``ec2:CreateAction`` of tagging at creation, ...). Tagging at creation (``TagSpecification``) needs
 ``ec2:CreateTags`` too. A temporary key past its expiry is ``ExpiredToken``. A denied EC2 call is EC2's
 ``UnauthorizedOperation`` (HTTP 403) with one line naming the action and an encoded authorization
 message that ``sts:DecodeAuthorizationMessage`` turns back into JSON; other services answer in their own
@@ -32,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, unquote
 from xml.sax.saxutils import escape, unescape
 
-from . import config
+from . import conditions, config
 
 POLICY_FILE = config.REPO_ROOT / "docs" / "iam-policy.json"
 ADMIN_USER = "bakery-admin"
@@ -42,13 +44,16 @@ ADMIN_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Acti
 _ENC_PREFIX = "bks1."
 
 
-def encode_message(arn: str, action: str, resource: str = "*", decision: str = "implicit deny") -> str:
+def encode_message(
+    arn: str, action: str, resource: str = "*", decision: str = "implicit deny", context: dict | None = None
+) -> str:
+    items = conditions.decoded_items(context or {})
     doc = {
         "allowed": False,
         "explicitDeny": decision == "explicit deny",
         "matchedStatements": {"items": []},
         "failures": {"items": []},
-        "context": {"principal": {"arn": arn}, "action": action, "resource": resource, "conditions": {"items": []}},
+        "context": {"principal": {"arn": arn}, "action": action, "resource": resource, "conditions": {"items": items}},
     }
     raw = zlib.compress(json.dumps(doc, separators=(",", ":")).encode())
     return _ENC_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -64,10 +69,12 @@ def decode_message(encoded: str) -> str | None:
         return None
 
 
-def unauthorized_message(arn: str, action: str, resource: str = "*", decision: str = "implicit deny") -> str:
+def unauthorized_message(
+    arn: str, action: str, resource: str = "*", decision: str = "implicit deny", context: dict | None = None
+) -> str:
     return (
         f"You are not authorized to perform this operation. {denied_message(arn, action, resource, decision)}. "
-        f"Encoded authorization failure message: {encode_message(arn, action, resource, decision)}"
+        f"Encoded authorization failure message: {encode_message(arn, action, resource, decision, context)}"
     )
 
 
@@ -109,8 +116,8 @@ def matches(patterns, value: str, fold: bool = False) -> bool:
     return any(_glob(p, fold).match(value) for p in patterns)
 
 
-def _applies(statement: dict, action: str, resource: str) -> bool:
-    if "Condition" in statement:  # condition keys are not evaluated: such a statement never applies
+def _applies(statement: dict, action: str, resource: str, context: dict) -> bool:
+    if "Condition" in statement and not conditions.holds(statement["Condition"], context):
         return False
     if "NotAction" in statement:
         if matches(statement["NotAction"], action, fold=True):
@@ -127,12 +134,14 @@ def _statements(doc: dict) -> list[dict]:
     return [statements] if isinstance(statements, dict) else statements
 
 
-def evaluate(documents: list[dict], action: str, resource: str) -> str:
-    """IAM's identity-policy logic for one action on one resource: an explicit deny wins, then an allow."""
+def evaluate(documents: list[dict], action: str, resource: str, context: dict | None = None) -> str:
+    """IAM's identity-policy logic for one action on one resource: an explicit deny wins, then an allow.
+    ``context``: the request's condition keys (:func:`conditions.request_context`); a statement with a
+    ``Condition`` applies only when it holds (without a context every key is absent)."""
     decision = IMPLICIT_DENY
     for doc in documents:
         for statement in _statements(doc):
-            if not _applies(statement, action, resource):
+            if not _applies(statement, action, resource, context or {}):
                 continue
             if statement.get("Effect") == "Deny":
                 return EXPLICIT_DENY
@@ -375,13 +384,27 @@ class Gate:
             # IAM: "the caller must be granted the PassRole permission on the IAM role" it adds
             wanted.append(("iam:PassRole", f"arn:aws:iam::{config.ACCOUNT_ID}:role/{params['RoleName']}"))
         documents = [_document(p) for p in key.collect_policies()]
+        context = conditions.request_context(
+            service,
+            action,
+            params,
+            raw,
+            region,
+            arn,
+            source_ip=environ.get("REMOTE_ADDR", ""),
+            user_agent=headers.get("User-Agent", ""),
+            temporary=isinstance(key, AssumedRoleAccessKey),
+            now=self.clock(),
+        )
         for name, resource in wanted:
             if name.lower() == "sts:getcalleridentity":  # needs no permission, on AWS too
                 continue
-            decision = evaluate(documents, name, resource)
+            here = dict(context, **_implied_keys(service, action, name))
+            decision = evaluate(documents, name, resource, here)
             if decision != ALLOW:
                 if service == "ec2":
-                    raise Denied("UnauthorizedOperation", unauthorized_message(arn, name, resource, decision), 403)
+                    raise Denied("UnauthorizedOperation",
+                                 unauthorized_message(arn, name, resource, decision, here), 403)  # fmt: skip
                 raise Denied("AccessDenied", denied_message(arn, name, resource, decision), 403)
         if service == "sts" and action == "AssumeRole" and not (internal and arn.endswith(f":user/{ADMIN_USER}")):
             role = params.get("RoleArn", "")
@@ -409,6 +432,16 @@ class Gate:
         if service == "ec2" and profile:  # launching with a role passes it: iam:PassRole on the role
             wanted += [("iam:PassRole", role) for role in self.profile_roles(profile) or []]
         return wanted
+
+
+def _implied_keys(service: str, action: str, name: str) -> dict[str, list[str]]:
+    """Keys of an action a request implies: ``ec2:CreateAction`` for tagging at creation (the creating action, as
+    in EC2's "tag on create" policies), ``iam:PassedToService`` for the role a launch passes to EC2."""
+    if service == "ec2" and name == "ec2:CreateTags" and action != "CreateTags":
+        return {"ec2:CreateAction": [action]}
+    if service == "ec2" and name == "iam:PassRole":
+        return {"iam:PassedToService": ["ec2.amazonaws.com"]}
+    return {}
 
 
 def utcnow() -> datetime:

@@ -192,10 +192,12 @@ def test_evaluation_not_action_not_resource_and_conditions():
     assert iam.evaluate([not_iam], "s3:GetObject", "arn:aws:s3:::public/x") == iam.ALLOW
     assert iam.evaluate([not_iam], "s3:GetObject", "arn:aws:s3:::secret/x") == iam.IMPLICIT_DENY
     assert iam.evaluate([not_iam], "iam:CreateUser", "*") == iam.IMPLICIT_DENY
-    # condition keys are not evaluated: a statement with a Condition never applies (an Allow grants nothing)
+    # a statement with a Condition applies only when it holds for the request's keys (tests/sandbox/test_iam_conditions)
     conditional = {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*",
                                   "Condition": {"Bool": {"aws:SecureTransport": "true"}}}]}  # fmt: skip
-    assert iam.evaluate([conditional], "s3:GetObject", "arn:aws:s3:::public/x") == iam.IMPLICIT_DENY
+    assert iam.evaluate([conditional], "s3:GetObject", "arn:aws:s3:::public/x") == iam.IMPLICIT_DENY  # no keys
+    secure = {"aws:SecureTransport": ["true"]}
+    assert iam.evaluate([conditional], "s3:GetObject", "arn:aws:s3:::public/x", secure) == iam.ALLOW
 
 
 def test_requests_name_their_resources():

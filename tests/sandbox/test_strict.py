@@ -424,3 +424,68 @@ def test_status_lists_what_is_still_hidden_and_for_how_long(monkeypatch):
     now[0] += max(windows.delay("i-1"), windows.delay("ami-1"))
     assert windows.hidden_now() == {}
     assert strict.Consistency(0, 1).hidden_now() == {}
+
+
+# ------------------------------------------------------------------ IAM conditions, end to end
+def policy_with(*statements: dict, without: str = "") -> str:
+    doc = json.loads(policy_without(without)) if without else json.loads(json.dumps(POLICY))
+    doc["Statement"] += list(statements)
+    return json.dumps(doc)
+
+
+def decoded_context(front, message: str) -> dict[str, list[str]]:
+    encoded = message.rsplit("Encoded authorization failure message: ", 1)[1]
+    decoded = client(front, service="sts").decode_authorization_message(EncodedMessage=encoded)["DecodedMessage"]
+    items = json.loads(decoded)["context"]["conditions"]["items"]
+    return {i["key"]: [v["value"] for v in i["values"]["items"]] for i in items}
+
+
+def test_a_region_condition_denies_the_other_regions(front):
+    deny_elsewhere = {"Sid": "OnlyUsEast1", "Effect": "Deny", "Action": "*", "Resource": "*",
+                      "Condition": {"StringNotEquals": {"aws:RequestedRegion": "us-east-1"}}}  # fmt: skip
+    key = user_with(front, "one-region", policy_with(deny_elsewhere))
+    client(front, key=key).describe_instances()
+    code, message = code_of(client(front, key=key, region="us-west-2").describe_instances)
+    assert code == "UnauthorizedOperation" and "\n" not in message
+    assert "ec2:DescribeInstances" in message and "with an explicit deny" in message
+    context = decoded_context(front, message)
+    assert context["aws:RequestedRegion"] == ["us-west-2"] and context["ec2:Region"] == ["us-west-2"]
+
+
+def test_tagging_allowed_only_at_creation_is_enough_for_the_launch_step(front, tmp_path):
+    """EC2's "tag on create" policy: ec2:CreateTags only with ec2:CreateAction. ec2_launch tags at creation only
+    (RunInstances, CreateSecurityGroup, ImportKeyPair), so the launch step needs no more; tagging an existing
+    instance is refused."""
+    on_create = {"Sid": "TagOnCreate", "Effect": "Allow", "Action": "ec2:CreateTags", "Resource": "*",
+                 "Condition": {"StringEquals": {"ec2:CreateAction": ["RunInstances", "CreateSecurityGroup",
+                                                                     "ImportKeyPair"]}}}  # fmt: skip
+    key = user_with(front, "tag-on-create", policy_with(on_create, without="ec2:CreateTags"))
+    result = run_launch(front, key, tmp_path, "tag-on-create")
+    assert not result.get("failed"), result.get("msg")
+    (iid,) = result["instance_ids"]
+    code, message = code_of(client(front, key=key).create_tags, Resources=[iid], Tags=[{"Key": "k", "Value": "v"}])
+    assert code == "UnauthorizedOperation" and "ec2:CreateTags" in message, message
+    only_instances = dict(on_create, Condition={"StringEquals": {"ec2:CreateAction": "RunInstances"}})
+    key = user_with(front, "tag-instances-only", policy_with(only_instances, without="ec2:CreateTags"))
+    result = run_launch(front, key, tmp_path, "tag-instances-only")
+    assert result.get("failed") and "ec2:CreateTags" in str(result.get("msg")), result
+
+
+def test_a_required_request_tag(front):
+    """Deny RunInstances without a BakeryRole tag (Null), and with one outside the allowed values (IfExists)."""
+    require = [
+        {"Effect": "Deny", "Action": "ec2:RunInstances", "Resource": "*",
+         "Condition": {"Null": {"aws:RequestTag/BakeryRole": "true"}}},
+        {"Effect": "Deny", "Action": "ec2:RunInstances", "Resource": "*",
+         "Condition": {"StringNotEqualsIfExists": {"aws:RequestTag/BakeryRole": ["source", "clone"]}}},
+    ]  # fmt: skip
+    ec2 = client(front, key=user_with(front, "tag-required", policy_with(*require)))
+    run = {"ImageId": catalogue_image(client(front)), "MinCount": 1, "MaxCount": 1, "InstanceType": "t3.micro"}
+    assert code_of(ec2.run_instances, **run)[0] == "UnauthorizedOperation"
+
+    def tagged(value: str) -> dict:
+        tags = [{"Key": "BakeryRole", "Value": value}]
+        return dict(run, TagSpecifications=[{"ResourceType": "instance", "Tags": tags}])
+
+    assert code_of(ec2.run_instances, **tagged("other"))[0] == "UnauthorizedOperation"
+    assert ec2.run_instances(**tagged("clone"))["Instances"][0]["InstanceId"].startswith("i-")
