@@ -13,8 +13,9 @@ it, at least 0.5 s), and the JSON answers are returned: a clone whose answer is 
 too.
 
 Standard output: one JSON object, ``{"checked": N, "seconds": S, "bad": [{"instance_id", "address",
-"reason"}, ...], "answers": {INSTANCE_ID: {"/healthz": {...}, PATH: {...}, ...}, ...}}`` (``answers`` holds the
-clones that answered everything); exit status 0 (the playbook judges ``bad``), 2 for input that is not such a list.
+"reason"}, ...], "report": "ID at ADDRESS: REASON; ...", "answers": {INSTANCE_ID: {"/healthz": {...}, PATH: {...},
+...}, ...}}`` (``report``: ``bad`` as one line, empty when every clone answered; ``answers`` holds the clones that
+answered everything); exit status 0 (the playbook judges ``bad``), 2 for input that is not such a list.
 """
 
 from __future__ import annotations
@@ -173,7 +174,8 @@ def main(argv=None, stdin=None, stdout=None):
     answers = {}
     bad = check(clones, args.timeout, fetch=args.fetch, answers=answers)
     seconds = round(time.monotonic() - started, 1)
-    result = {"checked": len(clones), "seconds": seconds, "bad": bad, "answers": answers}
+    report = "; ".join(f"{b['instance_id']} at {b['address']}: {b['reason']}" for b in bad)
+    result = {"checked": len(clones), "seconds": seconds, "bad": bad, "report": report, "answers": answers}
     print(json.dumps(result), file=stdout or sys.stdout)
     return 0
 

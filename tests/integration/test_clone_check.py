@@ -183,6 +183,7 @@ def test_the_flow_summary_fetches_every_clone_at_once_and_names_one_that_fails(t
     assert result["bad"] == [
         {"instance_id": "i-nolist", "address": "127.0.2.3", "reason": "/api/employees: HTTP 404 Not Found"}
     ]
+    assert result["report"] == "i-nolist at 127.0.2.3: /api/employees: HTTP 404 Not Found"
     assert sorted(result["answers"]) == ["i-one", "i-two"]
     for iid in ("i-one", "i-two"):
         assert result["answers"][iid]["/healthz"] == {"status": "ok", "instance_id": iid, "store": "sqlite"}
