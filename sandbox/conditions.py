@@ -75,7 +75,10 @@ def _ip(have: str, want: str) -> bool:
 
 
 def _arn(have: str, want: str) -> bool:
-    """Each of the six colon-separated parts matched on its own (the last one keeps its colons)."""
+    """Each of the six colon-separated parts matched on its own (the last one keeps its colons); ``*`` alone is
+    any ARN."""
+    if want == "*":
+        return True
     a, b = have.split(":", 5), want.split(":", 5)
     return len(a) == len(b) == 6 and all(_glob(p, v) for p, v in zip(b, a, strict=True))
 

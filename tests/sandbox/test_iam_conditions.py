@@ -63,6 +63,7 @@ def holds(operator: str, key: str, values, context=None) -> bool:
         ("ArnEquals", "aws:PrincipalArn", "arn:aws:iam::*:user/alice", True),
         ("ArnLike", "aws:PrincipalArn", f"arn:aws:iam::{ACCOUNT}:role/*", False),
         ("ArnLike", "aws:PrincipalArn", "arn:aws:*", False),  # each of the six parts on its own: too few parts
+        ("ArnLike", "aws:PrincipalArn", "*", True),
         ("ArnNotLike", "aws:PrincipalArn", f"arn:aws:iam::{ACCOUNT}:role/*", True),
     ],
 )
