@@ -18,6 +18,7 @@ and the service keys listed there); any other key is absent, as a key that does 
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import re
@@ -35,9 +36,16 @@ def _text(value) -> str:
     return str(value)
 
 
-def _glob(pattern: str, value: str, fold: bool = False) -> bool:
+@functools.lru_cache(maxsize=4096)
+def wildcard(pattern: str, fold: bool = False) -> re.Pattern:
+    """IAM's wildcards as a regular expression: ``*`` any run of characters (``/`` and ``:`` included), ``?`` one
+    character; ``fold``: without case (actions). Used for policies' actions and resources too (iam.py)."""
     rx = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
-    return re.fullmatch(rx, value, re.DOTALL | (re.IGNORECASE if fold else 0)) is not None
+    return re.compile(f"^{rx}$", re.DOTALL | (re.IGNORECASE if fold else 0))
+
+
+def _glob(pattern: str, value: str) -> bool:
+    return wildcard(pattern).match(value) is not None
 
 
 def _number(value: str) -> float | None:
@@ -166,6 +174,8 @@ def request_tags(service: str, params: dict, body: bytes) -> dict[str, str]:
     ``Tag.N`` (CreateTags), ELBv2's, IAM's and SSM's ``Tags.member.N``, DynamoDB's ``Tags`` list."""
     tags: dict[str, str] = {}
     if service == "dynamodb":
+        if b'"Tags"' not in (body or b""):  # most requests (items, queries) carry none: no second parse of the body
+            return tags
         try:
             doc = json.loads(body or b"{}")
         except ValueError:

@@ -23,7 +23,6 @@ shape (DynamoDB JSON ``AccessDeniedException``, S3 XML ``AccessDenied``), naming
 from __future__ import annotations
 
 import base64
-import functools
 import json
 import re
 import threading
@@ -102,18 +101,11 @@ class Denied(Exception):
 ALLOW, EXPLICIT_DENY, IMPLICIT_DENY = "allow", "explicit deny", "implicit deny"
 
 
-@functools.lru_cache(maxsize=4096)
-def _glob(pattern: str, fold: bool) -> re.Pattern:
-    """IAM's wildcards: ``*`` any run of characters (``/`` and ``:`` included), ``?`` one character."""
-    rx = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
-    return re.compile(f"^{rx}$", re.DOTALL | (re.IGNORECASE if fold else 0))
-
-
 def matches(patterns, value: str, fold: bool = False) -> bool:
     """Whether ``value`` matches one of ``patterns`` (a string or a list); actions fold case, ARNs do not."""
     if isinstance(patterns, str):
         patterns = [patterns]
-    return any(_glob(p, fold).match(value) for p in patterns)
+    return any(conditions.wildcard(p, fold).match(value) for p in patterns)
 
 
 def _applies(statement: dict, action: str, resource: str, context: dict) -> bool:
