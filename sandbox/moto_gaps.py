@@ -1,5 +1,6 @@
 """What moto 5.2.5 leaves out and AWS does, which the flow needs: TableId in DynamoDB's answers (read by
-community.aws.dynamodb_table), and the instance profile on every instance of a RunInstances (moto: the first only).
+community.aws.dynamodb_table), the instance profile on every instance of a RunInstances (moto: the first only), and
+DeregisterTargets of an instance that is not (or no longer) registered answered as a success (moto: InvalidTarget).
 
 Filled where moto builds its answer, once per process: by the sandbox, and by the moto server of the integration
 tests (tests/integration/conftest.py), so both behave as AWS does for these fields.
@@ -17,11 +18,31 @@ def apply() -> None:
     """Fill the gaps below; a second call changes nothing."""
     from moto.dynamodb.models.table import Table
     from moto.ec2.models.instances import InstanceBackend
+    from moto.elbv2.models import FakeTargetGroup
 
     if getattr(Table.describe, "_bakery_gaps", False):
         return
     _table_ids(Table)
     _profile_for_every_instance(InstanceBackend)
+    _deregister_unregistered(FakeTargetGroup)
+
+
+def _deregister_unregistered(group_class) -> None:
+    """DeregisterTargets leaves out a target that is not registered, as ELB does (its answer is a success: two
+    clients deregistering the same instance both succeed); moto fails the whole call with InvalidTarget. An instance
+    ID that names no instance at all is still InvalidTarget, as on AWS."""
+    from moto.elbv2.exceptions import InvalidTargetError
+
+    deregister = group_class.deregister
+
+    def deregister_registered(self, targets):
+        for target in targets:
+            tid = target["Id"]
+            if tid not in self.targets and tid.startswith("i-") and not self.ec2_backend.get_instance_by_id(tid):
+                raise InvalidTargetError()
+        deregister(self, [target for target in targets if target["Id"] in self.targets])
+
+    group_class.deregister = deregister_registered
 
 
 def _profile_for_every_instance(backend) -> None:

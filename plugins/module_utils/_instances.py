@@ -279,7 +279,11 @@ def check_instance_type(client, instance_type, image):
 
 
 def volumes_of(client, instances, volumes):
-    """``{volume_id: volume}`` of the instances' volumes, when ``volumes`` (the option) needs comparing."""
+    """``{volume_id: volume}`` of the instances' volumes, when ``volumes`` (the option) needs comparing.
+
+    Asked for with a ``volume-id`` filter, not ``VolumeIds``: EC2 fails a whole ``VolumeIds`` request when one of them
+    is gone (an instance terminated since it was described deletes its volumes) or not visible yet (a volume of an
+    instance just launched); a volume missing here is not compared (no drift), the others still are."""
     if not volumes:
         return {}
     ids = sorted(
@@ -293,7 +297,7 @@ def volumes_of(client, instances, volumes):
     return {
         vol["VolumeId"]: vol
         for part in chunks(ids)
-        for vol in client.paginate("describe_volumes", "Volumes", VolumeIds=part)
+        for vol in client.paginate("describe_volumes", "Volumes", Filters=[{"Name": "volume-id", "Values": part}])
     }
 
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 from conftest import BIN, REPO, base_env
+
+sys.path.insert(0, str(REPO / "tests"))
+from proctree import kill_tree
 
 PLAYBOOKS = REPO / "playbooks"
 INVENTORY = PLAYBOOKS / "inventory" / "bakery.instances.yml"
@@ -47,7 +49,8 @@ def sandbox_env(box, workdir: Path) -> dict:
 
 
 class Run:
-    """One ansible-playbook run; optionally SIGKILLed (with its whole process group) during a task."""
+    """One ansible-playbook run; optionally SIGKILLed during a task, with every process it started (its workers and
+    their modules included: tests/proctree.py), as a crashed controller."""
 
     def __init__(self, playbook: str, env: dict, args: list[str], cwd: Path, inventory: bool = False):
         cmd = [str(BIN / "ansible-playbook")]
@@ -60,7 +63,7 @@ class Run:
         self.killed_in: str | None = None
 
     def run(self, timeout: float = 900, kill_in_task: str | None = None, kill_after: float = 0.0) -> int:
-        """Run to the end, or SIGKILL the process group ``kill_after`` seconds into task ``kill_in_task``."""
+        """Run to the end, or SIGKILL the controller's tree ``kill_after`` seconds into task ``kill_in_task``."""
         start = time.monotonic()
         proc = subprocess.Popen(
             self.cmd,
@@ -77,14 +80,11 @@ class Run:
             if proc.poll() is not None:
                 return  # it ended before the moment drawn: no crash this time (recorded as killed=False)
             tasks = [ln for _t, ln in self.lines if ln.startswith("TASK [")]
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                return
+            kill_tree(proc.pid)
             self.killed_at = time.monotonic() - start
             self.killed_in = tasks[-1] if tasks else None
 
-        watchdog = threading.Timer(timeout, lambda: os.killpg(proc.pid, signal.SIGKILL))
+        watchdog = threading.Timer(timeout, lambda: kill_tree(proc.pid))
         watchdog.start()
         try:
             for line in proc.stdout:

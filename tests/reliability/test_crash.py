@@ -1,6 +1,7 @@
-"""Crash and rerun: SIGKILL ansible-playbook (its whole process group: the controller, its workers and the
-module processes, as when the machine dies) at seeded random moments during launch and during imaging,
-rerun the playbook, and check that it converges with no duplicate instance, security group or image.
+"""Crash and rerun: SIGKILL ansible-playbook (with every process it started: its workers, which are in sessions of
+their own, and the module processes, as when the machine dies; tests/proctree.py) at seeded random moments during
+launch and during imaging, rerun the playbook, and check that it converges with no duplicate instance, security
+group or image.
 
 RELIABILITY_CRASHES runs of each kind (default 2; `make reliability` runs 6 of each).
 """

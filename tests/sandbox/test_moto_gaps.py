@@ -46,3 +46,28 @@ def test_tables_have_a_stable_id():
     assert created["TableId"] == ddb.describe_table(TableName="employees")["Table"]["TableId"]
     moto_gaps.apply()  # a second call changes nothing
     assert ddb.describe_table(TableName="employees")["Table"]["TableId"] == created["TableId"]
+
+
+@mock_aws
+def test_deregistering_a_target_twice_succeeds_as_on_aws():
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    elb = boto3.client("elbv2", region_name="us-east-1")
+    vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    ids = [i["InstanceId"] for i in ec2.run_instances(ImageId=image, MinCount=2, MaxCount=2)["Instances"]]
+    group = elb.create_target_group(Name="web", Protocol="HTTP", Port=80, VpcId=vpc, TargetType="instance")
+    arn = group["TargetGroups"][0]["TargetGroupArn"]
+    elb.register_targets(TargetGroupArn=arn, Targets=[{"Id": iid} for iid in ids])
+
+    def registered():
+        return sorted(
+            t["Target"]["Id"] for t in elb.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
+        )
+
+    elb.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": ids[0]}])
+    assert registered() == [ids[1]]
+    # Again (another client did it first), and together with one still registered: a success, the other goes too.
+    elb.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": ids[0]}, {"Id": ids[1]}])
+    assert registered() == []
+    with pytest.raises(elb.exceptions.InvalidTargetException):  # no such instance at all: ELB's InvalidTarget
+        elb.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": "i-0123456789abcdef0"}])

@@ -7,8 +7,9 @@ a second to the load balancer's /healthz:
      the target group's healthy targets; a rerun replaces nothing;
   2. rollout.yml onto the base image (no web server on it) with rollout_health_timeout 30: rolled back, exits non-zero
      with one line, zero failed requests, the clones of before are still registered and healthy.
-  3. rollout.yml onto a third image, the controller killed (SIGKILL to its whole process group) once the first new
-     clone exists, then run again: exits 0, zero failed requests over both runs, the clones are of the third image,
+  3. rollout.yml onto a third image, the controller killed (SIGKILL to ansible-playbook and every process it started,
+     its detached workers and their modules included: tests/proctree.py) once the first new clone exists, then run
+     again: exits 0, zero failed requests over both runs, the clones are of the third image,
      and no more new clones were ever launched than the rollout needs (no duplicate of the batch in flight).
 teardown.yml removes everything, load balancer, target group and its security group included. Bounded: every
 playbook has a deadline, the probe stops by itself after 20 minutes.
@@ -19,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -29,7 +29,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "tests"))
 from probe import Probe
+from proctree import kill_tree
 
 BIN = ROOT / ".venv" / "bin"
 COLLECTIONS = ROOT / ".build" / "collections"
@@ -206,7 +208,7 @@ def test_rollout_with_no_failed_request_and_rollback(sandbox, flow):
                 assert time.monotonic() < deadline, "no clone of the third image within 300 s"
                 time.sleep(0.2)
         finally:
-            os.killpg(controller.pid, signal.SIGKILL)  # our own process group: ansible-playbook and its modules
+            kill_tree(controller.pid)  # ansible-playbook, its workers (setsid) and their modules: nothing runs on
             controller.wait(timeout=30)
         return flow("rollout.yml", timeout=1200)
 

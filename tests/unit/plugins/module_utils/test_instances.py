@@ -218,10 +218,33 @@ def test_ids_and_volumes_are_asked_for_in_chunks_of_200(ec2_client):
         instance(f"i-{n:08x}", BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeId": vol}}])
         for n, vol in enumerate(vols, 1)
     ]
-    stub.add_response("describe_volumes", {"Volumes": [{"VolumeId": v} for v in vols[:200]]}, {"VolumeIds": vols[:200]})
-    stub.add_response("describe_volumes", {"Volumes": [{"VolumeId": v} for v in vols[200:]]}, {"VolumeIds": vols[200:]})
+    for part in (vols[:200], vols[200:]):
+        stub.add_response(
+            "describe_volumes",
+            {"Volumes": [{"VolumeId": v} for v in part]},
+            {"Filters": [{"Name": "volume-id", "Values": part}]},
+        )
     assert len(_instances.volumes_of(client, group, [VOLUME])) == 205
     assert _instances.volumes_of(client, group, None) == {}  # volumes not given: nothing to compare, no call
+
+
+def test_a_volume_gone_since_its_instance_was_described_is_left_out_not_an_error(ec2_client):
+    # An instance terminated (or launched) between DescribeInstances and DescribeVolumes: EC2 fails a VolumeIds
+    # request naming a volume it does not show (InvalidVolume.NotFound), a volume-id filter leaves it out.
+    client, stub = ec2_client
+    group = [
+        instance(iid, BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeId": vol}}])
+        for iid, vol in (("i-00000001", "vol-00000001"), ("i-00000002", "vol-00000002"))
+    ]
+    small = {"VolumeId": "vol-00000002", "Size": 4, "VolumeType": "gp3", "Encrypted": True}
+    wanted = {"Filters": [{"Name": "volume-id", "Values": ["vol-00000001", "vol-00000002"]}]}
+    stub.add_response("describe_volumes", {"Volumes": [small]}, wanted)
+    volumes = _instances.volumes_of(client, group, [VOLUME])
+    assert volumes == {"vol-00000002": small}
+    params = {"image_id": None, "instance_type": None, "subnet_id": None, "availability_zone": None,
+              "key_name": None, "volumes": [dict(VOLUME, size=8)]}  # fmt: skip
+    assert _instances.instance_drift(group[0], params, volumes) == []  # nothing known to compare
+    assert [d["option"] for d in _instances.instance_drift(group[1], params, volumes)] == ["volumes[/dev/xvda].size"]
 
 
 def test_what_still_uses_a_resource_counts_instances_shutting_down(ec2_client):
