@@ -308,7 +308,7 @@ RELIABILITY_SANDBOX_TESTS := tests/reliability/test_crash.py tests/reliability/t
 
 .PHONY: test-reliability
 test-reliability: venv sandbox-deps
-	$(call step,reliability (bounded): 1 faulted flow; 2+2 crashes; bad input; secrets; secure defaults)
+	$(call step,reliability (bounded): 1 faulted flow; 2+2 crashes and 1 right after RunInstances; bad input; secrets; secure defaults)
 	$(BIN)/pytest -q -p no:cacheprovider -n 4 $(RELIABILITY_API_TESTS)
 	RELIABILITY_SEEDS="1" RELIABILITY_CRASHES=2 $(BIN)/pytest -q -s -p no:cacheprovider $(RELIABILITY_SANDBOX_TESTS)
 

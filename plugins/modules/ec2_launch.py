@@ -305,6 +305,10 @@ notes:
     C(InvalidKeyPair.Duplicate) or C(InvalidPermission.Duplicate) counts as done once the module has checked that
     what exists is what it asked for (its managed tag, the same public key, every rule present).
   - Instance, volume and group IDs go to EC2 in requests of at most 200 values each, so groups of any size work.
+  - Run one task per O(name) at a time. After a controller is killed, its module may still be running, because
+    ansible-core's workers are in sessions of their own and killing C(ansible-playbook) (or its process group) does
+    not end them. A rerun started meanwhile works on the same instances at the same time, so wait until the old
+    module has ended (or kill it) before running the task again. The rerun then finishes what the killed run began.
   - Needs C(ec2:DescribeInstanceTypeOfferings) in addition to the other EC2 permissions it uses.
   - With O(target_groups), needs C(elasticloadbalancing:DescribeTargetGroups),
     C(elasticloadbalancing:DescribeTargetHealth), C(elasticloadbalancing:RegisterTargets) and

@@ -62,8 +62,11 @@ class Run:
         self.killed_at: float | None = None
         self.killed_in: str | None = None
 
-    def run(self, timeout: float = 900, kill_in_task: str | None = None, kill_after: float = 0.0) -> int:
-        """Run to the end, or SIGKILL the controller's tree ``kill_after`` seconds into task ``kill_in_task``."""
+    def run(
+        self, timeout: float = 900, kill_in_task: str | None = None, kill_after: float = 0.0, kill_when=None
+    ) -> int:
+        """Run to the end, or SIGKILL the controller's tree ``kill_after`` seconds into task ``kill_in_task``, or as
+        soon as ``kill_when()`` (asked every 50 ms while the run lasts) is true."""
         start = time.monotonic()
         proc = subprocess.Popen(
             self.cmd,
@@ -86,6 +89,17 @@ class Run:
 
         watchdog = threading.Timer(timeout, lambda: kill_tree(proc.pid))
         watchdog.start()
+        if kill_when is not None:
+
+            def watch():
+                while proc.poll() is None:
+                    if kill_when():
+                        kill()
+                        return
+                    time.sleep(0.05)
+
+            timer = threading.Thread(target=watch, daemon=True)
+            timer.start()
         try:
             for line in proc.stdout:
                 self.lines.append((time.monotonic() - start, line.rstrip("\n")))
