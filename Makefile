@@ -220,11 +220,12 @@ test-aws: venv
 # /var/cache/bakery-sandbox; the environment to source: .build/sandbox/env (the least-privilege IAM
 # user whose only policy is docs/iam-policy.json); .build/sandbox/admin.env: the administrator, for tests
 # and inspection only. Strict as EC2 by default: SANDBOX_EC_WINDOW (seconds, default 2; 0 = off, for the
-# sandbox's own tests) and SANDBOX_EC_SEED (default 0) set the eventual-consistency windows.
+# sandbox's own tests) and SANDBOX_EC_SEED (default 0) set the eventual-consistency windows;
+# SANDBOX_ELB_PROVISIONING (seconds, default 5) how long a new load balancer is provisioning.
 SANDBOX_PORT ?= 4700
 SANDBOX_ENV := $(CURDIR)/.build/sandbox/env
 SANDBOX_ADMIN_ENV := $(CURDIR)/.build/sandbox/admin.env
-export SANDBOX_EC_WINDOW SANDBOX_EC_SEED
+export SANDBOX_EC_WINDOW SANDBOX_EC_SEED SANDBOX_ELB_PROVISIONING
 SANDBOX_DEBS := debootstrap iptables systemd-container iproute2 openssh-client curl haproxy
 export SANDBOX_PORT
 

@@ -13,7 +13,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import config, images, server, strict
+from . import config, elb, images, server, strict
 from .errors import SandboxError
 
 
@@ -128,6 +128,7 @@ class Sandbox:
         if seed is not None:
             env["SANDBOX_EC_SEED"] = str(seed)
         strict.settings_from_env(env)  # a bad value is one line here, before anything starts
+        elb.provisioning_from_env(env)
         pid = self.pid()
         if pid:
             if self.answers():

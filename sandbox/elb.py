@@ -8,6 +8,10 @@ and taken out of slots with HAProxy's runtime API (stats socket), so registering
 A listener change writes the configuration again and reloads seamlessly (master-worker, listening sockets handed
 over, servers' health kept through a server-state file). ``DescribeTargetHealth`` is answered from HAProxy's own
 health checks, read every half second by one poller thread, which also ends draining.
+
+A new load balancer is ``provisioning`` for ``SANDBOX_ELB_PROVISIONING`` seconds (default 5; AWS takes minutes), as
+on AWS: its state reads ``provisioning``, its address does not answer (HAProxy runs without frontends) and its
+targets are ``initial`` (``Elb.RegistrationInProgress``); then it turns ``active`` and serves.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from . import config, net
+from . import config, net, strict
 from .errors import SandboxError
 
 log = logging.getLogger("sandbox")
@@ -38,6 +42,9 @@ LB_DIR = config.STATE_DIR / "lbs"
 SLOTS = 128  # servers per target group (HAProxy backend): the 64 hosts the sandbox holds, and a refresh batch as large
 POLL = 0.5  # seconds between two reads of every load balancer's server states
 DEFAULT_DELAY = 300  # deregistration_delay.timeout_seconds, as on AWS
+DEFAULT_PROVISIONING = 5.0  # seconds a new load balancer is provisioning (SANDBOX_ELB_PROVISIONING)
+MAX_PROVISIONING = 600.0
+_STATE_RE = re.compile(rb"<State>\s*<Code>([a-z_]+)</Code>")
 _DNS_RE = re.compile(rb"<DNSName>([^<]+)</DNSName>")
 _FORWARD_RE = re.compile(
     r"DefaultActions\.member\.\d+\.(TargetGroupArn|ForwardConfig\.TargetGroups\.member\.\d+\.TargetGroupArn)"
@@ -50,6 +57,15 @@ NOT_IN_USE = ("unused", "Target.NotInUse", "Target group is not configured to re
 NOT_REGISTERED = ("unused", "Target.NotRegistered", "Target is not registered to the target group")
 TIMEOUT = ("unhealthy", "Target.Timeout", "Request timed out")
 FAILED = ("unhealthy", "Target.FailedHealthChecks", "Health checks failed")
+
+
+def provisioning_from_env(environ=os.environ) -> float:
+    """Seconds a new load balancer reads ``provisioning`` (SANDBOX_ELB_PROVISIONING); SandboxError names a bad one."""
+    value = environ.get("SANDBOX_ELB_PROVISIONING") or DEFAULT_PROVISIONING
+    try:
+        return strict.parse_seconds("SANDBOX_ELB_PROVISIONING", value, MAX_PROVISIONING)
+    except ValueError as exc:
+        raise SandboxError(str(exc)) from None
 
 
 def elb_error(code: str, message: str, status: int = 400) -> tuple[int, bytes]:
@@ -146,6 +162,9 @@ class Balancer:
     listeners: dict[str, tuple[int, list[str]]] = field(default_factory=dict)  # listener ARN -> (port, groups)
     proc: subprocess.Popen | None = None
     stats: dict[tuple[str, str], dict] = field(default_factory=dict)  # (backend, server) -> show stat row
+    active_at: float = 0.0  # monotonic time it turns active (provisioning until then)
+    active: bool = True  # set by the poller at active_at: HAProxy's configuration has its listeners from then on
+    serving: bool = True  # set once HAProxy runs that configuration: it reads active (and serves) from then on
 
     @property
     def key(self) -> str:  # names its namespace (bks-lb-...) and veth, as an instance ID does for a host
@@ -188,6 +207,7 @@ class Balancers:
         self.lock = threading.RLock()
         self._poller: threading.Thread | None = None
         self._stop = threading.Event()
+        self.provisioning = provisioning_from_env()
 
     # ------------------------------------------------------------ API hooks
     def before(self, action: str, params: dict, region: str):
@@ -229,7 +249,22 @@ class Balancers:
         handler = getattr(self, f"_after_{action}", None) if self.bodies else None
         if handler:
             body = handler(params, region, body) or body
+        if action in ("CreateLoadBalancer", "DescribeLoadBalancers"):
+            body = self.rewrite_states(body)
         return self.rewrite_dns(body)
+
+    def rewrite_states(self, body: bytes) -> bytes:
+        """A load balancer still provisioning reads so (moto calls it active from its first description on)."""
+        for lb in [lb for lb in list(self.lbs.values()) if not lb.serving]:
+            tag = f"<LoadBalancerArn>{lb.arn}</LoadBalancerArn>".encode()
+            start = body.find(tag)
+            while start != -1:
+                end = body.find(b"<LoadBalancerArn>", start + len(tag))
+                state = _STATE_RE.search(body, start, end if end != -1 else len(body))
+                if state:
+                    body = body[: state.start(1)] + b"provisioning" + body[state.end(1) :]
+                start = body.find(tag, start + len(tag))
+        return body
 
     @staticmethod
     def as_created(body: bytes) -> bytes:
@@ -270,7 +305,9 @@ class Balancers:
         body_ = Balancer(arn=arn, name=lb["LoadBalancerName"], region=region, ip=eni["PrivateIpAddress"],
                          prefix=netw.prefixlen, gateway=str(netw.network_address + 1),
                          eni=eni["NetworkInterfaceId"], groups=groups,
-                         subnets=[z["SubnetId"] for z in lb["AvailabilityZones"]])  # fmt: skip
+                         subnets=[z["SubnetId"] for z in lb["AvailabilityZones"]],
+                         active_at=time.monotonic() + self.provisioning,
+                         active=self.provisioning == 0, serving=self.provisioning == 0)  # fmt: skip
         with self.lock:
             self.lbs[arn] = body_
             self._start(body_)
@@ -433,6 +470,8 @@ class Balancers:
         lbs = self._lbs_using(group.arn)
         if not lbs:
             return NOT_IN_USE
+        if not any(lb.serving for lb in lbs):  # no load balancer of the group serves yet
+            return REGISTERING
         row = lbs[0].stats.get((group.backend, f"s{target.slot}"))
         if row is None:
             return REGISTERING
@@ -455,8 +494,15 @@ class Balancers:
         return FAILED
 
     def poll_once(self) -> None:
-        """Every load balancer's server states into ``stats``; draining targets leave once idle or late."""
+        """Provisioning load balancers turn active when their time comes; every load balancer's server states into
+        ``stats``; draining targets leave once idle or late."""
         with self.lock:
+            for lb in list(self.lbs.values()):
+                if not lb.serving and time.monotonic() >= lb.active_at:  # a failed reload is tried again
+                    lb.active = True
+                    self._reload(lb)  # its listeners' frontends: the address answers from now on
+                    lb.serving = True
+                    log.info("load balancer %s: active", lb.name)
             lbs = [lb for lb in self.lbs.values() if lb.listeners and lb.proc is not None]
         for lb in lbs:
             try:
@@ -566,7 +612,7 @@ class Balancers:
         by_port: dict[int, list[str]] = {}
         for port, groups in lb.listeners.values():
             by_port.setdefault(port, groups)
-        for port, groups in sorted(by_port.items()):
+        for port, groups in sorted(by_port.items()) if lb.active else ():  # provisioning: nothing listens yet
             lines += [f"frontend l{port}", f"  bind {lb.ip}:{port}"]
             if groups:
                 lines.append(f"  default_backend {self.groups[groups[0]].backend}")

@@ -92,15 +92,20 @@ _NAMED_RES = {action: [(_pattern(p), kind) for p, kind in rules] for action, rul
 _FILTER_VALUE_RE = re.compile(r"^Filter\.(\d+)\.Value\.\d+$")
 
 
+def parse_seconds(name: str, value, maximum: float) -> float:
+    """A setting ``name`` of 0 to ``maximum`` seconds; a ValueError names a bad value."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: {value!r} is not a number of seconds") from None
+    if not 0 <= seconds <= maximum:
+        raise ValueError(f"{name}: {value!r} is not between 0 and {maximum:g} seconds")
+    return seconds
+
+
 def parse_window(value) -> float:
     """The consistency window in seconds; a ValueError names a bad value."""
-    try:
-        window = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"SANDBOX_EC_WINDOW: {value!r} is not a number of seconds") from None
-    if not 0 <= window <= MAX_WINDOW:
-        raise ValueError(f"SANDBOX_EC_WINDOW: {value!r} is not between 0 and {MAX_WINDOW:g} seconds")
-    return window
+    return parse_seconds("SANDBOX_EC_WINDOW", value, MAX_WINDOW)
 
 
 def parse_seed(value) -> int:

@@ -104,6 +104,18 @@ def wait_health(elbv2, group: str, wanted: dict[str, str | None], timeout: float
         time.sleep(0.5)
 
 
+def wait_active(elbv2, arn: str, timeout: float = elb.DEFAULT_PROVISIONING + 10) -> float:
+    """Until the load balancer reads ``active``; the seconds that took."""
+    start = time.monotonic()
+    while True:
+        (lb,) = elbv2.describe_load_balancers(LoadBalancerArns=[arn])["LoadBalancers"]
+        if lb["State"]["Code"] == "active":
+            return time.monotonic() - start
+        assert lb["State"]["Code"] == "provisioning", lb["State"]
+        assert time.monotonic() - start < timeout, f"still provisioning after {timeout} s"
+        time.sleep(0.2)
+
+
 def haproxy_pids() -> list[int]:
     """HAProxy processes of the sandbox's load balancers (their configuration lives under elb.LB_DIR)."""
     pids = []
@@ -167,6 +179,7 @@ def site(sandbox, ec2, elbv2, tmp_path_factory):
         Port=80,
         DefaultActions=[{"Type": "forward", "TargetGroupArn": tg["TargetGroupArn"]}],
     )
+    wait_active(elbv2, lb["LoadBalancerArn"])
     yield {"lb": lb, "tg": tg["TargetGroupArn"], "listener": listener, "hosts": hosts, "subnets": subnets,
            "lb_group": lb_group, "vpc_cidr": vpc["CidrBlock"]}  # fmt: skip
     if sandbox.pid():
@@ -357,6 +370,38 @@ def test_a_terminated_instance_is_deregistered(site, ec2, elbv2):
     assert [get(site["lb"]["DNSName"])[1] for _ in range(4)] == [b["id"]] * 4
 
 
+def test_a_new_load_balancer_is_provisioning_then_active(site, ec2, elbv2):
+    """As on AWS: for a while (SANDBOX_ELB_PROVISIONING, 5 s by default) a new load balancer reads provisioning, its
+    address does not answer and its targets are initial (Elb.RegistrationInProgress); then it is active and serves."""
+    tag, c = uuid.uuid4().hex[:8], site["hosts"][0]  # a: in service (the third host is terminated by now)
+    vpc_id = ec2.describe_subnets(SubnetIds=[site["subnets"][0]["SubnetId"]])["Subnets"][0]["VpcId"]
+    tg = elbv2.create_target_group(Name=f"new-{tag}", Protocol="HTTP", Port=8080, VpcId=vpc_id,
+                                   HealthCheckPath="/healthz", HealthCheckIntervalSeconds=5,
+                                   HealthCheckTimeoutSeconds=2,
+                                   TargetType="instance")["TargetGroups"][0]["TargetGroupArn"]  # fmt: skip
+    lb = elbv2.create_load_balancer(Name=f"new-{tag}", Subnets=[s["SubnetId"] for s in site["subnets"]],
+                                    SecurityGroups=[site["lb_group"]])["LoadBalancers"][0]  # fmt: skip
+    created = time.monotonic()
+    try:
+        assert lb["State"]["Code"] == "provisioning"
+        elbv2.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=80,
+                              DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}])  # fmt: skip
+        elbv2.register_targets(TargetGroupArn=tg, Targets=[{"Id": c["id"]}])
+        described = elbv2.describe_load_balancers(LoadBalancerArns=[lb["LoadBalancerArn"]])["LoadBalancers"][0]
+        assert described["State"]["Code"] == "provisioning"  # moto's own answer would say active by now
+        assert health(elbv2, tg)[c["id"]] == ("initial", "Elb.RegistrationInProgress")
+        with pytest.raises(OSError):  # nothing listens on its address yet
+            get(lb["DNSName"], timeout=2)
+        wait_active(elbv2, lb["LoadBalancerArn"])
+        took = time.monotonic() - created
+        assert elb.DEFAULT_PROVISIONING - 0.5 <= took <= elb.DEFAULT_PROVISIONING + 3, took
+        wait_health(elbv2, tg, {c["id"]: "healthy"}, timeout=15)
+        assert get(lb["DNSName"]) == (200, c["id"])
+    finally:
+        elbv2.delete_load_balancer(LoadBalancerArn=lb["LoadBalancerArn"])
+        eventually(elbv2.delete_target_group, TargetGroupArn=tg)
+
+
 def test_delete_load_balancer_leaves_nothing(site, elbv2):
     lb = site["lb"]
     ns = net.ns_name(elb.Balancer(arn=lb["LoadBalancerArn"], name="", region="", ip="", prefix=0, gateway="",
@@ -380,4 +425,5 @@ def test_delete_load_balancer_leaves_nothing(site, elbv2):
     elbv2.create_listener(LoadBalancerArn=left["LoadBalancerArn"], Protocol="HTTP", Port=80,
                           DefaultActions=[{"Type": "forward", "TargetGroupArn": site["tg"]}])  # fmt: skip
     assert haproxy_pids()
+    wait_active(elbv2, left["LoadBalancerArn"])
     assert get(left["DNSName"])[0] == 503  # b is in the group, but not yet checked healthy from this one

@@ -177,6 +177,8 @@ def test_windows_are_seeded_per_resource():
         ({"SANDBOX_EC_WINDOW": "-1"}, "SANDBOX_EC_WINDOW: '-1' is not between 0 and 60 seconds"),
         ({"SANDBOX_EC_WINDOW": "soon"}, "SANDBOX_EC_WINDOW: 'soon' is not a number of seconds"),
         ({"SANDBOX_EC_SEED": "x"}, "SANDBOX_EC_SEED: 'x' is not an integer"),
+        ({"SANDBOX_ELB_PROVISIONING": "601"}, "SANDBOX_ELB_PROVISIONING: '601' is not between 0 and 600 seconds"),
+        ({"SANDBOX_ELB_PROVISIONING": "later"}, "SANDBOX_ELB_PROVISIONING: 'later' is not a number of seconds"),
     ],
 )
 def test_bad_settings_are_one_line(env, message):
