@@ -699,7 +699,7 @@ _READ_ACTIONS = ("Describe", "Get", "List")
 _AUDITED_RE = re.compile(r"^(?:i|vol|sg|ami|snap)-[0-9a-f]+$")
 
 
-def _audit(action: str, region: str, params: dict, answer: tuple, environ: dict) -> None:
+def _audit(action: str, region: str, params: dict, answer: tuple, environ: dict, internal: bool) -> None:
     """One log line per changing EC2 or ELB call (as CloudTrail records it): what, on which resources, by whom,
     with which outcome. It is what tells afterwards which client changed what when two views of a resource differ."""
     ids = sorted({v for k, v in params.items() if k != "Action" and _AUDITED_RE.match(v)})
@@ -708,8 +708,7 @@ def _audit(action: str, region: str, params: dict, answer: tuple, environ: dict)
     if not status.startswith("200"):
         code = re.search(rb"<Code>([^<]+)</Code>", body or b"")
         outcome += f" {code.group(1).decode(errors='replace')}" if code else ""
-    agent = environ.get("HTTP_USER_AGENT", "")
-    who = "sandbox" if INTERNAL_AGENT in agent else access_key_of(environ) or "-"
+    who = "sandbox" if internal else access_key_of(environ) or "-"
     log.info("call %s %s %s -> %s (by %s)", region, action, ",".join(ids) or "-", outcome, who)
 
 
@@ -829,7 +828,7 @@ class Middleware:
         else:
             answer = self._answer(environ, raw, params, action, region, internal)
         if not action.startswith(_READ_ACTIONS):
-            _audit(action, region, params, answer, environ)
+            _audit(action, region, params, answer, environ, internal)
         if kind == "drop_after":
             log.info("chaos: dropped the answer to %s (%s) after moto acted", action, answer[0])
             raise _Drop

@@ -162,8 +162,7 @@ class Balancer:
     listeners: dict[str, tuple[int, list[str]]] = field(default_factory=dict)  # listener ARN -> (port, groups)
     proc: subprocess.Popen | None = None
     stats: dict[tuple[str, str], dict] = field(default_factory=dict)  # (backend, server) -> show stat row
-    active_at: float = 0.0  # monotonic time it turns active (provisioning until then)
-    active: bool = True  # set by the poller at active_at: HAProxy's configuration has its listeners from then on
+    active_at: float = 0.0  # monotonic time it turns active: HAProxy's configuration has its listeners from then on
     serving: bool = True  # set once HAProxy runs that configuration: it reads active (and serves) from then on
 
     @property
@@ -307,7 +306,7 @@ class Balancers:
                          eni=eni["NetworkInterfaceId"], groups=groups,
                          subnets=[z["SubnetId"] for z in lb["AvailabilityZones"]],
                          active_at=time.monotonic() + self.provisioning,
-                         active=self.provisioning == 0, serving=self.provisioning == 0)  # fmt: skip
+                         serving=self.provisioning == 0)  # fmt: skip
         with self.lock:
             self.lbs[arn] = body_
             self._start(body_)
@@ -499,7 +498,6 @@ class Balancers:
         with self.lock:
             for lb in list(self.lbs.values()):
                 if not lb.serving and time.monotonic() >= lb.active_at:  # a failed reload is tried again
-                    lb.active = True
                     self._reload(lb)  # its listeners' frontends: the address answers from now on
                     lb.serving = True
                     log.info("load balancer %s: active", lb.name)
@@ -612,7 +610,8 @@ class Balancers:
         by_port: dict[int, list[str]] = {}
         for port, groups in lb.listeners.values():
             by_port.setdefault(port, groups)
-        for port, groups in sorted(by_port.items()) if lb.active else ():  # provisioning: nothing listens yet
+        provisioning = time.monotonic() < lb.active_at
+        for port, groups in sorted(by_port.items()) if not provisioning else ():  # nothing listens yet
             lines += [f"frontend l{port}", f"  bind {lb.ip}:{port}"]
             if groups:
                 lines.append(f"  default_backend {self.groups[groups[0]].backend}")

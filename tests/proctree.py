@@ -16,19 +16,23 @@ import time
 from pathlib import Path
 
 
+def _stat(pid) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` after the command name (state, parent pid, ...); None once it has ended."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after its last ')'.
+    return stat.rpartition(")")[2].split()
+
+
 def _parents() -> dict[int, int]:
     """``{pid: parent pid}`` of every process now."""
     found = {}
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue  # ended meanwhile
-        # "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after its last ')'.
-        fields = stat.rpartition(")")[2].split()
-        found[int(entry.name)] = int(fields[1])
+        fields = _stat(entry.name) if entry.name.isdigit() else None
+        if fields:
+            found[int(entry.name)] = int(fields[1])
     return found
 
 
@@ -38,11 +42,8 @@ def _children(parents: set[int]) -> set[int]:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except OSError:
-        return False
-    return state != "Z"  # a zombie has ended; only its parent's wait is missing
+    fields = _stat(pid)
+    return fields is not None and fields[0] != "Z"  # a zombie has ended; only its parent's wait is missing
 
 
 def _signal(pid: int, sig: int) -> None:

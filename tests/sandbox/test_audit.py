@@ -11,7 +11,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from sandbox import core
-from sandbox.faults import INTERNAL_AGENT
+from sandbox.faults import INTERNAL_AGENT, is_internal
 
 SIGNED = {"HTTP_AUTHORIZATION": "AWS4-HMAC-SHA256 Credential=AKIAEXAMPLE/20261130/us-east-1/ec2/aws4_request, x"}
 
@@ -19,12 +19,12 @@ SIGNED = {"HTTP_AUTHORIZATION": "AWS4-HMAC-SHA256 Credential=AKIAEXAMPLE/2026113
 def test_a_changing_call_is_recorded_with_its_resources_outcome_and_caller(caplog):
     caplog.set_level(logging.INFO, logger="sandbox")
     params = {"Action": "TerminateInstances", "InstanceId.1": "i-0b", "InstanceId.2": "i-0a", "DryRun": "false"}
-    core._audit("TerminateInstances", "us-east-1", params, ("200 OK", [], b"<ok/>"), SIGNED)
+    core._audit("TerminateInstances", "us-east-1", params, ("200 OK", [], b"<ok/>"), SIGNED, False)
     refused = b"<Response><Errors><Error><Code>InvalidTarget</Code><Message>x</Message></Error></Errors></Response>"
     params = {"Action": "DeregisterTargets", "Targets.member.1.Id": "i-0c", "TargetGroupArn": "arn:aws:x"}
-    core._audit("DeregisterTargets", "eu-west-1", params, ("400 Bad Request", [], refused), SIGNED)
+    core._audit("DeregisterTargets", "eu-west-1", params, ("400 Bad Request", [], refused), SIGNED, False)
     mine = {"HTTP_USER_AGENT": f"Boto3/1.40 {INTERNAL_AGENT}"}
-    core._audit("CreateTags", "us-east-1", {"ResourceId.1": "snap-01"}, ("200 OK", [], b""), mine)
+    core._audit("CreateTags", "us-east-1", {"ResourceId.1": "snap-01"}, ("200 OK", [], b""), mine, is_internal(mine))
     assert [r.getMessage() for r in caplog.records] == [
         "call us-east-1 TerminateInstances i-0a,i-0b -> 200 (by AKIAEXAMPLE)",
         "call eu-west-1 DeregisterTargets i-0c -> 400 InvalidTarget (by AKIAEXAMPLE)",
