@@ -533,12 +533,17 @@ def teardown_flow(ec2, watcher: Watcher, flow_name: str) -> None:
     ]:
         ec2.deregister_image(ImageId=image["ImageId"])
     delete_load_balancer(flow_name)
-    # The clones' group first: one of its rules names the load balancer's group.
+    delete_flow_groups(ec2, flow_name)
+    ec2.delete_key_pair(KeyName=flow_name)
+
+
+def delete_flow_groups(ec2, flow_name: str) -> None:
+    """The flow's security groups: the instances' (source, clone) first, as one of their rules names the load
+    balancer's group, then the load balancer's."""
     for name in (f"{flow_name}-source", f"{flow_name}-clone", f"{flow_name}-lb"):
         groups = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [name]}])["SecurityGroups"]
         for group in groups:
             settled_delete(ec2.delete_security_group, GroupId=group["GroupId"])
-    ec2.delete_key_pair(KeyName=flow_name)
 
 
 def delete_load_balancer(flow_name: str) -> None:

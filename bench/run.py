@@ -373,7 +373,7 @@ def main():
                 results["flow"] = cases.case_flow(args.flow_runs, url, smoke=args.smoke)
             if "scale" in wanted:
                 # Smoke: the bake (configure-each at 1, image) and 2 clones, a few minutes at most.
-                each = [] if args.smoke else [int(n) for n in args.scale_each.split(",") if n]
+                each = [1] if args.smoke else [int(n) for n in args.scale_each.split(",") if n]
                 clones = [2] if args.smoke else [int(n) for n in args.scale_clones.split(",") if n]
                 results["scale"] = scale.case_scale(url, each, clones, inventory.machine(), smoke=args.smoke)
             # Hosts of its own, launched and configured by the flow's playbooks: not in the smoke run (< 1 minute).

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from cases import ec2_client, log, teardown_flow, terminate
+from cases import delete_flow_groups, delete_load_balancer, ec2_client, log, teardown_flow, terminate
 from harness import HERE, REPO, Watcher, base_env, run_playbook
 
 sys.path.append(str(REPO))
@@ -99,8 +99,8 @@ class Scale:
             "ours", playbook, self.env, self.workdir, dict(self.extra, **extra), inventory=INVENTORY, timeout=timeout
         )
 
-    def each(self, n: int) -> dict:
-        launch = self.play(HERE / "fleet" / "launch.yml", bench_count=n)
+    def configure(self, n: int) -> dict:
+        """playbooks/configure.yml over the ``n`` source instances launched, with the CPU it cost."""
         # Where configuring's CPU goes, on 2 cores shared by the controller and every host: the controller's
         # (ansible-playbook and its workers) and the rest of the machine's (the hosts: apt, the modules' Python,
         # the app; plus the sandbox's API, small next to them).
@@ -111,21 +111,40 @@ class Scale:
         if len(ids) != n:
             raise RuntimeError(f"configure-each {n}: {len(ids)} instances found: {ids}")
         return {
-            "launch_s": wall_of(launch),
             "configure_s": wall_of(configure),
-            "total_s": round(launch.wall + configure.wall, 1),
             "pss_mib_per_host": pss_mib_per_host(ids),
             "configure_tasks_s": slowest_tasks(configure),
             "configure_cpu_s_per_host": {
                 "controller": round(controller / n, 2),
                 "hosts": round(max(machine - controller, 0) / n, 2),
             },
+            "_wall": configure.wall,
         }
 
+    def each(self, n: int) -> dict:
+        """configure-each(n): the load balancer and n instances, configured, then behind it (as clone.yml's)."""
+        launch = self.play(HERE / "fleet" / "launch.yml", bench_count=n, bench_behind_lb=True)
+        configured = self.configure(n)
+        register = self.play(HERE / "fleet" / "register.yml", bench_count=n)
+        return dict(
+            {k: v for k, v in configured.items() if k != "_wall"},
+            launch_s=wall_of(launch),
+            register_s=wall_of(register),
+            total_s=round(launch.wall + configured["_wall"] + register.wall, 1),
+        )
+
     def bake(self) -> dict:
-        first = self.each(1)
+        """The flow's first three steps: one source instance (no load balancer), configured, then imaged."""
+        launch = self.play(HERE / "fleet" / "launch.yml", bench_count=1)
+        configured = self.configure(1)
         image = self.play(REPO / "playbooks" / "image.yml")
-        return dict(first, image_s=wall_of(image), total_s=round(first["total_s"] + image.wall, 1))
+        return {
+            "launch_s": wall_of(launch),
+            "configure_s": configured["configure_s"],
+            "configure_tasks_s": configured["configure_tasks_s"],
+            "image_s": wall_of(image),
+            "total_s": round(launch.wall + configured["_wall"] + image.wall, 1),
+        }
 
     def clone(self, n: int) -> dict:
         res = self.play(REPO / "playbooks" / "clone.yml", flow_clone_count=n)
@@ -135,7 +154,11 @@ class Scale:
         return {"clone_s": wall_of(res), "pss_mib_per_host": pss_mib_per_host(ids), "clone_tasks_s": slowest_tasks(res)}
 
     def remove(self, role: str) -> None:
+        """Terminate the instances of ``role``, then remove the load balancer, its target group and the flow's
+        security groups: every size starts from the same place, and pays for its load balancer as a new flow does."""
         terminate(self.ec2, self.watcher, flow_ids(self.ec2, self.flow_name, role), timeout=300)
+        delete_load_balancer(self.flow_name)
+        delete_flow_groups(self.ec2, self.flow_name)
 
     def teardown(self) -> None:
         teardown_flow(self.ec2, self.watcher, self.flow_name)
@@ -173,8 +196,6 @@ def case_scale(url: str, each_sizes, clone_sizes, machine: str, smoke: bool = Fa
             if clone_sizes:
                 log("scale: bake (configure-each 1, then image it)")
                 found["bake"] = scale.bake()
-                found["each"]["1"] = {k: v for k, v in found["bake"].items() if k != "image_s"}
-                found["each"]["1"]["total_s"] = round(found["bake"]["launch_s"] + found["bake"]["configure_s"], 1)
                 measured(f"bake {found['bake']}")
                 scale.remove("source")
                 for n in clone_sizes:
@@ -219,9 +240,10 @@ def plot(results: dict, path: Path = PLOT) -> None:
     matplotlib.rcParams["svg.fonttype"] = "none"
     each, clone = sizes(results, "each"), sizes(results, "clone") if results["bake"] else []
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    ax.plot(each, [results["each"][str(n)]["total_s"] for n in each], "o-", label="configure-each (launch + configure)")
+    each_s = [results["each"][str(n)]["total_s"] for n in each]
+    ax.plot(each, each_s, "o-", label="configure-each (then behind a load balancer)")
     if clone:
-        ax.plot(clone, [bake_clone_s(results, n) for n in clone], "s-", label="bake + clone")
+        ax.plot(clone, [bake_clone_s(results, n) for n in clone], "s-", label="bake + clone (behind a load balancer)")
         ax.plot(clone, [results["clone"][str(n)]["clone_s"] for n in clone], "^--", label="clone only (after the bake)")
     ax.set_xscale("log", base=2)
     ax.set_xticks(SIZES, [str(n) for n in SIZES])
@@ -260,7 +282,8 @@ def report(results: dict) -> dict:
         e, c = each.get(str(n), {}), clone.get(str(n))
         measured = [m for m in sizes(results, "each") if m < n]
         if "total_s" in e:
-            each_text = f"{e['total_s']:.1f} ({e['launch_s']:.1f} + {e['configure_s']:.1f})"
+            parts = [e["launch_s"], e["configure_s"], e.get("register_s", 0.0)]
+            each_text = f"{e['total_s']:.1f} (" + " + ".join(f"{s:.1f}" for s in parts) + ")"
         elif measured and each[str(measured[-1])]["total_s"] * n / measured[-1] > EACH_LIMIT_S:
             last = measured[-1]
             each_text = (
@@ -319,7 +342,7 @@ def report(results: dict) -> dict:
             table(
                 [
                     "N",
-                    "configure-each (s): launch + configure",
+                    "configure-each (s): launch + configure + behind the load balancer",
                     "bake+clone (s) (clone alone)",
                     "configure-each / bake+clone",
                     "CPU per configured host (s): hosts + controller",
@@ -331,8 +354,9 @@ def report(results: dict) -> dict:
             "",
             (
                 f"Bake: {bake['total_s']:.1f} s = launch {bake['launch_s']:.1f} s + configure "
-                f"{bake['configure_s']:.1f} s + image {bake['image_s']:.1f} s (configure-each at N=1, then "
-                "playbooks/image.yml)."
+                f"{bake['configure_s']:.1f} s + image {bake['image_s']:.1f} s (one instance launched by "
+                "bench/fleet/launch.yml without a load balancer, as playbooks/launch.yml launches it, then "
+                "configure.yml and image.yml)."
                 if bake
                 else "Bake: not run."
             ),
@@ -344,12 +368,18 @@ def report(results: dict) -> dict:
     return {
         "title": "fleet scale: time until N servers answer, bake+clone against configure-each (sandbox)",
         "setup": (
-            "configure-each(N): bench/fleet/launch.yml launches N instances from the Debian 12 base image, then "
-            "playbooks/configure.yml (the webserver role, SQLite store; default forks 5) configures them; its "
-            "last task waits until the app answers on each. bake+clone(N): the bake (configure-each at N=1, then "
-            "playbooks/image.yml) plus playbooks/clone.yml with flow_clone_count=N, which launches the clones and"
-            " waits until each answers /healthz with its own instance ID. Times are whole `ansible-playbook` runs"
-            " (one run per size); sizes run one after another, hosts terminated between them. PSS: every process "
+            "Both sides deliver the same thing: N servers answering, behind a new load balancer. "
+            "configure-each(N): bench/fleet/launch.yml creates the flow's load balancer (playbooks/tasks/"
+            "load_balancer.yml, as clone.yml does) and launches N instances from the Debian 12 base image, then "
+            "playbooks/configure.yml (the webserver role, SQLite store; default forks 5) configures them (its "
+            "last task waits until the app answers on each), then bench/fleet/register.yml registers them in the "
+            "target group, waits until each is healthy there (ec2_launch, as for clones) and until the load "
+            "balancer answers. bake+clone(N): the bake (one instance launched without a load balancer, configured"
+            ", then playbooks/image.yml) plus playbooks/clone.yml with flow_clone_count=N, which creates the load "
+            "balancer, launches the clones behind it, waits until each answers /healthz with its own instance ID "
+            "and until the load balancer answers. Times are whole `ansible-playbook` runs (one run per size); "
+            "sizes run one after another; between sizes the hosts are terminated and the load balancer, target "
+            "group and security groups deleted, so that each size creates its own. PSS: every process "
             "of the hosts (nspawn, systemd, sshd, nginx, gunicorn, ...) once they serve, per host. configure-each"
             " stops where it would pass "
             f"{EACH_LIMIT_S // 60} minutes. CPU per configured host: the CPU seconds the machine spent busy while "
