@@ -163,7 +163,8 @@ bench: venv sandbox-deps $(BENCH_VENV)/bin/.stamp
 	$(call step,benchmarks: every case against amazon.aws (bench/RESULTS.md))
 	$(BIN)/python bench/run.py --runs $(BENCH_RUNS) --flow-runs $(BENCH_SLOW_RUNS) --inventory-10k-runs $(BENCH_SLOW_RUNS) --output bench/RESULTS.md
 
-# A quick mode of each case (a few minutes: the scale case bakes one host and clones 2), part of make test.
+# A quick mode of each case (a few minutes: the scale case bakes one host, clones 2 and configures one
+# behind a load balancer), part of make test.
 # Without .venv-bench (over a minute to build) the
 # peer's side runs our modules as a stand-in, so that the harness's peer code paths still run.
 .PHONY: bench-smoke

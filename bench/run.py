@@ -372,7 +372,7 @@ def main():
             if "flow" in wanted:
                 results["flow"] = cases.case_flow(args.flow_runs, url, smoke=args.smoke)
             if "scale" in wanted:
-                # Smoke: the bake (configure-each at 1, image) and 2 clones, a few minutes at most.
+                # Smoke: the bake, 2 clones and configure-each at 1 (behind its load balancer), a few minutes.
                 each = [1] if args.smoke else [int(n) for n in args.scale_each.split(",") if n]
                 clones = [2] if args.smoke else [int(n) for n in args.scale_clones.split(",") if n]
                 results["scale"] = scale.case_scale(url, each, clones, inventory.machine(), smoke=args.smoke)

@@ -1,15 +1,21 @@
 """Case 6, fleet scale on the sandbox: time until N servers answer, bake+clone against configure-each.
 
-- **configure-each(N)**: N instances launched from the Debian 12 base image (bench/fleet/launch.yml), then
-  configured by the flow's own playbooks/configure.yml (the webserver role; its last task waits until the app
-  answers through nginx on every host). Time = launch + configure, each an ``ansible-playbook`` run.
-- **bake**: configure-each(1), then playbooks/image.yml of that instance. **bake+clone(N)** = bake +
-  playbooks/clone.yml with ``flow_clone_count=N`` (it launches the clones and waits, from the controller, until
-  every one answers /healthz with its own instance ID).
+Both sides end with N servers answering behind a load balancer they create, as a fleet is served:
+
+- **configure-each(N)**: the flow's load balancer and N instances launched from the Debian 12 base image
+  (bench/fleet/launch.yml with ``bench_behind_lb``), configured by the flow's own playbooks/configure.yml (the
+  webserver role; its last task waits until the app answers through nginx on every host), then registered in
+  the target group until each is healthy and the load balancer answers (bench/fleet/register.yml). Time =
+  launch + configure + register, each an ``ansible-playbook`` run.
+- **bake**: the flow's first steps, one instance launched without a load balancer, configured, then
+  playbooks/image.yml of that instance. **bake+clone(N)** = bake + playbooks/clone.yml with ``flow_clone_count=N``
+  (it creates the load balancer, launches the clones behind it and waits, from the controller, until every one
+  answers /healthz with its own instance ID and the load balancer answers).
 - **memory**: PSS of every host's processes (nspawn, systemd, sshd, nginx, gunicorn, ...) once they serve.
 
-Each configuration runs on the sandbox as the flow runs (least-privilege user, the flow's inventory); hosts are
-terminated through the API between sizes. Raw figures are merged into bench/scale-results.json by size, so that
+Each configuration runs on the sandbox as the flow runs (least-privilege user, the flow's inventory); between
+sizes the hosts are terminated and the load balancer, target group and security groups deleted through the API,
+so that every size pays for its own. Raw figures are merged into bench/scale-results.json by size, so that
 the case can run in pieces (``--scale-each``, ``--scale-clones``); the report section, its targets and the plot
 (bench/scale.svg, matplotlib) are drawn from everything that file holds.
 """
@@ -194,7 +200,7 @@ def case_scale(url: str, each_sizes, clone_sizes, machine: str, smoke: bool = Fa
         scale = Scale(url, Path(tmp), watcher)
         try:
             if clone_sizes:
-                log("scale: bake (configure-each 1, then image it)")
+                log("scale: bake (launch 1, configure it, image it)")
                 found["bake"] = scale.bake()
                 measured(f"bake {found['bake']}")
                 scale.remove("source")
