@@ -29,7 +29,7 @@ help:
 	@echo "make sandbox       start the local EC2 sandbox on 127.0.0.1:$(SANDBOX_PORT) (root)"
 	@echo "make sandbox-down  stop it and remove every host, mount, namespace, route and rule it made"
 	@echo "make venv          create the project virtualenv ($(VENV)) from requirements-dev.txt"
-	@echo "make lint | sanity | unit | integration | test-app | test-browser | test-sandbox | test-molecule | test-awx | test-aws"
+	@echo "make lint | sanity | unit | integration | test-app | test-browser | screenshots | test-sandbox | test-molecule | test-awx | test-aws"
 	@echo "make docs          the collection's documentation site (antsibull-docs) in .build/docs/build/html"
 	@echo "make test-reliability (bounded, in make test) | reliability (full counts: faults, crashes, bad input)"
 	@echo "make build         the collection tarball in .build/dist;  make ee-context: execution environment context"
@@ -186,7 +186,8 @@ test-app: venv
 
 # The app in a real browser: Debian's chromium driven by Playwright (pinned in requirements-dev.txt;
 # it downloads nothing here), against gunicorn behind nginx with the role's own site configuration,
-# both on 127.0.0.1. Screenshots: docs/screenshots/. Logs of a run: .build/browser/.
+# both on 127.0.0.1. Screenshots and logs of a run: .build/browser/ (the checkout stays as it was);
+# make screenshots takes them again into docs/screenshots/, which the README shows.
 BROWSER_DEBS := chromium nginx
 
 .PHONY: browser-deps
@@ -202,6 +203,12 @@ browser-deps:
 test-browser: venv browser-deps
 	$(call step,employee-directory app in Chromium at 390 and 1280 px (pytest tests/browser))
 	PYTHONDONTWRITEBYTECODE=1 timeout 600 $(BIN)/pytest -q -p no:cacheprovider tests/browser
+
+.PHONY: screenshots
+screenshots: venv browser-deps
+	$(call step,screenshots of the app in Chromium into docs/screenshots/ (pytest tests/browser))
+	BAKERY_SCREENSHOTS=$(CURDIR)/docs/screenshots PYTHONDONTWRITEBYTECODE=1 timeout 600 \
+	  $(BIN)/pytest -q -p no:cacheprovider tests/browser
 # --- end webserver --------------------------------------------------------------------------------
 
 # --- real AWS ------------------------------------------------------------------------------------
