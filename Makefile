@@ -204,11 +204,10 @@ test-browser: venv browser-deps
 	$(call step,employee-directory app in Chromium at 390 and 1280 px (pytest tests/browser))
 	PYTHONDONTWRITEBYTECODE=1 timeout 600 $(BIN)/pytest -q -p no:cacheprovider tests/browser
 
+# The same run of test-browser, its screenshots written into docs/screenshots/.
 .PHONY: screenshots
-screenshots: venv browser-deps
-	$(call step,screenshots of the app in Chromium into docs/screenshots/ (pytest tests/browser))
-	BAKERY_SCREENSHOTS=$(CURDIR)/docs/screenshots PYTHONDONTWRITEBYTECODE=1 timeout 600 \
-	  $(BIN)/pytest -q -p no:cacheprovider tests/browser
+screenshots:
+	BAKERY_SCREENSHOTS=$(CURDIR)/docs/screenshots $(MAKE) --no-print-directory test-browser
 # --- end webserver --------------------------------------------------------------------------------
 
 # --- real AWS ------------------------------------------------------------------------------------
