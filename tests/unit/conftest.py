@@ -103,11 +103,12 @@ def run_module(monkeypatch):
     monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
     monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
 
-    def run(module, args, check_mode=False, diff=False):
+    def run(module, args, check_mode=False, diff=False, aws=True):
         args = dict(args)
-        args.setdefault("region", "us-east-1")
-        args.setdefault("access_key", "AKIATEST")
-        args.setdefault("secret_key", "secret")
+        if aws:
+            args.setdefault("region", "us-east-1")
+            args.setdefault("access_key", "AKIATEST")
+            args.setdefault("secret_key", "secret")
         if check_mode:
             args["_ansible_check_mode"] = True
         if diff:
