@@ -157,7 +157,8 @@ def test_pending_polls_back_off_from_a_short_first_delay(ec2, run_module, slept)
     assert not res.failed, res.result
     assert res.result["image"]["state"] == "available"
     assert slept[0] == 0.25
-    assert slept == sorted(slept) and slept[-1] == 2.0 and len(slept) == 7
+    # Growing pauses, never more than 1.5 s: the task ends within 2 s of the image being available.
+    assert slept == sorted(slept) and slept[-1] == mod.IMAGE_POLL_MAX_S == 1.5 and len(slept) == 7
 
 
 def test_no_tags_and_no_lineage_sends_no_tag_specification(ec2, run_module):
@@ -265,8 +266,8 @@ def test_wait_timeout_fails_and_removes_nothing(ec2, run_module, clock):
     stub_instance(ec2)
     stub_lookup(ec2)
     ec2.add_response("create_image", {"ImageId": NEW})
-    # 0.25 + 0.4 + 0.64 + 1.024 + 1.6384 + 2 + 2 + 2 = 9.95; the last sleep is cut to the deadline
-    for _poll in range(10):
+    # 0.25 + 0.4 + 0.64 + 1.024 + 1.5 * 5 = 9.81; the last sleep is cut to the deadline, then a last read
+    for _poll in range(11):
         stub_describe(ec2, image(state="pending", snapshots=()))
     res = run_module(mod, {"instance_id": INSTANCE, "name": NAME, "wait_timeout": 10})
     assert res.failed
@@ -878,14 +879,14 @@ def test_each_copy_region_has_its_own_deadline(ec2, run_module, clock):
     eu = ec2.for_region("eu-west-1")
     stub_lookup(eu)
     ec2.add_response("create_image", {"ImageId": NEW})
-    # 0.25 + 0.4 + 0.64 + 1.024 + 1.6384 + 2 * 23 = 49.95 s of polls
-    for _attempt in range(29):
+    # 0.25 + 0.4 + 0.64 + 1.024 + 1.5 * 31 = 48.8 s of polls
+    for _attempt in range(35):
         stub_describe(ec2, image(state="pending", snapshots=()))
     stub_describe(ec2, image(tags=LINEAGE))
     stub_snapshots(ec2, {SNAP: LINEAGE})
     copy_id, copy_snap = "ami-0c0py000000000000", "snap-0c0py00000000000"
     eu.add_response("copy_image", {"ImageId": copy_id}, copy_params("eu-west-1"))
-    for _attempt in range(16):  # 0.25 + ... + 2 * 10 = about 24 s: past the shared deadline, within its own
+    for _attempt in range(18):  # 0.25 + ... + 1.5 * 14 = 23.3 s: past the shared deadline, within its own
         stub_describe(eu, image(copy_id, state="pending", snapshots=()))
     copy_tags = dict(LINEAGE, **{"bakery:copied-from": f"us-east-1/{NEW}"})
     stub_describe(eu, image(copy_id, snapshots=(copy_snap,), tags=copy_tags))
