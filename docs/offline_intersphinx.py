@@ -24,6 +24,11 @@ TARGETS = [
     ("ansible_configuration_settings", "std:label", CONFIG_PAGE + "#ansible-configuration-settings",
      "Ansible Configuration Settings"),
 ] + [
+    (f"ansible_collections.ansible.builtin.{name}_module", "std:label",
+     f"collections/ansible/builtin/{name}_module.html#ansible-collections-ansible-builtin-{name}-module",
+     f"ansible.builtin.{name} module")
+    for name in ("copy", "file", "template", "user")
+] + [
     (name, "std:envvar", f"{CONFIG_PAGE}#envvar-{name}", "-")
     for name in ("ANSIBLE_CACHE_PLUGIN", "ANSIBLE_CACHE_PLUGIN_CONNECTION", "ANSIBLE_CACHE_PLUGIN_PREFIX",
                  "ANSIBLE_CACHE_PLUGIN_TIMEOUT")

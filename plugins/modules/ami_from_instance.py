@@ -116,7 +116,7 @@ options:
       - Whether to wait until the image (and each copy) is C(available).
       - The image is read at once, then at growing intervals of at most 1.5 s, so that the task ends within 2 s of
         the image becoming available (the last read and the module's exit included). An image takes minutes on
-        AWS: that is about 40 DescribeImages calls a minute.
+        AWS, so that is about 40 DescribeImages calls a minute.
       - Without waiting, snapshots that EC2 has not made yet cannot be tagged; a later run tags them.
     type: bool
     default: true
