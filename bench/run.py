@@ -281,9 +281,19 @@ def splice(old: str, new: str, cases_run: list[str], command: str) -> str:
     out = {}
     for title, section in old_sections.items():
         if title == "Targets":
-            kept = [r for r in rows(section) if not r[2:].startswith(prefixes) and not r.startswith("| ---")]
-            added = [r for r in rows(new_sections["Targets"]) if r[2:].startswith(prefixes)]
-            section = "Targets\n\n| target | met | measured |\n| --- | --- | --- |\n" + "\n".join(kept + added) + "\n"
+            fresh = [r for r in rows(new_sections["Targets"]) if r[2:].startswith(prefixes)]
+            table = []
+            # A case's new rows take the place of its old ones; a case that had none adds them at the end.
+            for r in rows(section):
+                if r.startswith("| ---"):
+                    continue
+                prefix = next((p for p in prefixes if r[2:].startswith(p)), None)
+                if prefix is None:
+                    table.append(r)
+                elif not any(t[2:].startswith(prefix) for t in table):
+                    table += [f for f in fresh if f[2:].startswith(prefix)]
+            table += [f for f in fresh if f not in table]
+            section = "Targets\n\n| target | met | measured |\n| --- | --- | --- |\n" + "\n".join(table) + "\n"
         elif title[:3] in numbers:
             fresh = next(v for k, v in new_sections.items() if k[:3] == title[:3])
             title_line, body = fresh.split("\n", 1)
