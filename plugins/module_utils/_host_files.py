@@ -20,6 +20,7 @@ import os
 import pwd
 import re
 import stat
+import tempfile
 
 STATES = ("file", "directory", "link", "absent")
 
@@ -189,8 +190,8 @@ def _staged_name(path):
 
 def _write_staged(entry, run_command):
     """Write the entry's new content beside it (hidden), with its final owner and mode, and validate it."""
-    tmp = _staged_name(entry.path)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    directory, name = os.path.split(entry.path)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".bakery")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(entry.content)
