@@ -496,7 +496,7 @@ def wait_until(fetch, check, timeout, what, describe=repr, first_delay=0.25, max
 
     ``check`` may raise to abort the wait (a state that can no longer turn into the one wanted).
     The first poll happens at once and the delay grows from ``first_delay`` to ``max_delay``,
-    so the wait ends within ``max_delay`` seconds of the state being reached.
+    so the wait ends within ``max_delay`` seconds of the state being reached, plus the poll that sees it.
     """
     clock = clock or time.monotonic
     deadline = clock() + timeout

@@ -46,9 +46,11 @@ class Entry:
     group: str | None = None
     mode: int | None = None
     validate: str | None = None
-    # Filled by plan(): the uid and gid wanted (None: keep, or not known yet in check mode).
+    # Filled by plan(): the uid and gid wanted (None: keep, or not known yet in check mode), and the file's
+    # content as found (None: no file there), for the diff.
     uid: int | None = None
     gid: int | None = None
+    found: bytes | None = None
 
     def where(self):
         return f"files[{self.index}] ({self.path})"
@@ -175,12 +177,18 @@ def plan(entries, check_mode=False):
         else:
             if entry.state == "file":
                 with open(entry.path, "rb") as f:
-                    if f.read() != entry.content:
-                        what.append("content")
+                    entry.found = f.read()
+                if entry.found != entry.content:
+                    what.append("content")
             what += _attribute_changes(entry, st)
         if what:
             changes[entry.path] = what
     return changes
+
+
+def _writes_content(entry, what):
+    """Whether the planned change ``what`` of ``entry`` writes a file's content (a new file, or new content)."""
+    return entry.state == "file" and ("created" in what or "content" in what)
 
 
 def _staged_name(path):
@@ -224,8 +232,7 @@ def stage(entries, changes, run_command):
     try:
         for entry in entries:
             what = changes.get(entry.path, [])
-            new_content = entry.state == "file" and ("created" in what or "content" in what)
-            if new_content and os.path.isdir(os.path.dirname(entry.path)):
+            if _writes_content(entry, what) and os.path.isdir(os.path.dirname(entry.path)):
                 staged[entry.path] = _write_staged(entry, run_command)
     except BaseException:
         discard(staged)
@@ -263,7 +270,7 @@ def commit(entries, changes, staged, run_command):
                 _remove_quietly(tmp)
                 os.symlink(entry.src, tmp)
                 os.replace(tmp, entry.path)
-            elif "created" in what or "content" in what:
+            elif _writes_content(entry, what):
                 tmp = staged.pop(entry.path, None) or _write_staged(entry, run_command)
                 os.replace(tmp, entry.path)
             else:
@@ -318,15 +325,11 @@ def diffs(entries, changes):
         what = changes.get(entry.path)
         if not what:
             continue
-        if entry.state == "file" and ("created" in what or "content" in what):
-            old = None
-            if "content" in what:
-                with open(entry.path, "rb") as f:
-                    old = f.read()
+        if _writes_content(entry, what):
             out.append({
-                "before_header": entry.path if old is not None else "/dev/null",
+                "before_header": entry.path if entry.found is not None else "/dev/null",
                 "after_header": entry.path,
-                "before": _text(old, entry.path),
+                "before": _text(entry.found, entry.path),
                 "after": _text(entry.content, entry.path),
             })  # fmt: skip
         if what != ["content"]:
