@@ -325,6 +325,41 @@ def test_launch_with_a_profile_needs_pass_role(front, world):
     assert run["Instances"][0]["IamInstanceProfile"]["Arn"] == world["profile"]["Arn"]
 
 
+def test_pass_role_limited_to_another_service_cannot_launch(front, world):
+    """A launch passes the role to EC2: iam:PassedToService is ec2.amazonaws.com, so PassRole granted only for
+    another service is refused and PassRole granted for EC2 is enough."""
+    launch = [{"Effect": "Allow", "Action": ["ec2:RunInstances", "ec2:DescribeInstances"], "Resource": "*"}]
+
+    def pass_to(service: str) -> list[dict]:
+        return [{"Effect": "Allow", "Action": "iam:PassRole", "Resource": ROLE_ARN,
+                 "Condition": {"StringEquals": {"iam:PassedToService": service}}}]  # fmt: skip
+
+    lambda_only = user_with(front, "pass-to-lambda", launch + pass_to("lambda.amazonaws.com"))
+    err = error_of(
+        client(front, "ec2", lambda_only).run_instances, IamInstanceProfile={"Name": PROFILE}, **world["run"]
+    )
+    assert err["Code"] == "UnauthorizedOperation"
+    assert f"iam:PassRole on resource: {ROLE_ARN} " in err["Message"]
+    ec2_only = user_with(front, "pass-to-ec2", launch + pass_to("ec2.amazonaws.com"))
+    run = client(front, "ec2", ec2_only).run_instances(IamInstanceProfile={"Name": PROFILE}, **world["run"])
+    assert run["Instances"][0]["IamInstanceProfile"]["Arn"] == world["profile"]["Arn"]
+
+
+def test_the_collection_policy_passes_the_flow_role_to_ec2_only():
+    """docs/iam-policy.json: PassRole on the flow's role for a launch (EC2) and for AddRoleToInstanceProfile (no
+    service named), never to another service, and never another role."""
+    policy = json.loads((ROOT / "docs" / "iam-policy.json").read_text())
+    role = f"arn:aws:iam::{ACCOUNT}:role/demo-webserver"
+
+    def decision(resource: str, **context) -> str:
+        return iam.evaluate([policy], "iam:PassRole", resource, {k: [v] for k, v in context.items()})
+
+    assert decision(role, **{"iam:PassedToService": "ec2.amazonaws.com"}) == iam.ALLOW
+    assert decision(role) == iam.ALLOW
+    assert decision(role, **{"iam:PassedToService": "lambda.amazonaws.com"}) == iam.IMPLICIT_DENY
+    assert decision(ROLE_ARN, **{"iam:PassedToService": "ec2.amazonaws.com"}) == iam.IMPLICIT_DENY
+
+
 # ------------------------------------------------------------------ the role's credentials and its policy
 def test_metadata_iam_tree(front, world):
     core = front[0]
