@@ -14,7 +14,8 @@ description:
   - Instances in the C(pending), C(running), C(stopping) and C(stopped) states count. When O(subnet_id) is given,
     only instances in its VPC count.
   - Missing instances are launched in one RunInstances call with a deterministic client token and tagged at
-    launch (instance and volumes), so a rerun after the controller died mid-task creates no duplicates.
+    launch (instance and volumes), so a rerun after the controller died mid-task creates no duplicates, and two
+    runs for the same O(name) started at the same moment (two jobs) get the same instances instead of twice as many.
     Surplus instances are terminated oldest first (by launch time, then ID).
   - New instances go to a zone that offers O(instance_type) (C(DescribeInstanceTypeOfferings)). When EC2 answers
     C(Unsupported) or C(InsufficientInstanceCapacity), the launch moves to the next zone that offers the type, with
