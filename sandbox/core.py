@@ -105,6 +105,7 @@ class Core:
         """Make the IAM users, then check every request; the sandbox's own calls sign as the admin."""
         self.gate.profile_roles = self.profile_roles
         self.gate.role_trust = self.role_trust
+        self.gate.resource_tags = self.resource_tags
         keys = self.gate.bootstrap(config.endpoint(self.port), policy_text)
         self.admin_key = keys[iam.ADMIN_USER]
         self._clients.clear()
@@ -143,6 +144,16 @@ class Core:
     def profile_roles(self, ref: str) -> list[str] | None:
         profile = self.instance_profile(ref)
         return None if profile is None else [r["Arn"] for r in profile.get("Roles", [])]
+
+    @staticmethod
+    def resource_tags(region: str, resource_id: str) -> dict[str, str]:
+        """An EC2 resource's tags as moto holds them now (no consistency window: IAM reads the resource itself)."""
+        from moto.ec2.models import ec2_backends
+
+        try:
+            return dict(ec2_backends[config.ACCOUNT_ID][region].tags.get(resource_id) or {})
+        except KeyError:  # a region moto does not know
+            return {}
 
     def role_trust(self, role_arn: str) -> dict | None:
         try:

@@ -298,6 +298,8 @@ class Gate:
         # Set by the middleware: an instance profile's role ARNs (None: no such profile); a role's trust policy.
         self.profile_roles: Callable[[str], list[str] | None] = lambda ref: None
         self.role_trust: Callable[[str], dict | None] = lambda arn: None
+        # An EC2 resource's tags, by region and ID ({} for a resource without tags or that does not exist).
+        self.resource_tags: Callable[[str, str], dict[str, str]] = lambda region, resource_id: {}
 
     def bootstrap(self, endpoint: str, policy_text: str) -> dict[str, tuple[str, str]]:
         """Make the admin and the least-privilege user through the IAM API; return their keys."""
@@ -391,7 +393,7 @@ class Gate:
         for name, resource in wanted:
             if name.lower() == "sts:getcalleridentity":  # needs no permission, on AWS too
                 continue
-            here = dict(context, **_implied_keys(service, action, name))
+            here = dict(context, **_implied_keys(service, action, name), **self._resource_keys(resource))
             decision = evaluate(documents, name, resource, here)
             if decision != ALLOW:
                 if service == "ec2":
@@ -417,13 +419,57 @@ class Gate:
             return [(f"iam:{action}", iam_resource(params))]
         if service == "sts" and action == "AssumeRole" and params.get("RoleArn"):
             return [("sts:AssumeRole", params["RoleArn"])]
-        wanted = [(f"{service}:{action}", "*")]
+        instances = instance_ids(params) if service == "ec2" and action in INSTANCE_ACTIONS else []
+        if instances:  # the action is checked on each instance it names (its ARN and its tags)
+            wanted = [(f"ec2:{action}", instance_arn(region, i)) for i in instances]
+        else:
+            wanted = [(f"{service}:{action}", "*")]
         if service == "ec2" and any(k.startswith("TagSpecification.") for k in params):
             wanted.append(("ec2:CreateTags", "*"))  # tagging at creation needs ec2:CreateTags, as on AWS
         profile = params.get("IamInstanceProfile.Arn") or params.get("IamInstanceProfile.Name")
         if service == "ec2" and profile:  # launching with a role passes it: iam:PassRole on the role
             wanted += [("iam:PassRole", role) for role in self.profile_roles(profile) or []]
         return wanted
+
+    def _resource_keys(self, resource: str) -> dict[str, list[str]]:
+        """``aws:ResourceTag/KEY`` and ``ec2:ResourceTag/KEY`` of an EC2 instance the request acts on."""
+        found = INSTANCE_ARN_RE.match(resource)
+        if not found:
+            return {}
+        keys = {}
+        for key, value in self.resource_tags(found["region"], found["id"]).items():
+            keys[f"aws:ResourceTag/{key}"] = keys[f"ec2:ResourceTag/{key}"] = [value]
+        return keys
+
+
+# EC2 actions on existing instances whose authorization names each instance (EC2's Service Authorization Reference:
+# resource type "instance"); every other EC2 action is checked on "*" here.
+INSTANCE_ACTIONS = frozenset(
+    {
+        "TerminateInstances",
+        "StopInstances",
+        "StartInstances",
+        "RebootInstances",
+        "ModifyInstanceAttribute",
+        "ModifyInstanceMetadataOptions",
+        "CreateImage",
+    }
+)
+INSTANCE_ARN_RE = re.compile(r"^arn:aws:ec2:(?P<region>[a-z0-9-]+):\d{12}:instance/(?P<id>i-[0-9a-f]+)$")
+
+
+def instance_ids(params: dict) -> list[str]:
+    """The instance IDs of an EC2 Query request: ``InstanceId.N`` (in order) or ``InstanceId``."""
+    numbered = sorted(
+        ((int(k.split(".", 1)[1]), v) for k, v in params.items() if re.fullmatch(r"InstanceId\.\d+", k)),
+    )
+    if numbered:
+        return [v for _n, v in numbered]
+    return [params["InstanceId"]] if params.get("InstanceId") else []
+
+
+def instance_arn(region: str, instance_id: str) -> str:
+    return f"arn:aws:ec2:{region}:{config.ACCOUNT_ID}:instance/{instance_id}"
 
 
 def _implied_keys(service: str, action: str, name: str) -> dict[str, list[str]]:

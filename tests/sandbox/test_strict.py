@@ -491,3 +491,86 @@ def test_a_required_request_tag(front):
 
     assert code_of(ec2.run_instances, **tagged("other"))[0] == "UnauthorizedOperation"
     assert ec2.run_instances(**tagged("clone"))["Instances"][0]["InstanceId"].startswith("i-")
+
+
+# ------------------------------------------------------------------ instance actions, on each instance and its tags
+INSTANCE_CHANGES = ["ec2:StopInstances", "ec2:StartInstances", "ec2:TerminateInstances",
+                    "ec2:ModifyInstanceAttribute", "ec2:ModifyInstanceMetadataOptions"]  # fmt: skip
+
+
+def team_web_only() -> dict:
+    """Changing an instance is allowed only on instances tagged Team=web (``ec2:ResourceTag/Team``)."""
+    team = {"StringEquals": {"ec2:ResourceTag/Team": "web"}}
+    return {"Sid": "TeamWebInstances", "Effect": "Allow", "Action": INSTANCE_CHANGES,
+            "Resource": "arn:aws:ec2:*:*:instance/*", "Condition": team}  # fmt: skip
+
+
+def visible_instance(ec2, tags: dict[str, str] | None = None) -> str:
+    """An instance launched by the administrator with ``tags``, once the API names it."""
+    run = {"ImageId": catalogue_image(ec2), "MinCount": 1, "MaxCount": 1, "InstanceType": "t3.micro"}
+    if tags:
+        run["TagSpecifications"] = [
+            {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
+        ]
+    start = time.monotonic()
+    instance_id = ec2.run_instances(**run)["Instances"][0]["InstanceId"]
+    wait_until(start + delay(instance_id) + 0.2)
+    return instance_id
+
+
+def test_instance_actions_are_authorized_on_each_instance_and_its_tags(front):
+    """Stop, start, terminate and the other instance actions name each instance they act on: a policy can allow them
+    on instances with a tag only (ec2:ResourceTag/KEY, aws:ResourceTag/KEY), one instance it does not allow refuses
+    the whole call, and the tags are read as they are at the time of the call."""
+    admin = client(front)
+    web = visible_instance(admin, {"Team": "web", "Stage": "prod"})
+    other = visible_instance(admin)
+    protect_prod = {"Sid": "KeepProd", "Effect": "Deny", "Action": "ec2:TerminateInstances", "Resource": "*",
+                    "Condition": {"StringEquals": {"aws:ResourceTag/Stage": "prod"}}}  # fmt: skip
+    describe = {
+        "Effect": "Allow",
+        "Action": ["ec2:DescribeInstances", "sts:DecodeAuthorizationMessage"],
+        "Resource": "*",
+    }
+    doc = {"Version": "2012-10-17", "Statement": [describe, team_web_only(), protect_prod]}
+    ec2 = client(front, key=user_with(front, "team-web", json.dumps(doc)))
+
+    ec2.stop_instances(InstanceIds=[web])
+    code, message = code_of(ec2.stop_instances, InstanceIds=[other])
+    assert code == "UnauthorizedOperation" and "\n" not in message
+    assert f"ec2:StopInstances on resource: {iam.instance_arn('us-east-1', other)} " in message
+    assert not any(k.startswith(("ec2:ResourceTag/", "aws:ResourceTag/")) for k in decoded_context(front, message))
+
+    code, message = code_of(ec2.terminate_instances, InstanceIds=[web, other])
+    assert code == "UnauthorizedOperation" and "with an explicit deny" in message  # Stage=prod, checked first
+    context = decoded_context(front, message)
+    assert context["ec2:ResourceTag/Team"] == ["web"] and context["aws:ResourceTag/Stage"] == ["prod"]
+    admin.delete_tags(Resources=[web], Tags=[{"Key": "Stage"}])
+    code, message = code_of(ec2.terminate_instances, InstanceIds=[web, other])
+    assert code == "UnauthorizedOperation" and iam.instance_arn("us-east-1", other) in message  # other: no Team
+    reservations = admin.describe_instances(InstanceIds=[web, other])["Reservations"]
+    states = {i["InstanceId"]: i["State"]["Name"] for r in reservations for i in r["Instances"]}
+    assert states[web] in ("stopping", "stopped") and states[other] in ("pending", "running"), states
+    ec2.terminate_instances(InstanceIds=[web])
+
+
+def test_launch_step_scales_down_with_instance_changes_limited_to_its_tag(front, tmp_path):
+    """The collection's policy with its instance-changing actions allowed only on instances tagged Team=web:
+    ec2_launch, which tags at launch what it launches, can still scale its group down."""
+    doc = json.loads(json.dumps(POLICY))
+    for statement in doc["Statement"]:
+        statement["Action"] = [a for a in statement["Action"] if a not in INSTANCE_CHANGES]
+    doc["Statement"].append(team_web_only())
+    key = user_with(front, "launch-team-web", json.dumps(doc))
+    ec2 = client(front)
+    base = ec2.describe_images(Owners=["136693071363"])["Images"][0]
+    args = {"name": "team-web", "count": 2, "image_id": base["ImageId"], "instance_type": "t3.micro",
+            "key_name": "team-web", "public_key": public_key(tmp_path), "tags": {"Team": "web"}}  # fmt: skip
+    up = run_ec2_launch(front, key, tmp_path / "up.json", args)
+    assert not up.get("failed"), up.get("msg")
+    down = run_ec2_launch(front, key, tmp_path / "down.json", dict(args, count=1))
+    assert not down.get("failed"), down.get("msg")
+    assert len(down["instance_ids"]) == 1 and set(down["instance_ids"]) < set(up["instance_ids"])
+    (gone,) = set(up["instance_ids"]) - set(down["instance_ids"])
+    (inst,) = [i for r in ec2.describe_instances(InstanceIds=[gone])["Reservations"] for i in r["Instances"]]
+    assert inst["State"]["Name"] in ("shutting-down", "terminated")
