@@ -419,10 +419,11 @@ class Gate:
             return [(f"iam:{action}", iam_resource(params))]
         if service == "sts" and action == "AssumeRole" and params.get("RoleArn"):
             return [("sts:AssumeRole", params["RoleArn"])]
-        instances = instance_ids(params) if service == "ec2" and action in INSTANCE_ACTIONS else []
-        if instances:  # the action is checked on each instance it names (its ARN and its tags)
-            wanted = [(f"ec2:{action}", instance_arn(region, i)) for i in instances]
-        else:
+        param, kind = RESOURCE_ACTIONS.get(action, ("", "")) if service == "ec2" else ("", "")
+        named = resource_ids(params, param) if param else []
+        if named:  # the action is checked on each resource it names (its ARN and its tags)
+            wanted = [(f"ec2:{action}", ec2_arn(region, kind, i)) for i in named]
+        else:  # (a security group named by GroupName, in the default VPC, is checked on "*")
             wanted = [(f"{service}:{action}", "*")]
         if service == "ec2" and any(k.startswith("TagSpecification.") for k in params):
             wanted.append(("ec2:CreateTags", "*"))  # tagging at creation needs ec2:CreateTags, as on AWS
@@ -432,8 +433,8 @@ class Gate:
         return wanted
 
     def _resource_keys(self, resource: str) -> dict[str, list[str]]:
-        """``aws:ResourceTag/KEY`` and ``ec2:ResourceTag/KEY`` of an EC2 instance the request acts on."""
-        found = INSTANCE_ARN_RE.match(resource)
+        """``aws:ResourceTag/KEY`` and ``ec2:ResourceTag/KEY`` of the EC2 resource a request acts on."""
+        found = EC2_ARN_RE.match(resource)
         if not found:
             return {}
         keys = {}
@@ -442,34 +443,52 @@ class Gate:
         return keys
 
 
-# EC2 actions on existing instances whose authorization names each instance (EC2's Service Authorization Reference:
-# resource type "instance"); every other EC2 action is checked on "*" here.
-INSTANCE_ACTIONS = frozenset(
-    {
-        "TerminateInstances",
-        "StopInstances",
-        "StartInstances",
-        "RebootInstances",
-        "ModifyInstanceAttribute",
-        "ModifyInstanceMetadataOptions",
-        "CreateImage",
-    }
+# EC2 actions on an existing resource whose authorization names that resource (EC2's Service Authorization
+# Reference, "Actions defined by Amazon EC2": resource types instance, security-group, image, snapshot), with the
+# request parameter that names it; every other EC2 action is checked on "*" here.
+RESOURCE_ACTIONS = {
+    **dict.fromkeys(
+        ("TerminateInstances", "StopInstances", "StartInstances", "RebootInstances", "ModifyInstanceAttribute",
+         "ModifyInstanceMetadataOptions", "CreateImage"),
+        ("InstanceId", "instance"),
+    ),
+    **dict.fromkeys(
+        ("AuthorizeSecurityGroupIngress", "AuthorizeSecurityGroupEgress", "RevokeSecurityGroupIngress",
+         "RevokeSecurityGroupEgress", "DeleteSecurityGroup", "ModifySecurityGroupRules",
+         "UpdateSecurityGroupRuleDescriptionsIngress", "UpdateSecurityGroupRuleDescriptionsEgress"),
+        ("GroupId", "security-group"),
+    ),
+    **dict.fromkeys(("DeregisterImage", "ModifyImageAttribute", "ResetImageAttribute"), ("ImageId", "image")),
+    **dict.fromkeys(
+        ("DeleteSnapshot", "ModifySnapshotAttribute", "ResetSnapshotAttribute"), ("SnapshotId", "snapshot")
+    ),
+}  # fmt: skip
+# Images and snapshots have no account in their ARN; instances and security groups do.
+EC2_ARN_RE = re.compile(
+    r"^arn:aws:ec2:(?P<region>[a-z0-9-]+):(?:\d{12})?:(?:instance|security-group|image|snapshot)/(?P<id>[a-z]+-[0-9a-f]+)$"
 )
-INSTANCE_ARN_RE = re.compile(r"^arn:aws:ec2:(?P<region>[a-z0-9-]+):\d{12}:instance/(?P<id>i-[0-9a-f]+)$")
+
+
+def resource_ids(params: dict, name: str) -> list[str]:
+    """The IDs a request names in ``name.N`` (in order) or in ``name`` (e.g. ``InstanceId.1``, ``GroupId``)."""
+    pattern = re.compile(re.escape(name) + r"\.(\d+)")
+    numbered = sorted((int(m[1]), v) for k, v in params.items() if (m := pattern.fullmatch(k)))
+    if numbered:
+        return [v for _n, v in numbered]
+    return [params[name]] if params.get(name) else []
 
 
 def instance_ids(params: dict) -> list[str]:
-    """The instance IDs of an EC2 Query request: ``InstanceId.N`` (in order) or ``InstanceId``."""
-    numbered = sorted(
-        ((int(k.split(".", 1)[1]), v) for k, v in params.items() if re.fullmatch(r"InstanceId\.\d+", k)),
-    )
-    if numbered:
-        return [v for _n, v in numbered]
-    return [params["InstanceId"]] if params.get("InstanceId") else []
+    return resource_ids(params, "InstanceId")
+
+
+def ec2_arn(region: str, kind: str, resource_id: str) -> str:
+    account = "" if kind in ("image", "snapshot") else config.ACCOUNT_ID
+    return f"arn:aws:ec2:{region}:{account}:{kind}/{resource_id}"
 
 
 def instance_arn(region: str, instance_id: str) -> str:
-    return f"arn:aws:ec2:{region}:{config.ACCOUNT_ID}:instance/{instance_id}"
+    return ec2_arn(region, "instance", instance_id)
 
 
 def _implied_keys(service: str, action: str, name: str) -> dict[str, list[str]]:

@@ -185,6 +185,9 @@ options:
       - Ingress rules. The module keeps a security group named O(name) in the instances' VPC that holds
         exactly these rules (missing ones are added, others removed), attaches it to the instances, and deletes
         it when O(state=absent) leaves no instance using it. Outbound rules are left as EC2 creates them.
+      - The group is tagged at creation with C(Name) (O(name)) and C(ManagedBy=bakery.ec2.ec2_launch), so an IAM
+        policy can limit security group changes to the groups this module made (condition key
+        C(ec2:ResourceTag/ManagedBy)).
       - A warning is given when port 22 is open to the whole internet.
     type: list
     elements: dict

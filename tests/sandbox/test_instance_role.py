@@ -483,7 +483,7 @@ def test_iam_requests_name_the_role_or_profile():
     assert iam.iam_resource({}) == "*"
 
 
-def test_instance_actions_name_each_instance_in_order():
+def test_resource_actions_name_each_resource_in_order():
     params = {f"InstanceId.{n}": f"i-{n:017x}" for n in (10, 2, 1)}
     assert iam.instance_ids(params) == ["i-00000000000000001", "i-00000000000000002", "i-0000000000000000a"]
     assert iam.instance_ids({"InstanceId": "i-0abc"}) == ["i-0abc"]  # ModifyInstanceAttribute, CreateImage
@@ -491,6 +491,12 @@ def test_instance_actions_name_each_instance_in_order():
     arns = [resource for _name, resource in gate.requested("ec2", "StopInstances", {}, b"", params, "eu-west-1")]
     assert arns == [f"arn:aws:ec2:eu-west-1:{ACCOUNT}:instance/{i}" for i in iam.instance_ids(params)]
     assert gate.requested("ec2", "DescribeInstances", {}, b"", params, REGION) == [("ec2:DescribeInstances", "*")]
+    image = gate.requested("ec2", "DeregisterImage", {}, b"", {"ImageId": "ami-1"}, REGION)
+    assert image == [("ec2:DeregisterImage", f"arn:aws:ec2:{REGION}::image/ami-1")]  # images: no account in the ARN
+    group = gate.requested("ec2", "DeleteSecurityGroup", {}, b"", {"GroupId": "sg-1"}, REGION)
+    assert group == [("ec2:DeleteSecurityGroup", f"arn:aws:ec2:{REGION}:{ACCOUNT}:security-group/sg-1")]
+    by_name = gate.requested("ec2", "DeleteSecurityGroup", {}, b"", {"GroupName": "web"}, REGION)
+    assert by_name == [("ec2:DeleteSecurityGroup", "*")]
 
 
 def test_adding_a_role_to_a_profile_needs_pass_role(front, world):

@@ -554,23 +554,79 @@ def test_instance_actions_are_authorized_on_each_instance_and_its_tags(front):
     ec2.terminate_instances(InstanceIds=[web])
 
 
-def test_launch_step_scales_down_with_instance_changes_limited_to_its_tag(front, tmp_path):
-    """The collection's policy with its instance-changing actions allowed only on instances tagged Team=web:
-    ec2_launch, which tags at launch what it launches, can still scale its group down."""
+FIREWALL_CHANGES = ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress", "ec2:DeleteSecurityGroup"]
+
+
+def own_firewalls_only() -> dict:
+    """Changing a security group is allowed only on the groups ec2_launch made (tagged ManagedBy at creation)."""
+    managed = {"StringEquals": {"ec2:ResourceTag/ManagedBy": "bakery.ec2.ec2_launch"}}
+    return {"Sid": "ItsOwnFirewalls", "Effect": "Allow", "Action": FIREWALL_CHANGES,
+            "Resource": "arn:aws:ec2:*:*:security-group/*", "Condition": managed}  # fmt: skip
+
+
+def test_launch_step_works_with_changes_limited_to_its_own_resources(front, tmp_path):
+    """The collection's policy with instance changes allowed only on instances tagged Team=web and firewall changes
+    only on the groups ec2_launch made: ec2_launch, which tags what it makes at creation, still scales its group
+    down and changes its firewall; someone else's group stays out of reach."""
     doc = json.loads(json.dumps(POLICY))
     for statement in doc["Statement"]:
-        statement["Action"] = [a for a in statement["Action"] if a not in INSTANCE_CHANGES]
-    doc["Statement"].append(team_web_only())
+        statement["Action"] = [a for a in statement["Action"] if a not in INSTANCE_CHANGES + FIREWALL_CHANGES]
+    doc["Statement"] += [team_web_only(), own_firewalls_only()]
     key = user_with(front, "launch-team-web", json.dumps(doc))
     ec2 = client(front)
     base = ec2.describe_images(Owners=["136693071363"])["Images"][0]
     args = {"name": "team-web", "count": 2, "image_id": base["ImageId"], "instance_type": "t3.micro",
-            "key_name": "team-web", "public_key": public_key(tmp_path), "tags": {"Team": "web"}}  # fmt: skip
+            "key_name": "team-web", "public_key": public_key(tmp_path), "tags": {"Team": "web"},
+            "firewall": [{"ports": 80, "cidr": "10.0.0.0/8"}]}  # fmt: skip
     up = run_ec2_launch(front, key, tmp_path / "up.json", args)
     assert not up.get("failed"), up.get("msg")
-    down = run_ec2_launch(front, key, tmp_path / "down.json", dict(args, count=1))
+    changed = dict(args, count=1, firewall=[{"ports": 8080, "cidr": "10.0.0.0/8"}])
+    down = run_ec2_launch(front, key, tmp_path / "down.json", changed)
     assert not down.get("failed"), down.get("msg")
     assert len(down["instance_ids"]) == 1 and set(down["instance_ids"]) < set(up["instance_ids"])
     (gone,) = set(up["instance_ids"]) - set(down["instance_ids"])
     (inst,) = [i for r in ec2.describe_instances(InstanceIds=[gone])["Reservations"] for i in r["Instances"]]
     assert inst["State"]["Name"] in ("shutting-down", "terminated")
+    (group,) = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["team-web"]}])["SecurityGroups"]
+    assert [(p["FromPort"], p["ToPort"]) for p in group["IpPermissions"]] == [(8080, 8080)]
+
+    start = time.monotonic()
+    other = ec2.create_security_group(GroupName="someone-elses", Description="not made by ec2_launch")["GroupId"]
+    wait_until(start + delay(other) + 0.2)
+    rule = [{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}]
+    code, message = code_of(client(front, key=key).authorize_security_group_ingress, GroupId=other, IpPermissions=rule)
+    assert code == "UnauthorizedOperation"
+    arn = f"arn:aws:ec2:us-east-1:{iam.config.ACCOUNT_ID}:security-group/{other}"
+    assert f"ec2:AuthorizeSecurityGroupIngress on resource: {arn} " in message
+
+
+def test_images_and_snapshots_are_authorized_with_their_tags(front):
+    """DeregisterImage and DeleteSnapshot name the image or snapshot (ARNs without an account, as EC2's are) and
+    see its tags: a policy can let them remove only what a flow baked."""
+    admin = client(front)
+    source = visible_instance(admin)
+
+    def baked(name: str, tags: dict[str, str] | None) -> str:
+        spec = [{"Key": k, "Value": v} for k, v in (tags or {}).items()]
+        extra = (
+            {"TagSpecifications": [{"ResourceType": t, "Tags": spec} for t in ("image", "snapshot")]} if tags else {}
+        )
+        start = time.monotonic()
+        image_id = admin.create_image(InstanceId=source, Name=name, NoReboot=True, **extra)["ImageId"]
+        wait_until(start + delay(image_id) + 0.2)
+        return image_id
+
+    flows, other = baked("flow-web-1", {"BakeryFlow": "web"}), baked("someone-elses-1", None)
+    remove = {"Effect": "Allow", "Action": ["ec2:DeregisterImage", "ec2:DeleteSnapshot"], "Resource": "*",
+              "Condition": {"StringLike": {"aws:ResourceTag/BakeryFlow": "*"}}}  # fmt: skip
+    ec2 = client(
+        front, key=user_with(front, "flow-images", json.dumps({"Version": "2012-10-17", "Statement": [remove]}))
+    )
+    code, message = code_of(ec2.deregister_image, ImageId=other)
+    assert code == "UnauthorizedOperation" and f"on resource: arn:aws:ec2:us-east-1::image/{other} " in message
+    (image,) = admin.describe_images(ImageIds=[other])["Images"]
+    snapshot = image["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+    code, message = code_of(ec2.delete_snapshot, SnapshotId=snapshot)
+    assert code == "UnauthorizedOperation" and f"arn:aws:ec2:us-east-1::snapshot/{snapshot} " in message
+    ec2.deregister_image(ImageId=flows)
+    assert admin.describe_images(ImageIds=[other])["Images"]
