@@ -434,11 +434,12 @@ class Gate:
 
     def _resource_keys(self, resource: str) -> dict[str, list[str]]:
         """``aws:ResourceTag/KEY`` and ``ec2:ResourceTag/KEY`` of the EC2 resource a request acts on."""
-        found = EC2_ARN_RE.match(resource)
-        if not found:
+        parts = resource.split(":", 5)  # arn:aws:ec2:REGION:ACCOUNT:KIND/ID, as ec2_arn() makes it
+        kind, _, resource_id = parts[-1].partition("/")
+        if len(parts) != 6 or parts[2] != "ec2" or kind not in RESOURCE_KINDS:
             return {}
         keys = {}
-        for key, value in self.resource_tags(found["region"], found["id"]).items():
+        for key, value in self.resource_tags(parts[3], resource_id).items():
             keys[f"aws:ResourceTag/{key}"] = keys[f"ec2:ResourceTag/{key}"] = [value]
         return keys
 
@@ -463,10 +464,7 @@ RESOURCE_ACTIONS = {
         ("DeleteSnapshot", "ModifySnapshotAttribute", "ResetSnapshotAttribute"), ("SnapshotId", "snapshot")
     ),
 }  # fmt: skip
-# Images and snapshots have no account in their ARN; instances and security groups do.
-EC2_ARN_RE = re.compile(
-    r"^arn:aws:ec2:(?P<region>[a-z0-9-]+):(?:\d{12})?:(?:instance|security-group|image|snapshot)/(?P<id>[a-z]+-[0-9a-f]+)$"
-)
+RESOURCE_KINDS = frozenset(kind for _param, kind in RESOURCE_ACTIONS.values())
 
 
 def resource_ids(params: dict, name: str) -> list[str]:
@@ -478,17 +476,10 @@ def resource_ids(params: dict, name: str) -> list[str]:
     return [params[name]] if params.get(name) else []
 
 
-def instance_ids(params: dict) -> list[str]:
-    return resource_ids(params, "InstanceId")
-
-
 def ec2_arn(region: str, kind: str, resource_id: str) -> str:
+    """An EC2 resource's ARN; images and snapshots have no account in theirs, instances and security groups do."""
     account = "" if kind in ("image", "snapshot") else config.ACCOUNT_ID
     return f"arn:aws:ec2:{region}:{account}:{kind}/{resource_id}"
-
-
-def instance_arn(region: str, instance_id: str) -> str:
-    return ec2_arn(region, "instance", instance_id)
 
 
 def _implied_keys(service: str, action: str, name: str) -> dict[str, list[str]]:

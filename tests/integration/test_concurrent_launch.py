@@ -16,13 +16,12 @@ NAME = "concurrent-web"
 
 def test_two_runs_at_once_launch_one_group(aws_env, strict_front, tmp_path):  # noqa: F811
     env = front_env(aws_env, strict_front, strict_front[1][strict_tests.iam.USER])
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "id")], check=True)
     args = {
         "name": NAME,
         "count": 2,
         "image_id": strict_tests.catalogue_image(strict_tests.client(strict_front)),
         "key_name": NAME,
-        "public_key": (tmp_path / "id.pub").read_text().strip(),
+        "public_key": strict_tests.public_key(tmp_path),
         "firewall": [{"ports": 80, "cidr": "10.0.0.0/8"}],
     }
     cmd = [str(BIN / "ansible"), "localhost", "-o", "-m", "bakery.ec2.ec2_launch", "-a", json.dumps(args)]

@@ -19,7 +19,6 @@ import ssl
 import subprocess
 import sys
 import threading
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -276,12 +275,7 @@ def user_without(front, name, *actions):
 
 def admin_instance(front):
     """An instance launched by the admin, once the API names it (past its consistency window)."""
-    ec2 = strict_tests.client(front)
-    image = strict_tests.catalogue_image(ec2)
-    reply = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro")
-    instance_id = reply["Instances"][0]["InstanceId"]
-    strict_tests.wait_until(time.monotonic() + strict_tests.delay(instance_id))
-    return instance_id
+    return strict_tests.visible_instance(strict_tests.client(front))
 
 
 def test_least_privilege_user_images_through_the_consistency_windows(aws_env, strict_front, tmp_path):
@@ -318,7 +312,7 @@ def test_denied_call_is_decoded_when_allowed(aws_env, strict_front, tmp_path):
     assert "\n" not in result["msg"]
     assert result["msg"].startswith("CreateImage: UnauthorizedOperation: You are not authorized")
     # CreateImage is authorized on the instance it images (as EC2's Service Authorization Reference lists)
-    arn = strict_tests.iam.instance_arn("us-east-1", instance_id)
+    arn = strict_tests.iam.ec2_arn("us-east-1", "instance", instance_id)
     assert f"Decoded reason: ec2:CreateImage on {arn} denied to arn:aws:iam::" in result["msg"]
     assert "user/baker-no-create-image (no statement allows it)" in result["msg"]
 

@@ -485,11 +485,13 @@ def test_iam_requests_name_the_role_or_profile():
 
 def test_resource_actions_name_each_resource_in_order():
     params = {f"InstanceId.{n}": f"i-{n:017x}" for n in (10, 2, 1)}
-    assert iam.instance_ids(params) == ["i-00000000000000001", "i-00000000000000002", "i-0000000000000000a"]
-    assert iam.instance_ids({"InstanceId": "i-0abc"}) == ["i-0abc"]  # ModifyInstanceAttribute, CreateImage
+    in_order = ["i-00000000000000001", "i-00000000000000002", "i-0000000000000000a"]
+    assert iam.resource_ids(params, "InstanceId") == in_order
+    single = {"InstanceId": "i-0abc"}  # ModifyInstanceAttribute, CreateImage
+    assert iam.resource_ids(single, "InstanceId") == ["i-0abc"]
     gate = iam.Gate()
     arns = [resource for _name, resource in gate.requested("ec2", "StopInstances", {}, b"", params, "eu-west-1")]
-    assert arns == [f"arn:aws:ec2:eu-west-1:{ACCOUNT}:instance/{i}" for i in iam.instance_ids(params)]
+    assert arns == [f"arn:aws:ec2:eu-west-1:{ACCOUNT}:instance/{i}" for i in in_order]
     assert gate.requested("ec2", "DescribeInstances", {}, b"", params, REGION) == [("ec2:DescribeInstances", "*")]
     image = gate.requested("ec2", "DeregisterImage", {}, b"", {"ImageId": "ami-1"}, REGION)
     assert image == [("ec2:DeregisterImage", f"arn:aws:ec2:{REGION}::image/ami-1")]  # images: no account in the ARN
