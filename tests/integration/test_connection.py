@@ -1,9 +1,9 @@
-"""Connection settings and errors against real local endpoints (issue 15 items 1, 4, 5, 8, 12; issue 21).
+"""Connection settings and errors against real local endpoints, as a real account and its network give them.
 
 A small forwarding proxy on 127.0.0.1 stands in front of moto: over TLS with a certificate from a CA made
-here (item 4), or over plain HTTP counting the actions it forwards, to show which endpoint a service used
-(item 5). The sandbox's strict API front (IAM enforced, consistency windows; no hosts, no root) shows
-denied calls decoded (item 12) and imaging through the windows (items 1 and 8). Modules run with
+here, or over plain HTTP counting the actions it forwards, to show which endpoint a service used.
+The sandbox's strict API front (IAM enforced, consistency windows; no hosts, no root) shows
+denied calls decoded and imaging through the windows. Modules run with
 ``ansible`` ad hoc, the inventory with ``ansible-inventory``.
 """
 

@@ -1,4 +1,4 @@
-"""Issue 16: the sandbox publishes Debian's SSM public parameters for its base images, per region."""
+"""The sandbox publishes Debian's SSM public parameters for its base images, per region."""
 
 from __future__ import annotations
 

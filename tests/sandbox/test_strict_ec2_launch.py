@@ -1,6 +1,6 @@
 """ec2_launch on the sandbox's strict API front, as the least-privilege user (no root, no lock).
 
-Issue 15: the module waits out the consistency windows of what it creates, keeps every request within
+On a strict endpoint the module waits out the consistency windows of what it creates, keeps every request within
 200 filter values, and places instances by zone offerings and capacity. The API front is the one of
 test_strict.py (the sandbox's own middleware over moto, IAM enforced, a seeded window); moto's
 catalogue images are API-only, so hundreds of instances are cheap.

@@ -110,7 +110,7 @@ def test_the_endpoint_option_reads_aws_url_only():
     assert _aws.CONNECTION_OPTIONS["endpoint_url"]["env"] == ["AWS_URL"]
 
 
-# --- issue 21: aws_config --------------------------------------------------------------------------------
+# --- aws_config ---------------------------------------------------------------------------------------
 
 
 def test_aws_config_overrides_ours_and_keeps_the_rest(clean_env):
@@ -184,7 +184,7 @@ def test_a_denial_without_encoded_message_is_left_as_is():
     assert str(caught.value) == "DescribeImages: UnauthorizedOperation: You are not authorized."
 
 
-# --- issue 21: the actions called ------------------------------------------------------------------------
+# --- the actions called -------------------------------------------------------------------------------
 
 
 def test_actions_are_recorded_when_asked():

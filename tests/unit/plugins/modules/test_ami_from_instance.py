@@ -814,7 +814,7 @@ def test_absent_region_not_enabled_fails_before_any_change(ec2, run_module):
     assert res.result["msg"] == "copy_to_regions: 'eu-west-1' is not a region enabled for this account"
 
 
-# --- real AWS: eventual consistency, per-region deadlines, copy tokens (issue 15) ----------------------
+# --- real AWS: eventual consistency, per-region deadlines, copy tokens -------------------------------
 
 
 def test_new_image_not_found_yet_is_retried_with_backoff(ec2, run_module, clock):
