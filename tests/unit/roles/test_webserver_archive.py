@@ -1,6 +1,6 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The webserver role ships the app as one archive: the pack script (controller) and unpack script (host) of
-roles/webserver/vars/main.yml, run as the role runs them (Python with the source directory; sh with the code
+"""The webserver role ships the app as one archive: files/pack_app.py (on the controller) and files/unpack_app.sh
+(on the host) of roles/webserver, run as the role runs them (Python with the source directory; sh with the code
 directory, the SHA-256 and install/check, the base64 archive on standard input)."""
 
 from __future__ import annotations
@@ -12,23 +12,21 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 ROLE = Path(__file__).resolve().parents[3] / "roles" / "webserver"
-VARS = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())
+PACK = ROLE / "files" / "pack_app.py"
+UNPACK = (ROLE / "files" / "unpack_app.sh").read_text()
 
 
 def pack(app: Path) -> tuple[str, str]:
-    out = subprocess.run(
-        [sys.executable, "-c", VARS["__webserver_pack_script"], str(app)], capture_output=True, text=True, check=True
-    )
+    out = subprocess.run([sys.executable, str(PACK), str(app)], capture_output=True, text=True, check=True)
     sha, b64 = out.stdout.split()
     return sha, b64
 
 
 def unpack(code: Path, archive: tuple[str, str], mode: str = "install") -> subprocess.CompletedProcess:
     sha, b64 = archive
-    argv = ["/bin/sh", "-c", VARS["__webserver_unpack_script"], "unpack", str(code), sha, mode]
+    argv = ["/bin/sh", "-c", UNPACK, "unpack", str(code), sha, mode]
     return subprocess.run(argv, input=b64, capture_output=True, text=True, check=False)
 
 
