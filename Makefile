@@ -25,7 +25,9 @@ step = @printf '\n==> %s\n' "$(1)"
 help:
 	@echo "make demo          set up, start the sandbox, run the whole flow (launch, configure, image, clone)"
 	@echo "make demo-clean    tear the flow down and stop the sandbox"
-	@echo "make test          set up and run every check: lint, sanity, unit, integration, app, sandbox, Molecule"
+	@echo "make test          set up and run every check, in two lanes side by side:"
+	@echo "                   check (no sandbox): $(CHECK_STEPS)"
+	@echo "                   e2e (one sandbox session): $(E2E_STEPS)"
 	@echo "make sandbox       start the local EC2 sandbox on 127.0.0.1:$(SANDBOX_PORT) (root)"
 	@echo "make sandbox-down  stop it and remove every host, mount, namespace, route and rule it made"
 	@echo "make venv          create the project virtualenv ($(VENV)) from requirements-dev.txt"
@@ -119,7 +121,7 @@ unit: venv
 .PHONY: integration
 integration: venv
 	$(call step,integration tests against moto on 127.0.0.1 (pytest tests/integration))
-	$(BIN)/pytest -q tests/integration
+	$(BIN)/pytest -q -n 2 tests/integration
 
 .PHONY: build
 build: venv
@@ -132,9 +134,27 @@ ee-context: build
 	$(call step,ansible-builder create -> .build/ee/context (building the image needs podman or docker))
 	$(BIN)/ansible-builder create -f execution-environment.yml -c .build/ee/context --output-filename Containerfile
 
+# make test: two lanes side by side (tests/lanes.sh), each a make of its own, its lines prefixed [check] or [e2e]
+# and kept in .build/test/<lane>.log; the time and result of each lane at the end.
+#   check: everything that needs no sandbox (lint, sanity, unit, integration, docs, app, browser, aws), run at a
+#          lower CPU priority so that the e2e lane's bounded waits keep their margins on 2 cores;
+#   e2e:   everything on the sandbox, in one sandbox session: first `make demo` (the README's first command: it
+#          reuses a running sandbox and demo, or starts both), then every sandbox test beside the demo (each test
+#          looks only at what it made), bench smoke, Molecule, AWX, reliability; last, the test that stops the
+#          sandbox and finds nothing left.
 .PHONY: test
-test: lint sanity unit integration docs test-app test-browser test-sandbox bench-smoke test-molecule test-awx test-reliability test-aws
-	@printf '\n==> make test: every step passed\n'
+test: venv sandbox-deps browser-deps
+	$(call step,make test: lanes check and e2e side by side (logs: .build/test/check.log and e2e.log))
+	@tests/lanes.sh "$(MAKE)" check e2e
+
+CHECK_STEPS := lint sanity unit integration docs test-app test-browser test-aws
+E2E_STEPS := e2e-demo test-sandbox-beside bench-smoke test-molecule test-awx test-reliability e2e-down
+
+.PHONY: test-check test-e2e
+test-check: $(CHECK_STEPS)
+	@printf '\n==> lane check: every step passed\n'
+test-e2e: $(E2E_STEPS)
+	@printf '\n==> lane e2e: every step passed\n'
 
 # --- benchmarks: the peer lives in its own virtualenv, used by nothing else ---
 BENCH_VENV := $(CURDIR)/.venv-bench
@@ -221,7 +241,7 @@ test-aws: venv
 	  env -u AWS_ENDPOINT_URL -u AWS_ENDPOINT_URL_EC2 $(BIN)/molecule test -s aws; \
 	fi
 
-# ---------------------------------------------------------------------------- sandbox (issue 3)
+# ---------------------------------------------------------------------------- sandbox
 # The local EC2 sandbox: moto's EC2 API on 127.0.0.1 with real hosts (netns + overlayfs +
 # systemd-nspawn) behind it. Needs root. State: /var/lib/bakery-sandbox; base images cached in
 # /var/cache/bakery-sandbox; the environment to source: .build/sandbox/env (the least-privilege IAM
@@ -257,10 +277,24 @@ sandbox-down:
 	$(call step,sandbox: stop it and remove every host; mount; namespace; route and rule it made)
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m sandbox down; else python3 -m sandbox down; fi
 
+SANDBOX_DOWN_TEST := tests/sandbox/test_sandbox.py::test_down_leaves_nothing
+
 .PHONY: test-sandbox
 test-sandbox: venv sandbox-deps
 	$(call step,sandbox tests (pytest tests/sandbox; as root))
 	$(BIN)/pytest -q -s -p no:cacheprovider tests/sandbox
+
+# The e2e lane's steps: the demo first, the sandbox tests beside it, the down test last of all.
+.PHONY: e2e-demo test-sandbox-beside e2e-down
+e2e-demo:
+	$(call step,make demo: the lane starts where a user who ran the README's first command is)
+	$(MAKE) --no-print-directory demo
+test-sandbox-beside: venv sandbox-deps
+	$(call step,sandbox tests beside the running demo (pytest tests/sandbox; the down test runs last in the lane))
+	$(BIN)/pytest -q -s -p no:cacheprovider --durations=15 tests/sandbox --deselect $(SANDBOX_DOWN_TEST)
+e2e-down: venv sandbox-deps
+	$(call step,sandbox down: the lane's last step stops the sandbox (the demo with it) and checks nothing is left)
+	SANDBOX_DOWN_FOR_GOOD=1 $(BIN)/pytest -q -s -p no:cacheprovider $(SANDBOX_DOWN_TEST)
 # ---------------------------------------------------------------------------- end sandbox
 
 # --- the flow on the sandbox -----------------------------------------------------------------------
@@ -295,7 +329,7 @@ test-molecule: venv sandbox-deps
 	if [ $$started = 1 ]; then $(BIN)/python -m sandbox down >/dev/null; fi; \
 	exit $$rc
 
-# --- AWX (issue 20) ------------------------------------------------------------------------------
+# --- AWX ----------------------------------------------------------------------------------------
 # The flow as AWX runs it, with ansible-runner: each step a job in its own private data directory (credentials
 # only in the job's environment, a fresh HOME, the Machine credential through ssh-agent, the inventory a synced
 # snapshot), launch -> inventory update -> configure -> image -> clone, then configure of the clones as a sliced
@@ -305,7 +339,7 @@ test-awx: venv sandbox-deps
 	$(call step,AWX run with ansible-runner: workflow of job templates and a sliced job on the sandbox; survey checks)
 	timeout 1200 $(BIN)/pytest -q -s -p no:cacheprovider tests/awx
 
-# --- reliability (issue 10) -------------------------------------------------------------------------
+# --- reliability ------------------------------------------------------------------------------------
 # Faults (throttling, 5xx, lost answers, latency) on the flow, crash and rerun, bad input, secrets and
 # secure defaults: tests/reliability, docs/RELIABILITY.md. API-only tests run in parallel against the
 # sandbox's API front without hosts; the sandbox tests run one at a time (started here unless running).

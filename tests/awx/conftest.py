@@ -1,4 +1,4 @@
-"""Fixtures of the AWX run: a job environment free of AWS variables, and the sandbox."""
+"""Fixtures of the AWX run: a job environment free of AWS variables (the sandbox: tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -24,18 +24,6 @@ def no_aws_in_the_controller_env():
     os.environ["PATH"] = f"{Path(sys.executable).parent}:{path}"
     yield
     os.environ.update(saved, PATH=path)
-
-
-@pytest.fixture(scope="session")
-def sandbox():
-    """The running sandbox, or one started (and stopped at the end) here."""
-    if os.geteuid() != 0:
-        pytest.skip("the sandbox needs root")
-    from sandbox import Sandbox
-
-    box = Sandbox()
-    with box.session(say=lambda m: print(m, file=sys.stderr)):
-        yield box
 
 
 @pytest.fixture

@@ -2,8 +2,7 @@
 
 - ``api``: the sandbox's API front (moto + the sandbox middleware, with fault injection) without
   hosts, on 127.0.0.1, one per session, reset per test. No root needed; most tests use it.
-- ``sandbox``: the real sandbox (root), reused when one is running, stopped at the end only when
-  this session started it (the pattern of tests/sandbox/conftest.py).
+- ``sandbox``: the real sandbox (root), tests/conftest.py's.
 - ``run_module``: run a module of the collection directly (as Ansible does, arguments in a file)
   and return its JSON result plus its raw output.
 - ``run_ansible``: run ``ansible-playbook`` or ``ansible-inventory`` in the test's directory.
@@ -143,23 +142,6 @@ def ec2(api):
 @pytest.fixture
 def env(api):
     return base_env(api)
-
-
-# ------------------------------------------------------------------------- the real sandbox
-@pytest.fixture(scope="session")
-def sandbox():
-    """A running sandbox: started (and stopped at the end) unless one is already running."""
-    if os.geteuid() != 0:
-        pytest.skip("the sandbox needs root")
-    from sandbox import Sandbox
-
-    box = Sandbox()
-    with box.session(say=lambda m: print(m, file=sys.stderr)):
-        yield box
-        try:
-            box.chaos_off()
-        except Exception as err:  # a sandbox started from older code has no chaos routes
-            print(f"chaos off: {err}", file=sys.stderr)
 
 
 # ------------------------------------------------------------------------- running modules

@@ -1,4 +1,4 @@
-"""Fixtures for tests that need the sandbox: `sandbox` (session) starts it unless already running."""
+"""Fixtures for tests of the sandbox itself: the session's `sandbox` (tests/conftest.py) and its EC2 client."""
 
 from __future__ import annotations
 
@@ -12,20 +12,13 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from sandbox import Sandbox
-
 
 @pytest.fixture(scope="session")
-def sandbox():
-    """A running sandbox. Started (and stopped at the end) unless one is already running."""
-    if os.geteuid() != 0:
-        pytest.skip("the sandbox needs root")
-    box = Sandbox()
-    with box.session(say=lambda m: print(m, file=sys.stderr)) as started:
-        box.started_by_fixture = started
-        for k, v in box.env().items():
-            os.environ.setdefault(k, v)
-        yield box
+def sandbox(sandbox):
+    """tests/conftest.py's sandbox, its least-privilege environment the default of this session's clients."""
+    for k, v in sandbox.env().items():
+        os.environ.setdefault(k, v)
+    return sandbox
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Issue 18: the sandbox's application load balancer is real (HAProxy in its own namespace; run as root).
+"""The sandbox's application load balancer is real (HAProxy in its own namespace; run as root).
 
 Three Debian hosts serve a tiny HTTP server (its answer names the host); one load balancer in two subnets
 forwards port 80 to a target group on port 8080 with health checks on /healthz every 5 s. Every test is bounded.
@@ -116,8 +116,14 @@ def wait_active(elbv2, arn: str, timeout: float = elb.DEFAULT_PROVISIONING + 10)
         time.sleep(0.2)
 
 
-def haproxy_pids() -> list[int]:
-    """HAProxy processes of the sandbox's load balancers (their configuration lives under elb.LB_DIR)."""
+def lb_dir(arn: str) -> Path:
+    """Where the sandbox keeps one load balancer's HAProxy configuration (under elb.LB_DIR)."""
+    return elb.Balancer(arn=arn, name="", region="", ip="", prefix=0, gateway="", eni="", groups=[]).dir
+
+
+def haproxy_pids(under: Path = elb.LB_DIR) -> list[int]:
+    """HAProxy processes whose configuration lives under ``under``: every load balancer of the sandbox by
+    default, or one load balancer's directory (tests look only at what they made: a demo may run beside them)."""
     pids = []
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
@@ -125,7 +131,7 @@ def haproxy_pids() -> list[int]:
                 cmdline = (proc / "cmdline").read_bytes()
             except OSError:
                 continue
-            if b"haproxy" in cmdline and str(elb.LB_DIR).encode() in cmdline:
+            if b"haproxy" in cmdline and (str(under) + "/").encode() in cmdline:
                 pids.append(int(proc.name))
     return pids
 
@@ -354,7 +360,7 @@ def test_a_reload_drops_no_request_and_keeps_health(site, elbv2):
     prober.join(15)
     failed = [r for r in results if r[0] != 200]
     assert len(results) == 50 and not failed, f"{len(failed)} of {len(results)} failed: {failed[:3]}"
-    cfg = next(elb.LB_DIR.glob("lb-*/haproxy.cfg")).read_text()
+    cfg = (lb_dir(site["lb"]["LoadBalancerArn"]) / "haproxy.cfg").read_text()
     assert "timeout check 3s" in cfg
 
 
@@ -404,17 +410,18 @@ def test_a_new_load_balancer_is_provisioning_then_active(site, ec2, elbv2):
 
 def test_delete_load_balancer_leaves_nothing(site, elbv2):
     lb = site["lb"]
-    ns = net.ns_name(elb.Balancer(arn=lb["LoadBalancerArn"], name="", region="", ip="", prefix=0, gateway="",
-                                  eni="", groups=[]).key)  # fmt: skip
+    here = lb_dir(lb["LoadBalancerArn"])
+    ns = net.ns_name(here.name)
     assert ns in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert haproxy_pids(here)
     elbv2.delete_listener(ListenerArn=site["listener"]["Listeners"][0]["ListenerArn"])
     elbv2.delete_load_balancer(LoadBalancerArn=lb["LoadBalancerArn"])
-    assert not haproxy_pids()
+    assert not haproxy_pids(here)
     assert ns not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     routes = subprocess.run(["ip", "route", "show", "table", "all"], capture_output=True, text=True).stdout
     assert f"{lb['DNSName']} " not in routes
     assert lb["DNSName"] not in net.load_record().get("host_routes", [])
-    assert not (elb.LB_DIR / ns.removeprefix("bks-")).exists()
+    assert not here.exists()
 
     # One more load balancer with a listener, left running: `sandbox down` must remove it
     # (test_down_leaves_nothing in test_sandbox.py, which runs last, checks that nothing is left).
@@ -424,7 +431,7 @@ def test_delete_load_balancer_leaves_nothing(site, elbv2):
     ]
     elbv2.create_listener(LoadBalancerArn=left["LoadBalancerArn"], Protocol="HTTP", Port=80,
                           DefaultActions=[{"Type": "forward", "TargetGroupArn": site["tg"]}])  # fmt: skip
-    assert haproxy_pids()
+    assert haproxy_pids(lb_dir(left["LoadBalancerArn"]))
     wait_active(elbv2, left["LoadBalancerArn"])
     # Its listener answers: 503 until a target of the group has passed its health checks from this load balancer
     # (they run while it provisions, so that may already be the case), then a host's name.
