@@ -328,6 +328,7 @@ from ansible_collections.bakery.ec2.plugins.module_utils._aws import (
     validate_tags,
     wait_until,
 )
+from ansible_collections.bakery.ec2.plugins.module_utils._images import snapshot_ids
 from ansible_collections.bakery.ec2.plugins.module_utils._module import AwsModule
 
 NAME_CHARS = re.compile(r"[A-Za-z0-9()\[\] ./\-'@_]")
@@ -443,10 +444,6 @@ def create_action(params, instance, region):
     if not params["no_reboot"]:
         action += f", rebooting {instance['InstanceId']} (no_reboot is false)"
     return action
-
-
-def snapshot_ids(image):
-    return [m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")]
 
 
 def tags_after(current, desired, purge):
