@@ -287,9 +287,9 @@ def retire(ec2, changes, image, keep_snapshots, result):
 
 
 def release(ec2, changes, image):
-    """Take off the deregistration protection ami_retire set on an image that is no longer the newest."""
+    """Take off the deregistration protection ami_retire put on an image (no longer the newest, or going)."""
     image_id = image["ImageId"]
-    if changes.will(f"release the deregistration protection of superseded {image_id} in {ec2.region}"):
+    if changes.will(f"take off the deregistration protection ami_retire put on {image_id} in {ec2.region}"):
         ec2.call("disable_image_deregistration_protection", ImageId=image_id)
         ec2.call("delete_tags", Resources=[image_id], Tags=[{"Key": PROTECTED_TAG}])
 

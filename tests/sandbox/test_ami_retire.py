@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 from botocore.exceptions import ClientError
-from sandbox_helpers import ansible_playbook
+from sandbox_helpers import ROOT, ansible_playbook
 
 EAST, WEST = "us-east-1", "eu-west-1"
 KEEP = 2
@@ -271,3 +271,32 @@ def test_describe_parameters_filters_on_the_image_data_type(sandbox):
         assert f"{name}/image" in names and f"{name}/text" not in names
     finally:
         ssm.delete_parameters(Names=[f"{name}/image", f"{name}/text"])
+
+
+# --- the flow ----------------------------------------------------------------------------------------------
+
+
+def test_image_yml_retires_beyond_flow_keep_images_and_teardown_still_removes_every_image(sandbox, tmp_path):
+    """launch.yml, then image.yml twice (versions 1 and 2) with flow_keep_images 1: version 1 is retired by the second
+    bake, version 2 is protected as the newest, and teardown.yml (which takes that protection off) removes it."""
+    root = ROOT
+    flow = {"flow_name": f"keep-{uuid.uuid4().hex[:6]}", "flow_store": "sqlite", "flow_key_path": str(tmp_path / "key")}
+    flow["flow_keep_images"] = 1
+    ec2 = sandbox.client(EAST)
+    family = [{"Name": "tag:BakeryFlow", "Values": [flow["flow_name"]]}]
+    try:
+        up = ansible_playbook(sandbox, root / "playbooks/launch.yml", "-e", json.dumps(flow))
+        assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-2000:]
+        for version in (1, 2):
+            bake = ansible_playbook(
+                sandbox, root / "playbooks/image.yml", "-e", json.dumps({**flow, "flow_image_version": version})
+            )
+            assert bake.returncode == 0, bake.stdout[-3000:] + bake.stderr[-2000:]
+        assert "retired ami-" in bake.stdout
+        images = ec2.describe_images(Owners=["self"], Filters=family)["Images"]
+        assert [i["Name"] for i in images] == [f"{flow['flow_name']}-web-v2"]
+        assert images[0]["DeregistrationProtection"] == "enabled-without-cooldown"
+    finally:
+        down = ansible_playbook(sandbox, root / "playbooks/teardown.yml", "-e", json.dumps(flow))
+    assert down.returncode == 0, down.stdout[-3000:] + down.stderr[-2000:]
+    assert ec2.describe_images(Owners=["self"], Filters=family)["Images"] == []
