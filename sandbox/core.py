@@ -820,7 +820,7 @@ class Middleware:
             with self.dynamodb_lock:
                 return self._call_inner(environ, raw)
         if is_ssm(environ):
-            return self.ssm.answer(environ, raw, self.core.lifecycle.ssm(self._call_inner))
+            return self.ssm.answer(environ, raw, self._call_inner)
         if service == "autoscaling":
             where = auth.partition("Credential=")[2].split("/")[2:3]
             refused = self.core.lifecycle.autoscaling(params, where[0] if where else config.REGION)

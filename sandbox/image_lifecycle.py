@@ -15,16 +15,13 @@ Through the EC2, Auto Scaling and SSM APIs' own requests and answers (the sandbo
 - ``CreateLaunchTemplate`` / ``CreateLaunchTemplateVersion`` naming an image the region does not have answer with
   EC2's ``warning`` (the template is still made, as on AWS); ``CreateLaunchConfiguration`` naming one is refused
   (``ValidationError``), as Auto Scaling does.
-- SSM ``DescribeParameters`` with the ``DataType`` filter (moto refuses the key): moto is asked without it, and
-  its answer keeps the parameters of that data type.
 
-Its own file, so that the services' layout can move it whole; sandbox/core.py calls ``before``, ``after``,
-``autoscaling`` and ``ssm`` from one place each.
+Its own file, so that the services' layout can move it whole; sandbox/core.py calls ``before``, ``after`` and
+``autoscaling`` from one place each. (SSM's ``DataType`` filter is a moto gap: sandbox/moto_gaps.py.)
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import uuid
 import xml.etree.ElementTree as ET
@@ -42,7 +39,6 @@ ANSWERED = (
 )
 MAX_DEPRECATION = timedelta(days=3652)
 COOLDOWN = timedelta(hours=24)
-_JSON = [("Content-Type", "application/x-amz-json-1.1")]
 
 
 def _now() -> datetime:
@@ -216,30 +212,3 @@ class ImageLifecycle:
             f"</Error><RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>"
         )
         return "400 Bad Request", [("Content-Type", "text/xml")], body.encode()
-
-    # ------------------------------------------------------------ SSM
-    def ssm(self, call_moto):
-        """``call_moto`` with DescribeParameters' ``DataType`` filter applied here (moto refuses the key)."""
-
-        def call(environ, raw: bytes):
-            if not environ.get("HTTP_X_AMZ_TARGET", "").endswith(".DescribeParameters"):
-                return call_moto(environ, raw)
-            try:
-                request = json.loads(raw or b"{}")
-            except ValueError:
-                return call_moto(environ, raw)
-            filters = request.get("ParameterFilters") or []
-            wanted = [f for f in filters if f.get("Key") == "DataType"]
-            if not wanted:
-                return call_moto(environ, raw)
-            request["ParameterFilters"] = [f for f in filters if f.get("Key") != "DataType"] or None
-            request = {k: v for k, v in request.items() if v is not None}
-            status, headers, body = call_moto(environ, json.dumps(request).encode())
-            if not status.startswith("200"):
-                return status, headers, body
-            reply = json.loads(body or b"{}")
-            values = set(wanted[0].get("Values") or [])
-            reply["Parameters"] = [p for p in reply.get("Parameters", []) if p.get("DataType", "text") in values]
-            return status, _JSON, json.dumps(reply).encode()
-
-        return call

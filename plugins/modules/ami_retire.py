@@ -10,10 +10,10 @@ short_description: Keep the newest images of a family in each region and retire 
 version_added: 0.1.0
 description:
   - Finds the images of a family (O(name) and/or O(tags), of O(owners)) in each region of O(regions), keeps the
-    newest O(keep) of each region (and, with O(keep_days), every image younger than that), and retires the rest:
-    C(DeregisterImage), then the image's snapshots are deleted unless another image of the account still uses them.
-  - Never retires, whatever its age, an image that something still names, and says which in RV(images[].in_use_by)
-    an instance in any state but C(terminated) (pending, running, stopping, stopped, shutting-down), any version
+    newest O(keep) of each region (and, with O(keep_days), every image younger than that), and retires the rest
+    (C(DeregisterImage), then the image's snapshots are deleted unless another image of the account still uses them).
+  - Never retires, whatever its age, an image that something still names, and says what in RV(images[].in_use_by).
+    What counts is an instance in any state but C(terminated) (pending, running, stopping, stopped, shutting-down), any version
     of any launch template, an Auto Scaling launch configuration, or the value of an SSM parameter of data type
     C(aws:ec2:image). Nor one with deregistration protection set by someone else (reported as V(protected)), nor
     a public image or one shared with other accounts unless O(include_shared=true).
@@ -108,8 +108,10 @@ seealso:
 attributes:
   check_mode:
     support: full
+    description: Judges every image as a real run does and returns the same RV(images) and lists; changes nothing.
   diff_mode:
     support: full
+    description: The images of the family before (every one) and after (those kept), one line each.
 """
 
 EXAMPLES = r"""

@@ -487,7 +487,9 @@ def test_a_snapshot_gone_or_still_in_use_is_left_and_not_counted(region, run_mod
     region.not_shared(ami(1))
     region.own_images(images)
     region.deregister(ami(1))
-    for _ in range(10 if code == "InvalidSnapshot.InUse" else 1):  # InUse is retried for a while first
+    attempts = 10 if code == "InvalidSnapshot.InUse" else 1  # InUse is retried for a while first
+    region.ec2.add_client_error("delete_snapshot", code, "no", expected_params={"SnapshotId": snap(1)})
+    for _attempt in range(attempts - 1):
         region.ec2.add_client_error("delete_snapshot", code, "no", expected_params={"SnapshotId": snap(1)})
 
     res = run_module(ami_retire, {**FAMILY_ARGS, "keep": 1, "protect_newest": False})
