@@ -193,11 +193,12 @@ def protected_by_us(image):
     return any(t.get("Key") == PROTECTED_TAG for t in image.get("Tags", []))
 
 
-def judge(images, region, users, shared, policy, now):
+def judge(images, region, users, shared, policy, now, owned=None):
     """One entry per image (newest first) saying whether it is kept or retired, and why. Pure.
 
     The keep rules come first (the newest ``keep``, then those younger than ``keep_days``), then what forbids
-    retiring (in use, deregistration protection set by someone else, public or shared).
+    retiring (in use, deregistration protection set by someone else, another account's image (not in ``owned``,
+    when given), public or shared).
     """
     young_after = now - datetime.timedelta(days=policy.keep_days) if policy.keep_days else None
     entries = []
@@ -213,6 +214,8 @@ def judge(images, region, users, shared, policy, now):
             reason = "in use"
         elif is_protected(image) and not protected_by_us(image):
             reason = "protected"
+        elif owned is not None and image_id not in owned:
+            reason = "not owned"
         elif image.get("Public") and not policy.include_shared:
             reason = "public"
         elif image_id in shared and not policy.include_shared:
@@ -244,6 +247,14 @@ def needs_deprecation(image, now):
 
 
 # --- changing --------------------------------------------------------------------------------------
+
+
+def owned_ids(ec2, family, images):
+    """IDs of ``images`` that are the account's own (only its own can be retired, deprecated or protected)."""
+    if list(family["owners"]) == ["self"]:
+        return {img["ImageId"] for img in images}
+    request = family_request(["self"], family["name"], family["tags"])
+    return {img["ImageId"] for img in ec2.paginate("describe_images", "Images", **request)}
 
 
 def other_snapshots(ec2, retired_ids):
@@ -294,20 +305,20 @@ def release(ec2, changes, image):
         ec2.call("delete_tags", Resources=[image_id], Tags=[{"Key": PROTECTED_TAG}])
 
 
-def lifecycle(ec2, changes, images, entries, policy, now, result):
-    """Deprecate the kept images that are not the newest; protect the newest."""
+def lifecycle(ec2, changes, images, entries, policy, now, result, owned):
+    """Deprecate the account's kept images that are not the newest; protect the newest when it is the account's."""
     by_id = {img["ImageId"]: img for img in images}
     kept = [by_id[e["image_id"]] for e in entries if e["action"] == "keep"]
     when = deprecate_at(now)
     if policy.deprecate_superseded:
         for image in kept[1:]:  # the newest is always kept, and first
-            if needs_deprecation(image, now):
+            if image["ImageId"] in owned and needs_deprecation(image, now):
                 stamp = when.strftime("%Y-%m-%dT%H:%M:%SZ")
                 if changes.will(f"deprecate {image['ImageId']} in {ec2.region} at {stamp}"):
                     ec2.call("enable_image_deprecation", ImageId=image["ImageId"], DeprecateAt=when)
                 result["deprecated"].append(image["ImageId"])
-    newest = images[0] if images else None
-    if policy.protect_newest and newest is not None and not is_protected(newest):
+    newest = images[0]
+    if policy.protect_newest and newest["ImageId"] in owned and not is_protected(newest):
         if changes.will(f"protect {newest['ImageId']} (the newest) in {ec2.region} from deregistration"):
             ec2.call("enable_image_deregistration_protection", ImageId=newest["ImageId"])
             ec2.call("create_tags", Resources=[newest["ImageId"]], Tags=[{"Key": PROTECTED_TAG, "Value": "newest"}])
@@ -327,23 +338,24 @@ def retire_region(clients, changes, family, policy, now):
     # Who uses the images the keep rules would let go: the newest are kept whatever uses them.
     candidates = [e["image_id"] for e in judge(images, ec2.region, {}, set(), policy, now) if e["action"] == "retire"]
     users = find_users(clients, candidates)
-    entries = judge(images, ec2.region, users, set(), policy, now)
+    owned = owned_ids(ec2, family, images)
+    entries = judge(images, ec2.region, users, set(), policy, now, owned)
     by_id = {img["ImageId"]: img for img in images}
     if not policy.include_shared:
         asked = [by_id[e["image_id"]] for e in entries if e["action"] == "retire"]
-        entries = judge(images, ec2.region, users, shared_images(ec2, asked), policy, now)
+        entries = judge(images, ec2.region, users, shared_images(ec2, asked), policy, now, owned)
     retiring = [e for e in entries if e["action"] == "retire"]
     keep_snapshots = set()
     if retiring and policy.delete_snapshots:
         keep_snapshots = other_snapshots(ec2, {e["image_id"] for e in retiring})
     for image in images[1:]:
-        if is_protected(image) and protected_by_us(image):  # ours, and no longer the newest
+        if image["ImageId"] in owned and is_protected(image) and protected_by_us(image):  # no longer the newest
             release(ec2, changes, image)
     for entry in retiring:
         image = by_id[entry["image_id"]]
         snapshots = keep_snapshots if policy.delete_snapshots else set(snapshot_ids(image))
         if not retire(ec2, changes, image, snapshots, result):
             entry.update(action="keep", reason="protected")
-    lifecycle(ec2, changes, images, entries, policy, now, result)
+    lifecycle(ec2, changes, images, entries, policy, now, result, owned)
     result["images"] = entries
     return result

@@ -12,11 +12,11 @@ description:
   - Finds the images of a family (O(name) and/or O(tags), of O(owners)) in each region of O(regions), keeps the
     newest O(keep) of each region (and, with O(keep_days), every image younger than that), and retires the rest
     (C(DeregisterImage), then the image's snapshots are deleted unless another image of the account still uses them).
-  - Never retires, whatever its age, an image that something still names, and says what in RV(images[].in_use_by).
-    What counts is an instance in any state but C(terminated) (pending, running, stopping, stopped, shutting-down), any version
-    of any launch template, an Auto Scaling launch configuration, or the value of an SSM parameter of data type
-    C(aws:ec2:image). Nor one with deregistration protection set by someone else (reported as V(protected)), nor
-    a public image or one shared with other accounts unless O(include_shared=true).
+  - Never retires, whatever its age, an image that something still names, and says what in
+    RV(images[].in_use_by). What counts is an instance in any state but C(terminated) (pending, running, stopping,
+    stopped, shutting-down), any version of any launch template, an Auto Scaling launch configuration, or the value
+    of an SSM parameter of data type C(aws:ec2:image). Nor one with deregistration protection set by someone else
+    (reported as V(protected)), nor a public image or one shared with other accounts unless O(include_shared=true).
   - Finding users costs a few calls per page, never one per image. DescribeInstances is asked with an
     C(image-id) filter of at most 200 images a request, launch templates are read 200 versions a page, SSM
     parameters 50 names a page and 10 values a call. Only the images that would be retired are asked whether
@@ -51,7 +51,8 @@ options:
   owners:
     description:
       - Whose images form the family; account IDs or V(self).
-      - Only the account's own images can be retired; others' images are still judged and reported.
+      - Only the account's own images are retired, deprecated or protected; another account's image that the keep
+        rules would let go is kept with reason V(not owned).
     type: list
     elements: str
     default: [self]
@@ -176,8 +177,8 @@ images:
       sample: keep
     reason:
       description:
-        - Why. V(newest N of K), V(younger than D days), V(in use), V(protected), V(public), V(shared),
-          V(beyond keep K).
+        - Why. V(newest N of K), V(younger than D days), V(in use), V(protected), V(not owned), V(public),
+          V(shared), V(beyond keep K).
       type: str
       sample: newest 1 of 3
     in_use_by:
@@ -294,8 +295,7 @@ def run(module):
     outcomes = module.in_regions(regions, work, services=("ec2", "ssm", "autoscaling"))
     failed = {region: outcome for region, outcome in outcomes.items() if isinstance(outcome, Exception)}
     if failed:
-        region, err = next(iter(failed.items()))
-        raise err
+        raise next(iter(failed.values()))
     result = {"images": [], "changes": []}
     result.update({key: [] for key in RESULT_LISTS})
     for region in outcomes:

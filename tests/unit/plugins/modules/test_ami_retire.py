@@ -269,6 +269,34 @@ def test_young_protected_public_and_shared_images_are_kept_each_with_its_reason(
     assert res.result["protected"] == []  # the newest was protected already
 
 
+def test_another_accounts_images_are_judged_but_never_changed(region, run_module):
+    theirs = "210987654321"
+    images = [image(3, days_old=1, OwnerId=theirs), image(2, days_old=2), image(1, days_old=3, OwnerId=theirs)]
+    region.ec2.add_response(
+        "describe_images",
+        {"Images": images},
+        {**FAMILY, "Owners": ["self", theirs], "IncludeDeprecated": True, "MaxResults": 1000},
+    )
+    region.users([ami(1), ami(2)])
+    region.ec2.add_response(  # which of them are the account's own
+        "describe_images", {"Images": [images[1]]}, {**FAMILY, "IncludeDeprecated": True, "MaxResults": 1000}
+    )
+    region.not_shared(ami(2))
+    region.own_images([images[1]])
+    region.deregister(ami(2))
+    region.delete_snapshots(snap(2))
+
+    res = run_module(ami_retire, {**FAMILY_ARGS, "keep": 1, "owners": ["self", theirs]})
+
+    assert not res.failed, res.result
+    assert [(e["image_id"], e["action"], e["reason"]) for e in res.result["images"]] == [
+        (ami(3), "keep", "newest 1 of 1"),
+        (ami(2), "retire", "beyond keep 1"),
+        (ami(1), "keep", "not owned"),
+    ]
+    assert res.result["protected"] == [] and res.result["deprecated"] == []  # the newest is theirs
+
+
 def test_include_shared_retires_public_and_shared_images_without_asking(region, run_module):
     images = [image(2, days_old=1), image(1, days_old=9, Public=True)]
     region.family(images)
