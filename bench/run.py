@@ -285,7 +285,11 @@ def splice(old: str, new: str, cases_run: list[str], command: str) -> str:
     old_head, old_sections = parts(old)
     _new_head, new_sections = parts(new)
     prefixes = tuple(TARGET_PREFIXES[c] for c in cases_run)
-    numbers = {f"{SECTIONS[c]}. " for c in cases_run}
+    numbers = {str(SECTIONS[c]) for c in cases_run}
+
+    def section_number(title):  # "10. ami_retire: ..." -> "10" (sections of one or two digits)
+        return title.split(".", 1)[0]
+
     out = {}
     for title, section in old_sections.items():
         if title == "Targets":
@@ -302,8 +306,8 @@ def splice(old: str, new: str, cases_run: list[str], command: str) -> str:
                     table += [f for f in fresh if f[2:].startswith(prefix)]
             table += [f for f in fresh if f not in table]
             section = "Targets\n\n| target | met | measured |\n| --- | --- | --- |\n" + "\n".join(table) + "\n"
-        elif title[:3] in numbers:
-            fresh = next(v for k, v in new_sections.items() if k[:3] == title[:3])
+        elif section_number(title) in numbers:
+            fresh = next(v for k, v in new_sections.items() if section_number(k) == section_number(title))
             title_line, body = fresh.split("\n", 1)
             when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
             section = f"{title_line}\n\nThis section: `{command}` (updated {when}).\n{body}"
@@ -311,9 +315,9 @@ def splice(old: str, new: str, cases_run: list[str], command: str) -> str:
             section = next(v for k, v in new_sections.items() if k.startswith("Reading the numbers"))
         out[title] = section
     # A case the report has no section for yet: its section goes after the others of the cases.
-    have = {title[:3] for title in old_sections}
+    have = {section_number(title) for title in old_sections}
     for title, section in new_sections.items():
-        if title[:3] in numbers and title[:3] not in have:
+        if section_number(title) in numbers and section_number(title) not in have:
             when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
             title_line, body = section.split("\n", 1)
             # In the order of the numbers: before the first section numbered higher, else after the last one.
