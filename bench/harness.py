@@ -61,6 +61,8 @@ class CountingProxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 action = (parse_qs(body.decode("utf-8", "replace")).get("Action") or ["?"])[0]
+                if action == "?" and self.headers.get("X-Amz-Target"):  # JSON protocols (SSM): Service.Action
+                    action = self.headers["X-Amz-Target"].rsplit(".", 1)[-1]
                 if self.command == "GET" and "?" in self.path:
                     action = (parse_qs(self.path.split("?", 1)[1]).get("Action") or [action])[0]
                 sent = time.time()

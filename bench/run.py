@@ -8,9 +8,10 @@ Cases: (1) inventory (bench/inventory/run.py), (2) ami_find `regions:` vs ec2_am
 (6) fleet scale, bake+clone against configure-each (bench/scale.py), (7) the employee directory's list and add
 latency on SQLite and on DynamoDB + S3 of a local moto server (bench/app_store.py), (8) the same on a sandbox host
 deployed by the flow (bench/app_sandbox.py), (9) rolling N clones onto a new image behind the load balancer with a
-steady probe (bench/rollout.py); 3-6, 8 and 9 on the local EC2 sandbox (reused when running, else started
-and stopped here). Runs alternate between ours and the peer; API calls are counted at the endpoint by a counting proxy
-(bench/harness.py).
+steady probe (bench/rollout.py), (10) ami_retire over 2,000 images in 4 regions and their users on moto
+(bench/retire.py; ours only, as amazon.aws has no module that retires images by what uses them); 3-6, 8 and 9 on
+the local EC2 sandbox (reused when running, else started and stopped here). Runs alternate between ours and the
+peer; API calls are counted at the endpoint by a counting proxy (bench/harness.py).
 
 The smoke mode does not need the peer's virtualenv (.venv-bench takes over a minute to build) and takes a few
 minutes (the scale case bakes one host and clones 2; the others take under a minute together): the peer's side
@@ -36,6 +37,7 @@ import app_sandbox
 import app_store
 import cases
 import harness
+import retire
 import rollout
 import run as inventory
 import scale
@@ -229,6 +231,10 @@ def render(results: dict, args, seconds: float, argv: list[str]) -> str:
         what = rollout.__doc__.split("\n\n")[2].strip()
         title = "Rolling the clones onto a new image behind the load balancer"
         out += ["", f"## {SECTIONS['rollout']}. {title}", "", what, "", results["rollout"]["text"]]
+    if "ami_retire" in results:
+        what = retire.__doc__.split("\n\n")[2].strip()
+        title = "ami_retire: 2,000 images in 4 regions, 5,000 instances, 200 launch template versions (moto)"
+        out += ["", f"## {SECTIONS['ami_retire']}. {title}", "", what, "", results["ami_retire"]["text"]]
     notes = harness.HERE / "NOTES.md"
     if notes.exists():
         out += ["", notes.read_text().strip()]
@@ -246,6 +252,7 @@ SECTIONS = {
     "app_store": 7,
     "app_sandbox": 8,
     "rollout": 9,
+    "ami_retire": 10,
 }
 TARGET_PREFIXES = {
     "inventory": "inventory",
@@ -257,6 +264,7 @@ TARGET_PREFIXES = {
     "app_store": "app store",
     "app_sandbox": "app on the sandbox",
     "rollout": "rollout",
+    "ami_retire": "ami_retire",
 }
 
 
@@ -277,7 +285,11 @@ def splice(old: str, new: str, cases_run: list[str], command: str) -> str:
     old_head, old_sections = parts(old)
     _new_head, new_sections = parts(new)
     prefixes = tuple(TARGET_PREFIXES[c] for c in cases_run)
-    numbers = {f"{SECTIONS[c]}. " for c in cases_run}
+    numbers = {str(SECTIONS[c]) for c in cases_run}
+
+    def section_number(title):  # "10. ami_retire: ..." -> "10" (sections of one or two digits)
+        return title.split(".", 1)[0]
+
     out = {}
     for title, section in old_sections.items():
         if title == "Targets":
@@ -294,8 +306,8 @@ def splice(old: str, new: str, cases_run: list[str], command: str) -> str:
                     table += [f for f in fresh if f[2:].startswith(prefix)]
             table += [f for f in fresh if f not in table]
             section = "Targets\n\n| target | met | measured |\n| --- | --- | --- |\n" + "\n".join(table) + "\n"
-        elif title[:3] in numbers:
-            fresh = next(v for k, v in new_sections.items() if k[:3] == title[:3])
+        elif section_number(title) in numbers:
+            fresh = next(v for k, v in new_sections.items() if section_number(k) == section_number(title))
             title_line, body = fresh.split("\n", 1)
             when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
             section = f"{title_line}\n\nThis section: `{command}` (updated {when}).\n{body}"
@@ -303,9 +315,9 @@ def splice(old: str, new: str, cases_run: list[str], command: str) -> str:
             section = next(v for k, v in new_sections.items() if k.startswith("Reading the numbers"))
         out[title] = section
     # A case the report has no section for yet: its section goes after the others of the cases.
-    have = {title[:3] for title in old_sections}
+    have = {section_number(title) for title in old_sections}
     for title, section in new_sections.items():
-        if title[:3] in numbers and title[:3] not in have:
+        if section_number(title) in numbers and section_number(title) not in have:
             when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
             title_line, body = section.split("\n", 1)
             # In the order of the numbers: before the first section numbered higher, else after the last one.
@@ -328,7 +340,9 @@ def main():
     )
     parser.add_argument("--images", type=int, default=200, help="images per region in case 2")
     parser.add_argument("--count", type=int, default=5, help="instances launched by case 3")
-    parser.add_argument("--cases", default="inventory,ami_find,launch,image,flow,scale,app_store,app_sandbox,rollout")
+    parser.add_argument(
+        "--cases", default="inventory,ami_find,launch,image,flow,scale,app_store,app_sandbox,rollout,ami_retire"
+    )
     parser.add_argument("--scale-each", default="1,4,8,16,32,64", help="case 6: configure-each at these sizes")
     parser.add_argument("--scale-clones", default="1,4,8,16,32,64", help="case 6: bake once, clone these sizes")
     parser.add_argument(
@@ -360,7 +374,7 @@ def main():
         harness.STAND_IN = True
         cases.log("smoke: the peer's side runs our modules as a stand-in")
         args.runs, args.flow_runs, args.images, args.count = 1, 1, 200, 1
-    elif set(wanted) - {"scale", "rollout"} and not (harness.BENCH_VENV / "ansible-playbook").exists():  # no peer there
+    elif set(wanted) - {"scale", "rollout", "ami_retire"} and not (harness.BENCH_VENV / "ansible-playbook").exists():
         sys.exit(f"error: {harness.BENCH_VENV} is missing; make bench creates it")
     results = {}
     if "inventory" in wanted:
@@ -369,6 +383,8 @@ def main():
         cases.log(f"ami_find: {args.images:,} images in each region on moto")
         regions = cases.REGIONS[:4] if args.smoke else cases.REGIONS
         results["ami_find"] = cases.case_ami_find(args.runs, args.images, regions)
+    if "ami_retire" in wanted:  # no peer: amazon.aws has no module that retires images by what uses them
+        results["ami_retire"] = retire.case_ami_retire(retire.SIZES[:1] if args.smoke else retire.SIZES)
     if "app_store" in wanted:
         requests, employees = (10, 10) if args.smoke else (args.app_requests, 100)
         cases.log(f"app_store: {requests} lists and adds on SQLite and on DynamoDB + S3 (local moto)")

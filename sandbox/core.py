@@ -28,6 +28,7 @@ from . import config, elb, iam, net, strict
 from .errors import SandboxError
 from .faults import ERRORS, INTERNAL_AGENT, Chaos, Faults, access_key_of, is_internal
 from .hosts import Host
+from .image_lifecycle import ImageLifecycle
 from .ssm import PublicParameters, is_ssm
 
 log = logging.getLogger("sandbox")
@@ -100,6 +101,8 @@ class Core:
         self.admin_key: tuple[str, str] = (config.ACCESS_KEY, config.SECRET_KEY)
         self.role_creds: dict[tuple[str, str], iam.RoleCredentials] = {}  # (instance, role ARN) -> credentials
         self.elb = elb.Balancers(self)  # application load balancers' bodies (HAProxy), sandbox/elb.py
+        # Deprecation, deregistration protection, what still names an image (sandbox/image_lifecycle.py).
+        self.lifecycle = ImageLifecycle(self.ec2, ec2_error, self.strict.foreign_image)
 
     def enforce_iam(self, policy_text: str) -> dict[str, tuple[str, str]]:
         """Make the IAM users, then check every request; the sandbox's own calls sign as the admin."""
@@ -221,6 +224,9 @@ class Core:
 
     # ------------------------------------------------------------ before moto
     def before(self, action: str, params: dict, region: str) -> tuple[int, bytes] | dict | None:
+        answered = self.lifecycle.before(action, params, region)
+        if answered:
+            return answered
         if action == "RunInstances":
             return self._before_run(params, region)
         if action == "CreateImage":
@@ -325,6 +331,7 @@ class Core:
                 body = pattern.sub(repl, body)
             body = self._rewrite_states(body)
             body = self._rewrite_profiles(body)
+        body = self.lifecycle.after(action, params, region, body)
         if action == "DescribeImages" and self.pending_images:
             body = self._rewrite_images(body)
         return body
@@ -814,6 +821,10 @@ class Middleware:
                 return self._call_inner(environ, raw)
         if is_ssm(environ):
             return self.ssm.answer(environ, raw, self._call_inner)
+        if service == "autoscaling":
+            where = auth.partition("Credential=")[2].split("/")[2:3]
+            refused = self.core.lifecycle.autoscaling(params, where[0] if where else config.REGION)
+            return refused or self._call_inner(environ, raw)
         m = _REGION_RE.search(auth)
         if not m or environ.get("REQUEST_METHOD") != "POST":
             return self._call_inner(environ, raw)
@@ -874,9 +885,9 @@ class Middleware:
                 body = self._replay(environ, region, self.core.tokens[token_key])
                 return "200 OK", [("Content-Type", "text/xml")], body
             pre = self.core.before(action, params, region)
-            if isinstance(pre, tuple):
+            if isinstance(pre, tuple):  # an answer of the sandbox's own: mostly a refusal
                 code, body = pre
-                return f"{code} Bad Request", [("Content-Type", "text/xml")], body
+                return f"{code} {'OK' if code == 200 else 'Bad Request'}", [("Content-Type", "text/xml")], body
             if isinstance(pre, dict):
                 params = pre
                 raw = urlencode({k: v for k, v in params.items() if not k.startswith("_")}).encode()

@@ -459,7 +459,11 @@ RESOURCE_ACTIONS = {
          "UpdateSecurityGroupRuleDescriptionsIngress", "UpdateSecurityGroupRuleDescriptionsEgress"),
         ("GroupId", "security-group"),
     ),
-    **dict.fromkeys(("DeregisterImage", "ModifyImageAttribute", "ResetImageAttribute"), ("ImageId", "image")),
+    **dict.fromkeys(
+        ("DeregisterImage", "ModifyImageAttribute", "ResetImageAttribute", "EnableImageDeprecation",
+         "DisableImageDeprecation", "EnableImageDeregistrationProtection", "DisableImageDeregistrationProtection"),
+        ("ImageId", "image"),
+    ),
     **dict.fromkeys(
         ("DeleteSnapshot", "ModifySnapshotAttribute", "ResetSnapshotAttribute"), ("SnapshotId", "snapshot")
     ),

@@ -1,6 +1,7 @@
 """What moto 5.2.5 leaves out and AWS does, which the flow needs: TableId in DynamoDB's answers (read by
 community.aws.dynamodb_table), the instance profile on every instance of a RunInstances (moto: the first only), and
-DeregisterTargets of an instance that is not (or no longer) registered answered as a success (moto: InvalidTarget).
+DeregisterTargets of an instance that is not (or no longer) registered answered as a success (moto: InvalidTarget),
+and SSM DescribeParameters' ``DataType`` filter (moto refuses the key; read by ami_retire).
 
 Filled where moto builds its answer, once per process: by the sandbox, and by the moto server of the integration
 tests (tests/integration/conftest.py), so both behave as AWS does for these fields.
@@ -19,12 +20,35 @@ def apply() -> None:
     from moto.dynamodb.models.table import Table
     from moto.ec2.models.instances import InstanceBackend
     from moto.elbv2.models import FakeTargetGroup
+    from moto.ssm.models import SimpleSystemManagerBackend
 
     if getattr(Table.describe, "_bakery_gaps", False):
         return
     _table_ids(Table)
     _profile_for_every_instance(InstanceBackend)
     _deregister_unregistered(FakeTargetGroup)
+    _data_type_filter(SimpleSystemManagerBackend)
+
+
+def _data_type_filter(backend) -> None:
+    """DescribeParameters takes the ``DataType`` filter (``aws:ec2:image``, ``text``), as SSM does (its
+    ParameterStringFilter keys); moto refuses the key. Applied before moto pages the answer, so pages stay full."""
+    from moto.ssm.exceptions import InvalidFilterOption
+
+    describe = backend.describe_parameters
+
+    def describe_parameters(self, filters, parameter_filters):
+        wanted = [f for f in parameter_filters or () if f.get("Key") == "DataType"]
+        others = [f for f in parameter_filters or () if f.get("Key") != "DataType"]
+        found = describe(self, filters, others)
+        for data_type in wanted:
+            values, option = set(data_type.get("Values") or ()), data_type.get("Option", "Equals")
+            if option != "Equals":
+                raise InvalidFilterOption(f"The filter option is not valid. Valid options are: [Equals]. ({option})")
+            found = [p for p in found if p.data_type in values]
+        return found
+
+    backend.describe_parameters = describe_parameters
 
 
 def _deregister_unregistered(group_class) -> None:

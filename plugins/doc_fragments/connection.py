@@ -38,9 +38,10 @@ options:
   endpoint_url:
     description:
       - URL of the EC2 API endpoint, for a local endpoint such as the bakery.ec2 sandbox. STS (to decode a denied
-        call) always uses its own endpoint. SSM (O(bakery.ec2.ami_find#module:ssm_parameter)) and ELBv2
-        (O(bakery.ec2.ec2_launch#module:target_groups)) use their own variable (E(AWS_ENDPOINT_URL_SSM),
-        E(AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2)) when set, else this URL unless it came from
+        call) always uses its own endpoint. SSM (O(bakery.ec2.ami_find#module:ssm_parameter)), ELBv2
+        (O(bakery.ec2.ec2_launch#module:target_groups)) and Auto Scaling (M(bakery.ec2.ami_retire)) use their own
+        variable (E(AWS_ENDPOINT_URL_SSM), E(AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2),
+        E(AWS_ENDPOINT_URL_AUTO_SCALING)) when set, else this URL unless it came from
         E(AWS_ENDPOINT_URL_EC2) (a local endpoint such as the sandbox serves every service), else their own endpoint.
       - When not set, E(AWS_URL) is used. Otherwise botocore chooses each service's endpoint as it defines it, from
         E(AWS_ENDPOINT_URL_EC2) (E(AWS_ENDPOINT_URL_STS) for STS), then E(AWS_ENDPOINT_URL), then the

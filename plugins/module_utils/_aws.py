@@ -125,6 +125,7 @@ CREATED_BACKOFF_CAP = 2.0
 SERVICE_ENDPOINT_VARIABLES = {
     "ssm": "AWS_ENDPOINT_URL_SSM",
     "elbv2": "AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2",
+    "autoscaling": "AWS_ENDPOINT_URL_AUTO_SCALING",
 }
 
 # The reason EC2 gives for an UnauthorizedOperation, readable through sts:DecodeAuthorizationMessage.
@@ -623,4 +624,16 @@ def check_id(kind, value, option):
     pattern, expected = ID_PATTERNS[kind]
     if not pattern.match(str(value)):
         return f"{option}: {value!r} is not {expected}"
+    return None
+
+
+def check_regions(regions, option="regions"):
+    """Return an error message when ``regions`` (a list, or None for the task's region) is empty or malformed."""
+    if regions is None:
+        return None
+    if not regions:
+        return f"{option}: the list is empty; give at least one region, or leave {option} out"
+    for region in regions:
+        if not REGION_RE.match(region):
+            return f"{option}: {region!r} is not a valid AWS region name"
     return None

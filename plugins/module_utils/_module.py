@@ -9,6 +9,7 @@ and one way to fail (AWS error code and message, one line, never a traceback).
 from __future__ import annotations
 
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 from ansible_collections.bakery.ec2.plugins.module_utils._aws import (
@@ -24,6 +25,9 @@ from ansible_collections.bakery.ec2.plugins.module_utils._aws import (
     one_line,
     service_endpoint,
 )
+
+# Regions worked on at the same time; more would mostly queue on the clients' connection pools.
+REGION_WORKERS = 10
 
 
 def connection_argument_spec():
@@ -86,6 +90,29 @@ class AwsModule:
         if self.actions is not None:
             result["resource_actions"] = sorted(self.actions)
         return result
+
+    def in_regions(self, regions, work, services=("ec2",)):
+        """``{region: work(region)}`` for every region of ``regions``, at most REGION_WORKERS at a time.
+
+        The clients of ``services`` are built first, in this thread (a boto3 session is not thread-safe); ``work``
+        gets them with :meth:`client`. An :class:`AwsError` names its region; any other exception of a region is
+        returned in its place, for the caller to report with the others.
+        """
+        regions = list(dict.fromkeys(regions))
+        for region in regions:
+            for service in services:
+                self.client(region, service)
+        with ThreadPoolExecutor(min(REGION_WORKERS, len(regions))) as pool:
+            futures = {region: pool.submit(work, region) for region in regions}
+        results = {}
+        for region, future in futures.items():
+            try:
+                results[region] = future.result()
+            except AwsError as err:
+                raise AwsError(err.operation, err.code, f"{region}: {err.message}", err.status) from None
+            except Exception as err:  # the caller decides what a region's failure means
+                results[region] = err
+        return results
 
     def run(self, main):
         """Run ``main(self)``; every failure becomes one readable line with no traceback."""

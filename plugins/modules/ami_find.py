@@ -300,13 +300,12 @@ by_region:
 """
 
 import datetime
-from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.bakery.ec2.plugins.module_utils._aws import (
     ACCOUNT_RE,
-    REGION_RE,
     AwsError,
     check_id,
+    check_regions,
     chunks,
     one_line,
     split_filters,
@@ -316,8 +315,6 @@ from ansible_collections.bakery.ec2.plugins.module_utils._module import AwsModul
 from ansible_collections.bakery.ec2.plugins.module_utils._ssm import ParameterError, check_name, resolve_image
 
 OWNER_ALIASES = ("amazon", "aws-marketplace")
-# Regions searched at the same time; more would mostly queue on the client's connection pool.
-REGION_WORKERS = 10
 
 # Filters that options of this module set themselves; given again in ``filters`` they must agree.
 OPTION_FILTERS = {"name": "name", "architecture": "architecture", "product_code": "product-code"}
@@ -343,12 +340,9 @@ def validate(params):
         error = check_name(params["ssm_parameter"], "ssm_parameter")
         if error:
             return error
-    if params["regions"] is not None:
-        if not params["regions"]:
-            return "regions: the list is empty; give at least one region, or leave regions out"
-        for region in params["regions"]:
-            if not REGION_RE.match(region):
-                return f"regions: {region!r} is not a valid AWS region name"
+    error = check_regions(params["regions"])
+    if error:
+        return error
     name = params["name"] or (params["filters"] or {}).get("name")
     owned = params["owners"] or params["image_ids"] or params["ssm_parameter"]
     if name and not owned and not {"owner-id", "owner-alias"} & set(params["filters"] or {}):
@@ -516,23 +510,17 @@ def search(module, region, params, now):
 
 
 def search_regions(module, params, now):
-    """``{region: result}`` of the search in every region of ``regions``, at most REGION_WORKERS at a time."""
-    regions = list(dict.fromkeys(params["regions"]))
-    for region in regions:  # clients are built in this thread (boto3 sessions are not thread-safe), used in any
-        module.client(region)
-        if params["ssm_parameter"]:
-            module.client(region, "ssm")
-    with ThreadPoolExecutor(min(REGION_WORKERS, len(regions))) as pool:
-        futures = {region: pool.submit(search, module, region, params, now) for region in regions}
+    """``{region: result}`` of the search in every region of ``regions``, all at once."""
+    services = ("ec2", "ssm") if params["ssm_parameter"] else ("ec2",)
+    outcomes = module.in_regions(params["regions"], lambda region: search(module, region, params, now), services)
     by_region, untrusted, missed = {}, set(), []
-    for region, future in futures.items():
-        try:
-            by_region[region], owners = future.result()
-        except NoMatch:
+    for region, outcome in outcomes.items():
+        if isinstance(outcome, NoMatch):
             missed.append(region)
             continue
-        except AwsError as err:
-            raise AwsError(err.operation, err.code, f"{region}: {err.message}", err.status) from None
+        if isinstance(outcome, Exception):
+            raise outcome
+        by_region[region], owners = outcome
         untrusted.update(owners)
     if missed:
         raise NoMatch(", ".join(missed))

@@ -35,6 +35,8 @@ options:
       - V(absent) deregisters every image of the account named O(name) and deletes its snapshots, in the region
         of the task and in each region of O(copy_to_regions). A snapshot that EC2 still counts as in use right
         after DeregisterImage is retried for a bounded time. When there is no such image nothing changes.
+      - The deregistration protection M(bakery.ec2.ami_retire) puts on the newest image of a family (tagged
+        C(bakery:retire-protected)) is taken off first; protection set otherwise makes C(DeregisterImage) fail.
       - With V(absent) the image is found by its name alone, so O(instance_id), O(instance_name),
         O(description), O(tags) and O(launch_permissions) are refused (they cannot narrow what is removed);
         the other options that only shape a new image are ignored.
@@ -328,6 +330,12 @@ from ansible_collections.bakery.ec2.plugins.module_utils._aws import (
     validate_tags,
     wait_until,
 )
+from ansible_collections.bakery.ec2.plugins.module_utils._images import (
+    is_protected,
+    protected_by_us,
+    release,
+    snapshot_ids,
+)
 from ansible_collections.bakery.ec2.plugins.module_utils._module import AwsModule
 
 NAME_CHARS = re.compile(r"[A-Za-z0-9()\[\] ./\-'@_]")
@@ -443,10 +451,6 @@ def create_action(params, instance, region):
     if not params["no_reboot"]:
         action += f", rebooting {instance['InstanceId']} (no_reboot is false)"
     return action
-
-
-def snapshot_ids(image):
-    return [m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")]
 
 
 def tags_after(current, desired, purge):
@@ -599,6 +603,8 @@ def remove_image(client, changes, image):
     """Deregister ``image`` and delete its snapshots; return the snapshot IDs."""
     snapshots = snapshot_ids(image)
     gone = f" and delete its snapshots {', '.join(snapshots)}" if snapshots else ""
+    if is_protected(image) and protected_by_us(image):  # ami_retire's protection of the newest image
+        release(client, changes, image)
     if changes.will(f"deregister {image['ImageId']} ({client.region}){gone}"):
         client.call("deregister_image", ImageId=image["ImageId"])
         for snapshot in snapshots:

@@ -32,6 +32,16 @@ def case(id_, module, args, named, setup=None, env=None, slow=False):
 
 LONG = "x" * 129
 MODULE_CASES = [
+    # --- ami_retire
+    case("no-family", "ami_retire", {"owners": ["self"]}, "give name or tags"),
+    case("keep-zero", "ami_retire", {"tags": {"BakeryFlow": "web"}, "keep": 0}, "keep: 0"),
+    case("keep-negative", "ami_retire", {"tags": {"BakeryFlow": "web"}, "keep": -3}, "keep: -3"),
+    case("keep-days-malformed", "ami_retire", {"tags": {"BakeryFlow": "web"}, "keep_days": "a month"}, "keep_days"),
+    case("keep-days-negative", "ami_retire", {"tags": {"BakeryFlow": "web"}, "keep_days": -1}, "keep_days: -1"),
+    case("tags-not-a-dict", "ami_retire", {"tags": "BakeryFlow"}, "tags"),
+    case(
+        "region-unknown", "ami_retire", {"tags": {"BakeryFlow": "web"}, "regions": ["us-east-1", "mars-1"]}, "'mars-1'"
+    ),
     # --- ami_find
     case("owner-not-an-account", "ami_find", {"owners": ["12345"]}, "'12345'"),
     case("owner-unknown-alias", "ami_find", {"owners": ["amazonn"]}, "'amazonn'"),

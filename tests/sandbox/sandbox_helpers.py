@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
 
 from botocore.exceptions import ClientError
+
+ROOT = Path(__file__).resolve().parents[2]
 
 SSH_OPTS = [
     "-o",
@@ -96,3 +100,18 @@ def ssh_group(ec2, prefix: str) -> str:
         IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}],
     )
     return gid
+
+
+def ansible_playbook(sandbox, *args):
+    """ansible-playbook ``args`` as the sandbox's least-privilege user, with this checkout's collection."""
+    env = dict(os.environ, **sandbox.env(), ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".build" / "collections"))
+    env.update(ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="0")
+    env["ANSIBLE_PYTHON_INTERPRETER"] = sys.executable
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), *map(str, args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
-from sandbox_helpers import base_ami
+from sandbox_helpers import ansible_playbook, base_ami
 
 REGIONS = ("us-east-1", "eu-west-1")
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,21 +83,6 @@ def test_ami_find_resolves_the_parameter_in_each_region(sandbox, tmp_path):
     for region in REGIONS:
         assert by_region[region]["image_id"] == base_ami(sandbox.client(region), "12")["ImageId"]
         assert by_region[region]["image"]["name"].startswith("debian-12-amd64-")
-
-
-def ansible_playbook(sandbox, *args):
-    """ansible-playbook ``args`` as the sandbox's least-privilege user, with this checkout's collection."""
-    env = dict(os.environ, **sandbox.env(), ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".build" / "collections"))
-    env.update(ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="0")
-    env["ANSIBLE_PYTHON_INTERPRETER"] = sys.executable
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), *map(str, args)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def test_launch_takes_the_base_image_from_flow_base_ssm_parameter(sandbox, tmp_path):

@@ -718,6 +718,22 @@ def test_absent_removes_every_image_of_that_name(ec2, run_module):
     assert [r["image_id"] for r in res.result["removed"]] == [OLD, NEW]
 
 
+def test_absent_takes_off_the_protection_ami_retire_put_on_the_newest_image_first(ec2, run_module):
+    protected = image(OLD, snapshots=(OLD_SNAP,))
+    protected.update(
+        DeregistrationProtection="enabled-without-cooldown",
+        Tags=[*protected.get("Tags", []), {"Key": "bakery:retire-protected", "Value": "newest"}],
+    )
+    stub_lookup(ec2, protected)
+    ec2.add_response("disable_image_deregistration_protection", {"Return": "true"}, {"ImageId": OLD})
+    ec2.add_response("delete_tags", {}, {"Resources": [OLD], "Tags": [{"Key": "bakery:retire-protected"}]})
+    ec2.add_response("deregister_image", {}, {"ImageId": OLD})
+    ec2.add_response("delete_snapshot", {}, {"SnapshotId": OLD_SNAP})
+    res = run_module(mod, {"name": NAME, "state": "absent"})
+    assert not res.failed, res.result
+    assert res.result["actions"][0].startswith(f"take off the deregistration protection ami_retire put on {OLD}")
+
+
 def test_absent_when_missing_is_unchanged(ec2, run_module):
     stub_regions(ec2, "us-east-1", "eu-west-1")
     stub_lookup(ec2)
