@@ -18,6 +18,7 @@ sys.dont_write_bytecode = True  # keep __pycache__ out of the role's files/
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "roles" / "webserver" / "files" / "app"))
 
 from employee_directory.passwords import hash_password
+from PIL import Image
 from employee_directory.web import Application
 
 ADMIN_PASSWORD = "correct horse battery staple"
@@ -50,6 +51,21 @@ SEED = [
         "email": "grace@example.com",
     },
 ]
+
+
+def image_bytes(image_format, size, colour=(47, 110, 186), mode="RGB", **save):
+    """An image made with Pillow (as Debian's python3-pil on the hosts), encoded as ``image_format``."""
+    out = io.BytesIO()
+    Image.new(mode, size, colour).save(out, image_format, **save)
+    return out.getvalue()
+
+
+def opened(data):
+    """(format, size, EXIF tags) of the image ``data``, read back with Pillow."""
+    with Image.open(io.BytesIO(data)) as image:
+        return image.format, image.size, dict(image.getexif())
+
+
 # Settings of the store every make_app of the running test uses (empty: SQLite in the test's tmp_path).
 STORE = {}
 # A metadata URL where nothing listens (the discard port on loopback): "no metadata service".

@@ -75,7 +75,9 @@ def test_form_posts_without_a_session_are_403_and_change_nothing(visitor):
     for path, fields in (("/employees", NEW), ("/employees/1", NEW), ("/employees/1/delete", {})):
         result = visitor.post_form(path, dict(fields, csrf_token=token))
         assert result.status == 403
-        assert "Only a signed-in administrator" in result.text
+        # The sign-in page, saying that nothing was saved.
+        assert "<h1>Sign in</h1>" in result.text
+        assert "Your session has ended, so nothing was saved yet." in result.text
     assert names(visitor) == ["Ada Lovelace", "Grace Hopper"]
 
 

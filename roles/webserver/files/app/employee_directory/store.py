@@ -12,6 +12,7 @@ the store cannot be reached or used; the app answers the latter with 503.
 import contextlib
 import sqlite3
 
+from . import collation
 from .validation import FIELDS, clean_employee
 
 _SCHEMA = """
@@ -41,6 +42,12 @@ CREATE TABLE IF NOT EXISTS sign_in_failure (
     at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sign_in_failure_client ON sign_in_failure (client, at);
+CREATE TABLE IF NOT EXISTS form_submission (
+    token_sha256 TEXT PRIMARY KEY,
+    expires_at REAL NOT NULL,
+    location TEXT,
+    flash TEXT
+);
 """
 
 # Every statement is a literal with placeholders; no SQL is ever assembled from input.
@@ -49,15 +56,15 @@ _SELECT = (
     "SELECT id, name, job_title, department, location, email, photo_type IS NOT NULL AS has_photo,"
     " created_at, updated_at FROM employee"
 )
+# fold() is collation.fold, registered on each connection: the same matching and order as the DynamoDB store.
 _MATCH = (
-    " WHERE name LIKE :q ESCAPE '\\' OR job_title LIKE :q ESCAPE '\\' OR department LIKE :q ESCAPE '\\'"
-    " OR location LIKE :q ESCAPE '\\' OR email LIKE :q ESCAPE '\\'"
+    " WHERE (:q = '' OR instr(fold(name), :q) OR instr(fold(job_title), :q) OR instr(fold(department), :q)"
+    " OR instr(fold(location), :q) OR instr(fold(email), :q)) AND (:department = '' OR fold(department) = :department)"
 )
-_SEARCH = _SELECT + _MATCH
 _COUNT = "SELECT count(*) FROM employee"
 _PAGE = " LIMIT :limit OFFSET :offset"
 _MARK_SEEDED = "INSERT INTO app_state (key, value) VALUES ('seeded', strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))"
-_ORDER = " ORDER BY name COLLATE NOCASE, id"
+_ORDER = " ORDER BY fold(name), name, id"
 _INSERT = (
     "INSERT INTO employee (name, job_title, department, location, email)"
     " VALUES (:name, :job_title, :department, :location, :email)"
@@ -122,11 +129,6 @@ def _record(row):
     return record
 
 
-def _like_pattern(text):
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return "%" + escaped + "%"
-
-
 class SQLiteStore:
     """The directory's database: one SQLite file, one connection per call."""
 
@@ -140,6 +142,7 @@ class SQLiteStore:
         try:
             conn = sqlite3.connect(self.path, timeout=10)
             conn.row_factory = sqlite3.Row
+            conn.create_function("fold", 1, collation.fold, deterministic=True)
             try:
                 with conn:
                     yield conn
@@ -191,21 +194,27 @@ class SQLiteStore:
     def _insert(conn, fields):
         return conn.execute(_INSERT, fields).lastrowid
 
-    def search(self, query="", limit=-1, offset=0):
-        """Employees whose text fields contain ``query`` (case-insensitive), by name.
+    def search(self, query="", limit=-1, offset=0, department=""):
+        """Employees whose text fields contain ``query``, in ``department`` if given, by name (see collation.py).
 
         ``limit`` -1 means all of them.
         """
-        params = {"q": _like_pattern(query), "limit": limit, "offset": offset}
+        params = {"q": collation.fold(query), "department": collation.fold(department), "limit": limit}
         with self._connect() as conn:
-            rows = conn.execute((_SEARCH if query else _SELECT) + _ORDER + _PAGE, params)
+            rows = conn.execute(_SELECT + _MATCH + _ORDER + _PAGE, dict(params, offset=offset))
             return [_record(row) for row in rows]
 
-    def page(self, query, limit, offset):
+    def page(self, query, limit, offset, department=""):
         """(up to ``limit`` matching employees from ``offset``, by name; how many match in all)."""
+        params = {"q": collation.fold(query), "department": collation.fold(department)}
         with self._connect() as conn:
-            total = conn.execute(_COUNT + (_MATCH if query else ""), {"q": _like_pattern(query)}).fetchone()[0]
-        return self.search(query, limit, offset), total
+            total = conn.execute(_COUNT + _MATCH, params).fetchone()[0]
+        return self.search(query, limit, offset, department), total
+
+    def departments(self):
+        """Every department (one spelling each, whatever the case and accents), in the directory's order."""
+        with self._connect() as conn:
+            return collation.departments(row[0] for row in conn.execute("SELECT DISTINCT department FROM employee"))
 
     def get(self, employee_id):
         with self._connect() as conn:
@@ -292,3 +301,31 @@ class SQLiteStore:
     def clear_failures(self, client):
         with self._connect() as conn:
             conn.execute("DELETE FROM sign_in_failure WHERE client = ?", (client,))
+
+    # -- forms sent once (see web.py, Application.once) ----------------------------------------------------
+
+    def claim_form(self, token_sha256, now, expires_at):
+        """None when this call claimed the form token; else what the first sending answered (empty: not yet)."""
+        with self._connect() as conn:
+            conn.execute("DELETE FROM form_submission WHERE expires_at <= ?", (now,))
+            claimed = conn.execute(
+                "INSERT OR IGNORE INTO form_submission (token_sha256, expires_at) VALUES (?, ?)",
+                (token_sha256, expires_at),
+            ).rowcount
+            if claimed:
+                return None
+            row = conn.execute(
+                "SELECT location, flash FROM form_submission WHERE token_sha256 = ?", (token_sha256,)
+            ).fetchone()
+        return {"location": row["location"], "flash": row["flash"]} if row and row["location"] else {}
+
+    def finish_form(self, token_sha256, location, flash):
+        with self._connect() as conn:
+            conn.execute(
+                "UPDATE form_submission SET location = ?, flash = ? WHERE token_sha256 = ?",
+                (location, flash, token_sha256),
+            )
+
+    def release_form(self, token_sha256):
+        with self._connect() as conn:
+            conn.execute("DELETE FROM form_submission WHERE token_sha256 = ?", (token_sha256,))

@@ -14,6 +14,8 @@ One table, partition key ``pk`` (string), no sort key, no index. Items, by the s
   into the table, however many clones start at once.
 - ``session#<SHA-256 of the token>``: a signed-in browser: ``expires_at`` (epoch seconds), ``password_stamp``.
 - ``signin-failures#<client>``: ``at`` (times of recent failed sign-ins), ``expires_at``.
+- ``form#<SHA-256 of a form token>``: a form being sent or sent: ``expires_at``, then ``location`` and ``flash``
+  of the answer, which a repeated sending of the same form gets again.
 
 ``expires_at`` is the attribute for DynamoDB's TTL (optional: the app ignores expired items itself).
 Photos are S3 objects ``photos/<id>`` with their media type, served through the app (the bucket stays private).
@@ -41,6 +43,7 @@ import botocore.exceptions
 import botocore.session
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
+from . import collation
 from .store import DuplicateEmail, StoreUnavailable, clean_seed
 from .validation import FIELDS
 
@@ -285,21 +288,25 @@ class DynamoStore:
             params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return employees
 
-    def _matching(self, query):
-        needle = query.lower()
-        employees = [e for e in self._employees() if not needle or any(needle in e[f].lower() for f in FIELDS)]
-        employees.sort(key=lambda e: (e["name"].lower(), e["id"]))
+    def _matching(self, query, department=""):
+        needle, department = collation.fold(query), collation.fold(department)
+        employees = [e for e in self._employees() if collation.matches(e, needle, department, FIELDS)]
+        employees.sort(key=collation.sort_key)
         return employees
 
-    def search(self, query="", limit=-1, offset=0):
-        """Employees whose text fields contain ``query`` (case-insensitive), by name; ``limit`` -1: all."""
-        found = self._matching(query)[offset:]
+    def search(self, query="", limit=-1, offset=0, department=""):
+        """Employees whose text fields contain ``query``, in ``department`` if given, by name; ``limit`` -1: all."""
+        found = self._matching(query, department)[offset:]
         return found if limit < 0 else found[:limit]
 
-    def page(self, query, limit, offset):
+    def page(self, query, limit, offset, department=""):
         """(up to ``limit`` matching employees from ``offset``, by name; how many match in all): one Scan."""
-        found = self._matching(query)
+        found = self._matching(query, department)
         return found[offset : offset + limit], len(found)
+
+    def departments(self):
+        """Every department (one spelling each, whatever the case and accents), in the directory's order."""
+        return collation.departments({employee["department"] for employee in self._employees()})
 
     def get(self, employee_id):
         item = self._get(_employee_key(employee_id))
@@ -511,3 +518,33 @@ class DynamoStore:
 
     def clear_failures(self, client):
         self._db("delete_item", Key={"pk": {"S": f"signin-failures#{client}"}})
+
+    # -- forms sent once (see web.py, Application.once) ----------------------------------------------------
+
+    def claim_form(self, token_sha256, now, expires_at):
+        """None when this call claimed the form token; else what the first sending answered (empty: not yet)."""
+        key = {"pk": {"S": f"form#{token_sha256}"}}
+        try:
+            self._db(
+                "put_item",
+                ("ConditionalCheckFailedException",),
+                Item=dict(key, expires_at={"N": str(int(expires_at))}),
+                ConditionExpression="attribute_not_exists(pk) OR expires_at < :now",
+                ExpressionAttributeValues={":now": {"N": str(int(now))}},
+            )
+        except botocore.exceptions.ClientError:
+            item = self._get(key) or {}
+            return {"location": item["location"], "flash": item.get("flash", "")} if item.get("location") else {}
+        return None
+
+    def finish_form(self, token_sha256, location, flash):
+        self._db(
+            "update_item",
+            Key={"pk": {"S": f"form#{token_sha256}"}},
+            UpdateExpression="SET #location = :location, flash = :flash",
+            ExpressionAttributeNames={"#location": "location"},
+            ExpressionAttributeValues=_typed({":location": location, ":flash": flash or ""}),
+        )
+
+    def release_form(self, token_sha256):
+        self._db("delete_item", Key={"pk": {"S": f"form#{token_sha256}"}})

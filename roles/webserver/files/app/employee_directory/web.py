@@ -2,6 +2,7 @@
 
 import base64
 import contextlib
+import hashlib
 import http
 import http.cookies
 import json
@@ -10,13 +11,14 @@ import os
 import re
 import socket
 import threading
+import time
 import urllib.parse
 
 from . import __version__, pages
 from .auth import SESSION_COOKIE, USER, Admin
 from .csrf import COOKIE, FIELD, Csrf, load_or_create_secret
 from .forms import FormError, parse_form
-from .images import ALLOWED_TYPES, detect_image_type
+from .images import ALLOWED_TYPES, HEIC_MEDIA_TYPES, HEIC_REFUSED, PhotoError, detect_image_type, is_heif, shrink
 from .metadata import InstanceMetadata
 from .store import DuplicateEmail, StoreUnavailable, open_store
 from .validation import FIELDS, clean_employee
@@ -26,6 +28,16 @@ _JSON_BODY_LIMIT = 64 * 1024
 # Room for the text fields and multipart framing around a photo of the maximum size.
 FORM_OVERHEAD = 64 * 1024
 FLASH_COOKIE = "edir_flash"
+# What a form held when it met an ended session, until the form is shown again after sign-in (sealed JSON).
+DRAFT_COOKIE = "edir_draft"
+DRAFT_SECONDS = 15 * 60
+# Each form page carries a one-time token: the same form sent twice (a double click, a slow network, Back
+# and send again) gets the first sending's answer, and changes nothing more. Kept this long.
+FORM_TOKEN = "form_token"  # noqa: S105 (the name of a form field)
+FORM_TOKEN_SECONDS = 24 * 3600
+_FORM_TOKEN = re.compile(r"[A-Za-z0-9_-]{20,64}")
+# How long a second sending waits for the first one's answer.
+_FORM_WAIT_SECONDS = 10
 _CONTROL = re.compile(r"[\x00-\x20\x7f]")
 # The most employees one page of GET /api/employees?limit=N gives.
 _API_PAGE_MAX = 1000
@@ -38,7 +50,9 @@ DEFAULTS = {
     "secret_file": "/var/lib/employee-directory/csrf-secret",
     "admin_password_file": "/etc/employee-directory/admin-password",
     "page_size": 24,
-    "upload_max_bytes": 2 * 1024 * 1024,
+    "upload_max_bytes": 10 * 1024 * 1024,
+    # Photos are shrunk to at most this many pixels a side.
+    "photo_max_px": 512,
     "metadata_url": "http://169.254.169.254",
     "metadata_timeout": 1.0,
     "seed": [],
@@ -172,6 +186,7 @@ class Application:
         self.title = settings["title"]
         self.upload_max_bytes = int(settings["upload_max_bytes"])
         self.form_max_bytes = self.upload_max_bytes + FORM_OVERHEAD
+        self.photo_max_px = int(settings["photo_max_px"])
         self.page_size = int(settings["page_size"])
         self.store = open_store(settings)
         self.seed = settings["seed"]
@@ -311,35 +326,94 @@ class Application:
             )
 
     def not_signed_in(self, request, method):
-        """Pages that change things: to the sign-in page (GET), or 403 for a form sent without a session."""
+        """Pages that change things: to the sign-in page. A form sent after the session ended comes back after it."""
         if method == "GET":
-            target = request.path + (
-                "?" + request.environ["QUERY_STRING"] if request.environ.get("QUERY_STRING") else ""
-            )
-            return redirect("/signin?" + urllib.parse.urlencode({"next": target}))
-        raise HTTPError(403, "Only a signed-in administrator can change the directory. Sign in and try again.")
+            params = {"next": _here(request)}
+            back = self.referrer(request)
+            if back:
+                params["back"] = back
+            return redirect("/signin?" + urllib.parse.urlencode(params))
+        fields, uploads = self.read_form(request)
+        resume = _resume_page(request.path)
+        draft = {name: fields[name] for name in (*FIELDS, FORM_TOKEN) if name in fields}
+        message = "Your session has ended, so nothing was saved yet. Sign in"
+        if any(name in fields for name in FIELDS):
+            message += " and the form comes back as you filled it in; then save again."
+            if uploads.get("photo"):
+                message += " Choose the photo again."
+        else:
+            message += " and try again."
+        return self.signin_form(request, resume, self.way_back(request, resume), message, 403, draft=draft)
+
+    def referrer(self, request):
+        """The path of the page of this site the request came from, or None."""
+        parts = urllib.parse.urlsplit(request.environ.get("HTTP_REFERER", ""))
+        if not parts.path or parts.netloc != request.environ.get("HTTP_HOST"):
+            return None
+        path = _local_path(parts.path + ("?" + parts.query if parts.query else ""))
+        return None if path.startswith("/signin") else path
+
+    def way_back(self, request, target, given=""):
+        """Where Cancel on the sign-in page goes: where the user came from, never the sign-in page itself."""
+        for candidate in (given, self.referrer(request) if request.method == "GET" else None, target):
+            if candidate:
+                path = _local_path(candidate)
+                if not path.startswith("/signin") and not self.needs_admin_to_see(path):
+                    return path
+        return "/"
+
+    def needs_admin_to_see(self, path):
+        for pattern, handlers in self.routes:
+            if pattern.fullmatch(path.partition("?")[0]):
+                return getattr(handlers.get("GET"), "needs_admin", False)
+        return False
 
     def signin_page(self, request):
         target = _local_path(request.query.get("next", "/"))
-        return self.signin_form(request, target, "", 200)
+        back = self.way_back(request, target, request.query.get("back", ""))
+        return self.signin_form(request, target, back, "", 200)
 
-    def signin_form(self, request, target, error, status, headers=None):
-        html = pages.signin_form(self.site(request), self.csrf_token(request), target, error, self.admin.configured())
+    def signin_form(self, request, target, back, error, status, headers=None, draft=None):
+        html = pages.signin_form(
+            self.site(request), self.csrf_token(request), target, back, error, self.admin.configured(), draft or {}
+        )
         return Response(html, status, headers=headers)
 
     def signin(self, request):
         fields, _uploads = self.read_form(request)
         target = _local_path(fields.get("next", "/"))
+        back = self.way_back(request, target, fields.get("back", ""))
+        draft = {name[6:]: value for name, value in fields.items() if name.startswith("draft_")}
         try:
             self.check_rate(request)
         except HTTPError as error:
-            return self.signin_form(request, target, error.message, error.status, error.headers)
+            return self.signin_form(request, target, back, error.message, error.status, error.headers, draft)
         if not self.admin.check(request.client, fields.get("username", ""), fields.get("password", "")):
-            return self.signin_form(request, target, "Wrong user name or password.", 403)
+            return self.signin_form(request, target, back, "Wrong user name or password.", 403, draft=draft)
         token, lifetime = self.admin.new_session()
         response = redirect(target, "Signed in.")
         response.headers.append(_cookie(SESSION_COOKIE, token, request, lifetime))
+        if draft:
+            sealed = self.csrf.seal(_b64(json.dumps({"page": target, "fields": draft})))
+            response.headers.append(_cookie(DRAFT_COOKIE, sealed, request, DRAFT_SECONDS))
         return response
+
+    def take_draft(self, request, response_headers):
+        """The fields a form held when its session ended, if they belong to this page (and only once)."""
+        sealed = request.cookies.get(DRAFT_COOKIE)
+        if not sealed:
+            return None
+        response_headers.append(_cookie(DRAFT_COOKIE, "", request, 0))
+        text = self.csrf.unseal(sealed)
+        try:
+            draft = json.loads(base64.urlsafe_b64decode(text.encode("ascii"))) if text else None
+        except ValueError:
+            return None
+        if not isinstance(draft, dict) or draft.get("page") != request.path:
+            return None
+        if not isinstance(draft.get("fields"), dict):
+            return None
+        return {name: str(value) for name, value in draft["fields"].items()}
 
     def signout(self, request):
         self.read_form(request)
@@ -352,6 +426,8 @@ class Application:
 
     def site(self, request):
         site = {"title": self.title, "version": __version__, "hostname": self.hostname, "admin": request.admin}
+        # Where the header's "Sign in" comes back to.
+        site["here"] = _here(request) if request.method in ("GET", "HEAD") else "/"
         site.update(self.metadata.get())
         if request.admin:
             site["csrf_token"] = self.csrf_token(request)
@@ -390,13 +466,49 @@ class Application:
         return fields, uploads
 
     def checked_photo(self, data, declared_type=None):
-        """The media type of an acceptable photo; HTTPError 413/415 otherwise."""
+        """(bytes, media type) of an acceptable photo, shrunk and re-encoded; HTTPError 413/415/422 otherwise."""
         if len(data) > self.upload_max_bytes:
             raise HTTPError(413, f"Photo too large: the limit is {pages.human_size(self.upload_max_bytes)}.")
+        if is_heif(data) or declared_type in HEIC_MEDIA_TYPES:
+            raise HTTPError(415, HEIC_REFUSED)
         detected = detect_image_type(data)
         if detected is None or (declared_type and declared_type != detected):
             raise HTTPError(415, "Photos must be JPEG, PNG, GIF or WebP images.")
-        return detected
+        try:
+            return shrink(data, self.photo_max_px)
+        except PhotoError as exc:
+            raise HTTPError(422, str(exc)) from exc
+
+    def once(self, fields, act):
+        """Run ``act`` (which answers a form with a redirect) once per form token; a repeat gets the same redirect."""
+        token = fields.get(FORM_TOKEN, "")
+        if not _FORM_TOKEN.fullmatch(token):
+            return act()
+        key = hashlib.sha256(token.encode("ascii")).hexdigest()
+        deadline = time.monotonic() + _FORM_WAIT_SECONDS
+        while True:
+            now = time.time()
+            first = self.store.claim_form(key, now, now + FORM_TOKEN_SECONDS)
+            if first is None:
+                break
+            if first:
+                return redirect(first["location"], first["flash"] or None)
+            # The first sending is still at work: its answer is the one to give.
+            if time.monotonic() > deadline:
+                raise HTTPError(409, "This form is still being saved. Reload the page in a moment to see the result.")
+            time.sleep(0.1)
+        try:
+            response = act()
+        except BaseException:
+            self.store.release_form(key)
+            raise
+        location = dict(response.headers).get("Location")
+        if response.status == 303 and location:
+            self.store.finish_form(key, location, response.flash or "")
+        else:
+            # Not done (errors to correct): the same form may be sent again.
+            self.store.release_form(key)
+        return response
 
     def employee_or_404(self, employee_id):
         employee = self.store.get(employee_id)
@@ -408,18 +520,21 @@ class Application:
 
     def list_page(self, request):
         query = request.query.get("q", "").strip()
+        department = request.query.get("department", "").strip()
         try:
             number = max(1, int(request.query.get("page", "1")))
         except ValueError:
             number = 1
-        employees, total = self.store.page(query, self.page_size, (number - 1) * self.page_size)
+        employees, total = self.store.page(query, self.page_size, (number - 1) * self.page_size, department)
         pages_total = max(1, -(-total // self.page_size))
         if number > pages_total:
             # Past the end: the last page.
             number = pages_total
-            employees, total = self.store.page(query, self.page_size, (number - 1) * self.page_size)
+            employees, total = self.store.page(query, self.page_size, (number - 1) * self.page_size, department)
         paging = {"number": number, "pages": pages_total, "total": total, "size": self.page_size}
-        return Response(pages.employee_list(self.site(request), employees, query, paging))
+        departments = self.store.departments()
+        html = pages.employee_list(self.site(request), employees, query, paging, department, departments)
+        return Response(html)
 
     def detail_page(self, request, employee_id):
         employee = self.employee_or_404(employee_id)
@@ -427,29 +542,52 @@ class Application:
 
     @needs_admin
     def new_page(self, request):
-        return self.form_page(request, {}, {}, None, 200)
+        return self.form_page_with_draft(request, {}, None)
 
     @needs_admin
     def edit_page(self, request, employee_id):
-        return self.form_page(request, self.employee_or_404(employee_id), {}, employee_id, 200)
+        return self.form_page_with_draft(request, self.employee_or_404(employee_id), employee_id)
 
-    def form_page(self, request, values, errors, employee_id, status):
+    def form_page_with_draft(self, request, values, employee_id):
+        headers = []
+        draft = self.take_draft(request, headers)
+        notice = None
+        if draft:
+            values = dict(values, **draft)
+            notice = "Here is what you filled in before your session ended: check it and save."
+        response = self.form_page(request, values, {}, employee_id, 200, notice)
+        response.headers.extend(headers)
+        return response
+
+    def form_page(self, request, values, errors, employee_id, status, notice=None):
+        token = values.get(FORM_TOKEN) or self.csrf.new_nonce()
         html = pages.employee_form(
-            self.site(request), self.csrf_token(request), values, errors, employee_id, self.upload_max_bytes
+            self.site(request),
+            self.csrf_token(request),
+            values,
+            errors,
+            employee_id,
+            self.upload_max_bytes,
+            token,
+            notice,
         )
         return Response(html, status)
 
     def save_form(self, request, employee_id):
         """Create (``employee_id`` None) or update from a form; redirect, or show the form again."""
         fields, uploads = self.read_form(request)
+        return self.once(fields, lambda: self.save_fields(request, employee_id, fields, uploads))
+
+    def save_fields(self, request, employee_id, fields, uploads):
         values = {name: fields.get(name, "") for name in FIELDS}
-        cleaned, errors = clean_employee(values)
-        photo_type = None
+        values[FORM_TOKEN] = fields.get(FORM_TOKEN, "")
+        cleaned, errors = clean_employee({name: values[name] for name in FIELDS})
+        small = None
         photo = uploads.get("photo")
         status = 422
         if photo is not None:
             try:
-                photo_type = self.checked_photo(photo.data)
+                small = self.checked_photo(photo.data)
             except HTTPError as error:
                 errors["photo"] = error.message
                 status = error.status
@@ -470,8 +608,8 @@ class Application:
                 errors["photo"] = "Your photo was not saved: choose it again before you save."
                 status = 422 if status == 409 else status
             return self.form_page(request, values, errors, employee_id, status if len(errors) == 1 else 422)
-        if photo_type:
-            self.store.set_photo(employee["id"], photo.data, photo_type)
+        if small:
+            self.store.set_photo(employee["id"], *small)
         message = "Employee added." if employee_id is None else "Changes saved."
         return redirect(f"/employees/{employee['id']}", message)
 
@@ -481,17 +619,20 @@ class Application:
 
     @needs_admin
     def update_page(self, request, employee_id):
-        self.employee_or_404(employee_id)
         return self.save_form(request, employee_id)
 
     @needs_admin
     def delete_confirm_page(self, request, employee_id):
         employee = self.employee_or_404(employee_id)
-        return Response(pages.delete_confirm(self.site(request), employee, self.csrf_token(request)))
+        html = pages.delete_confirm(self.site(request), employee, self.csrf_token(request), self.csrf.new_nonce())
+        return Response(html)
 
     @needs_admin
     def delete_page(self, request, employee_id):
-        self.read_form(request)
+        fields, _uploads = self.read_form(request)
+        return self.once(fields, lambda: self.delete_employee(employee_id))
+
+    def delete_employee(self, employee_id):
         employee = self.employee_or_404(employee_id)
         if not self.store.delete(employee_id):
             raise HTTPError(404, f"No employee has ID {employee_id}.")
@@ -603,13 +744,14 @@ class Application:
     @needs_admin
     def api_put_photo(self, request, employee_id):
         self.employee_or_404(employee_id)
+        if request.media_type in HEIC_MEDIA_TYPES:
+            raise HTTPError(415, HEIC_REFUSED)
         if request.media_type not in ALLOWED_TYPES:
             raise HTTPError(415, "Send the photo as the raw body with Content-Type " + ", ".join(ALLOWED_TYPES) + ".")
         data = request.body(self.upload_max_bytes)
         if not data:
             raise HTTPError(400, "The photo is empty.")
-        media_type = self.checked_photo(data, request.media_type)
-        self.store.set_photo(employee_id, data, media_type)
+        self.store.set_photo(employee_id, *self.checked_photo(data, request.media_type))
         return json_response(_employee_json(self.store.get(employee_id)))
 
     @needs_admin
@@ -637,6 +779,25 @@ def _int_param(request, name, default, low, high):
 
 def _plural(count, word):
     return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _here(request):
+    """The path and query of the page asked for."""
+    query = request.environ.get("QUERY_STRING")
+    return request.path + ("?" + query if query else "")
+
+
+def _resume_page(path):
+    """The page that shows again the form sent to ``path``."""
+    if path == "/employees":
+        return "/employees/new"
+    if re.fullmatch(r"/employees/\d+", path):
+        return path + "/edit"
+    return path
+
+
+def _b64(text):
+    return base64.urlsafe_b64encode(text.encode("utf-8")).decode("ascii")
 
 
 def load_config(path):
