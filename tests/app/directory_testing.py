@@ -18,8 +18,8 @@ sys.dont_write_bytecode = True  # keep __pycache__ out of the role's files/
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "roles" / "webserver" / "files" / "app"))
 
 from employee_directory.passwords import hash_password
-from PIL import Image
 from employee_directory.web import Application
+from PIL import Image
 
 ADMIN_PASSWORD = "correct horse battery staple"
 # An employee the API tests add (not one of the seed employees).

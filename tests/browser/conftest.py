@@ -105,7 +105,7 @@ def _stop(process):
             process.wait()
 
 
-def _nginx_site(app_port, http_port):
+def _nginx_site(app_port, http_port, read_timeout=30):
     """The role's own nginx site, rendered with the values the role would give it."""
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(ROLE / "templates"), undefined=jinja2.StrictUndefined
@@ -119,7 +119,27 @@ def _nginx_site(app_port, http_port):
         __webserver_request_max_bytes=UPLOAD_MAX_BYTES + 65536,
         __webserver_upload_max_text=human_size(UPLOAD_MAX_BYTES),
         __webserver_title_in_nginx="Employee Directory",
+        __webserver_code_dir=str(APP_DIR),
+        __webserver_proxy_read_timeout=read_timeout,
     )
+
+
+def _start_nginx(work, sites):
+    """nginx serving the rendered ``sites`` (file name: text) from ``work``, started and checked."""
+    for name, text in sites.items():
+        (work / name).write_text(text)
+    for temp in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (work / temp).mkdir(exist_ok=True)
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    temps = "".join(f"{kind}_temp_path {work / kind};\n" for kind in ("proxy", "fastcgi", "uwsgi", "scgi"))
+    includes = "".join(f"include {work / name};\n" for name in sites)
+    (work / "nginx.conf").write_text(
+        f"{user}daemon off;\nworker_processes 1;\npid {work / 'nginx.pid'};\nerror_log {work / 'nginx.log'};\n"
+        "events {}\nhttp {\ninclude /etc/nginx/mime.types;\naccess_log off;\n"
+        f"client_body_temp_path {work / 'body'};\n{temps}{includes}}}\n"
+    )
+    subprocess.run([NGINX, "-t", "-q", "-p", str(work), "-c", str(work / "nginx.conf")], check=True)
+    return subprocess.Popen([NGINX, "-p", str(work), "-c", str(work / "nginx.conf")])
 
 
 @pytest.fixture(scope="session")
@@ -154,18 +174,7 @@ def site(tmp_path_factory):
     nginx = None
     try:
         _wait_for(f"http://127.0.0.1:{app_port}/healthz", gunicorn)
-        (work / "site.conf").write_text(_nginx_site(app_port, http_port))
-        for temp in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
-            (work / temp).mkdir()
-        user = "user root;\n" if os.geteuid() == 0 else ""
-        temps = "".join(f"{kind}_temp_path {work / kind};\n" for kind in ("proxy", "fastcgi", "uwsgi", "scgi"))
-        (work / "nginx.conf").write_text(
-            f"{user}daemon off;\nworker_processes 1;\npid {work / 'nginx.pid'};\nerror_log {work / 'nginx.log'};\n"
-            "events {}\nhttp {\ninclude /etc/nginx/mime.types;\naccess_log off;\n"
-            f"client_body_temp_path {work / 'body'};\n{temps}include {work / 'site.conf'};\n}}\n"
-        )
-        subprocess.run([NGINX, "-t", "-q", "-p", str(work), "-c", str(work / "nginx.conf")], check=True)
-        nginx = subprocess.Popen([NGINX, "-p", str(work), "-c", str(work / "nginx.conf")])
+        nginx = _start_nginx(work, {"site.conf": _nginx_site(app_port, http_port)})
         _wait_for(f"http://127.0.0.1:{http_port}/healthz", nginx)
         yield f"http://127.0.0.1:{http_port}"
     finally:
@@ -180,6 +189,37 @@ def site(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def app_down(tmp_path_factory):
+    """Base URLs of the role's nginx site in front of an app that is down: (nothing listens: 502, an app that
+    takes connections and never answers: 504, after a read timeout of one second)."""
+    work = tmp_path_factory.mktemp("down")
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # the kernel accepts connections; nobody ever reads or answers them
+    nobody = _free_port()
+    gone_port, slow_port = _free_port(), _free_port()
+    sites = {
+        "gone.conf": _nginx_site(nobody, gone_port),
+        "slow.conf": _nginx_site(silent.getsockname()[1], slow_port, read_timeout=1),
+    }
+    nginx = _start_nginx(work, sites)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", gone_port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or nginx.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{gone_port}", f"http://127.0.0.1:{slow_port}"
+    finally:
+        _stop(nginx)
+        silent.close()
+
+
+@pytest.fixture(scope="session")
 def browser():
     from playwright.sync_api import sync_playwright
 
@@ -189,3 +229,75 @@ def browser():
             yield chromium
         finally:
             chromium.close()
+
+
+# -- pages in the browser ---------------------------------------------------------------------------
+
+SCREENSHOTS = Path(os.environ.get("BAKERY_SCREENSHOTS") or ROOT / ".build" / "browser" / "screenshots")
+WIDTHS = {390: 844, 1280: 800}
+
+# Every element whose box reaches past the right edge of the viewport (or past the left).
+_OVERFLOW = """() => {
+  const width = document.documentElement.clientWidth;
+  const wide = [];
+  for (const element of document.querySelectorAll("body *")) {
+    const box = element.getBoundingClientRect();
+    if (box.width === 0 || element.closest(".visually-hidden")) continue;
+    if (box.right > width + 0.5 || box.left < -0.5) {
+      wide.push(`${element.tagName.toLowerCase()}${element.id ? "#" + element.id : ""}.${element.className}: ` +
+                `${Math.round(box.left)}..${Math.round(box.right)} > ${width}`);
+    }
+  }
+  const scrolls = document.documentElement.scrollWidth;
+  if (scrolls > width) wide.push(`page scrolls to ${scrolls}`);
+  return wide;
+}"""
+
+
+class Tab:
+    """One page of a browser context that records script errors and checks each page it shows."""
+
+    def __init__(self, context, base, width):
+        self.page = context.new_page()
+        self.base = base
+        self.width = width
+        self.errors = []
+        self.page.on("pageerror", lambda error: self.errors.append(f"script error: {error}"))
+        self.page.on("console", self._console)
+
+    def _console(self, message):
+        # An HTTP error answer the test asked for on purpose (401, 403, 413, 422) is logged by Chromium
+        # as "Failed to load resource"; anything else at error level is a fault of the page.
+        if message.type == "error" and "Failed to load resource" not in message.text:
+            self.errors.append(f"console error: {message.text}")
+
+    def goto(self, path):
+        return self.page.goto(self.base + path)
+
+    def check(self, screenshot=None):
+        self.page.wait_for_load_state("load")
+        assert self.page.evaluate(_OVERFLOW) == [], f"wider than {self.width} px on {self.page.url}"
+        assert self.errors == [], self.errors
+        if screenshot:
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            self.page.screenshot(path=str(SCREENSHOTS / f"{screenshot}-{self.width}.png"), full_page=True)
+
+    def flash(self):
+        return self.page.locator(".flash").inner_text()
+
+
+@pytest.fixture(params=sorted(WIDTHS), ids=lambda width: f"{width}px")
+def tab(request, browser, site):
+    width = request.param
+    context = browser.new_context(viewport={"width": width, "height": WIDTHS[width]}, device_scale_factor=1)
+    try:
+        yield Tab(context, site, width)
+    finally:
+        context.close()
+
+
+def sign_in(tab):
+    tab.page.get_by_role("link", name="Sign in").first.click()
+    tab.page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    tab.page.get_by_role("button", name="Sign in").click()
+    assert tab.flash() == "Signed in."

@@ -8,37 +8,15 @@ test run leaves the checkout as it was; `make screenshots` takes them into docs/
 
 import base64
 import json
-import os
 import re
 import struct
 import urllib.error
 import urllib.request
 import zlib
-from pathlib import Path
 
-import pytest
-from conftest import ADMIN_PASSWORD, LONG_NAME, PAGE_SIZE, ROOT, SEED, UPLOAD_MAX_BYTES
+from conftest import ADMIN_PASSWORD, LONG_NAME, PAGE_SIZE, ROOT, SEED, UPLOAD_MAX_BYTES, Tab, sign_in
 
 DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
-SCREENSHOTS = Path(os.environ.get("BAKERY_SCREENSHOTS") or ROOT / ".build" / "browser" / "screenshots")
-WIDTHS = {390: 844, 1280: 800}
-
-# Every element whose box reaches past the right edge of the viewport (or past the left).
-_OVERFLOW = """() => {
-  const width = document.documentElement.clientWidth;
-  const wide = [];
-  for (const element of document.querySelectorAll("body *")) {
-    const box = element.getBoundingClientRect();
-    if (box.width === 0 || element.closest(".visually-hidden")) continue;
-    if (box.right > width + 0.5 || box.left < -0.5) {
-      wide.push(`${element.tagName.toLowerCase()}${element.id ? "#" + element.id : ""}.${element.className}: ` +
-                `${Math.round(box.left)}..${Math.round(box.right)} > ${width}`);
-    }
-  }
-  const scrolls = document.documentElement.scrollWidth;
-  if (scrolls > width) wide.push(`page scrolls to ${scrolls}`);
-  return wide;
-}"""
 
 
 def png(width, height, rgb):
@@ -53,55 +31,6 @@ def png(width, height, rgb):
     rows = b"".join(b"\x00" + shade(row) * width for row in range(height))
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
-
-
-class Tab:
-    """One page of a browser context that records script errors and checks each page it shows."""
-
-    def __init__(self, context, base, width):
-        self.page = context.new_page()
-        self.base = base
-        self.width = width
-        self.errors = []
-        self.page.on("pageerror", lambda error: self.errors.append(f"script error: {error}"))
-        self.page.on("console", self._console)
-
-    def _console(self, message):
-        # An HTTP error answer the test asked for on purpose (401, 403, 413, 422) is logged by Chromium
-        # as "Failed to load resource"; anything else at error level is a fault of the page.
-        if message.type == "error" and "Failed to load resource" not in message.text:
-            self.errors.append(f"console error: {message.text}")
-
-    def goto(self, path):
-        return self.page.goto(self.base + path)
-
-    def check(self, screenshot=None):
-        self.page.wait_for_load_state("load")
-        assert self.page.evaluate(_OVERFLOW) == [], f"wider than {self.width} px on {self.page.url}"
-        assert self.errors == [], self.errors
-        if screenshot:
-            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-            self.page.screenshot(path=str(SCREENSHOTS / f"{screenshot}-{self.width}.png"), full_page=True)
-
-    def flash(self):
-        return self.page.locator(".flash").inner_text()
-
-
-@pytest.fixture(params=sorted(WIDTHS), ids=lambda width: f"{width}px")
-def tab(request, browser, site):
-    width = request.param
-    context = browser.new_context(viewport={"width": width, "height": WIDTHS[width]}, device_scale_factor=1)
-    try:
-        yield Tab(context, site, width)
-    finally:
-        context.close()
-
-
-def sign_in(tab):
-    tab.page.get_by_role("link", name="Sign in").first.click()
-    tab.page.get_by_label("Password").fill(ADMIN_PASSWORD)
-    tab.page.get_by_role("button", name="Sign in").click()
-    assert tab.flash() == "Signed in."
 
 
 def test_sign_in_add_edit_search_and_delete(tab, tmp_path):

@@ -465,6 +465,8 @@ ROLE_CASES = [
     ("workers-text", {"webserver_workers": "many"}, "many"),
     ("ipv6-not-bool", {"webserver_listen_ipv6": "maybe"}, "maybe"),
     ("upload-negative", {"webserver_upload_max_bytes": -1}, "-1"),
+    ("photo-px-small", {"webserver_photo_max_px": 8}, "webserver_photo_max_px: 8 is not from 16 to 4096"),
+    ("photo-px-text", {"webserver_photo_max_px": "large"}, "large"),
     ("seed-not-a-list", {"webserver_seed_employees": "ada"}, "webserver_seed_employees"),
     (
         "seed-missing-email",

@@ -290,8 +290,8 @@ def employee_form(site, csrf_token, values, errors, employee_id=None, max_photo_
     return layout(site, heading, body)
 
 
-def signin_form(site, csrf_token, target, back, error, configured, draft=None):
-    notice = ""
+def signin_form(site, csrf_token, target, back, error, configured, draft=None, why=None):
+    notice = f'<p class="flash" role="status">{_e(why)}</p>' if why else ""
     if not configured:
         notice = '<p class="error banner">No administrator password is set on this server yet.</p>'
     message = ""

@@ -343,7 +343,7 @@ class Application:
                 message += " Choose the photo again."
         else:
             message += " and try again."
-        return self.signin_form(request, resume, self.way_back(request, resume), message, 403, draft=draft)
+        return self.signin_form(request, resume, self.way_back(request, resume), "", 403, draft=draft, why=message)
 
     def referrer(self, request):
         """The path of the page of this site the request came from, or None."""
@@ -373,10 +373,10 @@ class Application:
         back = self.way_back(request, target, request.query.get("back", ""))
         return self.signin_form(request, target, back, "", 200)
 
-    def signin_form(self, request, target, back, error, status, headers=None, draft=None):
-        html = pages.signin_form(
-            self.site(request), self.csrf_token(request), target, back, error, self.admin.configured(), draft or {}
-        )
+    def signin_form(self, request, target, back, error, status, headers=None, draft=None, why=None):
+        """The sign-in page; ``why`` says why it is shown, ``draft`` is what a form held when its session ended."""
+        token = self.csrf_token(request)
+        html = pages.signin_form(self.site(request), token, target, back, error, self.admin.configured(), draft, why)
         return Response(html, status, headers=headers)
 
     def signin(self, request):
