@@ -301,3 +301,17 @@ def sign_in(tab):
     tab.page.get_by_label("Password").fill(ADMIN_PASSWORD)
     tab.page.get_by_role("button", name="Sign in").click()
     assert tab.flash() == "Signed in."
+
+
+@pytest.fixture
+def scriptless_admin(browser, site):
+    """A tab of a browser with scripts off, at 390 px, signed in as the administrator."""
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 390, "height": 844})
+    try:
+        tab = Tab(context, site, 390)
+        tab.goto("/signin")
+        tab.page.get_by_label("Password").fill(ADMIN_PASSWORD)
+        tab.page.get_by_role("button", name="Sign in").click()
+        yield tab
+    finally:
+        context.close()

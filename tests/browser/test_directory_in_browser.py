@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 import zlib
 
-from conftest import ADMIN_PASSWORD, LONG_NAME, PAGE_SIZE, ROOT, SEED, UPLOAD_MAX_BYTES, Tab, sign_in
+from conftest import ADMIN_PASSWORD, LONG_NAME, PAGE_SIZE, ROOT, SEED, UPLOAD_MAX_BYTES, sign_in
 
 DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
 
@@ -173,39 +173,32 @@ def test_input_borders_have_at_least_3_to_1_contrast(tab):
             assert ratio >= 3, f"{field['name']}: border {field['border']} on {field[side]} is {ratio:.2f}:1"
 
 
-def test_oversized_upload_without_script_gets_a_page_stating_the_limit(browser, site, tmp_path):
+def test_oversized_upload_without_script_gets_a_page_stating_the_limit(scriptless_admin, tmp_path):
     # Without scripts the browser sends the photo; nginx refuses it before the app sees it.
-    context = browser.new_context(java_script_enabled=False, viewport={"width": 390, "height": 844})
-    try:
-        tab = Tab(context, site, 390)
-        page = tab.page
-        tab.goto("/signin")
-        page.get_by_label("Password").fill(ADMIN_PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
-        tab.goto("/employees/new")
-        typed = {"Name": "Hedy Lamarr", "Job title": "Inventor", "Department": "Research", "Location": "Vienna"}
-        for label, value in typed.items():
-            page.get_by_label(label).fill(value)
-        page.get_by_label("Email").fill("hedy@example.com")
-        big = tmp_path / "big.png"
-        big.write_bytes(png(8, 8, (0, 0, 0)) + b"\x00" * (UPLOAD_MAX_BYTES + 100 * 1024))
-        page.get_by_label("Photo").set_input_files(str(big))
-        with page.expect_navigation() as navigation:
-            page.get_by_role("button", name="Save").click()
-        answer = navigation.value
-        assert answer.status == 413
-        assert answer.headers["content-type"].startswith("text/html")
-        assert page.get_by_role("heading", level=1).inner_text() == "413 · Photo too large"
-        assert page.get_by_text("Photos can be at most 1 MiB.").is_visible()
-        tab.check("too-large")
-        # Back at the form, what was typed is still there.
-        page.go_back()
-        for label, value in typed.items():
-            assert page.get_by_label(label).input_value() == value
-        tab.goto("/?q=Hedy")
-        assert page.get_by_text("No employees found.").is_visible()
-    finally:
-        context.close()
+    tab = scriptless_admin
+    page = tab.page
+    tab.goto("/employees/new")
+    typed = {"Name": "Hedy Lamarr", "Job title": "Inventor", "Department": "Research", "Location": "Vienna"}
+    for label, value in typed.items():
+        page.get_by_label(label).fill(value)
+    page.get_by_label("Email").fill("hedy@example.com")
+    big = tmp_path / "big.png"
+    big.write_bytes(png(8, 8, (0, 0, 0)) + b"\x00" * (UPLOAD_MAX_BYTES + 100 * 1024))
+    page.get_by_label("Photo").set_input_files(str(big))
+    with page.expect_navigation() as navigation:
+        page.get_by_role("button", name="Save").click()
+    answer = navigation.value
+    assert answer.status == 413
+    assert answer.headers["content-type"].startswith("text/html")
+    assert page.get_by_role("heading", level=1).inner_text() == "413 · Photo too large"
+    assert page.get_by_text("Photos can be at most 1 MiB.").is_visible()
+    tab.check("too-large")
+    # Back at the form, what was typed is still there.
+    page.go_back()
+    for label, value in typed.items():
+        assert page.get_by_label(label).input_value() == value
+    tab.goto("/?q=Hedy")
+    assert page.get_by_text("No employees found.").is_visible()
 
 
 def test_api_needs_basic_auth_and_limits_failures_across_workers(site):
