@@ -192,30 +192,32 @@ def site(tmp_path_factory):
 def app_down(tmp_path_factory):
     """Base URLs of the role's nginx site in front of an app that is down: (nothing listens: 502, an app that
     takes connections and never answers: 504, after a read timeout of one second)."""
-    work = tmp_path_factory.mktemp("down")
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(16)  # the kernel accepts connections; nobody ever reads or answers them
-    nobody = _free_port()
     gone_port, slow_port = _free_port(), _free_port()
-    sites = {
-        "gone.conf": _nginx_site(nobody, gone_port),
-        "slow.conf": _nginx_site(silent.getsockname()[1], slow_port, read_timeout=1),
-    }
-    nginx = _start_nginx(work, sites)
+    # One nginx for each (the site defines variables of nginx's http block, once per configuration).
+    servers = []
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", gone_port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or nginx.poll() is not None:
-                    raise
-                time.sleep(0.1)
+        for name, site in (
+            ("gone", _nginx_site(_free_port(), gone_port)),
+            ("slow", _nginx_site(silent.getsockname()[1], slow_port, read_timeout=1)),
+        ):
+            servers.append(_start_nginx(tmp_path_factory.mktemp(name), {"site.conf": site}))
+        for port, nginx in zip((gone_port, slow_port), servers):
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline or nginx.poll() is not None:
+                        raise
+                    time.sleep(0.1)
         yield f"http://127.0.0.1:{gone_port}", f"http://127.0.0.1:{slow_port}"
     finally:
-        _stop(nginx)
+        for nginx in servers:
+            _stop(nginx)
         silent.close()
 
 
