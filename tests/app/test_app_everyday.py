@@ -177,11 +177,12 @@ def test_a_form_sent_twice_answers_as_the_first_did_and_changes_nothing_more(cli
 
     csrf, once = form_tokens(client, "/employees/3/edit")
     fields = dict(NEW, job_title="Research Mathematician", csrf_token=csrf, form_token=once)
-    edits = [client.post_form("/employees/3", fields) for _ in range(2)]
+    edits = [client.post_form("/employees/3", fields) for _sending in range(2)]
     assert [answer(edit) for edit in edits] == [(303, "/employees/3", "Changes saved.")] * 2
 
     csrf, once = form_tokens(client, "/employees/3/delete")
-    deletes = [client.post_form("/employees/3/delete", {"csrf_token": csrf, "form_token": once}) for _ in range(2)]
+    fields = {"csrf_token": csrf, "form_token": once}
+    deletes = [client.post_form("/employees/3/delete", fields) for _sending in range(2)]
     assert [answer(delete) for delete in deletes] == [(303, "/", "Katherine Johnson was deleted.")] * 2  # not 404
     assert client.get("/api/employees").json()["count"] == 2
     # A new form is a new token: the same person can be added again.
@@ -281,7 +282,7 @@ def test_a_draft_is_only_for_its_own_page_and_cannot_be_forged(app, client):
 
 def phone_photo(width=2400, height=1800):
     """A JPEG as a phone takes it: megabytes, taken sideways (EXIF orientation 6), with its make and position."""
-    noise = Image.merge("RGB", [Image.effect_noise((width, height), 80) for _ in range(3)])
+    noise = Image.merge("RGB", [Image.effect_noise((width, height), 80) for _channel in range(3)])
     exif = Image.Exif()
     exif[0x0112] = 6  # Orientation: turn 90 degrees clockwise to show
     exif[0x010F] = "PhoneMaker"  # Make

@@ -145,7 +145,7 @@ def test_a_phone_photo_is_shown_small_and_upright(tab, tmp_path):
     exif = Image.Exif()
     exif[0x0112] = 6
     out = io.BytesIO()
-    Image.merge("RGB", [Image.effect_noise((1600, 1200), 60) for _ in range(3)]).save(out, "JPEG", exif=exif)
+    Image.merge("RGB", [Image.effect_noise((1600, 1200), 60) for _channel in range(3)]).save(out, "JPEG", exif=exif)
     photo = tmp_path / "IMG_0042.JPG"
     photo.write_bytes(out.getvalue())
     add_form(tab, f"Phone Photo {tab.width}", f"phone.{tab.width}@example.com")
