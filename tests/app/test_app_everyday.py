@@ -84,9 +84,11 @@ def test_search_and_sort_fold_case_and_accents_the_same_on_both_stores(world):
     for query, department, expected in QUERIES:
         params = urllib.parse.urlencode({"q": query, "department": department})
         assert listed_names(world.get(f"/?{params}").text) == expected, (query, department)
-        if not department:
-            found = world.get("/api/employees?" + urllib.parse.urlencode({"q": query})).json()["employees"]
-            assert [employee["name"] for employee in found] == expected, query
+        found = world.get("/api/employees?" + params).json()["employees"]
+        assert [employee["name"] for employee in found] == expected, (query, department)
+        paged = world.get(f"/api/employees?{params}&limit=2").json()
+        assert [employee["name"] for employee in paged["employees"]] == expected[:2], (query, department)
+        assert paged["total"] == len(expected)
 
 
 def test_department_filter_lists_each_department_once(world):

@@ -335,7 +335,10 @@ class Application:
             return redirect("/signin?" + urllib.parse.urlencode(params))
         fields, uploads = self.read_form(request)
         resume = _resume_page(request.path)
+        # What to fill the form in with again (a delete's confirmation has nothing to keep).
         draft = {name: fields[name] for name in (*FIELDS, FORM_TOKEN) if name in fields}
+        if not any(name in fields for name in FIELDS):
+            draft = {}
         message = "Your session has ended, so nothing was saved yet. Sign in"
         if any(name in fields for name in FIELDS):
             message += " and the form comes back as you filled it in; then save again."
@@ -683,16 +686,17 @@ class Application:
     def api_list(self, request):
         """Every matching employee, or with ``limit`` (and ``offset``) one page of them and the URL of the next."""
         query = request.query.get("q", "").strip()
+        department = request.query.get("department", "").strip()
         if "limit" not in request.query and "offset" not in request.query:
-            employees = self.store.search(query)
+            employees = self.store.search(query, department=department)
             return json_response({"employees": [_employee_json(e) for e in employees], "count": len(employees)})
         limit = _int_param(request, "limit", _API_PAGE_MAX, 1, _API_PAGE_MAX)
         offset = _int_param(request, "offset", 0, 0, None)
-        employees, total = self.store.page(query, limit, offset)
+        employees, total = self.store.page(query, limit, offset, department)
         data = {"employees": [_employee_json(e) for e in employees], "count": len(employees), "total": total}
         data.update(limit=limit, offset=offset, next=None)
         if offset + limit < total:
-            params = {"q": query} if query else {}
+            params = {name: value for name, value in (("q", query), ("department", department)) if value}
             data["next"] = "/api/employees?" + urllib.parse.urlencode(dict(params, limit=limit, offset=offset + limit))
         return json_response(data)
 
