@@ -622,6 +622,7 @@ class Application:
 
     @needs_admin
     def update_page(self, request, employee_id):
+        self.employee_or_404(employee_id)
         return self.save_form(request, employee_id)
 
     @needs_admin
