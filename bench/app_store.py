@@ -34,6 +34,7 @@ sys.path.append(str(HERE.parent / "tests" / "app"))
 
 import cases
 from directory_testing import NEW, Client, make_app
+from employee_directory.store_dynamodb import TABLE_SHAPE
 
 REGION = "eu-west-1"
 # moto accepts any key; these reach only the local moto server.
@@ -104,12 +105,7 @@ def case_app_store(requests: int, employees: int) -> dict:
         with cases.moto_server(work / "amis.json", work) as url:
             table, bucket = "bench-directory", "bench-directory-photos"
             aws = {"region_name": REGION, "endpoint_url": url, **MOTO_KEYS}
-            boto3.client("dynamodb", **aws).create_table(
-                TableName=table,
-                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
+            boto3.client("dynamodb", **aws).create_table(TableName=table, **TABLE_SHAPE)
             boto3.client("s3", **aws).create_bucket(
                 Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
             )

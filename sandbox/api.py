@@ -104,6 +104,12 @@ class Sandbox:
     def clear_faults(self) -> None:
         self._control("/_sandbox/faults", "DELETE")
 
+    def foreign_bucket(self, bucket: str, account: str, region: str = "us-east-1") -> dict:
+        """Make S3 bucket ``bucket`` in another AWS account (12 digits): this account's requests naming it are
+        refused as AWS refuses them (sandbox/s3.py)."""
+        spec = {"bucket": bucket, "account": account, "region": region}
+        return self._control("/_sandbox/foreign-buckets", "POST", spec)
+
     def chaos(self, **spec) -> dict:
         """Random, seeded, bounded faults on every API request (see sandbox/faults.py for the options)."""
         return self._control("/_sandbox/chaos", "POST", spec)

@@ -29,6 +29,7 @@ from .errors import SandboxError
 from .faults import ERRORS, INTERNAL_AGENT, Chaos, Faults, access_key_of, is_internal
 from .hosts import Host
 from .image_lifecycle import ImageLifecycle
+from .s3 import ForeignBuckets
 from .ssm import PublicParameters, is_ssm
 
 log = logging.getLogger("sandbox")
@@ -742,6 +743,8 @@ class Middleware:
         # would also undo other clients' writes made meanwhile (lost or phantom items when clones write at once):
         # DynamoDB requests are answered one at a time, as DynamoDB's own isolation guarantees.
         self.dynamodb_lock = threading.Lock()
+        # Buckets of other accounts (sandbox/s3.py): made through the control API, refused to this account.
+        self.foreign_buckets = ForeignBuckets(config.ACCOUNT_ID)
 
     def __call__(self, environ, start_response):
         try:
@@ -807,6 +810,7 @@ class Middleware:
         path = environ.get("PATH_INFO", "")
         if path.startswith("/_sandbox/"):
             return self._control(environ, raw)
+        environ.pop("HTTP_X_MOTO_ACCOUNT_ID", None)  # moto's switch of account is the sandbox's alone
         auth = environ.get("HTTP_AUTHORIZATION", "")
         json_protocol = "HTTP_X_AMZ_TARGET" in environ
         service = (auth.partition("Credential=")[2].partition(",")[0].split("/")[3:4] or [""])[0]
@@ -816,6 +820,10 @@ class Middleware:
             denied = self._authorize(environ, raw, params, service, json_protocol)
             if denied:
                 return denied
+        if service == "s3" and not is_internal(environ):
+            refused = self.foreign_buckets.refusal(environ)
+            if refused:
+                return refused
         if service == "dynamodb":
             with self.dynamodb_lock:
                 return self._call_inner(environ, raw)
@@ -976,6 +984,17 @@ class Middleware:
             out = {"faults": []}
         elif path == "/_sandbox/faults":
             out = {"faults": self.core.faults.list()}
+        elif path == "/_sandbox/foreign-buckets" and method == "POST":
+            base = {k: v for k, v in environ.items() if k.startswith(("wsgi.", "SERVER_")) or k == "REMOTE_ADDR"}
+            try:
+                out = self.foreign_buckets.add(
+                    json.loads(raw or b"{}"), lambda env, body: self._call_inner({**base, **env}, body)
+                )
+            except (ValueError, TypeError) as exc:
+                body = json.dumps({"error": str(exc)}).encode()
+                return "400 Bad Request", [("Content-Type", "application/json")], body
+        elif path == "/_sandbox/foreign-buckets":
+            out = {"buckets": self.foreign_buckets.listed()}
         elif path == "/_sandbox/chaos" and method == "POST":
             try:
                 out = self.core.chaos.configure(json.loads(raw or b"{}"))

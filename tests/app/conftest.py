@@ -16,6 +16,7 @@ import directory_testing
 import pytest
 import werkzeug.serving
 from directory_testing import Client, FakeIMDS, make_app
+from employee_directory.store_dynamodb import TABLE_SHAPE
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 
 REGION = "eu-west-1"
@@ -65,13 +66,8 @@ def moto_url():
 
 
 def create_table(endpoint_url, table):
-    """The table as the app needs it: partition key pk (string), no sort key, on-demand."""
-    boto3.client("dynamodb", region_name=REGION, endpoint_url=endpoint_url).create_table(
-        TableName=table,
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    """The table as the app needs it (partition key pk, the employees index, on-demand)."""
+    boto3.client("dynamodb", region_name=REGION, endpoint_url=endpoint_url).create_table(TableName=table, **TABLE_SHAPE)
 
 
 def create_table_and_bucket(endpoint_url, table, bucket):

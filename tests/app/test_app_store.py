@@ -199,8 +199,12 @@ def test_missing_table_gives_503_a_log_line_and_a_friendly_page(tmp_path, caplog
     assert api.status == 503
     assert api.json()["error"].startswith("The directory cannot reach its data")
     assert page.header("Retry-After") == "10"
-    # Once the table exists, the same app loads the seed and serves: no restart needed.
+    # Once the table exists, the same app loads the seed and serves: no restart needed. /healthz answers from its
+    # last look at the store until store_check_seconds (15 by default) have passed.
     create_table(STORE["aws_endpoint_url"], table)
+    assert Client(app).get("/healthz").status == 503
+    started = app.clock()
+    app.clock = lambda: started + 15
     health = Client(app).get("/healthz")
     assert (health.status, health.json()["status"], health.json()["employees"]) == (200, "ok", 2)
     assert Client(app).get("/").status == 200

@@ -43,6 +43,7 @@ def main(port: int) -> None:
             core.faults.clear()
             core.chaos.off()
             core.strict.consistency.reset()
+            front.foreign_buckets.buckets.clear()
         return front(environ, start_response)
 
     srv = make_server("127.0.0.1", port, app, threaded=True)

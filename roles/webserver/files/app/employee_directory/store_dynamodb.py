@@ -1,31 +1,37 @@
 """The directory in DynamoDB (employees, sessions, failed sign-ins) and S3 (photos), shared by every clone.
 
-One table, partition key ``pk`` (string), no sort key, no index. Items, by the shape of their key:
+One table, partition key ``pk`` (string), no sort key, and one global secondary index, ``employees`` (partition
+key ``kind``, string; sort key ``id``, number; every attribute projected). Items, by the shape of their key:
 
 - ``employee#<id>``: one employee: ``id`` (number), the five fields, ``photo_type`` (only with a photo),
-  ``created_at``, ``updated_at``, and ``version`` (a number every write increments; each write is
-  conditional on the version it read, so two clones never overwrite each other's change unseen).
+  ``created_at``, ``updated_at``, ``version`` (a number every write increments; each write is
+  conditional on the version it read, so two clones never overwrite each other's change unseen), and ``kind``
+  (``employee``: what puts the item, and no other, in the ``employees`` index).
 - ``email#<address in lower case>``: ``id`` of the employee who has that address. It is written in the same
   TransactWriteItems as the employee, under ``attribute_not_exists(pk)``: the unique email is enforced by
   DynamoDB itself, across clones, case-insensitively.
 - ``directory``: ``next_id`` (the last ID handed out; UpdateItem ADD gives each new employee its own),
   ``employees`` (how many there are, kept in the same transactions), ``seeded_at``. Written once, by the
   one transaction that loads the seed employees under ``attribute_not_exists(pk)``: the seed is loaded once
-  into the table, however many clones start at once.
+  into the table, however many clones start at once. ``employees_indexed``: every employee has ``kind`` (a table
+  an older version wrote gets it once, at the next start).
 - ``session#<SHA-256 of the token>``: a signed-in browser: ``expires_at`` (epoch seconds), ``password_stamp``.
 - ``signin-failures#<client>``: ``at`` (times of recent failed sign-ins), ``expires_at``.
 - ``form#<SHA-256 of a form token>``: a form being sent or sent: ``expires_at``, then ``location`` and ``flash``
   of the answer, which a repeated sending of the same form gets again.
 
-``expires_at`` is the attribute for DynamoDB's TTL (optional: the app ignores expired items itself).
+``expires_at`` is the attribute of the table's TTL (the flow enables it; DynamoDB deletes expired items within
+days, and the app ignores them meanwhile).
 Photos are S3 objects ``photos/<id>`` with their media type, served through the app (the bucket stays private).
 
 Limits: an item is at most 400 KB (an employee is well under 2 KB; photos are in S3 for this reason). Listing
-and search read the whole table with Scan, ``SCAN_PAGE`` items a request (and at most 1 MB, DynamoDB's own
-limit), then sort by name and cut the page in the app: a page view costs about one read unit per 4 KB of
-table (strongly consistent reads, so an employee added through one clone is listed by every other at once),
-fine for thousands of employees; a far larger directory wants an index on the name. A seed holds at most
-``MAX_SEED`` employees (one transaction of at most 100 items).
+and search Query the ``employees`` index, ``SCAN_PAGE`` items a request (and at most 1 MB, DynamoDB's own
+limit), then sort by name and cut the page in the app: a page view costs about half a read unit per 4 KB of
+employees, whatever else the table holds (sessions and failed sign-ins are not in the index). An index is
+read eventually consistently: an employee another clone has just added, changed or deleted may be listed as
+before for a moment (well under a second on DynamoDB); an employee's own page (GetItem) is strongly
+consistent. A far larger directory wants an index on the name. A seed holds at most ``MAX_SEED`` employees
+(one transaction of at most 100 items).
 
 Credentials come only from boto3's default chain (on EC2: the instance role, through IMDSv2). No key is
 ever read from the app's settings. ``endpoint_url`` is for the sandbox only; empty on AWS.
@@ -48,6 +54,28 @@ from .store import DuplicateEmail, StoreUnavailable, clean_seed
 from .validation import FIELDS
 
 SCAN_PAGE = 500
+# The global secondary index that lists employees: only employee items carry its partition key (KIND, "employee"),
+# so a listing reads employees and nothing else, however many sessions and failed sign-ins the table holds.
+EMPLOYEE_INDEX = "employees"
+KIND = "kind"
+# The table as CreateTable makes it (the flow's playbooks/tasks/store.yml says the same in YAML; tests and the
+# benchmark use this).
+TABLE_SHAPE = {
+    "AttributeDefinitions": [
+        {"AttributeName": "pk", "AttributeType": "S"},
+        {"AttributeName": KIND, "AttributeType": "S"},
+        {"AttributeName": "id", "AttributeType": "N"},
+    ],
+    "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+    "GlobalSecondaryIndexes": [
+        {
+            "IndexName": EMPLOYEE_INDEX,
+            "KeySchema": [{"AttributeName": KIND, "KeyType": "HASH"}, {"AttributeName": "id", "KeyType": "RANGE"}],
+            "Projection": {"ProjectionType": "ALL"},
+        }
+    ],
+    "BillingMode": "PAY_PER_REQUEST",
+}
 # 2 items per employee (employee and email) + the directory item, in one transaction of at most 100.
 MAX_SEED = 49
 # Optimistic writes (conditional on the version read) give up after this many lost races.
@@ -55,6 +83,12 @@ _ATTEMPTS = 5
 _DIRECTORY = {"pk": {"S": "directory"}}
 _CONFLICT_CODES = {"None", "TransactionConflict"}
 _RECORD = ("id", "name", "job_title", "department", "location", "email", "photo_type", "created_at", "updated_at")
+# Codes of a request signed with temporary credentials that have expired (STS's, DynamoDB's own).
+_EXPIRED_CODES = {"ExpiredToken", "ExpiredTokenException"}
+# The instance role's credentials, asked of the metadata service: a fleet booting at once asks it together, so a
+# slow or refused answer is tried again before a worker starts without credentials (botocore's defaults: 1 try, 1 s).
+METADATA_ATTEMPTS = 3
+METADATA_TIMEOUT = 2
 _serialize = TypeSerializer().serialize
 _deserialize = TypeDeserializer().deserialize
 
@@ -159,6 +193,8 @@ class DynamoStore:
             core = botocore.session.get_session()
             if self._metadata_url:
                 core.set_config_variable("ec2_metadata_service_endpoint", self._metadata_url)
+            core.set_config_variable("metadata_service_num_attempts", METADATA_ATTEMPTS)
+            core.set_config_variable("metadata_service_timeout", METADATA_TIMEOUT)
             session = boto3.session.Session(botocore_session=core)
             self._clients = {
                 name: session.client(name, endpoint_url=self._endpoint_url, config=self._config)
@@ -166,6 +202,12 @@ class DynamoStore:
             }
             self._clients_pid = os.getpid()
         return self._clients[service]
+
+    def _renewed(self, client):
+        """``client``'s service again, from clients made anew: the credential chain is asked again (a client made
+        while the metadata service did not answer has no credentials, and keeps none, for the life of the process)."""
+        self._clients_pid = None
+        return self._client(client.meta.service_model.service_name)
 
     @property
     def _dynamodb(self):
@@ -180,12 +222,20 @@ class DynamoStore:
     def _call(self, client, operation, expected=(), **params):
         """One AWS call; ClientError codes in ``expected`` reach the caller, anything else is StoreUnavailable."""
         where = f"DynamoDB table {self.table}" if client is self._dynamodb else f"S3 bucket {self.bucket}"
-        attempt = 0
+        attempt, renewed = 0, False
         while True:
             attempt += 1
             try:
                 return getattr(client, operation)(**params)
-            except botocore.exceptions.ClientError as exc:
+            except (botocore.exceptions.NoCredentialsError, botocore.exceptions.ClientError) as exc:
+                expired = isinstance(exc, botocore.exceptions.NoCredentialsError) or (
+                    exc.response.get("Error", {}).get("Code") in _EXPIRED_CODES
+                )
+                if expired and not renewed:
+                    client, renewed = self._renewed(client), True
+                    continue
+                if isinstance(exc, botocore.exceptions.NoCredentialsError):
+                    raise StoreUnavailable(_one_line(f"{where}: {operation}: {exc}")) from exc
                 # Another clone's transaction held the same item for a moment (the directory item's count, an
                 # email): try again after a short, random pause.
                 if _conflict_only(exc) and attempt < _ATTEMPTS:
@@ -236,10 +286,14 @@ class DynamoStore:
         if len(seed) > MAX_SEED:
             raise ValueError(f"seed: {len(seed)} employees; the dynamodb store loads at most {MAX_SEED}")
         for _attempt in range(_ATTEMPTS):
-            if self._get(_DIRECTORY):
+            directory = self._get(_DIRECTORY)
+            if directory:
+                if not directory.get("employees_indexed"):
+                    self._index_older_employees()
                 return False
             now = _now()
             directory = {"pk": "directory", "next_id": len(seed), "employees": len(seed), "seeded_at": now}
+            directory["employees_indexed"] = True
             items = [{"Put": {"Item": _typed(directory), "ConditionExpression": "attribute_not_exists(pk)"}}]
             for number, fields in enumerate(seed, start=1):
                 items.extend(self._new_employee_items(number, fields, now))
@@ -257,9 +311,42 @@ class DynamoStore:
             return True
         raise StoreUnavailable(f"DynamoDB table {self.table}: could not load the seed employees (kept conflicting)")
 
+    def _index_older_employees(self):
+        """Give KIND to the employees a version before the employees index wrote (once per table: one Scan)."""
+        params = {
+            "FilterExpression": "begins_with(pk, :prefix) AND attribute_not_exists(#kind)",
+            "ProjectionExpression": "pk",
+            "ExpressionAttributeNames": {"#kind": KIND},
+            "ExpressionAttributeValues": {":prefix": {"S": "employee#"}},
+        }
+        while True:
+            page = self._db("scan", **params)
+            for item in page.get("Items", []):
+                # An employee deleted meanwhile stays deleted.
+                with contextlib.suppress(botocore.exceptions.ClientError):
+                    self._db(
+                        "update_item",
+                        ("ConditionalCheckFailedException",),
+                        Key={"pk": item["pk"]},
+                        UpdateExpression="SET #kind = :employee",
+                        ConditionExpression="attribute_exists(pk)",
+                        ExpressionAttributeNames={"#kind": KIND},
+                        ExpressionAttributeValues={":employee": {"S": "employee"}},
+                    )
+            if not page.get("LastEvaluatedKey"):
+                break
+            params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        self._db(
+            "update_item",
+            Key=_DIRECTORY,
+            UpdateExpression="SET employees_indexed = :yes",
+            ExpressionAttributeValues={":yes": {"BOOL": True}},
+        )
+
     @staticmethod
     def _new_employee_items(employee_id, fields, now):
         employee = dict(fields, pk=f"employee#{employee_id}", id=employee_id, created_at=now, updated_at=now, version=1)
+        employee[KIND] = "employee"
         email = {"pk": "email#" + fields["email"].lower(), "id": employee_id}
         return [
             {"Put": {"Item": _typed(employee), "ConditionExpression": "attribute_not_exists(pk)"}},
@@ -269,19 +356,18 @@ class DynamoStore:
     # -- employees ---------------------------------------------------------------------------------------
 
     def _employees(self):
-        """Every employee (without photos), read with Scan page by page."""
+        """Every employee (without photos): a Query of the employees index, page by page."""
         params = {
-            "FilterExpression": "begins_with(pk, :prefix)",
+            "IndexName": EMPLOYEE_INDEX,
+            "KeyConditionExpression": "#kind = :employee",
             "ProjectionExpression": ", ".join(f"#{name}" for name in _RECORD),
-            "ExpressionAttributeNames": {f"#{name}": name for name in _RECORD},
-            "ExpressionAttributeValues": {":prefix": {"S": "employee#"}},
+            "ExpressionAttributeNames": dict({f"#{name}": name for name in _RECORD}, **{"#kind": KIND}),
+            "ExpressionAttributeValues": {":employee": {"S": "employee"}},
             "Limit": SCAN_PAGE,
-            # Strongly consistent: what any clone just wrote is listed at once.
-            "ConsistentRead": True,
         }
         employees = []
         while True:
-            page = self._db("scan", **params)
+            page = self._db("query", **params)
             employees.extend(_record(_plain(item)) for item in page.get("Items", []))
             if not page.get("LastEvaluatedKey"):
                 break
@@ -300,7 +386,7 @@ class DynamoStore:
         return found if limit < 0 else found[:limit]
 
     def page(self, query, limit, offset, department=""):
-        """(up to ``limit`` matching employees from ``offset``, by name; how many match in all): one Scan."""
+        """(up to ``limit`` matching employees from ``offset``, by name; how many match in all): one Query."""
         found = self._matching(query, department)
         return found[offset : offset + limit], len(found)
 

@@ -55,6 +55,9 @@ DEFAULTS = {
     "photo_max_px": 512,
     "metadata_url": "http://169.254.169.254",
     "metadata_timeout": 1.0,
+    # /healthz asks the store at most this often (seconds) and answers from that result in between: a load
+    # balancer's checks then cost no read per check and node.
+    "store_check_seconds": 15,
     "seed": [],
     # sqlite (one file on this host) or dynamodb (a DynamoDB table and an S3 bucket shared by every clone).
     "store": "sqlite",
@@ -188,6 +191,10 @@ class Application:
         self.form_max_bytes = self.upload_max_bytes + FORM_OVERHEAD
         self.photo_max_px = int(settings["photo_max_px"])
         self.page_size = int(settings["page_size"])
+        self.store_check_seconds = float(settings["store_check_seconds"])
+        self.clock = time.monotonic
+        self._store_checked = (None, None)  # (when, (employees or None, StoreUnavailable or None))
+        self._store_check_lock = threading.Lock()
         self.store = open_store(settings)
         self.seed = settings["seed"]
         self._ready = False
@@ -659,15 +666,29 @@ class Application:
         data = {"status": "ok", "version": __version__, "hostname": self.hostname, "store": self.store.kind}
         data.update(self.metadata.get())
         status = 200
-        try:
-            self.ensure_ready()
-            data["employees"] = self.store.health()
-        except StoreUnavailable as exc:
-            # The reason (names of the table, bucket or file, the error code) goes to the log, not to visitors.
-            log.error("healthz: store unavailable: %s", exc)
+        employees, failure = self.store_health()
+        if failure is None:
+            data["employees"] = employees
+        else:
             data.update(status="error", error="The store does not answer; the reason is in the app's log.")
             status = 503
         return json_response(data, status, [("Cache-Control", "no-store")])
+
+    def store_health(self):
+        """(employees, None) or (None, the StoreUnavailable): the store asked at most every store_check_seconds."""
+        with self._store_check_lock:
+            checked_at, result = self._store_checked
+            now = self.clock()
+            if checked_at is None or now - checked_at >= self.store_check_seconds:
+                try:
+                    self.ensure_ready()
+                    result = (self.store.health(), None)
+                except StoreUnavailable as exc:
+                    # The reason (names of the table, bucket or file, the error code) goes to the log, not to visitors.
+                    log.error("healthz: store unavailable: %s", exc)
+                    result = (None, exc)
+                self._store_checked = (now, result)
+            return result
 
     # -- JSON API ---------------------------------------------------------------------------------------
 
