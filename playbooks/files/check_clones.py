@@ -1,7 +1,8 @@
 """Check that every clone serves the app, all at once, against one deadline (run by clone.yml on the controller).
 
 Standard input: a JSON list of ``{"instance_id": ..., "private_ip_address": ...}`` (the instances ec2_launch
-returns; other keys are ignored, a clone without an address is reported). Each clone is asked
+returns; other keys are ignored, a clone without an address is reported); with ``--address-field
+public_ip_address`` each clone is asked at its ``public_ip_address`` instead. Each clone is asked
 ``GET http://ADDRESS/healthz`` (5 s timeout per request, one second between tries) until it answers 200 with
 ``{"status": "ok", "instance_id": <its own ID>}`` or ``--timeout`` seconds after the start have passed; every
 clone is polled by its own thread, so the whole check takes at most about ``--timeout`` + 5 seconds however many
@@ -89,7 +90,7 @@ def _fetch(opener, address, paths, answers, timeout):
     return None
 
 
-def check(clones, timeout, clock=time.monotonic, fetch=(), answers=None):
+def check(clones, timeout, clock=time.monotonic, fetch=(), answers=None, field="private_ip_address"):
     """Poll every clone in its own thread until it answers for itself or the deadline passes.
 
     With ``fetch``, each clone that answers for itself is then asked each of those paths once, and ``answers``
@@ -104,7 +105,7 @@ def check(clones, timeout, clock=time.monotonic, fetch=(), answers=None):
         return max(0.5, min(REQUEST_TIMEOUT, deadline - clock()))
 
     def poll(clone):
-        instance_id, address = clone["instance_id"], clone["private_ip_address"]
+        instance_id, address = clone["instance_id"], clone[field]
         got = {}
         while True:
             reason = _ask(opener, address, instance_id, timeout(), got)
@@ -123,15 +124,15 @@ def check(clones, timeout, clock=time.monotonic, fetch=(), answers=None):
             time.sleep(PAUSE)
 
     for clone in clones:
-        if not clone.get("private_ip_address"):
-            reasons[clone["instance_id"]] = "no private address"
+        if not clone.get(field):
+            reasons[clone["instance_id"]] = "no private address" if field == "private_ip_address" else f"no {field}"
     threads = [threading.Thread(target=poll, args=(c,), daemon=True) for c in clones if c["instance_id"] not in reasons]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     return [
-        {"instance_id": iid, "address": c.get("private_ip_address") or "", "reason": reasons[iid]}
+        {"instance_id": iid, "address": c.get(field) or "", "reason": reasons[iid]}
         for c in clones
         if (iid := c["instance_id"]) in reasons
     ]
@@ -160,6 +161,12 @@ def main(argv=None, stdin=None, stdout=None):
         metavar="PATH",
         help="once a clone answers for itself, GET this path (from /) and return its JSON answer; repeatable",
     )
+    parser.add_argument(
+        "--address-field",
+        default="private_ip_address",
+        choices=("private_ip_address", "public_ip_address"),
+        help="the address of each clone to ask (the flow's flow_connect_address)",
+    )
     args = parser.parse_args(argv)
     bad_paths = [p for p in args.fetch if not p.startswith("/")]
     if bad_paths:
@@ -172,7 +179,7 @@ def main(argv=None, stdin=None, stdout=None):
         return 2
     started = time.monotonic()
     answers = {}
-    bad = check(clones, args.timeout, fetch=args.fetch, answers=answers)
+    bad = check(clones, args.timeout, fetch=args.fetch, answers=answers, field=args.address_field)
     seconds = round(time.monotonic() - started, 1)
     report = "; ".join(f"{b['instance_id']} at {b['address']}: {b['reason']}" for b in bad)
     result = {"checked": len(clones), "seconds": seconds, "bad": bad, "report": report, "answers": answers}

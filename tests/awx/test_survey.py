@@ -44,7 +44,10 @@ CASES = [
     ({"webserver_admin_password": "eleven-char"}, "webserver_admin_password: shorter than 12 characters"),
     ({"flow_store": "mysql"}, "flow_store: 'mysql' is not a store of the app (sqlite or dynamodb)"),
     # S3 wants lower case: found before the table (whose name allows it) is created.
-    ({"flow_name": "Survey_Check"}, "flow_bucket_name: 'Survey_Check-photos' is not a valid name (3-63 lower-case"),
+    (
+        {"flow_name": "Survey_Check"},
+        "flow_bucket_name: 'Survey_Check-photos-123456789012' is not a valid name (3-63 lower-case",
+    ),
 ]
 
 
