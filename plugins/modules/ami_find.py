@@ -57,6 +57,8 @@ options:
       - Search each of these regions, in parallel (at most 10 at a time), and return RV(by_region).
       - When not set, only the task's O(region) is searched and the results are RV(image_id), RV(image) and
         RV(images).
+      - An opt-in region the account has not enabled fails the task in one line naming it (EC2 itself answers
+        C(AuthFailure) there); the module asks C(ec2:DescribeRegions) in the task's O(region) to tell.
     type: list
     elements: str
   product_code:
@@ -509,15 +511,52 @@ def search(module, region, params, now):
     return result, untrusted_owners(images, params)
 
 
+class _AuthFailure(Exception):
+    """EC2's AuthFailure in one region of ``regions``: bad credentials, or an opt-in region not enabled."""
+
+    def __init__(self, error):
+        super().__init__(str(error))
+        self.error = error
+
+
+def not_enabled(module, region):
+    """Whether ``region`` is an opt-in region this account has not enabled (asked in the task's region).
+
+    EC2 answers a call in such a region with ``AuthFailure``, which reads like bad credentials. None when the
+    task's region cannot say (then the original error stands).
+    """
+    try:
+        found = module.client(None).call("describe_regions", AllRegions=True, RegionNames=[region])["Regions"]
+    except AwsError:
+        return None
+    return bool(found) and found[0].get("OptInStatus") == "not-opted-in"
+
+
 def search_regions(module, params, now):
     """``{region: result}`` of the search in every region of ``regions``, all at once."""
     services = ("ec2", "ssm") if params["ssm_parameter"] else ("ec2",)
-    outcomes = module.in_regions(params["regions"], lambda region: search(module, region, params, now), services)
+    def work(region):
+        try:
+            return search(module, region, params, now)
+        except AwsError as err:
+            if err.code != "AuthFailure":
+                raise
+            return _AuthFailure(err)  # told apart from bad credentials below, in this thread
+
+    outcomes = module.in_regions(params["regions"], work, services)
     by_region, untrusted, missed = {}, set(), []
     for region, outcome in outcomes.items():
         if isinstance(outcome, NoMatch):
             missed.append(region)
             continue
+        if isinstance(outcome, _AuthFailure):
+            err = outcome.error
+            if not_enabled(module, region):
+                raise ParameterError(
+                    f"regions: {region} is an opt-in region that this account has not enabled; enable it "
+                    "(Account settings, AWS Regions) or leave it out"
+                )
+            raise AwsError(err.operation, err.code, f"{region}: {err.message}", err.status)
         if isinstance(outcome, Exception):
             raise outcome
         by_region[region], owners = outcome

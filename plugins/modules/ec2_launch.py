@@ -130,7 +130,8 @@ options:
         choices: [gp2, gp3, io1, io2, st1, sc1, standard]
         default: gp3
       iops:
-        description: Provisioned IOPS (gp3, io1 and io2 only).
+        description:
+          - Provisioned IOPS (gp3, io1 and io2 only); required for io1 and io2, which EC2 refuses without it.
         type: int
       throughput:
         description: Throughput in MiB/s (gp3 only).
@@ -766,6 +767,8 @@ def validate(params):
         seen.add(vol["device_name"])
         if vol["size"] is not None and vol["size"] < 1:
             return f"{where}.size: {vol['size']} is not a size in GiB"
+        if vol["iops"] is None and vol["type"] in ("io1", "io2"):
+            return f"{where}.iops: required for volume type {vol['type']!r} (provisioned IOPS)"
         if vol["iops"] is not None and vol["type"] not in IOPS_TYPES:
             return f"{where}.iops: cannot be set for volume type {vol['type']!r} (only {', '.join(IOPS_TYPES)})"
         if vol["throughput"] is not None and vol["type"] != "gp3":

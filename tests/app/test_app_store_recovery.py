@@ -131,7 +131,7 @@ def test_healthz_asks_the_store_at_most_every_store_check_seconds(tmp_path):
     app.store.health = health
     client = Client(app)
     assert app.store_check_seconds == 15
-    for _ in range(10):
+    for _second in range(10):
         assert client.get("/healthz").json()["employees"] == 2
         now[0] += 1
     assert asked == [1000.0]  # ten checks in ten seconds: the store was asked once
@@ -145,7 +145,11 @@ def test_healthz_keeps_a_failed_check_until_the_next_look(tmp_path):
     now = [0.0]
     app.clock = lambda: now[0]
     real = app.store.health
-    app.store.health = lambda: (_ for _ in ()).throw(store_dynamodb.StoreUnavailable("down for the test"))
+
+    def down():
+        raise store_dynamodb.StoreUnavailable("down for the test")
+
+    app.store.health = down
     assert Client(app).get("/healthz").status == 503
     app.store.health = real
     now[0] = 4.9

@@ -127,3 +127,20 @@ def test_bad_foreign_bucket_requests_are_one_line(strict_front):  # noqa: F811
             urllib.request.urlopen(request, timeout=10)
         assert err.value.code == 400
         assert named in json.loads(err.value.read())["error"]
+
+
+@pytest.mark.parametrize("partition", ["aws-cn", "aws-us-gov"])
+def test_the_policy_for_another_partition_is_the_documented_substitution(tmp_path, partition):
+    """docs/iam-policy.md's command for the partition, run on docs/iam-policy.json: every ARN is the partition's."""
+    doc = (REPO / "docs" / "iam-policy.md").read_text()
+    [command] = [line for line in doc.splitlines() if line.startswith("sed ") and f"arn:{partition}:" in line]
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "iam-policy.json").write_text((REPO / "docs" / "iam-policy.json").read_text())
+    subprocess.run(command, shell=True, cwd=tmp_path, check=True, timeout=30)
+    policy = json.loads((tmp_path / command.rsplit("> ", 1)[1]).read_text())
+    resources = [r for s in policy["Statement"] for r in ([s["Resource"]] if isinstance(s["Resource"], str)
+                                                          else s["Resource"])]  # fmt: skip
+    arns = [r for r in resources if r != "*"]
+    assert arns
+    assert all(r.startswith(f"arn:{partition}:") for r in arns), arns
+    assert len(policy["Statement"]) == len(json.loads((REPO / "docs" / "iam-policy.json").read_text())["Statement"])

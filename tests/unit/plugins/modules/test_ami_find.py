@@ -427,10 +427,41 @@ def test_regions_with_allow_empty_return_empty_regions(ec2, run_module):
 
 def test_an_error_in_one_region_names_the_region(ec2, run_module):
     ec2.for_region("us-east-1").add_response("describe_images", {"Images": []})
-    ec2.for_region("eu-west-1").add_client_error("describe_images", "AuthFailure", "region not enabled")
+    ec2.for_region("eu-west-1").add_client_error("describe_images", "UnauthorizedOperation", "not allowed")
     res = run_module(ami_find, {"owners": ["self"], "regions": ["us-east-1", "eu-west-1"], "allow_empty": True})
     assert res.failed
-    assert res.result["msg"] == "DescribeImages: AuthFailure: eu-west-1: region not enabled"
+    assert res.result["msg"] == "DescribeImages: UnauthorizedOperation: eu-west-1: not allowed"
+
+
+def opt_in_region(ec2, status):
+    """ap-east-1 answers AuthFailure (as EC2 answers in a region not enabled); us-east-1 says its opt-in status."""
+    ec2.for_region("us-east-1").add_response("describe_images", {"Images": []})
+    ec2.for_region("ap-east-1").add_client_error(
+        "describe_images", "AuthFailure", "AWS was not able to validate the provided access credentials"
+    )
+    ec2.add_response(
+        "describe_regions",
+        {"Regions": [{"RegionName": "ap-east-1", "Endpoint": "ec2.ap-east-1.amazonaws.com", "OptInStatus": status}]},
+        {"AllRegions": True, "RegionNames": ["ap-east-1"]},
+    )
+
+
+def test_an_opt_in_region_not_enabled_is_one_line_naming_it(ec2, run_module):
+    opt_in_region(ec2, "not-opted-in")
+    res = run_module(ami_find, {"owners": ["self"], "regions": ["us-east-1", "ap-east-1"], "allow_empty": True})
+    assert res.failed
+    assert res.result["msg"] == (
+        "regions: ap-east-1 is an opt-in region that this account has not enabled; enable it (Account settings, "
+        "AWS Regions) or leave it out"
+    )
+    ec2.assert_no_pending_responses()
+
+
+def test_auth_failure_in_an_enabled_region_stays_auth_failure(ec2, run_module):
+    opt_in_region(ec2, "opted-in")
+    res = run_module(ami_find, {"owners": ["self"], "regions": ["us-east-1", "ap-east-1"], "allow_empty": True})
+    assert res.failed
+    assert res.result["msg"].startswith("DescribeImages: AuthFailure: ap-east-1: AWS was not able to validate")
 
 
 @pytest.fixture

@@ -666,7 +666,16 @@ def test_existing_key_pair_by_name_alone_is_used_whatever_key_it_holds(ec2, run_
         ({"key_name": "k", "public_key": "ssh-rsa AAAAC3NzaC1lZDI1NTE5"}, "public_key: not an OpenSSH"),
         ({"metadata_options": {"http_put_response_hop_limit": 65}}, "hop_limit: 65 is not between 1 and 64"),
         ({"volumes": [{"device_name": "/dev/sdf", "type": "gp2", "iops": 3000}]}, "volumes[0].iops: cannot be set"),
-        ({"volumes": [{"device_name": "/dev/sdf", "type": "io2", "throughput": 200}]}, "throughput: cannot be set"),
+        (
+            {"volumes": [{"device_name": "/dev/sdf", "type": "io2", "iops": 3000, "throughput": 200}]},
+            "throughput: cannot",
+        ),
+        ({"volumes": [{"device_name": "/dev/sdf", "type": "io1"}]}, "volumes[0].iops: required for volume type 'io1'"),
+        (
+            {"volumes": [{"device_name": "/dev/sdf", "type": "io2", "iops": None}]},
+            "iops: required for volume type 'io2'",
+        ),
+        ({"volumes": [{"device_name": "/dev/sdf", "type": "st1", "throughput": 250}]}, "throughput: cannot be set for"),
         ({"volumes": [{"device_name": "/dev/sdf", "size": 0}]}, "volumes[0].size: 0 is not a size in GiB"),
         ({"volumes": [{"device_name": "/dev/sdf"}, {"device_name": "/dev/sdf"}]}, "'/dev/sdf' is listed twice"),
         ({"wait_timeout": -5}, "wait_timeout: -5 is negative"),
