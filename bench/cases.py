@@ -6,6 +6,7 @@ reason) and ``notes``. bench/run.py runs them and writes bench/RESULTS.md.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import socket
@@ -535,6 +536,27 @@ def teardown_flow(ec2, watcher: Watcher, flow_name: str) -> None:
     delete_load_balancer(flow_name)
     delete_flow_groups(ec2, flow_name)
     ec2.delete_key_pair(KeyName=flow_name)
+
+
+def delete_store(flow_name: str) -> None:
+    """The flow's shared store (playbooks/tasks/store.yml): instance profile, role, bucket (emptied), table."""
+    iam, s3, ddb = (ec2_client(SANDBOX_URL, service) for service in ("iam", "s3", "dynamodb"))
+    role = f"{flow_name}-webserver"
+    with contextlib.suppress(iam.exceptions.NoSuchEntityException):
+        iam.remove_role_from_instance_profile(InstanceProfileName=role, RoleName=role)
+    with contextlib.suppress(iam.exceptions.NoSuchEntityException):
+        iam.delete_instance_profile(InstanceProfileName=role)
+    with contextlib.suppress(iam.exceptions.NoSuchEntityException):
+        for policy in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+            iam.delete_role_policy(RoleName=role, PolicyName=policy)
+        iam.delete_role(RoleName=role)
+    for bucket in s3.list_buckets()["Buckets"]:
+        if bucket["Name"].startswith(f"{flow_name}-photos"):
+            for item in s3.list_objects_v2(Bucket=bucket["Name"]).get("Contents", []):
+                s3.delete_object(Bucket=bucket["Name"], Key=item["Key"])
+            s3.delete_bucket(Bucket=bucket["Name"])
+    with contextlib.suppress(ddb.exceptions.ResourceNotFoundException):
+        ddb.delete_table(TableName=f"{flow_name}-employees")
 
 
 def delete_flow_groups(ec2, flow_name: str) -> None:

@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from cases import delete_flow_groups, delete_load_balancer, ec2_client, log, teardown_flow, terminate
+from cases import delete_flow_groups, delete_load_balancer, delete_store, ec2_client, log, teardown_flow, terminate
 from harness import HERE, REPO, Watcher, base_env, run_playbook
 
 sys.path.append(str(REPO))
@@ -89,16 +89,16 @@ def slowest_tasks(res, top: int = 6) -> dict[str, float]:
 class Scale:
     """One flow name (key pair, security groups, image) for every size measured in one piece."""
 
-    def __init__(self, url: str, workdir: Path, watcher: Watcher):
+    def __init__(self, url: str, workdir: Path, watcher: Watcher, store: str = "dynamodb"):
         self.ec2 = ec2_client(url)
         self.watcher = watcher
         self.workdir = workdir
+        self.store = store
         self.flow_name = f"bench-scale-{int(time.time()) % 100000}"
         self.env = dict(base_env(url, workdir), BENCH_SANDBOX="1")
-        # The SQLite store: this case compares configuring each host with cloning a baked one, and its hosts are
-        # launched by bench/fleet/launch.yml without the flow's table, bucket and instance role (the shared store's
-        # cost is case 8's).
-        self.extra = {"flow_name": self.flow_name, "flow_key_path": str(workdir / "key"), "flow_store": "sqlite"}
+        # The flow's default store (dynamodb: every host reads the instance role's credentials from IMDS and asks
+        # DynamoDB and S3 at start, all at once in a fleet), or sqlite (nothing shared).
+        self.extra = {"flow_name": self.flow_name, "flow_key_path": str(workdir / "key"), "flow_store": store}
 
     def play(self, playbook: Path, timeout: int = 1800, **extra):
         return run_playbook(
@@ -168,36 +168,41 @@ class Scale:
 
     def teardown(self) -> None:
         teardown_flow(self.ec2, self.watcher, self.flow_name)
+        if self.store == "dynamodb":
+            delete_store(self.flow_name)
 
 
 def load() -> dict:
     return json.loads(RESULTS.read_text()) if RESULTS.exists() else {"each": {}, "clone": {}, "bake": None}
 
 
-def save(found: dict, machine: str) -> dict:
-    """Merge what was measured into RESULTS (after every size: a later failure loses nothing measured)."""
+def save(found: dict, machine: str, store: str = "sqlite") -> dict:
+    """Merge what was measured into RESULTS (after every size: a later failure loses nothing measured); the
+    default store's figures under "<kind>_dynamodb", SQLite's under "<kind>"."""
     merged = load()
+    suffix = "" if store == "sqlite" else f"_{store}"
     for kind in ("each", "clone"):
-        merged[kind].update(found[kind])
+        merged.setdefault(kind + suffix, {}).update(found[kind])
     if found["bake"]:
-        merged["bake"] = found["bake"]
+        merged["bake" + suffix] = found["bake"]
     merged["machine"] = machine.split("; aws_ec2")[0]
     merged["at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     RESULTS.write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n")
     return merged
 
 
-def case_scale(url: str, each_sizes, clone_sizes, machine: str, smoke: bool = False) -> dict:
-    """Measure configure-each at ``each_sizes`` and bake+clone at ``clone_sizes``; merge into RESULTS."""
-    found = {"each": {}, "clone": {}, "bake": None}
+def case_scale(url: str, each_sizes, clone_sizes, machine: str, smoke: bool = False, store: str = "dynamodb") -> dict:
+    """Measure configure-each at ``each_sizes`` and bake+clone at ``clone_sizes`` on ``store`` (the flow's default,
+    dynamodb, or sqlite); merge into RESULTS."""
+    found = {"each": {}, "clone": {}, "bake": None, "store": store}
 
     def measured(what: str) -> None:
-        log(f"scale: {what}")
+        log(f"scale ({store}): {what}")
         if not smoke:
-            save(found, machine)
+            save(found, machine, store)
 
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp, Watcher(url) as watcher:
-        scale = Scale(url, Path(tmp), watcher)
+        scale = Scale(url, Path(tmp), watcher, store)
         try:
             if clone_sizes:
                 log("scale: bake (launch 1, configure it, image it)")
@@ -225,7 +230,7 @@ def case_scale(url: str, each_sizes, clone_sizes, machine: str, smoke: bool = Fa
             scale.teardown()
     if smoke:
         return {"smoke": True, "text": json.dumps(found)}
-    return report(save(found, machine))
+    return report(save(found, machine, store))
 
 
 def sizes(results: dict, kind: str) -> list[int]:
@@ -317,6 +322,16 @@ def report(results: dict) -> dict:
             )
         )
     targets = []
+    default_store = results.get("clone_dynamodb", {})
+    for n, c in sorted(default_store.items(), key=lambda kv: int(kv[0])):
+        bake = results.get("bake_dynamodb")
+        targets.append(
+            (
+                f"fleet on the default store (dynamodb): {n} clones all healthy behind the load balancer",
+                True,
+                f"clone.yml {c['clone_s']:.1f} s" + (f" after a bake of {bake['total_s']:.1f} s" if bake else ""),
+            )
+        )
     if "64" in clone:
         secs = clone["64"]["clone_s"]
         targets.append(("fleet: 64 clones serve within 60 s after the bake", secs <= 60, f"{secs:.1f} s"))
