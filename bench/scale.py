@@ -30,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from app_sandbox import guest_endpoint
 from cases import delete_flow_groups, delete_load_balancer, delete_store, ec2_client, log, teardown_flow, terminate
 from harness import HERE, REPO, Watcher, base_env, run_playbook
 
@@ -95,7 +96,8 @@ class Scale:
         self.workdir = workdir
         self.store = store
         self.flow_name = f"bench-scale-{int(time.time()) % 100000}"
-        self.env = dict(base_env(url, workdir), BENCH_SANDBOX="1")
+        # Where the hosts reach DynamoDB and S3 (the sandbox's guest endpoint), as make sandbox's env gives it.
+        self.env = dict(base_env(url, workdir), BENCH_SANDBOX="1", BAKERY_SANDBOX_GUEST_ENDPOINT=guest_endpoint())
         # The flow's default store (dynamodb: every host reads the instance role's credentials from IMDS and asks
         # DynamoDB and S3 at start, all at once in a fleet), or sqlite (nothing shared).
         self.extra = {"flow_name": self.flow_name, "flow_key_path": str(workdir / "key"), "flow_store": store}
