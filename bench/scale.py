@@ -324,6 +324,8 @@ def report(results: dict) -> dict:
             )
         )
     targets = []
+    # A size is recorded only once clone.yml succeeded: ec2_launch waited until every clone was healthy in the target
+    # group, each answered /healthz for itself and the load balancer answered.
     default_store = results.get("clone_dynamodb", {})
     for n, c in sorted(default_store.items(), key=lambda kv: int(kv[0])):
         bake = results.get("bake_dynamodb")
