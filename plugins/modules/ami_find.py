@@ -535,6 +535,7 @@ def not_enabled(module, region):
 def search_regions(module, params, now):
     """``{region: result}`` of the search in every region of ``regions``, all at once."""
     services = ("ec2", "ssm") if params["ssm_parameter"] else ("ec2",)
+
     def work(region):
         try:
             return search(module, region, params, now)
