@@ -198,9 +198,10 @@ def case_app_store(requests: int, employees: int) -> dict:
         "",
         "| read | no session | with them |",
         "| --- | --- | --- |",
-        f"| the app's list: Query of the index `employees` | {sessions['before']['index']} | "
+        f"| the app's list page: its Queries of the index `employees` | {sessions['before']['index']} | "
         f"{sessions['after']['index']} |",
-        f"| a strongly consistent Scan filtered on `employee#` (the former list) | {sessions['before']['scan']} | "
+        f"| one strongly consistent Scan filtered on `employee#`, as each of the page's reads was before | "
+        f"{sessions['before']['scan']} | "
         f"{sessions['after']['scan']} |",
     ]
     flat = sessions["after"]["index"] == sessions["before"]["index"]
