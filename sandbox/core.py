@@ -24,7 +24,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from . import config, elb, iam, net, strict
+from . import acm, config, elb, iam, net, strict
 from .errors import SandboxError
 from .faults import ERRORS, INTERNAL_AGENT, Chaos, Faults, access_key_of, is_internal
 from .hosts import Host
@@ -104,6 +104,8 @@ class Core:
         self.elb = elb.Balancers(self)  # application load balancers' bodies (HAProxy), sandbox/elb.py
         # Deprecation, deregistration protection, what still names an image (sandbox/image_lifecycle.py).
         self.lifecycle = ImageLifecycle(self.ec2, ec2_error, self.strict.foreign_image)
+        self.acm = acm.Certificates()  # imported certificates and their keys, for HTTPS listeners (sandbox/acm.py)
+        self.acm.in_use = self.elb.certificate_users
 
     def enforce_iam(self, policy_text: str) -> dict[str, tuple[str, str]]:
         """Make the IAM users, then check every request; the sandbox's own calls sign as the admin."""
@@ -833,6 +835,8 @@ class Middleware:
             where = auth.partition("Credential=")[2].split("/")[2:3]
             refused = self.core.lifecycle.autoscaling(params, where[0] if where else config.REGION)
             return refused or self._call_inner(environ, raw)
+        if acm.is_acm(environ):
+            return self.core.acm.answer(environ, raw, self._call_inner)
         m = _REGION_RE.search(auth)
         if not m or environ.get("REQUEST_METHOD") != "POST":
             return self._call_inner(environ, raw)

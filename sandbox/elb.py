@@ -50,6 +50,25 @@ _FORWARD_RE = re.compile(
     r"DefaultActions\.member\.\d+\.(TargetGroupArn|ForwardConfig\.TargetGroups\.member\.\d+\.TargetGroupArn)"
 )
 
+# Security policies of HTTPS listeners (Elastic Load Balancing's "Security policies for your Application Load
+# Balancer"): the TLS versions each allows. The sandbox's HAProxy offers exactly these; ciphers stay OpenSSL's.
+TLS_POLICIES = {
+    **dict.fromkeys(("ELBSecurityPolicy-TLS13-1-3-2021-06", "ELBSecurityPolicy-TLS13-1-3-FIPS-2023-04"),
+                    ("TLSv1.3", "TLSv1.3")),
+    **dict.fromkeys(("ELBSecurityPolicy-TLS13-1-2-2021-06", "ELBSecurityPolicy-TLS13-1-2-Res-2021-06",
+                     "ELBSecurityPolicy-TLS13-1-2-Ext1-2021-06", "ELBSecurityPolicy-TLS13-1-2-Ext2-2021-06",
+                     "ELBSecurityPolicy-TLS13-1-2-FIPS-2023-04"), ("TLSv1.2", "TLSv1.3")),
+    "ELBSecurityPolicy-TLS13-1-1-2021-06": ("TLSv1.1", "TLSv1.3"),
+    "ELBSecurityPolicy-TLS13-1-0-2021-06": ("TLSv1.0", "TLSv1.3"),
+    **dict.fromkeys(("ELBSecurityPolicy-TLS-1-2-2017-01", "ELBSecurityPolicy-TLS-1-2-Ext-2018-06",
+                     "ELBSecurityPolicy-FS-1-2-2019-08", "ELBSecurityPolicy-FS-1-2-Res-2019-08",
+                     "ELBSecurityPolicy-FS-1-2-Res-2020-10"), ("TLSv1.2", "TLSv1.2")),
+    **dict.fromkeys(("ELBSecurityPolicy-TLS-1-1-2017-01", "ELBSecurityPolicy-FS-1-1-2019-08"), ("TLSv1.1", "TLSv1.2")),
+    **dict.fromkeys(("ELBSecurityPolicy-2016-08", "ELBSecurityPolicy-2015-05", "ELBSecurityPolicy-TLS-1-0-2015-04",
+                     "ELBSecurityPolicy-FS-2018-06"), ("TLSv1.0", "TLSv1.2")),
+}  # fmt: skip
+DEFAULT_TLS_POLICY = "ELBSecurityPolicy-2016-08"  # the API's default for an HTTPS listener given none
+
 INITIAL = ("initial", "Elb.InitialHealthChecking", "Initial health checks in progress")
 REGISTERING = ("initial", "Elb.RegistrationInProgress", "Target registration is in progress")
 DRAINING = ("draining", "Target.DeregistrationInProgress", "Target deregistration is in progress")
@@ -104,6 +123,36 @@ def _targets(params: dict) -> list[tuple[str, int | None]]:
     return out
 
 
+def _redirect_config(params: dict) -> dict[str, str] | None:
+    """The RedirectConfig of a listener's first default action when it is a redirect."""
+    if params.get("DefaultActions.member.1.Type") != "redirect":
+        return None
+    prefix = "DefaultActions.member.1.RedirectConfig."
+    return {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
+
+
+def redirect_rules(listener: Listener) -> list[str]:
+    """HAProxy rules answering every request with the listener's redirect, its #{...} parts filled in as ELB does
+    (the host without its port, the path without its leading slash; ``?`` only with a query)."""
+    cfg = listener.redirect or {}
+    fill = {"#{protocol}": listener.protocol.lower(), "#{port}": str(listener.port),
+            "#{host}": "%[req.hdr(host),field(1,:)]", "#{path}": "%[path,regsub(^/,)]",
+            "#{query}": "%[query]"}  # fmt: skip
+
+    def part(name: str, default: str) -> str:
+        text = cfg.get(name) or default
+        for key, value in fill.items():
+            text = text.replace(key, value)
+        return text.replace(" ", "%20")
+
+    base = f"{part('Protocol', '#{protocol}').lower()}://{part('Host', '#{host}')}:{part('Port', '#{port}')}"
+    base += part("Path", "/#{path}")
+    code = cfg.get("StatusCode", "HTTP_301").removeprefix("HTTP_")
+    query = part("Query", "#{query}")
+    rules = [f"  http-request redirect location {base}?{query} code {code} if {{ query -m found }}"] if query else []
+    return [*rules, f"  http-request redirect location {base} code {code}"]
+
+
 def _forward_groups(params: dict) -> list[str]:
     """Target groups a listener's default actions forward to (simple TargetGroupArn or a ForwardConfig)."""
     return [v for k, v in sorted(params.items()) if _FORWARD_RE.fullmatch(k)]
@@ -149,6 +198,32 @@ class Group:
 
 
 @dataclass
+class Listener:
+    """A listener as HAProxy needs it: its port and protocol, what its default action does, its TLS settings."""
+
+    port: int
+    groups: list[str]  # target groups it forwards to
+    protocol: str = "HTTP"
+    certificate: str = ""  # HTTPS: the ACM certificate's ARN
+    policy: str = ""  # HTTPS: the security policy (TLS_POLICIES)
+    redirect: dict[str, str] | None = None  # a redirect default action's RedirectConfig
+
+    @classmethod
+    def from_params(cls, params: dict, was: Listener | None = None) -> Listener:
+        """From CreateListener's parameters, or ModifyListener's over the listener it changes."""
+        new = cls(int(params.get("Port") or (was.port if was else 80)), list(was.groups) if was else [],
+                  params.get("Protocol") or (was.protocol if was else "HTTP"),
+                  params.get("Certificates.member.1.CertificateArn") or (was.certificate if was else ""),
+                  params.get("SslPolicy") or (was.policy if was else ""), was.redirect if was else None)  # fmt: skip
+        if was is None or any(k.startswith("DefaultActions.") for k in params):
+            new.groups = _forward_groups(params)
+            new.redirect = _redirect_config(params)
+        if new.protocol == "HTTPS" and not new.policy:
+            new.policy = DEFAULT_TLS_POLICY
+        return new
+
+
+@dataclass
 class Balancer:
     arn: str
     name: str
@@ -159,7 +234,7 @@ class Balancer:
     eni: str
     groups: list[str]  # security group IDs
     subnets: list[str] = field(default_factory=list)
-    listeners: dict[str, tuple[int, list[str]]] = field(default_factory=dict)  # listener ARN -> (port, groups)
+    listeners: dict[str, Listener] = field(default_factory=dict)  # listener ARN -> what HAProxy's frontend does
     proc: subprocess.Popen | None = None
     stats: dict[tuple[str, str], dict] = field(default_factory=dict)  # (backend, server) -> show stat row
     active_at: float = 0.0  # monotonic time it turns active: HAProxy's configuration has its listeners from then on
@@ -178,7 +253,7 @@ class Balancer:
         return self.dir / "admin.sock"
 
     def group_arns(self) -> list[str]:
-        return sorted({g for _, groups in self.listeners.values() for g in groups})
+        return sorted({g for listener in self.listeners.values() for g in listener.groups})
 
     def cli(self, command: str, timeout: float = 2.0) -> str:
         """One command on HAProxy's runtime API (the worker's stats socket)."""
@@ -212,6 +287,8 @@ class Balancers:
     def before(self, action: str, params: dict, region: str):
         if not self.bodies:
             return None
+        if action in ("CreateListener", "ModifyListener"):
+            return self._check_tls(params)
         if action == "CreateLoadBalancer" and params.get("Type", "application") == "application":
             subnets = _members(params, r"Subnets\.member\.\d+") or _members(
                 params, r"SubnetMappings\.member\.\d+\.SubnetId"
@@ -243,6 +320,36 @@ class Balancers:
                 if default:
                     return {**params, "SecurityGroups.member.1": default[0]["GroupId"]}
         return None
+
+    def _check_tls(self, params: dict):
+        """ELB refuses a security policy it does not have, and a certificate ACM does not hold."""
+        policy = params.get("SslPolicy")
+        if policy and policy not in TLS_POLICIES:
+            return elb_error("SSLPolicyNotFound", f"SSL policy '{policy}' not found")
+        arn = params.get("Certificates.member.1.CertificateArn")
+        if arn and self.core.acm.pem(arn) is None:
+            return elb_error("CertificateNotFound", f"Certificate '{arn}' not found")
+        return None
+
+    def certificate_users(self, arn: str) -> list[str]:
+        """The load balancers whose listeners use the certificate (ACM's InUseBy)."""
+        with self.lock:
+            lbs = list(self.lbs.values())
+        return sorted(lb.arn for lb in lbs if any(x.certificate == arn for x in list(lb.listeners.values())))
+
+    def _tls(self, lb: Balancer, listener: Listener) -> str:
+        """An HTTPS listener's bind options: its certificate (with its key, written for HAProxy) and TLS versions."""
+        if listener.protocol != "HTTPS":
+            return ""
+        pem = self.core.acm.pem(listener.certificate)
+        if pem is None:
+            raise SandboxError(f"load balancer {lb.name}: certificate {listener.certificate} is not in ACM")
+        path = lb.dir / ("c-" + hashlib.sha1(listener.certificate.encode()).hexdigest()[:12] + ".pem")  # noqa: S324
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(pem)
+        low, high = TLS_POLICIES.get(listener.policy, TLS_POLICIES[DEFAULT_TLS_POLICY])
+        return f" ssl crt {path} ssl-min-ver {low} ssl-max-ver {high} alpn http/1.1"
 
     def after(self, action: str, params: dict, region: str, body: bytes) -> bytes:
         handler = getattr(self, f"_after_{action}", None) if self.bodies else None
@@ -342,7 +449,7 @@ class Balancers:
         with self.lock:
             for garn in _forward_groups(params):
                 self._group(garn, region)
-            lb.listeners[arn] = (int(params.get("Port", "80")), _forward_groups(params))
+            lb.listeners[arn] = Listener.from_params(params)
             self._reload(lb)
         return None
 
@@ -351,11 +458,9 @@ class Balancers:
         with self.lock:
             for lb in self.lbs.values():
                 if arn in lb.listeners:
-                    port, groups = lb.listeners[arn]
-                    new_groups = _forward_groups(params) or groups
-                    for garn in new_groups:
+                    listener = lb.listeners[arn] = Listener.from_params(params, lb.listeners[arn])
+                    for garn in listener.groups:
                         self._group(garn, region)
-                    lb.listeners[arn] = (int(params.get("Port") or port), new_groups)
                     self._reload(lb)
 
     def _after_DeleteListener(self, params, region, body):
@@ -607,14 +712,20 @@ class Balancers:
             "  load-server-state-from-file global",
             "backend bks-idle",  # a load balancer without listeners still runs (and answers its stats socket)
         ]
-        by_port: dict[int, list[str]] = {}
-        for port, groups in lb.listeners.values():
-            by_port.setdefault(port, groups)
+        by_port: dict[int, Listener] = {}
+        for listener in lb.listeners.values():
+            by_port.setdefault(listener.port, listener)
         provisioning = time.monotonic() < lb.active_at
-        for port, groups in sorted(by_port.items()) if not provisioning else ():  # nothing listens yet
-            lines += [f"frontend l{port}", f"  bind {lb.ip}:{port}"]
-            if groups:
-                lines.append(f"  default_backend {self.groups[groups[0]].backend}")
+        for port, listener in sorted(by_port.items()) if not provisioning else ():  # nothing listens yet
+            lines += [f"frontend l{port}", f"  bind {lb.ip}:{port}{self._tls(lb, listener)}"]
+            # As an application load balancer: the client's scheme and port for the targets (X-Forwarded-For is
+            # added by `option forwardfor`, after what the client sent).
+            lines += [f"  http-request set-header X-Forwarded-Proto {listener.protocol.lower()}",
+                      f"  http-request set-header X-Forwarded-Port {port}"]  # fmt: skip
+            if listener.redirect is not None:
+                lines += redirect_rules(listener)
+            elif listener.groups:
+                lines.append(f"  default_backend {self.groups[listener.groups[0]].backend}")
             else:
                 lines.append("  http-request return status 503")
         for garn in lb.group_arns():

@@ -7,7 +7,8 @@ the sandbox's own calls, tests and inspection) and ``bakery-least-privilege`` wh
 key, or a role's temporary key with its session token) and the caller's policies (inline and attached);
 this module evaluates them for the action **and the resource** the request names, with IAM's wildcards
 (``*``, ``?``): DynamoDB tables and indexes (``arn:aws:dynamodb:REGION:ACCOUNT:table/NAME[/index/I]``),
-S3 buckets and objects (``arn:aws:s3:::BUCKET``, ``arn:aws:s3:::BUCKET/KEY``), the role passed with an
+S3 buckets and objects (``arn:aws:s3:::BUCKET``, ``arn:aws:s3:::BUCKET/KEY``), ACM certificates
+(``arn:aws:acm:REGION:ACCOUNT:certificate/ID``, sandbox/acm.py), the role passed with an
 instance profile (``iam:PassRole``), the role assumed (``sts:AssumeRole``, whose trust policy must name
 the caller); other actions are checked against ``*``. A statement's ``Condition`` applies as IAM evaluates it,
 on the keys the request carries (sandbox/conditions.py: region, principal, source address, time, request tags,
@@ -33,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, unquote
 from xml.sax.saxutils import escape, unescape
 
-from . import conditions, config
+from . import acm, conditions, config
 
 POLICY_FILE = config.REPO_ROOT / "docs" / "iam-policy.json"
 ADMIN_USER = "bakery-admin"
@@ -417,6 +418,8 @@ class Gate:
                                 environ.get("QUERY_STRING", ""), _headers(environ), raw)  # fmt: skip
         if service == "iam":
             return [(f"iam:{action}", iam_resource(params))]
+        if service == "acm":
+            return acm.iam_requested(region, action, raw)
         if service == "sts" and action == "AssumeRole" and params.get("RoleArn"):
             return [("sts:AssumeRole", params["RoleArn"])]
         param, kind = RESOURCE_ACTIONS.get(action, ("", "")) if service == "ec2" else ("", "")

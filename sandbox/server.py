@@ -14,7 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
-from . import config, elb, hosts, iam, images, limits, net, strict
+from . import acm, config, elb, hosts, iam, images, limits, net, strict
 from .errors import SandboxError
 
 
@@ -121,6 +121,7 @@ def serve(port: int) -> None:
     threading.Thread(target=guest.serve_forever, name="serve-guests", daemon=True).start()
     # IAM users first (nothing else is served yet: `up` waits for the PID file), then enforce.
     keys = core.enforce_iam(policy_text)
+    acm.ensure_ca()  # the CA the flow's load balancer certificates are signed with (made once, kept)
     write_env_files(port, keys)
     config.PID_FILE.write_text(f"{os.getpid()}\n")
 
@@ -173,7 +174,8 @@ def write_env_files(port: int, keys: dict[str, tuple[str, str]]) -> None:
         tmp = path.with_suffix(".tmp")
         tmp.touch(mode=0o600)
         tmp.chmod(0o600)
-        tmp.write_text("\n".join(iam.env_lines(endpoint, keys[user], guest)) + "\n")
+        ca = [f"export BAKERY_SANDBOX_CA={acm.CA_FILE}"]  # trusted by HTTPS clients of the load balancers
+        tmp.write_text("\n".join([*iam.env_lines(endpoint, keys[user], guest), *ca]) + "\n")
         tmp.rename(path)
 
 
