@@ -217,7 +217,7 @@ test-app: venv
 # it downloads nothing here), against gunicorn behind nginx with the role's own site configuration,
 # both on 127.0.0.1. Screenshots and logs of a run: .build/browser/ (the checkout stays as it was);
 # make screenshots takes them again into docs/screenshots/, which the README shows.
-BROWSER_DEBS := chromium nginx
+BROWSER_DEBS := chromium nginx libnss3-tools
 
 .PHONY: browser-deps
 browser-deps:
@@ -289,8 +289,8 @@ sandbox-down:
 SANDBOX_DOWN_TEST := tests/sandbox/test_sandbox.py::test_down_leaves_nothing
 
 .PHONY: test-sandbox
-test-sandbox: venv sandbox-deps
-	$(call step,sandbox tests (pytest tests/sandbox; as root))
+test-sandbox: venv sandbox-deps browser-deps
+	$(call step,sandbox tests (pytest tests/sandbox; as root; Chromium through the load balancer over HTTPS))
 	$(BIN)/pytest -q -s -p no:cacheprovider tests/sandbox
 
 # The e2e lane's steps: the demo first, the sandbox tests beside it, the down test last of all.

@@ -208,10 +208,11 @@ SANDBOX_STATE = Path("/var/lib/bakery-sandbox")
 
 
 def sandbox_keys(admin: bool = False) -> dict:
-    """AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY of the running sandbox's least-privilege user (or admin)."""
+    """AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY of the running sandbox's least-privilege user (or admin), and
+    BAKERY_SANDBOX_CA (the CA that signs the flow's load balancer certificate there)."""
     text = (SANDBOX_STATE / ("admin.env" if admin else "env")).read_text()
     pairs = dict(line.removeprefix("export ").split("=", 1) for line in text.splitlines() if "=" in line)
-    return {k: v for k, v in pairs.items() if k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    return {k: v for k, v in pairs.items() if k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "BAKERY_SANDBOX_CA")}
 
 
 def ansible_bin(who: str, tool: str = "ansible-playbook") -> str:

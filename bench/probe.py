@@ -1,7 +1,8 @@
 """A steady probe through a load balancer: GET requests at a fixed rate from one thread, for a bounded time.
 
 Used by the rollout proof (tests/sandbox/test_rollout.py) and the rollout benchmark (bench/rollout.py): while a
-rollout runs, the probe sends ``rate`` requests a second to ``http://<address><path>`` (a new connection each,
+rollout runs, the probe sends ``rate`` requests a second to ``http://<address><path>`` (``https://`` with ``ca``, the
+certificate authority it trusts, as the flow's load balancer serves by default) (a new connection each,
 as independent clients would), and counts every answer that is not HTTP 200 (or not JSON with ``status: ok`` for
 /healthz), every refused or reset connection and every timeout as a failure. It stops when asked, or by itself
 after ``limit`` seconds (so a test that dies mid-way leaves no thread running for long).
@@ -11,15 +12,18 @@ from __future__ import annotations
 
 import http.client
 import json
+import ssl
 import statistics
 import threading
 import time
 
 
 class Probe(threading.Thread):
-    def __init__(self, address: str, path: str = "/healthz", rate: float = 20.0, limit: float = 1200.0):
+    def __init__(self, address: str, path: str = "/healthz", rate: float = 20.0, limit: float = 1200.0,
+                 ca: str | None = None):  # fmt: skip
         super().__init__(daemon=True)
         self.address, self.path, self.period, self.limit = address, path, 1.0 / rate, limit
+        self.tls = ssl.create_default_context(cafile=ca) if ca else None
         self.latencies: list[float] = []  # seconds, of the answered requests
         self.failures: list[tuple[float, str]] = []  # (seconds since start, what went wrong)
         self.instances: set[str] = set()  # instance IDs that answered /healthz
@@ -28,7 +32,10 @@ class Probe(threading.Thread):
 
     def one(self) -> None:
         start = time.perf_counter()
-        conn = http.client.HTTPConnection(self.address, 80, timeout=5)
+        if self.tls is not None:
+            conn = http.client.HTTPSConnection(self.address, 443, timeout=5, context=self.tls)
+        else:
+            conn = http.client.HTTPConnection(self.address, 80, timeout=5)
         try:
             conn.request("GET", self.path, headers={"Connection": "close"})
             reply = conn.getresponse()

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from app_sandbox import guest_endpoint
 from cases import ec2_client, log, teardown_flow
-from harness import REPO, Watcher, base_env, run_playbook
+from harness import REPO, Watcher, base_env, run_playbook, sandbox_keys
 from probe import Probe
 
 PLAYBOOKS = REPO / "playbooks"
@@ -68,7 +68,8 @@ def case_rollout(url: str, counts: list[int]) -> dict:
                     for lb in ec2_client(url, "elbv2").describe_load_balancers()["LoadBalancers"]
                     if lb["LoadBalancerName"] == f"{flow_name}-lb"
                 ]
-                probe = Probe(balancer["DNSName"], "/healthz", rate=RATE, limit=3600)
+                ca = sandbox_keys().get("BAKERY_SANDBOX_CA")  # the flow's load balancer serves HTTPS
+                probe = Probe(balancer["DNSName"], "/healthz", rate=RATE, limit=3600, ca=ca)
                 probe.start()
                 try:
                     run = play(

@@ -223,3 +223,47 @@ def test_password_tool_refuses_a_short_password_and_changes_nothing(tmp_path, ca
 def test_malformed_hashes_never_verify():
     for stored in ("", "plain", "scrypt$x$8$1$aa$bb", "pbkdf2$1$2$3$4$5", "scrypt$1024$8$1$!!$!!"):
         assert not passwords.verify_password("anything at all", stored)
+
+
+def test_strict_transport_security_only_over_https(app):
+    browser = Client(app)
+    assert browser.get("/", headers={"X-Forwarded-Proto": "https"}).header("Strict-Transport-Security") == (
+        "max-age=31536000"
+    )
+    assert browser.get("/").header("Strict-Transport-Security") is None
+    # Only nginx (over loopback) says how the client came: anyone else claiming HTTPS is on plain HTTP.
+    claimed = browser.get("/", headers={"X-Forwarded-Proto": "https"}, environ={"REMOTE_ADDR": "198.51.100.9"})
+    assert claimed.header("Strict-Transport-Security") is None
+
+
+def test_a_failed_sign_in_says_how_many_tries_are_left(app):
+    client = Client(app)
+    for left in range(auth.MAX_FAILURES - 1, 0, -1):
+        failed = client.sign_in(password="guess guess guess")
+        assert failed.status == 403
+        tries = "1 try" if left == 1 else f"{left} tries"
+        assert f"Wrong user name or password. {tries} left before a 15-minute pause." in failed.text
+    last = client.sign_in(password="guess guess guess")
+    assert "No tries left: sign in again in 15 minutes." in last.text
+    assert client.sign_in().status == 429
+
+
+def test_six_wrong_passwords_from_one_address_do_not_lock_out_another(app):
+    behind_lb = {"REMOTE_ADDR": "127.0.0.1"}  # nginx, which gives the client's address in X-Real-IP
+    for _attempt in range(auth.MAX_FAILURES + 1):
+        Client(app).sign_in(password="guess guess guess", environ=dict(behind_lb, HTTP_X_REAL_IP="172.31.7.7"))
+    assert Client(app).sign_in(environ=dict(behind_lb, HTTP_X_REAL_IP="172.31.7.7")).status == 429
+    assert Client(app).sign_in(environ=dict(behind_lb, HTTP_X_REAL_IP="172.31.8.8")).status == 303
+
+
+def test_the_account_has_a_far_higher_limit_over_every_address(app):
+    clock = [2_000_000.0]
+    app.admin.clock = lambda: clock[0]
+    for n in range(auth.ACCOUNT_MAX_FAILURES):
+        address = f"198.51.100.{n // (auth.MAX_FAILURES - 1)}"  # never more than a client's own limit
+        assert Client(app).sign_in(password="guess", environ={"HTTP_X_REAL_IP": address}).status == 403
+    fresh = Client(app).sign_in(environ={"HTTP_X_REAL_IP": "203.0.113.1"})
+    assert fresh.status == 429
+    assert "Too many failed sign-ins" in fresh.text
+    clock[0] += auth.WINDOW_SECONDS + 1
+    assert Client(app).sign_in(environ={"HTTP_X_REAL_IP": "203.0.113.1"}).status == 303

@@ -115,6 +115,7 @@ def _nginx_site(app_port, http_port, read_timeout=30):
         webserver_http_port=http_port,
         webserver_listen_ipv6=False,
         webserver_server_name="_",
+        webserver_trusted_proxies=[],
         webserver_app_port=app_port,
         __webserver_request_max_bytes=UPLOAD_MAX_BYTES + 65536,
         __webserver_upload_max_text=human_size(UPLOAD_MAX_BYTES),

@@ -40,6 +40,8 @@ def sandbox_env(box, workdir: Path) -> dict:
     # Where the hosts reach the sandbox's DynamoDB and S3 (the flow's store, flow_store_endpoint_url), as make sandbox
     # exports it.
     env["BAKERY_SANDBOX_GUEST_ENDPOINT"] = box.guest_endpoint
+    # The CA that signs the flow's load balancer certificate (flow_https), as make sandbox exports it.
+    env["BAKERY_SANDBOX_CA"] = user["BAKERY_SANDBOX_CA"]
     # The flow also runs on the instances: let Ansible find their Python (the implicit localhost
     # runs on the controller's own Python, with boto3, anyway).
     env.pop("ANSIBLE_PYTHON_INTERPRETER")

@@ -474,6 +474,7 @@ ROLE_CASES = [
         "email",
     ),
     ("metadata-url", {"webserver_metadata_url": "file:///etc/passwd"}, "file:///etc/passwd"),
+    ("trusted-proxy", {"webserver_trusted_proxies": ["the load balancer"]}, "the load balancer is not an address"),
     ("admin-password-missing", {"webserver_admin_password": None}, "webserver_admin_password"),
     ("admin-password-short", {"webserver_admin_password": "tiny-pw-11c"}, "shorter than 12 characters"),
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -115,3 +116,46 @@ def ansible_playbook(sandbox, *args):
         timeout=300,
         check=False,
     )
+
+
+def flow_runner(sandbox, workdir: Path, base: dict):
+    """``run(playbook, timeout=900, **extra)``: a playbook of the flow (playbooks/) as the least-privilege user, with
+    the inventory config and the variables ``base`` (then ``extra``); ``run.start(playbook, **extra)`` starts one in
+    its own process group (what a killed controller takes down with it). Each run's return code and seconds go to
+    stderr; ``proc.seconds`` holds them."""
+    collections, playbooks = ROOT / ".build" / "collections", ROOT / "playbooks"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ANSIBLE_"))}
+    env.update(
+        sandbox.env(),  # endpoint, the least-privilege user's keys, the guest endpoint, the sandbox's CA
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_REGION="us-east-1",
+        HOME=str(workdir),
+        PYTHONPATH=str(collections),
+        ANSIBLE_COLLECTIONS_PATH=str(collections),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_RETRY_FILES_ENABLED="0",
+        ANSIBLE_LOCALHOST_WARNING="0",
+        ANSIBLE_SSH_ARGS="-o ControlMaster=no",
+    )
+    inventory = playbooks / "inventory" / "bakery.instances.yml"
+
+    def command(playbook: str, **extra) -> list[str]:
+        cmd = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", str(inventory), str(playbooks / playbook)]
+        return [*cmd, "-e", json.dumps(dict(base, **extra))]
+
+    def start(playbook: str, **extra) -> subprocess.Popen:
+        return subprocess.Popen(
+            command(playbook, **extra), env=env, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+
+    def run(playbook: str, timeout: float = 900, **extra) -> subprocess.CompletedProcess:
+        started = time.monotonic()
+        proc = subprocess.run(command(playbook, **extra), env=env, cwd=workdir, capture_output=True, text=True,
+                              timeout=timeout, check=False)  # fmt: skip
+        proc.seconds = time.monotonic() - started
+        print(f"{playbook} {extra or ''}: rc {proc.returncode} in {proc.seconds:.0f} s", file=sys.stderr)
+        return proc
+
+    run.start = start
+    return run

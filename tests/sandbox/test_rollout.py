@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -32,11 +31,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests"))
 from probe import Probe
 from proctree import kill_tree
+from sandbox_helpers import flow_runner
 
-BIN = ROOT / ".venv" / "bin"
-COLLECTIONS = ROOT / ".build" / "collections"
-PLAYBOOKS = ROOT / "playbooks"
-INVENTORY = PLAYBOOKS / "inventory" / "bakery.instances.yml"
 NAME = "rollout"
 RATE = 20.0
 
@@ -45,19 +41,6 @@ RATE = 20.0
 def flow(sandbox, tmp_path_factory):
     """Runs a playbook of the flow as the least-privilege user; the flow is torn down at the end."""
     workdir = tmp_path_factory.mktemp("rollout")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ANSIBLE_"))}
-    env.update(
-        sandbox.env(),  # endpoint, the least-privilege user's keys, the guest endpoint
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_REGION="us-east-1",
-        HOME=str(workdir),
-        PYTHONPATH=str(COLLECTIONS),
-        ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_RETRY_FILES_ENABLED="0",
-        ANSIBLE_LOCALHOST_WARNING="0",
-        ANSIBLE_SSH_ARGS="-o ControlMaster=no",
-    )
     base = {
         "flow_name": NAME,
         "flow_store": "sqlite",
@@ -65,27 +48,7 @@ def flow(sandbox, tmp_path_factory):
         "flow_key_path": str(workdir / "key"),
         "flow_hosts": f"flow_{NAME}:&role_source",
     }
-
-    def command(playbook: str, **extra) -> list[str]:
-        cmd = [str(BIN / "ansible-playbook"), "-i", str(INVENTORY), str(PLAYBOOKS / playbook)]
-        return [*cmd, "-e", json.dumps(dict(base, **extra))]
-
-    def start(playbook: str, **extra) -> subprocess.Popen:
-        """The playbook in its own process group (what a killed controller takes down with it)."""
-        return subprocess.Popen(
-            command(playbook, **extra), env=env, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )  # fmt: skip
-
-    def run(playbook: str, timeout: float = 900, **extra) -> subprocess.CompletedProcess:
-        cmd = command(playbook, **extra)
-        started = time.monotonic()
-        proc = subprocess.run(cmd, env=env, cwd=workdir, capture_output=True, text=True, timeout=timeout, check=False)
-        proc.seconds = time.monotonic() - started
-        print(f"{playbook} {extra or ''}: rc {proc.returncode} in {proc.seconds:.0f} s", file=sys.stderr)
-        return proc
-
-    run.start = start
+    run = flow_runner(sandbox, workdir, base)
     try:
         yield run
     finally:
@@ -126,8 +89,9 @@ def targets(sandbox) -> dict[str, str]:
 
 
 def probed(address: str, call):
-    """Runs ``call()`` while the probe sends RATE requests a second to the load balancer; returns both results."""
-    probe = Probe(address, "/healthz", rate=RATE, limit=1200)
+    """Runs ``call()`` while the probe sends RATE requests a second to the load balancer (HTTPS, its certificate
+    signed by the sandbox's CA); returns both results."""
+    probe = Probe(address, "/healthz", rate=RATE, limit=1200, ca=os.environ["BAKERY_SANDBOX_CA"])
     probe.start()
     try:
         result = call()
@@ -145,7 +109,7 @@ def assert_steady(figures: dict, proc) -> None:
 
 def test_rollout_with_no_failed_request_and_rollback(sandbox, flow):
     out = ok(flow("flow.yml"))
-    (address,) = re.findall(r"load balancer http://([0-9.]+)/", out)
+    (address,) = re.findall(r"load balancer https://([0-9.]+)/", out)
     before = clones(sandbox)
     assert len(before) == 2 and set(targets(sandbox)) == set(before), (before, targets(sandbox))
     v1 = set(before.values())

@@ -2,8 +2,10 @@
 
 Browsers sign in once and get a session (a random token in an HttpOnly cookie; the
 database keeps only its SHA-256).  API clients send HTTP Basic credentials with each
-request.  Failed attempts are counted per client in the database, so the limit holds
-across every gunicorn worker and survives a restart.
+request.  Failed attempts are counted per client address in the database, so the limit holds
+across every gunicorn worker and survives a restart; behind a load balancer the address is the
+client's (nginx takes it from X-Forwarded-For of trusted proxies only), so one client's guesses
+do not lock out another.  A far higher total per account bounds guessing from many addresses.
 """
 
 import hashlib
@@ -17,9 +19,13 @@ from .passwords import read_hash, verify_password
 USER = "admin"
 SESSION_COOKIE = "edir_session"
 SESSION_SECONDS = 12 * 3600
-# At most MAX_FAILURES failed sign-ins per client in WINDOW_SECONDS; then 429 until the oldest expires.
+# At most MAX_FAILURES failed sign-ins per client in WINDOW_SECONDS, and ACCOUNT_MAX_FAILURES for the account from
+# every client together; then 429 until the oldest expires.
 MAX_FAILURES = 5
+ACCOUNT_MAX_FAILURES = 100
 WINDOW_SECONDS = 15 * 60
+# The store keeps the account's total under this key beside the clients' addresses (it can never be one).
+ACCOUNT_KEY = f"account:{USER}"
 
 
 class Admin:
@@ -57,13 +63,22 @@ class Admin:
             self._proven = {stored: digest}
         return True
 
+    def _limits(self, client):
+        """(recent failure times, limit) of the client and of the account."""
+        since = self.clock() - WINDOW_SECONDS
+        return [(self.store.recent_failures(key, since), limit)
+                for key, limit in ((client, MAX_FAILURES), (ACCOUNT_KEY, ACCOUNT_MAX_FAILURES))]  # fmt: skip
+
     def retry_after(self, client):
         """Seconds until ``client`` may try again, or 0 when it may try now."""
         now = self.clock()
-        failures = self.store.recent_failures(client, now - WINDOW_SECONDS)
-        if len(failures) < MAX_FAILURES:
-            return 0
-        return max(1, int(failures[-MAX_FAILURES] + WINDOW_SECONDS - now) + 1)
+        waits = [int(failures[-limit] + WINDOW_SECONDS - now) + 1
+                 for failures, limit in self._limits(client) if len(failures) >= limit]  # fmt: skip
+        return max([1, *waits]) if waits else 0
+
+    def tries_left(self, client):
+        """Failed sign-ins ``client`` may still make before it must wait."""
+        return max(0, min(limit - len(failures) for failures, limit in self._limits(client)))
 
     def check(self, client, user, password):
         """True for the administrator's credentials; a failure is counted against ``client``.
@@ -73,7 +88,9 @@ class Admin:
         if user == USER and self._password_ok(password):
             self.store.clear_failures(client)
             return True
-        self.store.record_failure(client, self.clock(), self.clock() - WINDOW_SECONDS)
+        now = self.clock()
+        for key in (client, ACCOUNT_KEY):
+            self.store.record_failure(key, now, now - WINDOW_SECONDS)
         return False
 
     def new_session(self):

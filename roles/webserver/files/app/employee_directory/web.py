@@ -15,7 +15,7 @@ import time
 import urllib.parse
 
 from . import __version__, pages
-from .auth import SESSION_COOKIE, USER, Admin
+from .auth import SESSION_COOKIE, USER, WINDOW_SECONDS, Admin
 from .csrf import COOKIE, FIELD, Csrf, load_or_create_secret
 from .forms import FormError, parse_form
 from .images import ALLOWED_TYPES, HEIC_MEDIA_TYPES, HEIC_REFUSED, PhotoError, detect_image_type, is_heif, shrink
@@ -253,6 +253,8 @@ class Application:
             response.headers.append(_cookie(FLASH_COOKIE, urllib.parse.quote(response.flash), request, 60))
         elif request.flash_shown:
             response.headers.append(_cookie(FLASH_COOKIE, "", request, 0))
+        if request.https:  # browsers then never come back over plain HTTP (a year)
+            response.headers.append(("Strict-Transport-Security", "max-age=31536000"))
         response.headers.append(("Content-Length", str(len(response.body))))
         status = f"{response.status} {http.HTTPStatus(response.status).phrase}"
         start_response(status, response.headers)
@@ -399,7 +401,8 @@ class Application:
         except HTTPError as error:
             return self.signin_form(request, target, back, error.message, error.status, error.headers, draft)
         if not self.admin.check(request.client, fields.get("username", ""), fields.get("password", "")):
-            return self.signin_form(request, target, back, "Wrong user name or password.", 403, draft=draft)
+            tries = _wrong_password(self.admin.tries_left(request.client))
+            return self.signin_form(request, target, back, tries, 403, draft=draft)
         token, lifetime = self.admin.new_session()
         response = redirect(target, "Signed in.")
         response.headers.append(_cookie(SESSION_COOKIE, token, request, lifetime))
@@ -801,6 +804,15 @@ def _int_param(request, name, default, low, high):
         bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
         raise HTTPError(400, f"{name}={text!r} is not a whole number {bounds}.")
     return value
+
+
+def _wrong_password(left):
+    """What a failed sign-in says: how many tries are left before sign-in from this address pauses."""
+    minutes = WINDOW_SECONDS // 60
+    if left == 0:
+        return f"Wrong user name or password. No tries left: sign in again in {minutes} minutes."
+    tries = "1 try" if left == 1 else f"{left} tries"
+    return f"Wrong user name or password. {tries} left before a {minutes}-minute pause."
 
 
 def _plural(count, word):
