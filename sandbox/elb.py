@@ -140,7 +140,7 @@ def redirect_rules(listener: Listener) -> list[str]:
             "#{query}": "%[query]"}  # fmt: skip
 
     def part(name: str, default: str) -> str:
-        text = cfg.get(name) or default
+        text = cfg.get(name, default)
         for key, value in fill.items():
             text = text.replace(key, value)
         return text.replace(" ", "%20")

@@ -36,7 +36,8 @@ def _balancers(row: dict | None, host_state: str = "running"):
     lbs = elb.Balancers(core)
     group = elb.Group(arn=GROUP, region="us-east-1", port=80, interval=5, timeout=2, unhealthy=2)
     lb = elb.Balancer(arn="arn:lb", name="lb", region="us-east-1", ip="172.31.0.9", prefix=20, gateway="172.31.0.1",
-                      eni="eni-1", groups=[], listeners={"arn:l": (80, [GROUP])}, proc=SimpleNamespace())  # fmt: skip
+                      eni="eni-1", groups=[], listeners={"arn:l": elb.Listener(80, [GROUP])},
+                      proc=SimpleNamespace())  # fmt: skip
     target = elb.Target("i-1", 80, "172.31.0.5", 1)
     group.targets["i-1:80"] = target
     lbs.lbs[lb.arn], lbs.groups[GROUP] = lb, group
@@ -145,3 +146,70 @@ def test_a_new_target_is_healthy_after_one_passed_check():
 def test_no_shortcut_for_targets_coming_back_or_draining(row, seen_up, draining):
     sent, _state, _target = _poll(row, seen_up=seen_up, draining=draining)
     assert not any("health up" in c for c in sent), sent
+
+
+def _listener_params(**extra) -> dict:
+    return {"LoadBalancerArn": "arn:lb", "Port": "443", "Protocol": "HTTPS",
+            "SslPolicy": "ELBSecurityPolicy-TLS13-1-3-2021-06",
+            "Certificates.member.1.CertificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/c1",
+            "DefaultActions.member.1.Type": "forward", "DefaultActions.member.1.TargetGroupArn": GROUP,
+            **extra}  # fmt: skip
+
+
+def test_listeners_from_create_and_modify_requests():
+    https = elb.Listener.from_params(_listener_params())
+    assert (https.port, https.protocol, https.policy, https.groups, https.redirect) == (
+        443, "HTTPS", "ELBSecurityPolicy-TLS13-1-3-2021-06", [GROUP], None)  # fmt: skip
+    # ModifyListener names what changes: the rest stays.
+    assert elb.Listener.from_params({"SslPolicy": "ELBSecurityPolicy-TLS13-1-2-2021-06"}, https).groups == [GROUP]
+    redirect = elb.Listener.from_params({"Port": "80", "Protocol": "HTTP", "DefaultActions.member.1.Type": "redirect",
+                                         "DefaultActions.member.1.RedirectConfig.Protocol": "HTTPS",
+                                         "DefaultActions.member.1.RedirectConfig.Port": "443",
+                                         "DefaultActions.member.1.RedirectConfig.StatusCode": "HTTP_301"})  # fmt: skip
+    assert (redirect.groups, redirect.redirect) == ([], {"Protocol": "HTTPS", "Port": "443", "StatusCode": "HTTP_301"})
+    assert elb.Listener.from_params({"Port": "443", "Protocol": "HTTPS"}).policy == elb.DEFAULT_TLS_POLICY
+
+
+def test_redirect_rules_fill_in_what_elb_keeps_from_the_request():
+    listener = elb.Listener(80, [], redirect={"Protocol": "HTTPS", "Port": "443", "StatusCode": "HTTP_302"})
+    base = "https://%[req.hdr(host),field(1,:)]:443/%[path,regsub(^/,)]"
+    assert elb.redirect_rules(listener) == [
+        f"  http-request redirect location {base}?%[query] code 302 if {{ query -m found }}",
+        f"  http-request redirect location {base} code 302",
+    ]
+    fixed = elb.Listener(80, [], redirect={"Protocol": "HTTPS", "Host": "example.com", "Path": "/new", "Query": ""})
+    assert elb.redirect_rules(fixed) == ["  http-request redirect location https://example.com:80/new code 301"]
+
+
+def test_tls_listener_checks_and_haproxy_accepts_the_configuration(tmp_path, monkeypatch):
+    from sandbox import acm
+
+    ca = acm.ensure_ca(tmp_path / "ca.pem", tmp_path / "ca.key")
+    pems = {"arn:aws:acm:us-east-1:123456789012:certificate/c1": ca.read_text() + (tmp_path / "ca.key").read_text()}
+    core = SimpleNamespace(hosts={}, acm=SimpleNamespace(pem=pems.get))
+    lbs = elb.Balancers(core)
+    lbs.bodies = True
+    assert b"SSLPolicyNotFound" in lbs.before("CreateListener", _listener_params(SslPolicy="Made-Up"), "us-east-1")[1]
+    missing = _listener_params(**{"Certificates.member.1.CertificateArn": "arn:aws:acm:us-east-1:1:certificate/x"})
+    assert b"CertificateNotFound" in lbs.before("CreateListener", missing, "us-east-1")[1]
+    assert lbs.before("CreateListener", _listener_params(), "us-east-1") is None
+    monkeypatch.setattr(elb, "LB_DIR", tmp_path / "lbs")
+    group = elb.Group(arn=GROUP, region="us-east-1", port=80)
+    lb = elb.Balancer(arn="arn:lb", name="lb", region="us-east-1", ip="172.31.0.9", prefix=20, gateway="172.31.0.1",
+                      eni="eni-1", groups=[])  # fmt: skip
+    lb.listeners = {"l1": elb.Listener.from_params(_listener_params()),
+                    "l2": elb.Listener(80, [], redirect={"Protocol": "HTTPS", "Port": "443"})}  # fmt: skip
+    lbs.lbs[lb.arn], lbs.groups[GROUP] = lb, group
+    lb.dir.mkdir(parents=True)
+    text = lbs._config(lb)
+    assert "  bind 172.31.0.9:443 ssl crt " in text
+    assert "ssl-min-ver TLSv1.3 ssl-max-ver TLSv1.3" in text
+    assert "  http-request set-header X-Forwarded-Proto https" in text
+    assert lbs.certificate_users("arn:aws:acm:us-east-1:123456789012:certificate/c1") == ["arn:lb"]
+    (cert,) = lb.dir.glob("c-*.pem")
+    assert oct(cert.stat().st_mode & 0o777) == "0o600"
+    (tmp_path / "haproxy.cfg").write_text(text.replace(f"stats socket {lb.socket}", f"stats socket {tmp_path}/s"))
+    import subprocess
+
+    check = subprocess.run(["haproxy", "-c", "-f", str(tmp_path / "haproxy.cfg")], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
