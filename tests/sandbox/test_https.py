@@ -175,37 +175,42 @@ def test_a_browser_trusting_the_sandbox_ca_signs_in_adds_and_deletes(site, tmp_p
     subprocess.run([CERTUTIL, "-A", "-d", f"sql:{nssdb}", "-n", "bakery sandbox CA", "-t", "C,,", "-i", site["ca"]],
                    check=True, timeout=30)  # fmt: skip
     base = f"https://{site['address']}"
-    name = f"Rosalind Franklin {uuid.uuid4().hex[:6]}"
     args = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking", "--no-first-run",
             "--disable-component-update", "--disable-sync"]  # fmt: skip
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args, env=dict(os.environ, HOME=str(home)))
         try:
-            context = browser.new_context(viewport={"width": 1280, "height": 800})
-            page = context.new_page()
-            page.goto(base + "/")  # raises on a certificate the browser does not trust
-            page.get_by_role("link", name="Sign in").first.click()
-            page.get_by_label("Password").fill(site["password"])
-            page.get_by_role("button", name="Sign in").click()
-            assert page.locator(".flash").inner_text() == "Signed in."
-            cookies = {c["name"]: c for c in context.cookies()}
-            assert cookies["edir_session"]["secure"] and cookies["edir_session"]["httpOnly"]
-            assert cookies["edir_session"]["sameSite"] == "Lax"
-            page.get_by_role("link", name="Add employee").click()
-            page.get_by_label("Name").fill(name)
-            page.get_by_label("Job title").fill("Chemist")
-            page.get_by_label("Department").fill("Structural Biology")
-            page.get_by_label("Location").fill("London")
-            page.get_by_label("Email").fill(f"{name.split()[-1]}@example.com")
-            page.get_by_role("button", name="Save").click()
-            assert page.get_by_role("heading", level=1).inner_text() == name
-            assert page.url.startswith(base + "/employees/")
-            page.get_by_role("link", name="Delete").click()
-            page.get_by_role("button", name="Delete").click()
-            assert page.locator(".flash").inner_text() == f"{name} was deleted."
-            assert page.url == base + "/"
+            for width, height in ((390, 844), (1280, 800)):  # a phone and a desktop
+                context = browser.new_context(viewport={"width": width, "height": height})
+                sign_in_add_and_delete(context.new_page(), base, site["password"])
+                cookies = {c["name"]: c for c in context.cookies()}
+                assert cookies["edir_session"]["secure"] and cookies["edir_session"]["httpOnly"]
+                assert cookies["edir_session"]["sameSite"] == "Lax"
+                context.close()
         finally:
             browser.close()
+
+
+def sign_in_add_and_delete(page, base: str, password: str) -> None:
+    name = f"Rosalind Franklin {uuid.uuid4().hex[:6]}"
+    page.goto(base + "/")  # raises on a certificate the browser does not trust
+    page.get_by_role("link", name="Sign in").first.click()
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    assert page.locator(".flash").inner_text() == "Signed in."
+    page.get_by_role("link", name="Add employee").click()
+    page.get_by_label("Name").fill(name)
+    page.get_by_label("Job title").fill("Chemist")
+    page.get_by_label("Department").fill("Structural Biology")
+    page.get_by_label("Location").fill("London")
+    page.get_by_label("Email").fill(f"{name.split()[-1]}@example.com")
+    page.get_by_role("button", name="Save").click()
+    assert page.get_by_role("heading", level=1).inner_text() == name
+    assert page.url.startswith(base + "/employees/")
+    page.get_by_role("link", name="Delete").click()
+    page.get_by_role("button", name="Delete").click()
+    assert page.locator(".flash").inner_text() == f"{name} was deleted."
+    assert page.url == base + "/"
 
 
 def test_cookies_are_secure_and_https_is_strict(site):
