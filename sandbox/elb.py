@@ -218,7 +218,9 @@ class Listener:
         if was is None or any(k.startswith("DefaultActions.") for k in params):
             new.groups = _forward_groups(params)
             new.redirect = _redirect_config(params)
-        if new.protocol == "HTTPS" and not new.policy:
+        if new.protocol != "HTTPS":  # a listener turned to HTTP gives its certificate and policy up
+            new.certificate, new.policy = "", ""
+        elif not new.policy:
             new.policy = DEFAULT_TLS_POLICY
         return new
 

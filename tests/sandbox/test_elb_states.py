@@ -168,6 +168,8 @@ def test_listeners_from_create_and_modify_requests():
                                          "DefaultActions.member.1.RedirectConfig.StatusCode": "HTTP_301"})  # fmt: skip
     assert (redirect.groups, redirect.redirect) == ([], {"Protocol": "HTTPS", "Port": "443", "StatusCode": "HTTP_301"})
     assert elb.Listener.from_params({"Port": "443", "Protocol": "HTTPS"}).policy == elb.DEFAULT_TLS_POLICY
+    plain = elb.Listener.from_params({"Protocol": "HTTP", "Port": "8080"}, https)
+    assert (plain.certificate, plain.policy, plain.groups) == ("", "", [GROUP])
 
 
 def test_redirect_rules_fill_in_what_elb_keeps_from_the_request():
