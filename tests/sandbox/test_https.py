@@ -30,6 +30,9 @@ from sandbox_helpers import flow_runner
 
 from sandbox import net
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from probe import Probe
+
 NAME = "https"
 CHROMIUM = "/usr/bin/chromium"
 CERTUTIL = "/usr/bin/certutil"
@@ -256,3 +259,13 @@ def test_the_keys_of_the_ca_and_of_the_certificate_are_private(site):
     assert oct(ca.with_name("ca.key").stat().st_mode & 0o777) == "0o600"
     kept = ca.parent / "certs" / f"{site['address']}.key"
     assert oct(kept.stat().st_mode & 0o777) == "0o600"
+
+
+def test_the_rollout_probe_speaks_https_to_the_load_balancer(site):
+    """bench/probe.py, which watches rollouts (test_rollout.py, bench/rollout.py), over HTTPS with the CA trusted."""
+    probe = Probe(site["address"], "/healthz", rate=10, limit=3, ca=site["ca"])
+    probe.start()
+    probe.join(10)
+    figures = probe.stop()
+    assert figures["failures"] == 0, figures["first_failures"]
+    assert figures["requests"] >= 20, figures
