@@ -298,7 +298,7 @@ test-sandbox: venv sandbox-deps browser-deps
 e2e-demo:
 	$(call step,make demo: the lane starts where a user who ran the README's first command is)
 	$(MAKE) --no-print-directory demo
-test-sandbox-beside: venv sandbox-deps
+test-sandbox-beside: venv sandbox-deps browser-deps
 	$(call step,sandbox tests beside the running demo (pytest tests/sandbox; the down test runs last in the lane))
 	$(BIN)/pytest -q -s -p no:cacheprovider --durations=15 tests/sandbox --deselect $(SANDBOX_DOWN_TEST)
 e2e-down: venv sandbox-deps
