@@ -20,6 +20,8 @@ GOOD = {
     "flow_key_path": "",
     "webserver_admin_password": "correct-horse-battery",
     "flow_ssh_cidrs": "172.31.0.0/16",
+    # As on AWS, where the job has no sandbox CA: the load balancer's certificate.
+    "flow_certificate_arn": "arn:aws:acm:us-east-1:123456789012:certificate/survey",
 }
 
 CASES = [
@@ -44,11 +46,11 @@ CASES = [
     ({"webserver_admin_password": "eleven-char"}, "webserver_admin_password: shorter than 12 characters"),
     ({"flow_store": "mysql"}, "flow_store: 'mysql' is not a store of the app (sqlite or dynamodb)"),
     # On AWS (no sandbox CA in the job's environment) HTTPS needs the user's certificate.
-    ({}, "flow_certificate_arn: empty with flow_https true; give the ARN of an ACM certificate in us-east-1"),
     (
-        {"flow_certificate_arn": "arn:aws:acm:us-east-1:123456789012:certificate/c1", "flow_tls_policy": "TLSv1.3"},
-        "flow_tls_policy: 'TLSv1.3' is not an ELB security policy",
+        {"flow_certificate_arn": ""},
+        "flow_certificate_arn: empty with flow_https true; give the ARN of an ACM certificate in us-east-1",
     ),
+    ({"flow_tls_policy": "TLSv1.3"}, "flow_tls_policy: 'TLSv1.3' is not an ELB security policy"),
     # S3 wants lower case: found before the table (whose name allows it) is created.
     (
         {"flow_name": "Survey_Check"},
