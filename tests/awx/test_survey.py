@@ -51,10 +51,10 @@ CASES = [
         "flow_certificate_arn: empty with flow_https true; give the ARN of an ACM certificate in us-east-1",
     ),
     ({"flow_tls_policy": "TLSv1.3"}, "flow_tls_policy: 'TLSv1.3' is not an ELB security policy"),
-    # S3 wants lower case: found before the table (whose name allows it) is created.
+    # A flow_name that makes a name AWS refuses (ELB names have no '_') is found before anything is asked of AWS.
     (
         {"flow_name": "Survey_Check"},
-        "flow_bucket_name: 'Survey_Check-photos-123456789012' is not a valid name (3-63 lower-case",
+        "flow_lb_name: 'Survey_Check-lb' is not a valid name (at most 32 letters, digits and hyphens",
     ),
 ]
 
