@@ -14,6 +14,7 @@ from conftest import BIN, REPO, SELF
 from test_connection import front_env, strict_front, strict_tests  # noqa: F401 # pylint: disable=unused-import
 
 OTHER_ACCOUNT = "210987654321"
+CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/flow-account"
 
 
 def foreign_bucket(front, name: str) -> None:
@@ -29,7 +30,9 @@ def foreign_bucket(front, name: str) -> None:
 
 def run_flow(aws_env, front, tmp_path, playbook: str, *extra: str) -> subprocess.CompletedProcess:
     env = dict(front_env(aws_env, front, front[1][strict_tests.iam.USER]), HOME=str(tmp_path))
-    cmd = [str(BIN / "ansible-playbook"), str(REPO / "playbooks" / playbook), *extra]
+    # As on an account of one's own, where the user gives the load balancer's certificate (no sandbox CA here).
+    certificate = json.dumps({"flow_certificate_arn": CERTIFICATE})
+    cmd = [str(BIN / "ansible-playbook"), str(REPO / "playbooks" / playbook), "-e", certificate, *extra]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path, check=False)
 
 
