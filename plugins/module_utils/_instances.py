@@ -170,14 +170,16 @@ def named_kms_keys(volumes):
     return list(dict.fromkeys(vol["kms_key_id"] for vol in volumes or () if vol["kms_key_id"]))
 
 
-def describe_kms_keys(client, named):
-    """The keys an instance's volumes were to be encrypted with, for a message: those ``named`` in ``volumes``, and
-    the account's default EBS key (read now; "the account's default EBS key" when it cannot be read)."""
-    try:
-        default = client.call("get_ebs_default_kms_key_id").get("KmsKeyId")
-    except AwsError:
-        default = None
-    keys = [*named, f"{default} (the account's default EBS key)" if default else "the account's default EBS key"]
+def describe_kms_keys(client, named, default=True):
+    """The keys volumes were to be encrypted with, for a message: those ``named``, and (``default``) the account's
+    default EBS key of the client's region (read now; "the account's default EBS key" when it cannot be read)."""
+    keys = list(named)
+    if default:
+        try:
+            found = client.call("get_ebs_default_kms_key_id").get("KmsKeyId")
+        except AwsError:
+            found = None
+        keys.append(f"{found} (the account's default EBS key)" if found else "the account's default EBS key")
     return ", ".join(keys)
 
 
