@@ -63,6 +63,9 @@ INITIAL = ("initial", "Elb.InitialHealthChecking", "Initial health checks in pro
 REGISTERING = ("initial", "Elb.RegistrationInProgress", "Target registration is in progress")
 DRAINING = ("draining", "Target.DeregistrationInProgress", "Target deregistration is in progress")
 NOT_IN_USE = ("unused", "Target.NotInUse", "Target group is not configured to receive traffic from the load balancer")
+NOT_IN_ZONE = (
+    "unused", "Target.NotInUse", "Target is in an Availability Zone that is not enabled for the load balancer"
+)  # fmt: skip
 NOT_REGISTERED = ("unused", "Target.NotRegistered", "Target is not registered to the target group")
 TIMEOUT = ("unhealthy", "Target.Timeout", "Request timed out")
 FAILED = ("unhealthy", "Target.FailedHealthChecks", "Health checks failed")
@@ -545,8 +548,10 @@ class Balancers:
             what = "stopped" if host.state in ("stopped", "stopping") else host.state
             return ("unused", "Target.InvalidState", f"Target is in the {what} state")
         lbs = self._lbs_using(group.arn)
-        if not lbs or not any(_enables(lb, target) for lb in lbs):
+        if not lbs:
             return NOT_IN_USE
+        if not any(_enables(lb, target) for lb in lbs):
+            return NOT_IN_ZONE
         if not any(lb.serving for lb in lbs):  # no load balancer of the group serves yet
             return REGISTERING
         row = lbs[0].stats.get((group.backend, f"s{target.slot}"))

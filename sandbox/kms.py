@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import threading
+import uuid
 import xml.etree.ElementTree as ET
 
 from . import config, iam
@@ -102,6 +103,30 @@ class EbsKeys:
         self.core = core
         self.doomed: dict[str, str] = {}  # instance ID -> the key EC2 could not use for it
         self.lock = threading.Lock()
+        self.default_keys: dict[str, str] = {}  # region -> the EBS default key's ARN (moto does not answer it)
+
+    # ------------------------------------------------------------ the account's EBS default key
+    def answer(self, action: str, region: str) -> bytes | None:
+        """EC2's answer to GetEbsDefaultKmsKeyId and ResetEbsDefaultKmsKeyId (moto has neither); None otherwise."""
+        if action not in ("GetEbsDefaultKmsKeyId", "ResetEbsDefaultKmsKeyId"):
+            return None
+        if action == "ResetEbsDefaultKmsKeyId":
+            self.default_keys.pop(region, None)
+        key = self.default_key(region)
+        return (
+            f'<?xml version="1.0" encoding="UTF-8"?>\n<{action}Response xmlns="{NS[1:-1]}">'
+            f"<requestId>{uuid.uuid4()}</requestId><kmsKeyId>{key}</kmsKeyId></{action}Response>"
+        ).encode()
+
+    def default_key(self, region: str) -> str:
+        """The EBS default key: the one ModifyEbsDefaultKmsKeyId set, else the AWS-managed ``alias/aws/ebs``."""
+        return self.default_keys.get(region) or f"arn:aws:kms:{region}:{config.ACCOUNT_ID}:alias/aws/ebs"
+
+    def after_modify(self, region: str, body: bytes) -> None:
+        """ModifyEbsDefaultKmsKeyId answered by moto: its answer names the key's ARN."""
+        found = ET.fromstring(body).findtext(NS + "kmsKeyId")  # noqa: S314 - moto's own response
+        if found:
+            self.default_keys[region] = found
 
     def setup(self, regions) -> None:
         """A customer-managed key per region, the EBS default key there, encryption by default on."""
@@ -111,7 +136,7 @@ class EbsKeys:
             arn = key["KeyMetadata"]["Arn"]
             kms.create_alias(AliasName=ALIAS, TargetKeyId=arn)
             ec2 = self.core.ec2(region)
-            ec2.modify_ebs_default_kms_key_id(KmsKeyId=arn)
+            self.default_keys[region] = ec2.modify_ebs_default_kms_key_id(KmsKeyId=arn)["KmsKeyId"]
             ec2.enable_ebs_encryption_by_default()
             log.info("EBS encryption by default in %s with customer-managed key %s (%s)", region, arn, ALIAS)
 
@@ -122,13 +147,13 @@ class EbsKeys:
         changed = None
         default_key = None
         if ec2.get_ebs_encryption_by_default()["EbsEncryptionByDefault"]:
-            default_key = ec2.get_ebs_default_kms_key_id()["KmsKeyId"]
+            default_key = self.default_key(region)
             changed = encrypt_mappings(params, self._root_mapping(ec2, params.get("ImageId", "")), default_key)
         wanted = changed or params
         if caller is None:  # IAM not enforced (the API front of the sandbox's own tests): nothing to refuse
             return changed
         if default_key is None and any(k.endswith(".Ebs.Encrypted") for k in wanted):
-            default_key = ec2.get_ebs_default_kms_key_id()["KmsKeyId"]
+            default_key = self.default_key(region)
         for ref in requested_keys(wanted, default_key or ""):
             arn = self._customer_key(ref, region)
             if arn and missing_actions(caller[1], arn, region):

@@ -43,3 +43,17 @@ def test_the_shipped_policy_lets_ec2_use_a_customer_managed_key_and_nothing_less
 def test_a_bad_setting_is_one_line(value):
     with pytest.raises(kms.SandboxError, match=f"SANDBOX_EBS_DEFAULT_CMK: '{value}' is not 0 or 1"):
         kms.enabled_from_env({"SANDBOX_EBS_DEFAULT_CMK": value})
+
+
+def test_the_default_key_is_answered_as_ec2_does():
+    """GetEbsDefaultKmsKeyId (moto has none): the key ModifyEbsDefaultKmsKeyId set, else alias/aws/ebs; a reset
+    forgets it."""
+    keys = kms.EbsKeys(core=None)
+    assert b"<kmsKeyId>arn:aws:kms:us-east-1:123456789012:alias/aws/ebs</kmsKeyId>" in keys.answer(
+        "GetEbsDefaultKmsKeyId", "us-east-1"
+    )
+    keys.after_modify("us-east-1", f'<M xmlns="{kms.NS[1:-1]}"><kmsKeyId>{KEY}</kmsKeyId></M>'.encode())
+    assert f"<kmsKeyId>{KEY}</kmsKeyId>".encode() in keys.answer("GetEbsDefaultKmsKeyId", "us-east-1")
+    assert b"alias/aws/ebs" in keys.answer("ResetEbsDefaultKmsKeyId", "us-east-1")
+    assert keys.default_key("us-east-1").endswith(":alias/aws/ebs")
+    assert keys.answer("DescribeVolumes", "us-east-1") is None

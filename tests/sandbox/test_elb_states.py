@@ -153,7 +153,8 @@ def test_a_target_in_a_zone_the_load_balancer_does_not_enable_is_not_in_use():
     target.zone = "us-east-1b"
     assert lbs.health(group, target)[0] == "healthy"
     target.zone = "us-east-1c"
-    assert lbs.health(group, target)[:2] == ("unused", "Target.NotInUse")
+    assert lbs.health(group, target) == elb.NOT_IN_ZONE
+    assert elb.NOT_IN_ZONE[2] == "Target is in an Availability Zone that is not enabled for the load balancer"
 
 
 def test_a_deleted_load_balancers_interface_holds_its_groups_until_released():
