@@ -660,8 +660,8 @@ target_health:
       sample: web-tg
     state:
       description:
-        - As ELB reports it (C(initial), C(healthy), C(unhealthy), C(draining), C(unused), C(unavailable)), or
-          C(unregistered) when the instance is not registered in the group.
+        - As ELB reports it (C(initial), C(healthy), C(unhealthy), C(draining), C(unhealthy.draining), C(unused),
+          C(unavailable)), or C(unregistered) when the instance is not registered in the group.
       type: str
       sample: healthy
     reason:
