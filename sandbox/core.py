@@ -24,7 +24,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from . import acm, config, elb, iam, net, strict
+from . import acm, config, elb, iam, kms, net, strict
 from .errors import SandboxError
 from .faults import ERRORS, INTERNAL_AGENT, Chaos, Faults, access_key_of, is_internal
 from .hosts import Host
@@ -106,6 +106,7 @@ class Core:
         self.lifecycle = ImageLifecycle(self.ec2, ec2_error, self.strict.foreign_image)
         self.acm = acm.Certificates()  # imported certificates and their keys, for HTTPS listeners (sandbox/acm.py)
         self.acm.in_use = self.elb.certificate_users
+        self.kms = kms.EbsKeys(self)  # EBS encryption by default and its KMS key, sandbox/kms.py
 
     def enforce_iam(self, policy_text: str) -> dict[str, tuple[str, str]]:
         """Make the IAM users, then check every request; the sandbox's own calls sign as the admin."""
@@ -230,8 +231,12 @@ class Core:
         answered = self.lifecycle.before(action, params, region)
         if answered:
             return answered
+        if action == "DeleteSecurityGroup":  # a load balancer's network interface may hold it
+            return self.elb.refuse_ec2(action, params)
         if action == "RunInstances":
-            return self._before_run(params, region)
+            encrypted = self.kms.before_run(params, region, params.get("_caller"))
+            refused = self._before_run(encrypted or params, region)
+            return encrypted if refused is None else refused
         if action == "CreateImage":
             name = params.get("Name", "")
             found = self.ec2(region).describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": [name]}])
@@ -319,6 +324,10 @@ class Core:
         if not action.startswith(("Describe", "Get")):  # it may have changed what a firewall is made of
             with self._ec2_changes_lock:
                 self._ec2_changes += 1
+        if action == "RunInstances":
+            self.kms.after_run(params, region, body)
+        if action == "ModifyEbsDefaultKmsKeyId":
+            self.kms.after_modify(region, body)
         handler = getattr(self, f"_after_{action}", None)
         if handler:
             body = handler(params, region, body) or body
@@ -334,6 +343,7 @@ class Core:
                 body = pattern.sub(repl, body)
             body = self._rewrite_states(body)
             body = self._rewrite_profiles(body)
+            body = self.kms.rewrite(body, _set_state_reason)
         body = self.lifecycle.after(action, params, region, body)
         if action == "DescribeImages" and self.pending_images:
             body = self._rewrite_images(body)
@@ -343,8 +353,8 @@ class Core:
         root = ET.fromstring(body)  # noqa: S314 - moto's own response, from this process
         for item in root.iter(NS + "item"):
             iid = item.findtext(NS + "instanceId")
-            if not iid or item.findtext(NS + "imageId") not in self.images:
-                continue
+            if not iid or item.findtext(NS + "imageId") not in self.images or self.kms.is_doomed(iid):
+                continue  # (an instance EC2 cannot encrypt never boots)
             self._make_host(item, params, region)
         return None
 
@@ -890,6 +900,11 @@ class Middleware:
             token_key = (
                 (region, params["ClientToken"]) if action == "RunInstances" else (region, action, params["ClientToken"])
             )
+        answered = self.core.kms.answer(action, region)  # what moto does not answer (the EBS default key)
+        if answered is not None:
+            return "200 OK", [("Content-Type", "text/xml")], answered
+        if action == "RunInstances":  # who asks: EC2 uses KMS keys on the caller's behalf (sandbox/kms.py)
+            params = {**params, "_caller": environ.get("bakery.caller")}
         with self.core.token_lock if token_key else _nullctx():
             if token_key and token_key in self.core.tokens:
                 if action == "CopyImage":

@@ -12,6 +12,12 @@ health checks, read every half second by one poller thread, which also ends drai
 A new load balancer is ``provisioning`` for ``SANDBOX_ELB_PROVISIONING`` seconds (default 5; AWS takes minutes), as
 on AWS: its state reads ``provisioning``, its address does not answer (HAProxy runs without frontends) and its
 targets are ``initial`` (``Elb.RegistrationInProgress``); then it turns ``active`` and serves.
+
+Zones, as on AWS: ``CreateLoadBalancer`` refuses a subnet in a constrained zone (``SANDBOX_ELB_CONSTRAINED_ZONES``,
+default ``us-east-1e``) with ELB's ``ValidationError``, and a target in a zone the load balancer does not enable is
+``unused`` (``Target.NotInUse``) and gets no request. After ``DeleteLoadBalancer`` its network interface lingers for
+``SANDBOX_ELB_ENI_LINGER`` seconds (default 20; minutes on AWS): meanwhile ``DeleteSecurityGroup`` of its groups
+answers ``DependencyViolation`` and ``DeleteTargetGroup`` of the groups it forwarded to ``ResourceInUse``.
 """
 
 from __future__ import annotations
@@ -44,6 +50,9 @@ POLL = 0.5  # seconds between two reads of every load balancer's server states
 DEFAULT_DELAY = 300  # deregistration_delay.timeout_seconds, as on AWS
 DEFAULT_PROVISIONING = 5.0  # seconds a new load balancer is provisioning (SANDBOX_ELB_PROVISIONING)
 MAX_PROVISIONING = 600.0
+DEFAULT_ENI_LINGER = 20.0  # seconds a deleted load balancer's network interface stays (SANDBOX_ELB_ENI_LINGER)
+MAX_ENI_LINGER = 900.0
+DEFAULT_CONSTRAINED_ZONES = "us-east-1e"  # zones that cannot take a load balancer (SANDBOX_ELB_CONSTRAINED_ZONES)
 _STATE_RE = re.compile(rb"<State>\s*<Code>([a-z_]+)</Code>")
 _DNS_RE = re.compile(rb"<DNSName>([^<]+)</DNSName>")
 _FORWARD_RE = re.compile(
@@ -73,6 +82,9 @@ INITIAL = ("initial", "Elb.InitialHealthChecking", "Initial health checks in pro
 REGISTERING = ("initial", "Elb.RegistrationInProgress", "Target registration is in progress")
 DRAINING = ("draining", "Target.DeregistrationInProgress", "Target deregistration is in progress")
 NOT_IN_USE = ("unused", "Target.NotInUse", "Target group is not configured to receive traffic from the load balancer")
+NOT_IN_ZONE = (
+    "unused", "Target.NotInUse", "Target is in an Availability Zone that is not enabled for the load balancer"
+)  # fmt: skip
 NOT_REGISTERED = ("unused", "Target.NotRegistered", "Target is not registered to the target group")
 TIMEOUT = ("unhealthy", "Target.Timeout", "Request timed out")
 FAILED = ("unhealthy", "Target.FailedHealthChecks", "Health checks failed")
@@ -80,11 +92,29 @@ FAILED = ("unhealthy", "Target.FailedHealthChecks", "Health checks failed")
 
 def provisioning_from_env(environ=os.environ) -> float:
     """Seconds a new load balancer reads ``provisioning`` (SANDBOX_ELB_PROVISIONING); SandboxError names a bad one."""
-    value = environ.get("SANDBOX_ELB_PROVISIONING") or DEFAULT_PROVISIONING
+    return _seconds_from_env(environ, "SANDBOX_ELB_PROVISIONING", DEFAULT_PROVISIONING, MAX_PROVISIONING)
+
+
+def linger_from_env(environ=os.environ) -> float:
+    """Seconds a deleted load balancer's interface lingers (SANDBOX_ELB_ENI_LINGER); SandboxError names a bad one."""
+    return _seconds_from_env(environ, "SANDBOX_ELB_ENI_LINGER", DEFAULT_ENI_LINGER, MAX_ENI_LINGER)
+
+
+def _seconds_from_env(environ, name: str, default: float, maximum: float) -> float:
     try:
-        return strict.parse_seconds("SANDBOX_ELB_PROVISIONING", value, MAX_PROVISIONING)
+        return strict.parse_seconds(name, environ.get(name) or default, maximum)
     except ValueError as exc:
         raise SandboxError(str(exc)) from None
+
+
+def constrained_from_env(environ=os.environ) -> frozenset[str]:
+    """Zones that cannot take a load balancer (SANDBOX_ELB_CONSTRAINED_ZONES: names separated by commas; "none")."""
+    value = environ.get("SANDBOX_ELB_CONSTRAINED_ZONES", DEFAULT_CONSTRAINED_ZONES).strip()
+    zones = frozenset(z.strip() for z in value.split(",") if z.strip()) - {"none"}
+    bad = sorted(z for z in zones if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d[a-z]", z))
+    if bad:
+        raise SandboxError(f"SANDBOX_ELB_CONSTRAINED_ZONES: {bad[0]!r} is not an availability zone name")
+    return zones
 
 
 def elb_error(code: str, message: str, status: int = 400) -> tuple[int, bytes]:
@@ -166,6 +196,7 @@ class Target:
     slot: int
     since: float = field(default_factory=time.monotonic)
     seen_up: bool = False  # healthy once since its registration (else: initial until it fails)
+    zone: str = ""  # the instance's availability zone ("" for an IP target)
     drain_until: float | None = None  # draining when set
 
 
@@ -236,6 +267,7 @@ class Balancer:
     eni: str
     groups: list[str]  # security group IDs
     subnets: list[str] = field(default_factory=list)
+    zones: list[str] = field(default_factory=list)  # the availability zones it enables
     listeners: dict[str, Listener] = field(default_factory=dict)  # listener ARN -> what HAProxy's frontend does
     proc: subprocess.Popen | None = None
     stats: dict[tuple[str, str], dict] = field(default_factory=dict)  # (backend, server) -> show stat row
@@ -284,19 +316,34 @@ class Balancers:
         self._poller: threading.Thread | None = None
         self._stop = threading.Event()
         self.provisioning = provisioning_from_env()
+        self.linger = linger_from_env()
+        self.constrained = constrained_from_env()
+        # Deleted load balancers whose interface still lingers: ARN -> (ENI, security groups, target groups, until).
+        self.lingering: dict[str, tuple[str, list[str], list[str], float]] = {}
 
     # ------------------------------------------------------------ API hooks
     def before(self, action: str, params: dict, region: str):
-        if not self.bodies:
-            return None
+        if action == "DeleteTargetGroup":
+            return self._refuse_in_use(params.get("TargetGroupArn", ""))
         if action in ("CreateListener", "ModifyListener"):
-            return self._check_tls(params)
+            return self._check_tls(params) if self.bodies else None
         if action == "CreateLoadBalancer" and params.get("Type", "application") == "application":
             subnets = _members(params, r"Subnets\.member\.\d+") or _members(
                 params, r"SubnetMappings\.member\.\d+\.SubnetId"
             )
             if not subnets:
                 return None  # moto answers the error
+            ec2 = self.core.ec2(region)
+            found = ec2.describe_subnets(Filters=[{"Name": "subnet-id", "Values": subnets}])["Subnets"]
+            refused = sorted({s["AvailabilityZone"] for s in found} & self.constrained)
+            if refused:  # ELB's own words (a constrained zone; older accounts have default subnets there)
+                return elb_error(
+                    "ValidationError",
+                    f"The following Availability Zones {', '.join(refused)} cannot be associated with a load balancer. "
+                    "Please try a different Availability Zone.",
+                )
+            if not found or not self.bodies:
+                return None
             same = next((lb for lb in list(self.lbs.values()) if lb.name == params.get("Name") and lb.region == region),
                         None)  # fmt: skip
             if same is not None:  # CreateLoadBalancer is idempotent on AWS: the same settings give the same one
@@ -306,10 +353,6 @@ class Balancers:
                                      f"A load balancer with the same name '{same.name}' exists, but with different "
                                      "settings")  # fmt: skip
                 return same.arn
-            ec2 = self.core.ec2(region)
-            found = ec2.describe_subnets(Filters=[{"Name": "subnet-id", "Values": subnets[:1]}])["Subnets"]
-            if not found:
-                return None
             vpc = ec2.describe_vpcs(VpcIds=[found[0]["VpcId"]])["Vpcs"][0]
             try:
                 net.ensure_vpc_range(vpc["CidrBlock"])
@@ -414,6 +457,7 @@ class Balancers:
                          prefix=netw.prefixlen, gateway=str(netw.network_address + 1),
                          eni=eni["NetworkInterfaceId"], groups=groups,
                          subnets=[z["SubnetId"] for z in lb["AvailabilityZones"]],
+                         zones=[z["ZoneName"] for z in lb["AvailabilityZones"]],
                          active_at=time.monotonic() + self.provisioning,
                          serving=self.provisioning == 0)  # fmt: skip
         with self.lock:
@@ -430,10 +474,44 @@ class Balancers:
         if lb is None:
             return None
         self._destroy(lb)
-        with contextlib.suppress(Exception):
-            self.core.ec2(region).delete_network_interface(NetworkInterfaceId=lb.eni)
+        # As on AWS, its network interface outlives it for a while (holding its security groups).
+        with self.lock:
+            self.lingering[lb.arn] = (lb.eni, list(lb.groups), lb.group_arns(), time.monotonic() + self.linger)
+        timer = threading.Timer(self.linger, self._release, (lb.arn, region))
+        timer.daemon = True
+        timer.start()
         self.core.refresh_firewalls_later(region)
         return None
+
+    def _release(self, arn: str, region: str) -> None:
+        """A deleted load balancer's lingering interface goes at last."""
+        with self.lock:
+            gone = self.lingering.pop(arn, None)
+        if gone is not None:
+            with contextlib.suppress(Exception):
+                self.core.ec2(region).delete_network_interface(NetworkInterfaceId=gone[0])
+
+    def refuse_ec2(self, action: str, params: dict) -> tuple[int, bytes] | None:
+        """EC2's DependencyViolation for a security group a load balancer's interface (live or lingering) holds."""
+        group = params.get("GroupId", "")
+        if action != "DeleteSecurityGroup" or not group:
+            return None
+        with self.lock:
+            held = [lb.eni for lb in self.lbs.values() if group in lb.groups]
+            held += [eni for eni, groups, _, _ in self.lingering.values() if group in groups]
+        if not held:
+            return None
+        from .core import ec2_error
+
+        return ec2_error("DependencyViolation", f"resource {group} has a dependent object")
+
+    def _refuse_in_use(self, group_arn: str) -> tuple[int, bytes] | None:
+        """ResourceInUse for a target group a load balancer deleted a moment ago still counts as used."""
+        with self.lock:
+            used = any(group_arn in groups for _, _, groups, _ in self.lingering.values())
+        if not used:
+            return None
+        return elb_error("ResourceInUse", f"Target group '{group_arn}' is currently in use by a listener or a rule")
 
     def _after_SetSecurityGroups(self, params, region, body):
         lb = self.lbs.get(params.get("LoadBalancerArn", ""))
@@ -500,9 +578,11 @@ class Balancers:
             ec2 = self.core.ec2(region)
             ids = sorted({tid for tid, _ in wanted if tid.startswith("i-")})
             ips = {tid: tid for tid, _ in wanted if not tid.startswith("i-")}  # target type ip: the ID is the address
+            zones = {}
             for r in ec2.describe_instances(InstanceIds=ids)["Reservations"] if ids else []:
                 for inst in r["Instances"]:
                     ips[inst["InstanceId"]] = inst.get("PrivateIpAddress", "")
+                    zones[inst["InstanceId"]] = inst.get("Placement", {}).get("AvailabilityZone", "")
             for tid, port in wanted:
                 port = port or group.port
                 key = f"{tid}:{port}"
@@ -510,7 +590,8 @@ class Balancers:
                 if target is not None and target.drain_until is None:
                     continue  # registered already: nothing changes (as on AWS)
                 if target is None:
-                    target = group.targets[key] = Target(tid, port, ips.get(tid, ""), group.free_slot())
+                    target = group.targets[key] = Target(tid, port, ips.get(tid, ""), group.free_slot(),
+                                                         zone=zones.get(tid, ""))  # fmt: skip
                 else:  # registered again while draining: back in service, health checks from the start
                     target.drain_until, target.seen_up, target.since = None, False, time.monotonic()
                 for lb in self._lbs_using(group.arn):
@@ -576,6 +657,8 @@ class Balancers:
         lbs = self._lbs_using(group.arn)
         if not lbs:
             return NOT_IN_USE
+        if not any(_enables(lb, target) for lb in lbs):
+            return NOT_IN_ZONE
         if not any(lb.serving for lb in lbs):  # no load balancer of the group serves yet
             return REGISTERING
         row = lbs[0].stats.get((group.backend, f"s{target.slot}"))
@@ -815,6 +898,8 @@ class Balancers:
         """
         server = f"{group.backend}/s{target.slot}"
         self._cli(lb, f"set server {server} state maint")
+        if not _enables(lb, target):  # a zone the load balancer does not enable: no health check, no request
+            return
         self._cli(lb, f"set server {server} addr {target.ip} port {target.port}")
         self._cli(lb, f"set weight {server} 0")
         self._cli(lb, f"set server {server} state ready; set server {server} health down")
@@ -847,6 +932,11 @@ class Balancers:
         for lb in lbs:
             with contextlib.suppress(Exception):
                 self._destroy(lb)
+
+
+def _enables(lb: Balancer, target: Target) -> bool:
+    """Whether the load balancer routes to the target's zone (an IP target, or a load balancer without zones: yes)."""
+    return not target.zone or not lb.zones or target.zone in lb.zones
 
 
 def _moto_dns(name: str, region: str) -> str:

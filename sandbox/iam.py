@@ -379,6 +379,7 @@ class Gate:
             # IAM: "the caller must be granted the PassRole permission on the IAM role" it adds
             wanted.append(("iam:PassRole", f"arn:aws:iam::{config.ACCOUNT_ID}:role/{params['RoleName']}"))
         documents = [_document(p) for p in key.collect_policies()]
+        environ["bakery.caller"] = (arn, documents)  # for what AWS services do on the caller's behalf (KMS)
         context = conditions.request_context(
             service,
             action,

@@ -14,7 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
-from . import acm, config, elb, hosts, iam, images, limits, net, strict
+from . import acm, config, elb, hosts, iam, images, kms, limits, net, strict
 from .errors import SandboxError
 
 
@@ -122,6 +122,8 @@ def serve(port: int) -> None:
     # IAM users first (nothing else is served yet: `up` waits for the PID file), then enforce.
     keys = core.enforce_iam(policy_text)
     acm.ensure_ca()  # the CA the flow's load balancer certificates are signed with (made once, kept)
+    if kms.enabled_from_env():  # the account's EBS default: encrypted, with a customer-managed key
+        core.kms.setup(config.AMI_REGIONS)
     write_env_files(port, keys)
     config.PID_FILE.write_text(f"{os.getpid()}\n")
 

@@ -30,6 +30,13 @@ LIVE_STATES = ("pending", "running", "stopping", "stopped")
 INSTANCE_NOT_FOUND = ("InvalidInstanceID.NotFound",)
 # RunInstances errors after which another zone that offers the type may do.
 ZONE_CAPACITY_CODES = ("Unsupported", "InsufficientInstanceCapacity")
+# State reasons of an instance EC2 terminated at launch because it could not use the KMS key of its volumes (the
+# caller lacks the key's grants, or the key is disabled or pending deletion): RunInstances itself answered 200.
+KMS_STATE_CODES = ("Client.InternalError", "Client.InvalidKMSKey.InvalidState")
+KMS_NEEDS = (
+    "kms:CreateGrant (for AWS resources), kms:Decrypt, kms:DescribeKey, kms:GenerateDataKeyWithoutPlainText and "
+    "kms:ReEncrypt* on it (docs/iam-policy.json), and the key must be enabled"
+)
 
 
 # --- pure helpers: order, requests, drift -----------------------------------------------------------
@@ -158,8 +165,35 @@ def image_type_mismatch(image, type_info):
     return None
 
 
-def instance_drift(instance, params, volumes):
-    """What differs from the options and cannot change in place, as ``drift`` entries."""
+def named_kms_keys(volumes):
+    """The KMS keys ``volumes`` (the option) name, in order, once each."""
+    return list(dict.fromkeys(vol["kms_key_id"] for vol in volumes or () if vol["kms_key_id"]))
+
+
+def describe_kms_keys(client, named, default=True):
+    """The keys volumes were to be encrypted with, for a message: those ``named``, and (``default``) the account's
+    default EBS key of the client's region (read now; "the account's default EBS key" when it cannot be read)."""
+    keys = list(named)
+    if default:
+        try:
+            found = client.call("get_ebs_default_kms_key_id").get("KmsKeyId")
+        except AwsError:
+            found = None
+        keys.append(f"{found} (the account's default EBS key)" if found else "the account's default EBS key")
+    return ", ".join(keys)
+
+
+def encryption_forced(client, volumes):
+    """Whether the account encrypts every new EBS volume (EBS encryption by default); read once, and only when a
+    volume asks for ``encrypted: false`` (None otherwise)."""
+    if not any(vol["encrypted"] is False for vol in volumes or ()):
+        return None
+    return bool(client.call("get_ebs_encryption_by_default").get("EbsEncryptionByDefault"))
+
+
+def instance_drift(instance, params, volumes, encryption_forced=False):
+    """What differs from the options and cannot change in place, as ``drift`` entries. ``encryption_forced``: the
+    account encrypts every new volume, so an encrypted volume asked for with ``encrypted: false`` is as wanted."""
     wanted = {
         "image_id": (instance.get("ImageId"), params["image_id"]),
         "instance_type": (instance.get("InstanceType"), params["instance_type"]),
@@ -189,7 +223,8 @@ def instance_drift(instance, params, volumes):
             ("throughput", "Throughput"),
             ("encrypted", "Encrypted"),
         ):
-            if vol[option] is not None and actual.get(key) != vol[option]:
+            forced = option == "encrypted" and encryption_forced and vol[option] is False and actual.get(key)
+            if vol[option] is not None and actual.get(key) != vol[option] and not forced:
                 drift.append(
                     {
                         "instance_id": instance["InstanceId"],
@@ -316,8 +351,11 @@ def wait_visible(client, ids, launched, timeout=CONSISTENCY_TIMEOUT):
     )
 
 
-def wait_for_state(client, ids, state, timeout):
-    """Wait until every instance in ``ids`` is in ``state`` (``terminated``: or gone); return them."""
+def wait_for_state(client, ids, state, timeout, kms_keys=()):
+    """Wait until every instance in ``ids`` is in ``state`` (``terminated``: or gone); return them.
+
+    An instance that dies on the way fails the wait at once with its reason; one EC2 terminated because it could not
+    use a KMS key says so, naming the keys (``kms_keys``: those the launch named; the account's default key too)."""
 
     dead = {"shutting-down", "terminated"} | ({"stopped"} if state == "running" else set())
     booting = set()  # seen pending or running in this wait
@@ -338,6 +376,11 @@ def wait_for_state(client, ids, state, timeout):
             stale = stale and reason.get("Code") == "Client.UserInitiatedShutdown"
             if state != "terminated" and current in dead and not stale:
                 message = reason.get("Message", "no reason given")
+                if reason.get("Code") in KMS_STATE_CODES:
+                    message += (
+                        f" (KMS: EC2 could not use the key that encrypts its volumes, "
+                        f"{describe_kms_keys(client, kms_keys)}; the caller needs {KMS_NEEDS})"
+                    )
                 raise TaskError(f"instance {iid} went to {current} while waiting for {state}: {message}")
             if current in ("pending", "running"):
                 booting.add(iid)
@@ -382,8 +425,13 @@ class Fleet:
 
     def wait(self, ids, state):
         if ids and self.params["wait"] and not self.changes.check_mode:
-            return wait_for_state(self.client, ids, state, self.params["wait_timeout"])
+            return self.wait_for(ids, state)
         return None
+
+    def wait_for(self, ids, state):
+        """Wait until each of ``ids`` is in ``state``, whatever ``wait`` says (what follows needs it)."""
+        params = self.params
+        return wait_for_state(self.client, ids, state, params["wait_timeout"], named_kms_keys(params["volumes"]))
 
     def protection(self, instances):
         """``{instance_id: DisableApiTermination}`` when termination_protection is managed."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from ansible_collections.bakery.ec2.plugins.module_utils._aws import AwsClient, TaskError, chunks
-from ansible_collections.bakery.ec2.plugins.module_utils._targets import HealthTimeout, describe_health
+from ansible_collections.bakery.ec2.plugins.module_utils._targets import HealthTimeout
 
 
 def refresh_error(options, state):
@@ -115,7 +115,8 @@ class Rollout:
         if self.targets is not None:
             self.targets.register(ids_of(batch), new=True)
             try:
-                self.targets.wait_healthy(ids_of(batch), self.options["health_timeout"])
+                zones = {inst["InstanceId"]: (inst.get("Placement") or {}).get("AvailabilityZone") for inst in batch}
+                self.targets.wait_healthy(ids_of(batch), self.options["health_timeout"], zones)
             except HealthTimeout as err:
                 self.rollback(batch, old, err)
         if self.options["instance_warmup"]:
@@ -127,7 +128,7 @@ class Rollout:
         self.remove(batch, drain=False)  # it never served (not healthy): no draining to wait for
         self.targets.register(ids_of(old))  # those an interrupted run had deregistered already
         raise TaskError(
-            f"instance_refresh: new instance(s) {', '.join(ids)} not healthy in every target group after "
-            f"{err.timeout}s ({describe_health(err.entries)}); rolled back: they were deregistered and terminated, "
+            f"instance_refresh: new instance(s) {', '.join(ids)} {err.summary}; rolled back: they were deregistered "
+            "and terminated, "
             f"the {len(old)} instance(s) in service stay ({', '.join(ids_of(old))})"
         )

@@ -25,6 +25,11 @@ NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?$")
 ARN_RE = re.compile(r"^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:targetgroup/[A-Za-z0-9-]{1,32}/[0-9a-f]+$")
 # State shown for an instance that is not registered in a group at all.
 UNREGISTERED = "unregistered"
+# States of a target on its way out (ELB says unhealthy.draining for one that was unhealthy when deregistered).
+DRAINING = ("draining", "unhealthy.draining")
+# Reasons a target will not turn healthy however long one waits: a zone its load balancers do not enable, an instance
+# that is not running, ELB's own failure. The wait ends at once.
+HOPELESS_REASONS = ("Target.NotInUse", "Target.InvalidState", "Elb.InternalError")
 
 
 def check_target_group_refs(refs):
@@ -81,10 +86,20 @@ def describe_health(entries):
 class HealthTimeout(Exception):
     """Targets not healthy in time; ``entries``: their last health (as :meth:`TargetGroups.health` gives it)."""
 
-    def __init__(self, timeout, entries):
+    def __init__(self, timeout, entries, message=None):
         self.timeout = timeout
         self.entries = entries
-        super().__init__(f"not healthy after {timeout}s: {describe_health(entries)}")
+        # what a rolled-back refresh says of its batch
+        self.summary = f"not healthy in every target group after {timeout}s ({describe_health(entries)})"
+        super().__init__(message or f"not healthy after {timeout}s: {describe_health(entries)}")
+
+
+class TargetHopeless(HealthTimeout):
+    """A target ELB will never route to (:data:`HOPELESS_REASONS`): the wait ended at once."""
+
+    def __init__(self, entries, message):
+        super().__init__(0, entries, message)
+        self.summary = f"cannot serve: {message}"
 
 
 class TargetGroups:
@@ -134,7 +149,7 @@ class TargetGroups:
             ids,
             "register",
             "in",
-            lambda health: health is None or health.get("State") == "draining",
+            lambda health: health is None or health.get("State") in DRAINING,
             NEW_TARGET_CODES if new else (),
         )
         return changed
@@ -143,7 +158,7 @@ class TargetGroups:
         """Deregister each of ``ids`` from every group where it is registered (and not already draining);
         return those that were registered anywhere (draining included), whose draining is to be waited for."""
         _changed, seen = self._change(
-            ids, "deregister", "from", lambda health: health is not None and health.get("State") != "draining"
+            ids, "deregister", "from", lambda health: health is not None and health.get("State") not in DRAINING
         )
         return seen
 
@@ -170,8 +185,10 @@ class TargetGroups:
             seen += [iid for iid in ids if iid in here and iid not in seen]
         return changed, seen
 
-    def wait_healthy(self, ids, timeout):
-        """Wait until each of ``ids`` is healthy in every group; :class:`HealthTimeout` with the others if not."""
+    def wait_healthy(self, ids, timeout, zones=None):
+        """Wait until each of ``ids`` is healthy in every group; :class:`HealthTimeout` with the others if not, and
+        :class:`TargetHopeless` at once for a target ELB will never route to. ``zones``: ``{instance ID: zone}``,
+        named in that message."""
         if not ids or not self.groups or self.changes.check_mode:
             return
         last = []
@@ -180,10 +197,16 @@ class TargetGroups:
             last[:] = self.health(ids)
             return last
 
+        def done(entries):
+            hopeless = [entry for entry in entries if entry.get("reason") in HOPELESS_REASONS]
+            if hopeless:
+                raise TargetHopeless(hopeless, self.hopeless_message(hopeless[0], zones or {}))
+            return all(entry["state"] == "healthy" for entry in entries)
+
         try:
             wait_until(
                 fetch,
-                lambda entries: all(entry["state"] == "healthy" for entry in entries),
+                done,
                 timeout,
                 f"{len(ids)} instance(s) to be healthy",
                 # A target turns healthy at a health check (every 5 s at the shortest): asking once a second ends the
@@ -193,6 +216,34 @@ class TargetGroups:
             )
         except WaitTimeout:
             raise HealthTimeout(timeout, [entry for entry in last if entry["state"] != "healthy"]) from None
+
+    def balancer_zones(self, group):
+        """The availability zones the load balancers of ``group`` (a DescribeTargetGroups entry) enable, sorted."""
+        arns = group.get("LoadBalancerArns") or []
+        if not arns:
+            return []
+        found = self.client.call("describe_load_balancers", LoadBalancerArns=arns)["LoadBalancers"]
+        return sorted({zone["ZoneName"] for lb in found for zone in lb.get("AvailabilityZones") or ()})
+
+    def enabled_zones(self):
+        """The zones every group's load balancers enable (None when no group has a load balancer yet)."""
+        zones = None
+        for group in self.groups:
+            if group.get("LoadBalancerArns"):
+                mine = set(self.balancer_zones(group))
+                zones = mine if zones is None else zones & mine
+        return zones
+
+    def hopeless_message(self, entry, zones):
+        """One line: the instance, its zone, why ELB will not route to it, the zones its load balancers enable."""
+        group = next(g for g in self.groups if g["TargetGroupArn"] == entry["target_group_arn"])
+        where = f" in {zones[entry['instance_id']]}" if zones.get(entry["instance_id"]) else ""
+        enabled = ", ".join(self.balancer_zones(group)) or "none (no load balancer uses it)"
+        why = f": {entry['description']}" if entry.get("description") else ""
+        return (
+            f"{entry['instance_id']}{where} is {entry['state']} ({entry['reason']}{why}) in target group "
+            f"{entry['target_group_name']}, whose load balancers enable {enabled}; it will not turn healthy"
+        )
 
     def wait_drained(self, ids, timeout):
         """Wait until none of ``ids`` is registered or draining in any group (deregistration done)."""

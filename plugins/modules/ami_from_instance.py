@@ -106,13 +106,28 @@ options:
     description:
       - Regions to copy the image to, with the same name, description and tags. The copies are made in
         parallel, each looked up by name first in its region as O(on_exists) says.
+      - Each item is a region name, or a dict with C(region) and C(kms_key_id), the KMS key that copy is encrypted
+        with (KMS keys are regional, so each region has its own; see O(kms_key_id)).
       - With O(state=absent), the regions where the images of that name are removed too.
       - Each must be a region enabled for the account and not the region of the task.
       - The source image must be C(available) before it can be copied, so the module waits for it
         whenever a copy is to be made, even with O(wait=false).
     type: list
-    elements: str
+    elements: raw
     default: []
+  kms_key_id:
+    description:
+      - The KMS key the copies of O(copy_to_regions) are encrypted with (C(CopyImage) with C(Encrypted)), for each
+        item that does not name its own C(kms_key_id). An alias name (V(alias/NAME)) names the key of that name in
+        each region; a key ARN names a key of its own region only, and is refused for a copy to another region.
+      - Only used when a copy is made; an existing copy is kept as it is.
+      - The image made from the instance keeps the encryption of the instance's volumes (choose their key with
+        O(bakery.ec2.ec2_launch#module:volumes[].kms_key_id)).
+      - A customer-managed key needs the caller's C(kms:CreateGrant) (with C(kms:GrantIsForAWSResource)),
+        C(kms:Decrypt), C(kms:DescribeKey), C(kms:GenerateDataKeyWithoutPlainText) and C(kms:ReEncrypt*) on it, and
+        on the source image's key. An image that EC2 fails for KMS (state reason C(Client.InternalError) or
+        C(Client.InvalidKMSKey.InvalidState)) fails the task in one line naming KMS and the key.
+    type: str
   wait:
     description:
       - Whether to wait until the image (and each copy) is C(available).
@@ -183,7 +198,9 @@ EXAMPLES = r"""
       - "111122223333"
     copy_to_regions:
       - eu-west-1
-      - ap-southeast-2
+      - region: ap-southeast-2
+        kms_key_id: arn:aws:kms:ap-southeast-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab
+    kms_key_id: alias/images  # the copy to eu-west-1: the key of that alias there
     wait_timeout: 3600
   register: golden
 
@@ -336,6 +353,11 @@ from ansible_collections.bakery.ec2.plugins.module_utils._images import (
     release,
     snapshot_ids,
 )
+from ansible_collections.bakery.ec2.plugins.module_utils._instances import (
+    KMS_NEEDS,
+    KMS_STATE_CODES,
+    describe_kms_keys,
+)
 from ansible_collections.bakery.ec2.plugins.module_utils._module import AwsModule
 
 NAME_CHARS = re.compile(r"[A-Za-z0-9()\[\] ./\-'@_]")
@@ -353,6 +375,7 @@ SNAPSHOT_TAGS_REFUSED = ("InvalidResponse", "InvalidParameterValue", "InvalidPar
 COPY_TOKEN_GENERATIONS = 5
 # With state=absent the image is found by name alone; these would look as if they narrowed what is removed.
 PRESENT_ONLY = ("instance_id", "instance_name", "description", "tags", "launch_permissions")
+KMS_ARN_RE = re.compile(r"^arn:aws[a-z-]*:kms:([a-z0-9-]+):")
 
 
 # --- pure functions ---------------------------------------------------------------------------------
@@ -396,6 +419,28 @@ def validate(params, region):
     return validate_tags(params["tags"])
 
 
+def copy_targets(items, default_key):
+    """``(regions, {region: KMS key or None})`` of ``copy_to_regions`` (region names or ``{region, kms_key_id}``),
+    ``default_key`` (``kms_key_id``) for those naming none; ValueError naming a bad item."""
+    regions, keys = [], {}
+    for item in items:
+        region, key = (item.get("region"), item.get("kms_key_id")) if isinstance(item, dict) else (item, None)
+        extra = sorted(set(item) - {"region", "kms_key_id"}) if isinstance(item, dict) else []
+        if extra or not isinstance(region, str) or not isinstance(key, (str, type(None))):
+            raise ValueError(f"copy_to_regions: {item!r} is not a region name or a dict of region and kms_key_id")
+        key = key or default_key
+        arn = KMS_ARN_RE.match(key or "")
+        if arn and arn.group(1) != region:
+            raise ValueError(
+                f"copy_to_regions: the copy to {region} cannot be encrypted with {key}, a key of {arn.group(1)} "
+                f"(KMS keys are regional): give {region}'s key in an item {{region: {region}, kms_key_id: ...}}, "
+                "or an alias"
+            )
+        regions.append(region)
+        keys[region] = key
+    return regions, keys
+
+
 def pick_instance(instances, params):
     """Return ``(instance, None)`` or ``(None, error)`` for the instances DescribeInstances found."""
     if params["instance_id"]:
@@ -437,12 +482,14 @@ def create_request(params, instance, tags, tag_snapshots=True):
     return request
 
 
-def copy_token(source_image_id, region, name, generation=0):
+def copy_token(source_image_id, region, name, generation=0, kms_key=None):
     """The same copy request gets the same token, so EC2 makes one copy even when the call is sent twice.
 
-    ``generation`` moves on past a token whose copy failed and was removed (EC2 would return that copy again).
+    ``generation`` moves on past a token whose copy failed and was removed (EC2 would return that copy again);
+    ``kms_key``: the key the copy is encrypted with (another key is another request).
     """
     key = f"{source_image_id}/{region}/{name}" + (f"/{generation}" if generation else "")
+    key += f"/kms:{kms_key}" if kms_key else ""
     return hashlib.sha256(key.encode()).hexdigest()[:64]
 
 
@@ -620,7 +667,7 @@ def remove_image(client, changes, image):
 IMAGE_POLL_MAX_S = 1.5
 
 
-def wait_available(client, image_id, timeout, operation, new):
+def wait_available(client, image_id, timeout, operation, new, kms_key=None):
     """Wait until the image is available; a failed image is removed and fails the task."""
     image = wait_until(
         lambda: fetch_image(client, image_id, new),
@@ -632,15 +679,29 @@ def wait_available(client, image_id, timeout, operation, new):
         # and the module's exit (2 s apart could end 2.04 s after, measured on the sandbox).
         max_delay=IMAGE_POLL_MAX_S,
     )
-    return finish(client, image, operation)
+    return finish(client, image, operation, kms_key)
 
 
-def finish(client, image, operation):
-    """An image that is done waiting: returned when available, else removed, failing the task."""
+def kms_failure(client, image, kms_key):
+    """What a message adds for an image EC2 failed because it could not use a KMS key: the key, what it needs."""
+    named = sorted({m["Ebs"]["KmsKeyId"] for m in image.get("BlockDeviceMappings", [])
+                    if m.get("Ebs", {}).get("KmsKeyId")} | ({kms_key} if kms_key else set()))  # fmt: skip
+    keys = describe_kms_keys(client, named, default=not named)
+    return f" (KMS: EC2 could not use the key that encrypts its snapshots, {keys}; the caller needs {KMS_NEEDS})"
+
+
+def finish(client, image, operation, kms_key=None):
+    """An image that is done waiting: returned when available, else removed, failing the task (``kms_key``: the key
+    the image was to be encrypted with, named when EC2 failed it for KMS)."""
     image_id = image["ImageId"]
     if image["State"] == "available":
         return image
     reason = image.get("StateReason") or {}
+    # Client.InternalError is EC2's word for many failures: KMS is named for it only when the image is encrypted.
+    encrypted = kms_key or any(m.get("Ebs", {}).get("Encrypted") for m in image.get("BlockDeviceMappings", []))
+    code = reason.get("Code")
+    kms_code = code == "Client.InvalidKMSKey.InvalidState" or (code in KMS_STATE_CODES and encrypted)
+    kms = kms_failure(client, image, kms_key) if kms_code else ""
     removed = ""
     if image["State"] != "deregistered":
         snapshots = remove_image(client, Changes(False), image)
@@ -649,18 +710,19 @@ def finish(client, image, operation):
         operation,
         reason.get("Code") or "ImageFailed",
         f"image {image_id} ({image.get('Name')!r}) in {client.region} ended {image['State']}: "
-        f"{reason.get('Message') or 'EC2 gave no reason'}{removed}",
+        f"{reason.get('Message') or 'EC2 gave no reason'}{kms}{removed}",
     )
 
 
-def settle(client, image, wait, deadline, operation, new):
+def settle(client, image, wait, deadline, operation, new, kms_key=None):
     """The image as EC2 describes it: waited for until available when ``wait``, else as it is now."""
     if image.get("State") == "available" or (not wait and "State" in image):
         return image
     if "State" in image and image["State"] not in WAITING_IMAGE_STATES:
-        return finish(client, image, operation)
+        return finish(client, image, operation, kms_key)
     if wait:
-        return wait_available(client, image["ImageId"], max(0.0, deadline - time.monotonic()), operation, new)
+        timeout = max(0.0, deadline - time.monotonic())
+        return wait_available(client, image["ImageId"], timeout, operation, new, kms_key)
     return fetch_image(client, image["ImageId"], new)
 
 
@@ -706,8 +768,9 @@ def apply_tags(client, changes, current_by_id, desired, purge, new=False):
             client.call("delete_tags", Resources=ids, Tags=[{"Key": key} for key in keys])
 
 
-def bake_copy(client, found, source, source_region, source_tags, params, check_mode):
-    """Make (or keep) the copy of ``source`` in ``client``'s region; runs in its own thread.
+def bake_copy(client, found, source, source_region, source_tags, params, check_mode, kms_key=None):
+    """Make (or keep) the copy of ``source`` in ``client``'s region (encrypted with ``kms_key`` when given); runs in
+    its own thread.
 
     The region has its own deadline, ``wait_timeout`` from now. Returns
     ``(image or None, tags, launch permissions, changes)``.
@@ -726,6 +789,8 @@ def bake_copy(client, found, source, source_region, source_tags, params, check_m
         if not changes.will(f"copy {source['ImageId']} to {client.region} as {params['name']!r}"):
             return None, desired, params["launch_permissions"], changes
         request = {"SourceImageId": source["ImageId"], "SourceRegion": source_region, "Name": params["name"]}
+        if kms_key:
+            request.update(Encrypted=True, KmsKeyId=kms_key)
         if source.get("Description"):
             request["Description"] = source["Description"]
         specs = tag_specifications(settable(desired), "image", "snapshot")
@@ -733,7 +798,7 @@ def bake_copy(client, found, source, source_region, source_tags, params, check_m
             request["TagSpecifications"] = specs
         image, new = start_copy(client, request), True
     if not check_mode:
-        image = settle(client, image, params["wait"], deadline, "CopyImage", new)
+        image = settle(client, image, params["wait"], deadline, "CopyImage", new, kms_key)
     tags, users = reconcile(client, changes, image, desired, purge_of(params), params["launch_permissions"], new)
     return image, tags, users, changes
 
@@ -742,7 +807,9 @@ def start_copy(client, request):
     """CopyImage, described; a client token that EC2 maps to a copy removed since (a failed copy that was
     cleaned up) is followed by the next token, so the copy is made anew instead of meeting the removed one."""
     for generation in range(COPY_TOKEN_GENERATIONS):
-        token = copy_token(request["SourceImageId"], client.region, request["Name"], generation)
+        token = copy_token(
+            request["SourceImageId"], client.region, request["Name"], generation, request.get("KmsKeyId")
+        )
         image_id = call_tagging_snapshots(client, "copy_image", dict(request, ClientToken=token))["ImageId"]
         try:
             image = fetch_image(client, image_id, new=True)
@@ -760,8 +827,9 @@ def start_copy(client, request):
     )
 
 
-def bake_copies(clients, found_by_region, source, source_region, source_tags, params, check_mode):
-    """Run :func:`bake_copy` for every region at once; return the results by region or raise the failures."""
+def bake_copies(clients, found_by_region, source, source_region, source_tags, params, check_mode, keys=None):
+    """Run :func:`bake_copy` for every region at once (``keys``: the KMS key of each region's copy); return the
+    results by region or raise the failures."""
     with ThreadPoolExecutor(max_workers=len(clients)) as pool:
         futures = {
             region: pool.submit(
@@ -773,6 +841,7 @@ def bake_copies(clients, found_by_region, source, source_region, source_tags, pa
                 source_tags,
                 params,
                 check_mode,
+                (keys or {}).get(region),
             )
             for region, client in clients.items()
         }
@@ -808,7 +877,8 @@ def main():
             "lineage_tags": {"type": "bool", "default": True},
             "on_exists": {"type": "str", "choices": ["keep", "replace", "fail"], "default": "keep"},
             "launch_permissions": {"type": "list", "elements": "str"},
-            "copy_to_regions": {"type": "list", "elements": "str", "default": []},
+            "copy_to_regions": {"type": "list", "elements": "raw", "default": []},
+            "kms_key_id": {"type": "str", "no_log": False},
             "wait": {"type": "bool", "default": True},
             "wait_timeout": {"type": "int", "default": 1800},
             "tags": {"type": "dict", "aliases": ["resource_tags"]},
@@ -824,6 +894,11 @@ def main():
 def run(module):
     params = module.params
     client = module.client()
+    try:
+        regions, copy_keys = copy_targets(params["copy_to_regions"], params["kms_key_id"])
+    except ValueError as err:
+        module.fail(str(err))
+    params["copy_to_regions"] = regions  # region names from here on
     error = validate(params, client.region)
     if error:
         module.fail(error)
@@ -875,7 +950,7 @@ def run(module):
         # In check mode an image still to be created stands in as the source of the copies.
         source = image or {"ImageId": "(new image)", "Description": params["description"]}
         results = bake_copies(
-            copy_clients, found_copies, source, client.region, settable(tags), params, module.check_mode
+            copy_clients, found_copies, source, client.region, settable(tags), params, module.check_mode, copy_keys
         )
         after["copies"] = {}
         for region, (copy, copy_tags, copy_users, copy_changes) in results.items():

@@ -26,7 +26,11 @@ description:
     (image, subnet, availability zone, key, instance type, volumes) is reported in RV(drift) with a warning;
     such instances are replaced only when O(instance_refresh) is given.
   - With O(target_groups), every running instance of the group is registered in each target group, and an
-    instance this task removes is deregistered and drained before it is terminated.
+    instance this task removes is deregistered and drained before it is terminated. A target group in another VPC
+    than the instances fails the task before anything changes; new instances go to the zones the groups' load
+    balancers enable first, and a target ELB will never route to (C(Target.NotInUse), a zone its load balancers do
+    not enable; C(Target.InvalidState); C(Elb.InternalError)) fails the wait at once, naming the instance, its zone
+    and the load balancers' zones.
   - Every option is checked before anything changes (name, image, instance type with the image's architecture,
     ENA support and boot mode, the zone's offering of the type, subnet, security groups, key pair, CIDRs, ports,
     tags, user data size); bad input fails in one line naming the value.
@@ -137,11 +141,21 @@ options:
         description: Throughput in MiB/s (gp3 only).
         type: int
       encrypted:
-        description: Whether the volume is encrypted.
+        description:
+          - Whether the volume is encrypted.
+          - With EBS encryption by default on in the account and region, every new volume is encrypted whatever this
+            says. V(false) then reads C(GetEbsEncryptionByDefault) once, warns, and an encrypted volume is not
+            reported as drift (nor replaced by O(instance_refresh)).
         type: bool
         default: true
       kms_key_id:
-        description: KMS key to encrypt with; the account's default EBS key when not given.
+        description:
+          - KMS key to encrypt with (key ID, key ARN, alias name or alias ARN); the account's default EBS key when
+            not given.
+          - A customer-managed key needs the caller's C(kms:CreateGrant) (with C(kms:GrantIsForAWSResource)),
+            C(kms:Decrypt), C(kms:DescribeKey), C(kms:GenerateDataKeyWithoutPlainText) and C(kms:ReEncrypt*) on it,
+            as does a customer-managed default key; without them EC2 accepts the launch and then terminates the
+            instance (C(Client.InternalError)), which fails the task in one line naming KMS and the keys.
         type: str
       delete_on_termination:
         description: Whether the volume is deleted with the instance.
@@ -316,8 +330,11 @@ notes:
     module has ended (or kill it) before running the task again. The rerun then finishes what the killed run began.
   - Needs C(ec2:DescribeInstanceTypeOfferings) in addition to the other EC2 permissions it uses.
   - With O(target_groups), needs C(elasticloadbalancing:DescribeTargetGroups),
-    C(elasticloadbalancing:DescribeTargetHealth), C(elasticloadbalancing:RegisterTargets) and
-    C(elasticloadbalancing:DeregisterTargets).
+    C(elasticloadbalancing:DescribeTargetHealth), C(elasticloadbalancing:DescribeLoadBalancers),
+    C(elasticloadbalancing:RegisterTargets) and C(elasticloadbalancing:DeregisterTargets).
+  - Encrypted volumes need the KMS permissions of O(volumes[].kms_key_id) on their key. O(volumes[].encrypted=false)
+    needs C(ec2:GetEbsEncryptionByDefault); a launch that EC2 ends for KMS reads C(ec2:GetEbsDefaultKmsKeyId) to name
+    the account's default key.
   - Volumes are encrypted unless O(volumes[].encrypted=false); the root volume keeps the image's settings unless
     it is listed in O(volumes).
 attributes:
@@ -643,8 +660,8 @@ target_health:
       sample: web-tg
     state:
       description:
-        - As ELB reports it (C(initial), C(healthy), C(unhealthy), C(draining), C(unused), C(unavailable)), or
-          C(unregistered) when the instance is not registered in the group.
+        - As ELB reports it (C(initial), C(healthy), C(unhealthy), C(draining), C(unhealthy.draining), C(unused),
+          C(unavailable)), or C(unregistered) when the instance is not registered in the group.
       type: str
       sample: healthy
     reason:
@@ -685,11 +702,11 @@ from ansible_collections.bakery.ec2.plugins.module_utils._instances import (
     check_image,
     check_instance_type,
     describe_ids,
+    encryption_forced,
     find_instances,
     instance_drift,
     launch_tags,
     volumes_of,
-    wait_for_state,
     wait_visible,
 )
 from ansible_collections.bakery.ec2.plugins.module_utils._keypairs import (
@@ -859,7 +876,14 @@ class Task:
         self.surplus, self.kept = self.existing[:surplus], self.existing[surplus:]
         refresh = params["instance_refresh"] is not None and params["state"] == "running"
         volumes = volumes_of(client, self.existing if refresh else self.kept, params["volumes"])
-        drift = {inst["InstanceId"]: instance_drift(inst, params, volumes) for inst in self.existing}
+        forced = encryption_forced(client, params["volumes"])
+        if forced:
+            unencrypted = [vol["device_name"] for vol in params["volumes"] if vol["encrypted"] is False]
+            self.module.warn(
+                f"volumes {', '.join(unencrypted)}: encrypted is false, but the account encrypts every new EBS volume "
+                "(EBS encryption by default is on in this region): they are encrypted anyway"
+            )
+        drift = {inst["InstanceId"]: instance_drift(inst, params, volumes, forced) for inst in self.existing}
         if refresh and any(drift.values()):
             # The refresh removes the surplus too, old instances first, once their replacements are in service.
             self.surplus, self.kept = [], self.existing
@@ -873,6 +897,8 @@ class Task:
                     self.existing,
                     len(self.replacing),
                 )
+        if self.targets is not None:
+            self.subnets = self.targets_place(vpc_id or next(iter(sorted(v for v in vpcs if v)), None))
         self.drift = [entry for inst in self.kept for entry in drift[inst["InstanceId"]]]
         for entry in self.drift if not refresh else ():
             self.module.warn(
@@ -892,6 +918,22 @@ class Task:
             return TargetGroups(changes, find_target_groups(client, self.params["target_groups"]))
         except ValueError as err:
             raise TaskError(str(err)) from None
+
+    def targets_place(self, vpc_id):
+        """TaskError when a target group is in another VPC than the instances; the subnets to launch into with the
+        zones the groups' load balancers enable first (a target elsewhere would be unused)."""
+        for group in self.targets.groups:
+            if vpc_id and group.get("VpcId") and group["VpcId"] != vpc_id:
+                raise TaskError(
+                    f"target_groups: {group['TargetGroupName']!r} is in {group['VpcId']} but the instances are in "
+                    f"{vpc_id}; a target group takes instances of its own VPC only; nothing was changed"
+                )
+        if self.params["subnet_id"] or self.params["availability_zone"] or len(self.subnets) < 2:
+            return self.subnets
+        enabled = self.targets.enabled_zones()
+        if not enabled:
+            return self.subnets
+        return sorted(self.subnets, key=lambda subnet: subnet["AvailabilityZone"] not in enabled)
 
     def find_image(self):
         """The image ``image_id`` names (``resolve:ssm:NAME`` is read from SSM first); TaskError when unusable."""
@@ -948,7 +990,7 @@ class Task:
         ids = [iid for iid in ids if iid not in going]
         not_running = [iid for iid in ids if known.get(iid) != "running"]
         if not_running and not self.changes.check_mode:  # ELB registers running instances only
-            wait_for_state(self.client, not_running, "running", params["wait_timeout"])
+            self.fleet.wait_for(not_running, "running")
         return ids
 
     def register(self):
@@ -956,8 +998,12 @@ class Task:
         are healthy (a batch in flight of instance_refresh waits in the refresh, which can roll it back)."""
         newly = self.targets.register(self.running_ids(), new=bool(self.fleet.launched))
         if self.params["wait"] and not self.replacing:
+            zones = {
+                inst["InstanceId"]: (inst.get("Placement") or {}).get("AvailabilityZone")
+                for inst in (self.waited or []) + self.kept
+            }
             try:
-                self.targets.wait_healthy(newly, self.params["wait_timeout"])
+                self.targets.wait_healthy(newly, self.params["wait_timeout"], zones)
             except HealthTimeout as err:
                 raise TaskError(f"target_groups: {err}") from None
 
@@ -967,7 +1013,7 @@ class Task:
 
         def launch(count, current_ids):
             ids = fleet.launch(count, self.subnets, current_ids, groups, self.image, created, salt="refresh|")
-            return wait_for_state(self.client, ids, "running", params["wait_timeout"])
+            return fleet.wait_for(ids, "running")
 
         options = params["instance_refresh"]
         self.rollout = Rollout(options, params["count"], self.changes, self.targets, launch, self.remove)

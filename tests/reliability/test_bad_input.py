@@ -158,6 +158,25 @@ MODULE_CASES = [
         "web",
     ),
     case(
+        "copy-item-unknown-key",
+        "ami_from_instance",
+        {"name": "web-v1", "instance_name": "web", "copy_to_regions": [{"region": "eu-west-1", "key": "alias/x"}]},
+        "'key': 'alias/x'",
+        "web",
+    ),
+    case(
+        "copy-key-of-another-region",
+        "ami_from_instance",
+        {
+            "name": "web-v1",
+            "instance_name": "web",
+            "copy_to_regions": ["eu-west-1"],
+            "kms_key_id": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        },
+        "a key of us-east-1",
+        "web",
+    ),
+    case(
         "description-too-long",
         "ami_from_instance",
         {"name": "web-v1", "instance_name": "web", "description": "d" * 300},

@@ -405,7 +405,16 @@ def test_a_new_load_balancer_is_provisioning_then_active(site, ec2, elbv2):
         assert get(lb["DNSName"]) == (200, c["id"])
     finally:
         elbv2.delete_load_balancer(LoadBalancerArn=lb["LoadBalancerArn"])
-        eventually(elbv2.delete_target_group, TargetGroupArn=tg)
+        # Its lingering interface keeps the group in use for SANDBOX_ELB_ENI_LINGER seconds (ResourceInUse), as on AWS.
+        deadline = time.monotonic() + elb.DEFAULT_ENI_LINGER + 10
+        while True:
+            try:
+                eventually(elbv2.delete_target_group, TargetGroupArn=tg)
+                break
+            except ClientError as err:
+                if err.response["Error"]["Code"] != "ResourceInUse" or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.5)
 
 
 def test_delete_load_balancer_leaves_nothing(site, elbv2):

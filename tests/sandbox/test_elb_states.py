@@ -215,3 +215,45 @@ def test_tls_listener_checks_and_haproxy_accepts_the_configuration(tmp_path, mon
 
     check = subprocess.run(["haproxy", "-c", "-f", str(tmp_path / "haproxy.cfg")], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_a_target_in_a_zone_the_load_balancer_does_not_enable_is_not_in_use():
+    lbs, group, target = _balancers({"status": "UP", "check_status": "L7OK"})
+    lbs.lbs["arn:lb"].zones = ["us-east-1a", "us-east-1b"]
+    target.zone = "us-east-1b"
+    assert lbs.health(group, target)[0] == "healthy"
+    target.zone = "us-east-1c"
+    assert lbs.health(group, target) == elb.NOT_IN_ZONE
+    assert elb.NOT_IN_ZONE[2] == "Target is in an Availability Zone that is not enabled for the load balancer"
+
+
+def test_a_deleted_load_balancers_interface_holds_its_groups_until_released():
+    lbs, _group, _target = _balancers(None)
+    lbs.lingering["arn:gone"] = ("eni-9", ["sg-1"], [GROUP], time.monotonic() + 20)
+    status, body = lbs.refuse_ec2("DeleteSecurityGroup", {"GroupId": "sg-1"})
+    assert status == 400 and b"<Code>DependencyViolation</Code>" in body and b"sg-1" in body
+    assert lbs.refuse_ec2("DeleteSecurityGroup", {"GroupId": "sg-2"}) is None
+    status, body = lbs._refuse_in_use(GROUP)
+    assert b"<Code>ResourceInUse</Code>" in body
+    deleted = []
+    lbs.core.ec2 = lambda region: SimpleNamespace(delete_network_interface=lambda **kw: deleted.append(kw))
+    lbs._release("arn:gone", "us-east-1")
+    assert deleted == [{"NetworkInterfaceId": "eni-9"}]
+    assert lbs.refuse_ec2("DeleteSecurityGroup", {"GroupId": "sg-1"}) is None and lbs._refuse_in_use(GROUP) is None
+
+
+@pytest.mark.parametrize(
+    ("environ", "zones", "linger"),
+    [({}, {"us-east-1e"}, 20.0), ({"SANDBOX_ELB_CONSTRAINED_ZONES": "none", "SANDBOX_ELB_ENI_LINGER": "0"}, set(), 0.0),
+     ({"SANDBOX_ELB_CONSTRAINED_ZONES": "us-east-1e, eu-west-1c"}, {"us-east-1e", "eu-west-1c"}, 20.0)],
+)  # fmt: skip
+def test_zone_and_linger_settings(environ, zones, linger):
+    assert elb.constrained_from_env(environ) == zones
+    assert elb.linger_from_env(environ) == linger
+
+
+def test_bad_zone_and_linger_settings_are_one_line():
+    with pytest.raises(elb.SandboxError, match="SANDBOX_ELB_CONSTRAINED_ZONES: 'east' is not an availability zone"):
+        elb.constrained_from_env({"SANDBOX_ELB_CONSTRAINED_ZONES": "east"})
+    with pytest.raises(elb.SandboxError, match="SANDBOX_ELB_ENI_LINGER: '-1' is not between 0 and 900 seconds"):
+        elb.linger_from_env({"SANDBOX_ELB_ENI_LINGER": "-1"})

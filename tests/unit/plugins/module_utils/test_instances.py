@@ -476,3 +476,47 @@ def test_apply_state_stops_new_instances_retrying_while_ec2_does_not_show_them(e
     group.launched = ["i-00000001"]
     assert group.apply_state([]) is None
     assert group.changes.actions == ["stop i-00000001"]
+
+
+KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [("Client.InternalError", "Client.InternalError: Client error on launch"),
+     ("Client.InvalidKMSKey.InvalidState", "Client.InvalidKMSKey.InvalidState: The KMS key provided is in an "
+                                           "incorrect state")],
+)  # fmt: skip
+def test_an_instance_ec2_could_not_encrypt_fails_the_wait_naming_kms_and_the_keys(ec2_client, code, message):
+    """RunInstances answered 200; the instance then ended terminated: one line naming KMS, the key the launch named
+    and the account's default EBS key, and what the caller needs on them."""
+    client, stub = ec2_client
+    reason = {"Code": code, "Message": message}
+    stub.add_response(
+        "describe_instances",
+        reservations(instance("i-00000001", "terminated", StateReason=reason)),
+        id_filter("i-00000001"),
+    )
+    stub.add_response("get_ebs_default_kms_key_id", {"KmsKeyId": KEY}, {})
+    with pytest.raises(TaskError) as err:
+        _instances.wait_for_state(client, ["i-00000001"], "running", 60, ["alias/web"])
+    text = str(err.value)
+    assert text.startswith(f"instance i-00000001 went to terminated while waiting for running: {message} (KMS: ")
+    assert f"alias/web, {KEY} (the account's default EBS key)" in text
+    assert "kms:CreateGrant (for AWS resources), kms:Decrypt, kms:DescribeKey" in text and "\n" not in text
+
+
+def test_encrypted_false_is_no_drift_when_the_account_encrypts_every_volume(ec2_client):
+    """With EBS encryption by default on, the volume is encrypted whatever was asked: no drift (no replacement by
+    instance_refresh); GetEbsEncryptionByDefault is read only when encrypted: false is asked."""
+    client, stub = ec2_client
+    inst = instance("i-00000001", BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeId": "vol-1"}}])
+    params = dict(PARAMS, volumes=[dict(VOLUME, encrypted=False)])
+    volumes = {"vol-1": {"VolumeId": "vol-1", "Size": 8, "VolumeType": "gp3", "Encrypted": True}}
+    assert _instances.encryption_forced(client, [VOLUME]) is None  # no call: stubber has nothing queued
+    stub.add_response("get_ebs_encryption_by_default", {"EbsEncryptionByDefault": True}, {})
+    forced = _instances.encryption_forced(client, params["volumes"])
+    assert forced is True
+    assert _instances.instance_drift(inst, params, volumes, forced) == []
+    drift = _instances.instance_drift(inst, params, volumes, False)
+    assert [(d["option"], d["current"], d["wanted"]) for d in drift] == [("volumes[/dev/xvda].encrypted", True, False)]

@@ -63,7 +63,7 @@ class Recorder:
         self.events.append(("register", ids) if not new else ("register new", ids))
         return ids
 
-    def wait_healthy(self, ids, timeout):
+    def wait_healthy(self, ids, timeout, zones=None):
         self.events.append(("healthy", ids))
 
 

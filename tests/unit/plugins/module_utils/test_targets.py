@@ -5,6 +5,7 @@ from ansible_collections.bakery.ec2.plugins.module_utils._aws import AwsError, C
 from ansible_collections.bakery.ec2.plugins.module_utils._targets import (
     HealthTimeout,
     TargetGroups,
+    TargetHopeless,
     check_target_group_refs,
     find_target_groups,
 )
@@ -123,3 +124,67 @@ def test_an_invalid_target_of_an_older_instance_fails_at_once(elb):
     stubber.add_client_error("register_targets", "InvalidTarget", "The following targets are not in the VPC")
     with pytest.raises(AwsError, match="RegisterTargets: InvalidTarget"):
         groups.register(["i-00000001"])
+
+
+LB = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/web-lb/0123456789abcdef"
+
+
+def balancer(stubber, *zones):
+    stubber.add_response(
+        "describe_load_balancers",
+        {"LoadBalancers": [{"LoadBalancerArn": LB, "AvailabilityZones": [{"ZoneName": z} for z in zones]}]},
+        {"LoadBalancerArns": [LB]},
+    )
+
+
+@pytest.mark.parametrize(
+    ("reason", "description"),
+    [("Target.NotInUse", "Target group is not configured to receive traffic from the load balancer"),
+     ("Target.InvalidState", "Target is in the stopped state"), ("Elb.InternalError", "")],
+)  # fmt: skip
+def test_a_target_elb_will_never_route_to_fails_the_wait_at_once(elb, slept, reason, description):
+    """unused (Target.NotInUse: a zone the load balancer does not enable) and the like end the wait on the first
+    read, in one line naming the instance, its zone and the load balancer's zones; not after wait_timeout."""
+    client, stubber = elb
+    groups = TargetGroups(Changes(False, client), [dict(group("web"), LoadBalancerArns=[LB])])
+    health_entry = {"State": "unused", "Reason": reason}
+    if description:
+        health_entry["Description"] = description
+    stubber.add_response(
+        "describe_target_health",
+        {"TargetHealthDescriptions": [{"Target": {"Id": "i-00000001"}, "TargetHealth": health_entry}]},
+        {"TargetGroupArn": ARN.format("web")},
+    )
+    balancer(stubber, "us-east-1b", "us-east-1a")
+    with pytest.raises(TargetHopeless) as caught:
+        groups.wait_healthy(["i-00000001"], 600, {"i-00000001": "us-east-1c"})
+    message = str(caught.value)
+    assert message.startswith(f"i-00000001 in us-east-1c is unused ({reason}")
+    assert message.endswith(
+        "in target group web, whose load balancers enable us-east-1a, us-east-1b; it will not turn healthy"
+    )
+    assert "\n" not in message and slept == []
+    stubber.assert_no_pending_responses()
+
+
+def test_unhealthy_draining_counts_as_draining(elb):
+    """A target deregistered while unhealthy reads unhealthy.draining: registered again, never deregistered twice."""
+    client, stubber = elb
+    changes = Changes(False, client)
+    groups = TargetGroups(changes, [group("web")])
+    health(stubber, "web", i_00000001="unhealthy.draining")
+    stubber.add_response(
+        "register_targets", {}, {"TargetGroupArn": ARN.format("web"), "Targets": [{"Id": "i-00000001"}]}
+    )
+    assert groups.register(["i-00000001"]) == ["i-00000001"]
+    health(stubber, "web", i_00000001="unhealthy.draining")
+    assert groups.deregister(["i-00000001"]) == ["i-00000001"]
+    assert changes.actions == ["register i-00000001 in target group web"]
+
+
+def test_enabled_zones_are_those_every_groups_load_balancers_enable(elb):
+    client, stubber = elb
+    groups = TargetGroups(Changes(False, client), [dict(group("web"), LoadBalancerArns=[LB]), group("spare")])
+    balancer(stubber, "us-east-1a", "us-east-1b")
+    assert groups.enabled_zones() == {"us-east-1a", "us-east-1b"}
+    assert TargetGroups(Changes(False, client), [group("spare")]).enabled_zones() is None

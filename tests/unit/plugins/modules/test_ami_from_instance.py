@@ -935,3 +935,53 @@ def test_rerun_after_a_failed_copy_was_cleaned_up_uses_a_new_client_token(ec2, r
     assert not res.failed, res.result
     assert res.result["copies"] == {"eu-west-1": fresh}
     assert second["ClientToken"] != copy_params("eu-west-1")["ClientToken"]
+
+
+EU_KEY = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+def test_a_copy_is_encrypted_with_its_regions_key(ec2, run_module):
+    """copy_to_regions items may be {region, kms_key_id}: CopyImage with Encrypted and that key (its own token)."""
+    eu = stub_kept_source_and_no_copy(ec2)
+    copy_id, copy_snap = "ami-0c0py000000000000", "snap-0c0py00000000000"
+    request = dict(copy_params("eu-west-1"), Encrypted=True, KmsKeyId=EU_KEY,
+                   ClientToken=mod.copy_token(NEW, "eu-west-1", NAME, kms_key=EU_KEY))  # fmt: skip
+    eu.add_response("copy_image", {"ImageId": copy_id}, request)
+    stub_describe(eu, image(copy_id, snapshots=(copy_snap,), tags=COPY_TAGS))
+    stub_snapshots(eu, {copy_snap: COPY_TAGS})
+    items = [{"region": "eu-west-1", "kms_key_id": EU_KEY}]
+    res = run_module(mod, {"instance_id": INSTANCE, "name": NAME, "copy_to_regions": items, "kms_key_id": "alias/x"})
+    assert not res.failed, res.result
+    assert res.result["copies"] == {"eu-west-1": copy_id}
+    assert mod.copy_token(NEW, "eu-west-1", NAME, kms_key=EU_KEY) != mod.copy_token(NEW, "eu-west-1", NAME)
+
+
+@pytest.mark.parametrize(
+    ("items", "key", "message"),
+    [([{"region": "eu-west-1", "size": 8}], None,
+      "copy_to_regions: {'region': 'eu-west-1', 'size': 8} is not a region name or a dict of region and kms_key_id"),
+     (["eu-west-1"], EU_KEY.replace("eu-west-1", "us-east-1"),
+      "copy_to_regions: the copy to eu-west-1 cannot be encrypted with arn:aws:kms:us-east-1:123456789012:key/"
+      "1234abcd-12ab-34cd-56ef-1234567890ab, a key of us-east-1 (KMS keys are regional): give eu-west-1's key in an "
+      "item {region: eu-west-1, kms_key_id: ...}, or an alias")],
+)  # fmt: skip
+def test_bad_copy_targets_fail_before_any_call(ec2, run_module, items, key, message):
+    res = run_module(mod, {"instance_id": INSTANCE, "name": NAME, "copy_to_regions": items, "kms_key_id": key})
+    assert res.failed and res.result["msg"] == message
+
+
+def test_a_copy_ec2_failed_for_kms_names_kms_and_the_key(ec2, run_module):
+    eu = stub_kept_source_and_no_copy(ec2)
+    request = dict(copy_params("eu-west-1"), Encrypted=True, KmsKeyId=EU_KEY,
+                   ClientToken=mod.copy_token(NEW, "eu-west-1", NAME, kms_key=EU_KEY))  # fmt: skip
+    eu.add_response("copy_image", {"ImageId": "ami-0c0py000000000000"}, request)
+    reason = {"Code": "Client.InvalidKMSKey.InvalidState", "Message": "The KMS key provided is in an incorrect state"}
+    stub_describe(eu, image("ami-0c0py000000000000", state="failed", snapshots=(), StateReason=reason))
+    eu.add_response("deregister_image", {}, {"ImageId": "ami-0c0py000000000000"})
+    items = [{"region": "eu-west-1", "kms_key_id": EU_KEY}]
+    res = run_module(mod, {"instance_id": INSTANCE, "name": NAME, "copy_to_regions": items})
+    assert res.failed
+    msg = res.result["msg"]
+    assert msg.startswith("CopyImage: Client.InvalidKMSKey.InvalidState: image ami-0c0py000000000000")
+    assert f"(KMS: EC2 could not use the key that encrypts its snapshots, {EU_KEY}; the caller needs kms:Create" in msg
+    assert "\n" not in msg and msg.endswith("; removed it")
