@@ -6,7 +6,10 @@ from pathlib import Path
 
 import pytest
 
-PLAYBOOKS = sorted(p.stem for p in (Path(__file__).parent / "playbooks").glob("*.yml"))
+# flow_lb needs the sandbox's CA and ACM as the sandbox serves it: test_flow_store_policy.py runs it on the
+# sandbox's API front, as the least-privilege user.
+ELSEWHERE = {"flow_lb"}
+PLAYBOOKS = sorted(p.stem for p in (Path(__file__).parent / "playbooks").glob("*.yml") if p.stem not in ELSEWHERE)
 
 
 @pytest.mark.parametrize("name", PLAYBOOKS)
