@@ -120,14 +120,15 @@ def test_values_generated_per_host_are_not_part_of_it():
 
 
 def test_the_default_role_and_version_are_the_collections(tmp_path):
-    assert module.DEFAULT_ROLE == ROLE.resolve()
+    assert ROLE.resolve() == module.DEFAULT_ROLE
     assert module.own_version() == next(
         line.split(":", 1)[1].strip() for line in (ROOT / "galaxy.yml").read_text().splitlines()
         if line.startswith("version:")
     )  # fmt: skip
     (tmp_path / "MANIFEST.json").write_text('{"collection_info": {"version": "9.8.7"}}')
     assert module.own_version(tmp_path) == "9.8.7"
-    assert recipe_hash(BASE, VARS) == recipe_hash(BASE, VARS, role_path=str(ROLE), collection_version=module.own_version())
+    own = module.own_version()
+    assert recipe_hash(BASE, VARS) == recipe_hash(BASE, VARS, role_path=str(ROLE), collection_version=own)
 
 
 @pytest.mark.parametrize(
