@@ -30,7 +30,7 @@ options:
     required: true
   images:
     description:
-      - The image ID the parameter holds in each region, as C({region: image ID}), for example the image in the
+      - The image ID the parameter holds in each region, as a dictionary of region and image ID, for example the image in the
         task's region combined with the copies of M(bakery.ec2.ami_from_instance)
         (RV(bakery.ec2.ami_from_instance#module:copies)).
       - Required with O(state=present).
@@ -152,7 +152,7 @@ def validate(params):
                 return f"regions: {region!r} is not a valid AWS region name"
         return None
     if not params["images"]:
-        return "images: give the image ID of at least one region, as {region: image ID}"
+        return "images: give the image ID of at least one region, as a dictionary of region and image ID"
     for region, image_id in params["images"].items():
         if not REGION_RE.match(str(region)):
             return f"images: {region!r} is not a valid AWS region name"
