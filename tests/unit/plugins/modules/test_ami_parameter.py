@@ -86,7 +86,7 @@ def test_a_value_that_the_asynchronous_check_refuses_fails_in_one_line(ec2, ssm,
     stub_image(ec2)
     stub_read(ssm, OLD)
     ssm.add_response("put_parameter", {"Version": 2, "Tier": "Standard"}, put(AMI))
-    for _ in range(4):  # at 0, 0.25, 0.65 and 1.0 s of the fake clock
+    for _read in range(4):  # at 0, 0.25, 0.65 and 1.0 s of the fake clock
         stub_read(ssm, OLD)
     res = run_module(ami_parameter, {"name": NAME, "images": {"us-east-1": AMI}, "wait_timeout": 1})
     assert res.failed
