@@ -30,8 +30,8 @@ options:
     required: true
   images:
     description:
-      - The image ID the parameter holds in each region, as a dictionary of region and image ID, for example the image in the
-        task's region combined with the copies of M(bakery.ec2.ami_from_instance)
+      - The image ID the parameter holds in each region, as a dictionary of region and image ID, for example the
+        image in the task's region combined with the copies of M(bakery.ec2.ami_from_instance)
         (RV(bakery.ec2.ami_from_instance#module:copies)).
       - Required with O(state=present).
     type: dict
