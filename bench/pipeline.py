@@ -13,6 +13,7 @@ flow's launch + configure + image, its canary beside the flow's clone step (inst
 
 from __future__ import annotations
 
+import contextlib
 import re
 import statistics
 import tempfile
@@ -68,6 +69,9 @@ def case_pipeline(url: str) -> dict:
             log(f"pipeline: baked and rolled out in {baked.wall:.0f} s ({ours})")
         finally:
             teardown_flow(ec2, Watcher(url), flow_name)
+            ssm = ec2_client(url, "ssm")
+            with contextlib.suppress(ssm.exceptions.ParameterNotFound):
+                ssm.delete_parameter(Name=f"/bakery/{flow_name}/image-id")
     return report(steps, idle, ours, baked.wall)
 
 
