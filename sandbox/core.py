@@ -30,7 +30,7 @@ from .faults import ERRORS, INTERNAL_AGENT, Chaos, Faults, access_key_of, is_int
 from .hosts import Host
 from .image_lifecycle import ImageLifecycle
 from .s3 import ForeignBuckets
-from .ssm import PublicParameters, is_ssm, ssm_names
+from .ssm import PublicParameters, is_ssm, ssm_names, ssm_region
 
 log = logging.getLogger("sandbox")
 NS = "{" + config.EC2_NS.rstrip("/") + "}"
@@ -845,8 +845,8 @@ class Middleware:
             answer = self.ssm.answer(environ, raw, self._call_inner)
             action = environ.get("HTTP_X_AMZ_TARGET", "").rpartition(".")[2]
             if not action.startswith(_READ_ACTIONS):
-                m = _REGION_RE.search(auth)
-                _audit(action, m.group(1) if m else "-", {}, answer, environ, is_internal(environ), ssm_names(raw))
+                region = ssm_region(environ) or "-"
+                _audit(action, region, {}, answer, environ, is_internal(environ), ssm_names(raw))
             return answer
         if service == "autoscaling":
             where = auth.partition("Credential=")[2].split("/")[2:3]

@@ -156,6 +156,12 @@ class PublicParameters:
         return "200 OK", _JSON, json.dumps(reply).encode()
 
 
+def ssm_region(environ) -> str | None:
+    """The region an SSM request is signed for, or None."""
+    match = _REGION_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
+    return match.group(1) if match else None
+
+
 def ssm_names(raw: bytes) -> list[str]:
     """The parameter names an SSM request names (``Name`` or ``Names``), for the audit log."""
     try:
