@@ -199,6 +199,7 @@ def test_a_role_variable_change_bakes_canaries_publishes_and_rolls_out(sandbox, 
         "copy",
         "publish",
         "rollout",
+        "retire",
     ]
     assert instances(sandbox, f"{NAME}-builder") == {} and instances(sandbox, f"{NAME}-canary") == {}
 
