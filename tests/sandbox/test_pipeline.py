@@ -177,7 +177,7 @@ def test_a_role_variable_change_bakes_canaries_publishes_and_rolls_out(sandbox, 
     elb = sandbox.client(service="elbv2")
     address = elb.describe_load_balancers(Names=[f"{NAME}-lb"])["LoadBalancers"][0]["DNSName"]
     old = set(images(sandbox))
-    probe = Probe(address, "/healthz", rate=20.0, limit=1200)
+    probe = Probe(address, "/healthz", rate=20.0, limit=1200, ca=os.environ["BAKERY_SANDBOX_CA"])  # HTTPS
     probe.start()
     try:
         proc = flow("pipeline.yml", timeout=1500, webserver_app_title="Staff Directory")
