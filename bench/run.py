@@ -9,8 +9,9 @@ Cases: (1) inventory (bench/inventory/run.py), (2) ami_find `regions:` vs ec2_am
 latency on SQLite and on DynamoDB + S3 of a local moto server (bench/app_store.py), (8) the same on a sandbox host
 deployed by the flow (bench/app_sandbox.py), (9) rolling N clones onto a new image behind the load balancer with a
 steady probe (bench/rollout.py), (10) ami_retire over 2,000 images in 4 regions and their users on moto
-(bench/retire.py; ours only, as amazon.aws has no module that retires images by what uses them); 3-6, 8 and 9 on
-the local EC2 sandbox (reused when running, else started and stopped here). Runs alternate between ours and the
+(bench/retire.py; ours only, as amazon.aws has no module that retires images by what uses them), (11) the image
+pipeline up to date and through a bake and rollout, beside the flow's steps (bench/pipeline.py); 3-6, 8, 9 and 11
+on the local EC2 sandbox (reused when running, else started and stopped here). Runs alternate between ours and the
 peer; API calls are counted at the endpoint by a counting proxy (bench/harness.py).
 
 The smoke mode does not need the peer's virtualenv (.venv-bench takes over a minute to build) and takes a few
@@ -37,6 +38,7 @@ import app_sandbox
 import app_store
 import cases
 import harness
+import pipeline
 import retire
 import rollout
 import run as inventory
@@ -235,6 +237,10 @@ def render(results: dict, args, seconds: float, argv: list[str]) -> str:
         what = retire.__doc__.split("\n\n")[2].strip()
         title = "ami_retire: 2,000 images in 4 regions, 5,000 instances, 200 launch template versions (moto)"
         out += ["", f"## {SECTIONS['ami_retire']}. {title}", "", what, "", results["ami_retire"]["text"]]
+    if "pipeline" in results:
+        what = pipeline.__doc__.split("\n\n")[2].strip()
+        title = "The image pipeline: up to date, and a bake through rollout beside the flow"
+        out += ["", f"## {SECTIONS['pipeline']}. {title}", "", what, "", results["pipeline"]["text"]]
     notes = harness.HERE / "NOTES.md"
     if notes.exists():
         out += ["", notes.read_text().strip()]
@@ -253,6 +259,7 @@ SECTIONS = {
     "app_sandbox": 8,
     "rollout": 9,
     "ami_retire": 10,
+    "pipeline": 11,
 }
 TARGET_PREFIXES = {
     "inventory": "inventory",
@@ -265,6 +272,7 @@ TARGET_PREFIXES = {
     "app_sandbox": "app on the sandbox",
     "rollout": "rollout",
     "ami_retire": "ami_retire",
+    "pipeline": "pipeline",
 }
 
 
@@ -341,7 +349,8 @@ def main():
     parser.add_argument("--images", type=int, default=200, help="images per region in case 2")
     parser.add_argument("--count", type=int, default=5, help="instances launched by case 3")
     parser.add_argument(
-        "--cases", default="inventory,ami_find,launch,image,flow,scale,app_store,app_sandbox,rollout,ami_retire"
+        "--cases",
+        default="inventory,ami_find,launch,image,flow,scale,app_store,app_sandbox,rollout,ami_retire,pipeline",
     )
     parser.add_argument("--scale-each", default="1,4,8,16,32,64", help="case 6: configure-each at these sizes")
     parser.add_argument("--scale-clones", default="1,4,8,16,32,64", help="case 6: bake once, clone these sizes")
@@ -377,7 +386,10 @@ def main():
         harness.STAND_IN = True
         cases.log("smoke: the peer's side runs our modules as a stand-in")
         args.runs, args.flow_runs, args.images, args.count = 1, 1, 200, 1
-    elif set(wanted) - {"scale", "rollout", "ami_retire"} and not (harness.BENCH_VENV / "ansible-playbook").exists():
+    elif (
+        set(wanted) - {"scale", "rollout", "ami_retire", "pipeline"}
+        and not (harness.BENCH_VENV / "ansible-playbook").exists()
+    ):  # no peer there
         sys.exit(f"error: {harness.BENCH_VENV} is missing; make bench creates it")
     results = {}
     if "inventory" in wanted:
@@ -392,7 +404,7 @@ def main():
         requests, employees = (10, 10) if args.smoke else (args.app_requests, 100)
         cases.log(f"app_store: {requests} lists and adds on SQLite and on DynamoDB + S3 (local moto)")
         results["app_store"] = app_store.case_app_store(requests, employees)
-    if {"launch", "image", "flow", "scale", "app_sandbox", "rollout"} & set(wanted):
+    if {"launch", "image", "flow", "scale", "app_sandbox", "rollout", "pipeline"} & set(wanted):
         with cases.sandbox() as url:
             if "launch" in wanted:
                 results["launch"] = cases.case_launch(args.runs, args.count, url)
@@ -417,6 +429,10 @@ def main():
                 counts = [2] if args.smoke else [int(n) for n in args.rollout_clones.split(",") if n]
                 cases.log(f"rollout: {', '.join(map(str, counts))} clones behind the load balancer")
                 results["rollout"] = rollout.case_rollout(url, counts)
+            # A flow, 3 up-to-date runs and a bake through rollout (about 5 minutes): not in the smoke run.
+            if "pipeline" in wanted and not args.smoke:
+                cases.log("pipeline: the flow, then the pipeline up to date and with a role variable changed")
+                results["pipeline"] = pipeline.case_pipeline(url)
     if args.smoke and (harness.BENCH_VENV / "ansible-playbook").exists():
         harness.STAND_IN = False
         syntax_check_peer()

@@ -30,7 +30,7 @@ from .faults import ERRORS, INTERNAL_AGENT, Chaos, Faults, access_key_of, is_int
 from .hosts import Host
 from .image_lifecycle import ImageLifecycle
 from .s3 import ForeignBuckets
-from .ssm import PublicParameters, is_ssm
+from .ssm import PublicParameters, is_ssm, ssm_names, ssm_region
 
 log = logging.getLogger("sandbox")
 NS = "{" + config.EC2_NS.rstrip("/") + "}"
@@ -730,15 +730,17 @@ _READ_ACTIONS = ("Describe", "Get", "List")
 _AUDITED_RE = re.compile(r"^(?:i|vol|sg|ami|snap)-[0-9a-f]+$")
 
 
-def _audit(action: str, region: str, params: dict, answer: tuple, environ: dict, internal: bool) -> None:
-    """One log line per changing EC2 or ELB call (as CloudTrail records it): what, on which resources, by whom,
-    with which outcome. It is what tells afterwards which client changed what when two views of a resource differ."""
-    ids = sorted({v for k, v in params.items() if k != "Action" and _AUDITED_RE.match(v)})
+def _audit(action: str, region: str, params: dict, answer: tuple, environ: dict, internal: bool, ids=None) -> None:
+    """One log line per changing EC2, ELB or SSM call (as CloudTrail records it): what, on which resources, by whom,
+    with which outcome. It is what tells afterwards which client changed what when two views of a resource differ.
+    ``ids``: the resources, when the request names them otherwise than by EC2 IDs (an SSM parameter's name)."""
+    if ids is None:
+        ids = sorted({v for k, v in params.items() if k != "Action" and _AUDITED_RE.match(v)})
     status, _headers, body = answer
     outcome = status.split()[0]
     if not status.startswith("200"):
-        code = re.search(rb"<Code>([^<]+)</Code>", body or b"")
-        outcome += f" {code.group(1).decode(errors='replace')}" if code else ""
+        code = re.search(rb"<Code>([^<]+)</Code>|\"__type\": *\"(?:[^\"#]*#)?([^\"]+)\"", body or b"")
+        outcome += f" {(code.group(1) or code.group(2)).decode(errors='replace')}" if code else ""
     who = "sandbox" if internal else access_key_of(environ) or "-"
     log.info("call %s %s %s -> %s (by %s)", region, action, ",".join(ids) or "-", outcome, who)
 
@@ -840,7 +842,12 @@ class Middleware:
             with self.dynamodb_lock:
                 return self._call_inner(environ, raw)
         if is_ssm(environ):
-            return self.ssm.answer(environ, raw, self._call_inner)
+            answer = self.ssm.answer(environ, raw, self._call_inner)
+            action = environ.get("HTTP_X_AMZ_TARGET", "").rpartition(".")[2]
+            if not action.startswith(_READ_ACTIONS):
+                region = ssm_region(environ) or "-"
+                _audit(action, region, {}, answer, environ, is_internal(environ), ssm_names(raw))
+            return answer
         if service == "autoscaling":
             where = auth.partition("Credential=")[2].split("/")[2:3]
             refused = self.core.lifecycle.autoscaling(params, where[0] if where else config.REGION)

@@ -35,6 +35,7 @@ from urllib.parse import parse_qsl, unquote
 from xml.sax.saxutils import escape, unescape
 
 from . import acm, conditions, config
+from .ssm import parameter_arn, ssm_names
 
 POLICY_FILE = config.REPO_ROOT / "docs" / "iam-policy.json"
 ADMIN_USER = "bakery-admin"
@@ -421,6 +422,10 @@ class Gate:
             return [(f"iam:{action}", iam_resource(params))]
         if service == "acm":
             return acm.iam_requested(region, action, raw)
+        if service == "ssm" and action in SSM_PARAMETER_ACTIONS:  # checked on the parameter's ARN, as on AWS
+            names = ssm_names(raw)
+            if names:
+                return [(f"ssm:{action}", parameter_arn(region, name)) for name in names]
         if service == "sts" and action == "AssumeRole" and params.get("RoleArn"):
             return [("sts:AssumeRole", params["RoleArn"])]
         param, kind = RESOURCE_ACTIONS.get(action, ("", "")) if service == "ec2" else ("", "")
@@ -447,6 +452,10 @@ class Gate:
             keys[f"aws:ResourceTag/{key}"] = keys[f"ec2:ResourceTag/{key}"] = [value]
         return keys
 
+
+# SSM actions that name parameters (Name or Names), authorized on each parameter's ARN (the Service Authorization
+# Reference, "Actions defined by AWS Systems Manager": resource type parameter); other SSM actions on "*".
+SSM_PARAMETER_ACTIONS = ("PutParameter", "DeleteParameter", "DeleteParameters", "LabelParameterVersion")
 
 # EC2 actions on an existing resource whose authorization names that resource (EC2's Service Authorization
 # Reference, "Actions defined by Amazon EC2": resource types instance, security-group, image, snapshot), with the

@@ -9,19 +9,31 @@ these names itself, through the SSM API's own requests and answers (no moto inte
   value is the newest image of Debian's account named `debian-<N>-amd64-*` in the request's region, asked of
   the sandbox's own EC2 API (DescribeImages by owner and name), never assumed to be the same in every region.
 
-Answered: GetParameter, GetParameters, GetParametersByPath. Other SSM actions are moto's alone.
+Answered: GetParameter, GetParameters, GetParametersByPath. Other SSM actions are moto's alone, except:
+
+- PutParameter with data type `aws:ec2:image`: AWS validates the value asynchronously, after answering (the AMI
+  must be available to the account in that region); a value that fails is answered with success but never
+  becomes the parameter's. The sandbox checks the value against its own EC2 API before moto sees the request,
+  and for a value that fails answers 200 with the next version without storing anything.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 from datetime import UTC, datetime
 
+from botocore.exceptions import ClientError
+
 from . import config, images
 
+log = logging.getLogger("sandbox")
+
 PREFIX = "/aws/service/debian/release/"
+IMAGE_DATA_TYPE = "aws:ec2:image"
+_AMI_RE = re.compile(r"^ami-[0-9a-f]{8}([0-9a-f]{9})?$")
 TARGET = "AmazonSSM."
 _REGION_RE = re.compile(r"Credential=[^/]+/\d+/([a-z0-9-]+)/ssm/")
 _JSON = [("Content-Type", "application/x-amz-json-1.1")]
@@ -81,11 +93,31 @@ class PublicParameters:
             self._cache[(region, name)] = param
         return param
 
+    def image_refused(self, region: str, image_id: str) -> bool:
+        """True when AWS's asynchronous check of an aws:ec2:image value would fail: not an available image of
+        ``region`` that the account can see."""
+        if not _AMI_RE.match(image_id or "") or self.foreign(image_id, region):
+            return True
+        try:
+            found = self.ec2(region).describe_images(ImageIds=[image_id])["Images"]
+        except ClientError:
+            return True
+        return not found or found[0].get("State") != "available"
+
     def answer(self, environ, raw: bytes, call_moto):
         """Moto's answer to an SSM request, completed with our parameters where moto has none."""
-        status, headers, body = call_moto(environ, raw)
         action = environ.get("HTTP_X_AMZ_TARGET", "")[len(TARGET) :]
         match = _REGION_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        if action == "PutParameter" and match:
+            try:
+                request = json.loads(raw or b"{}")
+            except ValueError:
+                request = {}
+            if request.get("DataType") == IMAGE_DATA_TYPE and self.image_refused(match.group(1), request.get("Value")):
+                log.info("ssm: PutParameter %s = %s refused by the aws:ec2:image check, after a 200 as on AWS",
+                         request.get("Name"), request.get("Value"))  # fmt: skip
+                return "200 OK", _JSON, json.dumps({"Version": 0, "Tier": "Standard"}).encode()
+        status, headers, body = call_moto(environ, raw)
         if not match or action not in ("GetParameter", "GetParameters", "GetParametersByPath"):
             return status, headers, body
         region = match.group(1)
@@ -122,3 +154,27 @@ class PublicParameters:
                     if param is not None:
                         reply.setdefault("Parameters", []).append(param)
         return "200 OK", _JSON, json.dumps(reply).encode()
+
+
+def ssm_region(environ) -> str | None:
+    """The region an SSM request is signed for, or None."""
+    match = _REGION_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
+    return match.group(1) if match else None
+
+
+def ssm_names(raw: bytes) -> list[str]:
+    """The parameter names an SSM request names (``Name`` or ``Names``), for the audit log."""
+    try:
+        request = json.loads(raw or b"{}")
+    except ValueError:
+        return []
+    if not isinstance(request, dict):
+        return []
+    names = request.get("Names") or ([request["Name"]] if request.get("Name") else [])
+    return sorted(str(n) for n in names)
+
+
+def parameter_arn(region: str, name: str) -> str:
+    """The ARN IAM authorizes a parameter's actions on: ``arn:aws:ssm:REGION:ACCOUNT:parameter/NAME``, the name
+    without its leading slash (AWS's "Parameter Store" resource type)."""
+    return f"arn:aws:ssm:{region}:{config.ACCOUNT_ID}:parameter/{name.lstrip('/')}"

@@ -3,8 +3,9 @@
 Standard input: a JSON list of ``{"instance_id": ..., "private_ip_address": ...}`` (the instances ec2_launch
 returns; other keys are ignored, a clone without an address is reported); with ``--address-field
 public_ip_address`` each clone is asked at its ``public_ip_address`` instead. Each clone is asked
-``GET http://ADDRESS/healthz`` (5 s timeout per request, one second between tries) until it answers 200 with
-``{"status": "ok", "instance_id": <its own ID>}`` or ``--timeout`` seconds after the start have passed; every
+``GET http://ADDRESS/healthz`` (or ``--path PATH``, as pipeline.yml's canaries are; 5 s timeout per request, one
+second between tries) until it answers 200 with ``{"status": "ok", "instance_id": <its own ID>}`` (another path may
+leave the instance ID out) or ``--timeout`` seconds after the start have passed; every
 clone is polled by its own thread, so the whole check takes at most about ``--timeout`` + 5 seconds however many
 clones there are and however many are dead.
 
@@ -32,6 +33,7 @@ import urllib.request
 REQUEST_TIMEOUT = 5.0
 PAUSE = 1.0
 SHOWN = 120  # characters of an unexpected answer shown in the reason
+HEALTH = "/healthz"
 
 
 def _no_proxy():
@@ -62,15 +64,20 @@ def _shown(body):
     return "answered " + (text if len(text) <= SHOWN else text[: SHOWN - 3] + "...")
 
 
-def _ask(opener, address, instance_id, timeout, answers=None):
-    """None when the clone answers for itself, otherwise why not (one line). Its answer goes into ``answers``."""
-    status, body, data = _get(opener, f"http://{address}/healthz", timeout)
+def _ask(opener, address, instance_id, timeout, answers=None, path=HEALTH):
+    """None when the clone answers for itself, otherwise why not (one line). Its answer goes into ``answers``.
+
+    The answer must be 200 with JSON ``status`` ``ok`` and the clone's own ``instance_id`` (a path other than
+    /healthz may leave the instance ID out).
+    """
+    status, body, data = _get(opener, f"http://{address}{path}", timeout)
     if status is None:
         return body
-    ours = isinstance(data, dict) and data.get("status") == "ok" and data.get("instance_id") == instance_id
+    ours = isinstance(data, dict) and data.get("status") == "ok"
+    ours = ours and (data.get("instance_id") == instance_id or (path != HEALTH and "instance_id" not in data))
     if status == 200 and ours:
         if answers is not None:
-            answers["/healthz"] = data
+            answers[path] = data
         return None
     return _shown(body)
 
@@ -90,7 +97,7 @@ def _fetch(opener, address, paths, answers, timeout):
     return None
 
 
-def check(clones, timeout, clock=time.monotonic, fetch=(), answers=None, field="private_ip_address"):
+def check(clones, timeout, clock=time.monotonic, fetch=(), answers=None, field="private_ip_address", path=HEALTH):
     """Poll every clone in its own thread until it answers for itself or the deadline passes.
 
     With ``fetch``, each clone that answers for itself is then asked each of those paths once, and ``answers``
@@ -108,7 +115,7 @@ def check(clones, timeout, clock=time.monotonic, fetch=(), answers=None, field="
         instance_id, address = clone["instance_id"], clone[field]
         got = {}
         while True:
-            reason = _ask(opener, address, instance_id, timeout(), got)
+            reason = _ask(opener, address, instance_id, timeout(), got, path)
             if reason is None:
                 reason = _fetch(opener, address, fetch, got, timeout)
                 if reason is not None:
@@ -167,10 +174,14 @@ def main(argv=None, stdin=None, stdout=None):
         choices=("private_ip_address", "public_ip_address"),
         help="the address of each clone to ask (the flow's flow_connect_address)",
     )
+    parser.add_argument(
+        "--path", default=HEALTH, help="the path each clone must answer with 200 and JSON status ok (default /healthz)"
+    )
     args = parser.parse_args(argv)
-    bad_paths = [p for p in args.fetch if not p.startswith("/")]
+    bad_paths = [("--fetch", p) for p in args.fetch if not p.startswith("/")]
+    bad_paths += [("--path", args.path)] if not args.path.startswith("/") else []
     if bad_paths:
-        print(f"check_clones: --fetch {bad_paths[0]}: not a path starting with /", file=sys.stderr)
+        print(f"check_clones: {bad_paths[0][0]} {bad_paths[0][1]}: not a path starting with /", file=sys.stderr)
         return 2
     try:
         clones = _clones((stdin or sys.stdin).read())
@@ -179,7 +190,7 @@ def main(argv=None, stdin=None, stdout=None):
         return 2
     started = time.monotonic()
     answers = {}
-    bad = check(clones, args.timeout, fetch=args.fetch, answers=answers, field=args.address_field)
+    bad = check(clones, args.timeout, fetch=args.fetch, answers=answers, field=args.address_field, path=args.path)
     seconds = round(time.monotonic() - started, 1)
     report = "; ".join(f"{b['instance_id']} at {b['address']}: {b['reason']}" for b in bad)
     result = {"checked": len(clones), "seconds": seconds, "bad": bad, "report": report, "answers": answers}

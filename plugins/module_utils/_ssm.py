@@ -7,7 +7,7 @@ Used by ami_find (``ssm_parameter``) and ec2_launch (``image_id: resolve:ssm:NAM
 
 from __future__ import annotations
 
-from ansible_collections.bakery.ec2.plugins.module_utils._aws import AwsError, check_id
+from ansible_collections.bakery.ec2.plugins.module_utils._aws import AwsError, WaitTimeout, check_id, wait_until
 
 # EC2's own syntax for an image ID read from a parameter at launch (RunInstances accepts it too).
 RESOLVE_PREFIX = "resolve:ssm:"
@@ -42,3 +42,76 @@ def resolve_image(client, name, option):
     if check_id("image", value, option):
         raise ParameterError(f"{option}: parameter {name!r} in {client.region} holds {value!r}, not an AMI ID")
     return value
+
+
+# --- publishing an image ID (ami_parameter) ---------------------------------------------------------
+
+IMAGE_DATA_TYPE = "aws:ec2:image"
+
+
+def read_parameter(client, name):
+    """The parameter ``name`` as GetParameter returns it in ``client``'s region, or None when there is none."""
+    try:
+        return client.call("get_parameter", Name=name)["Parameter"]
+    except AwsError as err:
+        if err.code == "ParameterNotFound":
+            return None
+        raise
+
+
+def publish_plan(name, wanted, found):
+    """What to do in one region: None (already holds ``wanted``), "create" or "update"; ParameterError when the
+    parameter exists with another data type (AWS cannot change a parameter to or from aws:ec2:image)."""
+    if found is None:
+        return "create"
+    if found.get("DataType", "text") != IMAGE_DATA_TYPE:
+        raise ParameterError(
+            f"name: parameter {name!r} exists with data type {found.get('DataType', 'text')!r}, and AWS cannot change "
+            f"a parameter to {IMAGE_DATA_TYPE}: delete it or publish under another name"
+        )
+    return None if found.get("Value") == wanted else "update"
+
+
+def publish(client, changes, name, image_id, description, timeout):
+    """Make parameter ``name`` hold ``image_id`` (data type aws:ec2:image) in ``client``'s region.
+
+    AWS validates such a value asynchronously: PutParameter answers before it checked that the image exists, and
+    a value that fails the check never becomes the parameter's. So the parameter is read back until it holds the
+    image (or ``timeout`` seconds pass: :class:`ParameterError`). Returns the parameter as it is afterwards
+    (in check mode, as it would be).
+    """
+    found = read_parameter(client, name)
+    plan = publish_plan(name, image_id, found)
+    if plan is None:
+        return found
+    request = {"Name": name, "Value": image_id, "Type": "String", "DataType": IMAGE_DATA_TYPE, "Overwrite": True}
+    if plan == "create":
+        request.pop("Overwrite")
+        if description:
+            request["Description"] = description
+    action = f"{plan} parameter {name} = {image_id} ({client.region})"
+    if not changes.will(action):
+        return dict(found or {"Name": name, "Type": "String", "DataType": IMAGE_DATA_TYPE}, Value=image_id)
+    client.call("put_parameter", **request)
+    try:
+        return wait_until(
+            lambda: read_parameter(client, name),
+            lambda p: p is not None and p.get("Value") == image_id,
+            timeout,
+            f"parameter {name} to hold {image_id} in {client.region}",
+            describe=lambda p: (p or {}).get("Value", "no parameter"),
+        )
+    except WaitTimeout:
+        raise ParameterError(
+            f"name: parameter {name!r} in {client.region} does not hold {image_id} {timeout} s after PutParameter: "
+            f"AWS's asynchronous {IMAGE_DATA_TYPE} check refused it (the image is not available to this account "
+            "in that region)"
+        ) from None
+
+
+def unpublish(client, changes, name):
+    """Delete parameter ``name`` in ``client``'s region; returns what it held, or None when there was none."""
+    found = read_parameter(client, name)
+    if found is not None and changes.will(f"delete parameter {name} ({client.region})"):
+        client.call("delete_parameter", Name=name)
+    return found

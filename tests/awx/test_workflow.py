@@ -3,8 +3,8 @@
 Setup as docs/awx.md says: the key pair is imported into EC2 once, its private key is the Machine credential,
 ``flow_key_path`` is empty, the admin password comes from a custom credential (an extra variable), survey
 answers are extra variables (CIDR lists as a textarea gives them). The workflow:
-launch -> inventory update -> configure -> image -> clone -> inventory update (clones) -> configure of the clones
-as a sliced job (2 slices at once) -> teardown.
+launch -> inventory update -> configure -> image -> clone -> the pipeline job twice (up to date, nothing launched)
+-> inventory update (clones) -> configure of the clones as a sliced job (2 slices at once) -> teardown.
 """
 
 from __future__ import annotations
@@ -89,6 +89,16 @@ def test_workflow_then_sliced_configure(tmp_path, awx_root, sandbox):
         assert_ok(awx.job("bakery 3 image", "image.yml", fleet, timeout=300))
         assert_ok(awx.job("bakery 4 clone", "clone.yml", fleet, timeout=300))
 
+        # The "bakery pipeline" job template as its daily schedule runs it, twice: right after the flow the image
+        # is up to date (the first job publishes it); the second job finds nothing to do and launches nothing.
+        launched = flow_instance_ids(ec2)
+        for run in (1, 2):
+            pipeline = awx.job(f"bakery pipeline {run}", "pipeline.yml", fleet, timeout=600)
+            assert_ok(pipeline)
+            assert '"pipeline: up to date"' in pipeline.stdout, pipeline.stdout[-3000:]
+        assert "changed=0" in pipeline.stdout, pipeline.stdout[-3000:]
+        assert flow_instance_ids(ec2) == launched
+
         clones_inventory = awx.inventory_update("bakery-clones.instances.yml")
         clones = sorted(h for h in clones_inventory["_meta"]["hostvars"] if in_flow(clones_inventory, h))
         assert len(clones) == CLONES, clones_inventory
@@ -130,6 +140,12 @@ def test_workflow_then_sliced_configure(tmp_path, awx_root, sandbox):
         assert not list(job.home.rglob("*admin-password*")), job.name
         assert not [p for p in job.home.rglob("*") if p.is_file() and not p.name.endswith(".known_hosts")
                     and ".ansible" not in p.parts], job.name  # fmt: skip
+
+
+def flow_instance_ids(ec2):
+    """Every instance of the flow ever launched (terminated ones too)."""
+    found = ec2.describe_instances(Filters=[{"Name": "tag:BakeryFlow", "Values": [FLOW]}])["Reservations"]
+    return sorted(i["InstanceId"] for r in found for i in r["Instances"])
 
 
 def in_flow(inventory, host):

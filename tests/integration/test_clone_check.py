@@ -226,3 +226,31 @@ def test_a_fetch_that_does_not_answer_ends_with_the_deadline():
     bad = json.loads(proc.stdout)["bad"]
     assert [(b["instance_id"], b["reason"].split(" (")[0]) for b in bad] == [("i-hangs", "/api/employees: no answer")]
     assert took < 2 + 2, f"took {took:.1f} s: the list's request outlived the deadline"
+
+
+def test_a_canary_path_that_answers_404_is_reported_with_its_answer():
+    """pipeline.yml's canaries: --path instead of /healthz; a path that is not found is reported with its status."""
+    if os.geteuid() != 0:
+        pytest.skip("port 80 on 127.0.0.x needs root")
+    srv = serve("127.0.2.10", "i-canary", employees=["Ada Lovelace"])
+    canary = json.dumps([{"instance_id": "i-canary", "private_ip_address": "127.0.2.10"}])
+    try:
+        answers = {}
+        for path in ("/healthz", "/nowhere"):
+            proc = subprocess.run(
+                [str(BIN / "python"), str(CHECK), "--timeout", "2", "--path", path, "--fetch", "/api/employees"],
+                input=canary, capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+            assert proc.returncode == 0, proc.stderr
+            answers[path] = json.loads(proc.stdout)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert answers["/healthz"]["bad"] == []
+    assert answers["/healthz"]["answers"]["i-canary"]["/api/employees"] == {"employees": [{"name": "Ada Lovelace"}]}
+    assert answers["/nowhere"]["report"] == "i-canary at 127.0.2.10: HTTP 404 Not Found"
+    bad = subprocess.run(
+        [str(BIN / "python"), str(CHECK), "--timeout", "1", "--path", "healthz"],
+        input="[]", capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert bad.returncode == 2 and bad.stderr.strip() == "check_clones: --path healthz: not a path starting with /"

@@ -28,6 +28,8 @@ MUST_SHIP = [
     "plugins/modules/ami_from_instance.py",
     "plugins/modules/ami_retire.py",
     "plugins/module_utils/_images.py",
+    "plugins/modules/ami_parameter.py",
+    "plugins/filter/recipe_hash.py",
     "plugins/inventory/instances.py",
     "plugins/module_utils/_aws.py",
     "plugins/module_utils/_module.py",
@@ -35,7 +37,9 @@ MUST_SHIP = [
     "roles/webserver/tasks/main.yml",
     "roles/webserver/meta/argument_specs.yml",
     "playbooks/flow.yml",
+    "playbooks/pipeline.yml",
     "playbooks/vars/flow.yml",
+    "playbooks/vars/pipeline.yml",
     "playbooks/inventory/bakery.instances.yml",
 ]
 NEVER_SHIP = ("sandbox/", "bench/", ".venv", ".build/", ".git/", "__pycache__", ".pyc", "tests/output", ".cache/")
@@ -85,6 +89,8 @@ def test_tarball_file_list(tarball):
         ("module", "bakery.ec2.ec2_launch"),
         ("module", "bakery.ec2.ami_from_instance"),
         ("module", "bakery.ec2.ami_retire"),
+        ("module", "bakery.ec2.ami_parameter"),
+        ("filter", "bakery.ec2.recipe_hash"),
         ("inventory", "bakery.ec2.instances"),
         ("role", "bakery.ec2.webserver"),
     ],
@@ -103,7 +109,7 @@ def test_smoke_playbook_from_installed_tarball(installed, aws_env):
     proc = run([BIN / "ansible-playbook", str(Path(__file__).parent / "smoke" / "tarball_smoke.yml")], env=env)
     assert "failed=0" in proc.stdout
     # The flow and its teardown resolve every module, their dependencies' included (amazon.aws, community.aws).
-    for playbook in ("bakery.ec2.flow", "bakery.ec2.teardown"):
+    for playbook in ("bakery.ec2.flow", "bakery.ec2.pipeline", "bakery.ec2.teardown"):
         run([BIN / "ansible-playbook", "--syntax-check", playbook], env=env)
     listed = run([BIN / "ansible-galaxy", "collection", "list", "-p", str(root)], env=env).stdout
     assert "amazon.aws" in listed and "community.aws" in listed
@@ -123,3 +129,14 @@ def test_ee_build_context(tarball, tmp_path):
     assert (context / "_build" / "collections" / tarball.name).is_file()
     galaxy = yaml.safe_load((context / "_build" / "requirements.yml").read_text())
     assert galaxy["collections"][0]["name"].endswith(tarball.name)
+
+
+def test_the_recipe_hash_of_the_installed_collection_is_the_checkouts(installed):
+    """Same inputs from another path (the installed tarball, version from MANIFEST.json): the same hash."""
+    _root, env = installed
+    expr = "{{ 'ami-0123456789abcdef0' | bakery.ec2.recipe_hash({'webserver_store': 'sqlite'}) }}"
+    hashes = []
+    for environ in (env, dict(env, ANSIBLE_COLLECTIONS_PATH=str(REPO / ".build" / "collections"))):
+        out = run([BIN / "ansible", "localhost", "-m", "ansible.builtin.debug", "-a", f"msg={expr}"], env=environ)
+        hashes.append(out.stdout.split('"msg": "')[1].split('"')[0])
+    assert len(hashes[0]) == 64 and hashes[0] == hashes[1]

@@ -30,3 +30,15 @@ def test_a_changing_call_is_recorded_with_its_resources_outcome_and_caller(caplo
         "call eu-west-1 DeregisterTargets i-0c -> 400 InvalidTarget (by AKIAEXAMPLE)",
         "call us-east-1 CreateTags snap-01 -> 200 (by sandbox)",
     ]
+
+
+def test_a_changing_ssm_call_is_recorded_with_its_parameter_and_json_error_code(caplog):
+    caplog.set_level(logging.INFO, logger="sandbox")
+    signed = {"HTTP_AUTHORIZATION": SIGNED["HTTP_AUTHORIZATION"].replace("/ec2/", "/ssm/")}
+    refused = b'{"__type": "com.amazonaws.ssm#ParameterAlreadyExists", "message": "x"}'
+    core._audit("PutParameter", "us-east-1", {}, ("400 Bad Request", [], refused), signed, False, ["/bakery/a"])
+    core._audit("DeleteParameter", "eu-west-1", {}, ("200 OK", [], b"{}"), signed, False, ["/bakery/a"])
+    assert [r.getMessage() for r in caplog.records] == [
+        "call us-east-1 PutParameter /bakery/a -> 400 ParameterAlreadyExists (by AKIAEXAMPLE)",
+        "call eu-west-1 DeleteParameter /bakery/a -> 200 (by AKIAEXAMPLE)",
+    ]

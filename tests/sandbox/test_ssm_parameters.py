@@ -115,3 +115,37 @@ def test_launch_takes_the_base_image_from_flow_base_ssm_parameter(sandbox, tmp_p
     finally:
         down = ansible_playbook(sandbox, ROOT / "playbooks/teardown.yml", "-e", json.dumps(flow))
     assert down.returncode == 0, down.stdout[-3000:] + down.stderr[-2000:]
+
+
+def test_an_image_parameter_takes_only_an_available_image_of_its_region(sandbox):
+    """PutParameter with data type aws:ec2:image: AWS answers at once and checks the image afterwards; a value that
+    fails the check never becomes the parameter's. Parameter actions are authorized on the parameter's ARN, and
+    every changing SSM call is in the audit log."""
+    from sandbox import config
+
+    user = sandbox.client("us-east-1", "ssm", admin=False)  # docs/iam-policy.json: /bakery/* only
+    name = "/bakery/sandbox-test/image-id"
+    here = base_ami(sandbox.client("us-east-1"), "12")["ImageId"]
+    ireland = base_ami(sandbox.client("eu-west-1"), "12")["ImageId"]
+    image = {"Type": "String", "DataType": "aws:ec2:image"}
+    user.put_parameter(Name=name, Value=here, Overwrite=True, **image)
+    try:
+        for refused in (ireland, "ami-0000000000000dead"):
+            reply = user.put_parameter(Name=name, Value=refused, Overwrite=True, **image)
+            assert reply["ResponseMetadata"]["HTTPStatusCode"] == 200
+            param = user.get_parameter(Name=name)["Parameter"]
+            assert (param["Value"], param["DataType"]) == (here, "aws:ec2:image"), refused
+        with pytest.raises(ClientError) as caught:
+            user.put_parameter(Name="/elsewhere/image-id", Value=here, **image)
+        assert caught.value.response["Error"]["Code"] == "AccessDeniedException"
+        assert "parameter/elsewhere/image-id" in caught.value.response["Error"]["Message"]
+    finally:
+        user.delete_parameter(Name=name)
+    key = sandbox.env()["AWS_ACCESS_KEY_ID"]
+    audit = [line for line in config.LOG_FILE.read_text().splitlines() if f" {name} -> " in line and key in line]
+    assert [line.split(" call ")[1] for line in audit[-4:]] == [
+        f"us-east-1 PutParameter {name} -> 200 (by {key})",
+        f"us-east-1 PutParameter {name} -> 200 (by {key})",
+        f"us-east-1 PutParameter {name} -> 200 (by {key})",
+        f"us-east-1 DeleteParameter {name} -> 200 (by {key})",
+    ]
