@@ -498,10 +498,17 @@ def search(module, region, params, now):
         found = []
     images = select(found, params["sort_by"], params["sort_order"], params["include_deprecated"], now)
     if not images and result and not params["allow_empty"]:
-        raise ParameterError(
-            f"ssm_parameter: {params['ssm_parameter']!r} names {result['ssm_parameter']['value']}, "
-            f"which is not an image of {client.region} that matches the criteria"
-        )
+        named = f"ssm_parameter: {params['ssm_parameter']!r} names {result['ssm_parameter']['value']}"
+        deprecated = [img for img in found if is_deprecated(img, now)]
+        if deprecated and not params["include_deprecated"]:
+            raise ParameterError(
+                f"{named}, deprecated since {deprecated[0]['DeprecationTime']} in {client.region}: not used "
+                "(include_deprecated: true to use it anyway)"
+            )
+        if not found and not any(r.get("Filters") or r.get("Owners") for r in requests):
+            gone = "deregistered, or of another region"
+            raise ParameterError(f"{named}, which is not an image of {client.region} ({gone})")
+        raise ParameterError(f"{named}, which is not an image of {client.region} that matches the criteria")
     if not images and not params["allow_empty"]:
         raise NoMatch(client.region)
     result["images"] = [to_snake(img) for img in images]

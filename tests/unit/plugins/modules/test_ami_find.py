@@ -346,6 +346,32 @@ def test_ssm_parameter_pointing_to_an_image_gone_from_the_region(ec2, ssm, run_m
     assert res.failed and "names ami-0123456789abcdef0, which is not an image of us-east-1" in res.result["msg"]
 
 
+def test_ssm_parameter_naming_a_deprecated_image_is_reported_not_used(ec2, ssm, run_module):
+    ssm.add_response("get_parameter", parameter(DEBIAN12, "ami-0123456789abcdef0"), {"Name": DEBIAN12})
+    old = image("ami-0123456789abcdef0", "debian-12-amd64-20240120-1234", "2024-01-20T10:00:00.000Z")
+    old["DeprecationTime"] = "2025-01-20T10:00:00.000Z"
+    ec2.add_response("describe_images", {"Images": [old]}, {"IncludeDeprecated": False,
+                                                             "ImageIds": ["ami-0123456789abcdef0"]})  # fmt: skip
+    res = run_module(ami_find, {"ssm_parameter": DEBIAN12})
+    assert res.failed
+    assert res.result["msg"] == (
+        f"ssm_parameter: {DEBIAN12!r} names ami-0123456789abcdef0, deprecated since 2025-01-20T10:00:00.000Z in "
+        "us-east-1: not used (include_deprecated: true to use it anyway)"
+    )
+
+
+def test_ssm_parameter_naming_a_deregistered_image_says_so(ec2, ssm, run_module):
+    ssm.add_response("get_parameter", parameter(DEBIAN12, "ami-0123456789abcdef0"), {"Name": DEBIAN12})
+    ec2.add_response("describe_images", {"Images": []}, {"IncludeDeprecated": False,
+                                                         "ImageIds": ["ami-0123456789abcdef0"]})  # fmt: skip
+    res = run_module(ami_find, {"ssm_parameter": DEBIAN12})
+    assert res.failed
+    assert res.result["msg"] == (
+        f"ssm_parameter: {DEBIAN12!r} names ami-0123456789abcdef0, which is not an image of us-east-1 "
+        "(deregistered, or of another region)"
+    )
+
+
 def test_denied_ssm_call_fails_with_the_aws_code(ec2, ssm, run_module):
     ssm.add_client_error("get_parameter", "AccessDeniedException", "not authorized to perform: ssm:GetParameter")
     res = run_module(ami_find, {"ssm_parameter": DEBIAN12})
