@@ -43,7 +43,7 @@ except ImportError as exc:  # pragma: no cover - reported by the module or plugi
     HAS_BOTO3 = False
     BOTO3_IMPORT_ERROR = exc
 
-COLLECTION_VERSION = "0.1.0"
+COLLECTION_VERSION = "0.2.0"
 # A boto3 session is not thread-safe: clients are created from it under this lock.
 _SESSION_LOCK = threading.RLock()
 

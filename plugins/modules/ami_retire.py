@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: ami_retire
 short_description: Keep the newest images of a family in each region and retire the rest, never one still in use
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Finds the images of a family (O(name) and/or O(tags), of O(owners)) in each region of O(regions), keeps the
     newest O(keep) of each region (and, with O(keep_days), every image younger than that), and retires the rest
