@@ -59,9 +59,11 @@ options:
     elements: str
     default: []
 seealso:
-  - name: The image pipeline
-    description: C(bakery.ec2.pipeline), which rebakes only when this hash changes (README, "Keeping images current").
-    link: https://example.invalid/bakery/ec2/blob/main/README.md#keeping-images-current
+  - module: bakery.ec2.ami_from_instance
+    description: >-
+      Bakes the images whose tag C(bakery:recipe) holds this hash; the playbook C(bakery.ec2.pipeline) rebakes only when
+      the hash changes (docs/flow.md, "Keeping images current", in the collection's repository).
+  - module: bakery.ec2.ami_parameter
 """
 
 EXAMPLES = r"""

@@ -72,7 +72,7 @@ def test_the_flow_picks_the_field_of_flow_connect_address(tmp_path):
 def test_the_readme_recipe_connects_to_the_public_address(aws_env, flow_instance):
     """README's "On your AWS account": its variables, given as it gives them, reach the inventory config."""
     readme = (REPO / "README.md").read_text()
-    section = readme.split("### On your AWS account", 1)[1].split("\n### ", 1)[0]
+    section = readme.split("## On your AWS account", 1)[1].split("\n## ", 1)[0]
     given = re.findall(r"-e '(\{.*?\})'", section)[0]  # the run (the teardown's follows)
     recipe = json.loads(given)
     assert recipe["flow_connect_address"] == "public"
