@@ -350,8 +350,8 @@ def test_ssm_parameter_naming_a_deprecated_image_is_reported_not_used(ec2, ssm, 
     ssm.add_response("get_parameter", parameter(DEBIAN12, "ami-0123456789abcdef0"), {"Name": DEBIAN12})
     old = image("ami-0123456789abcdef0", "debian-12-amd64-20240120-1234", "2024-01-20T10:00:00.000Z")
     old["DeprecationTime"] = "2025-01-20T10:00:00.000Z"
-    ec2.add_response("describe_images", {"Images": [old]}, {"IncludeDeprecated": False,
-                                                             "ImageIds": ["ami-0123456789abcdef0"]})  # fmt: skip
+    asked = {"IncludeDeprecated": False, "ImageIds": ["ami-0123456789abcdef0"]}
+    ec2.add_response("describe_images", {"Images": [old]}, asked)
     res = run_module(ami_find, {"ssm_parameter": DEBIAN12})
     assert res.failed
     assert res.result["msg"] == (
@@ -362,8 +362,8 @@ def test_ssm_parameter_naming_a_deprecated_image_is_reported_not_used(ec2, ssm, 
 
 def test_ssm_parameter_naming_a_deregistered_image_says_so(ec2, ssm, run_module):
     ssm.add_response("get_parameter", parameter(DEBIAN12, "ami-0123456789abcdef0"), {"Name": DEBIAN12})
-    ec2.add_response("describe_images", {"Images": []}, {"IncludeDeprecated": False,
-                                                         "ImageIds": ["ami-0123456789abcdef0"]})  # fmt: skip
+    asked = {"IncludeDeprecated": False, "ImageIds": ["ami-0123456789abcdef0"]}
+    ec2.add_response("describe_images", {"Images": []}, asked)
     res = run_module(ami_find, {"ssm_parameter": DEBIAN12})
     assert res.failed
     assert res.result["msg"] == (
