@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make test's runner: `tests/lanes.sh MAKE LANE...` runs `MAKE test-LANE` for every lane at once, each line of a
-# lane prefixed with [LANE] on the terminal and kept whole in .build/test/LANE.log; a lane goes on when another
+# lane prefixed with [LANE] on the terminal and kept whole in .build/test/LANE.log; a lane goes on past a failed
+# step (make -k) and when another
 # fails, so one run shows every failure. The check lane runs at a lower CPU priority: it has no time bounds, while
 # the e2e lane waits for hosts and load balancers within bounded times. Exits 0 only when every lane passed.
 set -uo pipefail
@@ -16,7 +17,7 @@ for lane in "$@"; do
     start=$SECONDS
     nice_level=0
     [ "$lane" = check ] && nice_level=10
-    nice -n "$nice_level" $make --no-print-directory "test-$lane" </dev/null 2>&1
+    nice -n "$nice_level" $make -k --no-print-directory "test-$lane" </dev/null 2>&1
     rc=$?
     echo "$rc $((SECONDS - start))" >"$out/$lane.rc"
   ) | tee "$out/$lane.log" | sed -u "s/^/[$lane] /" &
