@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # make test's runner: `tests/lanes.sh MAKE LANE...` runs `MAKE test-LANE` for every lane at once, each line of a
-# lane prefixed with [LANE] on the terminal and kept whole in .build/test/LANE.log; a lane goes on past a failed
-# step (make -k) and when another
-# fails, so one run shows every failure. The check lane runs at a lower CPU priority: it has no time bounds, while
-# the e2e lane waits for hosts and load balancers within bounded times. Exits 0 only when every lane passed.
+# lane prefixed with [LANE] on the terminal and kept whole in .build/test/LANE.log. A lane goes on past a failed
+# step (make -k), and when another lane fails, so one run shows every failure. The check lane runs at a lower CPU
+# priority: it has no time bounds, while the e2e lane waits for hosts and load balancers within bounded times.
+# Exits 0 only when every lane passed.
 set -uo pipefail
 
 make=${1:?usage: tests/lanes.sh MAKE LANE...}
