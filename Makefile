@@ -196,12 +196,12 @@ bench-fleet: venv sandbox-deps
 # behind a load balancer), part of make test.
 # Without .venv-bench (over a minute to build) the
 # peer's side runs our modules as a stand-in, so that the harness's peer code paths still run.
-# Bounded at 20 minutes: with the flow's default store and HTTPS the scale case alone bakes, clones and configures
-# behind a load balancer for several minutes, and 10 minutes ran out beside a running demo.
+# Bounded at 15 minutes: with the flow's default store (DynamoDB + S3) and HTTPS, the scale case alone bakes, clones
+# and configures behind a load balancer for several minutes.
 .PHONY: bench-smoke
 bench-smoke: venv sandbox-deps
 	$(call step,benchmark smoke run: a quick mode of every case)
-	timeout 1200 $(BIN)/python bench/run.py --smoke
+	timeout 900 $(BIN)/python bench/run.py --smoke
 
 .PHONY: clean
 clean:
