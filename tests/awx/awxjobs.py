@@ -93,6 +93,8 @@ class Awx:
             envvars=yaml.safe_load((pdd / "env" / "envvars").read_text()),
             timeout=timeout,
             quiet=True,
+            # stdout alone is the inventory (a pty would mix in what Python warns on stderr).
+            runner_mode="subprocess",
         )
         job = Job(
             "inventory update",
