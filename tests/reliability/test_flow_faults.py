@@ -205,6 +205,6 @@ def check_secure_defaults(box, ec2, live, key):
     listing = http(base + "/api/employees")[2]
     assert "DROP TABLE" in listing and listing.count('"email"') >= 5  # the table is still there
     # an oversized upload is refused by nginx before it reaches the app
-    big = b"x" * (3 * 1024 * 1024)
+    big = b"x" * (11 * 1024 * 1024)  # above the default photo limit of 10 MiB (webserver_upload_max_bytes)
     status = http(base + "/api/employees/1/photo", big, {"Content-Type": "image/png"}, method="PUT")[0]
     assert status == 413, status
