@@ -114,9 +114,15 @@ class AwsModule:
                 results[region] = err
         return results
 
-    def run(self, main):
-        """Run ``main(self)``; every failure becomes one readable line with no traceback."""
+    def run(self, main, validate=None):
+        """Run ``main(self)``; every failure becomes one readable line with no traceback.
+
+        ``validate(params)``, when given, is asked first: the one line it returns fails the task before any AWS call.
+        """
         try:
+            error = validate(self.params) if validate else None
+            if error:
+                self.fail(error)
             main(self)
         except AwsError as err:
             self.fail(str(err), error=err.as_dict())

@@ -595,14 +595,11 @@ def main():
         mutually_exclusive=[("ssm_parameter", "image_ids")],
         supports_check_mode=True,
     )
-    module.run(run)
+    module.run(run, validate)
 
 
 def run(module):
     params = module.params
-    error = validate(params)
-    if error:
-        module.fail(error)
     try:
         build_requests(params)
     except ValueError as err:

@@ -193,14 +193,11 @@ def main():
         required_if=[("state", "present", ("images",))],
         supports_check_mode=True,
     )
-    module.run(run)
+    module.run(run, validate)
 
 
 def run(module):
     params = module.params
-    error = validate(params)
-    if error:
-        module.fail(error)
     changes = Changes(module.check_mode)
     regions = list(params["images"]) if params["state"] == "present" else params["regions"] or [module.region]
     clients = {region: module.client(region, "ssm") for region in regions}

@@ -266,14 +266,11 @@ def diff(result):
 
 def main():
     module = AwsModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    module.run(run)
+    module.run(run, validate)
 
 
 def run(module):
     params = module.params
-    error = validate(params)
-    if error:
-        module.fail(error)
     regions = params["regions"] or [module.region]
     policy = _images.Policy(
         keep=params["keep"],
