@@ -1,14 +1,21 @@
 """The employee directory served as on a host (gunicorn behind nginx, with the role's site
-configuration) on 127.0.0.1, and Debian's Chromium driven by Playwright.
+configuration) on 127.0.0.1, behind a TLS front that does what the flow's load balancer does (HTTPS with a
+certificate of a test CA, X-Forwarded-For and X-Forwarded-Proto to the host, which trusts them from 127.0.0.1 as the
+role trusts the VPC's range), and Debian's Chromium driven by Playwright with that CA in its certificate store.
 
 Nothing is downloaded: Playwright is told where Debian's chromium is (``make test-browser``
-installs it, and nginx, with apt when missing).
+installs it, nginx and certutil, with apt when missing).
 """
 
+import base64
+import contextlib
+import html
+import io
 import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -27,9 +34,16 @@ sys.dont_write_bytecode = True
 from employee_directory.pages import human_size
 from employee_directory.passwords import hash_password
 
+sys.path.insert(0, str(ROOT))
+from sandbox.acm import ensure_ca
+
+sys.path.insert(0, str(ROOT / "playbooks" / "files"))
+from sandbox_certificate import main as sign_certificate
+
 LOGS = ROOT / ".build" / "browser"
 CHROMIUM = "/usr/bin/chromium"
 NGINX = "/usr/sbin/nginx"
+CERTUTIL = "/usr/bin/certutil"
 ADMIN_PASSWORD = "browser test password 42"
 UPLOAD_MAX_BYTES = 1024 * 1024
 PAGE_SIZE = 6
@@ -105,7 +119,7 @@ def _stop(process):
             process.wait()
 
 
-def _nginx_site(app_port, http_port, read_timeout=30):
+def _nginx_site(app_port, http_port, read_timeout=30, trusted_proxies=()):
     """The role's own nginx site, rendered with the values the role would give it."""
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(ROLE / "templates"), undefined=jinja2.StrictUndefined
@@ -115,7 +129,7 @@ def _nginx_site(app_port, http_port, read_timeout=30):
         webserver_http_port=http_port,
         webserver_listen_ipv6=False,
         webserver_server_name="_",
-        webserver_trusted_proxies=[],
+        webserver_trusted_proxies=list(trusted_proxies),
         webserver_app_port=app_port,
         __webserver_request_max_bytes=UPLOAD_MAX_BYTES + 65536,
         __webserver_upload_max_text=human_size(UPLOAD_MAX_BYTES),
@@ -123,6 +137,42 @@ def _nginx_site(app_port, http_port, read_timeout=30):
         __webserver_code_dir=str(APP_DIR),
         __webserver_proxy_read_timeout=read_timeout,
     )
+
+
+def _tls_front(https_port, http_port, certificate):
+    """What the flow's load balancer does in front of a host: TLS with ``certificate`` on ``https_port``, the client's
+    address appended to X-Forwarded-For and X-Forwarded-Proto https, to the host's site on ``http_port``. The size of
+    a request is left to the host's site, which answers an oversized photo with its own page."""
+    return (
+        "server {\n"
+        f"    listen 127.0.0.1:{https_port} ssl;\n"
+        f"    ssl_certificate {certificate['certificate']};\n"
+        f"    ssl_certificate_key {certificate['private_key']};\n"
+        "    ssl_protocols TLSv1.2 TLSv1.3;\n"
+        "    client_max_body_size 0;\n"
+        "    location / {\n"
+        f"        proxy_pass http://127.0.0.1:{http_port};\n"
+        "        proxy_set_header Host $http_host;\n"
+        "        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
+        "        proxy_set_header X-Forwarded-Proto https;\n"
+        "        proxy_request_buffering off;\n"
+        "    }\n"
+        "}\n"
+    )
+
+
+@pytest.fixture(scope="session")
+def test_ca(tmp_path_factory):
+    """A CA of the test run (made as the sandbox makes its own) and a certificate it signed for 127.0.0.1 (as the
+    flow signs its load balancer's on the sandbox); urllib trusts the CA from here on."""
+    work = tmp_path_factory.mktemp("ca")
+    ca_file = ensure_ca(work / "ca.pem", work / "ca.key")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert sign_certificate(["--ca", str(ca_file), "--name", "127.0.0.1"]) == 0
+    context = ssl.create_default_context(cafile=str(ca_file))
+    urllib.request.install_opener(urllib.request.build_opener(urllib.request.HTTPSHandler(context=context)))
+    return {"ca": ca_file, **json.loads(printed.getvalue())}
 
 
 def _start_nginx(work, sites):
@@ -144,8 +194,8 @@ def _start_nginx(work, sites):
 
 
 @pytest.fixture(scope="session")
-def site(tmp_path_factory):
-    """Base URL of the directory behind nginx on 127.0.0.1; stopped at the end."""
+def site(tmp_path_factory, test_ca):
+    """Base URL (https://127.0.0.1:port) of the directory behind the TLS front and nginx; stopped at the end."""
     for needed in (CHROMIUM, NGINX):
         if not os.access(needed, os.X_OK):
             pytest.fail(f"{needed} is missing: run 'make test-browser', which installs it with apt")
@@ -163,7 +213,7 @@ def site(tmp_path_factory):
         "seed": SEED,
     }
     (work / "config.json").write_text(json.dumps(config))
-    app_port, http_port = _free_port(), _free_port()
+    app_port, http_port, https_port = _free_port(), _free_port(), _free_port()
     env = dict(os.environ, EMPLOYEE_DIRECTORY_CONFIG=str(work / "config.json"), PYTHONDONTWRITEBYTECODE="1")
     # As the role's unit runs it: two workers, so the sign-in limit must hold across processes.
     gunicorn = subprocess.Popen(
@@ -175,9 +225,13 @@ def site(tmp_path_factory):
     nginx = None
     try:
         _wait_for(f"http://127.0.0.1:{app_port}/healthz", gunicorn)
-        nginx = _start_nginx(work, {"site.conf": _nginx_site(app_port, http_port)})
-        _wait_for(f"http://127.0.0.1:{http_port}/healthz", nginx)
-        yield f"http://127.0.0.1:{http_port}"
+        sites = {
+            "site.conf": _nginx_site(app_port, http_port, trusted_proxies=["127.0.0.1"]),
+            "front.conf": _tls_front(https_port, http_port, test_ca),
+        }
+        nginx = _start_nginx(work, sites)
+        _wait_for(f"https://127.0.0.1:{https_port}/healthz", nginx)
+        yield f"https://127.0.0.1:{https_port}"
     finally:
         if nginx is not None:
             _stop(nginx)
@@ -223,11 +277,23 @@ def app_down(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def browser():
+def browser(tmp_path_factory, test_ca):
+    """Chromium with the test CA in its certificate store (NSS, where a user imports a CA): no certificate error is
+    ignored, so every https:// page was served over a connection the browser trusted."""
     from playwright.sync_api import sync_playwright
 
+    if not os.access(CERTUTIL, os.X_OK):
+        pytest.fail(f"{CERTUTIL} is missing: run 'make test-browser', which installs it with apt (libnss3-tools)")
+    home = tmp_path_factory.mktemp("home")
+    nssdb = home / ".pki" / "nssdb"
+    nssdb.mkdir(parents=True)
+    subprocess.run([CERTUTIL, "-N", "-d", f"sql:{nssdb}", "--empty-password"], check=True, timeout=30)
+    subprocess.run([CERTUTIL, "-A", "-d", f"sql:{nssdb}", "-n", "bakery test CA", "-t", "C,,", "-i", test_ca["ca"]],
+                   check=True, timeout=30)  # fmt: skip
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, env=dict(os.environ, HOME=str(home))
+        )
         try:
             yield chromium
         finally:
@@ -257,6 +323,19 @@ _OVERFLOW = """() => {
 }"""
 
 
+_FRAME = """<!DOCTYPE html><html><head><meta charset="utf-8"><style>
+body { margin: 0; background: #dee1e6; font: 14px/1.2 "DejaVu Sans", sans-serif; }
+.bar { padding: 7px 10px; }
+.address { display: flex; align-items: center; gap: 8px; background: #fff; border-radius: 15px; padding: 6px 12px;
+           color: #202124; white-space: nowrap; overflow: hidden; }
+.address svg { flex: none; }
+img { display: block; width: 100%; }
+</style></head><body><div class="bar"><div class="address"><svg width="12" height="14" viewBox="0 0 12 14"
+aria-hidden="true"><rect x="1" y="6" width="10" height="8" rx="1.5" fill="#5f6368"/><path d="M3.5 6V4a2.5 2.5 0 0 1 5
+0v2" fill="none" stroke="#5f6368" stroke-width="1.6"/></svg><span>{url}</span></div></div>
+<img alt="" src="data:image/png;base64,{png}"></body></html>"""
+
+
 class Tab:
     """One page of a browser context that records script errors and checks each page it shows."""
 
@@ -283,7 +362,21 @@ class Tab:
         assert self.errors == [], self.errors
         if screenshot:
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-            self.page.screenshot(path=str(SCREENSHOTS / f"{screenshot}-{self.width}.png"), full_page=True)
+            shot = self.framed(self.page.screenshot(full_page=True))
+            (SCREENSHOTS / f"{screenshot}-{self.width}.png").write_bytes(shot)
+
+    def framed(self, shot):
+        """The screenshot ``shot`` under an address bar that shows the page's address, as a browser window does
+        (a headless browser draws none): the pictures say where the page came from, over HTTPS."""
+        frame = self.page.context.new_page()
+        try:
+            frame.set_content(
+                _FRAME.replace("{url}", html.escape(self.page.url)).replace("{png}", base64.b64encode(shot).decode())
+            )
+            frame.locator("img").evaluate("image => image.decode()")
+            return frame.screenshot(full_page=True)
+        finally:
+            frame.close()
 
     def flash(self):
         return self.page.locator(".flash").inner_text()

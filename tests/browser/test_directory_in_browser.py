@@ -51,6 +51,11 @@ def test_sign_in_add_edit_search_and_delete(tab, tmp_path):
 
     sign_in(tab)
     tab.check()
+    # Through the TLS front, as through the load balancer: the host knew the visitor came over HTTPS.
+    assert page.url.startswith("https://")
+    session = {cookie["name"]: cookie for cookie in page.context.cookies()}["edir_session"]
+    assert (session["secure"], session["httpOnly"], session["sameSite"]) == (True, True, "Lax")
+    assert tab.goto("/").headers["strict-transport-security"] == "max-age=31536000"
 
     # Add, with a photo.
     photo = tmp_path / "rosalind.png"
