@@ -1,7 +1,8 @@
 """HTTPS end to end on the sandbox (root, under the lock).
 
-The flow (playbooks/flow.yml as the least-privilege user of docs/iam-policy.json, one clone, the SQLite store) runs
-once with its defaults: its load balancer listens on 443 with a certificate for its address, signed by the sandbox's
+The shared flow (conftest.py's day_two: playbooks/flow.yml as the least-privilege user of docs/iam-policy.json, two
+clones, the SQLite store, HTTPS as by default), read before the pipeline's and the rollout's tests change it: its
+load balancer listens on 443 with a certificate for its address, signed by the sandbox's
 own CA and imported into ACM, and redirects port 80. Then, through that load balancer:
   - the summary prints ``https://<address>/`` and how to trust the CA;
   - ``http://`` answers 301 to the same place over HTTPS, and nothing else;
@@ -9,7 +10,7 @@ own CA and imported into ACM, and redirects port 80. Then, through that load bal
   - Debian's Chromium, trusting the sandbox's CA (and nothing else: no certificate error is ignored), signs in, adds
     and deletes an employee; its cookies are Secure, and the app sends Strict-Transport-Security;
   - six wrong passwords from one client address (the source instance's) do not lock out another (the controller).
-teardown.yml removes the load balancer and the certificate. Bounded: each playbook and request has a deadline.
+The shared flow's teardown (load balancer and certificate included) is checked at the end of the session. Bounded: each playbook and request has a deadline.
 """
 
 from __future__ import annotations
@@ -26,14 +27,14 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sandbox_helpers import flow_runner
+from sandbox_helpers import DAY_TWO
 
 from sandbox import net
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from probe import Probe
 
-NAME = "https"
+NAME = DAY_TWO
 CHROMIUM = "/usr/bin/chromium"
 CERTUTIL = "/usr/bin/certutil"
 # One sign-in through the load balancer, run by the controller's Python or inside a host's network namespace: GET
@@ -59,36 +60,22 @@ print(json.dumps({"status": answer.status, "hsts": answer.getheader("Strict-Tran
 
 
 @pytest.fixture(scope="module")
-def site(sandbox, tmp_path_factory):
-    """The flow with its defaults (HTTPS); what the tests need of it. Torn down at the end, certificate included."""
-    workdir = tmp_path_factory.mktemp("https")
-    base = {"flow_name": NAME, "flow_store": "sqlite", "flow_clone_count": 1, "flow_key_path": str(workdir / "key")}
-    run = flow_runner(sandbox, workdir, base)
-    try:
-        proc = run("flow.yml", timeout=1200)
-        assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
-        ec2 = sandbox.client()
-        sources = ec2.describe_instances(Filters=[{"Name": "tag:Name", "Values": [f"{NAME}-source"]},
-                                                  {"Name": "instance-state-name", "Values": ["running"]}])  # fmt: skip
-        (source,) = [i for r in sources["Reservations"] for i in r["Instances"]]
-        (address,) = re.findall(r"load balancer https://([0-9.]+)/", proc.stdout)
-        yield {
-            "address": address,
-            "ca": sandbox.env()["BAKERY_SANDBOX_CA"],
-            "password": (workdir / "key.admin-password").read_text().strip(),
-            "summary": proc.stdout,
-            "source": source["InstanceId"],
-            "workdir": workdir,
-        }
-    finally:
-        down = run("teardown.yml")
-        assert down.returncode == 0, down.stdout[-4000:]
-        acm = sandbox.client(service="acm")
-        names = [
-            {t["Key"]: t["Value"] for t in acm.list_tags_for_certificate(CertificateArn=c["CertificateArn"])["Tags"]}
-            for c in acm.list_certificates()["CertificateSummaryList"]
-        ]
-        assert [n for n in names if n.get("BakeryFlow") == NAME] == []
+def site(sandbox, day_two):
+    """The shared flow (conftest.py's day_two: the flow's defaults, HTTPS among them), read before the pipeline and
+    the rollout change it; what the tests need of it. Its teardown (the certificate included) is checked there."""
+    ec2 = sandbox.client()
+    sources = ec2.describe_instances(Filters=[{"Name": "tag:Name", "Values": [f"{NAME}-source"]},
+                                              {"Name": "instance-state-name", "Values": ["running"]}])  # fmt: skip
+    (source,) = [i for r in sources["Reservations"] for i in r["Instances"]]
+    (address,) = re.findall(r"load balancer https://([0-9.]+)/", day_two.flow)
+    return {
+        "address": address,
+        "ca": sandbox.env()["BAKERY_SANDBOX_CA"],
+        "password": (day_two.workdir / "key.admin-password").read_text().strip(),
+        "summary": day_two.flow,
+        "source": source["InstanceId"],
+        "workdir": day_two.workdir,
+    }
 
 
 def tls(ca: str, low: ssl.TLSVersion | None = None, high: ssl.TLSVersion | None = None) -> ssl.SSLContext:

@@ -1,7 +1,7 @@
 """The image pipeline (playbooks/pipeline.yml) on the sandbox, as the least-privilege user (root, under the lock).
 
-One flow run (2 clones behind the load balancer, base from an SSM parameter of the account) is shared by the tests of
-this module, which run in order:
+The shared flow (conftest.py's day_two: 2 clones behind the load balancer, base from an SSM parameter of the account,
+which the HTTPS tests only read before) is used by the tests of this module, which run in order:
   1. right after the flow the pipeline is up to date: it launches nothing and makes no changing API call (the
      sandbox's audit lines of the least-privilege user's key, counted before and after);
   2. a role variable changed: bake, canary, publish (the SSM parameter holds the new image) and rollout with zero
@@ -10,7 +10,8 @@ this module, which run in order:
      unchanged, the play failed with one line;
   4. the base parameter pointed at another image: a new bake; the controller killed during it and run again: exactly
      one new image, no builder, no canary.
-teardown.yml removes everything. Bounded: every playbook has a deadline, the probe stops by itself.
+The shared flow's teardown (the published parameter included) is checked at the end of the session. Bounded: every
+playbook has a deadline, the probe stops by itself.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,15 +30,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests"))
 from probe import Probe
 from proctree import kill_tree
+from sandbox_helpers import DAY_TWO, DAY_TWO_BASE_PARAMETER
 
 from sandbox import config
 
-BIN = ROOT / ".venv" / "bin"
-COLLECTIONS = ROOT / ".build" / "collections"
-PLAYBOOKS = ROOT / "playbooks"
-INVENTORY = PLAYBOOKS / "inventory" / "bakery.instances.yml"
-NAME = "pipe"
-BASE_PARAMETER = f"/bakery/{NAME}/base"
+NAME = DAY_TWO
+BASE_PARAMETER = DAY_TWO_BASE_PARAMETER
 IMAGE_PARAMETER = f"/bakery/{NAME}/image-id"
 
 
@@ -49,72 +46,12 @@ def audit_lines(key: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def flow(sandbox, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("pipeline")
-    admin_ssm = sandbox.client("us-east-1", "ssm")
-    ec2 = sandbox.client("us-east-1")
-    debian = ec2.describe_images(Owners=[config.DEBIAN_OWNER], Filters=[{"Name": "name", "Values": ["debian-*"]}])
-    bases = {img["Name"].split("-")[1]: img["ImageId"] for img in debian["Images"]}
-    admin_ssm.put_parameter(
-        Name=BASE_PARAMETER, Value=bases["12"], Type="String", DataType="aws:ec2:image", Overwrite=True
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ANSIBLE_"))}
-    env.update(
-        sandbox.env(),
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_REGION="us-east-1",
-        HOME=str(workdir),
-        PYTHONPATH=str(COLLECTIONS),
-        ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_RETRY_FILES_ENABLED="0",
-        ANSIBLE_LOCALHOST_WARNING="0",
-        ANSIBLE_SSH_ARGS="-o ControlMaster=no",
-    )
-    base = {
-        "flow_name": NAME,
-        "flow_store": "sqlite",
-        "flow_clone_count": 2,
-        "flow_key_path": str(workdir / "key"),
-        "flow_base_ssm_parameter": BASE_PARAMETER,
-        "flow_hosts": f"flow_{NAME}:&role_source",
-    }
-
-    def command(playbook: str, **extra) -> list[str]:
-        args = dict(base, **extra)
-        if playbook == "pipeline.yml":
-            args.pop("flow_hosts")
-        return [str(BIN / "ansible-playbook"), "-i", str(INVENTORY), str(PLAYBOOKS / playbook), "-e", json.dumps(args)]
-
-    def run(playbook: str, timeout: float = 900, **extra) -> subprocess.CompletedProcess:
-        started = time.monotonic()
-        proc = subprocess.run(
-            command(playbook, **extra), env=env, cwd=workdir, capture_output=True, text=True, timeout=timeout,
-            check=False,
-        )  # fmt: skip
-        proc.seconds = time.monotonic() - started
-        print(f"{playbook} {extra or ''}: rc {proc.returncode} in {proc.seconds:.1f} s", file=sys.stderr)
-        return proc
-
-    def start(playbook: str, **extra) -> subprocess.Popen:
-        return subprocess.Popen(
-            command(playbook, **extra), env=env, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )  # fmt: skip
-
-    run.start = start
-    run.key = env["AWS_ACCESS_KEY_ID"]
-    run.bases = bases
-    ok(run("flow.yml"))
-    try:
-        yield run
-    finally:
-        down = run("teardown.yml")
-        admin_ssm.delete_parameter(Name=BASE_PARAMETER)
-        assert down.returncode == 0, down.stdout[-4000:]
-        with pytest.raises(admin_ssm.exceptions.ParameterNotFound):
-            admin_ssm.get_parameter(Name=IMAGE_PARAMETER)
-        assert instances(sandbox, f"{NAME}-builder") == {} and instances(sandbox, f"{NAME}-canary") == {}
+def flow(sandbox, day_two):
+    """The shared flow (conftest.py's day_two: its base from BASE_PARAMETER), which the HTTPS tests only read; at the
+    end no builder or canary is left and the image parameter the pipeline published is gone (checked at teardown,
+    with the rest)."""
+    yield day_two
+    assert instances(sandbox, f"{NAME}-builder") == {} and instances(sandbox, f"{NAME}-canary") == {}
 
 
 def put_base(ssm, image_id: str) -> None:

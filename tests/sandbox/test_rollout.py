@@ -1,8 +1,8 @@
 """Rolling the flow's clones onto a new image behind the sandbox's load balancer (root, under the lock).
 
-The flow (playbooks/flow.yml, 2 clones behind the load balancer, as the least-privilege user of docs/iam-policy.json)
-runs once; image.yml bakes a second image of the same source; then, while a probe (bench/probe.py) sends 20 requests
-a second to the load balancer's /healthz:
+On the shared flow (conftest.py's day_two: 2 clones behind the load balancer, as the least-privilege user of
+docs/iam-policy.json; the pipeline's tests rolled it onto their images before), image.yml bakes another image of the
+source; then, while a probe (bench/probe.py) sends 20 requests a second to the load balancer's /healthz:
   1. rollout.yml onto the newest baked image: exits 0, zero failed requests, the clones are of the new image and are
      the target group's healthy targets; a rerun replaces nothing;
   2. rollout.yml onto the base image (no web server on it) with rollout_health_timeout 30: rolled back, exits non-zero
@@ -11,8 +11,8 @@ a second to the load balancer's /healthz:
      its detached workers and their modules included: tests/proctree.py) once the first new clone exists, then run
      again: exits 0, zero failed requests over both runs, the clones are of the third image,
      and no more new clones were ever launched than the rollout needs (no duplicate of the batch in flight).
-teardown.yml removes everything, load balancer, target group and its security group included. Bounded: every
-playbook has a deadline, the probe stops by itself after 20 minutes.
+The shared flow's teardown (load balancer, target group and their security groups included) is checked at the end of
+the session. Bounded: every playbook has a deadline, the probe stops by itself after 20 minutes.
 """
 
 from __future__ import annotations
@@ -31,38 +31,16 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests"))
 from probe import Probe
 from proctree import kill_tree
-from sandbox_helpers import flow_runner
+from sandbox_helpers import DAY_TWO
 
-NAME = "rollout"
+NAME = DAY_TWO
 RATE = 20.0
 
 
 @pytest.fixture(scope="module")
-def flow(sandbox, tmp_path_factory):
-    """Runs a playbook of the flow as the least-privilege user; the flow is torn down at the end."""
-    workdir = tmp_path_factory.mktemp("rollout")
-    base = {
-        "flow_name": NAME,
-        "flow_store": "sqlite",
-        "flow_clone_count": 2,
-        "flow_key_path": str(workdir / "key"),
-        "flow_hosts": f"flow_{NAME}:&role_source",
-    }
-    run = flow_runner(sandbox, workdir, base)
-    try:
-        yield run
-    finally:
-        down = run("teardown.yml")
-        assert down.returncode == 0, down.stdout[-4000:]
-        elb = sandbox.client(service="elbv2")
-        assert [
-            lb for lb in elb.describe_load_balancers()["LoadBalancers"] if lb["LoadBalancerName"] == f"{NAME}-lb"
-        ] == []
-        assert [
-            tg for tg in elb.describe_target_groups()["TargetGroups"] if tg["TargetGroupName"] == f"{NAME}-web"
-        ] == []
-        groups = sandbox.client().describe_security_groups()["SecurityGroups"]
-        assert [g["GroupId"] for g in groups if g["GroupName"] in (f"{NAME}-lb", f"{NAME}-clone")] == []
+def flow(day_two):
+    """The shared flow (conftest.py's day_two), after the pipeline's tests rolled it onto their images."""
+    return day_two
 
 
 def ok(proc) -> str:
@@ -108,8 +86,7 @@ def assert_steady(figures: dict, proc) -> None:
 
 
 def test_rollout_with_no_failed_request_and_rollback(sandbox, flow):
-    out = ok(flow("flow.yml"))
-    (address,) = re.findall(r"load balancer https://([0-9.]+)/", out)
+    (address,) = re.findall(r"load balancer https://([0-9.]+)/", flow.flow)
     before = clones(sandbox)
     assert len(before) == 2 and set(targets(sandbox)) == set(before), (before, targets(sandbox))
     v1 = set(before.values())
