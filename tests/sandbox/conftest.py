@@ -38,8 +38,8 @@ def day_two(sandbox, tmp_path_factory):
 
     ``day_two(playbook, timeout=900, **extra)`` runs another playbook of that flow (flow_runner); ``.flow`` is the
     first run's output, ``.key`` the user's access key, ``.bases`` Debian release -> base image ID, ``.workdir``.
-    Torn down at the end of the session: nothing of it is left (load balancer, target group, their security groups,
-    certificate, parameters, builders and canaries)."""
+    Torn down at the end of the session, or before a test that stops the sandbox (``shared_flows_down``): nothing of
+    it is left (load balancer, target group, their security groups, certificate, parameters, builders and canaries)."""
     from sandbox import config
 
     workdir = tmp_path_factory.mktemp(DAY_TWO)
@@ -61,14 +61,35 @@ def day_two(sandbox, tmp_path_factory):
     }
     run = flow_runner(sandbox, workdir, base)
     run.key, run.bases, run.workdir = sandbox.env()["AWS_ACCESS_KEY_ID"], bases, workdir
+    closed = []
+
+    def close():
+        if closed:
+            return
+        closed.append(True)
+        down = run("teardown.yml")
+        admin_ssm.delete_parameter(Name=DAY_TWO_BASE_PARAMETER)
+        assert down.returncode == 0, down.stdout[-4000:]
+        left = day_two_leftovers(sandbox)
+        assert not any(left.values()), left
+
+    _SHARED_FLOWS.append(close)
     try:
         first = run("flow.yml", timeout=1200)
         assert first.returncode == 0, first.stdout[-6000:] + first.stderr[-2000:]
         run.flow = first.stdout
         yield run
     finally:
-        down = run("teardown.yml")
-        admin_ssm.delete_parameter(Name=DAY_TWO_BASE_PARAMETER)
-        assert down.returncode == 0, down.stdout[-4000:]
-        left = day_two_leftovers(sandbox)
-        assert not any(left.values()), left
+        close()
+
+
+# The close() of each shared flow of the session: a test that stops the sandbox tears them down first.
+_SHARED_FLOWS: list = []
+
+
+@pytest.fixture
+def shared_flows_down():
+    """Tears down the session's shared flows (day_two) now, and checks they left nothing, before a test stops the
+    sandbox (their own teardown, at the end of the session, would find no sandbox)."""
+    while _SHARED_FLOWS:
+        _SHARED_FLOWS.pop()()

@@ -10,7 +10,8 @@ own CA and imported into ACM, and redirects port 80. Then, through that load bal
   - Debian's Chromium, trusting the sandbox's CA (and nothing else: no certificate error is ignored), signs in, adds
     and deletes an employee; its cookies are Secure, and the app sends Strict-Transport-Security;
   - six wrong passwords from one client address (the source instance's) do not lock out another (the controller).
-The shared flow's teardown (load balancer and certificate included) is checked at the end of the session. Bounded: each playbook and request has a deadline.
+The shared flow's teardown (load balancer and certificate included) is checked at the end of the session.
+Bounded: each playbook and request has a deadline.
 """
 
 from __future__ import annotations

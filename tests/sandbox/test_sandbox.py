@@ -368,7 +368,7 @@ def test_fault_injection_is_bounded(sandbox):
     assert sandbox.status()["faults"] == []
 
 
-def test_down_leaves_nothing(sandbox, web):
+def test_down_leaves_nothing(sandbox, web, shared_flows_down):
     print("timings:", json.dumps(TIMINGS))
     # A sandbox that was running before the tests is started again, empty, unless this is the last step of make
     # test's e2e lane (SANDBOX_DOWN_FOR_GOOD): make test ends with no sandbox running, the demo's included.
