@@ -311,11 +311,12 @@ e2e-down: venv sandbox-deps
 # --- the flow on the sandbox -----------------------------------------------------------------------
 FLOW_INVENTORY := playbooks/inventory/bakery.instances.yml
 
+# The flow starts with no instance in its inventory: ansible-core's "provided hosts list is empty" is expected there.
 .PHONY: demo
 demo: sandbox
 	$(call step,the whole flow on the sandbox: ansible-playbook -i $(FLOW_INVENTORY) playbooks/flow.yml)
 	set -a && . $(SANDBOX_ENV) && set +a && \
-	  $(BIN)/ansible-playbook -i $(FLOW_INVENTORY) playbooks/flow.yml
+	  ANSIBLE_LOCALHOST_WARNING=False $(BIN)/ansible-playbook -i $(FLOW_INVENTORY) playbooks/flow.yml
 
 .PHONY: demo-clean
 demo-clean: venv
