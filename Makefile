@@ -93,11 +93,13 @@ DOCS := $(CURDIR)/.build/docs
 docs: venv
 	$(call step,antsibull-docs + Sphinx: the documentation site -> .build/docs/build/html (warnings fail))
 	@rm -rf $(DOCS) && mkdir -p -m 700 $(DOCS)
-	$(BIN)/antsibull-docs sphinx-init --use-current --fail-on-error --no-add-antsibull-docs-version \
+	$(BIN)/antsibull-docs --config-file docs/docsite/antsibull-docs.cfg \
+	  sphinx-init --use-current --fail-on-error --no-add-antsibull-docs-version \
 	  --project bakery.ec2 --copyright "bakery.ec2 contributors" --title "bakery.ec2 documentation" \
 	  --html-short-title bakery.ec2 --dest-dir $(DOCS) bakery.ec2 >/dev/null
 	$(BIN)/python docs/offline_intersphinx.py $(DOCS)
 	$(DOCS)/build.sh
+	@! grep -rl 'example\.invalid' $(DOCS)/build/html || { echo "error: a link to example.invalid in the site" >&2; exit 1; }
 	@echo "documentation: $(DOCS)/build/html/index.html"
 
 .PHONY: sanity
