@@ -50,7 +50,7 @@ import botocore.session
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from . import collation
-from .store import DuplicateEmail, StoreUnavailable, clean_seed
+from .store_common import DuplicateEmail, StoreUnavailable, clean_seed
 from .validation import FIELDS
 
 SCAN_PAGE = 500

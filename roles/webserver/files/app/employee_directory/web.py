@@ -20,7 +20,8 @@ from .csrf import COOKIE, FIELD, Csrf, load_or_create_secret
 from .forms import FormError, parse_form
 from .images import ALLOWED_TYPES, HEIC_MEDIA_TYPES, HEIC_REFUSED, PhotoError, detect_image_type, is_heif, shrink
 from .metadata import InstanceMetadata
-from .store import DuplicateEmail, StoreUnavailable, open_store
+from .store import open_store
+from .store_common import DuplicateEmail, StoreUnavailable
 from .validation import FIELDS, clean_employee
 
 _STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
