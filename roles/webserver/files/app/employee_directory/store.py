@@ -281,7 +281,7 @@ class SQLiteStore:
         with self._connect() as conn:
             conn.execute("DELETE FROM sign_in_failure WHERE client = ?", (client,))
 
-    # -- forms sent once (see web.py, Application.once) ----------------------------------------------------
+    # -- forms sent once (see page_handlers.py, Pages.once) ---------------------------------------------
 
     def claim_form(self, token_sha256, now, expires_at):
         """None when this call claimed the form token; else what the first sending answered (empty: not yet)."""

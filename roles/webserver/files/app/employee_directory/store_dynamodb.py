@@ -605,7 +605,7 @@ class DynamoStore:
     def clear_failures(self, client):
         self._db("delete_item", Key={"pk": {"S": f"signin-failures#{client}"}})
 
-    # -- forms sent once (see web.py, Application.once) ----------------------------------------------------
+    # -- forms sent once (see page_handlers.py, Pages.once) ---------------------------------------------
 
     def claim_form(self, token_sha256, now, expires_at):
         """None when this call claimed the form token; else what the first sending answered (empty: not yet)."""
