@@ -22,6 +22,7 @@ from botocore.stub import ANY, Stubber
 from conftest import REGION, create_table, create_table_and_bucket
 from directory_testing import ADMIN_PASSWORD, GIF_PIXEL, NEW, SEED, STORE, Client, FakeIMDS, basic, make_app
 from employee_directory import auth, store_dynamodb
+from employee_directory.store_common import DuplicateEmail
 
 dynamodb_only = pytest.mark.dynamodb_only
 APP_DIR = Path(__file__).resolve().parents[2] / "roles" / "webserver" / "files" / "app"
@@ -412,7 +413,7 @@ def test_an_add_that_meets_another_transaction_is_retried(app, monkeypatch):
         dynamodb.assert_no_pending_responses()
         dynamodb.add_response("update_item", {"Attributes": {"next_id": {"N": "8"}}})
         dynamodb.add_client_error("transact_write_items", **cancelled("None", "ConditionalCheckFailed", "None"))
-        with pytest.raises(store_dynamodb.DuplicateEmail):
+        with pytest.raises(DuplicateEmail):
             app.store.create(dict(NEW))
         dynamodb.assert_no_pending_responses()
 

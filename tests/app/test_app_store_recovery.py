@@ -10,6 +10,7 @@ import botocore.session
 import pytest
 from directory_testing import NEW, Client, FakeIMDS, make_app
 from employee_directory import store_dynamodb
+from employee_directory.store_common import StoreUnavailable
 
 dynamodb_only = pytest.mark.dynamodb_only
 
@@ -147,7 +148,7 @@ def test_healthz_keeps_a_failed_check_until_the_next_look(tmp_path):
     real = app.store.health
 
     def down():
-        raise store_dynamodb.StoreUnavailable("down for the test")
+        raise StoreUnavailable("down for the test")
 
     app.store.health = down
     assert Client(app).get("/healthz").status == 503

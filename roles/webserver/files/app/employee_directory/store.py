@@ -5,15 +5,17 @@
 photos in an S3 bucket, so every clone behind one address serves the same directory. ``open_store`` picks
 one from the app's settings; boto3 is imported only for the DynamoDB backend.
 
-Both raise ``DuplicateEmail`` when an address is taken and ``StoreUnavailable`` (one line saying why) when
-the store cannot be reached or used; the app answers the latter with 503.
+Both raise the errors of store_common.py: ``DuplicateEmail`` when an address is taken and ``StoreUnavailable``
+(one line saying why) when the store cannot be reached or used. Imports go one way: this module imports
+store_dynamodb.py (in ``open_store`` only), and both import store_common.py.
 """
 
 import contextlib
 import sqlite3
 
 from . import collation
-from .validation import FIELDS, clean_employee
+from .store_common import DuplicateEmail, StoreUnavailable, clean_seed
+from .validation import FIELDS
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS employee (
@@ -79,29 +81,6 @@ _SET_PHOTO = (
 
 
 STORES = ("sqlite", "dynamodb")
-
-
-class DuplicateEmail(Exception):
-    """Another employee already has this email address."""
-
-
-class StoreUnavailable(Exception):
-    """The store does not answer, or refuses: the message says which store and why, on one line."""
-
-
-def clean_seed(seed):
-    """The seed employees, validated; ValueError naming the first bad one, or a repeated address."""
-    cleaned = []
-    seen = set()
-    for number, item in enumerate(seed, start=1):
-        fields, errors = clean_employee(item)
-        if errors:
-            raise ValueError(f"seed employee {number}: {' '.join(errors.values())}")
-        if fields["email"].lower() in seen:
-            raise ValueError("seed employees must have distinct email addresses")
-        seen.add(fields["email"].lower())
-        cleaned.append(fields)
-    return cleaned
 
 
 def open_store(settings):
@@ -302,7 +281,7 @@ class SQLiteStore:
         with self._connect() as conn:
             conn.execute("DELETE FROM sign_in_failure WHERE client = ?", (client,))
 
-    # -- forms sent once (see web.py, Application.once) ----------------------------------------------------
+    # -- forms sent once (see page_handlers.py, Pages.once) ---------------------------------------------
 
     def claim_form(self, token_sha256, now, expires_at):
         """None when this call claimed the form token; else what the first sending answered (empty: not yet)."""

@@ -50,7 +50,7 @@ import botocore.session
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from . import collation
-from .store import DuplicateEmail, StoreUnavailable, clean_seed
+from .store_common import DuplicateEmail, StoreUnavailable, clean_seed
 from .validation import FIELDS
 
 SCAN_PAGE = 500
@@ -605,7 +605,7 @@ class DynamoStore:
     def clear_failures(self, client):
         self._db("delete_item", Key={"pk": {"S": f"signin-failures#{client}"}})
 
-    # -- forms sent once (see web.py, Application.once) ----------------------------------------------------
+    # -- forms sent once (see page_handlers.py, Pages.once) ---------------------------------------------
 
     def claim_form(self, token_sha256, now, expires_at):
         """None when this call claimed the form token; else what the first sending answered (empty: not yet)."""
