@@ -129,6 +129,8 @@ def test_ee_build_context(tarball, tmp_path):
     assert (context / "_build" / "collections" / tarball.name).is_file()
     galaxy = yaml.safe_load((context / "_build" / "requirements.yml").read_text())
     assert galaxy["collections"][0]["name"].endswith(tarball.name)
+    # Mitogen for flow_mitogen, pinned as make test runs it.
+    assert "mitogen==0.3.54" in (context / "_build" / "requirements.txt").read_text().split()
 
 
 def test_the_recipe_hash_of_the_installed_collection_is_the_checkouts(installed):

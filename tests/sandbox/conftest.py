@@ -31,7 +31,8 @@ def ec2(sandbox):
 @pytest.fixture(scope="session")
 def day_two(sandbox, tmp_path_factory):
     """One run of the flow (playbooks/flow.yml as the least-privilege user: 2 clones behind the load balancer over
-    HTTPS, the SQLite store, its base image named by an SSM parameter of the account as a team's own is), shared by
+    HTTPS, the SQLite store, its base image named by an SSM parameter of the account as a team's own is, hosts
+    configured with Mitogen), shared by
     the modules that need a whole flow, in the order pytest runs them (file order): test_https.py only reads it,
     test_pipeline.py bakes, publishes and rolls out new images, test_rollout.py rolls the clones further. A flow costs
     about two minutes with its teardown: one instead of three.
@@ -58,6 +59,8 @@ def day_two(sandbox, tmp_path_factory):
         "flow_key_path": str(workdir / "key"),
         "flow_base_ssm_parameter": DAY_TWO_BASE_PARAMETER,
         "flow_hosts": f"flow_{DAY_TWO}:&role_source",
+        # configure.yml (the source's, the pipeline builders') with Mitogen: the flow once with it in make test
+        "flow_mitogen": True,
     }
     run = flow_runner(sandbox, workdir, base)
     run.key, run.bases, run.workdir = sandbox.env()["AWS_ACCESS_KEY_ID"], bases, workdir
