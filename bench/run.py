@@ -358,6 +358,9 @@ def main():
         "--scale-store", default="dynamodb", choices=("dynamodb", "sqlite"), help="case 6: the app's store"
     )
     parser.add_argument(
+        "--scale-mitogen", default="1,4,16", help="case 6: configure-each with Mitogen (flow_mitogen) at these sizes"
+    )
+    parser.add_argument(
         "--rollout-clones", default="2,4,8", help="case 9: roll this many clones, one size after another"
     )
     parser.add_argument("--app-requests", type=int, default=200, help="calls of list and of add per store, case 7")
@@ -417,9 +420,12 @@ def main():
                 each = [1] if args.smoke else [int(n) for n in args.scale_each.split(",") if n]
                 clones = [2] if args.smoke else [int(n) for n in args.scale_clones.split(",") if n]
                 # Smoke: the flow's default store; --scale-store sqlite measures the store-less fleet.
+                # Not in the smoke run: the flow with Mitogen is tested by make test (tests/sandbox, Molecule).
+                with_mitogen = [] if args.smoke else [int(n) for n in args.scale_mitogen.split(",") if n]
                 results["scale"] = scale.case_scale(
-                    url, each, clones, inventory.machine(), smoke=args.smoke, store=args.scale_store
-                )
+                    url, each, clones, inventory.machine(), smoke=args.smoke, store=args.scale_store,
+                    mitogen_sizes=with_mitogen,
+                )  # fmt: skip
             # Hosts of its own, launched and configured by the flow's playbooks: not in the smoke run (< 1 minute).
             if "app_sandbox" in wanted and not args.smoke:
                 cases.log(f"app_sandbox: {args.app_requests} lists and adds on a sandbox host, SQLite then DynamoDB")

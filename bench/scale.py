@@ -90,7 +90,7 @@ def slowest_tasks(res, top: int = 6) -> dict[str, float]:
 class Scale:
     """One flow name (key pair, security groups, image) for every size measured in one piece."""
 
-    def __init__(self, url: str, workdir: Path, watcher: Watcher, store: str = "dynamodb"):
+    def __init__(self, url: str, workdir: Path, watcher: Watcher, store: str = "dynamodb", mitogen: bool = False):
         self.ec2 = ec2_client(url)
         self.watcher = watcher
         self.workdir = workdir
@@ -101,6 +101,9 @@ class Scale:
         # The flow's default store (dynamodb: every host reads the instance role's credentials from IMDS and asks
         # DynamoDB and S3 at start, all at once in a fleet), or sqlite (nothing shared).
         self.extra = {"flow_name": self.flow_name, "flow_key_path": str(workdir / "key"), "flow_store": store}
+        if mitogen:  # configure.yml with the strategy bakery.ec2.mitogen_linear
+            self.flow_name += "-m"
+            self.extra.update(flow_name=self.flow_name, flow_mitogen=True)
 
     def play(self, playbook: Path, timeout: int = 1800, **extra):
         return run_playbook(
@@ -183,8 +186,8 @@ def save(found: dict, machine: str, store: str = "sqlite") -> dict:
     default store's figures under "<kind>_dynamodb", SQLite's under "<kind>"."""
     merged = load()
     suffix = "" if store == "sqlite" else f"_{store}"
-    for kind in ("each", "clone"):
-        merged.setdefault(kind + suffix, {}).update(found[kind])
+    for kind in ("each", "clone", "each_mitogen"):
+        merged.setdefault(kind + suffix, {}).update(found.get(kind, {}))
     if found["bake"]:
         merged["bake" + suffix] = found["bake"]
     merged["machine"] = machine.split("; aws_ec2")[0]
@@ -193,10 +196,12 @@ def save(found: dict, machine: str, store: str = "sqlite") -> dict:
     return merged
 
 
-def case_scale(url: str, each_sizes, clone_sizes, machine: str, smoke: bool = False, store: str = "dynamodb") -> dict:
+def case_scale(
+    url: str, each_sizes, clone_sizes, machine: str, smoke: bool = False, store: str = "dynamodb", mitogen_sizes=()
+) -> dict:
     """Measure configure-each at ``each_sizes`` and bake+clone at ``clone_sizes`` on ``store`` (the flow's default,
-    dynamodb, or sqlite); merge into RESULTS."""
-    found = {"each": {}, "clone": {}, "bake": None, "store": store}
+    dynamodb, or sqlite), and configure-each with Mitogen (flow_mitogen) at ``mitogen_sizes``; merge into RESULTS."""
+    found = {"each": {}, "clone": {}, "each_mitogen": {}, "bake": None, "store": store}
 
     def measured(what: str) -> None:
         log(f"scale ({store}): {what}")
@@ -230,6 +235,15 @@ def case_scale(url: str, each_sizes, clone_sizes, machine: str, smoke: bool = Fa
                 scale.remove("source")
         finally:
             scale.teardown()
+        if mitogen_sizes:
+            with_mitogen = Scale(url, Path(tmp), watcher, store, mitogen=True)
+            try:
+                for n in mitogen_sizes:
+                    found["each_mitogen"][str(n)] = with_mitogen.each(n)
+                    measured(f"configure-each {n} with Mitogen: {found['each_mitogen'][str(n)]}")
+                    with_mitogen.remove("source")
+            finally:
+                with_mitogen.teardown()
     if smoke:
         return {"smoke": True, "text": json.dumps(found)}
     return report(save(found, machine, store))
@@ -284,6 +298,64 @@ def where_time_goes(each: dict) -> str:
         tasks = sorted(each[str(n)]["configure_tasks_s"].items(), key=lambda kv: -kv[1])
         parts.append(f"at N={n}: " + ", ".join(f"{name.split(' : ')[-1]} {secs:.1f} s" for name, secs in tasks))
     return "Longest tasks of configure.yml (first start to last host's result) " + "; ".join(parts) + "."
+
+
+def mitogen_report(results: dict) -> tuple[str, list]:
+    """configure-each with and without Mitogen (flow_mitogen), at the sizes measured both ways on the default store
+    (else SQLite): a table, and the controller's CPU per host against its target."""
+    for suffix in ("_dynamodb", ""):
+        both = results.get("each_mitogen" + suffix, {})
+        without = results.get("each" + suffix, {})
+        ns = sorted(int(n) for n in both if "configure_s" in both[n] and "configure_s" in without.get(n, {}))
+        if ns:
+            break
+    else:
+        return "", []
+    rows, targets = [], []
+
+    def cpu(e: dict) -> str:
+        c = e["configure_cpu_s_per_host"]
+        return f"{c['hosts'] + c['controller']:.2f} ({c['hosts']:.2f} + {c['controller']:.2f})"
+
+    for n in ns:
+        off, on = without[str(n)], both[str(n)]
+        rows.append((n, f"{off['configure_s']:.1f}", f"{on['configure_s']:.1f}", cpu(off), cpu(on)))
+    store = "dynamodb" if suffix else "sqlite"
+    if 1 in ns and 16 in ns:
+        for label, table_of in (("without", without), ("with", both)):
+            marginal = (table_of["16"]["configure_s"] - table_of["1"]["configure_s"]) / 15
+            targets.append(
+                (
+                    f"fleet: configure-each marginal cost per host at N=16 ≤ 4 s, {label} Mitogen ({store})",
+                    marginal <= 4,
+                    f"{marginal:.2f} s",
+                )
+            )
+    biggest = str(ns[-1])
+    for label, table_of in (("without", without), ("with", both)):
+        controller = table_of[biggest]["configure_cpu_s_per_host"]["controller"]
+        targets.append(
+            (
+                f"fleet: controller CPU per configured host ≤ 1.0 s, {label} Mitogen (N={biggest}, {store})",
+                controller <= 1.0,
+                f"{controller:.2f} s",
+            )
+        )
+    text = (
+        f"configure.yml with and without Mitogen (flow_mitogen; store {store}; the same run, one size after "
+        "another):\n\n"
+        + table(
+            [
+                "N",
+                "configure (s), ansible-core's strategy",
+                "configure (s), Mitogen",
+                "CPU per host (s), ansible-core's: hosts + controller",
+                "CPU per host (s), Mitogen: hosts + controller",
+            ],
+            rows,
+        )
+    )
+    return text, targets
 
 
 def report(results: dict) -> dict:
@@ -359,6 +431,8 @@ def report(results: dict) -> dict:
                 f"{each['1']['configure_s']:.1f} s)",
             )
         )
+    mitogen_text, mitogen_targets = mitogen_report(results)
+    targets += mitogen_targets
     bake = results["bake"]
     text = "\n".join(
         [
@@ -386,6 +460,7 @@ def report(results: dict) -> dict:
                 else "Bake: not run."
             ),
             where_time_goes(each),
+            mitogen_text,
             f"Raw figures: bench/scale-results.json (last updated {results.get('at', '?')}; "
             f"{results.get('machine', '')}).",
         ]
