@@ -100,11 +100,11 @@ options:
         C(Unsupported)), its instances go to the next zone, the one with the fewest (a RunInstances call with its own
         client token).
       - Scaling in removes instances outside these subnets' zones first, then from the zone with the most instances
-        (ties: the zone listed last), the oldest there first.
+        (on a tie, the zone listed last), the oldest there first.
       - A subnet whose zone does not offer O(instance_type) fails the task before anything changes, when instances
         are to be launched.
       - A rerun with O(count) met changes nothing, even when the zones are unbalanced (after an outage, or after
-        O(subnet_ids) was given to a group that exists): running instances are never moved. An instance in a subnet
+        O(subnet_ids) was given to a group that exists); running instances are never moved. An instance in a subnet
         not listed here is reported in RV(drift) (option C(subnet_ids)), and O(instance_refresh) replaces it.
       - O(tags) go on the instances and volumes of every zone, as without this option.
     type: list

@@ -174,7 +174,9 @@ def test_launch_subnets_refuse_a_listed_subnet_whose_zone_lacks_the_type(ec2_cli
     assert _placement.launch_subnets(client, "t3.micro", None, None, [], 0, listed) == listed
 
 
-A, B, C = subnet("us-east-1a"), subnet("us-east-1b"), subnet("us-east-1c")
+A = subnet("us-east-1a")
+B = subnet("us-east-1b")
+C = subnet("us-east-1c")
 
 
 def placed(plan):

@@ -15,7 +15,9 @@ from ansible_collections.bakery.ec2.plugins.modules import ec2_launch
 from ec2_fakes import AMI, LIVE, T0, VPC, id_filter, instance, reservations
 from test_ec2_launch import stub_image, stub_offerings, stub_type, warnings  # noqa: F401 (warnings: a fixture)
 
-A, B, C = "subnet-0aaaaaaaaaaaaaaa1", "subnet-0bbbbbbbbbbbbbbb1", "subnet-0cccccccccccccc1"
+A = "subnet-0aaaaaaaaaaaaaaa1"
+B = "subnet-0bbbbbbbbbbbbbbb1"
+C = "subnet-0cccccccccccccc1"
 ZONES = {A: "us-east-1a", B: "us-east-1b", C: "us-east-1c"}
 SPREAD = {"name": "web", "image_id": AMI, "subnet_ids": [A, B]}
 TAGS = [{"Key": "Name", "Value": "web"}, {"Key": "Role", "Value": "app"}]
