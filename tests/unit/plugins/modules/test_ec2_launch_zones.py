@@ -10,10 +10,11 @@ from __future__ import annotations
 import datetime
 
 import pytest
+from ansible.module_utils import basic
 from ansible_collections.bakery.ec2.plugins.module_utils import _instances
 from ansible_collections.bakery.ec2.plugins.modules import ec2_launch
 from ec2_fakes import AMI, LIVE, T0, VPC, id_filter, instance, reservations
-from test_ec2_launch import stub_image, stub_offerings, stub_type, warnings  # noqa: F401 (warnings: a fixture)
+from test_ec2_launch import stub_image, stub_offerings, stub_type
 
 A = "subnet-0aaaaaaaaaaaaaaa1"
 B = "subnet-0bbbbbbbbbbbbbbb1"
@@ -21,6 +22,14 @@ C = "subnet-0cccccccccccccc1"
 ZONES = {A: "us-east-1a", B: "us-east-1b", C: "us-east-1c"}
 SPREAD = {"name": "web", "image_id": AMI, "subnet_ids": [A, B]}
 TAGS = [{"Key": "Name", "Value": "web"}, {"Key": "Role", "Value": "app"}]
+
+
+@pytest.fixture
+def warned(monkeypatch):
+    """Warnings the module gives, in order."""
+    seen = []
+    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, msg: seen.append(msg))
+    return seen
 
 
 def in_subnet(iid, subnet, minutes=0, state="running", **extra):
@@ -67,7 +76,8 @@ def token(existing, count, salt):
     return _instances.client_token("web", "us-east-1", VPC, existing, count, salt)
 
 
-def run_request(subnet, count, client_token, tags=TAGS):
+def run_request(subnet, count, client_token, tags=None):
+    tags = tags or TAGS
     return {
         "ImageId": AMI,
         "InstanceType": "t3.micro",
@@ -152,7 +162,7 @@ def test_scale_in_takes_from_the_fullest_zone_oldest_there_first(ec2, run_module
     assert res.result["zones"] == {"us-east-1a": 1, "us-east-1b": 1}
 
 
-def test_a_zone_without_capacity_sends_its_share_to_the_next_zone_with_a_new_token(ec2, run_module, warnings):  # noqa: F811
+def test_a_zone_without_capacity_sends_its_share_to_the_next_zone_with_a_new_token(ec2, run_module, warned):
     stub_lookups(ec2)
     ec2.add_client_error("run_instances", "InsufficientInstanceCapacity", "no t3.micro capacity in us-east-1a", 500)
     moved = token([], 2, "spread:us-east-1a|zone:us-east-1b|")
@@ -168,7 +178,7 @@ def test_a_zone_without_capacity_sends_its_share_to_the_next_zone_with_a_new_tok
     res = run_module(ec2_launch, dict(SPREAD, count=2, tags={"Role": "app"}))
     assert not res.failed, res.result["msg"]
     assert moved != own
-    assert warnings == ["InsufficientInstanceCapacity for t3.micro in us-east-1a: trying us-east-1b"]
+    assert warned == ["InsufficientInstanceCapacity for t3.micro in us-east-1a: trying us-east-1b"]
     assert res.result["zones"] == {"us-east-1a": 0, "us-east-1b": 2}
 
 
