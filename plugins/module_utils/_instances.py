@@ -205,6 +205,16 @@ def instance_drift(instance, params, volumes, encryption_forced=False):
     for option, (current, want) in wanted.items():
         if want is not None and current != want:
             drift.append({"instance_id": instance["InstanceId"], "option": option, "current": current, "wanted": want})
+    listed = params.get("subnet_ids")
+    if listed and instance.get("SubnetId") not in listed:
+        drift.append(
+            {
+                "instance_id": instance["InstanceId"],
+                "option": "subnet_ids",
+                "current": instance.get("SubnetId"),
+                "wanted": list(listed),
+            }
+        )
     attached = {m["DeviceName"]: m.get("Ebs", {}).get("VolumeId") for m in instance.get("BlockDeviceMappings") or ()}
     for vol in params["volumes"] or ():
         where = f"volumes[{vol['device_name']}]"
@@ -491,6 +501,16 @@ class Fleet:
         raise TaskError(
             f"no zone could launch {missing} {self.params['instance_type']} instance(s); tried {', '.join(tried)}"
         )
+
+    def launch_spread(self, plan, current_ids, groups, image, created_codes, salt=""):
+        """Launch what ``plan`` (:func:`_placement.spread`) puts in each zone, each zone's instances with
+        :meth:`launch` (their own client token; the next zone of the plan's order when the zone has no capacity).
+        Returns the IDs launched."""
+        ids = []
+        for tried, count in plan:
+            zone_salt = f"{salt}spread:{tried[0]['AvailabilityZone']}|"
+            ids += self.launch(count, tried, current_ids, groups, image, created_codes, zone_salt)
+        return ids
 
     def launch_in(self, subnet, zone_salt, current_ids, request_for, created_codes):
         """One RunInstances into ``subnet``, with a client token derived again when EC2 refuses the one used."""

@@ -3,14 +3,16 @@
 """Private: where ec2_launch puts new instances (subnet, availability zone, zones offering the type).
 Not a public API.
 
-``subnet_id`` or ``availability_zone`` pins the zone. Otherwise new instances go to the subnet of the group's
-newest instance, or to the default VPC's default subnets, only in zones that offer the instance type, with the
-next zone as fallback when one has no capacity.
+``subnet_id`` or ``availability_zone`` pins the zone. ``subnet_ids`` spreads the group over the zones of its
+subnets: new instances go to the zone with the fewest (:func:`spread`), scale-in takes from the zone with the most
+(:func:`surplus_of`). Otherwise new instances go to the subnet of the group's newest instance, or to the default
+VPC's default subnets, only in zones that offer the instance type, with the next zone as fallback when one has no
+capacity.
 """
 
 from __future__ import annotations
 
-from ansible_collections.bakery.ec2.plugins.module_utils._aws import TaskError, not_found
+from ansible_collections.bakery.ec2.plugins.module_utils._aws import TaskError, chunks, not_found
 
 
 def find_subnet(client, subnet_id, zone=None):
@@ -28,6 +30,34 @@ def find_subnet(client, subnet_id, zone=None):
             f"availability_zone: {zone!r} conflicts with subnet {subnet['SubnetId']} in {subnet['AvailabilityZone']}"
         )
     return subnet
+
+
+def find_subnets(client, subnet_ids):
+    """The subnets ``subnet_ids`` (``subnet_ids``), in its order; TaskError naming the value unless each is there,
+    all are in one VPC and each in a zone of its own."""
+    found = {
+        subnet["SubnetId"]: subnet
+        for part in chunks(list(subnet_ids))
+        for subnet in client.paginate("describe_subnets", "Subnets", Filters=[{"Name": "subnet-id", "Values": part}])
+    }
+    for subnet_id in subnet_ids:
+        if subnet_id not in found:
+            raise TaskError(f"subnet_ids: {subnet_id!r} not found in {client.region}")
+    subnets = [found[subnet_id] for subnet_id in subnet_ids]
+    first, zones = subnets[0], {}
+    for subnet in subnets:
+        if subnet["VpcId"] != first["VpcId"]:
+            raise TaskError(
+                f"subnet_ids: {subnet['SubnetId']} is in {subnet['VpcId']} but {first['SubnetId']} is in "
+                f"{first['VpcId']}; give subnets of one VPC"
+            )
+        other = zones.setdefault(subnet["AvailabilityZone"], subnet)
+        if other is not subnet:
+            raise TaskError(
+                f"subnet_ids: {other['SubnetId']} and {subnet['SubnetId']} are both in {subnet['AvailabilityZone']}; "
+                "give one subnet per zone"
+            )
+    return subnets
 
 
 def offering_zones(client, instance_type):
@@ -79,14 +109,23 @@ def candidate_subnets(client, pinned, existing, zones):
     return subnets
 
 
-def launch_subnets(client, instance_type, subnet, zone, existing, missing):
+def launch_subnets(client, instance_type, subnet, zone, existing, missing, listed=None):
     """Where new instances may go, best first; the next one is tried when a zone lacks capacity.
 
-    ``subnet`` (``subnet_id``'s, or None) or ``zone`` (``availability_zone``) pins the zone. Zone offerings are
-    checked only when ``missing`` instances are to be launched: existing ones keep their zones (drift otherwise).
-    TaskError, before anything is created, when the pinned zone does not offer ``instance_type``.
+    ``subnet`` (``subnet_id``'s, or None) or ``zone`` (``availability_zone``) pins the zone; ``listed`` (the
+    subnets of ``subnet_ids``, or None) are the places, in their order. Zone offerings are checked only when
+    ``missing`` instances are to be launched: existing ones keep their zones (drift otherwise). TaskError, before
+    anything is created, when the pinned zone, or the zone of a listed subnet, does not offer ``instance_type``.
     """
     zones = offering_zones(client, instance_type) if missing else None
+    if listed:
+        for place in listed:
+            if zones is not None and place["AvailabilityZone"] not in zones:
+                raise TaskError(
+                    f"subnet_ids: {place['SubnetId']} is in {place['AvailabilityZone']}, which does not offer "
+                    f"instance_type {instance_type!r} (offered in {', '.join(sorted(zones))}); nothing was created"
+                )
+        return list(listed)
     pinned = subnet["AvailabilityZone"] if subnet else zone
     if zones is not None and pinned and pinned not in zones:
         raise TaskError(
@@ -94,3 +133,60 @@ def launch_subnets(client, instance_type, subnet, zone, existing, missing):
             f"(offered in {', '.join(sorted(zones))}); nothing was created"
         )
     return [subnet] if subnet else candidate_subnets(client, zone, existing, zones)
+
+
+# --- spreading a group over the zones of subnet_ids (pure) ------------------------------------------------
+
+
+def zone_counts(subnets, zones):
+    """``{zone: instances}`` of ``zones`` (one entry per instance): the zones of ``subnets`` first, in their order
+    (0 when empty), then any other zone an instance is in."""
+    counts = dict.fromkeys((subnet["AvailabilityZone"] for subnet in subnets), 0)
+    for zone in zones:
+        counts[zone] = counts.get(zone, 0) + 1
+    return counts
+
+
+def spread(subnets, zones, missing):
+    """Where ``missing`` new instances go among ``subnets`` (one per zone), next to instances in ``zones``.
+
+    One at a time to the zone with the fewest instances, ties to the subnet listed first. Returns ``[(tried, n)]``,
+    in the order of ``subnets``: ``n`` instances for ``tried[0]``, and the other subnets in the order to try when its
+    zone has no capacity (fewest instances once all are placed first, then list order).
+    """
+    counts = zone_counts(subnets, zones)
+    placed = [0] * len(subnets)
+    for _new in range(missing):
+        index = min(range(len(subnets)), key=lambda i: (counts[subnets[i]["AvailabilityZone"]], i))
+        counts[subnets[index]["AvailabilityZone"]] += 1
+        placed[index] += 1
+    plan = []
+    for index, count in enumerate(placed):
+        if count:
+            others = sorted(
+                (i for i in range(len(subnets)) if i != index),
+                key=lambda i: (counts[subnets[i]["AvailabilityZone"]], i),
+            )
+            plan.append(([subnets[index]] + [subnets[i] for i in others], count))
+    return plan
+
+
+def surplus_of(subnets, instances, surplus):
+    """The ``surplus`` of ``instances`` (oldest first) to remove when the group spreads over ``subnets``.
+
+    Instances outside the zones of ``subnets`` go first, oldest first; then one at a time from the zone with the most
+    instances (ties: the zone listed last, so that scaling in undoes scaling out), the oldest there. Returned in the
+    order of ``instances``.
+    """
+    listed = [subnet["AvailabilityZone"] for subnet in subnets]
+
+    def zone_of(inst):
+        return (inst.get("Placement") or {}).get("AvailabilityZone")
+
+    going = [inst for inst in instances if zone_of(inst) not in listed][:surplus]
+    left = {zone: [inst for inst in instances if zone_of(inst) == zone] for zone in listed}
+    while len(going) < surplus:
+        zone = max(reversed(listed), key=lambda z: len(left[z]))
+        going.append(left[zone].pop(0))
+    ids = {inst["InstanceId"] for inst in going}
+    return [inst for inst in instances if inst["InstanceId"] in ids]

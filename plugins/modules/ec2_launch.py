@@ -11,15 +11,18 @@ version_added: 0.1.0
 description:
   - Keeps exactly O(count) instances named O(name) (their C(Name) tag) in the region, launched from an image,
     with a hardware type, in a subnet, behind firewall rules and reachable with a key pair.
-  - Instances in the C(pending), C(running), C(stopping) and C(stopped) states count. When O(subnet_id) is given,
-    only instances in its VPC count.
+  - Instances in the C(pending), C(running), C(stopping) and C(stopped) states count. When O(subnet_id) or
+    O(subnet_ids) is given, only instances in its VPC count.
   - Missing instances are launched in one RunInstances call with a deterministic client token and tagged at
     launch (instance and volumes), so a rerun after the controller died mid-task creates no duplicates, and two
     runs for the same O(name) started at the same moment (two jobs) get the same instances instead of twice as many.
-    Surplus instances are terminated oldest first (by launch time, then ID).
+    Surplus instances are terminated oldest first (by launch time, then ID); with O(subnet_ids), from the zone with
+    the most instances first.
   - New instances go to a zone that offers O(instance_type) (C(DescribeInstanceTypeOfferings)). When EC2 answers
     C(Unsupported) or C(InsufficientInstanceCapacity), the launch moves to the next zone that offers the type, with
     its own client token, unless O(availability_zone) or O(subnet_id) pins the zone.
+  - With O(subnet_ids), the group spreads over the zones of those subnets (see there); RV(zones) counts its
+    instances per zone.
   - Existing instances are reconciled in place where EC2 allows it, namely tags, state (stop and start),
     security groups, termination protection and, when O(metadata_options) is given, instance metadata
     options. What cannot change in place
@@ -88,6 +91,25 @@ options:
         fallback when a zone has no capacity is the subnet of another zone in the same VPC, among the subnets of
         the group's instances and the default subnets.
     type: str
+  subnet_ids:
+    description:
+      - Subnets to spread the group over, one per availability zone, all in one VPC; the order breaks ties. Only
+        instances in their VPC count as the group. Mutually exclusive with O(subnet_id) and O(availability_zone).
+      - Each new instance goes to the subnet whose zone has the fewest instances of the group (ties to the subnet
+        listed first). When a zone has no capacity for O(instance_type) (C(InsufficientInstanceCapacity),
+        C(Unsupported)), its instances go to the next zone, the one with the fewest (a RunInstances call with its own
+        client token).
+      - Scaling in removes instances outside these subnets' zones first, then from the zone with the most instances
+        (on a tie, the zone listed last), the oldest there first.
+      - A subnet whose zone does not offer O(instance_type) fails the task before anything changes, when instances
+        are to be launched.
+      - A rerun with O(count) met changes nothing, even when the zones are unbalanced (after an outage, or after
+        O(subnet_ids) was given to a group that exists); running instances are never moved. An instance in a subnet
+        not listed here is reported in RV(drift) (option C(subnet_ids)), and O(instance_refresh) replaces it.
+      - O(tags) go on the instances and volumes of every zone, as without this option.
+    type: list
+    elements: str
+    version_added: 0.3.0
   availability_zone:
     description:
       - The availability zone to launch into, for example V(us-east-1a). Must agree with O(subnet_id).
@@ -426,6 +448,17 @@ EXAMPLES = r"""
     instance_type: c7i.large
     availability_zone: us-east-1a
 
+- name: Four web servers spread over two zones (two each; a zone without capacity sends its share to the other)
+  bakery.ec2.ec2_launch:
+    name: web
+    count: 4
+    image_id: "{{ base.image_id }}"
+    subnet_ids: [subnet-0123456789abcdef0, subnet-0fedcba9876543210]
+    tags:
+      Role: web
+  register: web
+  # web.zones: {"us-east-1a": 2, "us-east-1b": 2}
+
 - name: Adopt an existing group and only raise its metadata hop limit (IMDSv1 setting left as it is)
   bakery.ec2.ec2_launch:
     name: legacy
@@ -611,6 +644,14 @@ changes:
   type: list
   elements: str
   sample: ["launch 2 instances", "authorize tcp 80 from 0.0.0.0/0 on web"]
+zones:
+  description:
+    - How many instances of the group each availability zone has after the task (in check mode, would have).
+    - With O(subnet_ids), every zone of its subnets is listed, V(0) when it has none.
+  returned: when O(state) is not V(absent)
+  type: dict
+  sample: {"us-east-1a": 2, "us-east-1b": 1}
+  version_added: 0.3.0
 image_id:
   description: The AMI that O(image_id) named (for V(resolve:ssm:NAME), the ID the parameter held).
   returned: when O(image_id) is given
@@ -719,7 +760,14 @@ from ansible_collections.bakery.ec2.plugins.module_utils._keypairs import (
     load_public_key,
 )
 from ansible_collections.bakery.ec2.plugins.module_utils._module import AwsModule
-from ansible_collections.bakery.ec2.plugins.module_utils._placement import find_subnet, launch_subnets
+from ansible_collections.bakery.ec2.plugins.module_utils._placement import (
+    find_subnet,
+    find_subnets,
+    launch_subnets,
+    spread,
+    surplus_of,
+    zone_counts,
+)
 from ansible_collections.bakery.ec2.plugins.module_utils._refresh import Rollout, refresh_error
 from ansible_collections.bakery.ec2.plugins.module_utils._ssm import (
     ParameterError,
@@ -761,6 +809,9 @@ def validate(params):
             error = check_id(kind, params[option], option)
             if error:
                 return error
+    error = subnet_ids_error(params)
+    if error:
+        return error
     if params["user_data"] is not None and len(params["user_data"].encode("utf-8")) > USER_DATA_LIMIT:
         return f"user_data: {len(params['user_data'].encode('utf-8'))} bytes, EC2 allows at most {USER_DATA_LIMIT}"
     if params["public_key"] is not None:
@@ -801,6 +852,31 @@ def validate(params):
     )
 
 
+def subnet_ids_error(params):
+    """What is wrong with ``subnet_ids`` alone or next to ``subnet_id`` / ``availability_zone`` (no AWS call)."""
+    listed = params["subnet_ids"]
+    if listed is None:
+        return None
+    for other in ("subnet_id", "availability_zone"):
+        if params[other] is not None:
+            return f"subnet_ids: cannot be given with {other} {params[other]!r}; give one of them"
+    if not listed:
+        return "subnet_ids: empty; give one subnet per zone to spread over, or leave it out"
+    seen = set()
+    for subnet_id in listed:
+        error = check_id("subnet", subnet_id, "subnet_ids")
+        if error:
+            return error
+        if subnet_id in seen:
+            return f"subnet_ids: {subnet_id!r} is listed twice"
+        seen.add(subnet_id)
+    return None
+
+
+def zone_of(instance):
+    return (instance.get("Placement") or {}).get("AvailabilityZone")
+
+
 def snapshot(instances, rules):
     """What diff mode shows of the group."""
     return {
@@ -832,6 +908,8 @@ class Task:
         self.targets = None
         self.replacing = []  # drifted instances instance_refresh replaces, oldest first
         self.rollout = None
+        self.listed = None  # the subnets of subnet_ids, in their order
+        self.planned = []  # zones of the instances a check-mode run would launch
 
     def present(self):
         """``state: running`` or ``stopped``; returns the diff's before, the instances after, the diff's after."""
@@ -844,7 +922,9 @@ class Task:
         """Read everything and check it against EC2; nothing changes here. Returns the diff's before."""
         params, client = self.params, self.client
         subnet = find_subnet(client, params["subnet_id"], params["availability_zone"]) if params["subnet_id"] else None
-        self.existing = find_instances(client, params["name"], subnet["VpcId"] if subnet else None)
+        self.listed = find_subnets(client, params["subnet_ids"]) if params["subnet_ids"] else None
+        place = subnet or (self.listed[0] if self.listed else None)
+        self.existing = find_instances(client, params["name"], place["VpcId"] if place else None)
         self.image = self.find_image() if params["image_id"] else None
         if self.image:  # resolve:ssm:NAME becomes the image it names, for the drift check and the launch
             params["image_id"] = self.image["ImageId"]
@@ -854,11 +934,17 @@ class Task:
             raise TaskError(f"image_id is required to launch {self.missing} instance(s) named {params['name']!r}")
         self.targets = self.find_targets()
         self.subnets = launch_subnets(
-            client, params["instance_type"], subnet, params["availability_zone"], self.existing, self.missing
+            client,
+            params["instance_type"],
+            subnet,
+            params["availability_zone"],
+            self.existing,
+            self.missing,
+            self.listed,
         )
         vpc_id = self.subnets[0]["VpcId"] if self.subnets else None
         vpcs = {inst.get("VpcId") for inst in self.existing}
-        if not params["subnet_id"] and len(vpcs) > 1 and (params["firewall"] is not None or params["security_groups"]):
+        if not place and len(vpcs) > 1 and (params["firewall"] is not None or params["security_groups"]):
             raise TaskError(
                 f"instances named {params['name']!r} are in several VPCs ({', '.join(sorted(vpcs))}); give subnet_id"
             )
@@ -872,8 +958,10 @@ class Task:
         if params["firewall"] is not None:
             self.firewall = Firewall(self.changes, params["name"], vpc_id)
             self.firewall.look(params["firewall"], self.module.warn)
-        surplus = max(0, len(self.existing) - params["count"])  # the oldest go
-        self.surplus, self.kept = self.existing[:surplus], self.existing[surplus:]
+        surplus = max(0, len(self.existing) - params["count"])  # the oldest go (of the fullest zone: subnet_ids)
+        self.surplus = surplus_of(self.listed, self.existing, surplus) if self.listed else self.existing[:surplus]
+        going = {inst["InstanceId"] for inst in self.surplus}
+        self.kept = [inst for inst in self.existing if inst["InstanceId"] not in going]
         refresh = params["instance_refresh"] is not None and params["state"] == "running"
         volumes = volumes_of(client, self.existing if refresh else self.kept, params["volumes"])
         forced = encryption_forced(client, params["volumes"])
@@ -896,6 +984,7 @@ class Task:
                     params["availability_zone"],
                     self.existing,
                     len(self.replacing),
+                    self.listed,
                 )
         if self.targets is not None:
             self.subnets = self.targets_place(vpc_id or next(iter(sorted(v for v in vpcs if v)), None))
@@ -928,7 +1017,7 @@ class Task:
                     f"target_groups: {group['TargetGroupName']!r} is in {group['VpcId']} but the instances are in "
                     f"{vpc_id}; a target group takes instances of its own VPC only; nothing was changed"
                 )
-        if self.params["subnet_id"] or self.params["availability_zone"] or len(self.subnets) < 2:
+        if self.listed or self.params["subnet_id"] or self.params["availability_zone"] or len(self.subnets) < 2:
             return self.subnets
         enabled = self.targets.enabled_zones()
         if not enabled:
@@ -957,7 +1046,12 @@ class Task:
         created = group_codes + (KEY_NOT_FOUND if key_imported else ())
         if self.missing:
             current_ids = [inst["InstanceId"] for inst in self.existing]
-            fleet.launch(self.missing, self.subnets, current_ids, groups, self.image, created)
+            if self.listed:
+                plan = spread(self.listed, [zone_of(inst) for inst in self.kept], self.missing)
+                self.planned = [tried[0]["AvailabilityZone"] for tried, count in plan for _n in range(count)]
+                fleet.launch_spread(plan, current_ids, groups, self.image, created)
+            else:
+                fleet.launch(self.missing, self.subnets, current_ids, groups, self.image, created)
         fleet.reconcile(self.kept, groups, group_codes)
         self.waited = fleet.apply_state(self.kept)
         if self.targets is not None and params["state"] == "running":
@@ -1011,9 +1105,19 @@ class Task:
         """instance_refresh: replace the drifted instances in batches (see :class:`Rollout`)."""
         params, fleet = self.params, self.fleet
 
+        placed = {inst["InstanceId"]: zone_of(inst) for inst in self.existing}
+
         def launch(count, current_ids):
-            ids = fleet.launch(count, self.subnets, current_ids, groups, self.image, created, salt="refresh|")
-            return fleet.wait_for(ids, "running")
+            if self.listed:  # next to the instances that stay: the batch's old ones (the oldest drifted) go
+                going = [inst["InstanceId"] for inst in self.replacing if inst["InstanceId"] in current_ids][:count]
+                staying = [placed.get(iid) for iid in current_ids if iid not in going]
+                plan = spread(self.listed, [zone for zone in staying if zone], count)
+                ids = fleet.launch_spread(plan, current_ids, groups, self.image, created, salt="refresh|")
+            else:
+                ids = fleet.launch(count, self.subnets, current_ids, groups, self.image, created, salt="refresh|")
+            batch = fleet.wait_for(ids, "running")
+            placed.update((inst["InstanceId"], zone_of(inst)) for inst in batch)
+            return batch
 
         options = params["instance_refresh"]
         self.rollout = Rollout(options, params["count"], self.changes, self.targets, launch, self.remove)
@@ -1064,12 +1168,19 @@ class Task:
                     )
         return after
 
+    def zones(self, final):
+        """``zones`` of the result: instances per zone after the task (in check mode, with those it would launch)."""
+        placed = [zone_of(inst) for inst in final] + (self.planned if self.changes.check_mode else [])
+        return zone_counts(self.listed or (), [zone for zone in placed if zone])
+
     def absent(self):
         """``state: absent``: terminate the group, then delete its firewall and imported key pair once unused."""
         params, fleet = self.params, self.fleet
         vpc_id = None
         if params["subnet_id"]:
             vpc_id = find_subnet(self.client, params["subnet_id"], params["availability_zone"])["VpcId"]
+        elif params["subnet_ids"]:
+            vpc_id = find_subnets(self.client, params["subnet_ids"])[0]["VpcId"]
         existing = find_instances(self.client, params["name"], vpc_id)
         self.targets = self.find_targets()
         before = snapshot(existing, [])
@@ -1091,6 +1202,7 @@ ARGUMENT_SPEC = {
     "image_id": {"type": "str"},
     "instance_type": {"type": "str", "default": "t3.micro"},
     "subnet_id": {"type": "str"},
+    "subnet_ids": {"type": "list", "elements": "str"},
     "availability_zone": {"type": "str"},
     "key_name": {"type": "str", "no_log": False},
     "public_key": {"type": "str", "no_log": False},
@@ -1196,6 +1308,8 @@ def run(module):
         "terminated_ids": fleet.terminated,
         "drift": task.drift,
     }
+    if params["state"] != "absent":
+        result["zones"] = task.zones(final)
     result.update(refresh_result(task))
     if task.targets is not None and params["state"] != "absent":
         result["target_health"] = task.targets.health(result["instance_ids"])
