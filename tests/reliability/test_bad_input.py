@@ -225,6 +225,35 @@ MODULE_CASES = [
         "subnet-0123456789abcdef0",
     ),
     case(
+        "subnets-malformed",
+        "ec2_launch",
+        {"name": "web", "image_id": DEBIAN_X86, "subnet_ids": ["subnet-zz"]},
+        "subnet-zz",
+    ),
+    case(
+        "subnets-unknown",
+        "ec2_launch",
+        {"name": "web", "image_id": DEBIAN_X86, "subnet_ids": ["subnet-0123456789abcdef0"]},
+        "subnet-0123456789abcdef0",
+    ),
+    case(
+        "subnets-twice",
+        "ec2_launch",
+        {"name": "web", "image_id": DEBIAN_X86, "subnet_ids": ["subnet-0123456789abcdef0"] * 2},
+        "'subnet-0123456789abcdef0' is listed twice",
+    ),
+    case(
+        "subnets-with-subnet",
+        "ec2_launch",
+        {
+            "name": "web",
+            "image_id": DEBIAN_X86,
+            "subnet_ids": ["subnet-0123456789abcdef0"],
+            "subnet_id": "subnet-0fedcba9876543210",
+        },
+        "subnet-0fedcba9876543210",
+    ),
+    case(
         "group-unknown-id",
         "ec2_launch",
         {"name": "web", "image_id": DEBIAN_X86, "security_groups": ["sg-0123456789abcdef0"]},
