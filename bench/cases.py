@@ -532,6 +532,9 @@ def teardown_flow(ec2, watcher: Watcher, flow_name: str) -> None:
     for image in ec2.describe_images(Owners=["self"], Filters=[{"Name": "tag:BakeryFlow", "Values": [flow_name]}])[
         "Images"
     ]:
+        # image.yml's ami_retire protects the newest image of the flow from deregistration
+        if image.get("DeregistrationProtection", "disabled") != "disabled":
+            ec2.disable_image_deregistration_protection(ImageId=image["ImageId"])
         ec2.deregister_image(ImageId=image["ImageId"])
     delete_load_balancer(flow_name)
     delete_flow_groups(ec2, flow_name)
