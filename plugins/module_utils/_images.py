@@ -13,7 +13,9 @@ from __future__ import annotations
 import dataclasses
 import datetime
 
-from ansible_collections.bakery.ec2.plugins.module_utils._aws import AwsError, chunks, dict_to_tags
+from ansible_collections.bakery.ec2.plugins.module_utils._errors import AwsError
+from ansible_collections.bakery.ec2.plugins.module_utils._shapes import chunks
+from ansible_collections.bakery.ec2.plugins.module_utils._tags import dict_to_tags
 
 # Every state but terminated: such an instance can start again from its image (or is about to run it).
 USED_STATES = ("pending", "running", "shutting-down", "stopping", "stopped")

@@ -333,20 +333,8 @@ import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.bakery.ec2.plugins.module_utils._aws import (
-    ACCOUNT_RE,
-    REGION_RE,
-    AwsError,
-    Changes,
-    check_id,
-    compare_tags,
-    dict_to_tags,
-    tag_specifications,
-    tags_to_dict,
-    to_snake,
-    validate_tags,
-    wait_until,
-)
+from ansible_collections.bakery.ec2.plugins.module_utils._changes import Changes, wait_until
+from ansible_collections.bakery.ec2.plugins.module_utils._errors import AwsError
 from ansible_collections.bakery.ec2.plugins.module_utils._images import (
     is_protected,
     protected_by_us,
@@ -359,6 +347,14 @@ from ansible_collections.bakery.ec2.plugins.module_utils._instances import (
     describe_kms_keys,
 )
 from ansible_collections.bakery.ec2.plugins.module_utils._module import AwsModule
+from ansible_collections.bakery.ec2.plugins.module_utils._shapes import ACCOUNT_RE, REGION_RE, check_id, to_snake
+from ansible_collections.bakery.ec2.plugins.module_utils._tags import (
+    compare_tags,
+    dict_to_tags,
+    tag_specifications,
+    tags_to_dict,
+    validate_tags,
+)
 
 NAME_CHARS = re.compile(r"[A-Za-z0-9()\[\] ./\-'@_]")
 LINEAGE_INSTANCE = "bakery:source-instance-id"

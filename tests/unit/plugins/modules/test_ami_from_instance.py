@@ -5,7 +5,7 @@ import time
 
 import pytest
 from ansible.module_utils import basic
-from ansible_collections.bakery.ec2.plugins.module_utils import _aws
+from ansible_collections.bakery.ec2.plugins.module_utils import _client, _tags
 from ansible_collections.bakery.ec2.plugins.modules import ami_from_instance as mod
 from botocore.parsers import ResponseParserError
 
@@ -41,7 +41,7 @@ def image(image_id=NEW, state="available", snapshots=(SNAP,), tags=None, name=NA
             {"DeviceName": f"/dev/xvd{chr(97 + i)}", "Ebs": {"SnapshotId": s, "VolumeSize": 8}}
             for i, s in enumerate(snapshots)
         ],
-        "Tags": _aws.dict_to_tags(tags or {}),
+        "Tags": _tags.dict_to_tags(tags or {}),
     }
     img.update(extra)
     return img
@@ -79,13 +79,13 @@ def stub_describe(stub, img):
 def stub_snapshots(stub, tags_by_id):
     stub.add_response(
         "describe_snapshots",
-        {"Snapshots": [{"SnapshotId": sid, "Tags": _aws.dict_to_tags(tags)} for sid, tags in tags_by_id.items()]},
+        {"Snapshots": [{"SnapshotId": sid, "Tags": _tags.dict_to_tags(tags)} for sid, tags in tags_by_id.items()]},
         {"SnapshotIds": list(tags_by_id)},
     )
 
 
 def stub_create_tags(stub, resources, tags):
-    stub.add_response("create_tags", {}, {"Resources": resources, "Tags": _aws.dict_to_tags(tags)})
+    stub.add_response("create_tags", {}, {"Resources": resources, "Tags": _tags.dict_to_tags(tags)})
 
 
 def stub_regions(stub, *names):
@@ -93,9 +93,9 @@ def stub_regions(stub, *names):
 
 
 def create_params(tags, snapshots=True, no_reboot=False, **extra):
-    specs = [{"ResourceType": "image", "Tags": _aws.dict_to_tags(tags)}]
+    specs = [{"ResourceType": "image", "Tags": _tags.dict_to_tags(tags)}]
     if snapshots:
-        specs.append({"ResourceType": "snapshot", "Tags": _aws.dict_to_tags(tags)})
+        specs.append({"ResourceType": "snapshot", "Tags": _tags.dict_to_tags(tags)})
     return {"InstanceId": INSTANCE, "Name": NAME, "NoReboot": no_reboot, "TagSpecifications": specs, **extra}
 
 
@@ -242,17 +242,17 @@ def clock(monkeypatch):
         now[0] += delay
 
     monkeypatch.setattr(time, "monotonic", lambda: now[0])
-    monkeypatch.setattr(_aws.AwsClient, "sleep", staticmethod(fake_sleep))
-    backoff = _aws.backoff_delays
-    monkeypatch.setattr(_aws, "backoff_delays", lambda *a, **kw: backoff(*a, **dict(kw, rng=lambda: 1.0)))
+    monkeypatch.setattr(_client.AwsClient, "sleep", staticmethod(fake_sleep))
+    backoff = _client.backoff_delays
+    monkeypatch.setattr(_client, "backoff_delays", lambda *a, **kw: backoff(*a, **dict(kw, rng=lambda: 1.0)))
     return delays
 
 
-def created_schedule(timeout=_aws.CONSISTENCY_TIMEOUT):
+def created_schedule(timeout=_client.CONSISTENCY_TIMEOUT):
     """The sleeps of call_created (without jitter) until it gives up: 0.5, 1, then 2 s each."""
     delays, waited = [], 0.0
-    for delay in _aws.backoff_delays(
-        1000, base=_aws.CREATED_BACKOFF_BASE, cap=_aws.CREATED_BACKOFF_CAP, rng=lambda: 1.0
+    for delay in _client.backoff_delays(
+        1000, base=_client.CREATED_BACKOFF_BASE, cap=_client.CREATED_BACKOFF_CAP, rng=lambda: 1.0
     ):
         if waited >= timeout:
             return delays
@@ -460,9 +460,9 @@ COPY_TAGS = dict(LINEAGE, **{"bakery:copied-from": f"us-east-1/{NEW}"})
 
 def copy_params(token_region, snapshots=True):
     """CopyImage's request: the copy and (``snapshots``) its snapshots tagged at creation."""
-    specs = [{"ResourceType": "image", "Tags": _aws.dict_to_tags(COPY_TAGS)}]
+    specs = [{"ResourceType": "image", "Tags": _tags.dict_to_tags(COPY_TAGS)}]
     if snapshots:
-        specs.append({"ResourceType": "snapshot", "Tags": _aws.dict_to_tags(COPY_TAGS)})
+        specs.append({"ResourceType": "snapshot", "Tags": _tags.dict_to_tags(COPY_TAGS)})
     return {
         "SourceImageId": NEW,
         "SourceRegion": "us-east-1",
@@ -873,7 +873,7 @@ def test_new_image_not_found_for_good_fails_after_a_bounded_wait_of_at_least_60s
         ec2.add_client_error("describe_images", "InvalidAMIID.NotFound", f"The image id '[{NEW}]' does not exist")
     res = run_module(mod, {"instance_id": INSTANCE, "name": NAME})
     assert res.failed
-    assert 60 <= sum(clock) == _aws.CONSISTENCY_TIMEOUT
+    assert 60 <= sum(clock) == _client.CONSISTENCY_TIMEOUT
     assert res.result["msg"].startswith("DescribeImages: InvalidAMIID.NotFound:")
 
 
