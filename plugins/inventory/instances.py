@@ -272,7 +272,8 @@ from ansible.errors import AnsibleError, AnsibleParserError
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 from ansible.utils.vars import combine_vars
-from ansible_collections.bakery.ec2.plugins.module_utils._aws import HAS_BOTO3, AwsError, connection_params_from
+from ansible_collections.bakery.ec2.plugins.module_utils._connection import HAS_BOTO3, connection_params_from
+from ansible_collections.bakery.ec2.plugins.module_utils._errors import AwsError
 from ansible_collections.bakery.ec2.plugins.plugin_utils._inventory_fetch import (
     Listing,
     all_regions,

@@ -13,18 +13,12 @@ from __future__ import annotations
 
 import ipaddress
 
-from ansible_collections.bakery.ec2.plugins.module_utils._aws import (
-    CONSISTENCY_TIMEOUT,
-    AwsError,
-    TaskError,
-    check_id,
-    chunks,
-    not_found,
-    tag_specifications,
-    tags_to_dict,
-    wait_until,
-)
+from ansible_collections.bakery.ec2.plugins.module_utils._changes import wait_until
+from ansible_collections.bakery.ec2.plugins.module_utils._client import CONSISTENCY_TIMEOUT
+from ansible_collections.bakery.ec2.plugins.module_utils._errors import AwsError, TaskError, not_found
 from ansible_collections.bakery.ec2.plugins.module_utils._instances import instance_ids_with
+from ansible_collections.bakery.ec2.plugins.module_utils._shapes import check_id, chunks
+from ansible_collections.bakery.ec2.plugins.module_utils._tags import tag_specifications, tags_to_dict
 
 MANAGED_TAG = ("ManagedBy", "bakery.ec2.ec2_launch")
 PROTOCOLS = {"tcp": "tcp", "udp": "udp", "icmp": "icmp", "all": "-1", "6": "tcp", "17": "udp", "1": "icmp"}

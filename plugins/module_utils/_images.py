@@ -1,19 +1,34 @@
 # Copyright: (c) 2026, bakery.ec2 contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Private to bakery.ec2: the images of a family in one region, what still names them, and retiring the rest.
+"""Private to bakery.ec2: images in one region: made from an instance, copied, waited for, tagged, shared and
+removed (ami_from_instance); a family's images, what still names them, and retiring the rest (ami_retire).
 
-Used by ami_retire. ``retire_region()`` tells the story of one region: read the family, find who uses its
-images (a few calls per page of instances, launch templates, launch configurations and SSM parameters, never
-one per image), judge every image (``judge()``, a pure function), then change through a ``Changes``, so check
-mode reads the same and changes nothing. Nothing here knows about AnsibleModule. Not a public API.
+``retire_region()`` tells the story of one region: read the family, find who uses its images (a few calls per
+page of instances, launch templates, launch configurations and SSM parameters, never one per image), judge every
+image (``judge()``, a pure function), then change through a ``Changes``, so check mode reads the same and changes
+nothing. ``bake_image()`` and ``bake_copies()`` keep or (re)create an image and its copies; ``settle()`` waits for
+one and removes it when EC2 fails it; ``reconcile()`` gives it its tags and launch permissions; ``remove_image()``
+deregisters it with its snapshots. Nothing here knows about AnsibleModule. Not a public API.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import hashlib
+import time
+from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.bakery.ec2.plugins.module_utils._aws import AwsError, chunks, dict_to_tags
+from ansible_collections.bakery.ec2.plugins.module_utils._changes import Changes, wait_until
+from ansible_collections.bakery.ec2.plugins.module_utils._errors import AwsError
+from ansible_collections.bakery.ec2.plugins.module_utils._instances import KMS_NEEDS, KMS_STATE_CODES, describe_kms_keys
+from ansible_collections.bakery.ec2.plugins.module_utils._shapes import chunks
+from ansible_collections.bakery.ec2.plugins.module_utils._tags import (
+    compare_tags,
+    dict_to_tags,
+    tag_specifications,
+    tags_to_dict,
+)
 
 # Every state but terminated: such an instance can start again from its image (or is about to run it).
 USED_STATES = ("pending", "running", "shutting-down", "stopping", "stopped")
@@ -284,16 +299,22 @@ def retire(ec2, changes, image, keep_snapshots, result):
             raise
     result["retired"].append(image_id)
     for snapshot in snapshots:
-        try:
-            # Right after DeregisterImage EC2 may still count the snapshot as in use, for a moment.
-            ec2.call("delete_snapshot", retry_codes=("InvalidSnapshot.InUse",), SnapshotId=snapshot)
-        except AwsError as err:
-            if err.code == "InvalidSnapshot.NotFound":
-                continue
-            if err.code == "InvalidSnapshot.InUse":  # another image took it meanwhile: it stays
-                continue
-            raise
-        result["snapshots_deleted"].append(snapshot)
+        # Still in use after the retries: another image took it meanwhile, and it stays.
+        if delete_snapshot(ec2, snapshot, tolerated=("InvalidSnapshot.InUse",)):
+            result["snapshots_deleted"].append(snapshot)
+    return True
+
+
+def delete_snapshot(ec2, snapshot_id, tolerated=()):
+    """Delete a snapshot of an image just deregistered; False when it is gone already (or refused with a
+    ``tolerated`` code)."""
+    try:
+        # Right after DeregisterImage EC2 may still count the snapshot as in use, for a moment.
+        ec2.call("delete_snapshot", retry_codes=("InvalidSnapshot.InUse",), SnapshotId=snapshot_id)
+    except AwsError as err:
+        if err.code == "InvalidSnapshot.NotFound" or err.code in tolerated:
+            return False
+        raise
     return True
 
 
@@ -359,3 +380,387 @@ def retire_region(clients, changes, family, policy, now):
     lifecycle(ec2, changes, images, entries, policy, now, result, owned)
     result["images"] = entries
     return result
+
+
+# --- images from instances: create, copy, wait for, tag, share, remove -----------------------------
+
+LINEAGE_INSTANCE = "bakery:source-instance-id"
+LINEAGE_IMAGE = "bakery:source-image-id"
+LINEAGE_COPY = "bakery:copied-from"
+LINEAGE_KEYS = (LINEAGE_INSTANCE, LINEAGE_IMAGE, LINEAGE_COPY)
+WAITING_IMAGE_STATES = ("pending", "transient")
+# Right after a create, a describe or a tag call may not see the new resource yet (only then retried).
+NEW_RESOURCE_CODES = ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable", "InvalidSnapshot.NotFound")
+# How an endpoint refuses a snapshot TagSpecification in CreateImage (moto answers a web page, a 500).
+SNAPSHOT_TAGS_REFUSED = ("InvalidResponse", "InvalidParameterValue", "InvalidParameterCombination", "UnknownParameter")
+# A failed copy that was cleaned up keeps its client token: the next run moves on to the next token.
+COPY_TOKEN_GENERATIONS = 5
+IMAGE_POLL_MAX_S = 1.5
+
+
+def lineage(instance):
+    return {LINEAGE_INSTANCE: instance["InstanceId"], LINEAGE_IMAGE: instance.get("ImageId", "")}
+
+
+def without_lineage(tags):
+    return {k: v for k, v in tags.items() if k not in LINEAGE_KEYS}
+
+
+def settable(tags):
+    """Tags that can be written (``aws:`` tags are EC2's own)."""
+    return {k: v for k, v in tags.items() if not k.lower().startswith("aws:")}
+
+
+def create_request(params, instance, tags, tag_snapshots=True):
+    """CreateImage's request; the image and (``tag_snapshots``) its snapshots are tagged at creation."""
+    request = {"InstanceId": instance["InstanceId"], "Name": params["name"], "NoReboot": params["no_reboot"]}
+    if params["description"] is not None:
+        request["Description"] = params["description"]
+    specs = tag_specifications(settable(tags), *(("image", "snapshot") if tag_snapshots else ("image",)))
+    if specs:
+        request["TagSpecifications"] = specs
+    return request
+
+
+def copy_token(source_image_id, region, name, generation=0, kms_key=None):
+    """The same copy request gets the same token, so EC2 makes one copy even when the call is sent twice.
+
+    ``generation`` moves on past a token whose copy failed and was removed (EC2 would return that copy again);
+    ``kms_key``: the key the copy is encrypted with (another key is another request).
+    """
+    key = f"{source_image_id}/{region}/{name}" + (f"/{generation}" if generation else "")
+    key += f"/kms:{kms_key}" if kms_key else ""
+    return hashlib.sha256(key.encode()).hexdigest()[:64]
+
+
+def create_action(params, instance, region):
+    action = f"create image {params['name']!r} from {instance['InstanceId']} ({region})"
+    if not params["no_reboot"]:
+        action += f", rebooting {instance['InstanceId']} (no_reboot is false)"
+    return action
+
+
+def tags_after(current, desired, purge):
+    to_set, to_unset = compare_tags(current, desired, purge, keep=LINEAGE_KEYS)
+    tags = dict(current, **to_set)
+    for key in to_unset:
+        tags.pop(key, None)
+    return tags
+
+
+def group_tag_changes(current_by_id, desired, purge):
+    """CreateTags and DeleteTags calls that give each resource ``desired``, one call per identical change."""
+    sets, unsets = {}, {}
+    for resource_id, current in current_by_id.items():
+        to_set, to_unset = compare_tags(current, desired, purge, keep=LINEAGE_KEYS)
+        if to_set:
+            sets.setdefault(tuple(sorted(to_set.items())), []).append(resource_id)
+        if to_unset:
+            unsets.setdefault(tuple(to_unset), []).append(resource_id)
+    return [(ids, dict(items)) for items, ids in sets.items()], [(ids, list(keys)) for keys, ids in unsets.items()]
+
+
+def launch_permission_changes(current, desired):
+    """``(add, remove)`` lists of account IDs."""
+    return sorted(set(desired) - set(current)), sorted(set(current) - set(desired))
+
+
+def describe_image_state(image):
+    reason = image.get("StateReason") or {}
+    return f"{image.get('State')} ({reason.get('Message')})" if reason.get("Message") else image.get("State")
+
+
+def find_images(client, name):
+    """Images of the account named ``name``, newest first (EC2 allows one; some endpoints allow more)."""
+    images = client.paginate("describe_images", "Images", Owners=["self"], Filters=[{"Name": "name", "Values": [name]}])
+    images = [img for img in images if img.get("State") != "deregistered"]
+    return sorted(images, key=lambda img: (img.get("CreationDate") or "", img["ImageId"]), reverse=True)
+
+
+def call_on(client, new, operation, **params):
+    """``client.call``; when ``new`` (this run created the image), its NotFound is retried for a bounded time."""
+    if new:
+        return client.call_created(operation, NEW_RESOURCE_CODES, **params)
+    return client.call(operation, **params)
+
+
+def fetch_image(client, image_id, new=False):
+    images = call_on(client, new, "describe_images", ImageIds=[image_id]).get("Images", [])
+    if not images:
+        raise AwsError("DescribeImages", "InvalidAMIID.NotFound", f"image {image_id} is gone from {client.region}")
+    return images[0]
+
+
+def launch_users(client, image_id, new=False):
+    resp = call_on(client, new, "describe_image_attribute", ImageId=image_id, Attribute="launchPermission")
+    return sorted(p["UserId"] for p in resp.get("LaunchPermissions", []) if "UserId" in p)
+
+
+def call_tagging_snapshots(client, operation, request):
+    """CreateImage or CopyImage with the new snapshots tagged at creation.
+
+    An endpoint that refuses snapshot tags there gets the request without them: :func:`reconcile` tags the
+    snapshots once they exist.
+    """
+    try:
+        return client.call(operation, **request)
+    except AwsError as err:
+        specs = request.get("TagSpecifications", [])
+        if err.code not in SNAPSHOT_TAGS_REFUSED or not any(spec["ResourceType"] == "snapshot" for spec in specs):
+            raise
+    request = {key: value for key, value in request.items() if key != "TagSpecifications"}
+    image_specs = [spec for spec in specs if spec["ResourceType"] != "snapshot"]
+    if image_specs:
+        request["TagSpecifications"] = image_specs
+    return client.call(operation, **request)
+
+
+def create_image(client, request):
+    """Return ``(image, created)``; a name that EC2 finds taken returns the image of that name.
+
+    A created image is returned as ``{"ImageId": ...}``; :func:`settle` fetches it.
+    """
+    try:
+        return {"ImageId": call_tagging_snapshots(client, "create_image", request)["ImageId"]}, True
+    except AwsError as err:
+        if err.code != "InvalidAMIName.Duplicate":
+            raise
+    # Lost the race (or a retried request had already succeeded): the image is there, maybe not yet listed.
+    found = wait_until(
+        lambda: find_images(client, request["Name"]),
+        bool,
+        timeout=30,
+        what=f"image {request['Name']!r} that CreateImage says exists",
+        describe=lambda images: "not listed",
+    )
+    return found[0], False
+
+
+def remove_image(client, changes, image):
+    """Deregister ``image`` and delete its snapshots; return the snapshot IDs."""
+    snapshots = snapshot_ids(image)
+    gone = f" and delete its snapshots {', '.join(snapshots)}" if snapshots else ""
+    if is_protected(image) and protected_by_us(image):  # ami_retire's protection of the newest image
+        release(client, changes, image)
+    if changes.will(f"deregister {image['ImageId']} ({client.region}){gone}"):
+        client.call("deregister_image", ImageId=image["ImageId"])
+        for snapshot in snapshots:
+            delete_snapshot(client, snapshot)
+    return snapshots
+
+
+def wait_available(client, image_id, timeout, operation, new, kms_key=None):
+    """Wait until the image is available; a failed image is removed and fails the task."""
+    image = wait_until(
+        lambda: fetch_image(client, image_id, new),
+        lambda img: img.get("State") not in WAITING_IMAGE_STATES,
+        timeout=timeout,
+        what=f"image {image_id} in {client.region} to become available",
+        describe=describe_image_state,
+        # Polls at most 1.5 s apart: the task ends within 2 s of the image being available, with the last read
+        # and the module's exit (2 s apart could end 2.04 s after, measured on the sandbox).
+        max_delay=IMAGE_POLL_MAX_S,
+    )
+    return finish(client, image, operation, kms_key)
+
+
+def kms_failure(client, image, kms_key):
+    """What a message adds for an image EC2 failed because it could not use a KMS key: the key, what it needs."""
+    named = sorted({m["Ebs"]["KmsKeyId"] for m in image.get("BlockDeviceMappings", [])
+                    if m.get("Ebs", {}).get("KmsKeyId")} | ({kms_key} if kms_key else set()))  # fmt: skip
+    keys = describe_kms_keys(client, named, default=not named)
+    return f" (KMS: EC2 could not use the key that encrypts its snapshots, {keys}; the caller needs {KMS_NEEDS})"
+
+
+def finish(client, image, operation, kms_key=None):
+    """An image that is done waiting: returned when available, else removed, failing the task (``kms_key``: the key
+    the image was to be encrypted with, named when EC2 failed it for KMS)."""
+    image_id = image["ImageId"]
+    if image["State"] == "available":
+        return image
+    reason = image.get("StateReason") or {}
+    # Client.InternalError is EC2's word for many failures: KMS is named for it only when the image is encrypted.
+    encrypted = kms_key or any(m.get("Ebs", {}).get("Encrypted") for m in image.get("BlockDeviceMappings", []))
+    code = reason.get("Code")
+    kms_code = code == "Client.InvalidKMSKey.InvalidState" or (code in KMS_STATE_CODES and encrypted)
+    kms = kms_failure(client, image, kms_key) if kms_code else ""
+    removed = ""
+    if image["State"] != "deregistered":
+        snapshots = remove_image(client, Changes(False), image)
+        removed = "; removed it" + (f" and its snapshots {', '.join(snapshots)}" if snapshots else "")
+    raise AwsError(
+        operation,
+        reason.get("Code") or "ImageFailed",
+        f"image {image_id} ({image.get('Name')!r}) in {client.region} ended {image['State']}: "
+        f"{reason.get('Message') or 'EC2 gave no reason'}{kms}{removed}",
+    )
+
+
+def settle(client, image, wait, deadline, operation, new, kms_key=None):
+    """The image as EC2 describes it: waited for until available when ``wait``, else as it is now."""
+    if image.get("State") == "available" or (not wait and "State" in image):
+        return image
+    if "State" in image and image["State"] not in WAITING_IMAGE_STATES:
+        return finish(client, image, operation, kms_key)
+    if wait:
+        timeout = max(0.0, deadline - time.monotonic())
+        return wait_available(client, image["ImageId"], timeout, operation, new, kms_key)
+    return fetch_image(client, image["ImageId"], new)
+
+
+def reconcile(client, changes, image, desired, purge, users, new=False):
+    """Give the image ``desired`` tags and its snapshots the image's tags; share it with ``users``.
+
+    Returns ``(tags, launch_permissions)`` of the image after the run (permissions None when not managed).
+    ``new`` says this run created the image: then its NotFound (and its snapshots') is retried for a while.
+    """
+    image_id = image["ImageId"]
+    current = tags_to_dict(image.get("Tags"))
+    apply_tags(client, changes, {image_id: current}, desired, purge, new)
+    tags = tags_after(current, desired, purge)
+    snapshots = snapshot_ids(image)
+    if snapshots:
+        found = call_on(client, new, "describe_snapshots", SnapshotIds=snapshots)
+        current_by_id = {s["SnapshotId"]: tags_to_dict(s.get("Tags")) for s in found.get("Snapshots", [])}
+        apply_tags(client, changes, current_by_id, settable(tags), purge, new)
+    if users is None:
+        return tags, None
+    current_users = launch_users(client, image_id, new)
+    add, remove = launch_permission_changes(current_users, users)
+    permission, words = {}, []
+    if add:
+        permission["Add"] = [{"UserId": account} for account in add]
+        words.append(f"share {image_id} ({client.region}) with {', '.join(add)}")
+    if remove:
+        permission["Remove"] = [{"UserId": account} for account in remove]
+        words.append(f"stop sharing {image_id} ({client.region}) with {', '.join(remove)}")
+    if permission and changes.will("; ".join(words)):
+        call_on(client, new, "modify_image_attribute", ImageId=image_id, LaunchPermission=permission)
+    return tags, sorted(users)
+
+
+def apply_tags(client, changes, current_by_id, desired, purge, new=False):
+    creates, deletes = group_tag_changes(current_by_id, desired, purge)
+    for ids, tags in creates:
+        shown = ", ".join(f"{key}={value}" for key, value in sorted(tags.items()))
+        if changes.will(f"tag {', '.join(ids)} ({client.region}) with {shown}"):
+            call_on(client, new, "create_tags", Resources=ids, Tags=dict_to_tags(tags))
+    for ids, keys in deletes:
+        if changes.will(f"remove tags {', '.join(keys)} from {', '.join(ids)} ({client.region})"):
+            client.call("delete_tags", Resources=ids, Tags=[{"Key": key} for key in keys])
+
+
+def bake_copy(client, found, source, source_region, source_tags, params, check_mode, kms_key=None):
+    """Make (or keep) the copy of ``source`` in ``client``'s region (encrypted with ``kms_key`` when given); runs in
+    its own thread.
+
+    The region has its own deadline, ``wait_timeout`` from now. Returns
+    ``(image or None, tags, launch permissions, changes)``.
+    """
+    deadline = time.monotonic() + params["wait_timeout"]
+    changes = Changes(check_mode)
+    new = False
+    for old in found if params["on_exists"] == "replace" else ():
+        remove_image(client, changes, old)
+    if found and params["on_exists"] == "keep":
+        image, desired = found[0], without_lineage(source_tags)
+    else:
+        desired = dict(source_tags)
+        if params["lineage_tags"]:
+            desired[LINEAGE_COPY] = f"{source_region}/{source['ImageId']}"
+        if not changes.will(f"copy {source['ImageId']} to {client.region} as {params['name']!r}"):
+            return None, desired, params["launch_permissions"], changes
+        request = {"SourceImageId": source["ImageId"], "SourceRegion": source_region, "Name": params["name"]}
+        if kms_key:
+            request.update(Encrypted=True, KmsKeyId=kms_key)
+        if source.get("Description"):
+            request["Description"] = source["Description"]
+        specs = tag_specifications(settable(desired), "image", "snapshot")
+        if specs:
+            request["TagSpecifications"] = specs
+        image, new = start_copy(client, request), True
+    if not check_mode:
+        image = settle(client, image, params["wait"], deadline, "CopyImage", new, kms_key)
+    tags, users = reconcile(client, changes, image, desired, purge_of(params), params["launch_permissions"], new)
+    return image, tags, users, changes
+
+
+def start_copy(client, request):
+    """CopyImage, described; a client token that EC2 maps to a copy removed since (a failed copy that was
+    cleaned up) is followed by the next token, so the copy is made anew instead of meeting the removed one."""
+    for generation in range(COPY_TOKEN_GENERATIONS):
+        token = copy_token(
+            request["SourceImageId"], client.region, request["Name"], generation, request.get("KmsKeyId")
+        )
+        image_id = call_tagging_snapshots(client, "copy_image", dict(request, ClientToken=token))["ImageId"]
+        try:
+            image = fetch_image(client, image_id, new=True)
+        except AwsError as err:
+            if err.code not in NEW_RESOURCE_CODES:
+                raise
+            continue  # never listed in the bounded wait: a removed copy that the endpoint no longer lists
+        if image.get("State") != "deregistered":
+            return image
+    raise AwsError(
+        "CopyImage",
+        "CopyTokensUsed",
+        f"the last {COPY_TOKEN_GENERATIONS} copies of {request['SourceImageId']} to {client.region} as "
+        f"{request['Name']!r} were removed; rename the image or replace the source",
+    )
+
+
+def bake_copies(clients, found_by_region, source, source_region, source_tags, params, check_mode, keys=None):
+    """Run :func:`bake_copy` for every region at once (``keys``: the KMS key of each region's copy); return the
+    results by region or raise the failures."""
+    with ThreadPoolExecutor(max_workers=len(clients)) as pool:
+        futures = {
+            region: pool.submit(
+                bake_copy,
+                client,
+                found_by_region[region],
+                source,
+                source_region,
+                source_tags,
+                params,
+                check_mode,
+                (keys or {}).get(region),
+            )
+            for region, client in clients.items()
+        }
+    results, errors = {}, []
+    for region, future in futures.items():
+        try:
+            results[region] = future.result()
+        except Exception as err:  # each region's failure is reported, none hides another
+            errors.append((region, err))
+    if len(errors) == 1:
+        raise errors[0][1]
+    if errors:
+        raise AwsError("CopyImage", "CopiesFailed", "; ".join(f"{region}: {err}" for region, err in errors))
+    return results
+
+
+def purge_of(params):
+    return params["purge_tags"] and params["tags"] is not None
+
+
+def bake_image(client, changes, params, instance, found):
+    """Keep, or (re)create, the image named ``name``.
+
+    Returns ``(image or None in check mode, tags wanted, whether this run created it)``.
+    """
+    tags = params["tags"] or {}
+    if found and params["on_exists"] == "keep":
+        return found[0], without_lineage(tags), False
+    for old in found:
+        remove_image(client, changes, old)
+    if params["lineage_tags"]:
+        tags = dict(tags, **lineage(instance))
+    request = create_request(params, instance, tags)
+    if not changes.will(create_action(params, instance, client.region)):
+        return None, tags, False
+    image, created = create_image(client, request)
+    if not created:  # the image of that name is kept, like one found by the lookup
+        changes.actions.pop()
+        tags = without_lineage(params["tags"] or {})
+    return image, tags, created

@@ -12,17 +12,15 @@ from __future__ import annotations
 import hashlib
 import json
 
-from ansible_collections.bakery.ec2.plugins.module_utils._aws import (
-    CONSISTENCY_TIMEOUT,
-    AwsError,
-    TaskError,
-    chunks,
+from ansible_collections.bakery.ec2.plugins.module_utils._changes import wait_until
+from ansible_collections.bakery.ec2.plugins.module_utils._client import CONSISTENCY_TIMEOUT
+from ansible_collections.bakery.ec2.plugins.module_utils._errors import AwsError, TaskError, not_found
+from ansible_collections.bakery.ec2.plugins.module_utils._shapes import chunks
+from ansible_collections.bakery.ec2.plugins.module_utils._tags import (
     compare_tags,
     dict_to_tags,
-    not_found,
     tag_specifications,
     tags_to_dict,
-    wait_until,
 )
 
 # Instances in these states count as the group's.

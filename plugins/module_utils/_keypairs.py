@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from ansible_collections.bakery.ec2.plugins.module_utils._aws import AwsError, TaskError, not_found
+from ansible_collections.bakery.ec2.plugins.module_utils._errors import AwsError, TaskError, not_found
 from ansible_collections.bakery.ec2.plugins.module_utils._instances import instance_ids_with
 
 try:

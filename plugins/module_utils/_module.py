@@ -12,19 +12,17 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
-from ansible_collections.bakery.ec2.plugins.module_utils._aws import (
+from ansible_collections.bakery.ec2.plugins.module_utils._connection import (
     BOTO3_IMPORT_ERROR,
     CONNECTION_OPTIONS,
     HAS_BOTO3,
     MODULE_OPTIONS,
-    AwsError,
-    WaitTimeout,
     build_client,
     build_session,
     connection_params_from,
-    one_line,
     service_endpoint,
 )
+from ansible_collections.bakery.ec2.plugins.module_utils._errors import AwsError, WaitTimeout, one_line
 
 # Regions worked on at the same time; more would mostly queue on the clients' connection pools.
 REGION_WORKERS = 10

@@ -12,7 +12,8 @@ capacity.
 
 from __future__ import annotations
 
-from ansible_collections.bakery.ec2.plugins.module_utils._aws import TaskError, chunks, not_found
+from ansible_collections.bakery.ec2.plugins.module_utils._errors import TaskError, not_found
+from ansible_collections.bakery.ec2.plugins.module_utils._shapes import chunks
 
 
 def find_subnet(client, subnet_id, zone=None):

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import math
 
-from ansible_collections.bakery.ec2.plugins.module_utils._aws import AwsClient, TaskError, chunks
+from ansible_collections.bakery.ec2.plugins.module_utils._client import AwsClient
+from ansible_collections.bakery.ec2.plugins.module_utils._errors import TaskError
+from ansible_collections.bakery.ec2.plugins.module_utils._shapes import chunks
 from ansible_collections.bakery.ec2.plugins.module_utils._targets import HealthTimeout
 
 

@@ -7,7 +7,9 @@ Used by ami_find (``ssm_parameter``) and ec2_launch (``image_id: resolve:ssm:NAM
 
 from __future__ import annotations
 
-from ansible_collections.bakery.ec2.plugins.module_utils._aws import AwsError, WaitTimeout, check_id, wait_until
+from ansible_collections.bakery.ec2.plugins.module_utils._changes import wait_until
+from ansible_collections.bakery.ec2.plugins.module_utils._errors import AwsError, WaitTimeout
+from ansible_collections.bakery.ec2.plugins.module_utils._shapes import check_id
 
 # EC2's own syntax for an image ID read from a parameter at launch (RunInstances accepts it too).
 RESOLVE_PREFIX = "resolve:ssm:"

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.bakery.ec2.plugins.module_utils._aws import (
-    AwsError,
-    WaitTimeout,
-    chunks,
-    wait_until,
-)
+from ansible_collections.bakery.ec2.plugins.module_utils._changes import wait_until
+from ansible_collections.bakery.ec2.plugins.module_utils._errors import AwsError, WaitTimeout
+from ansible_collections.bakery.ec2.plugins.module_utils._shapes import chunks
 
 TARGET_GROUP_NOT_FOUND = ("TargetGroupNotFound",)
 # What ELB may answer for an instance EC2 has just shown running (eventually consistent): retried for a while.

@@ -303,17 +303,16 @@ by_region:
 
 import datetime
 
-from ansible_collections.bakery.ec2.plugins.module_utils._aws import (
+from ansible_collections.bakery.ec2.plugins.module_utils._errors import AwsError, one_line
+from ansible_collections.bakery.ec2.plugins.module_utils._module import AwsModule
+from ansible_collections.bakery.ec2.plugins.module_utils._shapes import (
     ACCOUNT_RE,
-    AwsError,
     check_id,
     check_regions,
     chunks,
-    one_line,
     split_filters,
     to_snake,
 )
-from ansible_collections.bakery.ec2.plugins.module_utils._module import AwsModule
 from ansible_collections.bakery.ec2.plugins.module_utils._ssm import ParameterError, check_name, resolve_image
 
 OWNER_ALIASES = ("amazon", "aws-marketplace")

@@ -126,8 +126,10 @@ actions:
   sample: ["update parameter /bakery/web/image-id = ami-0123456789abcdef0 (us-east-1)"]
 """
 
-from ansible_collections.bakery.ec2.plugins.module_utils._aws import REGION_RE, AwsError, Changes, check_id, to_snake
+from ansible_collections.bakery.ec2.plugins.module_utils._changes import Changes
+from ansible_collections.bakery.ec2.plugins.module_utils._errors import AwsError
 from ansible_collections.bakery.ec2.plugins.module_utils._module import AwsModule
+from ansible_collections.bakery.ec2.plugins.module_utils._shapes import REGION_RE, check_id, to_snake
 from ansible_collections.bakery.ec2.plugins.module_utils._ssm import (
     ParameterError,
     check_name,

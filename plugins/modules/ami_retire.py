@@ -220,8 +220,10 @@ changes:
 import datetime
 
 from ansible_collections.bakery.ec2.plugins.module_utils import _images
-from ansible_collections.bakery.ec2.plugins.module_utils._aws import ACCOUNT_RE, Changes, check_regions, validate_tags
+from ansible_collections.bakery.ec2.plugins.module_utils._changes import Changes
 from ansible_collections.bakery.ec2.plugins.module_utils._module import AwsModule
+from ansible_collections.bakery.ec2.plugins.module_utils._shapes import ACCOUNT_RE, check_regions
+from ansible_collections.bakery.ec2.plugins.module_utils._tags import validate_tags
 
 ARGUMENT_SPEC = {
     "name": {"type": "str"},

@@ -722,16 +722,8 @@ security_group_id:
 
 
 from ansible.module_utils.basic import missing_required_lib
-from ansible_collections.bakery.ec2.plugins.module_utils._aws import (
-    AwsError,
-    Changes,
-    TaskError,
-    WaitTimeout,
-    check_id,
-    tags_to_dict,
-    to_snake,
-    validate_tags,
-)
+from ansible_collections.bakery.ec2.plugins.module_utils._changes import Changes
+from ansible_collections.bakery.ec2.plugins.module_utils._errors import AwsError, TaskError, WaitTimeout
 from ansible_collections.bakery.ec2.plugins.module_utils._firewall import (
     Firewall,
     drop_firewall,
@@ -769,12 +761,14 @@ from ansible_collections.bakery.ec2.plugins.module_utils._placement import (
     zone_counts,
 )
 from ansible_collections.bakery.ec2.plugins.module_utils._refresh import Rollout, refresh_error
+from ansible_collections.bakery.ec2.plugins.module_utils._shapes import check_id, to_snake
 from ansible_collections.bakery.ec2.plugins.module_utils._ssm import (
     ParameterError,
     check_name,
     parameter_name,
     resolve_image,
 )
+from ansible_collections.bakery.ec2.plugins.module_utils._tags import tags_to_dict, validate_tags
 from ansible_collections.bakery.ec2.plugins.module_utils._targets import (
     HealthTimeout,
     TargetGroups,

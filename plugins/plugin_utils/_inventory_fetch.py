@@ -16,12 +16,9 @@ import gc
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
-from ansible_collections.bakery.ec2.plugins.module_utils._aws import (
-    AwsError,
-    build_client,
-    build_session,
-    split_filters,
-)
+from ansible_collections.bakery.ec2.plugins.module_utils._connection import build_client, build_session
+from ansible_collections.bakery.ec2.plugins.module_utils._errors import AwsError
+from ansible_collections.bakery.ec2.plugins.module_utils._shapes import split_filters
 from ansible_collections.bakery.ec2.plugins.plugin_utils._inventory_hostvars import (
     HOSTVARS_KEY,
     PageParser,

@@ -16,7 +16,7 @@ import re
 from xml.etree import ElementTree
 
 from ansible.vars.reserved import get_reserved_names
-from ansible_collections.bakery.ec2.plugins.module_utils._aws import tags_to_dict
+from ansible_collections.bakery.ec2.plugins.module_utils._tags import tags_to_dict
 
 try:
     from botocore.utils import parse_timestamp

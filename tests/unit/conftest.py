@@ -19,7 +19,7 @@ from ansible.plugins.loader import init_plugin_loader
 # can also be loaded by name, as ansible-inventory loads them (tests/unit/plugins/inventory).
 init_plugin_loader([str(Path(__file__).resolve().parents[2] / ".build" / "collections")])
 
-from ansible_collections.bakery.ec2.plugins.module_utils import _aws, _module
+from ansible_collections.bakery.ec2.plugins.module_utils import _client, _module
 from botocore.stub import Stubber
 
 
@@ -34,7 +34,7 @@ class ModuleExit(BaseException):  # like SystemExit, which exit_json raises
 def _no_sleep(monkeypatch):
     """Retries and waits do not really sleep; the delays asked for are recorded."""
     slept = []
-    monkeypatch.setattr(_aws.AwsClient, "sleep", staticmethod(slept.append))
+    monkeypatch.setattr(_client.AwsClient, "sleep", staticmethod(slept.append))
     return slept
 
 
@@ -55,7 +55,7 @@ def stubbed_clients(monkeypatch):
             )
             stubber = Stubber(client)
             stubber.activate()
-            clients[(service, region)] = (_aws.AwsClient(client), stubber)
+            clients[(service, region)] = (_client.AwsClient(client), stubber)
         return clients[(service, region)]
 
     def fake_build_client(params, service="ec2", region=None, max_attempts=10, session=None):
@@ -63,7 +63,7 @@ def stubbed_clients(monkeypatch):
 
     monkeypatch.setattr(_module, "build_client", fake_build_client)
     yield make
-    for _client, stubber in clients.values():
+    for _built, stubber in clients.values():
         stubber.assert_no_pending_responses()
 
 

@@ -14,7 +14,7 @@ from ansible.plugins.inventory import BaseInventoryPlugin, Constructable
 from ansible.plugins.loader import inventory_loader
 from ansible.template import trust_as_template
 from ansible_collections.bakery.ec2.plugins.inventory import instances
-from ansible_collections.bakery.ec2.plugins.module_utils import _aws
+from ansible_collections.bakery.ec2.plugins.module_utils import _client
 from ansible_collections.bakery.ec2.plugins.plugin_utils import _inventory_fetch
 from ansible_collections.bakery.ec2.plugins.plugin_utils._inventory_hostvars import instance_hostvars
 from ansible_collections.bakery.ec2.tests.unit.plugins.ec2_data import instance
@@ -69,7 +69,7 @@ def stubs(monkeypatch):
             client = boto3.client("ec2", region_name=region, aws_access_key_id="AKIATEST", aws_secret_access_key="s")
             stubber = Stubber(client)
             stubber.activate()
-            clients[region] = (_aws.AwsClient(client), stubber)
+            clients[region] = (_client.AwsClient(client), stubber)
         return clients[region]
 
     def fake_build_client(params, service="ec2", region=None, max_attempts=10, session=None):
@@ -96,14 +96,14 @@ def stubs(monkeypatch):
         )
         stubber.activate()
         clients["sts"] = (None, stubber)
-        return _aws.AwsClient(client)
+        return _client.AwsClient(client)
 
     params_seen = []
 
     monkeypatch.setattr(_inventory_fetch, "build_client", fake_build_client)
     monkeypatch.setattr(_inventory_fetch, "build_session", lambda params: None)
     yield lambda region: client_for(region)[1], built, params_seen
-    for _client, stubber in clients.values():
+    for _built, stubber in clients.values():
         stubber.assert_no_pending_responses()
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 from ansible_collections.bakery.ec2.plugins.module_utils import _firewall
-from ansible_collections.bakery.ec2.plugins.module_utils._aws import Changes, TaskError
+from ansible_collections.bakery.ec2.plugins.module_utils._changes import Changes
+from ansible_collections.bakery.ec2.plugins.module_utils._errors import TaskError
 from ec2_fakes import LIVE, SG, VPC, reservations
 
 NEW_SG = "sg-0eeeeeeeeeeeeeee0"

@@ -6,7 +6,8 @@ import datetime
 
 import pytest
 from ansible_collections.bakery.ec2.plugins.module_utils import _instances
-from ansible_collections.bakery.ec2.plugins.module_utils._aws import AwsError, Changes, TaskError
+from ansible_collections.bakery.ec2.plugins.module_utils._changes import Changes
+from ansible_collections.bakery.ec2.plugins.module_utils._errors import AwsError, TaskError
 from botocore.stub import ANY
 from ec2_fakes import AMI, LIVE, SG, SUBNET, T0, VPC, id_filter, instance, reservations
 

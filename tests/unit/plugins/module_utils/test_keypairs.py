@@ -8,7 +8,8 @@ import subprocess
 
 import pytest
 from ansible_collections.bakery.ec2.plugins.module_utils import _keypairs
-from ansible_collections.bakery.ec2.plugins.module_utils._aws import Changes, TaskError
+from ansible_collections.bakery.ec2.plugins.module_utils._changes import Changes
+from ansible_collections.bakery.ec2.plugins.module_utils._errors import TaskError
 from ec2_fakes import ED_PUB, LIVE, RSA_PUB, RSA_PUB_MD5, instance, reservations, ssh_ed25519
 
 KEY_QUERY = {"KeyNames": ["deploy"], "IncludePublicKey": True}

@@ -6,7 +6,7 @@ import datetime
 
 import pytest
 from ansible_collections.bakery.ec2.plugins.module_utils import _placement
-from ansible_collections.bakery.ec2.plugins.module_utils._aws import TaskError
+from ansible_collections.bakery.ec2.plugins.module_utils._errors import TaskError
 from ec2_fakes import SUBNET, T0, VPC, instance
 
 OTHER_VPC = "vpc-0ffffffffffffffff"

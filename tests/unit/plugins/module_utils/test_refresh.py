@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from ansible_collections.bakery.ec2.plugins.module_utils._aws import Changes
+from ansible_collections.bakery.ec2.plugins.module_utils._changes import Changes
 from ansible_collections.bakery.ec2.plugins.module_utils._refresh import Rollout, batch_size, in_flight
 
 OPTIONS = {"batch_size": None, "min_healthy_percentage": None, "instance_warmup": 0, "health_timeout": 300}

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from ansible_collections.bakery.ec2.plugins.module_utils._aws import service_endpoint
+from ansible_collections.bakery.ec2.plugins.module_utils._connection import service_endpoint
 from ansible_collections.bakery.ec2.plugins.module_utils._ssm import parameter_name
 
 

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import pytest
-from ansible_collections.bakery.ec2.plugins.module_utils._aws import AwsError, Changes
+from ansible_collections.bakery.ec2.plugins.module_utils._changes import Changes
+from ansible_collections.bakery.ec2.plugins.module_utils._errors import AwsError
 from ansible_collections.bakery.ec2.plugins.module_utils._targets import (
     HealthTimeout,
     TargetGroups,

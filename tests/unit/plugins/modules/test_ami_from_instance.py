@@ -5,7 +5,7 @@ import time
 
 import pytest
 from ansible.module_utils import basic
-from ansible_collections.bakery.ec2.plugins.module_utils import _aws
+from ansible_collections.bakery.ec2.plugins.module_utils import _client, _images, _tags
 from ansible_collections.bakery.ec2.plugins.modules import ami_from_instance as mod
 from botocore.parsers import ResponseParserError
 
@@ -41,7 +41,7 @@ def image(image_id=NEW, state="available", snapshots=(SNAP,), tags=None, name=NA
             {"DeviceName": f"/dev/xvd{chr(97 + i)}", "Ebs": {"SnapshotId": s, "VolumeSize": 8}}
             for i, s in enumerate(snapshots)
         ],
-        "Tags": _aws.dict_to_tags(tags or {}),
+        "Tags": _tags.dict_to_tags(tags or {}),
     }
     img.update(extra)
     return img
@@ -79,13 +79,13 @@ def stub_describe(stub, img):
 def stub_snapshots(stub, tags_by_id):
     stub.add_response(
         "describe_snapshots",
-        {"Snapshots": [{"SnapshotId": sid, "Tags": _aws.dict_to_tags(tags)} for sid, tags in tags_by_id.items()]},
+        {"Snapshots": [{"SnapshotId": sid, "Tags": _tags.dict_to_tags(tags)} for sid, tags in tags_by_id.items()]},
         {"SnapshotIds": list(tags_by_id)},
     )
 
 
 def stub_create_tags(stub, resources, tags):
-    stub.add_response("create_tags", {}, {"Resources": resources, "Tags": _aws.dict_to_tags(tags)})
+    stub.add_response("create_tags", {}, {"Resources": resources, "Tags": _tags.dict_to_tags(tags)})
 
 
 def stub_regions(stub, *names):
@@ -93,9 +93,9 @@ def stub_regions(stub, *names):
 
 
 def create_params(tags, snapshots=True, no_reboot=False, **extra):
-    specs = [{"ResourceType": "image", "Tags": _aws.dict_to_tags(tags)}]
+    specs = [{"ResourceType": "image", "Tags": _tags.dict_to_tags(tags)}]
     if snapshots:
-        specs.append({"ResourceType": "snapshot", "Tags": _aws.dict_to_tags(tags)})
+        specs.append({"ResourceType": "snapshot", "Tags": _tags.dict_to_tags(tags)})
     return {"InstanceId": INSTANCE, "Name": NAME, "NoReboot": no_reboot, "TagSpecifications": specs, **extra}
 
 
@@ -158,7 +158,7 @@ def test_pending_polls_back_off_from_a_short_first_delay(ec2, run_module, slept)
     assert res.result["image"]["state"] == "available"
     assert slept[0] == 0.25
     # Growing pauses, never more than 1.5 s: the task ends within 2 s of the image being available.
-    assert slept == sorted(slept) and slept[-1] == mod.IMAGE_POLL_MAX_S == 1.5 and len(slept) == 7
+    assert slept == sorted(slept) and slept[-1] == _images.IMAGE_POLL_MAX_S == 1.5 and len(slept) == 7
 
 
 def test_no_tags_and_no_lineage_sends_no_tag_specification(ec2, run_module):
@@ -242,17 +242,17 @@ def clock(monkeypatch):
         now[0] += delay
 
     monkeypatch.setattr(time, "monotonic", lambda: now[0])
-    monkeypatch.setattr(_aws.AwsClient, "sleep", staticmethod(fake_sleep))
-    backoff = _aws.backoff_delays
-    monkeypatch.setattr(_aws, "backoff_delays", lambda *a, **kw: backoff(*a, **dict(kw, rng=lambda: 1.0)))
+    monkeypatch.setattr(_client.AwsClient, "sleep", staticmethod(fake_sleep))
+    backoff = _client.backoff_delays
+    monkeypatch.setattr(_client, "backoff_delays", lambda *a, **kw: backoff(*a, **dict(kw, rng=lambda: 1.0)))
     return delays
 
 
-def created_schedule(timeout=_aws.CONSISTENCY_TIMEOUT):
+def created_schedule(timeout=_client.CONSISTENCY_TIMEOUT):
     """The sleeps of call_created (without jitter) until it gives up: 0.5, 1, then 2 s each."""
     delays, waited = [], 0.0
-    for delay in _aws.backoff_delays(
-        1000, base=_aws.CREATED_BACKOFF_BASE, cap=_aws.CREATED_BACKOFF_CAP, rng=lambda: 1.0
+    for delay in _client.backoff_delays(
+        1000, base=_client.CREATED_BACKOFF_BASE, cap=_client.CREATED_BACKOFF_CAP, rng=lambda: 1.0
     ):
         if waited >= timeout:
             return delays
@@ -460,15 +460,15 @@ COPY_TAGS = dict(LINEAGE, **{"bakery:copied-from": f"us-east-1/{NEW}"})
 
 def copy_params(token_region, snapshots=True):
     """CopyImage's request: the copy and (``snapshots``) its snapshots tagged at creation."""
-    specs = [{"ResourceType": "image", "Tags": _aws.dict_to_tags(COPY_TAGS)}]
+    specs = [{"ResourceType": "image", "Tags": _tags.dict_to_tags(COPY_TAGS)}]
     if snapshots:
-        specs.append({"ResourceType": "snapshot", "Tags": _aws.dict_to_tags(COPY_TAGS)})
+        specs.append({"ResourceType": "snapshot", "Tags": _tags.dict_to_tags(COPY_TAGS)})
     return {
         "SourceImageId": NEW,
         "SourceRegion": "us-east-1",
         "Name": NAME,
         "TagSpecifications": specs,
-        "ClientToken": mod.copy_token(NEW, token_region, NAME),
+        "ClientToken": _images.copy_token(NEW, token_region, NAME),
     }
 
 
@@ -661,7 +661,7 @@ def test_bad_input_fails_before_any_call(ec2, run_module, params, message):
 
 
 def test_group_tag_changes_batches_identical_changes():
-    creates, deletes = mod.group_tag_changes(
+    creates, deletes = _images.group_tag_changes(
         {"snap-1": {}, "snap-2": {}, "snap-3": {"a": "1", "z": "9", "bakery:source-image-id": "x"}},
         {"a": "1"},
         purge=True,
@@ -671,9 +671,9 @@ def test_group_tag_changes_batches_identical_changes():
 
 
 def test_copy_token_is_stable_and_distinct_per_region():
-    assert mod.copy_token(NEW, "eu-west-1", NAME) == mod.copy_token(NEW, "eu-west-1", NAME)
-    assert mod.copy_token(NEW, "eu-west-1", NAME) != mod.copy_token(NEW, "eu-west-2", NAME)
-    assert len(mod.copy_token(NEW, "eu-west-1", NAME)) <= 64
+    assert _images.copy_token(NEW, "eu-west-1", NAME) == _images.copy_token(NEW, "eu-west-1", NAME)
+    assert _images.copy_token(NEW, "eu-west-1", NAME) != _images.copy_token(NEW, "eu-west-2", NAME)
+    assert len(_images.copy_token(NEW, "eu-west-1", NAME)) <= 64
 
 
 # --- state: absent ----------------------------------------------------------------------------------
@@ -873,7 +873,7 @@ def test_new_image_not_found_for_good_fails_after_a_bounded_wait_of_at_least_60s
         ec2.add_client_error("describe_images", "InvalidAMIID.NotFound", f"The image id '[{NEW}]' does not exist")
     res = run_module(mod, {"instance_id": INSTANCE, "name": NAME})
     assert res.failed
-    assert 60 <= sum(clock) == _aws.CONSISTENCY_TIMEOUT
+    assert 60 <= sum(clock) == _client.CONSISTENCY_TIMEOUT
     assert res.result["msg"].startswith("DescribeImages: InvalidAMIID.NotFound:")
 
 
@@ -926,7 +926,7 @@ def test_rerun_after_a_failed_copy_was_cleaned_up_uses_a_new_client_token(ec2, r
             eu.add_client_error(
                 "describe_images", "InvalidAMIID.NotFound", f"The image id '[{removed}]' does not exist"
             )
-    second = dict(copy_params("eu-west-1"), ClientToken=mod.copy_token(NEW, "eu-west-1", NAME, 1))
+    second = dict(copy_params("eu-west-1"), ClientToken=_images.copy_token(NEW, "eu-west-1", NAME, 1))
     eu.add_response("copy_image", {"ImageId": fresh}, second)
     copy_tags = dict(LINEAGE, **{"bakery:copied-from": f"us-east-1/{NEW}"})
     stub_describe(eu, image(fresh, snapshots=("snap-0c0py00000000001",), tags=copy_tags))
@@ -945,7 +945,7 @@ def test_a_copy_is_encrypted_with_its_regions_key(ec2, run_module):
     eu = stub_kept_source_and_no_copy(ec2)
     copy_id, copy_snap = "ami-0c0py000000000000", "snap-0c0py00000000000"
     request = dict(copy_params("eu-west-1"), Encrypted=True, KmsKeyId=EU_KEY,
-                   ClientToken=mod.copy_token(NEW, "eu-west-1", NAME, kms_key=EU_KEY))  # fmt: skip
+                   ClientToken=_images.copy_token(NEW, "eu-west-1", NAME, kms_key=EU_KEY))  # fmt: skip
     eu.add_response("copy_image", {"ImageId": copy_id}, request)
     stub_describe(eu, image(copy_id, snapshots=(copy_snap,), tags=COPY_TAGS))
     stub_snapshots(eu, {copy_snap: COPY_TAGS})
@@ -953,7 +953,7 @@ def test_a_copy_is_encrypted_with_its_regions_key(ec2, run_module):
     res = run_module(mod, {"instance_id": INSTANCE, "name": NAME, "copy_to_regions": items, "kms_key_id": "alias/x"})
     assert not res.failed, res.result
     assert res.result["copies"] == {"eu-west-1": copy_id}
-    assert mod.copy_token(NEW, "eu-west-1", NAME, kms_key=EU_KEY) != mod.copy_token(NEW, "eu-west-1", NAME)
+    assert _images.copy_token(NEW, "eu-west-1", NAME, kms_key=EU_KEY) != _images.copy_token(NEW, "eu-west-1", NAME)
 
 
 @pytest.mark.parametrize(
@@ -973,7 +973,7 @@ def test_bad_copy_targets_fail_before_any_call(ec2, run_module, items, key, mess
 def test_a_copy_ec2_failed_for_kms_names_kms_and_the_key(ec2, run_module):
     eu = stub_kept_source_and_no_copy(ec2)
     request = dict(copy_params("eu-west-1"), Encrypted=True, KmsKeyId=EU_KEY,
-                   ClientToken=mod.copy_token(NEW, "eu-west-1", NAME, kms_key=EU_KEY))  # fmt: skip
+                   ClientToken=_images.copy_token(NEW, "eu-west-1", NAME, kms_key=EU_KEY))  # fmt: skip
     eu.add_response("copy_image", {"ImageId": "ami-0c0py000000000000"}, request)
     reason = {"Code": "Client.InvalidKMSKey.InvalidState", "Message": "The KMS key provided is in an incorrect state"}
     stub_describe(eu, image("ami-0c0py000000000000", state="failed", snapshots=(), StateReason=reason))

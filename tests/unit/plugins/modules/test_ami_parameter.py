@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from types import SimpleNamespace
 
-from ansible_collections.bakery.ec2.plugins.module_utils import _aws
+from ansible_collections.bakery.ec2.plugins.module_utils import _changes
 from ansible_collections.bakery.ec2.plugins.modules import ami_parameter
 
 NAME = "/bakery/web/image-id"
@@ -81,7 +81,7 @@ def test_each_region_gets_its_own_image_and_check_mode_changes_nothing(ec2, ssm,
 
 def test_a_value_that_the_asynchronous_check_refuses_fails_in_one_line(ec2, ssm, run_module, slept, monkeypatch):
     """AWS answers PutParameter before validating an aws:ec2:image value; a refused one never appears."""
-    monkeypatch.setattr(_aws, "time", SimpleNamespace(monotonic=lambda: sum(slept), time=time.time))
+    monkeypatch.setattr(_changes, "time", SimpleNamespace(monotonic=lambda: sum(slept), time=time.time))
     stub_read(ssm, OLD)
     stub_image(ec2)
     stub_read(ssm, OLD)

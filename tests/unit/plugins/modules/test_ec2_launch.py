@@ -4,7 +4,7 @@ import datetime
 
 import pytest
 from ansible.module_utils import basic
-from ansible_collections.bakery.ec2.plugins.module_utils import _aws, _instances
+from ansible_collections.bakery.ec2.plugins.module_utils import _client, _instances
 from ansible_collections.bakery.ec2.plugins.modules import ec2_launch
 from botocore.stub import ANY
 from ec2_fakes import (
@@ -179,8 +179,8 @@ def test_pending_instance_from_an_interrupted_run_counts_and_is_waited_for(ec2, 
 
 def test_wait_timeout_fails_with_ids_and_last_states(ec2, run_module, monkeypatch):
     now = [0.0]
-    monkeypatch.setattr(_aws.time, "monotonic", lambda: now[0])
-    monkeypatch.setattr(_aws.AwsClient, "sleep", staticmethod(lambda delay: now.__setitem__(0, now[0] + delay)))
+    monkeypatch.setattr(_client.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(_client.AwsClient, "sleep", staticmethod(lambda delay: now.__setitem__(0, now[0] + delay)))
     stub_lookups(ec2)
     ec2.add_response("run_instances", {"Instances": [instance("i-00000001", "pending")]})
     for _poll in range(4):

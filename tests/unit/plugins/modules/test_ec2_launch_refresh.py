@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime
 
 import pytest
-from ansible_collections.bakery.ec2.plugins.module_utils import _aws, _instances
+from ansible_collections.bakery.ec2.plugins.module_utils import _client, _instances
 from ansible_collections.bakery.ec2.plugins.modules import ec2_launch
 from ec2_fakes import AMI, LIVE, SUBNET, T0, VPC, id_filter, instance, reservations
 
@@ -28,8 +28,8 @@ def elb(stubbed_clients):
 def clock(monkeypatch):
     """Waits run on a fake clock that their sleeps advance."""
     now = [0.0]
-    monkeypatch.setattr(_aws.time, "monotonic", lambda: now[0])
-    monkeypatch.setattr(_aws.AwsClient, "sleep", staticmethod(lambda delay: now.__setitem__(0, now[0] + delay)))
+    monkeypatch.setattr(_client.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(_client.AwsClient, "sleep", staticmethod(lambda delay: now.__setitem__(0, now[0] + delay)))
     return now
 
 

@@ -12,7 +12,7 @@ import tracemalloc
 from urllib.parse import parse_qs
 
 import pytest
-from ansible_collections.bakery.ec2.plugins.module_utils._aws import AwsError
+from ansible_collections.bakery.ec2.plugins.module_utils._errors import AwsError
 from ansible_collections.bakery.ec2.plugins.plugin_utils import _inventory_fetch
 from ansible_collections.bakery.ec2.plugins.plugin_utils._inventory_fetch import (
     Listing,

@@ -1,4 +1,5 @@
-"""The connection layer of _aws: TLS, endpoints per service, aws_config, denied calls, NotFound of new resources."""
+"""The connection (_connection) and the client (_client): TLS, endpoints per service, aws_config, denied calls,
+NotFound of new resources."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 
 import boto3
 import pytest
-from ansible_collections.bakery.ec2.plugins.module_utils import _aws
+from ansible_collections.bakery.ec2.plugins.module_utils import _client, _connection, _errors
 from botocore.stub import Stubber
 
 ENCODED = "AbCdEf0123-encoded_message"
@@ -58,20 +59,20 @@ def test_aws_ca_bundle_environment_is_not_overridden(clean_env, tmp_path):
     bundle = tmp_path / "ca.pem"
     bundle.write_text("-----BEGIN CERTIFICATE-----\n")
     clean_env.setenv("AWS_CA_BUNDLE", str(bundle))
-    assert verify_of(_aws.build_client(params())) == str(bundle)
+    assert verify_of(_connection.build_client(params())) == str(bundle)
 
 
 def test_aws_ca_bundle_option_and_validate_certs_false(clean_env, tmp_path):
     bundle = tmp_path / "ca.pem"
     bundle.write_text("-----BEGIN CERTIFICATE-----\n")
-    assert verify_of(_aws.build_client(params(aws_ca_bundle=str(bundle)))) == str(bundle)
+    assert verify_of(_connection.build_client(params(aws_ca_bundle=str(bundle)))) == str(bundle)
     clean_env.setenv("AWS_CA_BUNDLE", str(bundle))
-    assert verify_of(_aws.build_client(params(aws_ca_bundle=str(bundle), validate_certs=False))) is False
+    assert verify_of(_connection.build_client(params(aws_ca_bundle=str(bundle), validate_certs=False))) is False
 
 
 def test_missing_ca_bundle_is_refused_in_one_line(clean_env, tmp_path):
-    with pytest.raises(_aws.AwsError) as caught:
-        _aws.build_client(params(aws_ca_bundle=str(tmp_path / "nope.pem")))
+    with pytest.raises(_errors.AwsError) as caught:
+        _connection.build_client(params(aws_ca_bundle=str(tmp_path / "nope.pem")))
     assert caught.value.code == "InvalidCABundle"
     assert str(tmp_path / "nope.pem") in str(caught.value)
 
@@ -82,39 +83,39 @@ def test_missing_ca_bundle_is_refused_in_one_line(clean_env, tmp_path):
 def test_endpoint_url_is_for_ec2_only_and_sts_follows_its_own_variable(clean_env):
     clean_env.setenv("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:2222")
     given = params(endpoint_url="http://127.0.0.1:3333")
-    assert _aws.build_client(given).client.meta.endpoint_url == "http://127.0.0.1:3333"
-    assert _aws.build_client(given, service="sts").client.meta.endpoint_url == "http://127.0.0.1:2222"
+    assert _connection.build_client(given).client.meta.endpoint_url == "http://127.0.0.1:3333"
+    assert _connection.build_client(given, service="sts").client.meta.endpoint_url == "http://127.0.0.1:2222"
 
 
 def test_service_specific_variables_win_over_the_global_one_as_in_botocore(clean_env):
     clean_env.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4444")
     clean_env.setenv("AWS_ENDPOINT_URL_EC2", "http://127.0.0.1:1111")
-    assert _aws.build_client(params()).client.meta.endpoint_url == "http://127.0.0.1:1111"
-    assert _aws.build_client(params(), service="sts").client.meta.endpoint_url == "http://127.0.0.1:4444"
+    assert _connection.build_client(params()).client.meta.endpoint_url == "http://127.0.0.1:1111"
+    assert _connection.build_client(params(), service="sts").client.meta.endpoint_url == "http://127.0.0.1:4444"
     clean_env.setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")
-    assert _aws.build_client(params()).client.meta.endpoint_url == "https://ec2.us-east-1.amazonaws.com"
+    assert _connection.build_client(params()).client.meta.endpoint_url == "https://ec2.us-east-1.amazonaws.com"
 
 
 def test_elbv2_client_takes_the_endpoint_service_endpoint_chose(clean_env):
     clean_env.delenv("AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2", raising=False)
-    local = params(endpoint_url=_aws.service_endpoint("elbv2", "http://127.0.0.1:4700"))
-    assert _aws.build_client(local, service="elbv2").client.meta.endpoint_url == "http://127.0.0.1:4700"
+    local = params(endpoint_url=_connection.service_endpoint("elbv2", "http://127.0.0.1:4700"))
+    assert _connection.build_client(local, service="elbv2").client.meta.endpoint_url == "http://127.0.0.1:4700"
     clean_env.setenv("AWS_ENDPOINT_URL_EC2", "http://127.0.0.1:1111")
-    ec2_only = params(endpoint_url=_aws.service_endpoint("elbv2", "http://127.0.0.1:1111"))
-    assert _aws.build_client(ec2_only, service="elbv2").client.meta.endpoint_url == (
+    ec2_only = params(endpoint_url=_connection.service_endpoint("elbv2", "http://127.0.0.1:1111"))
+    assert _connection.build_client(ec2_only, service="elbv2").client.meta.endpoint_url == (
         "https://elasticloadbalancing.us-east-1.amazonaws.com"
     )
 
 
 def test_the_endpoint_option_reads_aws_url_only():
-    assert _aws.CONNECTION_OPTIONS["endpoint_url"]["env"] == ["AWS_URL"]
+    assert _connection.CONNECTION_OPTIONS["endpoint_url"]["env"] == ["AWS_URL"]
 
 
 # --- aws_config ---------------------------------------------------------------------------------------
 
 
 def test_aws_config_overrides_ours_and_keeps_the_rest(clean_env):
-    config = _aws.build_client(params(aws_config={"connect_timeout": 3, "proxies": {"https": "http://p:1"}}))
+    config = _connection.build_client(params(aws_config={"connect_timeout": 3, "proxies": {"https": "http://p:1"}}))
     config = config.client.meta.config
     assert config.connect_timeout == 3
     assert config.proxies == {"https": "http://p:1"}
@@ -123,8 +124,8 @@ def test_aws_config_overrides_ours_and_keeps_the_rest(clean_env):
 
 
 def test_aws_config_unknown_setting_fails_naming_it(clean_env):
-    with pytest.raises(_aws.AwsError) as caught:
-        _aws.build_client(params(aws_config={"connect_timeuot": 3}))
+    with pytest.raises(_errors.AwsError) as caught:
+        _connection.build_client(params(aws_config={"connect_timeuot": 3}))
     assert caught.value.code == "InvalidConfig"
     assert "connect_timeuot" in caught.value.message
 
@@ -139,8 +140,8 @@ def test_denied_call_is_decoded_through_sts(clean_env):
     sts_stub.add_response(
         "decode_authorization_message", {"DecodedMessage": json.dumps(DECODED)}, {"EncodedMessage": ENCODED}
     )
-    client = _aws.AwsClient(ec2, sts_client=lambda: _aws.AwsClient(sts))
-    with pytest.raises(_aws.AwsError) as caught:
+    client = _client.AwsClient(ec2, sts_client=lambda: _client.AwsClient(sts))
+    with pytest.raises(_errors.AwsError) as caught:
         client.call("create_image", InstanceId="i-0123456789abcdef0", Name="web")
     assert str(caught.value) == (
         "CreateImage: UnauthorizedOperation: You are not authorized to perform this operation. Decoded reason: "
@@ -155,8 +156,8 @@ def test_denied_call_that_cannot_be_decoded_says_how_to_decode_it(clean_env):
     sts, sts_stub = stubbed("sts")
     ec2_stub.add_client_error("run_instances", "UnauthorizedOperation", DENIED, 403)
     sts_stub.add_client_error("decode_authorization_message", "AccessDenied", "not allowed", 403)
-    client = _aws.AwsClient(ec2, sts_client=lambda: _aws.AwsClient(sts))
-    with pytest.raises(_aws.AwsError) as caught:
+    client = _client.AwsClient(ec2, sts_client=lambda: _client.AwsClient(sts))
+    with pytest.raises(_errors.AwsError) as caught:
         client.call("run_instances", ImageId="ami-0123456789abcdef0", MinCount=1, MaxCount=1)
     message = str(caught.value)
     assert "\n" not in message
@@ -169,7 +170,7 @@ def test_denied_call_that_cannot_be_decoded_says_how_to_decode_it(clean_env):
 
 def test_build_client_gives_the_decoder_an_sts_client_of_the_same_settings(clean_env):
     clean_env.setenv("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:2222")
-    client = _aws.build_client(params(endpoint_url="http://127.0.0.1:3333"))
+    client = _connection.build_client(params(endpoint_url="http://127.0.0.1:3333"))
     sts = client.sts_client()
     assert sts is client.sts_client()  # built once
     assert sts.client.meta.service_model.service_name == "sts"
@@ -179,8 +180,8 @@ def test_build_client_gives_the_decoder_an_sts_client_of_the_same_settings(clean
 def test_a_denial_without_encoded_message_is_left_as_is():
     ec2, ec2_stub = stubbed("ec2")
     ec2_stub.add_client_error("describe_images", "UnauthorizedOperation", "You are not authorized.", 403)
-    with pytest.raises(_aws.AwsError) as caught:
-        _aws.AwsClient(ec2, sts_client=lambda: pytest.fail("no decode wanted")).call("describe_images")
+    with pytest.raises(_errors.AwsError) as caught:
+        _client.AwsClient(ec2, sts_client=lambda: pytest.fail("no decode wanted")).call("describe_images")
     assert str(caught.value) == "DescribeImages: UnauthorizedOperation: You are not authorized."
 
 
@@ -191,9 +192,55 @@ def test_actions_are_recorded_when_asked():
     ec2, ec2_stub = stubbed("ec2")
     ec2_stub.add_response("describe_images", {"Images": []})
     ec2_stub.add_client_error("create_tags", "InvalidAMIID.NotFound", "gone")
-    client = _aws.AwsClient(ec2)
+    client = _client.AwsClient(ec2)
     client.actions = set()
     client.call("describe_images")
-    with pytest.raises(_aws.AwsError):
+    with pytest.raises(_errors.AwsError):
         client.call("create_tags", Resources=["ami-0123456789abcdef0"], Tags=[])
     assert sorted(client.actions) == ["ec2:CreateTags", "ec2:DescribeImages"]
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({"region": None, "access_key": "a", "secret_key": "b"}, "NoRegion"),
+        ({"region": "moon-1", "access_key": "a", "secret_key": "b"}, "InvalidRegion"),
+        ({"region": "us-east-1", "profile": "does-not-exist-anywhere"}, "ProfileNotFound"),
+        ({"region": "us-east-1", "access_key": "a", "secret_key": "b", "endpoint_url": "not a url"}, "InvalidEndpoint"),
+    ],
+)
+def test_build_client_reports_bad_settings(monkeypatch, tmp_path, params, code):
+    for var in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    with pytest.raises(_errors.AwsError) as caught:
+        _connection.build_client(params)
+    assert caught.value.code == code
+
+
+def test_build_client_without_credentials(monkeypatch, tmp_path):
+    for var in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with pytest.raises(_errors.AwsError) as caught:
+        _connection.build_client({"region": "us-east-1"})
+    assert caught.value.code == "NoCredentials"
+
+
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [
+        ({"secret_key": "s"}, "secret_key (AWS_SECRET_ACCESS_KEY) is set but access_key"),
+        ({"access_key": "a"}, "access_key (AWS_ACCESS_KEY_ID) is set but secret_key"),
+        ({"session_token": "t"}, "session_token (AWS_SESSION_TOKEN) is set without access_key"),
+    ],
+)
+def test_incomplete_keys_are_refused_before_botocore_sees_them(params, named):
+    with pytest.raises(_errors.AwsError) as caught:
+        _connection.connection_params_from(params.get)
+    assert caught.value.code == "PartialCredentials"
+    assert named in str(caught.value)
+    assert "s" not in {caught.value.message} and "'t'" not in caught.value.message
