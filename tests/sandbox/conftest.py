@@ -31,11 +31,11 @@ def ec2(sandbox):
 @pytest.fixture(scope="session")
 def day_two(sandbox, tmp_path_factory):
     """One run of the flow (playbooks/flow.yml as the least-privilege user: 2 clones behind the load balancer over
-    HTTPS, the SQLite store, its base image named by an SSM parameter of the account as a team's own is, hosts
-    configured with Mitogen), shared by
-    the modules that need a whole flow, in the order pytest runs them (file order): test_https.py only reads it,
-    test_pipeline.py bakes, publishes and rolls out new images, test_rollout.py rolls the clones further. A flow costs
-    about two minutes with its teardown: one instead of three.
+    HTTPS, the flow's default store (DynamoDB + S3, which both clones share: a session signed in on one is known to
+    the other), its base image named by an SSM parameter of the account as a team's own is, hosts configured with
+    Mitogen), shared by the modules that need a whole flow, in the order pytest runs them (file order): test_https.py
+    only reads it, test_pipeline.py bakes, publishes and rolls out new images, test_rollout.py rolls the clones
+    further. A flow costs about two minutes with its teardown: one instead of three.
 
     ``day_two(playbook, timeout=900, **extra)`` runs another playbook of that flow (flow_runner); ``.flow`` is the
     first run's output, ``.key`` the user's access key, ``.bases`` Debian release -> base image ID, ``.workdir``.
@@ -54,7 +54,6 @@ def day_two(sandbox, tmp_path_factory):
     )
     base = {
         "flow_name": DAY_TWO,
-        "flow_store": "sqlite",
         "flow_clone_count": 2,
         "flow_key_path": str(workdir / "key"),
         "flow_base_ssm_parameter": DAY_TWO_BASE_PARAMETER,

@@ -1,9 +1,9 @@
 """HTTPS end to end on the sandbox (root, under the lock).
 
 The shared flow (conftest.py's day_two: playbooks/flow.yml as the least-privilege user of docs/iam-policy.json, two
-clones, the SQLite store, HTTPS as by default), read before the pipeline's and the rollout's tests change it: its
-load balancer listens on 443 with a certificate for its address, signed by the sandbox's
-own CA and imported into ACM, and redirects port 80. Then, through that load balancer:
+clones, the default store shared by both, HTTPS as by default), read before the pipeline's and the rollout's tests
+change it: its load balancer listens on 443 with a certificate for its address, signed by the sandbox's own CA and
+imported into ACM, and redirects port 80. Then, through that load balancer:
   - the summary prints ``https://<address>/`` and how to trust the CA;
   - ``http://`` answers 301 to the same place over HTTPS, and nothing else;
   - TLS follows the listener's security policy (1.2 and 1.3 by default; 1.3 only once the policy says so);
