@@ -342,8 +342,8 @@ def mitogen_report(results: dict) -> tuple[str, list]:
             )
         )
     text = (
-        f"configure.yml with and without Mitogen (flow_mitogen; store {store}; the same run, one size after "
-        "another):\n\n"
+        f"configure.yml with and without Mitogen (flow_mitogen; store {store}; configure-each at each size without, "
+        "then with; when each was measured: bench/scale-results.json):\n\n"
         + table(
             [
                 "N",
@@ -354,6 +354,7 @@ def mitogen_report(results: dict) -> tuple[str, list]:
             ],
             rows,
         )
+        + "\n"
     )
     return text, targets
 
