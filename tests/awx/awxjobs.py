@@ -161,9 +161,10 @@ def hostvar(inventory, host, name):
     return plain(inventory["_meta"]["hostvars"][host].get(name))
 
 
-def slices(inventory, count):
-    """The inventories of ``count`` slices of an ``--export`` snapshot, as AWX's job slicing makes them."""
-    hostvars = inventory.get("_meta", {}).get("hostvars", {})
+def slices(inventory, count, only=None):
+    """The inventories of ``count`` slices of an ``--export`` snapshot, as AWX's job slicing makes them; ``only``: the
+    hosts the inventory holds (an AWX inventory source filtered to them), else every host of the snapshot."""
+    hostvars = {h: v for h, v in inventory.get("_meta", {}).get("hostvars", {}).items() if only is None or h in only}
     hosts = sorted(hostvars)
     out = []
     for number in range(count):
