@@ -95,15 +95,15 @@ class Scale:
         self.watcher = watcher
         self.workdir = workdir
         self.store = store
-        self.flow_name = f"bench-scale-{int(time.time()) % 100000}"
+        # A flow of its own when configure.yml runs with Mitogen (the strategy bakery.ec2.mitogen_linear).
+        self.flow_name = f"bench-scale-{int(time.time()) % 100000}" + ("-m" if mitogen else "")
         # Where the hosts reach DynamoDB and S3 (the sandbox's guest endpoint), as make sandbox's env gives it.
         self.env = dict(base_env(url, workdir), BENCH_SANDBOX="1", BAKERY_SANDBOX_GUEST_ENDPOINT=guest_endpoint())
         # The flow's default store (dynamodb: every host reads the instance role's credentials from IMDS and asks
         # DynamoDB and S3 at start, all at once in a fleet), or sqlite (nothing shared).
         self.extra = {"flow_name": self.flow_name, "flow_key_path": str(workdir / "key"), "flow_store": store}
-        if mitogen:  # configure.yml with the strategy bakery.ec2.mitogen_linear
-            self.flow_name += "-m"
-            self.extra.update(flow_name=self.flow_name, flow_mitogen=True)
+        if mitogen:
+            self.extra["flow_mitogen"] = True
 
     def play(self, playbook: Path, timeout: int = 1800, **extra):
         return run_playbook(
@@ -187,7 +187,7 @@ def save(found: dict, machine: str, store: str = "sqlite") -> dict:
     merged = load()
     suffix = "" if store == "sqlite" else f"_{store}"
     for kind in ("each", "clone", "each_mitogen"):
-        merged.setdefault(kind + suffix, {}).update(found.get(kind, {}))
+        merged.setdefault(kind + suffix, {}).update(found[kind])
     if found["bake"]:
         merged["bake" + suffix] = found["bake"]
     merged["machine"] = machine.split("; aws_ec2")[0]
@@ -304,9 +304,11 @@ def mitogen_report(results: dict) -> tuple[str, list]:
     """configure-each with and without Mitogen (flow_mitogen), at the sizes measured both ways on the default store
     (else SQLite): a table, and the controller's CPU per host against its target."""
     for suffix in ("_dynamodb", ""):
-        both = results.get("each_mitogen" + suffix, {})
+        with_mitogen = results.get("each_mitogen" + suffix, {})
         without = results.get("each" + suffix, {})
-        ns = sorted(int(n) for n in both if "configure_s" in both[n] and "configure_s" in without.get(n, {}))
+        ns = sorted(
+            int(n) for n in with_mitogen if "configure_s" in with_mitogen[n] and "configure_s" in without.get(n, {})
+        )
         if ns:
             break
     else:
@@ -318,11 +320,11 @@ def mitogen_report(results: dict) -> tuple[str, list]:
         return f"{c['hosts'] + c['controller']:.2f} ({c['hosts']:.2f} + {c['controller']:.2f})"
 
     for n in ns:
-        off, on = without[str(n)], both[str(n)]
+        off, on = without[str(n)], with_mitogen[str(n)]
         rows.append((n, f"{off['configure_s']:.1f}", f"{on['configure_s']:.1f}", cpu(off), cpu(on)))
     store = "dynamodb" if suffix else "sqlite"
     if 1 in ns and 16 in ns:
-        for label, table_of in (("without", without), ("with", both)):
+        for label, table_of in (("without", without), ("with", with_mitogen)):
             marginal = (table_of["16"]["configure_s"] - table_of["1"]["configure_s"]) / 15
             targets.append(
                 (
@@ -332,7 +334,7 @@ def mitogen_report(results: dict) -> tuple[str, list]:
                 )
             )
     biggest = str(ns[-1])
-    for label, table_of in (("without", without), ("with", both)):
+    for label, table_of in (("without", without), ("with", with_mitogen)):
         controller = table_of[biggest]["configure_cpu_s_per_host"]["controller"]
         targets.append(
             (
