@@ -3,7 +3,7 @@
 # lane prefixed with [LANE] on the terminal and kept whole in .build/test/LANE.log. A lane goes on past a failed
 # step (make -k), and when another lane fails, so one run shows every failure. The check lane runs at a lower CPU
 # priority: it has no time bounds, while the e2e lane waits for hosts and load balancers within bounded times.
-# Exits 0 only when every lane passed.
+# Exits 0 only when every lane passed; the failed steps are named again at the end.
 set -uo pipefail
 
 make=${1:?usage: tests/lanes.sh MAKE LANE...}
@@ -32,4 +32,8 @@ for lane in "$@"; do
   printf ' lane %s %s in %dm%02ds;' "$lane" "$verdict" $((took / 60)) $((took % 60))
 done
 printf '\n'
+# The steps that failed, named again at the very end: a CI log is often read from its tail.
+for lane in "$@"; do
+  grep -E '^make(\[[0-9]+\])?: \*\*\* \[' "$out/$lane.log" 2>/dev/null | sed "s/^/==> [$lane] failed: /"
+done
 exit "$status"
