@@ -40,7 +40,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from . import config, net, strict
-from .errors import SandboxError
+from .errors import SandboxError, ec2_error
 
 log = logging.getLogger("sandbox")
 ELB_XMLNS = "http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/"
@@ -501,8 +501,6 @@ class Balancers:
             held += [eni for eni, groups, _, _ in self.lingering.values() if group in groups]
         if not held:
             return None
-        from .core import ec2_error
-
         return ec2_error("DependencyViolation", f"resource {group} has a dependent object")
 
     def _refuse_in_use(self, group_arn: str) -> tuple[int, bytes] | None:

@@ -1,22 +1,22 @@
 """IAM, enforced on every signed request: SigV4 signature and identity policies, as AWS checks them.
 
-At start the sandbox makes two IAM users through moto's IAM API: ``bakery-admin`` (every action;
-the sandbox's own calls, tests and inspection) and ``bakery-least-privilege`` whose only policy is
-``docs/iam-policy.json``. The middleware checks each request on the request as the client signed it
-(before the sandbox rewrites anything): moto's code checks the signature and finds the caller (a user's
-key, or a role's temporary key with its session token) and the caller's policies (inline and attached);
-this module evaluates them for the action **and the resource** the request names, with IAM's wildcards
-(``*``, ``?``): DynamoDB tables and indexes (``arn:aws:dynamodb:REGION:ACCOUNT:table/NAME[/index/I]``),
-S3 buckets and objects (``arn:aws:s3:::BUCKET``, ``arn:aws:s3:::BUCKET/KEY``), ACM certificates
-(``arn:aws:acm:REGION:ACCOUNT:certificate/ID``, sandbox/acm.py), the role passed with an
-instance profile (``iam:PassRole``), the role assumed (``sts:AssumeRole``, whose trust policy must name
-the caller); other actions are checked against ``*``. A statement's ``Condition`` applies as IAM evaluates it,
-on the keys the request carries (sandbox/conditions.py: region, principal, source address, time, request tags,
-``ec2:CreateAction`` of tagging at creation, ...). Tagging at creation (``TagSpecification``) needs
-``ec2:CreateTags`` too. A temporary key past its expiry is ``ExpiredToken``. A denied EC2 call is EC2's
-``UnauthorizedOperation`` (HTTP 403) with one line naming the action and an encoded authorization
-message that ``sts:DecodeAuthorizationMessage`` turns back into JSON; other services answer in their own
-shape (DynamoDB JSON ``AccessDeniedException``, S3 XML ``AccessDenied``), naming action and resource.
+At start the sandbox makes two IAM users through moto's IAM API: ``bakery-admin`` (every action; the sandbox's own
+calls, tests and inspection) and ``bakery-least-privilege`` whose only policy is ``docs/iam-policy.json``. The
+middleware checks each request on the request as the client signed it (before the sandbox rewrites anything): moto's
+code checks the signature and finds the caller (a user's key, or a role's temporary key with its session token) and
+the caller's policies (inline and attached); this module evaluates them for the action **and the resource** the
+request names (each service says which: ``requested`` in sandbox/services/), with IAM's wildcards (``*``, ``?``):
+DynamoDB tables and indexes (``arn:aws:dynamodb:REGION:ACCOUNT:table/NAME[/index/I]``), S3 buckets and objects
+(``arn:aws:s3:::BUCKET``, ``arn:aws:s3:::BUCKET/KEY``), ACM certificates
+(``arn:aws:acm:REGION:ACCOUNT:certificate/ID``), the role passed with an instance profile (``iam:PassRole``), the
+role assumed (``sts:AssumeRole``, whose trust policy must name the caller); other actions are checked against ``*``.
+A statement's ``Condition`` applies as IAM evaluates it, on the keys the request carries (sandbox/conditions.py:
+region, principal, source address, time, request tags, ``ec2:CreateAction`` of tagging at creation, ...). Tagging at
+creation (``TagSpecification``) needs ``ec2:CreateTags`` too. A temporary key past its expiry is ``ExpiredToken``. A
+denied EC2 call is EC2's ``UnauthorizedOperation`` (HTTP 403) with one line naming the action and an encoded
+authorization message that ``sts:DecodeAuthorizationMessage`` turns back into JSON; other services answer in their
+own shape (each service's ``error``: DynamoDB JSON ``AccessDeniedException``, S3 XML ``AccessDenied``), naming
+action and resource.
 
 :class:`RoleCredentials` keeps an instance role's temporary credentials for the metadata service.
 """
@@ -25,17 +25,12 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import threading
-import uuid
 import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from urllib.parse import parse_qsl, unquote
-from xml.sax.saxutils import escape, unescape
 
-from . import acm, conditions, config
-from .ssm import parameter_arn, ssm_names
+from . import conditions, config
 
 POLICY_FILE = config.REPO_ROOT / "docs" / "iam-policy.json"
 ADMIN_USER = "bakery-admin"
@@ -79,7 +74,8 @@ def unauthorized_message(
     )
 
 
-def _headers(environ) -> dict[str, str]:
+def request_headers(environ) -> dict[str, str]:
+    """A WSGI request's headers by their HTTP names."""
     out = {}
     for key, value in environ.items():
         if key.startswith("HTTP_"):
@@ -170,124 +166,6 @@ def denied_message(arn: str, action: str, resource: str, decision: str) -> str:
 
 
 # ---------------------------------------------------------------- what a request asks: (IAM action, resource ARN)
-_TRANSACT = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "ConditionCheck": "ConditionCheckItem",
-             "Get": "GetItem"}  # fmt: skip
-
-
-def dynamodb_requested(region: str, action: str, body: bytes) -> list[tuple[str, str]]:
-    """DynamoDB checks each table (or index) a request names: ``arn:aws:dynamodb:R:A:table/T[/index/I]``."""
-    try:
-        doc = json.loads(body or b"{}")
-    except ValueError:
-        doc = {}
-    if not isinstance(doc, dict):
-        doc = {}
-
-    def table(name: str) -> str:
-        return name if name.startswith("arn:") else f"arn:aws:dynamodb:{region}:{config.ACCOUNT_ID}:table/{name}"
-
-    if action in ("TransactWriteItems", "TransactGetItems"):
-        return [
-            (f"dynamodb:{_TRANSACT.get(op, op)}", table(spec.get("TableName", "")))
-            for item in doc.get("TransactItems", [])
-            for op, spec in item.items()
-        ] or [(f"dynamodb:{action}", "*")]
-    if isinstance(doc.get("RequestItems"), dict):
-        return [(f"dynamodb:{action}", table(name)) for name in doc["RequestItems"]]
-    if doc.get("ResourceArn"):
-        return [(f"dynamodb:{action}", doc["ResourceArn"])]
-    if doc.get("TableName"):
-        arn = table(doc["TableName"])
-        return [(f"dynamodb:{action}", arn + (f"/index/{doc['IndexName']}" if doc.get("IndexName") else ""))]
-    return [(f"dynamodb:{action}", "*")]
-
-
-def iam_resource(params: dict) -> str:
-    """The ARN of the instance profile or role an IAM request names, as IAM authorises it; ``*`` for the rest.
-
-    An instance profile's actions (AddRoleToInstanceProfile too) are on the profile; the path is the request's
-    ``Path`` (creation) or ``/``: the sandbox does not look up the path of an existing role or profile.
-    """
-    path = params.get("Path") or "/"
-    if params.get("InstanceProfileName"):
-        return f"arn:aws:iam::{config.ACCOUNT_ID}:instance-profile{path}{params['InstanceProfileName']}"
-    if params.get("RoleName"):
-        return f"arn:aws:iam::{config.ACCOUNT_ID}:role{path}{params['RoleName']}"
-    return "*"
-
-
-# S3's IAM actions by method and sub-resource (the first query key found; "" is the default).
-_S3_BUCKET = {
-    "GET": {"acl": "GetBucketAcl", "cors": "GetBucketCORS", "encryption": "GetEncryptionConfiguration",
-            "lifecycle": "GetLifecycleConfiguration", "location": "GetBucketLocation", "logging": "GetBucketLogging",
-            "notification": "GetBucketNotification", "object-lock": "GetBucketObjectLockConfiguration",
-            "ownershipControls": "GetBucketOwnershipControls", "policy": "GetBucketPolicy",
-            "policyStatus": "GetBucketPolicyStatus", "publicAccessBlock": "GetBucketPublicAccessBlock",
-            "replication": "GetReplicationConfiguration", "requestPayment": "GetBucketRequestPayment",
-            "tagging": "GetBucketTagging", "uploads": "ListBucketMultipartUploads",
-            "versioning": "GetBucketVersioning", "versions": "ListBucketVersions", "website": "GetBucketWebsite",
-            "": "ListBucket"},
-    "HEAD": {"": "ListBucket"},
-    "PUT": {"acl": "PutBucketAcl", "cors": "PutBucketCORS", "encryption": "PutEncryptionConfiguration",
-            "lifecycle": "PutLifecycleConfiguration", "logging": "PutBucketLogging",
-            "notification": "PutBucketNotification", "object-lock": "PutBucketObjectLockConfiguration",
-            "ownershipControls": "PutBucketOwnershipControls", "policy": "PutBucketPolicy",
-            "publicAccessBlock": "PutBucketPublicAccessBlock", "replication": "PutReplicationConfiguration",
-            "requestPayment": "PutBucketRequestPayment", "tagging": "PutBucketTagging",
-            "versioning": "PutBucketVersioning", "website": "PutBucketWebsite", "": "CreateBucket"},
-    "DELETE": {"cors": "PutBucketCORS", "encryption": "PutEncryptionConfiguration",
-               "lifecycle": "PutLifecycleConfiguration", "ownershipControls": "PutBucketOwnershipControls",
-               "policy": "DeleteBucketPolicy", "publicAccessBlock": "PutBucketPublicAccessBlock",
-               "replication": "PutReplicationConfiguration", "tagging": "PutBucketTagging",
-               "website": "DeleteBucketWebsite", "": "DeleteBucket"},
-    "POST": {"delete": "DeleteObject", "": "PutObject"},
-}  # fmt: skip
-_S3_OBJECT = {
-    "GET": {"acl": "GetObjectAcl", "attributes": "GetObjectAttributes", "legal-hold": "GetObjectLegalHold",
-            "retention": "GetObjectRetention", "tagging": "GetObjectTagging", "uploadId": "ListMultipartUploadParts",
-            "versionId": "GetObjectVersion", "": "GetObject"},
-    "HEAD": {"versionId": "GetObjectVersion", "": "GetObject"},
-    "PUT": {"acl": "PutObjectAcl", "legal-hold": "PutObjectLegalHold", "retention": "PutObjectRetention",
-            "tagging": "PutObjectTagging", "": "PutObject"},
-    "DELETE": {"tagging": "DeleteObjectTagging", "uploadId": "AbortMultipartUpload",
-               "versionId": "DeleteObjectVersion", "": "DeleteObject"},
-    "POST": {"restore": "RestoreObject", "select": "GetObject", "": "PutObject"},
-}  # fmt: skip
-_IP_HOST = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
-
-
-def s3_bucket_and_key(host: str, path: str) -> tuple[str, str]:
-    """Path-style (``/bucket/key``, what clients use with an IP endpoint) or virtual-host style
-    (``bucket.localhost``, ``bucket.s3.<region>.amazonaws.com``)."""
-    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-    path = path.lstrip("/")
-    if not _IP_HOST.match(name) and (name.endswith(".localhost") or ".s3." in name or ".s3-" in name):
-        first = name.split(".", 1)[0]
-        if first != "s3":
-            return first, path
-    bucket, _, key = path.partition("/")
-    return bucket, key
-
-
-def s3_requested(method: str, host: str, path: str, query: str, headers: dict, body: bytes) -> list[tuple[str, str]]:
-    """S3 checks the bucket (``arn:aws:s3:::B``) or the object (``arn:aws:s3:::B/K``) a request names."""
-    bucket, key = s3_bucket_and_key(host, path)
-    if not bucket:
-        return [("s3:ListAllMyBuckets", "*")]
-    subs = {k for k, _ in parse_qsl(query, keep_blank_values=True)}
-    table = (_S3_OBJECT if key else _S3_BUCKET).get(method, {"": "PutObject" if key else "ListBucket"})
-    name = next((v for k, v in table.items() if k and k in subs), table[""])
-    if not key and name == "DeleteObject":  # DeleteObjects: each key it names
-        keys = [unescape(k) for k in re.findall(r"<Key>(.*?)</Key>", body.decode(errors="replace"), re.DOTALL)]
-        return [("s3:DeleteObject", f"arn:aws:s3:::{bucket}/{k}") for k in keys] or [("s3:DeleteObject", "*")]
-    wanted = [(f"s3:{name}", f"arn:aws:s3:::{bucket}/{key}" if key else f"arn:aws:s3:::{bucket}")]
-    source = headers.get("X-Amz-Copy-Source")
-    if key and method == "PUT" and source:  # CopyObject / UploadPartCopy also read the source
-        src = unquote(source.split("?", 1)[0]).lstrip("/")
-        wanted.append(("s3:GetObject", f"arn:aws:s3:::{src}"))
-    return wanted
-
-
 class Gate:
     """Checks requests once ``enabled`` (after :meth:`bootstrap` made the users)."""
 
@@ -329,7 +207,7 @@ class Gate:
         self.enabled = True
         return dict(self.credentials)
 
-    def check(self, environ, raw: bytes, params: dict, internal: bool = False) -> None:
+    def check(self, environ, raw: bytes, params: dict, wanted: list[tuple[str, str]], internal: bool = False) -> None:
         """Raise :class:`Denied` unless the request's signature is right and its policies allow it.
 
         ``internal``: the request says it is the sandbox's own (acting as EC2 when it mints an instance's role
@@ -339,7 +217,7 @@ class Gate:
         from moto.core.exceptions import _RESTError as RESTError
         from moto.iam.access_control import AssumedRoleAccessKey, IAMRequest, S3IAMRequest
 
-        headers = _headers(environ)
+        headers = request_headers(environ)
         auth = headers.get("Authorization", "")
         scope = auth.partition("Credential=")[2].partition(",")[0].split("/")
         service = scope[3] if len(scope) > 3 else ""
@@ -375,10 +253,6 @@ class Gate:
             if expires is not None and expires <= self.clock():
                 raise Denied("ExpiredToken", "The security token included in the request is expired", 403)
         arn = key.arn
-        wanted = self.requested(service, action, environ, raw, params, region)
-        if service == "iam" and action == "AddRoleToInstanceProfile" and params.get("RoleName"):
-            # IAM: "the caller must be granted the PassRole permission on the IAM role" it adds
-            wanted.append(("iam:PassRole", f"arn:aws:iam::{config.ACCOUNT_ID}:role/{params['RoleName']}"))
         documents = [_document(p) for p in key.collect_policies()]
         environ["bakery.caller"] = (arn, documents)  # for what AWS services do on the caller's behalf (KMS)
         context = conditions.request_context(
@@ -410,93 +284,16 @@ class Gate:
                 raise Denied("AccessDenied", f"User: {arn} is not authorized to perform: sts:AssumeRole on resource: "
                              f"{role}", 403)  # fmt: skip
 
-    def requested(self, service: str, action: str, environ, raw: bytes, params: dict, region: str):
-        """(IAM action, resource ARN) pairs the request needs; ``*`` where the sandbox names no resource."""
-        if service == "dynamodb":
-            return dynamodb_requested(region, action, raw)
-        if service == "s3":
-            host = environ.get("HTTP_HOST", "")
-            return s3_requested(environ.get("REQUEST_METHOD", "GET"), host, environ.get("PATH_INFO", "/"),
-                                environ.get("QUERY_STRING", ""), _headers(environ), raw)  # fmt: skip
-        if service == "iam":
-            return [(f"iam:{action}", iam_resource(params))]
-        if service == "acm":
-            return acm.iam_requested(region, action, raw)
-        if service == "ssm" and action in SSM_PARAMETER_ACTIONS:  # checked on the parameter's ARN, as on AWS
-            names = ssm_names(raw)
-            if names:
-                return [(f"ssm:{action}", parameter_arn(region, name)) for name in names]
-        if service == "sts" and action == "AssumeRole" and params.get("RoleArn"):
-            return [("sts:AssumeRole", params["RoleArn"])]
-        param, kind = RESOURCE_ACTIONS.get(action, ("", "")) if service == "ec2" else ("", "")
-        named = resource_ids(params, param) if param else []
-        if named:  # the action is checked on each resource it names (its ARN and its tags)
-            wanted = [(f"ec2:{action}", ec2_arn(region, kind, i)) for i in named]
-        else:  # (a security group named by GroupName, in the default VPC, is checked on "*")
-            wanted = [(f"{service}:{action}", "*")]
-        if service == "ec2" and any(k.startswith("TagSpecification.") for k in params):
-            wanted.append(("ec2:CreateTags", "*"))  # tagging at creation needs ec2:CreateTags, as on AWS
-        profile = params.get("IamInstanceProfile.Arn") or params.get("IamInstanceProfile.Name")
-        if service == "ec2" and profile:  # launching with a role passes it: iam:PassRole on the role
-            wanted += [("iam:PassRole", role) for role in self.profile_roles(profile) or []]
-        return wanted
-
     def _resource_keys(self, resource: str) -> dict[str, list[str]]:
         """``aws:ResourceTag/KEY`` and ``ec2:ResourceTag/KEY`` of the EC2 resource a request acts on."""
         parts = resource.split(":", 5)  # arn:aws:ec2:REGION:ACCOUNT:KIND/ID, as ec2_arn() makes it
-        kind, _, resource_id = parts[-1].partition("/")
-        if len(parts) != 6 or parts[2] != "ec2" or kind not in RESOURCE_KINDS:
+        resource_id = parts[-1].partition("/")[2]
+        if len(parts) != 6 or parts[2] != "ec2" or not resource_id:
             return {}
         keys = {}
         for key, value in self.resource_tags(parts[3], resource_id).items():
             keys[f"aws:ResourceTag/{key}"] = keys[f"ec2:ResourceTag/{key}"] = [value]
         return keys
-
-
-# SSM actions that name parameters (Name or Names), authorized on each parameter's ARN (the Service Authorization
-# Reference, "Actions defined by AWS Systems Manager": resource type parameter); other SSM actions on "*".
-SSM_PARAMETER_ACTIONS = ("PutParameter", "DeleteParameter", "DeleteParameters", "LabelParameterVersion")
-
-# EC2 actions on an existing resource whose authorization names that resource (EC2's Service Authorization
-# Reference, "Actions defined by Amazon EC2": resource types instance, security-group, image, snapshot), with the
-# request parameter that names it; every other EC2 action is checked on "*" here.
-RESOURCE_ACTIONS = {
-    **dict.fromkeys(
-        ("TerminateInstances", "StopInstances", "StartInstances", "RebootInstances", "ModifyInstanceAttribute",
-         "ModifyInstanceMetadataOptions", "CreateImage"),
-        ("InstanceId", "instance"),
-    ),
-    **dict.fromkeys(
-        ("AuthorizeSecurityGroupIngress", "AuthorizeSecurityGroupEgress", "RevokeSecurityGroupIngress",
-         "RevokeSecurityGroupEgress", "DeleteSecurityGroup", "ModifySecurityGroupRules",
-         "UpdateSecurityGroupRuleDescriptionsIngress", "UpdateSecurityGroupRuleDescriptionsEgress"),
-        ("GroupId", "security-group"),
-    ),
-    **dict.fromkeys(
-        ("DeregisterImage", "ModifyImageAttribute", "ResetImageAttribute", "EnableImageDeprecation",
-         "DisableImageDeprecation", "EnableImageDeregistrationProtection", "DisableImageDeregistrationProtection"),
-        ("ImageId", "image"),
-    ),
-    **dict.fromkeys(
-        ("DeleteSnapshot", "ModifySnapshotAttribute", "ResetSnapshotAttribute"), ("SnapshotId", "snapshot")
-    ),
-}  # fmt: skip
-RESOURCE_KINDS = frozenset(kind for _param, kind in RESOURCE_ACTIONS.values())
-
-
-def resource_ids(params: dict, name: str) -> list[str]:
-    """The IDs a request names in ``name.N`` (in order) or in ``name`` (e.g. ``InstanceId.1``, ``GroupId``)."""
-    pattern = re.compile(re.escape(name) + r"\.(\d+)")
-    numbered = sorted((int(m[1]), v) for k, v in params.items() if (m := pattern.fullmatch(k)))
-    if numbered:
-        return [v for _n, v in numbered]
-    return [params[name]] if params.get(name) else []
-
-
-def ec2_arn(region: str, kind: str, resource_id: str) -> str:
-    """An EC2 resource's ARN; images and snapshots have no account in theirs, instances and security groups do."""
-    account = "" if kind in ("image", "snapshot") else config.ACCOUNT_ID
-    return f"arn:aws:ec2:{region}:{account}:{kind}/{resource_id}"
 
 
 def _implied_keys(service: str, action: str, name: str) -> dict[str, list[str]]:
@@ -585,63 +382,6 @@ class RoleCredentials:
     def expiry(self) -> tuple[str, datetime] | None:
         cur = self.current
         return (cur["AccessKeyId"], cur["Expiration"]) if cur else None
-
-
-# Error codes as the JSON protocols (DynamoDB, SSM, ...) name them.
-_JSON_CODES = {
-    "AccessDenied": "AccessDeniedException",
-    "SignatureDoesNotMatch": "InvalidSignatureException",
-    "InvalidClientTokenId": "UnrecognizedClientException",
-    "ExpiredToken": "ExpiredTokenException",
-}
-
-
-def error_body(denied: Denied, service: str, json_protocol: bool, method: str = "POST") -> tuple[str, list, bytes]:
-    """The refusal in the service's own shape: EC2 XML, S3 XML (no body for HEAD), JSON, or the Query XML."""
-    status = f"{denied.status} Denied"
-    if json_protocol:
-        if service == "dynamodb":  # DynamoDB answers every client error, a refusal too, with HTTP 400
-            status = "400 Bad Request"
-        content = "application/x-amz-json-1.0" if service == "dynamodb" else "application/x-amz-json-1.1"
-        body = json.dumps({"__type": "com.amazon.coral.service#" + _JSON_CODES.get(denied.code, denied.code),
-                           "message": denied.message}).encode()  # fmt: skip
-        return status, [("Content-Type", content)], body
-    if service == "s3":
-        if method == "HEAD":
-            return status, [("Content-Type", "application/xml")], b""
-        body = (
-            '<?xml version="1.0" encoding="UTF-8"?>\n'
-            f"<Error><Code>{escape(denied.code)}</Code><Message>{escape(denied.message)}</Message>"
-            f"<RequestId>{uuid.uuid4().hex[:16].upper()}</RequestId><HostId>bakery-sandbox</HostId></Error>"
-        )
-        return status, [("Content-Type", "application/xml")], body.encode()
-    if service == "ec2":
-        body = (
-            '<?xml version="1.0" encoding="UTF-8"?>\n'
-            f"<Response><Errors><Error><Code>{escape(denied.code)}</Code><Message>{escape(denied.message)}"
-            f"</Message></Error></Errors><RequestID>{uuid.uuid4()}</RequestID></Response>"
-        )
-    else:
-        body = (
-            f"<ErrorResponse><Error><Type>Sender</Type><Code>{escape(denied.code)}</Code>"
-            f"<Message>{escape(denied.message)}</Message></Error><RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>"
-        )
-    return status, [("Content-Type", "text/xml")], body.encode()
-
-
-def decode_response(params: dict) -> tuple[str, list, bytes]:
-    """STS DecodeAuthorizationMessage (moto has none) for the messages this sandbox encodes."""
-    decoded = decode_message(params.get("EncodedMessage", ""))
-    if decoded is None:
-        denied = Denied("InvalidAuthorizationMessageException", "The encoded message is not valid.", 400)
-        return error_body(denied, "sts", False)
-    body = (
-        '<DecodeAuthorizationMessageResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
-        f"<DecodeAuthorizationMessageResult><DecodedMessage>{escape(decoded)}</DecodedMessage>"
-        f"</DecodeAuthorizationMessageResult><ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId>"
-        "</ResponseMetadata></DecodeAuthorizationMessageResponse>"
-    )
-    return "200 OK", [("Content-Type", "text/xml")], body.encode()
 
 
 def env_lines(endpoint: str, key: tuple[str, str], guest_endpoint: str | None = None) -> list[str]:

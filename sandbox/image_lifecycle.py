@@ -26,7 +26,6 @@ import threading
 import uuid
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
-from xml.sax.saxutils import escape
 
 from . import config
 
@@ -201,14 +200,9 @@ class ImageLifecycle:
         return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root)
 
     # ------------------------------------------------------------ Auto Scaling
-    def autoscaling(self, params: dict, region: str):
-        """Auto Scaling's refusal of a launch configuration naming an image the region does not have, or None."""
+    def launch_configuration_refusal(self, params: dict, region: str) -> str | None:
+        """Auto Scaling's message refusing a launch configuration that names an image the region does not have."""
         image_id = params.get("ImageId", "")
-        if params.get("Action") != "CreateLaunchConfiguration" or not image_id or self._exists(region, image_id):
+        if not image_id or self._exists(region, image_id):
             return None
-        body = (
-            f'<ErrorResponse xmlns="https://autoscaling.amazonaws.com/doc/2011-01-01/"><Error><Type>Sender</Type>'
-            f"<Code>ValidationError</Code><Message>{escape(f'The image id {image_id!r} does not exist')}</Message>"
-            f"</Error><RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>"
-        )
-        return "400 Bad Request", [("Content-Type", "text/xml")], body.encode()
+        return f"The image id {image_id!r} does not exist"

@@ -15,18 +15,24 @@ import re
 import threading
 from urllib.parse import parse_qsl
 
-from .iam import s3_bucket_and_key
+from .errors import s3_error
 
+_IP_HOST = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 _ACCOUNT = re.compile(r"^[0-9]{12}$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
-def s3_error(code: str, message: str, status: int, method: str) -> tuple[str, list, bytes]:
-    body = b"" if method == "HEAD" else (
-        f"<?xml version='1.0' encoding='UTF-8'?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
-    ).encode()  # fmt: skip
-    phrase = {403: "Forbidden", 409: "Conflict"}.get(status, "Error")
-    return f"{status} {phrase}", [("Content-Type", "application/xml")], body
+def s3_bucket_and_key(host: str, path: str) -> tuple[str, str]:
+    """Path-style (``/bucket/key``, what clients use with an IP endpoint) or virtual-host style
+    (``bucket.localhost``, ``bucket.s3.<region>.amazonaws.com``)."""
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    path = path.lstrip("/")
+    if not _IP_HOST.match(name) and (name.endswith(".localhost") or ".s3." in name or ".s3-" in name):
+        first = name.split(".", 1)[0]
+        if first != "s3":
+            return first, path
+    bucket, _, key = path.partition("/")
+    return bucket, key
 
 
 class ForeignBuckets:

@@ -93,7 +93,8 @@ def serve(port: int) -> None:
     from werkzeug.serving import make_server
 
     from . import imds, moto_gaps
-    from .core import Core, Middleware
+    from .core import Core
+    from .middleware import Middleware
 
     moto_gaps.apply()
 

@@ -312,7 +312,7 @@ def test_denied_call_is_decoded_when_allowed(aws_env, strict_front, tmp_path):
     assert "\n" not in result["msg"]
     assert result["msg"].startswith("CreateImage: UnauthorizedOperation: You are not authorized")
     # CreateImage is authorized on the instance it images (as EC2's Service Authorization Reference lists)
-    arn = strict_tests.iam.ec2_arn("us-east-1", "instance", instance_id)
+    arn = strict_tests.ec2_arn("us-east-1", "instance", instance_id)
     assert f"Decoded reason: ec2:CreateImage on {arn} denied to arn:aws:iam::" in result["msg"]
     assert "user/baker-no-create-image (no statement allows it)" in result["msg"]
 

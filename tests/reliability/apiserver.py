@@ -1,4 +1,4 @@
-"""The sandbox's API front (moto + sandbox.core.Middleware) without hosts: no root, starts in a second.
+"""The sandbox's API front (moto + sandbox.middleware.Middleware) without hosts: no root, starts in a second.
 
 Run as ``python tests/reliability/apiserver.py PORT``. It is the sandbox's own request path (fault
 injection, ClientToken idempotency, duplicate image names, EC2 error XML) on 127.0.0.1, for the tests
@@ -29,7 +29,8 @@ def main(port: int) -> None:
     from werkzeug.serving import make_server
 
     from sandbox import iam, moto_gaps, strict
-    from sandbox.core import Core, Middleware
+    from sandbox.core import Core
+    from sandbox.middleware import Middleware
 
     moto_gaps.apply()
 
@@ -43,7 +44,7 @@ def main(port: int) -> None:
             core.faults.clear()
             core.chaos.off()
             core.strict.consistency.reset()
-            front.foreign_buckets.buckets.clear()
+            core.foreign_buckets.buckets.clear()
         return front(environ, start_response)
 
     srv = make_server("127.0.0.1", port, app, threaded=True)

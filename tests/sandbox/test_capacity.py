@@ -23,6 +23,7 @@ if str(ROOT) not in sys.path:
 
 from sandbox import config, hosts, limits, net
 from sandbox.core import Core
+from sandbox.services.ec2 import Ec2
 
 INOTIFY = "fs/inotify/max_user_instances"
 WATCHES = "fs/inotify/max_user_watches"
@@ -129,7 +130,7 @@ def test_state_reason_of_a_stopped_host_reaches_the_client(state):
         f"<instanceId>{host.instance_id}</instanceId><instanceState><code>16</code><name>running</name>"
         "</instanceState><reason></reason></item></instancesSet></item></reservationSet></DescribeInstancesResponse>"
     ).encode()
-    out = core.after("DescribeInstances", {}, "us-east-1", body)
+    out = Ec2(core, moto=None).after("DescribeInstances", {}, "us-east-1", body)
     model = botocore.session.get_session().get_service_model("ec2").operation_model("DescribeInstances")
     parsed = create_parser("ec2").parse({"body": out, "headers": {}, "status_code": 200}, model.output_shape)
     inst = parsed["Reservations"][0]["Instances"][0]

@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 
 import boto3
 import pytest
@@ -29,6 +30,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from sandbox import config, iam, server
+from sandbox.services import dynamodb, ec2
+from sandbox.services import iam as services_iam
+from sandbox.services import s3 as services_s3
+from sandbox.services.base import parse
 
 ACCOUNT = config.ACCOUNT_ID
 REGION = "us-east-1"
@@ -70,7 +75,8 @@ def front():
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server
 
-    from sandbox.core import Core, Middleware
+    from sandbox.core import Core
+    from sandbox.middleware import Middleware
 
     port = _free_port()
     core = Core(port, {}, window=0)
@@ -201,7 +207,7 @@ def test_evaluation_not_action_not_resource_and_conditions():
 
 
 def test_requests_name_their_resources():
-    dyn = iam.dynamodb_requested
+    dyn = dynamodb.dynamodb_requested
     assert dyn(REGION, "GetItem", json.dumps({"TableName": TABLE}).encode()) == [("dynamodb:GetItem", TABLE_ARN)]
     assert dyn(REGION, "Query", json.dumps({"TableName": TABLE, "IndexName": "by-email"}).encode()) == [
         ("dynamodb:Query", f"{TABLE_ARN}/index/by-email")
@@ -219,7 +225,7 @@ def test_requests_name_their_resources():
     assert dyn(REGION, "ListTables", b"{}") == [("dynamodb:ListTables", "*")]
 
     def s3(method, path, query="", headers=None, body=b"", host="127.0.0.1:4700"):
-        return iam.s3_requested(method, host, path, query, headers or {}, body)
+        return services_s3.s3_requested(method, host, path, query, headers or {}, body)
 
     assert s3("GET", "/") == [("s3:ListAllMyBuckets", "*")]
     assert s3("GET", f"/{BUCKET}", "list-type=2&prefix=photos/") == [("s3:ListBucket", f"arn:aws:s3:::{BUCKET}")]
@@ -476,28 +482,35 @@ def test_guest_listener_has_no_control_api(front):
 
 
 def test_iam_requests_name_the_role_or_profile():
-    assert iam.iam_resource({"RoleName": ROLE}) == ROLE_ARN
-    assert iam.iam_resource({"RoleName": ROLE, "Path": "/app/"}) == f"arn:aws:iam::{ACCOUNT}:role/app/{ROLE}"
+    iam_resource = services_iam.iam_resource
+    assert iam_resource({"RoleName": ROLE}) == ROLE_ARN
+    assert iam_resource({"RoleName": ROLE, "Path": "/app/"}) == f"arn:aws:iam::{ACCOUNT}:role/app/{ROLE}"
     profile = {"InstanceProfileName": PROFILE, "RoleName": ROLE}  # AddRoleToInstanceProfile acts on the profile
-    assert iam.iam_resource(profile) == f"arn:aws:iam::{ACCOUNT}:instance-profile/{PROFILE}"
-    assert iam.iam_resource({}) == "*"
+    assert iam_resource(profile) == f"arn:aws:iam::{ACCOUNT}:instance-profile/{PROFILE}"
+    assert iam_resource({}) == "*"
 
 
 def test_resource_actions_name_each_resource_in_order():
     params = {f"InstanceId.{n}": f"i-{n:017x}" for n in (10, 2, 1)}
     in_order = ["i-00000000000000001", "i-00000000000000002", "i-0000000000000000a"]
-    assert iam.resource_ids(params, "InstanceId") == in_order
+    assert ec2.resource_ids(params, "InstanceId") == in_order
     single = {"InstanceId": "i-0abc"}  # ModifyInstanceAttribute, CreateImage
-    assert iam.resource_ids(single, "InstanceId") == ["i-0abc"]
-    gate = iam.Gate()
-    arns = [resource for _name, resource in gate.requested("ec2", "StopInstances", {}, b"", params, "eu-west-1")]
+    assert ec2.resource_ids(single, "InstanceId") == ["i-0abc"]
+    service = ec2.Ec2(core=None, moto=None)
+
+    def requested(action: str, params: dict, region: str = REGION) -> list[tuple[str, str]]:
+        scope = f"Credential=AKIAEXAMPLE/20261207/{region}/ec2/aws4_request"
+        environ = {"HTTP_AUTHORIZATION": f"AWS4-HMAC-SHA256 {scope}, x", "REQUEST_METHOD": "POST"}
+        return service.requested(parse(environ, urlencode({"Action": action, **params}).encode()))
+
+    arns = [resource for _name, resource in requested("StopInstances", params, "eu-west-1")]
     assert arns == [f"arn:aws:ec2:eu-west-1:{ACCOUNT}:instance/{i}" for i in in_order]
-    assert gate.requested("ec2", "DescribeInstances", {}, b"", params, REGION) == [("ec2:DescribeInstances", "*")]
-    image = gate.requested("ec2", "DeregisterImage", {}, b"", {"ImageId": "ami-1"}, REGION)
+    assert requested("DescribeInstances", params) == [("ec2:DescribeInstances", "*")]
+    image = requested("DeregisterImage", {"ImageId": "ami-1"})
     assert image == [("ec2:DeregisterImage", f"arn:aws:ec2:{REGION}::image/ami-1")]  # images: no account in the ARN
-    group = gate.requested("ec2", "DeleteSecurityGroup", {}, b"", {"GroupId": "sg-1"}, REGION)
+    group = requested("DeleteSecurityGroup", {"GroupId": "sg-1"})
     assert group == [("ec2:DeleteSecurityGroup", f"arn:aws:ec2:{REGION}:{ACCOUNT}:security-group/sg-1")]
-    by_name = gate.requested("ec2", "DeleteSecurityGroup", {}, b"", {"GroupName": "web"}, REGION)
+    by_name = requested("DeleteSecurityGroup", {"GroupName": "web"})
     assert by_name == [("ec2:DeleteSecurityGroup", "*")]
 
 

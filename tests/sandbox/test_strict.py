@@ -27,6 +27,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from sandbox import iam, strict
+from sandbox.services.ec2 import ec2_arn
 
 _spec = importlib.util.spec_from_file_location("bakery_integration_conftest", ROOT / "tests/integration/conftest.py")
 integration = importlib.util.module_from_spec(_spec)
@@ -537,7 +538,7 @@ def test_instance_actions_are_authorized_on_each_instance_and_its_tags(front):
     ec2.stop_instances(InstanceIds=[web])
     code, message = code_of(ec2.stop_instances, InstanceIds=[other])
     assert code == "UnauthorizedOperation" and "\n" not in message
-    assert f"ec2:StopInstances on resource: {iam.ec2_arn('us-east-1', 'instance', other)} " in message
+    assert f"ec2:StopInstances on resource: {ec2_arn('us-east-1', 'instance', other)} " in message
     assert not any(k.startswith(("ec2:ResourceTag/", "aws:ResourceTag/")) for k in decoded_context(front, message))
 
     code, message = code_of(ec2.terminate_instances, InstanceIds=[web, other])
@@ -546,7 +547,7 @@ def test_instance_actions_are_authorized_on_each_instance_and_its_tags(front):
     assert context["ec2:ResourceTag/Team"] == ["web"] and context["aws:ResourceTag/Stage"] == ["prod"]
     admin.delete_tags(Resources=[web], Tags=[{"Key": "Stage"}])
     code, message = code_of(ec2.terminate_instances, InstanceIds=[web, other])
-    assert code == "UnauthorizedOperation" and iam.ec2_arn("us-east-1", "instance", other) in message  # other: no Team
+    assert code == "UnauthorizedOperation" and ec2_arn("us-east-1", "instance", other) in message  # other: no Team
     reservations = admin.describe_instances(InstanceIds=[web, other])["Reservations"]
     states = {i["InstanceId"]: i["State"]["Name"] for r in reservations for i in r["Instances"]}
     assert states[web] in ("stopping", "stopped") and states[other] in ("pending", "running"), states
