@@ -2,15 +2,19 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Private: the instances of ec2_launch's group (those named ``name``). Not a public API.
 
-What they are launched from (image and instance type checks), the RunInstances request with its deterministic
-client token, what differs and cannot change in place (drift), and :class:`Fleet`, which terminates the
-surplus, launches the missing, reconciles the rest in place and waits for their states.
+What they are (:class:`LaunchSpec`), what they are launched from (image and instance type checks), the
+RunInstances request with its deterministic client token, what differs and cannot change in place (drift), and
+:class:`Fleet`, which terminates the surplus, launches the missing, reconciles the rest in place and waits for
+their states.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
 
 from ansible_collections.bakery.ec2.plugins.module_utils._changes import wait_until
 from ansible_collections.bakery.ec2.plugins.module_utils._client import CONSISTENCY_TIMEOUT
@@ -37,6 +41,45 @@ KMS_NEEDS = (
 )
 
 
+# --- what the group's instances are -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """What the group's instances are made of: what each launch asks for and what drift is measured against.
+
+    Made from ec2_launch's options once the image is known (``image_id``: ``resolve:ssm:NAME`` read already);
+    options that decide nothing about an instance (``firewall``, ``target_groups``, ...) are not part of it.
+    """
+
+    name: str = ""
+    count: int = 1
+    state: str = "running"
+    image_id: str | None = None
+    instance_type: str = "t3.micro"
+    subnet_id: str | None = None
+    subnet_ids: list[str] | None = None
+    availability_zone: str | None = None
+    key_name: str | None = None
+    user_data: str | None = None
+    iam_instance_profile: str | None = None
+    volumes: list[dict[str, Any]] | None = None
+    metadata_options: dict[str, Any] | None = None
+    termination_protection: bool | None = None
+    tags: dict[str, Any] | None = None
+    purge_tags: bool = True
+    wait: bool = True
+    wait_timeout: int = 600
+
+    @classmethod
+    def of(cls, params: Mapping[str, Any], image_id: str | None = None) -> LaunchSpec:
+        """The spec of the module's ``params``, with ``image_id`` (the image resolved) when given."""
+        spec = {f.name: params[f.name] for f in fields(cls) if f.name in params}
+        if image_id is not None:
+            spec["image_id"] = image_id
+        return cls(**spec)
+
+
 # --- pure helpers: order, requests, drift -----------------------------------------------------------
 
 
@@ -59,9 +102,9 @@ def client_token(name, region, vpc_id, current_ids, count, salt=""):
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def launch_tags(params):
-    tags = {str(k): "" if v is None else str(v) for k, v in (params["tags"] or {}).items()}
-    tags["Name"] = params["name"]
+def launch_tags(spec: LaunchSpec) -> dict[str, str]:
+    tags = {str(k): "" if v is None else str(v) for k, v in (spec.tags or {}).items()}
+    tags["Name"] = spec.name
     return tags
 
 
@@ -122,29 +165,36 @@ def metadata_changes(current, options):
     return {key: value for key, value in wanted.items() if value is not None and (current or {}).get(key) != value}
 
 
-def build_run_request(params, subnet_id, group_ids, count, token, image=None):
+def build_run_request(
+    spec: LaunchSpec,
+    subnet_id: str,
+    group_ids: list[str] | None,
+    count: int,
+    token: str,
+    image: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     request = {
-        "ImageId": params["image_id"],
-        "InstanceType": params["instance_type"],
+        "ImageId": spec.image_id,
+        "InstanceType": spec.instance_type,
         "MinCount": count,
         "MaxCount": count,
         "ClientToken": token,
         "SubnetId": subnet_id,
-        "MetadataOptions": metadata_request(params["metadata_options"]),
-        "TagSpecifications": tag_specifications(launch_tags(params), "instance", "volume"),
+        "MetadataOptions": metadata_request(spec.metadata_options),
+        "TagSpecifications": tag_specifications(launch_tags(spec), "instance", "volume"),
     }
     if group_ids:
         request["SecurityGroupIds"] = list(group_ids)
-    if params["key_name"]:
-        request["KeyName"] = params["key_name"]
-    if params["user_data"] is not None:
-        request["UserData"] = params["user_data"]
-    if params["iam_instance_profile"]:
-        profile = params["iam_instance_profile"]
+    if spec.key_name:
+        request["KeyName"] = spec.key_name
+    if spec.user_data is not None:
+        request["UserData"] = spec.user_data
+    if spec.iam_instance_profile:
+        profile = spec.iam_instance_profile
         request["IamInstanceProfile"] = {"Arn": profile} if profile.startswith("arn:") else {"Name": profile}
-    if params["volumes"]:
-        request["BlockDeviceMappings"] = block_device_mappings(params["volumes"], image)
-    if params["termination_protection"]:
+    if spec.volumes:
+        request["BlockDeviceMappings"] = block_device_mappings(spec.volumes, image)
+    if spec.termination_protection:
         request["DisableApiTermination"] = True
     return request
 
@@ -189,21 +239,23 @@ def encryption_forced(client, volumes):
     return bool(client.call("get_ebs_encryption_by_default").get("EbsEncryptionByDefault"))
 
 
-def instance_drift(instance, params, volumes, encryption_forced=False):
+def instance_drift(
+    instance: dict[str, Any], spec: LaunchSpec, volumes: dict[str, dict[str, Any]], encryption_forced: bool = False
+) -> list[dict[str, Any]]:
     """What differs from the options and cannot change in place, as ``drift`` entries. ``encryption_forced``: the
     account encrypts every new volume, so an encrypted volume asked for with ``encrypted: false`` is as wanted."""
     wanted = {
-        "image_id": (instance.get("ImageId"), params["image_id"]),
-        "instance_type": (instance.get("InstanceType"), params["instance_type"]),
-        "subnet_id": (instance.get("SubnetId"), params["subnet_id"]),
-        "availability_zone": ((instance.get("Placement") or {}).get("AvailabilityZone"), params["availability_zone"]),
-        "key_name": (instance.get("KeyName"), params["key_name"]),
+        "image_id": (instance.get("ImageId"), spec.image_id),
+        "instance_type": (instance.get("InstanceType"), spec.instance_type),
+        "subnet_id": (instance.get("SubnetId"), spec.subnet_id),
+        "availability_zone": ((instance.get("Placement") or {}).get("AvailabilityZone"), spec.availability_zone),
+        "key_name": (instance.get("KeyName"), spec.key_name),
     }
     drift = []
     for option, (current, want) in wanted.items():
         if want is not None and current != want:
             drift.append({"instance_id": instance["InstanceId"], "option": option, "current": current, "wanted": want})
-    listed = params.get("subnet_ids")
+    listed = spec.subnet_ids
     if listed and instance.get("SubnetId") not in listed:
         drift.append(
             {
@@ -214,7 +266,7 @@ def instance_drift(instance, params, volumes, encryption_forced=False):
             }
         )
     attached = {m["DeviceName"]: m.get("Ebs", {}).get("VolumeId") for m in instance.get("BlockDeviceMappings") or ()}
-    for vol in params["volumes"] or ():
+    for vol in spec.volumes or ():
         where = f"volumes[{vol['device_name']}]"
         if vol["device_name"] not in attached:
             drift.append(
@@ -414,14 +466,14 @@ def wait_for_state(client, ids, state, timeout, kms_keys=()):
 class Fleet:
     """The group's instances: terminate the surplus, launch the missing, reconcile the kept, wait for states.
 
-    Every change goes through ``changes`` (:class:`Changes`), so check mode changes nothing. ``params`` are
-    ec2_launch's options; ``warn`` gives the user a warning.
+    Every change goes through ``changes`` (:class:`Changes`), so check mode changes nothing. ``spec``: what the
+    instances are (:class:`LaunchSpec`); ``warn`` gives the user a warning.
     """
 
-    def __init__(self, changes, params, warn):
+    def __init__(self, changes, spec: LaunchSpec, warn):
         self.changes = changes
         self.client = changes.client
-        self.params = params
+        self.spec = spec
         self.warn = warn
         self.launched = []
         self.terminated = []
@@ -432,18 +484,18 @@ class Fleet:
         return self.changes.act(change, operation, created_codes, **request)
 
     def wait(self, ids, state):
-        if ids and self.params["wait"] and not self.changes.check_mode:
+        if ids and self.spec.wait and not self.changes.check_mode:
             return self.wait_for(ids, state)
         return None
 
     def wait_for(self, ids, state):
         """Wait until each of ``ids`` is in ``state``, whatever ``wait`` says (what follows needs it)."""
-        params = self.params
-        return wait_for_state(self.client, ids, state, params["wait_timeout"], named_kms_keys(params["volumes"]))
+        spec = self.spec
+        return wait_for_state(self.client, ids, state, spec.wait_timeout, named_kms_keys(spec.volumes))
 
     def protection(self, instances):
         """``{instance_id: DisableApiTermination}`` when termination_protection is managed."""
-        if self.params["termination_protection"] is None:
+        if self.spec.termination_protection is None:
             return {}
         return {
             inst["InstanceId"]: self.client.call(
@@ -456,7 +508,7 @@ class Fleet:
         if not instances:
             return
         ids = [inst["InstanceId"] for inst in instances]
-        if self.params["termination_protection"] is False:
+        if self.spec.termination_protection is False:
             for iid, protected in self.protection(instances).items():
                 if protected:
                     self.act(
@@ -479,7 +531,7 @@ class Fleet:
         """
 
         def request(subnet, token):
-            return build_run_request(self.params, subnet["SubnetId"], groups, missing, token, image)
+            return build_run_request(self.spec, subnet["SubnetId"], groups, missing, token, image)
 
         tried = []
         for index, subnet in enumerate(subnets):
@@ -493,11 +545,11 @@ class Fleet:
                 tried.append(f"{zone} ({err.code})")
                 if index + 1 < len(subnets):
                     self.warn(
-                        f"{err.code} for {self.params['instance_type']} in {zone}: "
+                        f"{err.code} for {self.spec.instance_type} in {zone}: "
                         f"trying {subnets[index + 1]['AvailabilityZone']}"
                     )
         raise TaskError(
-            f"no zone could launch {missing} {self.params['instance_type']} instance(s); tried {', '.join(tried)}"
+            f"no zone could launch {missing} {self.spec.instance_type} instance(s); tried {', '.join(tried)}"
         )
 
     def launch_spread(self, plan, current_ids, groups, image, created_codes, salt=""):
@@ -512,12 +564,10 @@ class Fleet:
 
     def launch_in(self, subnet, zone_salt, current_ids, request_for, created_codes):
         """One RunInstances into ``subnet``, with a client token derived again when EC2 refuses the one used."""
-        params = self.params
+        spec = self.spec
         salt = zone_salt
         for _attempt in range(3):
-            token = client_token(
-                params["name"], self.client.region, subnet["VpcId"], current_ids, params["count"], salt
-            )
+            token = client_token(spec.name, self.client.region, subnet["VpcId"], current_ids, spec.count, salt)
             request = request_for(subnet, token)
             change = f"launch {request['MinCount']} instance(s) in {subnet['SubnetId']}"
             if self.changes.check_mode:
@@ -552,14 +602,14 @@ class Fleet:
         """Tags, security groups (``groups``: exact IDs, or None to leave them), termination protection and
         metadata options of existing ``instances``, in place. ``group_codes``: NotFound codes of a group
         this run created."""
-        params = self.params
+        spec = self.spec
         protected = self.protection(instances)
-        desired_tags = launch_tags(params) if params["tags"] is not None else None
+        desired_tags = launch_tags(spec) if spec.tags is not None else None
         for inst in instances:
             iid = inst["InstanceId"]
             if desired_tags is not None:
                 to_set, to_unset = compare_tags(
-                    tags_to_dict(inst.get("Tags")), desired_tags, params["purge_tags"], keep=("Name",)
+                    tags_to_dict(inst.get("Tags")), desired_tags, spec.purge_tags, keep=("Name",)
                 )
                 if to_set:
                     self.act(
@@ -583,14 +633,14 @@ class Fleet:
                     InstanceId=iid,
                     Groups=groups,
                 )
-            if iid in protected and protected[iid] != params["termination_protection"]:
+            if iid in protected and protected[iid] != spec.termination_protection:
                 self.act(
-                    f"set termination protection of {iid} to {params['termination_protection']}",
+                    f"set termination protection of {iid} to {spec.termination_protection}",
                     "modify_instance_attribute",
                     InstanceId=iid,
-                    DisableApiTermination={"Value": params["termination_protection"]},
+                    DisableApiTermination={"Value": spec.termination_protection},
                 )
-            changes = metadata_changes(inst.get("MetadataOptions"), params["metadata_options"])
+            changes = metadata_changes(inst.get("MetadataOptions"), spec.metadata_options)
             if changes:
                 self.act(
                     f"set metadata options of {iid}: {', '.join(f'{k}={v}' for k, v in sorted(changes.items()))}",
@@ -604,9 +654,9 @@ class Fleet:
         states = {inst["InstanceId"]: inst["State"]["Name"] for inst in instances}
         states.update((iid, "pending") for iid in self.launched)
         ids = list(states)
-        if all(state == self.params["state"] for state in states.values()):
+        if all(state == self.spec.state for state in states.values()):
             return None
-        if self.params["state"] == "running":
+        if self.spec.state == "running":
             to_start = [iid for iid, state in states.items() if state in ("stopping", "stopped")]
             if to_start:
                 self.wait([iid for iid in to_start if states[iid] == "stopping"], "stopped")

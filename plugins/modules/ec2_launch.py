@@ -720,6 +720,7 @@ security_group_id:
   sample: sg-0123456789abcdef0
 """
 
+from dataclasses import dataclass, field
 
 from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.bakery.ec2.plugins.module_utils._changes import Changes
@@ -732,6 +733,7 @@ from ansible_collections.bakery.ec2.plugins.module_utils._firewall import (
 )
 from ansible_collections.bakery.ec2.plugins.module_utils._instances import (
     Fleet,
+    LaunchSpec,
     check_image,
     check_instance_type,
     describe_ids,
@@ -883,114 +885,149 @@ def snapshot(instances, rules):
     }
 
 
-class Task:
-    """One run: look at the group and everything it needs, check it all, then change what differs.
+@dataclass
+class Plan:
+    """What :meth:`Task.look` found and decided, before anything changes."""
 
-    The parts live in module_utils: instances in ``_instances`` (:class:`Fleet`), where new ones go in
-    ``_placement``, the managed security group in ``_firewall``, the key pair in ``_keypairs``. Every change
-    goes through one :class:`Changes`, so check mode changes nothing and the result lists what changed.
+    spec: LaunchSpec  # what the instances are, the image resolved
+    image: dict | None  # the image ``image_id`` names, when given
+    existing: list  # the group's instances now, oldest first
+    missing: int  # how many to launch
+    listed: list | None  # the subnets of ``subnet_ids``, in their order
+    subnets: list  # where new instances go, best first
+    targets: TargetGroups | None  # the target groups of ``target_groups``
+    group_ids: list | None  # the security groups of ``security_groups`` (None: not managed)
+    key_to_import: bool  # the key pair ``public_key`` is imported as ``key_name``
+    firewall: Firewall | None  # the managed security group (``firewall``)
+    surplus: list  # the instances to terminate
+    kept: list  # the instances that stay
+    replacing: list = field(default_factory=list)  # drifted instances instance_refresh replaces, oldest first
+    drift: list = field(default_factory=list)  # what differs and cannot change in place (not replaced)
+    before: dict = field(default_factory=dict)  # the diff's before
+
+
+class Task:
+    """One run: look at the group and everything it needs, check it all (:meth:`look` returns a :class:`Plan`),
+    then change what differs (:meth:`change`).
+
+    The parts live in module_utils: instances in ``_instances`` (:class:`Fleet`, from the plan's
+    :class:`LaunchSpec`), where new ones go in ``_placement``, the managed security group in ``_firewall``, the
+    key pair in ``_keypairs``. Every change goes through one :class:`Changes`, so check mode changes nothing and
+    the result lists what changed.
     """
 
     def __init__(self, module):
         self.module = module
-        self.params = module.params
+        self.params = module.params  # the options as given (never written: the plan holds what they resolve to)
         self.client = module.client()
         self.changes = Changes(module.check_mode, self.client)
-        self.fleet = Fleet(self.changes, self.params, module.warn)
-        self.firewall = None
-        self.drift = []
-        self.targets = None
-        self.replacing = []  # drifted instances instance_refresh replaces, oldest first
-        self.rollout = None
-        self.listed = None  # the subnets of subnet_ids, in their order
-        self.planned = []  # zones of the instances a check-mode run would launch
+        self.fleet = Fleet(self.changes, LaunchSpec.of(self.params), module.warn)
+        self.plan: Plan | None = None
+        self.targets: TargetGroups | None = None  # also for state absent, which makes no plan
+        self.rollout: Rollout | None = None
+        self.planned: list[str] = []  # zones of the instances a check-mode run would launch
+        self.waited: list | None = None  # the instances as the wait for their state left them
+        self.refreshed: list = []  # the instances after instance_refresh
+
+    @property
+    def drift(self) -> list:
+        return self.plan.drift if self.plan else []
+
+    @property
+    def firewall(self) -> Firewall | None:
+        return self.plan.firewall if self.plan else None
 
     def present(self):
         """``state: running`` or ``stopped``; returns the diff's before, the instances after, the diff's after."""
-        before = self.look()
-        self.change()
-        final = self.final_instances()
-        return before, final, self.after(final)
+        self.plan = self.look()
+        self.fleet = Fleet(self.changes, self.plan.spec, self.module.warn)
+        self.change(self.plan)
+        final = self.final_instances(self.plan)
+        return self.plan.before, final, self.after(self.plan, final)
 
-    def look(self):
-        """Read everything and check it against EC2; nothing changes here. Returns the diff's before."""
+    def look(self) -> Plan:
+        """Read everything and check it against EC2; nothing changes here."""
         params, client = self.params, self.client
         subnet = find_subnet(client, params["subnet_id"], params["availability_zone"]) if params["subnet_id"] else None
-        self.listed = find_subnets(client, params["subnet_ids"]) if params["subnet_ids"] else None
-        place = subnet or (self.listed[0] if self.listed else None)
-        self.existing = find_instances(client, params["name"], place["VpcId"] if place else None)
-        self.image = self.find_image() if params["image_id"] else None
-        if self.image:  # resolve:ssm:NAME becomes the image it names, for the drift check and the launch
-            params["image_id"] = self.image["ImageId"]
-        check_instance_type(client, params["instance_type"], self.image)
-        self.missing = max(0, params["count"] - len(self.existing))
-        if self.missing and not params["image_id"]:
-            raise TaskError(f"image_id is required to launch {self.missing} instance(s) named {params['name']!r}")
+        listed = find_subnets(client, params["subnet_ids"]) if params["subnet_ids"] else None
+        place = subnet or (listed[0] if listed else None)
+        existing = find_instances(client, params["name"], place["VpcId"] if place else None)
+        image = self.find_image() if params["image_id"] else None
+        # resolve:ssm:NAME becomes the image it names, for the drift check and the launch
+        spec = LaunchSpec.of(params, image["ImageId"] if image else None)
+        check_instance_type(client, spec.instance_type, image)
+        missing = max(0, spec.count - len(existing))
+        if missing and not spec.image_id:
+            raise TaskError(f"image_id is required to launch {missing} instance(s) named {spec.name!r}")
         self.targets = self.find_targets()
-        self.subnets = launch_subnets(
-            client,
-            params["instance_type"],
-            subnet,
-            params["availability_zone"],
-            self.existing,
-            self.missing,
-            self.listed,
-        )
-        vpc_id = self.subnets[0]["VpcId"] if self.subnets else None
-        vpcs = {inst.get("VpcId") for inst in self.existing}
+        subnets = launch_subnets(client, spec.instance_type, subnet, spec.availability_zone, existing, missing, listed)
+        vpc_id = subnets[0]["VpcId"] if subnets else None
+        vpcs = {inst.get("VpcId") for inst in existing}
         if not place and len(vpcs) > 1 and (params["firewall"] is not None or params["security_groups"]):
             raise TaskError(
-                f"instances named {params['name']!r} are in several VPCs ({', '.join(sorted(vpcs))}); give subnet_id"
+                f"instances named {spec.name!r} are in several VPCs ({', '.join(sorted(vpcs))}); give subnet_id"
             )
-        if self.missing and not self.subnets:
-            where = params["availability_zone"] or f"a zone of {client.region} offering {params['instance_type']}"
+        if missing and not subnets:
+            where = spec.availability_zone or f"a zone of {client.region} offering {spec.instance_type}"
             raise TaskError(f"no default subnet in {where} to launch into; give subnet_id")
-        self.group_ids = None
+        group_ids = None
         if params["security_groups"] is not None:
-            self.group_ids = resolve_groups(client, params["security_groups"], vpc_id, "security_groups")
-        self.key_to_import = check_key_pair(client, params["key_name"], params["public_key"])
+            group_ids = resolve_groups(client, params["security_groups"], vpc_id, "security_groups")
+        key_to_import = check_key_pair(client, spec.key_name, params["public_key"])
+        firewall = None
         if params["firewall"] is not None:
-            self.firewall = Firewall(self.changes, params["name"], vpc_id)
-            self.firewall.look(params["firewall"], self.module.warn)
-        surplus = max(0, len(self.existing) - params["count"])  # the oldest go (of the fullest zone: subnet_ids)
-        self.surplus = surplus_of(self.listed, self.existing, surplus) if self.listed else self.existing[:surplus]
-        going = {inst["InstanceId"] for inst in self.surplus}
-        self.kept = [inst for inst in self.existing if inst["InstanceId"] not in going]
-        refresh = params["instance_refresh"] is not None and params["state"] == "running"
-        volumes = volumes_of(client, self.existing if refresh else self.kept, params["volumes"])
-        forced = encryption_forced(client, params["volumes"])
+            firewall = Firewall(self.changes, spec.name, vpc_id)
+            firewall.look(params["firewall"], self.module.warn)
+        count = max(0, len(existing) - spec.count)  # the oldest go (of the fullest zone: subnet_ids)
+        surplus = surplus_of(listed, existing, count) if listed else existing[:count]
+        going = {inst["InstanceId"] for inst in surplus}
+        kept = [inst for inst in existing if inst["InstanceId"] not in going]
+        refresh = params["instance_refresh"] is not None and spec.state == "running"
+        volumes = volumes_of(client, existing if refresh else kept, spec.volumes)
+        forced = encryption_forced(client, spec.volumes)
         if forced:
-            unencrypted = [vol["device_name"] for vol in params["volumes"] if vol["encrypted"] is False]
+            unencrypted = [vol["device_name"] for vol in spec.volumes if vol["encrypted"] is False]
             self.module.warn(
                 f"volumes {', '.join(unencrypted)}: encrypted is false, but the account encrypts every new EBS volume "
                 "(EBS encryption by default is on in this region): they are encrypted anyway"
             )
-        drift = {inst["InstanceId"]: instance_drift(inst, params, volumes, forced) for inst in self.existing}
+        drift = {inst["InstanceId"]: instance_drift(inst, spec, volumes, forced) for inst in existing}
+        replacing = []
         if refresh and any(drift.values()):
             # The refresh removes the surplus too, old instances first, once their replacements are in service.
-            self.surplus, self.kept = [], self.existing
-            self.replacing = [inst for inst in self.existing if drift[inst["InstanceId"]]]
-            if not self.missing:  # where the replacements go (checked now: nothing has changed yet)
-                self.subnets = launch_subnets(
-                    client,
-                    params["instance_type"],
-                    subnet,
-                    params["availability_zone"],
-                    self.existing,
-                    len(self.replacing),
-                    self.listed,
+            surplus, kept = [], existing
+            replacing = [inst for inst in existing if drift[inst["InstanceId"]]]
+            if not missing:  # where the replacements go (checked now: nothing has changed yet)
+                subnets = launch_subnets(
+                    client, spec.instance_type, subnet, spec.availability_zone, existing, len(replacing), listed
                 )
         if self.targets is not None:
-            self.subnets = self.targets_place(vpc_id or next(iter(sorted(v for v in vpcs if v)), None))
-        self.drift = [entry for inst in self.kept for entry in drift[inst["InstanceId"]]]
-        for entry in self.drift if not refresh else ():
+            subnets = self.targets_place(subnets, listed, vpc_id or next(iter(sorted(v for v in vpcs if v)), None))
+        kept_drift = [entry for inst in kept for entry in drift[inst["InstanceId"]]]
+        for entry in kept_drift if not refresh else ():
             self.module.warn(
                 f"{entry['instance_id']}: {entry['option']} is {entry['current']!r}, wanted {entry['wanted']!r}; "
                 "not changed in place (give instance_refresh to replace the instance)"
             )
-        return snapshot(self.existing, self.firewall.before if self.firewall else [])
+        return Plan(
+            spec=spec,
+            image=image,
+            existing=existing,
+            missing=missing,
+            listed=listed,
+            subnets=subnets,
+            targets=self.targets,
+            group_ids=group_ids,
+            key_to_import=bool(key_to_import),
+            firewall=firewall,
+            surplus=surplus,
+            kept=kept,
+            replacing=replacing,
+            drift=kept_drift,
+            before=snapshot(existing, firewall.before if firewall else []),
+        )
 
-    def find_targets(self):
+    def find_targets(self) -> TargetGroups | None:
         """The target groups of ``target_groups`` (TaskError for one that is unknown), or None when not given."""
         if not self.params["target_groups"]:
             return None
@@ -1002,7 +1039,7 @@ class Task:
         except ValueError as err:
             raise TaskError(str(err)) from None
 
-    def targets_place(self, vpc_id):
+    def targets_place(self, subnets: list, listed: list | None, vpc_id: str | None) -> list:
         """TaskError when a target group is in another VPC than the instances; the subnets to launch into with the
         zones the groups' load balancers enable first (a target elsewhere would be unused)."""
         for group in self.targets.groups:
@@ -1011,14 +1048,14 @@ class Task:
                     f"target_groups: {group['TargetGroupName']!r} is in {group['VpcId']} but the instances are in "
                     f"{vpc_id}; a target group takes instances of its own VPC only; nothing was changed"
                 )
-        if self.listed or self.params["subnet_id"] or self.params["availability_zone"] or len(self.subnets) < 2:
-            return self.subnets
+        if listed or self.params["subnet_id"] or self.params["availability_zone"] or len(subnets) < 2:
+            return subnets
         enabled = self.targets.enabled_zones()
         if not enabled:
-            return self.subnets
-        return sorted(self.subnets, key=lambda subnet: subnet["AvailabilityZone"] not in enabled)
+            return subnets
+        return sorted(subnets, key=lambda subnet: subnet["AvailabilityZone"] not in enabled)
 
-    def find_image(self):
+    def find_image(self) -> dict:
         """The image ``image_id`` names (``resolve:ssm:NAME`` is read from SSM first); TaskError when unusable."""
         image_id, name = self.params["image_id"], parameter_name(self.params["image_id"])
         if name is not None:
@@ -1028,33 +1065,33 @@ class Task:
                 raise TaskError(str(err)) from None
         return check_image(self.client, image_id, name)
 
-    def change(self):
+    def change(self, plan: Plan) -> None:
         """Key pair and firewall first, so that new instances can use them; then the instances."""
-        params, fleet = self.params, self.fleet
-        key_imported = self.key_to_import and import_key_pair(self.changes, params["key_name"], params["public_key"])
-        if self.firewall:
-            self.firewall.apply()
-        self.remove(self.surplus)
-        groups = self.wanted_groups()
-        group_codes = self.firewall.not_found_codes if self.firewall else ()
+        spec, fleet = plan.spec, self.fleet
+        key_imported = plan.key_to_import and import_key_pair(self.changes, spec.key_name, self.params["public_key"])
+        if plan.firewall:
+            plan.firewall.apply()
+        self.remove(plan.surplus)
+        groups = self.wanted_groups(plan)
+        group_codes = plan.firewall.not_found_codes if plan.firewall else ()
         created = group_codes + (KEY_NOT_FOUND if key_imported else ())
-        if self.missing:
-            current_ids = [inst["InstanceId"] for inst in self.existing]
-            if self.listed:
-                plan = spread(self.listed, [zone_of(inst) for inst in self.kept], self.missing)
-                self.planned = [tried[0]["AvailabilityZone"] for tried, count in plan for _n in range(count)]
-                fleet.launch_spread(plan, current_ids, groups, self.image, created)
+        if plan.missing:
+            current_ids = [inst["InstanceId"] for inst in plan.existing]
+            if plan.listed:
+                spread_plan = spread(plan.listed, [zone_of(inst) for inst in plan.kept], plan.missing)
+                self.planned = [tried[0]["AvailabilityZone"] for tried, count in spread_plan for _n in range(count)]
+                fleet.launch_spread(spread_plan, current_ids, groups, plan.image, created)
             else:
-                fleet.launch(self.missing, self.subnets, current_ids, groups, self.image, created)
-        fleet.reconcile(self.kept, groups, group_codes)
-        self.waited = fleet.apply_state(self.kept)
-        if self.targets is not None and params["state"] == "running":
-            self.register()
-        if params["instance_refresh"] is not None and params["state"] == "running":
-            self.refresh(groups, created)
+                fleet.launch(plan.missing, plan.subnets, current_ids, groups, plan.image, created)
+        fleet.reconcile(plan.kept, groups, group_codes)
+        self.waited = fleet.apply_state(plan.kept)
+        if plan.targets is not None and spec.state == "running":
+            self.register(plan)
+        if self.params["instance_refresh"] is not None and spec.state == "running":
+            self.refresh(plan, groups, created)
         fleet.wait(fleet.terminated, "terminated")
 
-    def remove(self, instances, drain=True):
+    def remove(self, instances: list, drain: bool = True) -> None:
         """Deregister ``instances`` from the target groups, wait for their draining (unless ``drain`` is false),
         terminate them."""
         if not instances:
@@ -1066,106 +1103,108 @@ class Task:
                 self.targets.wait_drained(draining, self.params["wait_timeout"])
         self.fleet.terminate(instances)
 
-    def running_ids(self):
+    def running_ids(self, plan: Plan) -> list[str]:
         """IDs of the group's instances to register (kept and launched), once running."""
-        params, fleet = self.params, self.fleet
-        known = {inst["InstanceId"]: inst["State"]["Name"] for inst in self.waited or self.kept}
-        kept = [inst["InstanceId"] for inst in self.kept]
+        fleet = self.fleet
+        known = {inst["InstanceId"]: inst["State"]["Name"] for inst in self.waited or plan.kept}
+        kept = [inst["InstanceId"] for inst in plan.kept]
         ids = kept + [iid for iid in fleet.launched if iid not in kept]
         # Old instances the refresh will remove as soon as the batch in flight is in service are not registered.
-        leaving = len(self.existing) + len(fleet.launched) - params["count"]
-        going = {inst["InstanceId"] for inst in self.replacing[: max(0, leaving)]}
+        leaving = len(plan.existing) + len(fleet.launched) - plan.spec.count
+        going = {inst["InstanceId"] for inst in plan.replacing[: max(0, leaving)]}
         ids = [iid for iid in ids if iid not in going]
         not_running = [iid for iid in ids if known.get(iid) != "running"]
         if not_running and not self.changes.check_mode:  # ELB registers running instances only
             self.fleet.wait_for(not_running, "running")
         return ids
 
-    def register(self):
+    def register(self, plan: Plan) -> None:
         """Register the running instances in every target group; with ``wait``, wait until those registered now
         are healthy (a batch in flight of instance_refresh waits in the refresh, which can roll it back)."""
-        newly = self.targets.register(self.running_ids(), new=bool(self.fleet.launched))
-        if self.params["wait"] and not self.replacing:
+        newly = plan.targets.register(self.running_ids(plan), new=bool(self.fleet.launched))
+        if plan.spec.wait and not plan.replacing:
             zones = {
                 inst["InstanceId"]: (inst.get("Placement") or {}).get("AvailabilityZone")
-                for inst in (self.waited or []) + self.kept
+                for inst in (self.waited or []) + plan.kept
             }
             try:
-                self.targets.wait_healthy(newly, self.params["wait_timeout"], zones)
+                plan.targets.wait_healthy(newly, plan.spec.wait_timeout, zones)
             except HealthTimeout as err:
                 raise TaskError(f"target_groups: {err}") from None
 
-    def refresh(self, groups, created):
+    def refresh(self, plan: Plan, groups: list | None, created: tuple) -> None:
         """instance_refresh: replace the drifted instances in batches (see :class:`Rollout`)."""
-        params, fleet = self.params, self.fleet
+        fleet = self.fleet
 
-        placed = {inst["InstanceId"]: zone_of(inst) for inst in self.existing}
+        placed = {inst["InstanceId"]: zone_of(inst) for inst in plan.existing}
 
         def launch(count, current_ids):
-            if self.listed:  # next to the instances that stay: the batch's old ones (the oldest drifted) go
-                going = [inst["InstanceId"] for inst in self.replacing if inst["InstanceId"] in current_ids][:count]
+            if plan.listed:  # next to the instances that stay: the batch's old ones (the oldest drifted) go
+                going = [inst["InstanceId"] for inst in plan.replacing if inst["InstanceId"] in current_ids][:count]
                 staying = [placed.get(iid) for iid in current_ids if iid not in going]
-                plan = spread(self.listed, [zone for zone in staying if zone], count)
-                ids = fleet.launch_spread(plan, current_ids, groups, self.image, created, salt="refresh|")
+                spread_plan = spread(plan.listed, [zone for zone in staying if zone], count)
+                ids = fleet.launch_spread(spread_plan, current_ids, groups, plan.image, created, salt="refresh|")
             else:
-                ids = fleet.launch(count, self.subnets, current_ids, groups, self.image, created, salt="refresh|")
+                ids = fleet.launch(count, plan.subnets, current_ids, groups, plan.image, created, salt="refresh|")
             batch = fleet.wait_for(ids, "running")
             placed.update((inst["InstanceId"], zone_of(inst)) for inst in batch)
             return batch
 
-        options = params["instance_refresh"]
-        self.rollout = Rollout(options, params["count"], self.changes, self.targets, launch, self.remove)
-        if not self.replacing:
+        options = self.params["instance_refresh"]
+        self.rollout = Rollout(options, plan.spec.count, self.changes, plan.targets, launch, self.remove)
+        if not plan.replacing:
             return
-        going = {inst["InstanceId"] for inst in self.replacing}
+        going = {inst["InstanceId"] for inst in plan.replacing}
         current = self.waited
         if current is None:
-            current = self.kept + (describe_ids(self.client, fleet.launched) if fleet.launched else [])
-        self.refreshed = self.rollout.run([inst for inst in current if inst["InstanceId"] not in going], self.replacing)
+            current = plan.kept + (describe_ids(self.client, fleet.launched) if fleet.launched else [])
+        self.refreshed = self.rollout.run([inst for inst in current if inst["InstanceId"] not in going], plan.replacing)
 
-    def wanted_groups(self):
+    @staticmethod
+    def wanted_groups(plan: Plan) -> list[str] | None:
         """The exact security groups the instances must have (``security_groups`` and the managed one), or None
         to leave them alone."""
-        if self.group_ids is None and self.firewall is None:
+        if plan.group_ids is None and plan.firewall is None:
             return None
-        return list(self.group_ids or []) + ([self.firewall.member_id] if self.firewall else [])
+        return list(plan.group_ids or []) + ([plan.firewall.member_id] if plan.firewall else [])
 
-    def final_instances(self):
+    def final_instances(self, plan: Plan) -> list:
         """The group's instances after the changes, as EC2 shows them."""
         fleet = self.fleet
         if self.changes.check_mode or not fleet.touched:
-            return self.kept
-        if self.replacing:  # the refresh read them, but their states may have changed since
+            return plan.kept
+        if plan.replacing:  # the refresh read them, but their states may have changed since
             return describe_ids(self.client, [inst["InstanceId"] for inst in self.refreshed])
         if self.waited is not None:
             return self.waited
         # Instances just launched may not be visible yet (EC2 is eventually consistent): without a wait for
         # a state, wait until EC2 shows them, so that the next task, which finds them by name, sees them.
-        final_ids = [inst["InstanceId"] for inst in self.kept] + fleet.launched
+        final_ids = [inst["InstanceId"] for inst in plan.kept] + fleet.launched
         return wait_visible(self.client, final_ids, fleet.launched)
 
-    def after(self, final):
+    def after(self, plan: Plan, final: list) -> dict:
         """The diff's after; in check mode, what the changes would make of the group."""
-        params = self.params
-        after = snapshot(final, self.firewall.after() if self.firewall else [])
+        spec = plan.spec
+        after = snapshot(final, plan.firewall.after() if plan.firewall else [])
         if self.changes.check_mode:
-            after["count"] = len(self.kept) + self.missing
-            going = {inst["InstanceId"] for inst in self.replacing}
+            after["count"] = len(plan.kept) + plan.missing
+            going = {inst["InstanceId"] for inst in plan.replacing}
             after["instance_ids"] = [f"(replacing {iid})" if iid in going else iid for iid in after["instance_ids"]]
-            after["instance_ids"] += [f"(new {n + 1})" for n in range(self.missing)]
+            after["instance_ids"] += [f"(new {n + 1})" for n in range(plan.missing)]
             for iid in after["instances"]:
-                after["instances"][iid]["state"] = params["state"]
-                if params["tags"] is not None:
+                after["instances"][iid]["state"] = spec.state
+                if spec.tags is not None:
                     current = after["instances"][iid]["tags"]
                     after["instances"][iid]["tags"] = (
-                        launch_tags(params) if params["purge_tags"] else dict(current, **launch_tags(params))
+                        launch_tags(spec) if spec.purge_tags else dict(current, **launch_tags(spec))
                     )
         return after
 
-    def zones(self, final):
+    def zones(self, final: list) -> dict:
         """``zones`` of the result: instances per zone after the task (in check mode, with those it would launch)."""
         placed = [zone_of(inst) for inst in final] + (self.planned if self.changes.check_mode else [])
-        return zone_counts(self.listed or (), [zone for zone in placed if zone])
+        listed = self.plan.listed if self.plan else None
+        return zone_counts(listed or (), [zone for zone in placed if zone])
 
     def absent(self):
         """``state: absent``: terminate the group, then delete its firewall and imported key pair once unused."""
@@ -1279,7 +1318,7 @@ def run(module):
     if error:
         module.fail(error)
     task = Task(module)
-    changes, fleet = task.changes, task.fleet
+    changes = task.changes
     try:
         before, final, after = task.absent() if params["state"] == "absent" else task.present()
     except (TaskError, WaitTimeout, AwsError) as err:
@@ -1289,8 +1328,8 @@ def run(module):
             **extra,
             changed=bool(changes.actions),
             changes=changes.actions,
-            launched_ids=fleet.launched,
-            terminated_ids=fleet.terminated,
+            launched_ids=task.fleet.launched,
+            terminated_ids=task.fleet.terminated,
             **refresh_result(task),
         )
     result = {
@@ -1298,8 +1337,8 @@ def run(module):
         "changes": changes.actions,
         "instances": [to_snake(inst) for inst in final],
         "instance_ids": [inst["InstanceId"] for inst in final],
-        "launched_ids": fleet.launched,
-        "terminated_ids": fleet.terminated,
+        "launched_ids": task.fleet.launched,
+        "terminated_ids": task.fleet.terminated,
         "drift": task.drift,
     }
     if params["state"] != "absent":
@@ -1307,8 +1346,8 @@ def run(module):
     result.update(refresh_result(task))
     if task.targets is not None and params["state"] != "absent":
         result["target_health"] = task.targets.health(result["instance_ids"])
-    if params["image_id"]:
-        result["image_id"] = params["image_id"]
+    if task.plan and task.plan.spec.image_id:
+        result["image_id"] = task.plan.spec.image_id
     if params["firewall"] is not None and task.firewall and task.firewall.group_id:
         result["security_group_id"] = task.firewall.group_id
     if module.module._diff:

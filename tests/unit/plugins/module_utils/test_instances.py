@@ -44,6 +44,8 @@ PARAMS = {
     "wait_timeout": 600,
 }
 
+spec_of = _instances.LaunchSpec.of  # what ec2_launch hands the instances' code: its options, the image resolved
+
 
 # --- requests and drift -----------------------------------------------------------------------------
 
@@ -85,7 +87,7 @@ def test_volumes_and_metadata_reach_run_instances():
             }
         ],
     }
-    req = _instances.build_run_request(params, SUBNET, [SG], 1, "t")
+    req = _instances.build_run_request(spec_of(params), SUBNET, [SG], 1, "t")
     assert req["BlockDeviceMappings"] == [
         {
             "DeviceName": "/dev/sdf",
@@ -183,7 +185,7 @@ def test_drift_names_what_cannot_change_in_place():
         ],
     )
     volumes = {"vol-1": {"VolumeId": "vol-1", "Size": 8, "VolumeType": "gp3", "Encrypted": True}}
-    drift = _instances.instance_drift(inst, params, volumes)
+    drift = _instances.instance_drift(inst, spec_of(params), volumes)
     assert [(d["option"], d["current"], d["wanted"]) for d in drift] == [
         ("image_id", AMI, "ami-0bbbbbbbbbbbbbbb0"),
         ("key_name", "old", "new"),
@@ -244,8 +246,10 @@ def test_a_volume_gone_since_its_instance_was_described_is_left_out_not_an_error
     assert volumes == {"vol-00000002": small}
     params = {"image_id": None, "instance_type": None, "subnet_id": None, "availability_zone": None,
               "key_name": None, "volumes": [dict(VOLUME, size=8)]}  # fmt: skip
-    assert _instances.instance_drift(group[0], params, volumes) == []  # nothing known to compare
-    assert [d["option"] for d in _instances.instance_drift(group[1], params, volumes)] == ["volumes[/dev/xvda].size"]
+    assert _instances.instance_drift(group[0], spec_of(params), volumes) == []  # nothing known to compare
+    assert [d["option"] for d in _instances.instance_drift(group[1], spec_of(params), volumes)] == [
+        "volumes[/dev/xvda].size"
+    ]
 
 
 def test_what_still_uses_a_resource_counts_instances_shutting_down(ec2_client):
@@ -339,7 +343,7 @@ ZONE_A = {"SubnetId": SUBNET, "VpcId": VPC, "AvailabilityZone": "us-east-1a"}
 
 def fleet(client, check_mode=False, **params):
     warnings = []
-    return _instances.Fleet(Changes(check_mode, client), dict(PARAMS, **params), warnings.append), warnings
+    return _instances.Fleet(Changes(check_mode, client), spec_of(dict(PARAMS, **params)), warnings.append), warnings
 
 
 def run_request(token, subnet=SUBNET, count=1, **extra):
@@ -518,6 +522,6 @@ def test_encrypted_false_is_no_drift_when_the_account_encrypts_every_volume(ec2_
     stub.add_response("get_ebs_encryption_by_default", {"EbsEncryptionByDefault": True}, {})
     forced = _instances.encryption_forced(client, params["volumes"])
     assert forced is True
-    assert _instances.instance_drift(inst, params, volumes, forced) == []
-    drift = _instances.instance_drift(inst, params, volumes, False)
+    assert _instances.instance_drift(inst, spec_of(params), volumes, forced) == []
+    drift = _instances.instance_drift(inst, spec_of(params), volumes, False)
     assert [(d["option"], d["current"], d["wanted"]) for d in drift] == [("volumes[/dev/xvda].encrypted", True, False)]
