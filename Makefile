@@ -138,19 +138,20 @@ ee-context: build
 
 # make test: two lanes side by side (tests/lanes.sh), each a make of its own, its lines prefixed [check] or [e2e]
 # and kept in .build/test/<lane>.log; the time and result of each lane at the end.
-#   check: everything that needs no sandbox (lint, sanity, unit, integration, docs, app, browser, aws), run at a
-#          lower CPU priority so that the e2e lane's bounded waits keep their margins on 2 cores;
+#   check: everything that needs no sandbox (lint, sanity, unit, integration, docs, app, browser, reliability on
+#          the API front, aws), run at a lower CPU priority so that the e2e lane's bounded waits keep their margins
+#          on 2 cores;
 #   e2e:   everything on the sandbox, in one sandbox session: first `make demo` (the README's first command: it
 #          reuses a running sandbox and demo, or starts both), then every sandbox test beside the demo (each test
-#          looks only at what it made), bench smoke, Molecule, AWX, reliability; last, the test that stops the
-#          sandbox and finds nothing left.
+#          looks only at what it made), bench smoke, Molecule, AWX, reliability on the sandbox; last, the test
+#          that stops the sandbox and finds nothing left.
 .PHONY: test
 test: venv sandbox-deps browser-deps
 	$(call step,make test: lanes check and e2e side by side (logs: .build/test/check.log and e2e.log))
 	@tests/lanes.sh "$(MAKE)" check e2e
 
-CHECK_STEPS := lint sanity unit integration docs test-app test-browser test-aws
-E2E_STEPS := e2e-demo test-sandbox-beside bench-smoke test-molecule test-awx test-reliability e2e-down
+CHECK_STEPS := lint sanity unit integration docs test-app test-browser test-reliability-api test-aws
+E2E_STEPS := e2e-demo test-sandbox-beside bench-smoke test-molecule test-awx test-reliability-sandbox e2e-down
 
 .PHONY: test-check test-e2e
 test-check: $(CHECK_STEPS)
@@ -362,10 +363,14 @@ RELIABILITY_API_TESTS := tests/reliability/test_faults.py tests/reliability/test
   tests/reliability/test_secrets.py tests/reliability/test_secure_defaults.py
 RELIABILITY_SANDBOX_TESTS := tests/reliability/test_crash.py tests/reliability/test_flow_faults.py
 
-.PHONY: test-reliability
-test-reliability: venv sandbox-deps
-	$(call step,reliability (bounded): 1 faulted flow; 2+2 crashes and 1 right after RunInstances; bad input; secrets; secure defaults)
+.PHONY: test-reliability test-reliability-api test-reliability-sandbox
+test-reliability: test-reliability-api test-reliability-sandbox
+# make test runs the API part in the check lane (no sandbox: each worker its own API front) and the rest in e2e.
+test-reliability-api: venv
+	$(call step,reliability on the API front (bounded, no sandbox): injected faults; bad input; secrets; secure defaults)
 	$(BIN)/pytest -q -p no:cacheprovider -n 4 $(RELIABILITY_API_TESTS)
+test-reliability-sandbox: venv sandbox-deps
+	$(call step,reliability on the sandbox (bounded): 1 faulted flow; 2+2 crashes and 1 right after RunInstances)
 	RELIABILITY_SEEDS="1" RELIABILITY_CRASHES=2 $(BIN)/pytest -q -s -p no:cacheprovider $(RELIABILITY_SANDBOX_TESTS)
 
 .PHONY: reliability
