@@ -266,6 +266,7 @@ groups:
 
 import copy
 import re
+from typing import TYPE_CHECKING, Any
 
 from ansible import constants as C
 from ansible.errors import AnsibleError, AnsibleParserError
@@ -283,11 +284,21 @@ from ansible_collections.bakery.ec2.plugins.plugin_utils._inventory_fetch import
 )
 from ansible_collections.bakery.ec2.plugins.plugin_utils._inventory_hostvars import RESERVED
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from ansible.inventory.data import InventoryData
+    from ansible.inventory.host import Host
+    from ansible.parsing.dataloader import DataLoader
+
+    # One parsed ``hostnames`` entry: (variable, tag_key, prefix, separator).
+    HostnamePreference = tuple[str | None, str | None, str, str]
+
 try:
     from ansible.template import is_trusted_as_template
 except ImportError:  # ansible-core < 2.19: every configuration string is trusted
 
-    def is_trusted_as_template(value):
+    def is_trusted_as_template(value: object) -> bool:
         return True
 
 
@@ -304,7 +315,7 @@ ADDRESS_VARS = {
 }
 
 
-def parse_hostnames(preferences):
+def parse_hostnames(preferences: Iterable[Any] | None) -> list[HostnamePreference]:
     """Validate ``hostnames`` -> list of ``(variable, tag_key, prefix, separator)``; raise AnsibleParserError."""
     parsed = []
     for pref in preferences or ():
@@ -327,7 +338,7 @@ def parse_hostnames(preferences):
     return parsed
 
 
-def hostname_for(hostvars, preferences):
+def hostname_for(hostvars: dict[str, Any], preferences: Iterable[HostnamePreference]) -> str | None:
     """The first non-empty hostname preference for these host variables, or None."""
     for var, tag, prefix, separator in preferences:
         value = hostvars.get(var) if tag is None else hostvars["ec2_tags"].get(tag)
@@ -336,7 +347,7 @@ def hostname_for(hostvars, preferences):
     return None
 
 
-def hostnames_for(hostvars, preferences):
+def hostnames_for(hostvars: dict[str, Any], preferences: Iterable[HostnamePreference]) -> list[str]:
     """Every non-empty hostname preference for these host variables, in order, each name once."""
     names = []
     for pref in preferences:
@@ -350,7 +361,7 @@ _VAR_PREFIX = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_]*)?$")
 _VAR_SUFFIX = re.compile(r"^[A-Za-z0-9_]*$")
 
 
-def hostvars_renamer(prefix, suffix):
+def hostvars_renamer(prefix: str | None, suffix: str | None) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
     """``hostvars_prefix``/``hostvars_suffix`` -> a function renaming a host's AWS variables, or None.
 
     Only top-level names change (``instance_id`` -> ``aws_instance_id_ec2``), as amazon.aws's aws_ec2 does.
@@ -379,7 +390,7 @@ MAGIC_VARS = frozenset(("inventory_hostname", "inventory_hostname_short", "group
 _UNDEFINED = object()
 
 
-def plain_path(expression, reserved_first=frozenset()):
+def plain_path(expression: object, reserved_first: frozenset[str] = frozenset()) -> tuple[str, ...] | None:
     """The variable path of an expression that is nothing but one (``ec2_tags.Role``), else None.
 
     Only trusted expressions qualify (an untrusted one is Jinja's to refuse), and no segment may be one that
@@ -399,7 +410,7 @@ def plain_path(expression, reserved_first=frozenset()):
     return parts
 
 
-def resolve_path(parts, variables):
+def resolve_path(parts: tuple[str, ...], variables: dict[str, Any]) -> tuple[bool, Any]:
     """Follow ``parts`` through nested dicts.
 
     Returns ``(True, value)`` when found, ``(True, _UNDEFINED)`` when Jinja would find the variable
@@ -424,10 +435,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     # --- AnsiblePlugin entry points ---
 
-    def verify_file(self, path):
+    def verify_file(self, path: str) -> bool:
         return super().verify_file(path) and path.endswith(("instances.yml", "instances.yaml"))
 
-    def parse(self, inventory, loader, path, cache=True):
+    def parse(self, inventory: InventoryData, loader: DataLoader, path: str, cache: bool = True) -> None:
         super().parse(inventory, loader, path)
         if not HAS_BOTO3:
             raise AnsibleParserError("bakery.ec2.instances needs the boto3 and botocore Python libraries")
@@ -473,7 +484,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             if update_cache:
                 self._cache[cache_key] = kept
 
-    def _note_regions(self, regions):
+    def _note_regions(self, regions: list[str]) -> None:
         """``bakery_ec2_regions`` of the group ``all``: the regions listed, with those of other configurations."""
         if not regions:  # a cache hit of a configuration naming no region: its regions are unknown here
             return
@@ -481,7 +492,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         known = group.get_vars().get(REGIONS_VAR) or []
         self.inventory.set_variable("all", REGIONS_VAR, sorted({*known, *regions}))
 
-    def _warn_unknown_options(self, config, path):
+    def _warn_unknown_options(self, config: dict[str, Any], path: str) -> None:
         """Name the keys of the file that are no option of this plugin: ansible-core ignores them silently.
 
         An option of amazon.aws's aws_ec2 that this plugin does not have (use_ssm_inventory) or a typo
@@ -499,7 +510,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     # --- AWS ---
 
-    def _listing(self):
+    def _listing(self) -> Listing:
         """The regions and filters of the configuration, as a ``Listing`` ready to run."""
         params, session = connect(connection_params_from(self.get_option), self.get_option("assume_role_arn"))
         queries = [ansible_filters(self.get_option("filters"))]
@@ -516,7 +527,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     # --- inventory ---
 
-    def _populate(self, hosts):
+    def _populate(self, hosts: Iterable[dict[str, Any]]) -> None:
         """Add the hosts; names and ``ansible_host`` come from the instance's fields, as they are cached.
 
         ``rename`` (hostvars_prefix/suffix) applies to the variables the host gets and constructed sees;
@@ -550,7 +561,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     # --- constructed (same results as Constructable's helpers, which amazon.aws's aws_ec2 calls) ---
 
-    def _prepare_constructed(self):
+    def _prepare_constructed(self) -> None:
         self._use_extra = self.get_option("use_extra_vars")
         first = set(RESERVED)  # includes every Jinja and Ansible global (range, lookup, omit, ...)
         if self._use_extra:
@@ -560,13 +571,19 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         self._group_names = {}
         self._leading_separator = self.get_option("leading_separator")
 
-    def _path(self, expression):
+    def _path(self, expression: str) -> tuple[str, ...] | None:
         key = (type(expression), expression)
         if key not in self._paths:
             self._paths[key] = plain_path(expression, self._first_reserved)
         return self._paths[key]
 
-    def _evaluate(self, expression, variables, full_variables, strict):
+    def _evaluate(
+        self,
+        expression: Any,
+        variables: dict[str, Any],
+        full_variables: Callable[[], dict[str, Any]],
+        strict: bool,
+    ) -> Any:
         """``Constructable._compose``; a plain path is looked up, anything else rendered by Jinja."""
         parts = self._path(expression) if isinstance(expression, str) else None
         if parts is not None:
@@ -582,17 +599,17 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         self.templar.available_variables = variables
         return self.templar.evaluate_expression(expression)
 
-    def _sanitize(self, name):
+    def _sanitize(self, name: str) -> str:
         safe = self._group_names.get(name)
         if safe is None:
             safe = self._group_names[name] = self._sanitize_group_name(name)
         return safe
 
-    def _construct(self, name, host, hostvars, strict):
+    def _construct(self, name: str, host: Host, hostvars: dict[str, Any], strict: bool) -> None:
         """compose, groups, keyed_groups for one host, as aws_ec2 calls Constructable's helpers."""
         inventory = self.inventory
 
-        def inventory_vars():
+        def inventory_vars() -> dict[str, Any]:
             return combine_vars(hostvars, host.get_vars())
 
         compose = self.get_option("compose")
@@ -640,7 +657,14 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                     raise AnsibleParserError(f"Invalid keyed group entry, it must be a dictionary: {keyed} ")
                 self._keyed_group(keyed, name, host, inventory_vars, strict)
 
-    def _keyed_group(self, keyed, name, host, inventory_vars, strict):
+    def _keyed_group(
+        self,
+        keyed: dict[str, Any],
+        name: str,
+        host: Host,
+        inventory_vars: Callable[[], dict[str, Any]],
+        strict: bool,
+    ) -> None:
         inventory = self.inventory
         expression = keyed.get("key")
         try:
@@ -651,7 +675,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                     f"Could not generate group for host {name} from {expression} entry: {to_native(err)}"
                 ) from None
             return
-        default_value = keyed.get("default_value", None)
+        default_value = keyed.get("default_value")
         trailing_separator = keyed.get("trailing_separator")
         if trailing_separator is not None and default_value is not None:
             raise AnsibleParserError(
@@ -664,7 +688,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             return
         prefix = keyed.get("prefix", "")
         sep = keyed.get("separator", "_")
-        parent = keyed.get("parent_group", None)
+        parent = keyed.get("parent_group")
         if parent is not None and self.templar.is_possibly_template(parent):
             try:
                 self.templar.available_variables = inventory_vars()

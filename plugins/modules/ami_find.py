@@ -302,6 +302,7 @@ by_region:
 """
 
 import datetime
+from typing import TYPE_CHECKING, Any
 
 from ansible_collections.bakery.ec2.plugins.module_utils._errors import AwsError, one_line
 from ansible_collections.bakery.ec2.plugins.module_utils._module import AwsModule
@@ -315,6 +316,11 @@ from ansible_collections.bakery.ec2.plugins.module_utils._shapes import (
 )
 from ansible_collections.bakery.ec2.plugins.module_utils._ssm import ParameterError, check_name, resolve_image
 
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from ansible_collections.bakery.ec2.plugins.module_utils._client import AwsClient
+
 OWNER_ALIASES = ("amazon", "aws-marketplace")
 
 # Filters that options of this module set themselves; given again in ``filters`` they must agree.
@@ -325,7 +331,7 @@ class NoMatch(Exception):
     """Nothing matched in a region (reported together with the other regions' misses)."""
 
 
-def validate(params):
+def validate(params: dict[str, Any]) -> str | None:
     """Return an error message for the first bad option value, or None."""
     for owner in params["owners"] or ():
         if not (ACCOUNT_RE.match(owner) or owner in OWNER_ALIASES or owner == "self"):
@@ -354,19 +360,19 @@ def validate(params):
     return None
 
 
-def filter_values(value):
+def filter_values(value: Any) -> list[str]:
     if isinstance(value, (list, tuple)):
         return [filter_value(v) for v in value]
     return [filter_value(value)]
 
 
-def filter_value(value):
+def filter_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
 
 
-def build_filters(params):
+def build_filters(params: dict[str, Any]) -> dict[str, list[str]]:
     """Merge the options and ``filters`` into one filter dict; raise ValueError on a conflict."""
     merged = {}
     for key, value in (params["filters"] or {}).items():
@@ -386,7 +392,7 @@ def build_filters(params):
     return merged
 
 
-def build_requests(params):
+def build_requests(params: dict[str, Any]) -> list[dict[str, Any]]:
     """DescribeImages requests whose union is the answer: one per kind of owner.
 
     EC2 ANDs different filter names, so account IDs, aliases and ``self`` cannot share one request.
@@ -398,7 +404,7 @@ def build_requests(params):
         base["MaxResults"] = 1000
     id_parts = list(chunks(params["image_ids"])) if params["image_ids"] else [None]
 
-    def request(extra_filters=None, **extra):
+    def request(extra_filters: dict[str, list[str]] | None = None, **extra: Any) -> list[dict[str, Any]]:
         all_filters = dict(filters, **(extra_filters or {}))
         requests = []
         for ids in id_parts:
@@ -426,7 +432,7 @@ def build_requests(params):
     return requests
 
 
-def is_deprecated(image, now):
+def is_deprecated(image: dict[str, Any], now: datetime.datetime) -> bool:
     when = image.get("DeprecationTime")
     if not when:
         return False
@@ -439,7 +445,13 @@ def is_deprecated(image, now):
     return moment <= now
 
 
-def select(images, sort_by, sort_order, include_deprecated, now):
+def select(
+    images: Iterable[dict[str, Any]],
+    sort_by: str,
+    sort_order: str,
+    include_deprecated: bool,
+    now: datetime.datetime,
+) -> list[dict[str, Any]]:
     """Deduplicate, drop deprecated images unless asked, and sort as asked."""
     unique = {}
     for image in images:
@@ -453,7 +465,7 @@ def select(images, sort_by, sort_order, include_deprecated, now):
     return kept
 
 
-def describe_criteria(params, region):
+def describe_criteria(params: dict[str, Any], region: str) -> str:
     keys = ("ssm_parameter", "owners", "name", "architecture", "product_code", "image_ids", "tags")
     parts = [f"{key}={params[key]!r}" for key in keys if params[key]]
     if params["filters"]:
@@ -463,20 +475,22 @@ def describe_criteria(params, region):
     return one_line(f"no image matches {', '.join(parts) or 'the criteria'} in {region}")
 
 
-def fetch_images(client, requests):
+def fetch_images(client: AwsClient, requests: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     images = []
     for req in requests:
         images.extend(client.paginate("describe_images", "Images", **req))
     return images
 
 
-def untrusted_owners(images, params):
+def untrusted_owners(images: Iterable[dict[str, Any]], params: dict[str, Any]) -> list[str]:
     """Account IDs listed in ``owners`` whose public images were found, unless listed in ``trusted_owners``."""
     asked = {o for o in params["owners"] or () if ACCOUNT_RE.match(o)} - set(params["trusted_owners"] or ())
     return sorted({img.get("OwnerId") for img in images if img.get("Public") and img.get("OwnerId") in asked})
 
 
-def search(module, region, params, now):
+def search(
+    module: AwsModule, region: str | None, params: dict[str, Any], now: datetime.datetime
+) -> tuple[dict[str, Any], list[str]]:
     """The result of the search in ``region`` (None: the task's) and the untrusted owners found there.
 
     Raise :class:`NoMatch` when nothing matched and ``allow_empty`` is false, :class:`ParameterError` for a
@@ -520,12 +534,12 @@ def search(module, region, params, now):
 class _AuthFailure(Exception):
     """EC2's AuthFailure in one region of ``regions``: bad credentials, or an opt-in region not enabled."""
 
-    def __init__(self, error):
+    def __init__(self, error: AwsError) -> None:
         super().__init__(str(error))
         self.error = error
 
 
-def not_enabled(module, region):
+def not_enabled(module: AwsModule, region: str) -> bool | None:
     """Whether ``region`` is an opt-in region this account has not enabled (asked in the task's region).
 
     EC2 answers a call in such a region with ``AuthFailure``, which reads like bad credentials. None when the
@@ -538,11 +552,13 @@ def not_enabled(module, region):
     return bool(found) and found[0].get("OptInStatus") == "not-opted-in"
 
 
-def search_regions(module, params, now):
+def search_regions(
+    module: AwsModule, params: dict[str, Any], now: datetime.datetime
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
     """``{region: result}`` of the search in every region of ``regions``, all at once."""
     services = ("ec2", "ssm") if params["ssm_parameter"] else ("ec2",)
 
-    def work(region):
+    def work(region: str) -> tuple[dict[str, Any], list[str]] | _AuthFailure:
         try:
             return search(module, region, params, now)
         except AwsError as err:
@@ -573,7 +589,7 @@ def search_regions(module, params, now):
     return by_region, sorted(untrusted)
 
 
-def main():
+def main() -> None:
     module = AwsModule(
         argument_spec={
             "owners": {"type": "list", "elements": "str", "aliases": ["owner"]},
@@ -597,7 +613,7 @@ def main():
     module.run(run, validate)
 
 
-def run(module):
+def run(module: AwsModule) -> None:
     params = module.params
     try:
         build_requests(params)

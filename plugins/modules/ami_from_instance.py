@@ -330,6 +330,7 @@ removed:
 
 import re
 import time
+from typing import TYPE_CHECKING, Any
 
 from ansible_collections.bakery.ec2.plugins.module_utils._changes import Changes
 from ansible_collections.bakery.ec2.plugins.module_utils._errors import AwsError
@@ -349,6 +350,11 @@ from ansible_collections.bakery.ec2.plugins.module_utils._module import AwsModul
 from ansible_collections.bakery.ec2.plugins.module_utils._shapes import ACCOUNT_RE, REGION_RE, check_id, to_snake
 from ansible_collections.bakery.ec2.plugins.module_utils._tags import dict_to_tags, tags_to_dict, validate_tags
 
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from ansible_collections.bakery.ec2.plugins.module_utils._client import AwsClient
+
 NAME_CHARS = re.compile(r"[A-Za-z0-9()\[\] ./\-'@_]")
 GONE_INSTANCE_STATES = ("shutting-down", "terminated")
 # With state=absent the image is found by name alone; these would look as if they narrowed what is removed.
@@ -359,7 +365,7 @@ KMS_ARN_RE = re.compile(r"^arn:aws[a-z-]*:kms:([a-z0-9-]+):")
 # --- pure functions ---------------------------------------------------------------------------------
 
 
-def validate(params, region):
+def validate(params: dict[str, Any], region: str) -> str | None:
     """Return an error message for the first bad option value, or None."""
     if params["state"] == "absent":
         for option in PRESENT_ONLY:
@@ -397,7 +403,7 @@ def validate(params, region):
     return validate_tags(params["tags"])
 
 
-def copy_targets(items, default_key):
+def copy_targets(items: Iterable[Any], default_key: str | None) -> tuple[list[str], dict[str, str | None]]:
     """``(regions, {region: KMS key or None})`` of ``copy_to_regions`` (region names or ``{region, kms_key_id}``),
     ``default_key`` (``kms_key_id``) for those naming none; ValueError naming a bad item."""
     regions, keys = [], {}
@@ -419,7 +425,9 @@ def copy_targets(items, default_key):
     return regions, keys
 
 
-def pick_instance(instances, params):
+def pick_instance(
+    instances: list[dict[str, Any]], params: dict[str, Any]
+) -> tuple[dict[str, Any], None] | tuple[None, str]:
     """Return ``(instance, None)`` or ``(None, error)`` for the instances DescribeInstances found."""
     if params["instance_id"]:
         option, value = "instance_id", params["instance_id"]
@@ -436,7 +444,9 @@ def pick_instance(instances, params):
     return None, f"{option}: {len(live)} instances that are not terminated match {value!r}: {found}"
 
 
-def summary(image, tags=None, users=None):
+def summary(
+    image: dict[str, Any] | None, tags: dict[str, str] | None = None, users: list[str] | None = None
+) -> dict[str, Any]:
     """What diff mode shows of an image."""
     if image is None:
         return {}
@@ -455,7 +465,7 @@ def summary(image, tags=None, users=None):
 # --- calls to AWS -----------------------------------------------------------------------------------
 
 
-def find_instance(module, client):
+def find_instance(module: AwsModule, client: AwsClient) -> dict[str, Any]:
     params = module.params
     if params["instance_id"]:
         try:
@@ -476,7 +486,7 @@ def find_instance(module, client):
     return instance
 
 
-def check_regions(module, client):
+def check_regions(module: AwsModule, client: AwsClient) -> None:
     wanted = module.params["copy_to_regions"]
     if not wanted:
         return
@@ -489,7 +499,7 @@ def check_regions(module, client):
 # --- the module -------------------------------------------------------------------------------------
 
 
-def main():
+def main() -> None:
     module = AwsModule(
         argument_spec={
             "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
@@ -515,7 +525,7 @@ def main():
     module.run(run)
 
 
-def run(module):
+def run(module: AwsModule) -> None:
     params = module.params
     client = module.client()
     try:
@@ -590,7 +600,7 @@ def run(module):
     module.exit(**result)
 
 
-def remove_all(module, client):
+def remove_all(module: AwsModule, client: AwsClient) -> None:
     """state=absent: remove the images named ``name`` here and in ``copy_to_regions``, with their snapshots."""
     params = module.params
     check_regions(module, client)
@@ -613,14 +623,24 @@ def remove_all(module, client):
     module.exit(**result)
 
 
-def refuse_existing(module, region, found, found_copies):
+def refuse_existing(
+    module: AwsModule,
+    region: str,
+    found: list[dict[str, Any]],
+    found_copies: dict[str, list[dict[str, Any]]],
+) -> None:
     taken = [f"{img['ImageId']} ({region})" for img in found]
     taken += [f"{img['ImageId']} ({r})" for r, imgs in found_copies.items() for img in imgs]
     if taken:
         module.fail(f"name: an image named {module.params['name']!r} already exists: {', '.join(taken)}")
 
 
-def diff_before(client, params, found, found_copies):
+def diff_before(
+    client: AwsClient,
+    params: dict[str, Any],
+    found: list[dict[str, Any]],
+    found_copies: dict[str, list[dict[str, Any]]],
+) -> dict[str, Any]:
     before = {"image": summary(found[0] if found else None)}
     if found and params["launch_permissions"] is not None:
         before["image"]["launch_permissions"] = launch_users(client, found[0]["ImageId"])

@@ -126,6 +126,8 @@ actions:
   sample: ["update parameter /bakery/web/image-id = ami-0123456789abcdef0 (us-east-1)"]
 """
 
+from typing import Any
+
 from ansible_collections.bakery.ec2.plugins.module_utils._changes import Changes
 from ansible_collections.bakery.ec2.plugins.module_utils._errors import AwsError
 from ansible_collections.bakery.ec2.plugins.module_utils._module import AwsModule
@@ -141,7 +143,7 @@ from ansible_collections.bakery.ec2.plugins.module_utils._ssm import (
 SHOWN_KEYS = ("Name", "Value", "DataType", "Type", "Version", "LastModifiedDate")
 
 
-def validate(params):
+def validate(params: dict[str, Any]) -> str | None:
     """The first bad option value as one line, or None."""
     error = check_name(params["name"], "name")
     if error:
@@ -164,11 +166,11 @@ def validate(params):
     return None
 
 
-def shown(parameter):
+def shown(parameter: dict[str, Any] | None) -> dict[str, Any]:
     return to_snake({k: v for k, v in (parameter or {}).items() if k in SHOWN_KEYS}) if parameter else {}
 
 
-def check_images(module, images):
+def check_images(module: AwsModule, images: dict[str, str]) -> None:
     """Fail, before anything changes, for an image that is not available in its region."""
     for region, image_id in images.items():
         try:
@@ -182,7 +184,7 @@ def check_images(module, images):
             module.fail(f"images: {image_id} is {state} in {region}, not an available image")
 
 
-def main():
+def main() -> None:
     module = AwsModule(
         argument_spec={
             "name": {"type": "str", "required": True},
@@ -198,7 +200,7 @@ def main():
     module.run(run, validate)
 
 
-def run(module):
+def run(module: AwsModule) -> None:
     params = module.params
     changes = Changes(module.check_mode)
     regions = list(params["images"]) if params["state"] == "present" else params["regions"] or [module.region]

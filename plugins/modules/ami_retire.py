@@ -218,12 +218,16 @@ changes:
 """
 
 import datetime
+from typing import TYPE_CHECKING, Any
 
 from ansible_collections.bakery.ec2.plugins.module_utils import _images
 from ansible_collections.bakery.ec2.plugins.module_utils._changes import Changes
 from ansible_collections.bakery.ec2.plugins.module_utils._module import AwsModule
 from ansible_collections.bakery.ec2.plugins.module_utils._shapes import ACCOUNT_RE, check_regions
 from ansible_collections.bakery.ec2.plugins.module_utils._tags import validate_tags
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 ARGUMENT_SPEC = {
     "name": {"type": "str"},
@@ -240,7 +244,7 @@ ARGUMENT_SPEC = {
 RESULT_LISTS = ("retired", "snapshots_deleted", "deprecated", "protected")
 
 
-def validate(params):
+def validate(params: dict[str, Any]) -> str | None:
     """Return an error message for the first bad option value, or None."""
     if not params["name"] and not params["tags"]:
         return "give name or tags (or both): without either the family would be every image of the owners"
@@ -257,8 +261,8 @@ def validate(params):
     return validate_tags(params["tags"])
 
 
-def diff(result):
-    def lines(entries, kept_only):
+def diff(result: dict[str, Any]) -> dict[str, str]:
+    def lines(entries: Iterable[dict[str, Any]], kept_only: bool) -> str:
         return "".join(
             f"{e['region']} {e['image_id']} {e['name']}\n" for e in entries if not kept_only or e["action"] == "keep"
         )
@@ -266,12 +270,12 @@ def diff(result):
     return {"before": lines(result["images"], False), "after": lines(result["images"], True)}
 
 
-def main():
+def main() -> None:
     module = AwsModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     module.run(run, validate)
 
 
-def run(module):
+def run(module: AwsModule) -> None:
     params = module.params
     regions = params["regions"] or [module.region]
     policy = _images.Policy(
@@ -286,7 +290,7 @@ def run(module):
     now = datetime.datetime.now(datetime.timezone.utc)
     changes = {}
 
-    def work(region):
+    def work(region: str) -> dict[str, Any]:
         clients = {service: module.client(region, service) for service in ("ec2", "ssm", "autoscaling")}
         changes[region] = Changes(module.check_mode, clients["ec2"])
         return _images.retire_region(clients, changes[region], family, policy, now)

@@ -165,7 +165,7 @@ ENTRY = {
 }
 
 
-def main():
+def main() -> None:
     module = AnsibleModule(
         argument_spec={"files": {"type": "list", "elements": "dict", "required": True, "options": ENTRY}},
         supports_check_mode=True,
