@@ -2,6 +2,7 @@
 
     python bench/run.py --output bench/RESULTS.md     # make bench (about 20 minutes; the sandbox runs real hosts)
     python bench/run.py --smoke                       # make bench-smoke (a few minutes): a quick mode of each case
+    python bench/run.py --smoke --part moto           # only the cases on moto servers (make test: the check lane)
 
 Cases: (1) inventory (bench/inventory/run.py), (2) ami_find `regions:` vs ec2_ami_info looped over 16 regions on moto,
 (3) ec2_launch vs ec2_instance, (4) ami_from_instance vs ec2_ami, (5) the whole flow vs bench/peer/flow.yml;
@@ -44,6 +45,8 @@ import rollout
 import run as inventory
 import scale
 
+# Cases on moto servers of their own (no sandbox, no root): the rest need the sandbox.
+MOTO_CASES = ("inventory", "ami_find", "ami_retire", "app_store")
 
 def inventory_case(runs: int, big_runs: int, smoke: bool) -> dict:
     if smoke:
@@ -366,6 +369,12 @@ def main():
     parser.add_argument("--app-requests", type=int, default=200, help="calls of list and of add per store, case 7")
     parser.add_argument("--output", help="write the Markdown report here")
     parser.add_argument("--smoke", action="store_true", help="a quick mode of each case (a few minutes)")
+    parser.add_argument(
+        "--part",
+        choices=("all", "moto", "sandbox"),
+        default="all",
+        help="only the cases on moto servers of their own (no sandbox), or only those on the sandbox",
+    )
     parser.add_argument("--from-json", help="render the raw results of an earlier run (.build/bench-results.json)")
     parser.add_argument(
         "--replace-in", help="update this report: only the sections, targets and notes of the cases run now"
@@ -383,6 +392,8 @@ def main():
             replace_in(args.replace_in, text, raw["results"], raw["argv"])
         return
     wanted = args.cases.split(",")
+    if args.part != "all":  # make test runs the two parts in its two lanes
+        wanted = [case for case in wanted if (case in MOTO_CASES) == (args.part == "moto")]
     start = time.monotonic()
     if args.smoke:
         # Always the stand-in: the real peer waits 15 s per poll (a minute for cases 3-4 alone).
@@ -445,7 +456,7 @@ def main():
     seconds = time.monotonic() - start
     if args.smoke:
         print(
-            f"bench-smoke: every case ran in {seconds:.0f} s"
+            f"bench-smoke: every case{'' if args.part == 'all' else ' on ' + args.part} ran in {seconds:.0f} s"
             + (" (peer stand-in: our modules)" if harness.STAND_IN else "")
         )
         return
