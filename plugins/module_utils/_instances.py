@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ansible_collections.bakery.ec2.plugins.module_utils._changes import wait_until
 from ansible_collections.bakery.ec2.plugins.module_utils._client import CONSISTENCY_TIMEOUT
@@ -26,6 +25,12 @@ from ansible_collections.bakery.ec2.plugins.module_utils._tags import (
     tag_specifications,
     tags_to_dict,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+
+    from ansible_collections.bakery.ec2.plugins.module_utils._changes import Changes
+    from ansible_collections.bakery.ec2.plugins.module_utils._client import AwsClient
 
 # Instances in these states count as the group's.
 LIVE_STATES = ("pending", "running", "stopping", "stopped")
@@ -83,16 +88,18 @@ class LaunchSpec:
 # --- pure helpers: order, requests, drift -----------------------------------------------------------
 
 
-def launch_time_key(instance):
+def launch_time_key(instance: dict[str, Any]) -> tuple[str, str]:
     launched = instance.get("LaunchTime")
     return (launched.isoformat() if hasattr(launched, "isoformat") else str(launched or ""), instance["InstanceId"])
 
 
-def oldest_first(instances):
+def oldest_first(instances: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(instances, key=launch_time_key)
 
 
-def client_token(name, region, vpc_id, current_ids, count, salt=""):
+def client_token(
+    name: str, region: str, vpc_id: str | None, current_ids: Iterable[str], count: int, salt: str = ""
+) -> str:
     """A deterministic RunInstances ClientToken (64 characters, EC2's limit).
 
     It changes with what the launch is for (group, place, instances already there, count wanted), so the same
@@ -108,7 +115,9 @@ def launch_tags(spec: LaunchSpec) -> dict[str, str]:
     return tags
 
 
-def block_device_mappings(volumes, image=None):
+def block_device_mappings(
+    volumes: Iterable[dict[str, Any]] | None, image: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """The BlockDeviceMappings of ``volumes``; a volume that overrides one of the image's without a
     size gets the image's size (EC2 needs a size or a snapshot in every EBS mapping)."""
     image_sizes = {
@@ -137,7 +146,7 @@ def block_device_mappings(volumes, image=None):
     return mappings
 
 
-def metadata_request(options):
+def metadata_request(options: dict[str, Any] | None) -> dict[str, Any]:
     """The MetadataOptions of ``metadata_options`` (None when not given): IMDSv2 required unless set otherwise."""
     options = options or {}
     request = {"HttpTokens": options.get("http_tokens") or "required"}
@@ -148,7 +157,7 @@ def metadata_request(options):
     return request
 
 
-def metadata_changes(current, options):
+def metadata_changes(current: dict[str, Any] | None, options: dict[str, Any] | None) -> dict[str, Any]:
     """The suboptions given in ``options`` that differ from the instance's ``MetadataOptions``.
 
     Existing instances are only reconciled when ``metadata_options`` is given, and then only in the
@@ -199,7 +208,7 @@ def build_run_request(
     return request
 
 
-def image_type_mismatch(image, type_info):
+def image_type_mismatch(image: dict[str, Any] | None, type_info: dict[str, Any]) -> str | None:
     """Why ``image`` cannot boot on the type (a DescribeInstanceTypes entry): ENA or boot mode; None if it can."""
     if not image:
         return None
@@ -213,12 +222,12 @@ def image_type_mismatch(image, type_info):
     return None
 
 
-def named_kms_keys(volumes):
+def named_kms_keys(volumes: Iterable[dict[str, Any]] | None) -> list[str]:
     """The KMS keys ``volumes`` (the option) name, in order, once each."""
     return list(dict.fromkeys(vol["kms_key_id"] for vol in volumes or () if vol["kms_key_id"]))
 
 
-def describe_kms_keys(client, named, default=True):
+def describe_kms_keys(client: AwsClient, named: Iterable[str], default: bool = True) -> str:
     """The keys volumes were to be encrypted with, for a message: those ``named``, and (``default``) the account's
     default EBS key of the client's region (read now; "the account's default EBS key" when it cannot be read)."""
     keys = list(named)
@@ -231,7 +240,7 @@ def describe_kms_keys(client, named, default=True):
     return ", ".join(keys)
 
 
-def encryption_forced(client, volumes):
+def encryption_forced(client: AwsClient, volumes: Iterable[dict[str, Any]] | None) -> bool | None:
     """Whether the account encrypts every new EBS volume (EBS encryption by default); read once, and only when a
     volume asks for ``encrypted: false`` (None otherwise)."""
     if not any(vol["encrypted"] is False for vol in volumes or ()):
@@ -296,7 +305,7 @@ def instance_drift(
     return drift
 
 
-def describe_states(instances, ids):
+def describe_states(instances: Iterable[dict[str, Any]], ids: Iterable[str]) -> str:
     seen = {inst["InstanceId"]: inst["State"]["Name"] for inst in instances}
     return ", ".join(f"{iid} {seen.get(iid, 'not visible yet')}" for iid in ids)
 
@@ -304,7 +313,7 @@ def describe_states(instances, ids):
 # --- reading EC2 ------------------------------------------------------------------------------------
 
 
-def find_instances(client, name, vpc_id=None):
+def find_instances(client: AwsClient, name: str, vpc_id: str | None = None) -> list[dict[str, Any]]:
     """The live instances named ``name`` (in ``vpc_id`` when given), oldest first."""
     filters = [{"Name": "tag:Name", "Values": [name]}, {"Name": "instance-state-name", "Values": list(LIVE_STATES)}]
     if vpc_id:
@@ -313,9 +322,9 @@ def find_instances(client, name, vpc_id=None):
     return oldest_first(inst for res in reservations for inst in res.get("Instances", []))
 
 
-def describe_ids(client, ids):
+def describe_ids(client: AwsClient, ids: Iterable[str]) -> list[dict[str, Any]]:
     """The instances with these IDs that EC2 shows (new ones may not be visible yet)."""
-    found = []
+    found: list[dict[str, Any]] = []
     for part in chunks(ids):
         reservations = client.paginate(
             "describe_instances", "Reservations", Filters=[{"Name": "instance-id", "Values": part}]
@@ -324,7 +333,7 @@ def describe_ids(client, ids):
     return oldest_first(found)
 
 
-def instance_ids_with(client, filter_name, value):
+def instance_ids_with(client: AwsClient, filter_name: str, value: str) -> set[str]:
     """IDs of the instances not yet terminated whose ``filter_name`` (``key-name``, ``instance.group-id``) is
     ``value``: what still uses a key pair or a security group."""
     filters = [
@@ -335,7 +344,7 @@ def instance_ids_with(client, filter_name, value):
     return {inst["InstanceId"] for res in reservations for inst in res.get("Instances", ())}
 
 
-def check_image(client, image_id, parameter=None):
+def check_image(client: AwsClient, image_id: str, parameter: str | None = None) -> dict[str, Any]:
     """The image ``image_id`` (read from SSM ``parameter`` when given); TaskError when it is not usable here."""
     images = not_found(
         lambda: client.call("describe_images", ImageIds=[image_id])["Images"],
@@ -354,7 +363,7 @@ def check_image(client, image_id, parameter=None):
     return image
 
 
-def check_instance_type(client, instance_type, image):
+def check_instance_type(client: AwsClient, instance_type: str, image: dict[str, Any] | None) -> None:
     """TaskError unless the region offers ``instance_type`` and it can boot ``image`` (architecture, ENA, boot)."""
     types = not_found(
         lambda: client.call("describe_instance_types", InstanceTypes=[instance_type])["InstanceTypes"],
@@ -373,7 +382,9 @@ def check_instance_type(client, instance_type, image):
         raise TaskError(error)
 
 
-def volumes_of(client, instances, volumes):
+def volumes_of(
+    client: AwsClient, instances: Iterable[dict[str, Any]], volumes: Sequence[dict[str, Any]] | None
+) -> dict[str, dict[str, Any]]:
     """``{volume_id: volume}`` of the instances' volumes, when ``volumes`` (the option) needs comparing.
 
     Asked for with a ``volume-id`` filter, not ``VolumeIds``: EC2 fails a whole ``VolumeIds`` request when one of them
@@ -399,7 +410,9 @@ def volumes_of(client, instances, volumes):
 # --- waits ------------------------------------------------------------------------------------------
 
 
-def wait_visible(client, ids, launched, timeout=CONSISTENCY_TIMEOUT):
+def wait_visible(
+    client: AwsClient, ids: Iterable[str], launched: Iterable[str], timeout: float = CONSISTENCY_TIMEOUT
+) -> list[dict[str, Any]]:
     """The instances ``ids``, once EC2 shows every one of ``launched`` (just launched by this run)."""
     wanted = set(launched)
     return wait_until(
@@ -411,16 +424,18 @@ def wait_visible(client, ids, launched, timeout=CONSISTENCY_TIMEOUT):
     )
 
 
-def wait_for_state(client, ids, state, timeout, kms_keys=()):
+def wait_for_state(
+    client: AwsClient, ids: Sequence[str], state: str, timeout: float, kms_keys: Iterable[str] = ()
+) -> list[dict[str, Any]]:
     """Wait until every instance in ``ids`` is in ``state`` (``terminated``: or gone); return them.
 
     An instance that dies on the way fails the wait at once with its reason; one EC2 terminated because it could not
     use a KMS key says so, naming the keys (``kms_keys``: those the launch named; the account's default key too)."""
 
     dead = {"shutting-down", "terminated"} | ({"stopped"} if state == "running" else set())
-    booting = set()  # seen pending or running in this wait
+    booting: set[str] = set()  # seen pending or running in this wait
 
-    def check(instances):
+    def check(instances: list[dict[str, Any]]) -> bool:
         seen = {inst["InstanceId"]: inst for inst in instances}
         for iid in ids:
             inst = seen.get(iid)
@@ -470,30 +485,32 @@ class Fleet:
     instances are (:class:`LaunchSpec`); ``warn`` gives the user a warning.
     """
 
-    def __init__(self, changes, spec: LaunchSpec, warn):
+    def __init__(self, changes: Changes, spec: LaunchSpec, warn: Callable[[str], None]) -> None:
         self.changes = changes
         self.client = changes.client
         self.spec = spec
         self.warn = warn
-        self.launched = []
-        self.terminated = []
+        self.launched: list[str] = []
+        self.terminated: list[str] = []
         self.touched = False  # whether an instance was changed (so their state must be read again)
 
-    def act(self, change, operation, created_codes=(), **request):
+    def act(
+        self, change: str, operation: str, created_codes: Collection[str] = (), **request: Any
+    ) -> dict[str, Any] | None:
         self.touched = True
         return self.changes.act(change, operation, created_codes, **request)
 
-    def wait(self, ids, state):
+    def wait(self, ids: Sequence[str], state: str) -> list[dict[str, Any]] | None:
         if ids and self.spec.wait and not self.changes.check_mode:
             return self.wait_for(ids, state)
         return None
 
-    def wait_for(self, ids, state):
+    def wait_for(self, ids: Sequence[str], state: str) -> list[dict[str, Any]]:
         """Wait until each of ``ids`` is in ``state``, whatever ``wait`` says (what follows needs it)."""
         spec = self.spec
         return wait_for_state(self.client, ids, state, spec.wait_timeout, named_kms_keys(spec.volumes))
 
-    def protection(self, instances):
+    def protection(self, instances: Iterable[dict[str, Any]]) -> dict[str, bool]:
         """``{instance_id: DisableApiTermination}`` when termination_protection is managed."""
         if self.spec.termination_protection is None:
             return {}
@@ -504,7 +521,7 @@ class Fleet:
             for inst in instances
         }
 
-    def terminate(self, instances):
+    def terminate(self, instances: Sequence[dict[str, Any]]) -> None:
         if not instances:
             return
         ids = [inst["InstanceId"] for inst in instances]
@@ -520,7 +537,16 @@ class Fleet:
         self.act(f"terminate {', '.join(ids)}", "terminate_instances", InstanceIds=ids)
         self.terminated += ids
 
-    def launch(self, missing, subnets, current_ids, groups, image, created_codes, salt=""):
+    def launch(
+        self,
+        missing: int,
+        subnets: Sequence[dict[str, Any]],
+        current_ids: Sequence[str],
+        groups: list[str] | None,
+        image: dict[str, Any] | None,
+        created_codes: Collection[str],
+        salt: str = "",
+    ) -> list[str]:
         """Launch ``missing`` instances in the first of ``subnets`` (one VPC, best first) that takes them.
 
         When EC2 answers Unsupported or InsufficientInstanceCapacity, the next zone that offers the type is
@@ -530,7 +556,7 @@ class Fleet:
         launch is for (its client token is its own). Returns the IDs launched (none in check mode).
         """
 
-        def request(subnet, token):
+        def request(subnet: dict[str, Any], token: str) -> dict[str, Any]:
             return build_run_request(self.spec, subnet["SubnetId"], groups, missing, token, image)
 
         tried = []
@@ -552,7 +578,15 @@ class Fleet:
             f"no zone could launch {missing} {self.spec.instance_type} instance(s); tried {', '.join(tried)}"
         )
 
-    def launch_spread(self, plan, current_ids, groups, image, created_codes, salt=""):
+    def launch_spread(
+        self,
+        plan: Iterable[tuple[Sequence[dict[str, Any]], int]],
+        current_ids: Sequence[str],
+        groups: list[str] | None,
+        image: dict[str, Any] | None,
+        created_codes: Collection[str],
+        salt: str = "",
+    ) -> list[str]:
         """Launch what ``plan`` (:func:`_placement.spread`) puts in each zone, each zone's instances with
         :meth:`launch` (their own client token; the next zone of the plan's order when the zone has no capacity).
         Returns the IDs launched."""
@@ -562,7 +596,14 @@ class Fleet:
             ids += self.launch(count, tried, current_ids, groups, image, created_codes, zone_salt)
         return ids
 
-    def launch_in(self, subnet, zone_salt, current_ids, request_for, created_codes):
+    def launch_in(
+        self,
+        subnet: dict[str, Any],
+        zone_salt: str,
+        current_ids: Sequence[str],
+        request_for: Callable[[dict[str, Any], str], dict[str, Any]],
+        created_codes: Collection[str],
+    ) -> list[str]:
         """One RunInstances into ``subnet``, with a client token derived again when EC2 refuses the one used."""
         spec = self.spec
         salt = zone_salt
@@ -598,7 +639,9 @@ class Fleet:
             salt = zone_salt + "stale:" + ",".join(sorted(inst["InstanceId"] for inst in instances))
         raise TaskError(f"RunInstances kept answering with instances that are gone (client token {token})")
 
-    def reconcile(self, instances, groups, group_codes=()):
+    def reconcile(
+        self, instances: Sequence[dict[str, Any]], groups: list[str] | None, group_codes: Collection[str] = ()
+    ) -> None:
         """Tags, security groups (``groups``: exact IDs, or None to leave them), termination protection and
         metadata options of existing ``instances``, in place. ``group_codes``: NotFound codes of a group
         this run created."""
@@ -649,7 +692,7 @@ class Fleet:
                     **changes,
                 )
 
-    def apply_state(self, instances):
+    def apply_state(self, instances: Iterable[dict[str, Any]]) -> list[dict[str, Any]] | None:
         """Start or stop ``instances`` (existing ones by their last known state, new ones as pending)."""
         states = {inst["InstanceId"]: inst["State"]["Name"] for inst in instances}
         states.update((iid, "pending") for iid in self.launched)

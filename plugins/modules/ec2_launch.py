@@ -721,6 +721,7 @@ security_group_id:
 """
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.bakery.ec2.plugins.module_utils._changes import Changes
@@ -778,11 +779,14 @@ from ansible_collections.bakery.ec2.plugins.module_utils._targets import (
     find_target_groups,
 )
 
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
 USER_DATA_LIMIT = 16 * 1024
 IOPS_TYPES = ("gp3", "io1", "io2")
 
 
-def validate(params):
+def validate(params: dict[str, Any]) -> str | None:
     """Return an error message for the first bad option value (no AWS call), or None."""
     if not params["name"].strip():
         return f"name: {params['name']!r} is blank; give the group's name (the Name tag of its instances)"
@@ -848,7 +852,7 @@ def validate(params):
     )
 
 
-def subnet_ids_error(params):
+def subnet_ids_error(params: dict[str, Any]) -> str | None:
     """What is wrong with ``subnet_ids`` alone or next to ``subnet_id`` / ``availability_zone`` (no AWS call)."""
     listed = params["subnet_ids"]
     if listed is None:
@@ -869,11 +873,11 @@ def subnet_ids_error(params):
     return None
 
 
-def zone_of(instance):
+def zone_of(instance: dict[str, Any]) -> str | None:
     return (instance.get("Placement") or {}).get("AvailabilityZone")
 
 
-def snapshot(instances, rules):
+def snapshot(instances: Sequence[dict[str, Any]], rules: Iterable[str]) -> dict[str, Any]:
     """What diff mode shows of the group."""
     return {
         "count": len(instances),
@@ -916,7 +920,7 @@ class Task:
     the result lists what changed.
     """
 
-    def __init__(self, module):
+    def __init__(self, module: AwsModule) -> None:
         self.module = module
         self.params = module.params  # the options as given (never written: the plan holds what they resolve to)
         self.client = module.client()
@@ -937,7 +941,7 @@ class Task:
     def firewall(self) -> Firewall | None:
         return self.plan.firewall if self.plan else None
 
-    def present(self):
+    def present(self) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
         """``state: running`` or ``stopped``; returns the diff's before, the instances after, the diff's after."""
         self.plan = self.look()
         self.fleet = Fleet(self.changes, self.plan.spec, self.module.warn)
@@ -1138,7 +1142,7 @@ class Task:
 
         placed = {inst["InstanceId"]: zone_of(inst) for inst in plan.existing}
 
-        def launch(count, current_ids):
+        def launch(count: int, current_ids: list[str]) -> list[dict[str, Any]]:
             if plan.listed:  # next to the instances that stay: the batch's old ones (the oldest drifted) go
                 going = [inst["InstanceId"] for inst in plan.replacing if inst["InstanceId"] in current_ids][:count]
                 staying = [placed.get(iid) for iid in current_ids if iid not in going]
@@ -1206,7 +1210,7 @@ class Task:
         listed = self.plan.listed if self.plan else None
         return zone_counts(listed or (), [zone for zone in placed if zone])
 
-    def absent(self):
+    def absent(self) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
         """``state: absent``: terminate the group, then delete its firewall and imported key pair once unused."""
         params, fleet = self.params, self.fleet
         vpc_id = None
@@ -1296,7 +1300,7 @@ ARGUMENT_SPEC = {
 }
 
 
-def refresh_result(task):
+def refresh_result(task: Task) -> dict[str, Any]:
     """``instance_refresh`` of the result (when the option is given), also for a failed task."""
     if task.params["instance_refresh"] is None or task.params["state"] == "absent":
         return {}
@@ -1305,12 +1309,12 @@ def refresh_result(task):
     return {"instance_refresh": task.rollout.result}
 
 
-def main():
+def main() -> None:
     module = AwsModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True, required_by={"public_key": "key_name"})
     module.run(run)
 
 
-def run(module):
+def run(module: AwsModule) -> None:
     params = module.params
     if params["public_key"] is not None and not HAS_CRYPTOGRAPHY:
         module.fail(missing_required_lib("cryptography"), exception=str(CRYPTOGRAPHY_IMPORT_ERROR))
