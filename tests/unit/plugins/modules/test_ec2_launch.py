@@ -294,6 +294,50 @@ def run_params(count=1):
     }
 
 
+CMK = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+def test_a_volume_kms_key_id_is_sent_as_its_mapping_kms_key_with_encrypted_true(ec2, run_module):
+    # The key goes into that volume's mapping only; a volume without one is encrypted with the account's default.
+    stub_lookups(ec2)
+    volumes = [
+        {"device_name": "/dev/sdf", "size": 20, "kms_key_id": CMK},
+        {"device_name": "/dev/sdg", "size": 10, "type": "gp3", "throughput": 250},
+    ]
+    request = dict(
+        run_params(),
+        ClientToken=_instances.client_token("web", "us-east-1", VPC, [], 1),
+        BlockDeviceMappings=[
+            {
+                "DeviceName": "/dev/sdf",
+                "Ebs": {
+                    "VolumeType": "gp3",
+                    "Encrypted": True,
+                    "DeleteOnTermination": True,
+                    "VolumeSize": 20,
+                    "KmsKeyId": CMK,
+                },
+            },
+            {
+                "DeviceName": "/dev/sdg",
+                "Ebs": {
+                    "VolumeType": "gp3",
+                    "Encrypted": True,
+                    "DeleteOnTermination": True,
+                    "VolumeSize": 10,
+                    "Throughput": 250,
+                },
+            },
+        ],
+    )
+    ec2.add_response("run_instances", {"Instances": [instance("i-00000001", "pending")]}, request)
+    ec2.add_response("describe_instances", reservations(instance("i-00000001", "running")), id_filter("i-00000001"))
+    res = run_module(ec2_launch, dict(BASE, volumes=volumes))
+    assert not res.failed, res.result["msg"]
+    assert res.result["launched_ids"] == ["i-00000001"]
+    ec2.assert_no_pending_responses()
+
+
 def test_stale_client_token_gets_a_new_deterministic_one(ec2, run_module):
     stub_lookups(ec2)
     first = _instances.client_token("web", "us-east-1", VPC, [], 1)
