@@ -98,7 +98,9 @@ _value:
 import hashlib
 import json
 import re
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
+from typing import Any
 
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_text
@@ -110,16 +112,16 @@ COLLECTION_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_ROLE = COLLECTION_ROOT / "roles" / "webserver"
 
 
-def _sha256(data):
+def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _canonical(value):
+def _canonical(value: Any) -> str:
     """JSON with sorted keys and no spaces: the same value gives the same bytes on any machine."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=to_text)
 
 
-def role_files(role_path):
+def role_files(role_path: Path) -> list[tuple[str, str]]:
     """``[(path inside the role, SHA-256 of its content)]``, sorted by path."""
     files = []
     for part in ROLE_DIRS:
@@ -133,7 +135,7 @@ def role_files(role_path):
     return sorted(files)
 
 
-def secret_options(role_path):
+def secret_options(role_path: Path) -> set[str]:
     """Names of the role's options marked ``no_log`` in ``meta/argument_specs.yml`` (any entry point)."""
     specs_file = role_path / "meta" / "argument_specs.yml"
     if not specs_file.is_file():
@@ -141,7 +143,7 @@ def secret_options(role_path):
     from ansible.parsing.yaml.loader import AnsibleLoader
 
     specs = AnsibleLoader(specs_file.read_text(encoding="utf-8")).get_single_data() or {}
-    names = set()
+    names: set[str] = set()
     for entry in (specs.get("argument_specs") or {}).values():
         for name, spec in ((entry or {}).get("options") or {}).items():
             if isinstance(spec, dict) and spec.get("no_log"):
@@ -149,7 +151,7 @@ def secret_options(role_path):
     return names
 
 
-def own_version(root=COLLECTION_ROOT):
+def own_version(root: Path = COLLECTION_ROOT) -> str:
     """This collection's version: MANIFEST.json of an installed copy, else galaxy.yml of a checkout."""
     manifest = root / "MANIFEST.json"
     if manifest.is_file():
@@ -162,7 +164,14 @@ def own_version(root=COLLECTION_ROOT):
     raise AnsibleFilterError(f"recipe_hash: no MANIFEST.json or galaxy.yml with a version in {root}")
 
 
-def recipe_inputs(base_image_id, role_vars, role_path, version, secrets=(), exclude=()):
+def recipe_inputs(
+    base_image_id: str,
+    role_vars: dict[str, Any],
+    role_path: Path,
+    version: str,
+    secrets: Iterable[str] = (),
+    exclude: Collection[str] = (),
+) -> str:
     """What the hash is made of, as one canonical document (a pure function of its arguments)."""
     hidden = secret_options(role_path) | set(secrets)
     variables = {}
@@ -183,7 +192,14 @@ def recipe_inputs(base_image_id, role_vars, role_path, version, secrets=(), excl
     )
 
 
-def recipe_hash(base_image_id, role_vars=None, role_path=None, collection_version=None, secrets=None, exclude=None):
+def recipe_hash(
+    base_image_id: str,
+    role_vars: dict[str, Any] | None = None,
+    role_path: str | None = None,
+    collection_version: str | None = None,
+    secrets: Iterable[str] | None = None,
+    exclude: Collection[str] | None = None,
+) -> str:
     """SHA-256 of the base image, the role's files, its variables and the collection's version."""
     if not isinstance(base_image_id, str) or not AMI_RE.match(base_image_id):
         raise AnsibleFilterError(f"recipe_hash: {base_image_id!r} is not an AMI ID (ami- and 8 or 17 hex digits)")
@@ -198,5 +214,5 @@ def recipe_hash(base_image_id, role_vars=None, role_path=None, collection_versio
 
 
 class FilterModule:
-    def filters(self):
+    def filters(self) -> dict[str, Callable[..., str]]:
         return {"recipe_hash": recipe_hash}

@@ -9,13 +9,27 @@ Not a public API: the leading underscore means names here may change in any rele
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Collection
+from typing import Any, TypeVar
 
 from ansible_collections.bakery.ec2.plugins.module_utils._client import AwsClient
 from ansible_collections.bakery.ec2.plugins.module_utils._errors import WaitTimeout
 from ansible_collections.bakery.ec2.plugins.module_utils._shapes import chunks
 
+_T = TypeVar("_T")
 
-def wait_until(fetch, check, timeout, what, describe=repr, first_delay=0.25, max_delay=2.0, factor=1.6, clock=None):
+
+def wait_until(
+    fetch: Callable[[], _T],
+    check: Callable[[_T], object],
+    timeout: float,
+    what: str,
+    describe: Callable[[_T], Any] = repr,
+    first_delay: float = 0.25,
+    max_delay: float = 2.0,
+    factor: float = 1.6,
+    clock: Callable[[], float] | None = None,
+) -> _T:
     """Poll ``fetch()`` until ``check(value)`` is true; raise :class:`WaitTimeout` with the last state seen.
 
     ``check`` may raise to abort the wait (a state that can no longer turn into the one wanted).
@@ -39,17 +53,19 @@ def wait_until(fetch, check, timeout, what, describe=repr, first_delay=0.25, max
 class Changes:
     """What a run changes, or in check mode would change, one line each, in order; the one way to change."""
 
-    def __init__(self, check_mode, client=None):
+    def __init__(self, check_mode: bool, client: AwsClient | None = None) -> None:
         self.check_mode = check_mode
         self.client = client
-        self.actions = []
+        self.actions: list[str] = []
 
-    def will(self, action):
+    def will(self, action: str) -> bool:
         """Record ``action``; return True when it is to be carried out (not in check mode)."""
         self.actions.append(action)
         return not self.check_mode
 
-    def act(self, action, operation, created_codes=(), **params):
+    def act(
+        self, action: str, operation: str, created_codes: Collection[str] = (), **params: Any
+    ) -> dict[str, Any] | None:
         """Record ``action``; outside check mode, make the call ``operation`` and return its answer.
 
         ``created_codes``: NotFound codes of resources this run created that the call names; they are

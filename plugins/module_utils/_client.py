@@ -12,6 +12,8 @@ import json
 import random
 import re
 import time
+from collections.abc import Callable, Collection, Iterator
+from typing import Any
 
 try:
     from botocore.exceptions import (
@@ -69,7 +71,7 @@ CREATED_BACKOFF_CAP = 2.0
 ENCODED_MESSAGE_RE = re.compile(r"Encoded authorization failure message:\s*(\S+)")
 
 
-def _error_code(err):
+def _error_code(err: Exception) -> tuple[str, str, int | None]:
     if isinstance(err, ClientError):
         error = err.response.get("Error", {})
         return (
@@ -80,7 +82,7 @@ def _error_code(err):
     return type(err).__name__, str(err), None
 
 
-def is_retryable(err, extra_codes=()):
+def is_retryable(err: Exception, extra_codes: Collection[str] = ()) -> bool:
     """Throttling, 5xx, lost connections and the caller's eventual-consistency codes are retried."""
     if isinstance(err, (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError, ConnectTimeoutError)):
         return True
@@ -95,7 +97,9 @@ def is_retryable(err, extra_codes=()):
     return False
 
 
-def backoff_delays(attempts, base=0.5, cap=20.0, rng=random.random):
+def backoff_delays(
+    attempts: int, base: float = 0.5, cap: float = 20.0, rng: Callable[[], float] = random.random
+) -> Iterator[float]:
     """Full-jitter exponential backoff: one delay before each retry."""
     for attempt in range(attempts - 1):
         yield rng() * min(cap, base * (2**attempt))
@@ -107,16 +111,16 @@ class AwsClient:
     # Patched by the unit tests so retries do not sleep.
     sleep = staticmethod(time.sleep)
 
-    def __init__(self, client, max_attempts=10, sts_client=None):
+    def __init__(self, client: Any, max_attempts: int = 10, sts_client: Callable[[], AwsClient] | None = None) -> None:
         self.client = client
         self.max_attempts = max_attempts
         self.region = client.meta.region_name
         # A callable returning an AwsClient for STS, used to decode an encoded authorization failure.
         self.sts_client = sts_client
         # A set the caller reads (debug_botocore_endpoint_logs): "ec2:DescribeImages" for every action called.
-        self.actions = None
+        self.actions: set[str] | None = None
 
-    def call(self, operation, retry_codes=(), **params):
+    def call(self, operation: str, retry_codes: Collection[str] = (), **params: Any) -> dict[str, Any]:
         """Call ``operation`` (snake_case boto3 name) with retries; return the response dict."""
         method = getattr(self.client, operation)
         delays = backoff_delays(self.max_attempts)
@@ -134,7 +138,9 @@ class AwsClient:
                     raise self._error(operation, err) from None
                 self.sleep(delay)
 
-    def call_created(self, operation, not_found_codes, timeout=CONSISTENCY_TIMEOUT, **params):
+    def call_created(
+        self, operation: str, not_found_codes: Collection[str], timeout: float = CONSISTENCY_TIMEOUT, **params: Any
+    ) -> dict[str, Any]:
         """:meth:`call` about a resource this run has just created, which EC2 may not show everywhere yet.
 
         An error whose code is in ``not_found_codes`` (the NotFound codes of that resource only, never every
@@ -152,7 +158,9 @@ class AwsClient:
                     raise
                 self.sleep(min(remaining, next(delays)))
 
-    def paginate(self, operation, result_key, retry_codes=(), **params):
+    def paginate(
+        self, operation: str, result_key: str, retry_codes: Collection[str] = (), **params: Any
+    ) -> Iterator[dict[str, Any]]:
         """Yield every item of ``result_key`` across NextToken pages; each page is retried on its own."""
         while True:
             page = self.call(operation, retry_codes=retry_codes, **params)
@@ -162,7 +170,7 @@ class AwsClient:
                 return
             params["NextToken"] = token
 
-    def _error(self, operation, err):
+    def _error(self, operation: str, err: Exception) -> AwsError:
         name = self.client.meta.method_to_api_mapping.get(operation, operation)
         if isinstance(err, (NoCredentialsError, PartialCredentialsError)):
             return AwsError(
@@ -182,7 +190,7 @@ class AwsClient:
             message = self._explain_denied(message)
         return AwsError(name, code, message, status)
 
-    def _explain_denied(self, message):
+    def _explain_denied(self, message: str) -> str:
         """Replace the encoded reason of a denied call by its decoded summary, or say how to decode it."""
         encoded = ENCODED_MESSAGE_RE.search(message).group(1)
         head = ENCODED_MESSAGE_RE.sub("", message).strip()
@@ -200,7 +208,7 @@ class AwsClient:
             )
 
 
-def summarize_decoded(text):
+def summarize_decoded(text: str) -> str:
     """sts:DecodeAuthorizationMessage's JSON -> ``action on resource denied to principal (why); conditions``."""
     decoded = json.loads(text)
     context = decoded.get("context") or {}
@@ -213,7 +221,7 @@ def summarize_decoded(text):
     return line
 
 
-def _condition(item):
+def _condition(item: dict[str, Any]) -> str:
     values = item.get("values")
     if isinstance(values, dict):
         values = [v.get("value") if isinstance(v, dict) else v for v in values.get("items", [])]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable, Mapping
+from typing import Any
 
 try:
     import boto3
@@ -75,7 +77,7 @@ SERVICE_ENDPOINT_VARIABLES = {
 }
 
 
-def service_endpoint(service, task_endpoint, environ=None):
+def service_endpoint(service: str, task_endpoint: str | None, environ: Mapping[str, str] | None = None) -> str | None:
     """The endpoint of ``service`` (ssm, elbv2) for a task whose EC2 endpoint is ``task_endpoint`` (None: AWS's).
 
     The service's own variable (``AWS_ENDPOINT_URL_SSM``, ``AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2``) wins, as
@@ -91,7 +93,7 @@ def service_endpoint(service, task_endpoint, environ=None):
     return environ.get("AWS_ENDPOINT_URL") or None
 
 
-def connection_params_from(getter):
+def connection_params_from(getter: Callable[[str], Any]) -> dict[str, Any]:
     """Collect the connection options through ``getter(name)`` (module params or plugin get_option).
 
     Raise :class:`AwsError` when the keys given are incomplete (botocore would fail later with a TypeError).
@@ -115,7 +117,7 @@ def connection_params_from(getter):
     return params
 
 
-def build_session(params):
+def build_session(params: dict[str, Any]) -> boto3.session.Session:
     """A boto3 session from the connection options; raise :class:`AwsError` on an unknown profile."""
     try:
         return boto3.session.Session(
@@ -128,7 +130,7 @@ def build_session(params):
         raise AwsError("Session", "ProfileNotFound", f"profile {params.get('profile')!r} is not configured") from None
 
 
-def verify_setting(params):
+def verify_setting(params: dict[str, Any]) -> bool | str | None:
     """``verify`` for botocore: False without validation, else the CA bundle given, else None.
 
     None lets botocore find the bundle itself (AWS_CA_BUNDLE, the profile's ca_bundle, its own default);
@@ -142,7 +144,7 @@ def verify_setting(params):
     return bundle or None
 
 
-def client_config(params):
+def client_config(params: dict[str, Any]) -> Config:
     """botocore's Config: ours (one attempt per call, as retries are ours), updated with ``aws_config``."""
     config = Config(
         # Retries are ours (AwsClient.call), so botocore makes one attempt per call.
@@ -161,7 +163,13 @@ def client_config(params):
         raise AwsError("Session", "InvalidConfig", f"aws_config: {err}") from None
 
 
-def build_client(params, service="ec2", region=None, max_attempts=10, session=None):
+def build_client(
+    params: dict[str, Any],
+    service: str = "ec2",
+    region: str | None = None,
+    max_attempts: int = 10,
+    session: boto3.session.Session | None = None,
+) -> AwsClient:
     """Build an :class:`AwsClient` from the connection options; raise :class:`AwsError` on bad settings.
 
     Clients of one ``session`` share its loaded API models. A session is not thread-safe, but
@@ -201,11 +209,11 @@ def build_client(params, service="ec2", region=None, max_attempts=10, session=No
     return AwsClient(client, max_attempts=max_attempts, sts_client=sts)
 
 
-def _lazy_sts_client(params, region, session):
+def _lazy_sts_client(params: dict[str, Any], region: str, session: boto3.session.Session) -> Callable[[], AwsClient]:
     """A callable that builds the STS client of these settings on first use (to decode a denied call)."""
-    built = []
+    built: list[AwsClient] = []
 
-    def sts_client():
+    def sts_client() -> AwsClient:
         with _SESSION_LOCK:
             if not built:
                 built.append(build_client(params, service="sts", region=region, max_attempts=3, session=session))

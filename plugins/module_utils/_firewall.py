@@ -12,6 +12,8 @@ the task, tagged as made by ec2_launch, in the instances' VPC, holding exactly t
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ansible_collections.bakery.ec2.plugins.module_utils._changes import wait_until
 from ansible_collections.bakery.ec2.plugins.module_utils._client import CONSISTENCY_TIMEOUT
@@ -19,6 +21,12 @@ from ansible_collections.bakery.ec2.plugins.module_utils._errors import AwsError
 from ansible_collections.bakery.ec2.plugins.module_utils._instances import instance_ids_with
 from ansible_collections.bakery.ec2.plugins.module_utils._shapes import check_id, chunks
 from ansible_collections.bakery.ec2.plugins.module_utils._tags import tag_specifications, tags_to_dict
+
+if TYPE_CHECKING:
+    from ansible_collections.bakery.ec2.plugins.module_utils._changes import Changes
+    from ansible_collections.bakery.ec2.plugins.module_utils._client import AwsClient
+
+    Atom = tuple[str, int, int, str, str]  # (proto, from, to, kind, source)
 
 MANAGED_TAG = ("ManagedBy", "bakery.ec2.ec2_launch")
 PROTOCOLS = {"tcp": "tcp", "udp": "udp", "icmp": "icmp", "all": "-1", "6": "tcp", "17": "udp", "1": "icmp"}
@@ -31,7 +39,7 @@ GROUP_DELETE_TIMEOUT = 300
 # --- pure helpers: rules ----------------------------------------------------------------------------
 
 
-def parse_ports(value, where):
+def parse_ports(value: object, where: str) -> tuple[int, int]:
     """``443`` / ``"443"`` / ``"8000-8080"`` -> ``(from, to)``; ValueError naming the value."""
     if isinstance(value, bool):
         raise ValueError(f"{where}: {value!r} is not a port or a from-to range")
@@ -49,7 +57,7 @@ def parse_ports(value, where):
     return low, high
 
 
-def parse_cidr(value, where):
+def parse_cidr(value: object, where: str) -> tuple[str, str]:
     """Canonical form of an IPv4 or IPv6 CIDR and its kind; ValueError naming the value."""
     try:
         net = ipaddress.ip_network(str(value).strip(), strict=True)
@@ -58,13 +66,13 @@ def parse_cidr(value, where):
     return str(net), ("cidr" if net.version == 4 else "cidr6")
 
 
-def firewall_atoms(rules, name):
+def firewall_atoms(rules: Iterable[dict[str, Any]] | None, name: str) -> set[Atom]:
     """Turn the ``firewall`` option into a set of atoms ``(proto, from, to, kind, source)``.
 
     ``kind`` is ``cidr``, ``cidr6`` or ``group``; a group source is still a reference (ID or name),
     ``name`` itself meaning the managed group. One atom is one permission EC2 stores.
     """
-    atoms = set()
+    atoms: set[Atom] = set()
     for idx, rule in enumerate(rules or ()):
         where = f"firewall[{idx}]"
         proto = PROTOCOLS[rule["proto"]]
@@ -92,8 +100,8 @@ def firewall_atoms(rules, name):
     return atoms
 
 
-def atoms_from_permissions(permissions):
-    atoms = set()
+def atoms_from_permissions(permissions: Iterable[dict[str, Any]] | None) -> set[Atom]:
+    atoms: set[Atom] = set()
     for perm in permissions or ():
         proto = PROTOCOLS.get(str(perm.get("IpProtocol")), str(perm.get("IpProtocol")))
         if proto in ("-1", "icmp") and perm.get("FromPort", -1) in (-1, None) and perm.get("ToPort", -1) in (-1, None):
@@ -109,8 +117,8 @@ def atoms_from_permissions(permissions):
     return atoms
 
 
-def permissions_from_atoms(atoms):
-    grouped = {}
+def permissions_from_atoms(atoms: Iterable[Atom]) -> list[dict[str, Any]]:
+    grouped: dict[tuple[str, int, int], dict[str, Any]] = {}
     for proto, low, high, kind, source in sorted(atoms):
         perm = grouped.setdefault((proto, low, high), {"IpProtocol": proto})
         if proto != "-1":
@@ -124,7 +132,7 @@ def permissions_from_atoms(atoms):
     return [grouped[key] for key in sorted(grouped)]
 
 
-def rule_text(atom):
+def rule_text(atom: Atom) -> str:
     proto, low, high, _kind, source = atom
     if proto == "-1":
         what = "all"
@@ -135,7 +143,7 @@ def rule_text(atom):
     return f"{what} from {source}"
 
 
-def ssh_open_to_world(atoms):
+def ssh_open_to_world(atoms: Iterable[Atom]) -> bool:
     return any(
         kind in ("cidr", "cidr6")
         and source in ("0.0.0.0/0", "::/0")
@@ -144,18 +152,18 @@ def ssh_open_to_world(atoms):
     )
 
 
-def is_managed(group):
+def is_managed(group: dict[str, Any]) -> bool:
     return tags_to_dict(group.get("Tags")).get(MANAGED_TAG[0]) == MANAGED_TAG[1]
 
 
 # --- reading EC2 ------------------------------------------------------------------------------------
 
 
-def resolve_groups(client, refs, vpc_id, option):
+def resolve_groups(client: AwsClient, refs: Sequence[str], vpc_id: str | None, option: str) -> list[str]:
     """Security group IDs for ``refs`` (IDs or names in ``vpc_id``), in the order given."""
     ids = [ref for ref in refs if ref.startswith("sg-")]
     names = [ref for ref in refs if not ref.startswith("sg-")]
-    found = {}
+    found: dict[str, str] = {}
     for part in chunks(ids):
         groups = not_found(
             lambda part=part: client.call("describe_security_groups", GroupIds=part)["SecurityGroups"],
@@ -178,7 +186,9 @@ def resolve_groups(client, refs, vpc_id, option):
     return [found[ref] for ref in refs]
 
 
-def find_managed_groups(client, name, vpc_id=None, managed_only=True):
+def find_managed_groups(
+    client: AwsClient, name: str, vpc_id: str | None = None, managed_only: bool = True
+) -> list[dict[str, Any]]:
     """The security groups named ``name`` (in ``vpc_id`` when given), only ec2_launch's unless ``managed_only``
     is false."""
     filters = [{"Name": "group-name", "Values": [name]}]
@@ -197,37 +207,37 @@ class Firewall:
     the rules asked for. :meth:`look` reads and checks (nothing changes), :meth:`apply` changes through
     ``changes`` (:class:`Changes`), so check mode changes nothing."""
 
-    def __init__(self, changes, name, vpc_id):
+    def __init__(self, changes: Changes, name: str, vpc_id: str | None) -> None:
         self.changes = changes
         self.client = changes.client
         self.name = name
         self.vpc_id = vpc_id
-        self.group = None
-        self.group_id = None
+        self.group: dict[str, Any] | None = None
+        self.group_id: str | None = None
         self.created = False  # by this run, which may not see it everywhere yet
-        self.rules = set()
-        self.current_rules = set()
-        self.before = []  # the rules before, as text (diff mode)
+        self.rules: set[Atom] = set()
+        self.current_rules: set[Atom] = set()
+        self.before: list[str] = []  # the rules before, as text (diff mode)
 
     @property
-    def placeholder(self):
+    def placeholder(self) -> str:
         """What stands for the group's ID before it exists (check mode, and the rules before creation)."""
         return f"(new group {self.name})"
 
     @property
-    def member_id(self):
+    def member_id(self) -> str:
         """The ID to attach to the instances (its placeholder in check mode before it exists)."""
         return self.group_id or self.placeholder
 
     @property
-    def not_found_codes(self):
+    def not_found_codes(self) -> tuple[str, ...]:
         """NotFound codes a call naming the group may meet and retry: only when this run created it."""
         return GROUP_NOT_FOUND if self.created else ()
 
-    def after(self):
+    def after(self) -> list[str]:
         return [rule_text(a) for a in self.rules]
 
-    def look(self, rules, warn):
+    def look(self, rules: Iterable[dict[str, Any]] | None, warn: Callable[[str], None]) -> None:
         """Find the group, refuse one not made by ec2_launch, and resolve ``rules`` (the ``firewall`` option)."""
         if not self.vpc_id:
             raise TaskError("firewall: no VPC to keep the security group in; give subnet_id")
@@ -252,7 +262,7 @@ class Firewall:
         if ssh_open_to_world(self.rules):
             warn(f"firewall: port 22 of {self.name!r} is open to the whole internet")
 
-    def apply(self):
+    def apply(self) -> None:
         """Create the group when missing, then revoke the rules not asked for and authorize the missing ones."""
         name = self.name
         if self.group is None:
@@ -290,7 +300,7 @@ class Firewall:
         if authorize and self.changes.will(f"authorize {', '.join(rule_text(a) for a in sorted(authorize))} on {name}"):
             self.authorize_checked(authorize)
 
-    def adopt_duplicate(self):
+    def adopt_duplicate(self) -> dict[str, Any]:
         """After InvalidGroup.Duplicate on create: the group is ours (a retried create whose answer was lost)
         when it carries the managed tag, which EC2 sets in the same call; return it."""
         groups = wait_until(
@@ -306,7 +316,7 @@ class Firewall:
             )
         return groups[0]
 
-    def authorize_checked(self, atoms):
+    def authorize_checked(self, atoms: set[Atom]) -> None:
         """Authorize ``atoms``; InvalidPermission.Duplicate after a lost answer counts once every one is there."""
         codes = self.not_found_codes
         try:
@@ -329,7 +339,14 @@ class Firewall:
                 )
 
 
-def drop_firewall(changes, name, vpc_id, still_shutting_down, timeout, warn):
+def drop_firewall(
+    changes: Changes,
+    name: str,
+    vpc_id: str | None,
+    still_shutting_down: bool,
+    timeout: float,
+    warn: Callable[[str], None],
+) -> list[str]:
     """With ``state: absent``: delete the managed group ``name`` (in ``vpc_id``, or in every VPC) unless an
     instance still uses it; return its rules before, as text (diff mode).
 
@@ -357,7 +374,7 @@ def drop_firewall(changes, name, vpc_id, still_shutting_down, timeout, warn):
     return before
 
 
-def delete_group(client, group_id):
+def delete_group(client: AwsClient, group_id: str) -> bool:
     # NotFound: a retried delete whose first answer was lost; the group is gone either way.
     not_found(lambda: client.call("delete_security_group", GroupId=group_id), GROUP_NOT_FOUND)
     return True

@@ -21,6 +21,8 @@ import pwd
 import re
 import stat
 import tempfile
+from collections.abc import Callable, Iterable
+from typing import Any
 
 STATES = ("file", "directory", "link", "absent")
 
@@ -52,11 +54,11 @@ class Entry:
     gid: int | None = None
     found: bytes | None = None
 
-    def where(self):
+    def where(self) -> str:
         return f"files[{self.index}] ({self.path})"
 
 
-def parse_mode(value, where):
+def parse_mode(value: object, where: str) -> int | None:
     """An octal mode given as a string ('0640', '750'); None when not given."""
     if value is None:
         return None
@@ -67,10 +69,10 @@ def parse_mode(value, where):
     return int(value, 8)
 
 
-def check_entries(items):
+def check_entries(items: Iterable[dict[str, Any]]) -> list[Entry]:
     """Entries from the module's ``files`` list, checked for what the argument spec cannot check."""
     entries = []
-    seen = set()
+    seen: set[str] = set()
     for index, item in enumerate(items):
         path = item.get("path") or ""
         where = f"files[{index}] ({path})"
@@ -103,7 +105,7 @@ def check_entries(items):
     return entries
 
 
-def _lookup(entry, kind, name, check_mode):
+def _lookup(entry: Entry, kind: str, name: str | None, check_mode: bool) -> int | None:
     """uid or gid of a name (or a number); None in check mode when it does not exist yet (an earlier task of a
     real run would create it)."""
     if name is None:
@@ -118,14 +120,14 @@ def _lookup(entry, kind, name, check_mode):
         raise HostFilesError(f"{entry.where()}: {kind} {name!r} does not exist on the host") from None
 
 
-def _lstat(path):
+def _lstat(path: str) -> os.stat_result | None:
     try:
         return os.lstat(path)
     except FileNotFoundError:
         return None
 
 
-def _kind(st):
+def _kind(st: os.stat_result | None) -> str:
     if st is None:
         return "absent"
     if stat.S_ISLNK(st.st_mode):
@@ -137,7 +139,7 @@ def _kind(st):
     return "other"
 
 
-def _attribute_changes(entry, st):
+def _attribute_changes(entry: Entry, st: os.stat_result) -> list[str]:
     changes = []
     if entry.owner is not None and (entry.uid is None or entry.uid != st.st_uid):
         changes.append("owner")
@@ -148,11 +150,11 @@ def _attribute_changes(entry, st):
     return changes
 
 
-def plan(entries, check_mode=False):
+def plan(entries: list[Entry], check_mode: bool = False) -> dict[str, list[str]]:
     """What each entry must change, as ``{path: [what, ...]}`` in the entries' order (only the paths that
     change). Only reads. Raises HostFilesError for an entry that cannot be done."""
     created_dirs = {e.path for e in entries if e.state == "directory"}
-    changes = {}
+    changes: dict[str, list[str]] = {}
     for entry in entries:
         entry.uid = _lookup(entry, "owner", entry.owner, check_mode)
         entry.gid = _lookup(entry, "group", entry.group, check_mode)
@@ -161,7 +163,7 @@ def plan(entries, check_mode=False):
         parent = os.path.dirname(entry.path)
         if entry.state != "absent" and not os.path.isdir(parent) and parent not in created_dirs and not check_mode:
             raise HostFilesError(f"{entry.where()}: its directory {parent} does not exist")
-        what = []
+        what: list[str] = []
         if entry.state == "absent":
             if kind == "directory" and os.listdir(entry.path):
                 raise HostFilesError(f"{entry.where()}: is a directory that is not empty; only an empty one is removed")
@@ -186,17 +188,17 @@ def plan(entries, check_mode=False):
     return changes
 
 
-def _writes_content(entry, what):
+def _writes_content(entry: Entry, what: list[str]) -> bool:
     """Whether the planned change ``what`` of ``entry`` writes a file's content (a new file, or new content)."""
     return entry.state == "file" and ("created" in what or "content" in what)
 
 
-def _staged_name(path):
+def _staged_name(path: str) -> str:
     directory, name = os.path.split(path)
     return os.path.join(directory, f".{name}.bakery-{os.getpid()}")
 
 
-def _write_staged(entry, run_command):
+def _write_staged(entry: Entry, run_command: Callable[[str], tuple[int, str, str]]) -> str:
     """Write the entry's new content beside it (hidden), with its final owner and mode, and validate it."""
     directory, name = os.path.split(entry.path)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".bakery")
@@ -220,15 +222,17 @@ def _write_staged(entry, run_command):
     return tmp
 
 
-def _remove_quietly(path):
+def _remove_quietly(path: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
 
 
-def stage(entries, changes, run_command):
+def stage(
+    entries: list[Entry], changes: dict[str, list[str]], run_command: Callable[[str], tuple[int, str, str]]
+) -> dict[str, str]:
     """Staged content for each file whose content changes (or that is new) and whose directory exists already:
     ``{path: temporary path}``. On failure every staged file is removed again and HostFilesError raised."""
-    staged = {}
+    staged: dict[str, str] = {}
     try:
         for entry in entries:
             what = changes.get(entry.path, [])
@@ -240,18 +244,23 @@ def stage(entries, changes, run_command):
     return staged
 
 
-def discard(staged):
+def discard(staged: dict[str, str]) -> None:
     for tmp in staged.values():
         _remove_quietly(tmp)
 
 
-def _set_attributes(entry):
+def _set_attributes(entry: Entry) -> None:
     os.chown(entry.path, -1 if entry.uid is None else entry.uid, -1 if entry.gid is None else entry.gid)
     if entry.mode is not None:
         os.chmod(entry.path, entry.mode)
 
 
-def commit(entries, changes, staged, run_command):
+def commit(
+    entries: list[Entry],
+    changes: dict[str, list[str]],
+    staged: dict[str, str],
+    run_command: Callable[[str], tuple[int, str, str]],
+) -> None:
     """Make the planned changes in the entries' order. Staged files are renamed over their paths (atomically);
     the staged files left when something fails are removed."""
     try:
@@ -279,7 +288,7 @@ def commit(entries, changes, staged, run_command):
         discard(staged)
 
 
-def _text(content, path):
+def _text(content: bytes | None, path: str) -> str:
     if content is None:
         return ""
     if len(content) > DIFF_MAX_BYTES:
@@ -290,7 +299,7 @@ def _text(content, path):
         return f"[{path}: {len(content)} bytes of binary content]\n"
 
 
-def _describe(path, entry=None):
+def _describe(path: str, entry: Entry | None = None) -> dict[str, str]:
     """The state of a path as a diff shows it: what it is, its link target, owner, group and mode."""
     if entry is not None:
         shown = {"path": path, "state": entry.state}
@@ -317,7 +326,7 @@ def _describe(path, entry=None):
     return shown
 
 
-def diffs(entries, changes):
+def diffs(entries: list[Entry], changes: dict[str, list[str]]) -> list[dict[str, Any]]:
     """Diffs of the planned changes (taken before they are made): file content as text, and the state, owner,
     group and mode of each changed path."""
     out = []

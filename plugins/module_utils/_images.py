@@ -17,7 +17,9 @@ import dataclasses
 import datetime
 import hashlib
 import time
+from collections.abc import Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
 
 from ansible_collections.bakery.ec2.plugins.module_utils._changes import Changes, wait_until
 from ansible_collections.bakery.ec2.plugins.module_utils._errors import AwsError
@@ -29,6 +31,9 @@ from ansible_collections.bakery.ec2.plugins.module_utils._tags import (
     tag_specifications,
     tags_to_dict,
 )
+
+if TYPE_CHECKING:
+    from ansible_collections.bakery.ec2.plugins.module_utils._client import AwsClient
 
 # Every state but terminated: such an instance can start again from its image (or is about to run it).
 USED_STATES = ("pending", "running", "shutting-down", "stopping", "stopped")
@@ -56,12 +61,12 @@ class Policy:
     protect_newest: bool = True
 
 
-def snapshot_ids(image):
+def snapshot_ids(image: dict[str, Any]) -> list[str]:
     """The EBS snapshots an image is made of."""
     return [m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")]
 
 
-def parse_time(value):
+def parse_time(value: object) -> datetime.datetime | None:
     """An EC2 timestamp (``2026-01-02T03:04:05.000Z``) as an aware datetime; None when missing or malformed."""
     if not value:
         return None
@@ -72,18 +77,20 @@ def parse_time(value):
     return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
 
 
-def family_request(owners, name, tags):
+def family_request(owners: Iterable[str], name: str | None, tags: dict[str, Any] | None) -> dict[str, Any]:
     """The DescribeImages request for a family: ``name`` (``*`` and ``?``) and every tag of ``tags``."""
     filters = [{"Name": "name", "Values": [name]}] if name else []
     filters += [{"Name": f"tag:{t['Key']}", "Values": [t["Value"]]} for t in dict_to_tags(tags)]
     return {"Owners": list(owners), "Filters": filters, "IncludeDeprecated": True, "MaxResults": 1000}
 
 
-def newest_first(images):
+def newest_first(images: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(images, key=lambda img: (img.get("CreationDate") or "", img["ImageId"]), reverse=True)
 
 
-def fetch_family(ec2, owners, name, tags):
+def fetch_family(
+    ec2: AwsClient, owners: Iterable[str], name: str | None, tags: dict[str, Any] | None
+) -> list[dict[str, Any]]:
     """The family's images in ``ec2``'s region, newest first (deprecated ones too: they are the family's)."""
     request = family_request(owners, name, tags)
     found = {img["ImageId"]: img for img in ec2.paginate("describe_images", "Images", **request)}
@@ -93,9 +100,9 @@ def fetch_family(ec2, owners, name, tags):
 # --- who uses an image -------------------------------------------------------------------------------
 
 
-def instance_users(ec2, image_ids):
+def instance_users(ec2: AwsClient, image_ids: Collection[str]) -> dict[str, list[str]]:
     """``{image_id: ['instance i-... (state)']}`` from DescribeInstances filtered by image, 200 IDs a request."""
-    users = {}
+    users: dict[str, list[str]] = {}
     for part in chunks(sorted(image_ids)):
         filters = [{"Name": "image-id", "Values": part}, {"Name": "instance-state-name", "Values": list(USED_STATES)}]
         for reservation in ec2.paginate("describe_instances", "Reservations", Filters=filters, MaxResults=1000):
@@ -107,13 +114,13 @@ def instance_users(ec2, image_ids):
     return users
 
 
-def template_users(ec2, image_ids):
+def template_users(ec2: AwsClient, image_ids: Collection[str]) -> dict[str, list[str]]:
     """Every version of every launch template of the region that names one of ``image_ids``.
 
     One DescribeLaunchTemplates page for up to 200 templates, then one DescribeLaunchTemplateVersions page
     for up to 200 versions of a template: calls grow with templates and versions, not with images.
     """
-    users = {}
+    users: dict[str, list[str]] = {}
     for template in ec2.paginate("describe_launch_templates", "LaunchTemplates", MaxResults=200):
         versions = ec2.paginate(
             "describe_launch_template_versions",
@@ -130,9 +137,9 @@ def template_users(ec2, image_ids):
     return users
 
 
-def configuration_users(autoscaling, image_ids):
+def configuration_users(autoscaling: AwsClient, image_ids: Collection[str]) -> dict[str, list[str]]:
     """Every Auto Scaling launch configuration of the region that names one of ``image_ids``."""
-    users = {}
+    users: dict[str, list[str]] = {}
     configurations = autoscaling.paginate("describe_launch_configurations", "LaunchConfigurations", MaxRecords=100)
     for configuration in configurations:
         if configuration.get("ImageId") in image_ids:
@@ -142,7 +149,7 @@ def configuration_users(autoscaling, image_ids):
     return users
 
 
-def parameter_users(ssm, image_ids):
+def parameter_users(ssm: AwsClient, image_ids: Collection[str]) -> dict[str, list[str]]:
     """Every SSM parameter of data type ``aws:ec2:image`` whose value is one of ``image_ids``.
 
     DescribeParameters lists the names (50 a page, filtered on the data type); GetParameters reads the values,
@@ -157,7 +164,7 @@ def parameter_users(ssm, image_ids):
             MaxResults=50,
         )
     ]
-    users = {}
+    users: dict[str, list[str]] = {}
     for part in chunks(names, SSM_BATCH):
         for param in ssm.call("get_parameters", Names=part).get("Parameters", []):
             if param.get("Value") in image_ids:
@@ -165,10 +172,10 @@ def parameter_users(ssm, image_ids):
     return users
 
 
-def find_users(clients, image_ids):
+def find_users(clients: dict[str, AwsClient], image_ids: Iterable[str]) -> dict[str, list[str]]:
     """``{image_id: [what uses it]}`` for ``image_ids`` of one region; ``clients``: ec2, ssm, autoscaling."""
     image_ids = set(image_ids)
-    users = {}
+    users: dict[str, list[str]] = {}
     if not image_ids:
         return users
     for found in (
@@ -182,9 +189,9 @@ def find_users(clients, image_ids):
     return users
 
 
-def shared_images(ec2, images):
+def shared_images(ec2: AwsClient, images: Iterable[dict[str, Any]]) -> set[str]:
     """IDs of ``images`` whose launch permissions name another account or group (one call per image asked)."""
-    shared = set()
+    shared: set[str] = set()
     for image in images:
         try:
             answer = ec2.call("describe_image_attribute", ImageId=image["ImageId"], Attribute="launchPermission")
@@ -200,15 +207,23 @@ def shared_images(ec2, images):
 # --- judging ---------------------------------------------------------------------------------------
 
 
-def is_protected(image):
+def is_protected(image: dict[str, Any]) -> bool:
     return (image.get("DeregistrationProtection") or UNPROTECTED) != UNPROTECTED
 
 
-def protected_by_us(image):
+def protected_by_us(image: dict[str, Any]) -> bool:
     return any(t.get("Key") == PROTECTED_TAG for t in image.get("Tags", []))
 
 
-def judge(images, region, users, shared, policy, now, owned=None):
+def judge(
+    images: Iterable[dict[str, Any]],
+    region: str,
+    users: dict[str, list[str]],
+    shared: Collection[str],
+    policy: Policy,
+    now: datetime.datetime,
+    owned: Collection[str] | None = None,
+) -> list[dict[str, Any]]:
     """One entry per image (newest first) saying whether it is kept or retired, and why. Pure.
 
     The keep rules come first (the newest ``keep``, then those younger than ``keep_days``), then what forbids
@@ -251,12 +266,12 @@ def judge(images, region, users, shared, policy, now, owned=None):
     return entries
 
 
-def deprecate_at(now):
+def deprecate_at(now: datetime.datetime) -> datetime.datetime:
     """Now, to the minute below: EC2 rounds DeprecateAt to a minute, and must not round it into the future."""
     return now.replace(second=0, microsecond=0)
 
 
-def needs_deprecation(image, now):
+def needs_deprecation(image: dict[str, Any], now: datetime.datetime) -> bool:
     when = parse_time(image.get("DeprecationTime"))
     return when is None or when > now
 
@@ -264,7 +279,7 @@ def needs_deprecation(image, now):
 # --- changing --------------------------------------------------------------------------------------
 
 
-def owned_ids(ec2, family, images):
+def owned_ids(ec2: AwsClient, family: dict[str, Any], images: Iterable[dict[str, Any]]) -> set[str]:
     """IDs of ``images`` that are the account's own (only its own can be retired, deprecated or protected)."""
     if list(family["owners"]) == ["self"]:
         return {img["ImageId"] for img in images}
@@ -272,16 +287,18 @@ def owned_ids(ec2, family, images):
     return {img["ImageId"] for img in ec2.paginate("describe_images", "Images", **request)}
 
 
-def other_snapshots(ec2, retired_ids):
+def other_snapshots(ec2: AwsClient, retired_ids: Collection[str]) -> set[str]:
     """Snapshots still used by an image of the account in the region that is not being retired."""
-    used = set()
+    used: set[str] = set()
     for image in ec2.paginate("describe_images", "Images", Owners=["self"], IncludeDeprecated=True, MaxResults=1000):
         if image["ImageId"] not in retired_ids:
             used.update(snapshot_ids(image))
     return used
 
 
-def retire(ec2, changes, image, keep_snapshots, result):
+def retire(
+    ec2: AwsClient, changes: Changes, image: dict[str, Any], keep_snapshots: Collection[str], result: dict[str, Any]
+) -> bool:
     """Deregister ``image`` and delete the snapshots no other image uses; record it in ``result``."""
     image_id, region = image["ImageId"], ec2.region
     snapshots = [s for s in snapshot_ids(image) if s not in keep_snapshots]
@@ -305,7 +322,7 @@ def retire(ec2, changes, image, keep_snapshots, result):
     return True
 
 
-def delete_snapshot(ec2, snapshot_id, tolerated=()):
+def delete_snapshot(ec2: AwsClient, snapshot_id: str, tolerated: Collection[str] = ()) -> bool:
     """Delete a snapshot of an image just deregistered; False when it is gone already (or refused with a
     ``tolerated`` code)."""
     try:
@@ -318,7 +335,7 @@ def delete_snapshot(ec2, snapshot_id, tolerated=()):
     return True
 
 
-def release(ec2, changes, image):
+def release(ec2: AwsClient, changes: Changes, image: dict[str, Any]) -> None:
     """Take off the deregistration protection ami_retire put on an image (no longer the newest, or going)."""
     image_id = image["ImageId"]
     if changes.will(f"take off the deregistration protection ami_retire put on {image_id} in {ec2.region}"):
@@ -326,7 +343,16 @@ def release(ec2, changes, image):
         ec2.call("delete_tags", Resources=[image_id], Tags=[{"Key": PROTECTED_TAG}])
 
 
-def lifecycle(ec2, changes, images, entries, policy, now, result, owned):
+def lifecycle(
+    ec2: AwsClient,
+    changes: Changes,
+    images: list[dict[str, Any]],
+    entries: list[dict[str, Any]],
+    policy: Policy,
+    now: datetime.datetime,
+    result: dict[str, Any],
+    owned: Collection[str],
+) -> None:
     """Deprecate the account's kept images that are not the newest; protect the newest when it is the account's."""
     by_id = {img["ImageId"]: img for img in images}
     kept = [by_id[e["image_id"]] for e in entries if e["action"] == "keep"]
@@ -346,7 +372,9 @@ def lifecycle(ec2, changes, images, entries, policy, now, result, owned):
         result["protected"].append(newest["ImageId"])
 
 
-def retire_region(clients, changes, family, policy, now):
+def retire_region(
+    clients: dict[str, AwsClient], changes: Changes, family: dict[str, Any], policy: Policy, now: datetime.datetime
+) -> dict[str, Any]:
     """Judge and retire the family ``{owners, name, tags}`` in the region of ``clients`` (ec2, ssm, autoscaling).
 
     Returns ``{images, retired, snapshots_deleted, deprecated, protected}`` for the region.
@@ -366,7 +394,7 @@ def retire_region(clients, changes, family, policy, now):
         asked = [by_id[e["image_id"]] for e in entries if e["action"] == "retire"]
         entries = judge(images, ec2.region, users, shared_images(ec2, asked), policy, now, owned)
     retiring = [e for e in entries if e["action"] == "retire"]
-    keep_snapshots = set()
+    keep_snapshots: set[str] = set()
     if retiring and policy.delete_snapshots:
         keep_snapshots = other_snapshots(ec2, {e["image_id"] for e in retiring})
     for image in images[1:]:
@@ -398,20 +426,22 @@ COPY_TOKEN_GENERATIONS = 5
 IMAGE_POLL_MAX_S = 1.5
 
 
-def lineage(instance):
+def lineage(instance: dict[str, Any]) -> dict[str, str]:
     return {LINEAGE_INSTANCE: instance["InstanceId"], LINEAGE_IMAGE: instance.get("ImageId", "")}
 
 
-def without_lineage(tags):
+def without_lineage(tags: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in tags.items() if k not in LINEAGE_KEYS}
 
 
-def settable(tags):
+def settable(tags: dict[str, Any]) -> dict[str, Any]:
     """Tags that can be written (``aws:`` tags are EC2's own)."""
     return {k: v for k, v in tags.items() if not k.lower().startswith("aws:")}
 
 
-def create_request(params, instance, tags, tag_snapshots=True):
+def create_request(
+    params: dict[str, Any], instance: dict[str, Any], tags: dict[str, Any], tag_snapshots: bool = True
+) -> dict[str, Any]:
     """CreateImage's request; the image and (``tag_snapshots``) its snapshots are tagged at creation."""
     request = {"InstanceId": instance["InstanceId"], "Name": params["name"], "NoReboot": params["no_reboot"]}
     if params["description"] is not None:
@@ -422,7 +452,7 @@ def create_request(params, instance, tags, tag_snapshots=True):
     return request
 
 
-def copy_token(source_image_id, region, name, generation=0, kms_key=None):
+def copy_token(source_image_id: str, region: str, name: str, generation: int = 0, kms_key: str | None = None) -> str:
     """The same copy request gets the same token, so EC2 makes one copy even when the call is sent twice.
 
     ``generation`` moves on past a token whose copy failed and was removed (EC2 would return that copy again);
@@ -433,14 +463,14 @@ def copy_token(source_image_id, region, name, generation=0, kms_key=None):
     return hashlib.sha256(key.encode()).hexdigest()[:64]
 
 
-def create_action(params, instance, region):
+def create_action(params: dict[str, Any], instance: dict[str, Any], region: str) -> str:
     action = f"create image {params['name']!r} from {instance['InstanceId']} ({region})"
     if not params["no_reboot"]:
         action += f", rebooting {instance['InstanceId']} (no_reboot is false)"
     return action
 
 
-def tags_after(current, desired, purge):
+def tags_after(current: dict[str, str], desired: dict[str, Any] | None, purge: bool) -> dict[str, str]:
     to_set, to_unset = compare_tags(current, desired, purge, keep=LINEAGE_KEYS)
     tags = dict(current, **to_set)
     for key in to_unset:
@@ -448,9 +478,12 @@ def tags_after(current, desired, purge):
     return tags
 
 
-def group_tag_changes(current_by_id, desired, purge):
+def group_tag_changes(
+    current_by_id: dict[str, dict[str, str]], desired: dict[str, Any] | None, purge: bool
+) -> tuple[list[tuple[list[str], dict[str, str]]], list[tuple[list[str], list[str]]]]:
     """CreateTags and DeleteTags calls that give each resource ``desired``, one call per identical change."""
-    sets, unsets = {}, {}
+    sets: dict[tuple[tuple[str, str], ...], list[str]] = {}
+    unsets: dict[tuple[str, ...], list[str]] = {}
     for resource_id, current in current_by_id.items():
         to_set, to_unset = compare_tags(current, desired, purge, keep=LINEAGE_KEYS)
         if to_set:
@@ -460,43 +493,43 @@ def group_tag_changes(current_by_id, desired, purge):
     return [(ids, dict(items)) for items, ids in sets.items()], [(ids, list(keys)) for keys, ids in unsets.items()]
 
 
-def launch_permission_changes(current, desired):
+def launch_permission_changes(current: Iterable[str], desired: Iterable[str]) -> tuple[list[str], list[str]]:
     """``(add, remove)`` lists of account IDs."""
     return sorted(set(desired) - set(current)), sorted(set(current) - set(desired))
 
 
-def describe_image_state(image):
+def describe_image_state(image: dict[str, Any]) -> str | None:
     reason = image.get("StateReason") or {}
     return f"{image.get('State')} ({reason.get('Message')})" if reason.get("Message") else image.get("State")
 
 
-def find_images(client, name):
+def find_images(client: AwsClient, name: str) -> list[dict[str, Any]]:
     """Images of the account named ``name``, newest first (EC2 allows one; some endpoints allow more)."""
     images = client.paginate("describe_images", "Images", Owners=["self"], Filters=[{"Name": "name", "Values": [name]}])
     images = [img for img in images if img.get("State") != "deregistered"]
     return sorted(images, key=lambda img: (img.get("CreationDate") or "", img["ImageId"]), reverse=True)
 
 
-def call_on(client, new, operation, **params):
+def call_on(client: AwsClient, new: bool, operation: str, **params: Any) -> dict[str, Any]:
     """``client.call``; when ``new`` (this run created the image), its NotFound is retried for a bounded time."""
     if new:
         return client.call_created(operation, NEW_RESOURCE_CODES, **params)
     return client.call(operation, **params)
 
 
-def fetch_image(client, image_id, new=False):
+def fetch_image(client: AwsClient, image_id: str, new: bool = False) -> dict[str, Any]:
     images = call_on(client, new, "describe_images", ImageIds=[image_id]).get("Images", [])
     if not images:
         raise AwsError("DescribeImages", "InvalidAMIID.NotFound", f"image {image_id} is gone from {client.region}")
     return images[0]
 
 
-def launch_users(client, image_id, new=False):
+def launch_users(client: AwsClient, image_id: str, new: bool = False) -> list[str]:
     resp = call_on(client, new, "describe_image_attribute", ImageId=image_id, Attribute="launchPermission")
     return sorted(p["UserId"] for p in resp.get("LaunchPermissions", []) if "UserId" in p)
 
 
-def call_tagging_snapshots(client, operation, request):
+def call_tagging_snapshots(client: AwsClient, operation: str, request: dict[str, Any]) -> dict[str, Any]:
     """CreateImage or CopyImage with the new snapshots tagged at creation.
 
     An endpoint that refuses snapshot tags there gets the request without them: :func:`reconcile` tags the
@@ -515,7 +548,7 @@ def call_tagging_snapshots(client, operation, request):
     return client.call(operation, **request)
 
 
-def create_image(client, request):
+def create_image(client: AwsClient, request: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """Return ``(image, created)``; a name that EC2 finds taken returns the image of that name.
 
     A created image is returned as ``{"ImageId": ...}``; :func:`settle` fetches it.
@@ -536,7 +569,7 @@ def create_image(client, request):
     return found[0], False
 
 
-def remove_image(client, changes, image):
+def remove_image(client: AwsClient, changes: Changes, image: dict[str, Any]) -> list[str]:
     """Deregister ``image`` and delete its snapshots; return the snapshot IDs."""
     snapshots = snapshot_ids(image)
     gone = f" and delete its snapshots {', '.join(snapshots)}" if snapshots else ""
@@ -549,7 +582,9 @@ def remove_image(client, changes, image):
     return snapshots
 
 
-def wait_available(client, image_id, timeout, operation, new, kms_key=None):
+def wait_available(
+    client: AwsClient, image_id: str, timeout: float, operation: str, new: bool, kms_key: str | None = None
+) -> dict[str, Any]:
     """Wait until the image is available; a failed image is removed and fails the task."""
     image = wait_until(
         lambda: fetch_image(client, image_id, new),
@@ -564,7 +599,7 @@ def wait_available(client, image_id, timeout, operation, new, kms_key=None):
     return finish(client, image, operation, kms_key)
 
 
-def kms_failure(client, image, kms_key):
+def kms_failure(client: AwsClient, image: dict[str, Any], kms_key: str | None) -> str:
     """What a message adds for an image EC2 failed because it could not use a KMS key: the key, what it needs."""
     named = sorted({m["Ebs"]["KmsKeyId"] for m in image.get("BlockDeviceMappings", [])
                     if m.get("Ebs", {}).get("KmsKeyId")} | ({kms_key} if kms_key else set()))  # fmt: skip
@@ -572,7 +607,7 @@ def kms_failure(client, image, kms_key):
     return f" (KMS: EC2 could not use the key that encrypts its snapshots, {keys}; the caller needs {KMS_NEEDS})"
 
 
-def finish(client, image, operation, kms_key=None):
+def finish(client: AwsClient, image: dict[str, Any], operation: str, kms_key: str | None = None) -> dict[str, Any]:
     """An image that is done waiting: returned when available, else removed, failing the task (``kms_key``: the key
     the image was to be encrypted with, named when EC2 failed it for KMS)."""
     image_id = image["ImageId"]
@@ -596,7 +631,15 @@ def finish(client, image, operation, kms_key=None):
     )
 
 
-def settle(client, image, wait, deadline, operation, new, kms_key=None):
+def settle(
+    client: AwsClient,
+    image: dict[str, Any],
+    wait: bool,
+    deadline: float,
+    operation: str,
+    new: bool,
+    kms_key: str | None = None,
+) -> dict[str, Any]:
     """The image as EC2 describes it: waited for until available when ``wait``, else as it is now."""
     if image.get("State") == "available" or (not wait and "State" in image):
         return image
@@ -608,7 +651,15 @@ def settle(client, image, wait, deadline, operation, new, kms_key=None):
     return fetch_image(client, image["ImageId"], new)
 
 
-def reconcile(client, changes, image, desired, purge, users, new=False):
+def reconcile(
+    client: AwsClient,
+    changes: Changes,
+    image: dict[str, Any],
+    desired: dict[str, Any],
+    purge: bool,
+    users: Collection[str] | None,
+    new: bool = False,
+) -> tuple[dict[str, str], list[str] | None]:
     """Give the image ``desired`` tags and its snapshots the image's tags; share it with ``users``.
 
     Returns ``(tags, launch_permissions)`` of the image after the run (permissions None when not managed).
@@ -627,7 +678,8 @@ def reconcile(client, changes, image, desired, purge, users, new=False):
         return tags, None
     current_users = launch_users(client, image_id, new)
     add, remove = launch_permission_changes(current_users, users)
-    permission, words = {}, []
+    permission: dict[str, list[dict[str, str]]] = {}
+    words: list[str] = []
     if add:
         permission["Add"] = [{"UserId": account} for account in add]
         words.append(f"share {image_id} ({client.region}) with {', '.join(add)}")
@@ -639,7 +691,14 @@ def reconcile(client, changes, image, desired, purge, users, new=False):
     return tags, sorted(users)
 
 
-def apply_tags(client, changes, current_by_id, desired, purge, new=False):
+def apply_tags(
+    client: AwsClient,
+    changes: Changes,
+    current_by_id: dict[str, dict[str, str]],
+    desired: dict[str, Any],
+    purge: bool,
+    new: bool = False,
+) -> None:
     creates, deletes = group_tag_changes(current_by_id, desired, purge)
     for ids, tags in creates:
         shown = ", ".join(f"{key}={value}" for key, value in sorted(tags.items()))
@@ -650,7 +709,16 @@ def apply_tags(client, changes, current_by_id, desired, purge, new=False):
             client.call("delete_tags", Resources=ids, Tags=[{"Key": key} for key in keys])
 
 
-def bake_copy(client, found, source, source_region, source_tags, params, check_mode, kms_key=None):
+def bake_copy(
+    client: AwsClient,
+    found: list[dict[str, Any]],
+    source: dict[str, Any],
+    source_region: str,
+    source_tags: dict[str, str],
+    params: dict[str, Any],
+    check_mode: bool,
+    kms_key: str | None = None,
+) -> tuple[dict[str, Any] | None, dict[str, Any], list[str] | None, Changes]:
     """Make (or keep) the copy of ``source`` in ``client``'s region (encrypted with ``kms_key`` when given); runs in
     its own thread.
 
@@ -685,7 +753,7 @@ def bake_copy(client, found, source, source_region, source_tags, params, check_m
     return image, tags, users, changes
 
 
-def start_copy(client, request):
+def start_copy(client: AwsClient, request: dict[str, Any]) -> dict[str, Any]:
     """CopyImage, described; a client token that EC2 maps to a copy removed since (a failed copy that was
     cleaned up) is followed by the next token, so the copy is made anew instead of meeting the removed one."""
     for generation in range(COPY_TOKEN_GENERATIONS):
@@ -709,7 +777,16 @@ def start_copy(client, request):
     )
 
 
-def bake_copies(clients, found_by_region, source, source_region, source_tags, params, check_mode, keys=None):
+def bake_copies(
+    clients: dict[str, AwsClient],
+    found_by_region: dict[str, list[dict[str, Any]]],
+    source: dict[str, Any],
+    source_region: str,
+    source_tags: dict[str, str],
+    params: dict[str, Any],
+    check_mode: bool,
+    keys: dict[str, str | None] | None = None,
+) -> dict[str, tuple[dict[str, Any] | None, dict[str, Any], list[str] | None, Changes]]:
     """Run :func:`bake_copy` for every region at once (``keys``: the KMS key of each region's copy); return the
     results by region or raise the failures."""
     with ThreadPoolExecutor(max_workers=len(clients)) as pool:
@@ -727,7 +804,8 @@ def bake_copies(clients, found_by_region, source, source_region, source_tags, pa
             )
             for region, client in clients.items()
         }
-    results, errors = {}, []
+    results = {}
+    errors: list[tuple[str, Exception]] = []
     for region, future in futures.items():
         try:
             results[region] = future.result()
@@ -740,11 +818,13 @@ def bake_copies(clients, found_by_region, source, source_region, source_tags, pa
     return results
 
 
-def purge_of(params):
+def purge_of(params: dict[str, Any]) -> bool:
     return params["purge_tags"] and params["tags"] is not None
 
 
-def bake_image(client, changes, params, instance, found):
+def bake_image(
+    client: AwsClient, changes: Changes, params: dict[str, Any], instance: dict[str, Any], found: list[dict[str, Any]]
+) -> tuple[dict[str, Any] | None, dict[str, Any], bool]:
     """Keep, or (re)create, the image named ``name``.
 
     Returns ``(image or None in check mode, tags wanted, whether this run created it)``.

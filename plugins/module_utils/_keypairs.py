@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from ansible_collections.bakery.ec2.plugins.module_utils._errors import AwsError, TaskError, not_found
 from ansible_collections.bakery.ec2.plugins.module_utils._instances import instance_ids_with
@@ -26,6 +28,10 @@ except ImportError as exc:  # pragma: no cover - reported by the module
     HAS_CRYPTOGRAPHY = False
     CRYPTOGRAPHY_IMPORT_ERROR = exc
 
+if TYPE_CHECKING:
+    from ansible_collections.bakery.ec2.plugins.module_utils._changes import Changes
+    from ansible_collections.bakery.ec2.plugins.module_utils._client import AwsClient
+
 KEY_TYPES = ("ssh-rsa", "ssh-ed25519")
 # NotFound code of a key pair, retried only right after this run imported it (eventual consistency).
 KEY_NOT_FOUND = ("InvalidKeyPair.NotFound",)
@@ -34,7 +40,7 @@ KEY_NOT_FOUND = ("InvalidKeyPair.NotFound",)
 # --- public keys and fingerprints -------------------------------------------------------------------
 
 
-def load_public_key(text):
+def load_public_key(text: object) -> rsa.RSAPublicKey | ed25519.Ed25519PublicKey:
     """The key of an OpenSSH ``ssh-rsa`` or ``ssh-ed25519`` public key line; ValueError in one line if not one."""
     fields = str(text).strip().split()
     if len(fields) >= 2 and fields[0] in KEY_TYPES:
@@ -47,19 +53,19 @@ def load_public_key(text):
     raise ValueError("public_key: not an OpenSSH ssh-rsa or ssh-ed25519 public key (the one line of a .pub file)")
 
 
-def public_key_der(key):
+def public_key_der(key: rsa.RSAPublicKey | ed25519.Ed25519PublicKey) -> bytes:
     """DER SubjectPublicKeyInfo of the key, which EC2 hashes for the fingerprint of imported keys."""
     return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def ssh_blob(key):
+def ssh_blob(key: rsa.RSAPublicKey | ed25519.Ed25519PublicKey) -> bytes:
     """The key in SSH wire format (the base64 field of a .pub line, decoded), which ``ssh-keygen -l`` hashes."""
     return base64.b64decode(
         key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).split()[1]
     )
 
 
-def normalise_fingerprint(value):
+def normalise_fingerprint(value: object) -> str:
     text = str(value).strip()
     for prefix in ("SHA256:", "MD5:"):
         if text.upper().startswith(prefix):
@@ -69,7 +75,7 @@ def normalise_fingerprint(value):
     return text.rstrip("=")
 
 
-def key_fingerprints(key):
+def key_fingerprints(key: rsa.RSAPublicKey | ed25519.Ed25519PublicKey) -> set[str]:
     """Every form in which an EC2-like endpoint shows the fingerprint of this imported public key.
 
     AWS: MD5 of the DER public key for RSA, base64 SHA-256 of the key for ed25519 (as ``ssh-keygen -l``).
@@ -84,7 +90,7 @@ def key_fingerprints(key):
     }
 
 
-def same_public_key(key_pair, public_key):
+def same_public_key(key_pair: dict[str, Any], public_key: str) -> bool:
     """Whether the existing ``key_pair`` (DescribeKeyPairs entry) holds ``public_key``."""
     key = load_public_key(public_key)
     if key_pair.get("PublicKey"):
@@ -98,7 +104,7 @@ def same_public_key(key_pair, public_key):
 # --- the key pair in EC2 ----------------------------------------------------------------------------
 
 
-def find_key(client, key_name):
+def find_key(client: AwsClient, key_name: str) -> dict[str, Any] | None:
     """The DescribeKeyPairs entry of ``key_name`` (with its public key), or None."""
     pairs = not_found(
         lambda: client.call("describe_key_pairs", KeyNames=[key_name], IncludePublicKey=True)["KeyPairs"],
@@ -107,7 +113,7 @@ def find_key(client, key_name):
     return pairs[0] if pairs else None
 
 
-def check_key_pair(client, key_name, public_key):
+def check_key_pair(client: AwsClient, key_name: str | None, public_key: str | None) -> bool:
     """Before anything changes: whether the key pair must be imported; TaskError when it cannot be used."""
     if not key_name:
         return False
@@ -122,7 +128,7 @@ def check_key_pair(client, key_name, public_key):
     return pair is None
 
 
-def import_key_pair(changes, key_name, public_key):
+def import_key_pair(changes: Changes, key_name: str, public_key: str) -> bool:
     """Import the key pair; return whether EC2 now has a pair it may not show everywhere yet (not in check mode).
 
     ``InvalidKeyPair.Duplicate`` after a lost answer (or a race) counts as done when the pair holds our key.
@@ -149,7 +155,13 @@ def import_key_pair(changes, key_name, public_key):
     return not changes.check_mode
 
 
-def drop_key_pair(changes, key_name, public_key, terminated, warn):
+def drop_key_pair(
+    changes: Changes,
+    key_name: str | None,
+    public_key: str | None,
+    terminated: Iterable[str],
+    warn: Callable[[str], None],
+) -> None:
     """With ``state: absent`` and ``public_key``: delete the key pair this task imports, once unused.
 
     Only a key pair holding exactly ``public_key`` is deleted, so a key of the same name made by someone else

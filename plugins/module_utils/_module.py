@@ -9,7 +9,9 @@ and one way to fail (AWS error code and message, one line, never a traceback).
 from __future__ import annotations
 
 import traceback
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 from ansible_collections.bakery.ec2.plugins.module_utils._connection import (
@@ -24,11 +26,15 @@ from ansible_collections.bakery.ec2.plugins.module_utils._connection import (
 )
 from ansible_collections.bakery.ec2.plugins.module_utils._errors import AwsError, WaitTimeout, one_line
 
+if TYPE_CHECKING:
+    from ansible_collections.bakery.ec2.plugins.module_utils._client import AwsClient
+
 # Regions worked on at the same time; more would mostly queue on the clients' connection pools.
 REGION_WORKERS = 10
+_T = TypeVar("_T")
 
 
-def connection_argument_spec():
+def connection_argument_spec() -> dict[str, dict[str, Any]]:
     spec = {}
     for name, option in {**CONNECTION_OPTIONS, **MODULE_OPTIONS}.items():
         entry = {key: value for key, value in option.items() if key != "env"}
@@ -41,20 +47,20 @@ def connection_argument_spec():
 class AwsModule:
     """Wraps (does not subclass) AnsibleModule."""
 
-    def __init__(self, argument_spec, **kwargs):
+    def __init__(self, argument_spec: dict[str, Any], **kwargs: Any) -> None:
         spec = connection_argument_spec()
         spec.update(argument_spec)
         self.module = AnsibleModule(argument_spec=spec, **kwargs)
         self.params = self.module.params
         self.check_mode = self.module.check_mode
-        self._clients = {}
+        self._clients: dict[tuple[str, str | None], AwsClient] = {}
         # debug_botocore_endpoint_logs: every "service:Action" called, returned as resource_actions.
-        self.actions = set() if self.params.get("debug_botocore_endpoint_logs") else None
-        self._session = None
+        self.actions: set[str] | None = set() if self.params.get("debug_botocore_endpoint_logs") else None
+        self._session: Any = None
         if not HAS_BOTO3:
             self.module.fail_json(msg=missing_required_lib("boto3 and botocore"), exception=str(BOTO3_IMPORT_ERROR))
 
-    def client(self, region=None, service="ec2"):
+    def client(self, region: str | None = None, service: str = "ec2") -> AwsClient:
         """An :class:`AwsClient` for ``service`` (ec2, ssm or elbv2) in ``region`` (default: the task's), built once.
 
         Every client comes from one boto3 session, so the API models load once however many regions a task
@@ -72,24 +78,26 @@ class AwsModule:
         return self._clients[(service, region)]
 
     @property
-    def region(self):
+    def region(self) -> str:
         return self.client().region
 
-    def warn(self, msg):
+    def warn(self, msg: str) -> None:
         self.module.warn(one_line(msg))
 
-    def fail(self, msg, **result):
+    def fail(self, msg: str, **result: Any) -> NoReturn:
         self.module.fail_json(msg=one_line(msg), **self._with_actions(result))
 
-    def exit(self, **result):
+    def exit(self, **result: Any) -> NoReturn:
         self.module.exit_json(**self._with_actions(result))
 
-    def _with_actions(self, result):
+    def _with_actions(self, result: dict[str, Any]) -> dict[str, Any]:
         if self.actions is not None:
             result["resource_actions"] = sorted(self.actions)
         return result
 
-    def in_regions(self, regions, work, services=("ec2",)):
+    def in_regions(
+        self, regions: Iterable[str], work: Callable[[str], _T], services: Iterable[str] = ("ec2",)
+    ) -> dict[str, _T | Exception]:
         """``{region: work(region)}`` for every region of ``regions``, at most REGION_WORKERS at a time.
 
         The clients of ``services`` are built first, in this thread (a boto3 session is not thread-safe); ``work``
@@ -102,7 +110,7 @@ class AwsModule:
                 self.client(region, service)
         with ThreadPoolExecutor(min(REGION_WORKERS, len(regions))) as pool:
             futures = {region: pool.submit(work, region) for region in regions}
-        results = {}
+        results: dict[str, _T | Exception] = {}
         for region, future in futures.items():
             try:
                 results[region] = future.result()
@@ -112,7 +120,9 @@ class AwsModule:
                 results[region] = err
         return results
 
-    def run(self, main, validate=None):
+    def run(
+        self, main: Callable[[AwsModule], object], validate: Callable[[dict[str, Any]], str | None] | None = None
+    ) -> None:
         """Run ``main(self)``; every failure becomes one readable line with no traceback.
 
         ``validate(params)``, when given, is asked first: the one line it returns fails the task before any AWS call.

@@ -12,11 +12,17 @@ capacity.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
 from ansible_collections.bakery.ec2.plugins.module_utils._errors import TaskError, not_found
 from ansible_collections.bakery.ec2.plugins.module_utils._shapes import chunks
 
+if TYPE_CHECKING:
+    from ansible_collections.bakery.ec2.plugins.module_utils._client import AwsClient
 
-def find_subnet(client, subnet_id, zone=None):
+
+def find_subnet(client: AwsClient, subnet_id: str, zone: str | None = None) -> dict[str, Any]:
     """The subnet ``subnet_id`` (``SubnetId``, ``VpcId``, ``AvailabilityZone``); TaskError if it is not there
     or not in ``zone`` (``availability_zone``, when given)."""
     subnets = not_found(
@@ -33,7 +39,7 @@ def find_subnet(client, subnet_id, zone=None):
     return subnet
 
 
-def find_subnets(client, subnet_ids):
+def find_subnets(client: AwsClient, subnet_ids: Sequence[str]) -> list[dict[str, Any]]:
     """The subnets ``subnet_ids`` (``subnet_ids``), in its order; TaskError naming the value unless each is there,
     all are in one VPC and each in a zone of its own."""
     found = {
@@ -61,7 +67,7 @@ def find_subnets(client, subnet_ids):
     return subnets
 
 
-def offering_zones(client, instance_type):
+def offering_zones(client: AwsClient, instance_type: str) -> set[str]:
     """The availability zones of the region that offer ``instance_type``; TaskError when none does."""
     offers = client.paginate(
         "describe_instance_type_offerings",
@@ -75,14 +81,16 @@ def offering_zones(client, instance_type):
     return zones
 
 
-def candidate_subnets(client, pinned, existing, zones):
+def candidate_subnets(
+    client: AwsClient, pinned: str | None, existing: Sequence[dict[str, Any]], zones: Collection[str] | None
+) -> list[dict[str, Any]]:
     """Subnets new instances may go to, best first: one per zone, all in one VPC.
 
     The subnets of the group's ``existing`` instances (newest first), then the default subnets of the default
     VPC; only in zone ``pinned`` when given, and only in ``zones`` (those offering the type) unless None.
     """
 
-    def usable(zone):
+    def usable(zone: str) -> bool:
         return (not pinned or zone == pinned) and (zones is None or zone in zones)
 
     found = [
@@ -102,7 +110,8 @@ def candidate_subnets(client, pinned, existing, zones):
         found += sorted(
             (subnet for subnet in defaults if usable(subnet["AvailabilityZone"])), key=lambda s: s["AvailabilityZone"]
         )
-    subnets, seen = [], set()
+    subnets: list[dict[str, Any]] = []
+    seen: set[str] = set()
     for subnet in found:
         if subnet["VpcId"] == found[0]["VpcId"] and subnet["AvailabilityZone"] not in seen:
             seen.add(subnet["AvailabilityZone"])
@@ -110,7 +119,15 @@ def candidate_subnets(client, pinned, existing, zones):
     return subnets
 
 
-def launch_subnets(client, instance_type, subnet, zone, existing, missing, listed=None):
+def launch_subnets(
+    client: AwsClient,
+    instance_type: str,
+    subnet: dict[str, Any] | None,
+    zone: str | None,
+    existing: Sequence[dict[str, Any]],
+    missing: int,
+    listed: Sequence[dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
     """Where new instances may go, best first; the next one is tried when a zone lacks capacity.
 
     ``subnet`` (``subnet_id``'s, or None) or ``zone`` (``availability_zone``) pins the zone; ``listed`` (the
@@ -139,7 +156,7 @@ def launch_subnets(client, instance_type, subnet, zone, existing, missing, liste
 # --- spreading a group over the zones of subnet_ids (pure) ------------------------------------------------
 
 
-def zone_counts(subnets, zones):
+def zone_counts(subnets: Iterable[dict[str, Any]], zones: Iterable[str]) -> dict[str, int]:
     """``{zone: instances}`` of ``zones`` (one entry per instance): the zones of ``subnets`` first, in their order
     (0 when empty), then any other zone an instance is in."""
     counts = dict.fromkeys((subnet["AvailabilityZone"] for subnet in subnets), 0)
@@ -148,7 +165,9 @@ def zone_counts(subnets, zones):
     return counts
 
 
-def spread(subnets, zones, missing):
+def spread(
+    subnets: Sequence[dict[str, Any]], zones: Iterable[str], missing: int
+) -> list[tuple[list[dict[str, Any]], int]]:
     """Where ``missing`` new instances go among ``subnets`` (one per zone), next to instances in ``zones``.
 
     One at a time to the zone with the fewest instances, ties to the subnet listed first. Returns ``[(tried, n)]``,
@@ -161,7 +180,7 @@ def spread(subnets, zones, missing):
         index = min(range(len(subnets)), key=lambda i: (counts[subnets[i]["AvailabilityZone"]], i))
         counts[subnets[index]["AvailabilityZone"]] += 1
         placed[index] += 1
-    plan = []
+    plan: list[tuple[list[dict[str, Any]], int]] = []
     for index, count in enumerate(placed):
         if count:
             others = sorted(
@@ -172,7 +191,9 @@ def spread(subnets, zones, missing):
     return plan
 
 
-def surplus_of(subnets, instances, surplus):
+def surplus_of(
+    subnets: Iterable[dict[str, Any]], instances: Sequence[dict[str, Any]], surplus: int
+) -> list[dict[str, Any]]:
     """The ``surplus`` of ``instances`` (oldest first) to remove when the group spreads over ``subnets``.
 
     Instances outside the zones of ``subnets`` go first, oldest first; then one at a time from the zone with the most
@@ -181,7 +202,7 @@ def surplus_of(subnets, instances, surplus):
     """
     listed = [subnet["AvailabilityZone"] for subnet in subnets]
 
-    def zone_of(inst):
+    def zone_of(inst: dict[str, Any]) -> str | None:
         return (inst.get("Placement") or {}).get("AvailabilityZone")
 
     going = [inst for inst in instances if zone_of(inst) not in listed][:surplus]

@@ -10,14 +10,20 @@ back. The plan is recomputed from what exists, so a rerun after an interrupted o
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ansible_collections.bakery.ec2.plugins.module_utils._client import AwsClient
 from ansible_collections.bakery.ec2.plugins.module_utils._errors import TaskError
 from ansible_collections.bakery.ec2.plugins.module_utils._shapes import chunks
 from ansible_collections.bakery.ec2.plugins.module_utils._targets import HealthTimeout
 
+if TYPE_CHECKING:
+    from ansible_collections.bakery.ec2.plugins.module_utils._changes import Changes
+    from ansible_collections.bakery.ec2.plugins.module_utils._targets import TargetGroups
 
-def refresh_error(options, state):
+
+def refresh_error(options: dict[str, Any] | None, state: str) -> str | None:
     """An error message for the first bad ``instance_refresh`` value (no AWS call), or None."""
     if options is None:
         return None
@@ -40,7 +46,7 @@ def refresh_error(options, state):
     return None
 
 
-def batch_size(options, count):
+def batch_size(options: dict[str, Any], count: int) -> int:
     """Instances per batch: ``batch_size``, else ``max(1, count - ceil(count * min_healthy_percentage / 100))``
     (min_healthy_percentage 100 when neither is given, so one at a time)."""
     if options["batch_size"] is not None:
@@ -49,11 +55,11 @@ def batch_size(options, count):
     return max(1, count - math.ceil(count * percentage / 100))
 
 
-def ids_of(instances):
+def ids_of(instances: Iterable[dict[str, Any]]) -> list[str]:
     return [inst["InstanceId"] for inst in instances]
 
 
-def in_flight(matching, drifted, count):
+def in_flight(matching: list[dict[str, Any]], drifted: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
     """The newest of ``matching`` beyond what ``count`` leaves room for next to ``drifted``: a batch launched by an
     interrupted run, to be brought into service (registered, healthy) before the old instances it replaces go."""
     excess = min(len(matching), len(matching) + len(drifted) - count)
@@ -68,16 +74,24 @@ class Rollout:
     deregister, drain, terminate. ``result`` is the module's ``instance_refresh`` return value.
     """
 
-    def __init__(self, options, count, changes, targets, launch, remove):
+    def __init__(
+        self,
+        options: dict[str, Any],
+        count: int,
+        changes: Changes,
+        targets: TargetGroups | None,
+        launch: Callable[[int, list[str]], list[dict[str, Any]]],
+        remove: Callable[..., object],
+    ) -> None:
         self.options = options
         self.count = count
         self.changes = changes
         self.targets = targets
         self.launch = launch
         self.remove = remove
-        self.result = {"replaced": [], "launched": [], "batches": 0, "rolled_back": False}
+        self.result: dict[str, Any] = {"replaced": [], "launched": [], "batches": 0, "rolled_back": False}
 
-    def plan(self, drifted):
+    def plan(self, drifted: list[dict[str, Any]]) -> None:
         """Check mode: say which instances would be replaced, batch by batch."""
         batches = list(chunks(ids_of(drifted), batch_size(self.options, self.count)))
         for number, batch in enumerate(batches, 1):
@@ -86,7 +100,7 @@ class Rollout:
             )
         self.result.update(replaced=ids_of(drifted), batches=len(batches))
 
-    def run(self, matching, drifted):
+    def run(self, matching: list[dict[str, Any]], drifted: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Roll; return the instances of the group afterwards (established ones, oldest first)."""
         if self.changes.check_mode:
             self.plan(drifted)
@@ -111,7 +125,7 @@ class Rollout:
             self.result["launched"] += [iid for iid in ids_of(batch) if iid not in self.result["launched"]]
         return established
 
-    def bring_in(self, batch, old):
+    def bring_in(self, batch: list[dict[str, Any]], old: list[dict[str, Any]]) -> None:
         """Register ``batch`` (running) and wait until it is healthy in every group, then the warm-up; roll it back
         (and fail) when it is not healthy in time, keeping ``old`` in service."""
         if self.targets is not None:
@@ -124,7 +138,7 @@ class Rollout:
         if self.options["instance_warmup"]:
             AwsClient.sleep(self.options["instance_warmup"])
 
-    def rollback(self, batch, old, err):
+    def rollback(self, batch: list[dict[str, Any]], old: list[dict[str, Any]], err: HealthTimeout) -> NoReturn:
         self.result["rolled_back"] = True
         ids = ids_of(batch)
         self.remove(batch, drain=False)  # it never served (not healthy): no draining to wait for

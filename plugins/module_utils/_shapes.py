@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
+from typing import Any, TypeVar
 
 from ansible_collections.bakery.ec2.plugins.module_utils._tags import tags_to_dict
 
 # EC2 refuses a request with more than 200 values in one filter (FilterLimitExceeded), and long ID lists.
 MAX_FILTER_VALUES = 200
+_T = TypeVar("_T")
 
 REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
 ACCOUNT_RE = re.compile(r"^\d{12}$")
@@ -27,14 +30,14 @@ ID_PATTERNS = {
 }
 
 
-def chunks(values, size=MAX_FILTER_VALUES):
+def chunks(values: Iterable[_T], size: int = MAX_FILTER_VALUES) -> Iterator[list[_T]]:
     """``values`` as lists of at most ``size`` (200: EC2's limit of values per filter or ID list)."""
     values = list(values)
     for start in range(0, len(values), size):
         yield values[start : start + size]
 
 
-def split_filters(filters, size=MAX_FILTER_VALUES):
+def split_filters(filters: Iterable[dict[str, Any]], size: int = MAX_FILTER_VALUES) -> list[list[dict[str, Any]]]:
     """EC2 ``filters`` (``[{'Name', 'Values'}]``) as sets of filters of at most ``size`` values each.
 
     EC2 refuses more than 200 values in one filter (``FilterLimitExceeded``). It ORs the values of a filter and
@@ -46,17 +49,17 @@ def split_filters(filters, size=MAX_FILTER_VALUES):
 
 
 @lru_cache(maxsize=None)
-def snake(name):
+def snake(name: str) -> str:
     """``CamelCase`` -> ``camel_case`` the way amazon.aws does (``ImageId`` -> ``image_id``)."""
     name = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
     name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
     return name.lower()
 
 
-def to_snake(value):
+def to_snake(value: Any) -> Any:
     """Convert an EC2 response structure to snake_case keys; ``Tags`` lists become a ``tags`` dict."""
     if isinstance(value, dict):
-        out = {}
+        out: dict[str, Any] = {}
         for key, item in value.items():
             if key == "Tags" and isinstance(item, list):
                 out["tags"] = tags_to_dict(item)
@@ -72,7 +75,7 @@ def to_snake(value):
     return value
 
 
-def check_id(kind, value, option):
+def check_id(kind: str, value: object, option: str) -> str | None:
     """Return an error message when ``value`` is not a well-formed ID of ``kind``, else None."""
     pattern, expected = ID_PATTERNS[kind]
     if not pattern.match(str(value)):
@@ -80,7 +83,7 @@ def check_id(kind, value, option):
     return None
 
 
-def check_regions(regions, option="regions"):
+def check_regions(regions: Sequence[str] | None, option: str = "regions") -> str | None:
     """Return an error message when ``regions`` (a list, or None for the task's region) is empty or malformed."""
     if regions is None:
         return None

@@ -7,9 +7,15 @@ Used by ami_find (``ssm_parameter``) and ec2_launch (``image_id: resolve:ssm:NAM
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ansible_collections.bakery.ec2.plugins.module_utils._changes import wait_until
 from ansible_collections.bakery.ec2.plugins.module_utils._errors import AwsError, WaitTimeout
 from ansible_collections.bakery.ec2.plugins.module_utils._shapes import check_id
+
+if TYPE_CHECKING:
+    from ansible_collections.bakery.ec2.plugins.module_utils._changes import Changes
+    from ansible_collections.bakery.ec2.plugins.module_utils._client import AwsClient
 
 # EC2's own syntax for an image ID read from a parameter at launch (RunInstances accepts it too).
 RESOLVE_PREFIX = "resolve:ssm:"
@@ -19,21 +25,21 @@ class ParameterError(Exception):
     """A parameter that is missing or does not hold an AMI ID; the message is one line naming it."""
 
 
-def parameter_name(image_id):
+def parameter_name(image_id: str | None) -> str | None:
     """``resolve:ssm:NAME`` -> ``NAME``; anything else -> None."""
     if image_id and image_id.startswith(RESOLVE_PREFIX):
         return image_id[len(RESOLVE_PREFIX) :]
     return None
 
 
-def check_name(name, option):
+def check_name(name: str | None, option: str) -> str | None:
     """Return an error message when ``name`` cannot be a parameter name, else None."""
     if not name or not name.strip() or any(ch.isspace() for ch in name):
         return f"{option}: {name!r} is not an SSM parameter name (such as /aws/service/debian/release/12/latest/amd64)"
     return None
 
 
-def resolve_image(client, name, option):
+def resolve_image(client: AwsClient, name: str, option: str) -> str:
     """The AMI ID held by SSM parameter ``name`` in ``client``'s region; :class:`ParameterError` when none."""
     try:
         value = client.call("get_parameter", Name=name)["Parameter"].get("Value", "")
@@ -51,7 +57,7 @@ def resolve_image(client, name, option):
 IMAGE_DATA_TYPE = "aws:ec2:image"
 
 
-def read_parameter(client, name):
+def read_parameter(client: AwsClient, name: str) -> dict[str, Any] | None:
     """The parameter ``name`` as GetParameter returns it in ``client``'s region, or None when there is none."""
     try:
         return client.call("get_parameter", Name=name)["Parameter"]
@@ -61,7 +67,7 @@ def read_parameter(client, name):
         raise
 
 
-def publish_plan(name, wanted, found):
+def publish_plan(name: str, wanted: str, found: dict[str, Any] | None) -> str | None:
     """What to do in one region: None (already holds ``wanted``), "create" or "update"; ParameterError when the
     parameter exists with another data type (AWS cannot change a parameter to or from aws:ec2:image)."""
     if found is None:
@@ -74,7 +80,9 @@ def publish_plan(name, wanted, found):
     return None if found.get("Value") == wanted else "update"
 
 
-def publish(client, changes, name, image_id, description, timeout):
+def publish(
+    client: AwsClient, changes: Changes, name: str, image_id: str, description: str | None, timeout: float
+) -> dict[str, Any]:
     """Make parameter ``name`` hold ``image_id`` (data type aws:ec2:image) in ``client``'s region.
 
     AWS validates such a value asynchronously: PutParameter answers before it checked that the image exists, and
@@ -111,7 +119,7 @@ def publish(client, changes, name, image_id, description, timeout):
         ) from None
 
 
-def unpublish(client, changes, name):
+def unpublish(client: AwsClient, changes: Changes, name: str) -> dict[str, Any] | None:
     """Delete parameter ``name`` in ``client``'s region; returns what it held, or None when there was none."""
     found = read_parameter(client, name)
     if found is not None and changes.will(f"delete parameter {name} ({client.region})"):

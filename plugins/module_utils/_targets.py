@@ -9,10 +9,16 @@ targets are healthy or done draining. Every change goes through a :class:`Change
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Collection, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ansible_collections.bakery.ec2.plugins.module_utils._changes import wait_until
 from ansible_collections.bakery.ec2.plugins.module_utils._errors import AwsError, WaitTimeout
 from ansible_collections.bakery.ec2.plugins.module_utils._shapes import chunks
+
+if TYPE_CHECKING:
+    from ansible_collections.bakery.ec2.plugins.module_utils._changes import Changes
+    from ansible_collections.bakery.ec2.plugins.module_utils._client import AwsClient
 
 TARGET_GROUP_NOT_FOUND = ("TargetGroupNotFound",)
 # What ELB may answer for an instance EC2 has just shown running (eventually consistent): retried for a while.
@@ -29,7 +35,7 @@ DRAINING = ("draining", "unhealthy.draining")
 HOPELESS_REASONS = ("Target.NotInUse", "Target.InvalidState", "Elb.InternalError")
 
 
-def check_target_group_refs(refs):
+def check_target_group_refs(refs: Iterable[str]) -> str | None:
     """An error message for the first entry of ``target_groups`` that is neither a name nor an ARN, or None."""
     for ref in refs:
         if ref.startswith("arn:"):
@@ -43,14 +49,14 @@ def check_target_group_refs(refs):
     return None
 
 
-def find_target_groups(client, refs):
+def find_target_groups(client: AwsClient, refs: Iterable[str]) -> list[dict[str, Any]]:
     """The target groups ``refs`` (ARNs or names) name, in order, without duplicates; TaskError-worthy message
     (ValueError) for one that is missing or not of target type ``instance``.
 
     One call per entry: ELB fails a whole DescribeTargetGroups when one of several names is unknown, and the
     message must name it.
     """
-    groups = {}
+    groups: dict[str, dict[str, Any]] = {}
     for ref in refs:
         key = "TargetGroupArns" if ref.startswith("arn:") else "Names"
         try:
@@ -71,7 +77,7 @@ def find_target_groups(client, refs):
     return list(groups.values())
 
 
-def describe_health(entries):
+def describe_health(entries: Iterable[dict[str, Any]]) -> str:
     """``i-1 unhealthy (Target.FailedHealthChecks) in web-tg, ...`` for failure messages."""
     parts = []
     for entry in entries:
@@ -83,7 +89,7 @@ def describe_health(entries):
 class HealthTimeout(Exception):
     """Targets not healthy in time; ``entries``: their last health (as :meth:`TargetGroups.health` gives it)."""
 
-    def __init__(self, timeout, entries, message=None):
+    def __init__(self, timeout: float, entries: list[dict[str, Any]], message: str | None = None) -> None:
         self.timeout = timeout
         self.entries = entries
         # what a rolled-back refresh says of its batch
@@ -94,7 +100,7 @@ class HealthTimeout(Exception):
 class TargetHopeless(HealthTimeout):
     """A target ELB will never route to (:data:`HOPELESS_REASONS`): the wait ended at once."""
 
-    def __init__(self, entries, message):
+    def __init__(self, entries: list[dict[str, Any]], message: str) -> None:
         super().__init__(0, entries, message)
         self.summary = f"cannot serve: {message}"
 
@@ -102,12 +108,12 @@ class TargetHopeless(HealthTimeout):
 class TargetGroups:
     """The groups of ``target_groups`` (DescribeTargetGroups entries) and the registrations of instances in them."""
 
-    def __init__(self, changes, groups):
+    def __init__(self, changes: Changes, groups: list[dict[str, Any]]) -> None:
         self.changes = changes
         self.client = changes.client
         self.groups = groups
 
-    def registered(self):
+    def registered(self) -> dict[str, dict[str, dict[str, Any]]]:
         """``{group ARN: {instance ID: TargetHealth}}`` of every target registered (or draining) in each group."""
         return {
             group["TargetGroupArn"]: {
@@ -119,7 +125,9 @@ class TargetGroups:
             for group in self.groups
         }
 
-    def health(self, ids, registered=None):
+    def health(
+        self, ids: Iterable[str], registered: dict[str, dict[str, dict[str, Any]]] | None = None
+    ) -> list[dict[str, Any]]:
         """One entry per instance of ``ids`` and group: instance_id, target group ARN and name, state, reason,
         description (``unregistered`` when the instance is not in the group)."""
         registered = self.registered() if registered is None else registered
@@ -127,7 +135,7 @@ class TargetGroups:
         for iid in ids:
             for group in self.groups:
                 health = registered[group["TargetGroupArn"]].get(iid)
-                entry = {
+                entry: dict[str, Any] = {
                     "instance_id": iid,
                     "target_group_arn": group["TargetGroupArn"],
                     "target_group_name": group["TargetGroupName"],
@@ -139,7 +147,7 @@ class TargetGroups:
                 entries.append(entry)
         return entries
 
-    def register(self, ids, new=False):
+    def register(self, ids: Sequence[str], new: bool = False) -> list[str]:
         """Register each of ``ids`` (running instances) where it is not registered, or draining; return those
         registered now anywhere. ``new``: some were launched just now (ELB may not know them yet)."""
         changed, _seen = self._change(
@@ -151,7 +159,7 @@ class TargetGroups:
         )
         return changed
 
-    def deregister(self, ids):
+    def deregister(self, ids: Sequence[str]) -> list[str]:
         """Deregister each of ``ids`` from every group where it is registered (and not already draining);
         return those that were registered anywhere (draining included), whose draining is to be waited for."""
         _changed, seen = self._change(
@@ -159,11 +167,19 @@ class TargetGroups:
         )
         return seen
 
-    def _change(self, ids, verb, preposition, needed, created_codes=()):
+    def _change(
+        self,
+        ids: Sequence[str],
+        verb: str,
+        preposition: str,
+        needed: Callable[[dict[str, Any] | None], bool],
+        created_codes: Collection[str] = (),
+    ) -> tuple[list[str], list[str]]:
         """``verb`` (register, deregister) each of ``ids`` in every group where ``needed(its TargetHealth or
         None)``; return the IDs changed anywhere and those registered (or draining) anywhere before.
         ``created_codes``: errors retried for a while (see :meth:`Changes.act`)."""
-        changed, seen = [], []
+        changed: list[str] = []
+        seen: list[str] = []
         if not ids or not self.groups:
             return changed, seen
         registered = self.registered()
@@ -182,19 +198,19 @@ class TargetGroups:
             seen += [iid for iid in ids if iid in here and iid not in seen]
         return changed, seen
 
-    def wait_healthy(self, ids, timeout, zones=None):
+    def wait_healthy(self, ids: Sequence[str], timeout: float, zones: dict[str, str | None] | None = None) -> None:
         """Wait until each of ``ids`` is healthy in every group; :class:`HealthTimeout` with the others if not, and
         :class:`TargetHopeless` at once for a target ELB will never route to. ``zones``: ``{instance ID: zone}``,
         named in that message."""
         if not ids or not self.groups or self.changes.check_mode:
             return
-        last = []
+        last: list[dict[str, Any]] = []
 
-        def fetch():
+        def fetch() -> list[dict[str, Any]]:
             last[:] = self.health(ids)
             return last
 
-        def done(entries):
+        def done(entries: list[dict[str, Any]]) -> bool:
             hopeless = [entry for entry in entries if entry.get("reason") in HOPELESS_REASONS]
             if hopeless:
                 raise TargetHopeless(hopeless, self.hopeless_message(hopeless[0], zones or {}))
@@ -214,7 +230,7 @@ class TargetGroups:
         except WaitTimeout:
             raise HealthTimeout(timeout, [entry for entry in last if entry["state"] != "healthy"]) from None
 
-    def balancer_zones(self, group):
+    def balancer_zones(self, group: dict[str, Any]) -> list[str]:
         """The availability zones the load balancers of ``group`` (a DescribeTargetGroups entry) enable, sorted."""
         arns = group.get("LoadBalancerArns") or []
         if not arns:
@@ -222,16 +238,16 @@ class TargetGroups:
         found = self.client.call("describe_load_balancers", LoadBalancerArns=arns)["LoadBalancers"]
         return sorted({zone["ZoneName"] for lb in found for zone in lb.get("AvailabilityZones") or ()})
 
-    def enabled_zones(self):
+    def enabled_zones(self) -> set[str] | None:
         """The zones every group's load balancers enable (None when no group has a load balancer yet)."""
-        zones = None
+        zones: set[str] | None = None
         for group in self.groups:
             if group.get("LoadBalancerArns"):
                 mine = set(self.balancer_zones(group))
                 zones = mine if zones is None else zones & mine
         return zones
 
-    def hopeless_message(self, entry, zones):
+    def hopeless_message(self, entry: dict[str, Any], zones: dict[str, str | None]) -> str:
         """One line: the instance, its zone, why ELB will not route to it, the zones its load balancers enable."""
         group = next(g for g in self.groups if g["TargetGroupArn"] == entry["target_group_arn"])
         where = f" in {zones[entry['instance_id']]}" if zones.get(entry["instance_id"]) else ""
@@ -242,13 +258,13 @@ class TargetGroups:
             f"{entry['target_group_name']}, whose load balancers enable {enabled}; it will not turn healthy"
         )
 
-    def wait_drained(self, ids, timeout):
+    def wait_drained(self, ids: Iterable[str], timeout: float) -> None:
         """Wait until none of ``ids`` is registered or draining in any group (deregistration done)."""
         if not ids or not self.groups or self.changes.check_mode:
             return
         wanted = set(ids)
 
-        def still_there(registered):
+        def still_there(registered: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
             return sorted(
                 f"{iid} {health.get('State', '?')} in {arn.split(':')[-1]}"
                 for arn, targets in registered.items()

@@ -13,8 +13,10 @@ once handed over, so that the inventory takes the hosts in while the records it 
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 from ansible_collections.bakery.ec2.plugins.module_utils._connection import build_client, build_session
 from ansible_collections.bakery.ec2.plugins.module_utils._errors import AwsError
@@ -26,12 +28,15 @@ from ansible_collections.bakery.ec2.plugins.plugin_utils._inventory_hostvars imp
     set_region,
 )
 
+if TYPE_CHECKING:
+    from ansible_collections.bakery.ec2.plugins.module_utils._client import AwsClient
+
 PERMISSION_CODES = frozenset(("AuthFailure", "UnauthorizedOperation", "OptInRequired"))
 DEFAULT_REGION = "us-east-1"
 PAGE_SIZE = 1000  # DescribeInstances' largest page
 
 
-def ansible_filters(filters):
+def ansible_filters(filters: dict[str, Any] | None) -> list[dict[str, Any]]:
     """``{'tag:Role': 'web'}`` -> ``[{'Name': 'tag:Role', 'Values': ['web']}]``."""
     out = []
     for name, value in (filters or {}).items():
@@ -41,7 +46,7 @@ def ansible_filters(filters):
 
 
 @contextmanager
-def paused_gc():
+def paused_gc() -> Iterator[None]:
     """Pause Python's cyclic garbage collector while an inventory is built (reference counting still frees).
 
     The host records are millions of small dicts and lists without cycles; every full collection walks all of
@@ -56,7 +61,7 @@ def paused_gc():
             gc.enable()
 
 
-def connect(params, assume_role_arn=None):
+def connect(params: dict[str, Any], assume_role_arn: str | None = None) -> tuple[dict[str, Any], Any]:
     """A boto3 session for ``params``; with ``assume_role_arn``, the role's credentials are used instead."""
     session = build_session(params)
     if not assume_role_arn:
@@ -73,7 +78,7 @@ def connect(params, assume_role_arn=None):
     return params, build_session(params)
 
 
-def all_regions(params, session):
+def all_regions(params: dict[str, Any], session: Any) -> list[str]:
     """Every region enabled for the account (DescribeRegions)."""
     client = build_client(params, region=params.get("region") or DEFAULT_REGION, session=session)
     return sorted(r["RegionName"] for r in client.call("describe_regions").get("Regions", ()))
@@ -82,7 +87,7 @@ def all_regions(params, session):
 class Skipped:
     """A region skipped for lack of permissions (strict_permissions=false)."""
 
-    def __init__(self, region, error):
+    def __init__(self, region: str, error: AwsError) -> None:
         self.region = region
         self.error = error
 
@@ -95,22 +100,31 @@ class Listing:
     permissions once ``pages()`` has run.
     """
 
-    def __init__(self, params, session, regions, queries, excludes=(), max_concurrency=8, strict_permissions=True):
+    def __init__(
+        self,
+        params: dict[str, Any],
+        session: Any,
+        regions: Iterable[str],
+        queries: Iterable[list[dict[str, Any]]],
+        excludes: Iterable[list[dict[str, Any]]] = (),
+        max_concurrency: int = 8,
+        strict_permissions: bool = True,
+    ) -> None:
         # A filter of more than 200 values (EC2's limit) is asked for in parts; their instances together are the same.
         self.queries = [part for filters in queries for part in split_filters(filters)]
         self.excludes = [part for filters in excludes for part in split_filters(filters)]
         self.max_concurrency = max_concurrency
         self.strict_permissions = strict_permissions
-        self.skipped = []
+        self.skipped: list[Skipped] = []
         # A boto3 session is not thread-safe, its clients are: build them here, use them in the workers.
         self.clients = {region: build_client(params, region=region, session=session) for region in regions}
-        self.strings = {}  # equal short strings of every page and region are one object
+        self.strings: dict[str, str] = {}  # equal short strings of every page and region are one object
         parser = None
         for client in self.clients.values():
             parser = parser or PageParser(client.client.meta.service_model, self.strings)
             client.client.meta.events.register("before-parse.ec2.DescribeInstances", parser.hook)
 
-    def pages(self):
+    def pages(self) -> Iterator[list[dict[str, Any]]]:
         """Host records (lists of host variables) page by page: regions in order, each instance once.
 
         Every listing has answered in full before the first page is handed over: a region that fails half-way
@@ -151,7 +165,7 @@ class Listing:
                     yield fresh
                 del fresh
 
-    def _list(self, client, filters):
+    def _list(self, client: AwsClient, filters: list[dict[str, Any]]) -> list[list[dict[str, Any]]] | Skipped:
         """The pages of host variables of the instances matching ``filters`` in one region, or why it is skipped."""
         pages = []
         try:

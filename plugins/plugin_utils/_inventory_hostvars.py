@@ -13,6 +13,7 @@ reserves gets the prefix ``ec2_``.
 from __future__ import annotations
 
 import re
+from typing import Any
 from xml.etree import ElementTree
 
 from ansible.vars.reserved import get_reserved_names
@@ -32,7 +33,7 @@ _ACRONYM = re.compile(r"([A-Z]+)([A-Z][a-z])")
 _SHARED_LEN = 64
 
 
-def snake_name(name):
+def snake_name(name: str) -> str:
     """``PrivateIpAddress`` -> ``private_ip_address``, as amazon.aws names it; memoised in a plain dict."""
     out = _SNAKE.get(name)
     if out is None:
@@ -40,7 +41,7 @@ def snake_name(name):
     return out
 
 
-def _snake_value(value, strings):
+def _snake_value(value: Any, strings: dict[str, str]) -> Any:
     kind = type(value)
     if kind is str:
         return strings.setdefault(value, value) if len(value) <= _SHARED_LEN else value
@@ -56,7 +57,12 @@ def _snake_value(value, strings):
     return value
 
 
-def instance_hostvars(instance, reservation=None, strings=None, region=None):
+def instance_hostvars(
+    instance: dict[str, Any],
+    reservation: dict[str, Any] | None = None,
+    strings: dict[str, str] | None = None,
+    region: str | None = None,
+) -> dict[str, Any]:
     """One DescribeInstances instance (with its reservation) -> host variables.
 
     ``placement.region`` is added, as amazon.aws does: the ``region`` that was queried (a Local or Wavelength
@@ -81,7 +87,7 @@ def instance_hostvars(instance, reservation=None, strings=None, region=None):
     return out
 
 
-def set_region(hostvars, region):
+def set_region(hostvars: dict[str, Any], region: str) -> None:
     """``placement.region`` of one host: the region its instance was listed in."""
     placement = hostvars.get("placement")
     if isinstance(placement, dict):
@@ -103,7 +109,7 @@ _STR, _STRUCT, _LIST, _BOOL, _INT, _FLOAT, _TIME, _TAGS = range(8)
 _KINDS = {"boolean": _BOOL, "integer": _INT, "long": _INT, "float": _FLOAT, "double": _FLOAT, "timestamp": _TIME}
 
 
-def _compile_shape(shape, memo, top=False):
+def _compile_shape(shape: Any, memo: dict[tuple[str, bool], tuple[int, Any]], top: bool = False) -> tuple[int, Any]:
     """API shape -> ``(kind, payload)``; a structure's payload is ``{xml_name: (variable, kind, payload)}``."""
     if shape.type_name == "structure":
         key = (shape.name, top)
@@ -129,14 +135,14 @@ class PageParser:
     ``strings`` is shared by every page (and thread) of one inventory, so that equal short strings are one object.
     """
 
-    def __init__(self, service_model, strings):
+    def __init__(self, service_model: Any, strings: dict[str, str]) -> None:
         output = service_model.operation_model("DescribeInstances").output_shape
         reservation = output.members["Reservations"].member
         instance = reservation.members["Instances"].member
         self.instance = dict(_compile_shape(instance, {}, top=True)[1])
         self.instance[instance.members["Tags"].serialization.get("name", "Tags")] = ("ec2_tags", _TAGS, None)
         self.strings = strings
-        self.times = {}
+        self.times: dict[str, str] = {}
         # Where the reservation fields sit in the XML, and the instances inside a reservation.
         self.reservation_fields = {
             reservation.members[name].serialization.get("name", name): snake_name(name)
@@ -146,7 +152,7 @@ class PageParser:
         self.token_tag = output.members["NextToken"].serialization.get("name", "NextToken")
         self.reservations_tag = output.members["Reservations"].serialization.get("name", "Reservations")
 
-    def hook(self, response_dict, customized_response_dict, **_kwargs):
+    def hook(self, response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_kwargs: Any) -> None:
         """botocore ``before-parse`` handler: parse a page here and leave botocore an empty one."""
         if response_dict.get("status_code") != 200:
             return
@@ -159,7 +165,7 @@ class PageParser:
             customized_response_dict["NextToken"] = token
         response_dict["body"] = b"<DescribeInstancesResponse/>"
 
-    def parse(self, body):
+    def parse(self, body: bytes) -> tuple[list[dict[str, Any]], str | None]:
         # Data from the endpoint, parsed with the same ElementTree parser botocore uses.
         body = _XMLNS.sub(b"", body[:512], count=1) + body[512:]  # tags without the namespace
         root = ElementTree.fromstring(body)  # noqa: S314
@@ -173,7 +179,7 @@ class PageParser:
                 token = section.text or None
         return hosts, token
 
-    def _reservation(self, node, hosts):
+    def _reservation(self, node: ElementTree.Element, hosts: list[dict[str, Any]]) -> None:
         fields = {}
         instances = ()
         strings = self.strings
@@ -190,7 +196,7 @@ class PageParser:
             hostvars.update(fields)
             hosts.append(hostvars)
 
-    def _structure(self, node, members):
+    def _structure(self, node: ElementTree.Element, members: dict[str, tuple[str, int, Any]]) -> dict[str, Any]:
         # The hot loop of the inventory (about 120 elements per instance): the commonest kinds inline.
         out = {}
         strings = self.strings
@@ -216,7 +222,7 @@ class PageParser:
                 out[var] = self._value(child, kind, payload)
         return out
 
-    def _value(self, node, kind, payload):
+    def _value(self, node: ElementTree.Element, kind: int, payload: Any) -> Any:
         if kind == _STRUCT:
             return self._structure(node, payload)
         if kind == _LIST:
@@ -237,7 +243,7 @@ class PageParser:
             return stamp
         return self.strings.setdefault(text, text) if len(text) <= _SHARED_LEN else text
 
-    def _tags(self, node):
+    def _tags(self, node: ElementTree.Element) -> dict[str, str]:
         tags = {}
         strings = self.strings
         for item in node:

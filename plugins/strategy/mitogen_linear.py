@@ -27,6 +27,8 @@ notes:
     with it (become, check mode, diff, M(bakery.ec2.host_files)).
 """
 
+from typing import Any
+
 from ansible.errors import AnsibleError
 from ansible.plugins.strategy.linear import StrategyModule as LinearStrategy
 
@@ -51,7 +53,7 @@ if MITOGEN_MISSING is None:
 else:
 
     class StrategyModule(LinearStrategy):
-        def __init__(self, *args, **kwargs):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
             raise AnsibleError(
                 f"strategy bakery.ec2.mitogen_linear needs the mitogen package on the controller "
                 f"(pip install mitogen==0.3.54), or flow_mitogen: false: {MITOGEN_MISSING}"
