@@ -71,7 +71,11 @@ def test_a_29_character_flow_name_fails_in_preflight(aws_env, strict_front, tmp_
         ({"flow_lb_name": "web-"}, "flow_lb_name: 'web-' is not a valid name"),
         ({"flow_bucket_name": "photos..of.us"}, "flow_bucket_name: 'photos..of.us' is not a valid name"),
         ({"flow_bucket_name": "10.0.0.1"}, "flow_bucket_name: '10.0.0.1' is not a valid name"),
+        # The instance profile has the role's name: the role's rule (64 characters; a profile's is 128) covers both.
         ({"flow_role_name": "r" * 65}, f"flow_role_name: '{'r' * 65}' is not a valid name (1-64"),
+        ({"flow_table_name": "ab"}, "flow_table_name: 'ab' is not a valid name (3-255 letters, digits, _ . -)"),
+        ({"flow_table_name": "staff employees"}, "flow_table_name: 'staff employees' is not a valid name (3-255"),
+        ({"flow_table_name": "t" * 256}, f"flow_table_name: '{'t' * 256}' is not a valid name (3-255"),
         ({"flow_connect_address": "both"}, "flow_connect_address: 'both' is not private or public"),
     ],
     ids=lambda v: next(iter(v)) if isinstance(v, dict) else None,
