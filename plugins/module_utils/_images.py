@@ -583,7 +583,13 @@ def remove_image(client: AwsClient, changes: Changes, image: dict[str, Any]) -> 
 
 
 def wait_available(
-    client: AwsClient, image_id: str, timeout: float, operation: str, new: bool, kms_key: str | None = None
+    client: AwsClient,
+    image_id: str,
+    timeout: float,
+    operation: str,
+    new: bool,
+    kms_key: str | None = None,
+    source: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Wait until the image is available; a failed image is removed and fails the task."""
     image = wait_until(
@@ -596,29 +602,53 @@ def wait_available(
         # and the module's exit (2 s apart could end 2.04 s after, measured on the sandbox).
         max_delay=IMAGE_POLL_MAX_S,
     )
-    return finish(client, image, operation, kms_key)
+    return finish(client, image, operation, kms_key, source)
 
 
-def kms_failure(client: AwsClient, image: dict[str, Any], kms_key: str | None) -> str:
-    """What a message adds for an image EC2 failed because it could not use a KMS key: the key, what it needs."""
+def volume_kms_keys(client: AwsClient, instance: dict[str, Any]) -> list[str]:
+    """The KMS keys of the instance's encrypted EBS volumes, which encrypt the snapshots CreateImage makes of them
+    (DescribeImages says a mapping is encrypted, never with which key), read now; [] when none or unreadable."""
+    ids = [m["Ebs"]["VolumeId"] for m in instance.get("BlockDeviceMappings") or () if m.get("Ebs", {}).get("VolumeId")]
+    if not ids:
+        return []
+    try:
+        volumes = client.call("describe_volumes", VolumeIds=ids).get("Volumes", [])
+    except AwsError:
+        return []
+    return list(dict.fromkeys(v["KmsKeyId"] for v in volumes if v.get("Encrypted") and v.get("KmsKeyId")))
+
+
+def kms_failure(client: AwsClient, image: dict[str, Any], kms_key: str | None, also: Iterable[str] = ()) -> str:
+    """What a message adds for an image EC2 failed because it could not use a KMS key: the key, what it needs
+    (``also``: keys known otherwise, those of the volumes an image is made from)."""
     named = sorted({m["Ebs"]["KmsKeyId"] for m in image.get("BlockDeviceMappings", [])
-                    if m.get("Ebs", {}).get("KmsKeyId")} | ({kms_key} if kms_key else set()))  # fmt: skip
+                    if m.get("Ebs", {}).get("KmsKeyId")} | ({kms_key} if kms_key else set()) | set(also))  # fmt: skip
     keys = describe_kms_keys(client, named, default=not named)
     return f" (KMS: EC2 could not use the key that encrypts its snapshots, {keys}; the caller needs {KMS_NEEDS})"
 
 
-def finish(client: AwsClient, image: dict[str, Any], operation: str, kms_key: str | None = None) -> dict[str, Any]:
+def finish(
+    client: AwsClient,
+    image: dict[str, Any],
+    operation: str,
+    kms_key: str | None = None,
+    source: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """An image that is done waiting: returned when available, else removed, failing the task (``kms_key``: the key
-    the image was to be encrypted with, named when EC2 failed it for KMS)."""
+    the image was to be encrypted with, ``source``: the instance it is made from, whose volumes' keys encrypt it;
+    named when EC2 failed it for KMS)."""
     image_id = image["ImageId"]
     if image["State"] == "available":
         return image
     reason = image.get("StateReason") or {}
-    # Client.InternalError is EC2's word for many failures: KMS is named for it only when the image is encrypted.
-    encrypted = kms_key or any(m.get("Ebs", {}).get("Encrypted") for m in image.get("BlockDeviceMappings", []))
     code = reason.get("Code")
+    # Read only for an image that failed as KMS failures do (a failed image may describe no mapping at all).
+    volume_keys = volume_kms_keys(client, source) if source and code in KMS_STATE_CODES else []
+    # Client.InternalError is EC2's word for many failures: KMS is named for it only when the image is encrypted.
+    mappings = image.get("BlockDeviceMappings", [])
+    encrypted = kms_key or volume_keys or any(m.get("Ebs", {}).get("Encrypted") for m in mappings)
     kms_code = code == "Client.InvalidKMSKey.InvalidState" or (code in KMS_STATE_CODES and encrypted)
-    kms = kms_failure(client, image, kms_key) if kms_code else ""
+    kms = kms_failure(client, image, kms_key, volume_keys) if kms_code else ""
     removed = ""
     if image["State"] != "deregistered":
         snapshots = remove_image(client, Changes(False), image)
@@ -639,15 +669,17 @@ def settle(
     operation: str,
     new: bool,
     kms_key: str | None = None,
+    source: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The image as EC2 describes it: waited for until available when ``wait``, else as it is now."""
+    """The image as EC2 describes it: waited for until available when ``wait``, else as it is now (``source``: the
+    instance a new image is made from)."""
     if image.get("State") == "available" or (not wait and "State" in image):
         return image
     if "State" in image and image["State"] not in WAITING_IMAGE_STATES:
-        return finish(client, image, operation, kms_key)
+        return finish(client, image, operation, kms_key, source)
     if wait:
         timeout = max(0.0, deadline - time.monotonic())
-        return wait_available(client, image["ImageId"], timeout, operation, new, kms_key)
+        return wait_available(client, image["ImageId"], timeout, operation, new, kms_key, source)
     return fetch_image(client, image["ImageId"], new)
 
 

@@ -126,7 +126,9 @@ options:
       - A customer-managed key needs the caller's C(kms:CreateGrant) (with C(kms:GrantIsForAWSResource)),
         C(kms:Decrypt), C(kms:DescribeKey), C(kms:GenerateDataKeyWithoutPlainText) and C(kms:ReEncrypt*) on it, and
         on the source image's key. An image that EC2 fails for KMS (state reason C(Client.InternalError) or
-        C(Client.InvalidKMSKey.InvalidState)) fails the task in one line naming KMS and the key.
+        C(Client.InvalidKMSKey.InvalidState)) fails the task in one line naming KMS and the key: for a copy, its
+        key; for the image made from the instance, the keys of the instance's volumes (read then with
+        C(ec2:DescribeVolumes); the account's default EBS key when they cannot be read).
     type: str
   wait:
     description:
@@ -561,7 +563,9 @@ def run(module: AwsModule) -> None:
     image, tags, created = bake_image(client, changes, params, instance, found)
     copies_needed = any(not imgs or params["on_exists"] == "replace" for imgs in found_copies.values())
     if image is not None and not module.check_mode:
-        image = settle(client, image, params["wait"] or copies_needed, deadline, "CreateImage", created)
+        # A new image is made of the instance's volumes: their keys are named when EC2 fails it for KMS.
+        source = instance if created else None
+        image = settle(client, image, params["wait"] or copies_needed, deadline, "CreateImage", created, source=source)
     users = params["launch_permissions"]
     if image is not None:
         tags, users = reconcile(client, changes, image, tags, purge_of(params), users, created)

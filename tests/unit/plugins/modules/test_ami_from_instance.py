@@ -231,6 +231,58 @@ def test_failed_image_is_removed_with_its_snapshots_and_fails_with_the_reason(ec
     assert f"removed it and its snapshots {SNAP}" in msg
 
 
+VOLUME = "vol-0123456789abcdef0"
+VOLUME_KEY = "arn:aws:kms:us-east-1:123456789012:key/5678abcd-12ab-34cd-56ef-1234567890ab"
+
+
+@pytest.mark.parametrize(
+    ("code", "mappings"),
+    [
+        # DescribeImages says a mapping is encrypted, never with which key (KmsKeyId is for RunInstances only).
+        ("Client.InvalidKMSKey.InvalidState", [{"DeviceName": "/dev/xvda", "Ebs": {"Encrypted": True}}]),
+        ("Client.InternalError", [{"DeviceName": "/dev/xvda", "Ebs": {"Encrypted": True}}]),
+        # A failed image may describe no mapping at all: the instance's volumes say it was to be encrypted.
+        ("Client.InternalError", []),
+    ],
+)
+def test_an_image_ec2_failed_for_kms_names_kms_and_the_key_of_the_instances_volumes(ec2, run_module, code, mappings):
+    source = dict(instance(), BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeId": VOLUME}}])
+    stub_instance(ec2, source)
+    stub_lookup(ec2)
+    ec2.add_response("create_image", {"ImageId": NEW}, create_params(LINEAGE))
+    reason = {"Code": code, "Message": f"{code}: Client error on CreateImage"}
+    stub_describe(ec2, image(state="failed", snapshots=(), StateReason=reason, BlockDeviceMappings=mappings))
+    # Read only now that EC2 failed the image: the keys that encrypt the volumes its snapshots are made of.
+    ec2.add_response(
+        "describe_volumes",
+        {"Volumes": [{"VolumeId": VOLUME, "Encrypted": True, "KmsKeyId": VOLUME_KEY}]},
+        {"VolumeIds": [VOLUME]},
+    )
+    ec2.add_response("deregister_image", {}, {"ImageId": NEW})
+    res = run_module(mod, {"instance_id": INSTANCE, "name": NAME})
+    assert res.failed
+    msg = res.result["msg"]
+    assert "\n" not in msg
+    assert msg.startswith(f"CreateImage: {code}: image {NEW} ('{NAME}') in us-east-1 ended failed: {code}: Client")
+    assert f"(KMS: EC2 could not use the key that encrypts its snapshots, {VOLUME_KEY}; the caller needs kms:Cre" in msg
+    assert msg.endswith("; removed it")
+
+
+def test_an_image_of_unencrypted_volumes_that_ec2_failed_does_not_name_kms(ec2, run_module):
+    source = dict(instance(), BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeId": VOLUME}}])
+    stub_instance(ec2, source)
+    stub_lookup(ec2)
+    ec2.add_response("create_image", {"ImageId": NEW}, create_params(LINEAGE))
+    reason = {"Code": "Client.InternalError", "Message": "Client.InternalError: snapshot failed"}
+    stub_describe(ec2, image(state="failed", snapshots=(), StateReason=reason, BlockDeviceMappings=[]))
+    unencrypted = {"Volumes": [{"VolumeId": VOLUME, "Encrypted": False}]}
+    ec2.add_response("describe_volumes", unencrypted, {"VolumeIds": [VOLUME]})
+    ec2.add_response("deregister_image", {}, {"ImageId": NEW})
+    res = run_module(mod, {"instance_id": INSTANCE, "name": NAME})
+    assert res.failed
+    assert res.result["msg"].endswith("ended failed: Client.InternalError: snapshot failed; removed it")
+
+
 @pytest.fixture
 def clock(monkeypatch):
     """A fake monotonic clock that sleeping moves on; returns the list of delays slept."""
