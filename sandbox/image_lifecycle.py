@@ -2,10 +2,10 @@
 
 Through the EC2, Auto Scaling and SSM APIs' own requests and answers (the sandbox's own client reads moto's state):
 
-- ``EnableImageDeprecation`` / ``DisableImageDeprecation``: the time is kept here (rounded to the minute, at most
-  10 years ahead) and shown as ``deprecationTime`` in DescribeImages. A deprecated image still launches. Once the
-  time has passed, another account's image is left out of DescribeImages unless the request names it or asks for
-  ``IncludeDeprecated``; the owner always sees its own.
+- ``EnableImageDeprecation`` / ``DisableImageDeprecation``: the time is kept here (rounded to the minute, not in
+  the past, at most 10 years ahead) and shown as ``deprecationTime`` in DescribeImages. A deprecated image still
+  launches. Once the time has passed, another account's image is left out of DescribeImages unless the request
+  names it or asks for ``IncludeDeprecated``; the owner always sees its own.
 - ``EnableImageDeregistrationProtection`` (``WithCooldown``) / ``DisableImageDeregistrationProtection``: shown as
   ``deregistrationProtection`` (``disabled``, ``enabled-without-cooldown``, ``enabled-with-cooldown``) in every
   DescribeImages item; DeregisterImage is refused while it is on, and for 24 hours after protection with cooldown
@@ -105,8 +105,11 @@ class ImageLifecycle:
         when = parse_time(params.get("DeprecateAt", ""))
         if when is None:
             return self.error("InvalidParameterValue", f"Invalid value for DeprecateAt: {params.get('DeprecateAt')}")
+        now = _now()
+        if when < now:  # EnableImageDeprecation: "You can't specify a date in the past."
+            return self.error("InvalidParameterValue", f"The deprecation time {params['DeprecateAt']} is in the past.")
         when = (when + timedelta(seconds=30)).replace(second=0, microsecond=0)  # EC2 rounds to the nearest minute
-        if when > _now() + MAX_DEPRECATION:
+        if when > now + MAX_DEPRECATION:
             return self.error("InvalidParameterValue", "The deprecation time cannot be more than 10 years from now.")
         with self._lock:
             self.deprecation[key] = when

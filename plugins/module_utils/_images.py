@@ -267,13 +267,16 @@ def judge(
 
 
 def deprecate_at(now: datetime.datetime) -> datetime.datetime:
-    """Now, to the minute below: EC2 rounds DeprecateAt to a minute, and must not round it into the future."""
-    return now.replace(second=0, microsecond=0)
+    """The deprecation time to ask for: EC2 refuses a time in the past ("You can't specify a date in the past") and
+    rounds to the nearest minute, so the start of the minute after next: 1 to 2 minutes from now, in the future
+    still when the request arrives, and never rounded into the past."""
+    return now.replace(second=0, microsecond=0) + datetime.timedelta(minutes=2)
 
 
 def needs_deprecation(image: dict[str, Any], now: datetime.datetime) -> bool:
+    """Whether ``image`` needs a deprecation time: it has none, or one later than what the module would set."""
     when = parse_time(image.get("DeprecationTime"))
-    return when is None or when > now
+    return when is None or when > deprecate_at(now)
 
 
 # --- changing --------------------------------------------------------------------------------------

@@ -83,8 +83,10 @@ options:
     default: true
   deprecate_superseded:
     description:
-      - Every kept image that is not the newest gets a deprecation time (C(EnableImageDeprecation)), now, unless it
-        has an earlier one. A deprecated image still launches; other accounts no longer see it unless they name it.
+      - Every kept image that is not the newest gets a deprecation time (C(EnableImageDeprecation)) unless it has
+        an earlier one: the start of the minute after next (EC2 refuses a time in the past and rounds to the
+        minute), so it is deprecated within two minutes. A deprecated image still launches; other accounts no longer
+        see it unless they name it.
     type: bool
     default: true
   protect_newest:

@@ -1,11 +1,14 @@
-"""Helpers for the sandbox tests (waiting for states, SSH with the system client)."""
+"""Helpers for the sandbox tests (waiting for states, SSH with the system client, an API front in this process)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -26,6 +29,33 @@ SSH_OPTS = [
     "-o",
     "BatchMode=yes",
 ]
+
+
+@contextlib.contextmanager
+def api_front(services: list | None = None):
+    """The sandbox's API front (moto behind the middleware, IAM enforced) in this process, on a free 127.0.0.1 port,
+    without hosts or root: ``(core, endpoint, keys)``. ``services``: the service classes, the sandbox's own unless
+    given. What the front keeps is this process's (moto's state is shared with other fronts of the process)."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import make_server
+
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from sandbox import iam
+    from sandbox.core import Core
+    from sandbox.middleware import Middleware
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    core = Core(port, {}, window=0)
+    srv = make_server("127.0.0.1", port, Middleware(DomainDispatcherApplication(create_backend_app), core, services),
+                      threaded=True)  # fmt: skip
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield core, f"http://127.0.0.1:{port}", core.enforce_iam(iam.POLICY_FILE.read_text())
+    finally:
+        srv.shutdown()
 
 
 def base_ami(ec2, version: str) -> dict:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from botocore.exceptions import ClientError
-from sandbox_helpers import ROOT, ansible_playbook
+from sandbox_helpers import ROOT, ansible_playbook, api_front
 
 EAST, WEST = "us-east-1", "eu-west-1"
 KEEP = 2
@@ -203,31 +204,49 @@ def test_protection_with_cooldown_still_refuses_after_it_is_turned_off(sandbox):
     assert "cooldown until" in err.value.response["Error"]["Message"]
 
 
-def test_a_deprecated_image_still_launches_and_others_see_it_only_when_named(sandbox):
-    from sandbox import config
-
+def test_a_deprecated_image_still_launches_and_a_past_time_is_refused(sandbox):
     ec2 = sandbox.client(WEST)
     own = ec2.register_image(Name=f"deprecated-{uuid.uuid4().hex[:8]}", RootDeviceName="/dev/xvda")["ImageId"]
-    ec2.enable_image_deprecation(ImageId=own, DeprecateAt="2020-01-01T00:00:00Z")
+    with pytest.raises(ClientError) as err:  # EnableImageDeprecation: "You can't specify a date in the past."
+        ec2.enable_image_deprecation(ImageId=own, DeprecateAt="2020-01-01T00:00:00Z")
+    assert err.value.response["Error"]["Code"] == "InvalidParameterValue"
+    assert "2020-01-01T00:00:00Z is in the past" in err.value.response["Error"]["Message"]
+    soon = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=2)
+    ec2.enable_image_deprecation(ImageId=own, DeprecateAt=soon)
     shown = ec2.describe_images(ImageIds=[own])["Images"][0]
-    assert shown["DeprecationTime"].startswith("2020-01-01T00:00")
-    listed = ec2.describe_images(Owners=["self"], Filters=[{"Name": "image-id", "Values": [own]}])["Images"]
-    assert [i["ImageId"] for i in listed] == [own]  # its owner always sees it
+    assert shown["DeprecationTime"].startswith(soon.strftime("%Y-%m-%dT%H:%M"))
     launched = ec2.run_instances(ImageId=own, InstanceType="t3.micro", MinCount=1, MaxCount=1)["Instances"][0]
     ec2.terminate_instances(InstanceIds=[launched["InstanceId"]])
     ec2.deregister_image(ImageId=own)
-    # Another account's image (Debian's base image), deprecated: hidden from listings unless named or asked for.
-    base = ec2.describe_images(Owners=[config.DEBIAN_OWNER])["Images"][0]["ImageId"]
-    ec2.enable_image_deprecation(ImageId=base, DeprecateAt="2020-01-01T00:00:00Z")
-    try:
-        listed = {i["ImageId"] for i in ec2.describe_images(Owners=[config.DEBIAN_OWNER])["Images"]}
-        assert base not in listed
-        asked = {
-            i["ImageId"] for i in ec2.describe_images(Owners=[config.DEBIAN_OWNER], IncludeDeprecated=True)["Images"]
-        }
+
+
+def test_once_its_time_has_passed_another_accounts_image_is_seen_only_when_named(monkeypatch):
+    """On the API front in this process, whose clock the test moves (the sandbox's own runs in its process)."""
+    import boto3
+
+    from sandbox import iam, image_lifecycle
+
+    with api_front() as (_core, url, keys):
+        key = keys[iam.ADMIN_USER]
+        ec2 = boto3.client("ec2", region_name=WEST, endpoint_url=url, aws_access_key_id=key[0],
+                           aws_secret_access_key=key[1])  # fmt: skip
+        own = ec2.register_image(Name=f"deprecated-{uuid.uuid4().hex[:8]}", RootDeviceName="/dev/xvda")["ImageId"]
+        other = ec2.describe_images(Owners=["amazon"], MaxResults=6)["Images"][0]
+        owner, base = other["OwnerId"], other["ImageId"]
+        soon = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=2)
+        for image_id in (own, base):
+            ec2.enable_image_deprecation(ImageId=image_id, DeprecateAt=soon)
+        listed = {i["ImageId"] for i in ec2.describe_images(Owners=[owner])["Images"]}
+        assert base in listed  # not deprecated yet
+        later = soon + timedelta(minutes=1)
+        monkeypatch.setattr(image_lifecycle, "_now", lambda: later)
+        listed = {i["ImageId"] for i in ec2.describe_images(Owners=[owner])["Images"]}
+        assert base not in listed  # another account's, deprecated: left out of listings
+        asked = {i["ImageId"] for i in ec2.describe_images(Owners=[owner], IncludeDeprecated=True)["Images"]}
         assert base in asked
-        assert ec2.describe_images(ImageIds=[base])["Images"][0]["ImageId"] == base
-    finally:
+        assert ec2.describe_images(ImageIds=[base])["Images"][0]["ImageId"] == base  # named: shown
+        mine = ec2.describe_images(Owners=["self"], Filters=[{"Name": "image-id", "Values": [own]}])["Images"]
+        assert [i["ImageId"] for i in mine] == [own]  # its owner always sees its own
         ec2.disable_image_deprecation(ImageId=base)
 
 

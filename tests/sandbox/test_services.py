@@ -5,9 +5,7 @@ API front runs in this process."""
 from __future__ import annotations
 
 import re
-import socket
 import sys
-import threading
 from pathlib import Path
 
 import boto3
@@ -18,6 +16,8 @@ from botocore.exceptions import ClientError
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from sandbox_helpers import api_front
 
 from sandbox import config, iam
 from sandbox.services import SERVICES, Registry
@@ -87,22 +87,8 @@ def readme_example():
 
 @pytest.fixture(scope="module")
 def front():
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-    from werkzeug.serving import make_server
-
-    from sandbox.core import Core
-    from sandbox.middleware import Middleware
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    core = Core(port, {}, window=0)
-    app = Middleware(DomainDispatcherApplication(create_backend_app), core, [*SERVICES, readme_example()])
-    srv = make_server("127.0.0.1", port, app, threaded=True)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    keys = core.enforce_iam(iam.POLICY_FILE.read_text())
-    yield f"http://127.0.0.1:{port}", keys
-    srv.shutdown()
+    with api_front([*SERVICES, readme_example()]) as (_core, url, keys):
+        yield url, keys
 
 
 def logs_client(front, user):

@@ -565,3 +565,19 @@ def test_bad_input_is_refused_in_one_line_before_any_call(stubbed_clients, run_m
     assert res.failed
     assert message in res.result["msg"]
     assert "\n" not in res.result["msg"]
+
+
+def test_the_deprecation_time_asked_for_is_never_in_the_past_and_a_rerun_keeps_it():
+    # EnableImageDeprecation refuses a time in the past and rounds to the minute: ask for the minute after next.
+    for second in (0, 1, 30, 59):
+        now = datetime.datetime(2026, 12, 7, 16, 5, second, 999999, tzinfo=datetime.UTC)
+        when = _images.deprecate_at(now)
+        assert when.second == 0 and when.microsecond == 0
+        assert datetime.timedelta(seconds=60) < when - now <= datetime.timedelta(seconds=120)
+    first = datetime.datetime(2026, 12, 7, 16, 5, 40, tzinfo=datetime.UTC)
+    stamp = _images.deprecate_at(first).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    for later in (first + datetime.timedelta(seconds=30), first + datetime.timedelta(hours=1)):
+        assert not _images.needs_deprecation({"DeprecationTime": stamp}, later)  # what the first run set stays
+    far = (first + datetime.timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    assert _images.needs_deprecation({"DeprecationTime": far}, first)  # a later time is brought forward
+    assert _images.needs_deprecation({}, first)
