@@ -403,6 +403,13 @@ def retire_region(
     for image in images[1:]:
         if image["ImageId"] in owned and is_protected(image) and protected_by_us(image):  # no longer the newest
             release(ec2, changes, image)
+    if retiring and not changes.check_mode:
+        # Asked again right before deregistering: what started to use an image since is reported, not broken.
+        now_used = find_users(clients, [e["image_id"] for e in retiring])
+        for entry in retiring:
+            if now_used.get(entry["image_id"]):
+                entry.update(action="keep", reason="in use", in_use_by=sorted(now_used[entry["image_id"]]))
+        retiring = [e for e in retiring if e["action"] == "retire"]
     for entry in retiring:
         image = by_id[entry["image_id"]]
         snapshots = keep_snapshots if policy.delete_snapshots else set(snapshot_ids(image))

@@ -31,9 +31,12 @@ description:
     shows the images before and after.
   - A second run with the same arguments reports C(changed=false).
   - Races are safe at worst reported. An image another run retired meanwhile (C(InvalidAMIID.NotFound),
-    C(InvalidAMIID.Unavailable)) counts as retired; a snapshot EC2 still says is in use stays. An image that
-    something starts to use between the check and C(DeregisterImage) cannot be told apart by EC2; its instances
-    keep running, and the next run reports nothing of it.
+    C(InvalidAMIID.Unavailable)) counts as retired; a snapshot EC2 still says is in use stays. What uses the
+    images about to be retired is asked again right before they are deregistered: an image something started to
+    use since is kept and reported C(in use). Deregistering is not conditional on EC2, so a use that begins in the
+    last instant is not seen; its instances keep running (an instance does not need its image).
+  - O(regions) are checked against the account's enabled regions (C(DescribeRegions)) before any region is
+    changed.
 author:
   - bakery.ec2 maintainers (@bakery-ec2)
 options:
@@ -289,6 +292,11 @@ def run(module: AwsModule) -> None:
         protect_newest=params["protect_newest"],
     )
     family = {"owners": params["owners"], "name": params["name"], "tags": params["tags"]}
+    if params["regions"]:  # every region known before any is changed (the regions are handled in parallel)
+        enabled = {r["RegionName"] for r in module.client().call("describe_regions").get("Regions", [])}
+        unknown = [region for region in regions if region not in enabled]
+        if unknown:
+            module.fail(f"regions: {unknown[0]!r} is not a region enabled for this account; nothing was changed")
     now = datetime.datetime.now(datetime.timezone.utc)
     changes = {}
 

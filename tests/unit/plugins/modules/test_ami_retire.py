@@ -99,6 +99,13 @@ class Region:
                 {"Names": [n for n, _v in part]},
             )
 
+    def enabled_regions(self, *names):
+        self.ec2.add_response("describe_regions", {"Regions": [{"RegionName": name} for name in names]}, {})
+
+    def recheck(self, *ids):
+        """Answers to the lookups made again right before ``ids`` are deregistered: nothing uses them now."""
+        self.users(ids)
+
     def not_shared(self, *ids):
         for image_id in ids:
             self.ec2.add_response(
@@ -168,6 +175,7 @@ def test_keeps_the_newest_and_retires_the_rest_with_snapshots_deprecating_and_pr
     region.users([ami(1), ami(2)])
     region.not_shared(ami(2), ami(1))
     region.own_images(images)
+    region.recheck(ami(2), ami(1))
     region.deregister(ami(2))
     region.delete_snapshots(snap(2))
     region.deregister(ami(1))
@@ -210,6 +218,7 @@ def test_every_kind_of_user_keeps_an_old_image_and_is_named(region, run_module):
     )
     region.not_shared(ami(5))
     region.own_images(images)
+    region.recheck(ami(5))
     region.deregister(ami(5))
     region.delete_snapshots(snap(5))
     region.protect(ami(6))
@@ -251,6 +260,7 @@ def test_young_protected_public_and_shared_images_are_kept_each_with_its_reason(
     )
     region.not_shared(ami(1))
     region.own_images(images)
+    region.recheck(ami(1))
     region.deregister(ami(1))
     region.delete_snapshots(snap(1))
     region.deprecate(ami(5), ami(4), ami(3), ami(2))
@@ -283,6 +293,7 @@ def test_another_accounts_images_are_judged_but_never_changed(region, run_module
     )
     region.not_shared(ami(2))
     region.own_images([images[1]])
+    region.recheck(ami(2))
     region.deregister(ami(2))
     region.delete_snapshots(snap(2))
 
@@ -302,6 +313,7 @@ def test_include_shared_retires_public_and_shared_images_without_asking(region, 
     region.family(images)
     region.users([ami(1)])
     region.own_images(images)
+    region.recheck(ami(1))
     region.deregister(ami(1))
     region.delete_snapshots(snap(1))
     region.protect(ami(2))
@@ -320,6 +332,7 @@ def test_a_snapshot_another_image_uses_is_kept_and_delete_snapshots_false_keeps_
     region.users([ami(1), ami(2)])
     region.not_shared(ami(2), ami(1))
     region.own_images([*images, other])
+    region.recheck(ami(2), ami(1))
     region.deregister(ami(2))
     region.delete_snapshots(snap(2))
     region.deregister(ami(1))
@@ -335,6 +348,7 @@ def test_delete_snapshots_false_deregisters_only(region, run_module):
     region.family(images)
     region.users([ami(1)])
     region.not_shared(ami(1))
+    region.recheck(ami(1))
     region.deregister(ami(1))
 
     res = run_module(
@@ -412,6 +426,7 @@ def test_its_own_protection_is_released_once_superseded_so_the_image_can_go(regi
     region.own_images(images)
     region.ec2.add_response("disable_image_deregistration_protection", {"Return": "true"}, {"ImageId": ami(1)})
     region.ec2.add_response("delete_tags", {}, {"Resources": [ami(1)], "Tags": [{"Key": _images.PROTECTED_TAG}]})
+    region.recheck(ami(1))
     region.deregister(ami(1))
     region.delete_snapshots(snap(1))
     region.protect(ami(2))
@@ -433,6 +448,7 @@ def test_no_image_of_the_family_changes_nothing(region, run_module):
 
 def test_regions_are_judged_each_on_its_own(stubbed_clients, run_module):
     east, west = Region(stubbed_clients, "us-east-1"), Region(stubbed_clients, "eu-west-1")
+    east.enabled_regions("us-east-1", "eu-west-1")
     for where, count in ((east, 2), (west, 1)):
         images = [image(n + (10 if where is west else 0), days_old=5 - n) for n in range(1, count + 1)]
         images = sorted(images, key=lambda i: i["CreationDate"], reverse=True)
@@ -440,6 +456,7 @@ def test_regions_are_judged_each_on_its_own(stubbed_clients, run_module):
     east.users([ami(1)])
     east.not_shared(ami(1))
     east.own_images([image(1, 4), image(2, 3)])
+    east.recheck(ami(1))
     east.deregister(ami(1))
     east.delete_snapshots(snap(1))
 
@@ -480,6 +497,7 @@ def test_an_image_another_run_retired_counts_as_retired(region, run_module, code
     region.users([ami(1)])
     region.not_shared(ami(1))
     region.own_images(images)
+    region.recheck(ami(1))
     region.ec2.add_client_error("deregister_image", code, "gone", expected_params={"ImageId": ami(1)})
     region.delete_snapshots(snap(1))
 
@@ -489,12 +507,45 @@ def test_an_image_another_run_retired_counts_as_retired(region, run_module, code
     assert res.result["retired"] == [ami(1)]
 
 
+def test_an_image_used_since_the_check_is_kept_and_reported_not_retired(region, run_module):
+    images = [image(3, days_old=1), image(2, days_old=2), image(1, days_old=3)]
+    region.family(images)
+    region.users([ami(1), ami(2)])
+    region.not_shared(ami(2), ami(1))
+    region.own_images(images)
+    region.users([ami(1), ami(2)], instances=[instance("i-0000000000000000c", ami(1), "pending")])  # asked again
+    region.deregister(ami(2))
+    region.delete_snapshots(snap(2))
+
+    res = run_module(ami_retire, {**FAMILY_ARGS, "keep": 1, "deprecate_superseded": False, "protect_newest": False})
+
+    assert not res.failed, res.result
+    entry = by_id(res.result)[ami(1)]
+    assert (entry["action"], entry["reason"], entry["in_use_by"]) == (
+        "keep",
+        "in use",
+        ["instance i-0000000000000000c (pending)"],
+    )
+    assert res.result["retired"] == [ami(2)]
+    assert not any(ami(1) in line for line in res.result["changes"])
+
+
+def test_an_unknown_region_is_refused_before_any_region_is_changed(region, run_module):
+    region.enabled_regions("us-east-1", "eu-west-1")
+
+    res = run_module(ami_retire, {**FAMILY_ARGS, "regions": ["eu-west-1", "us-east-9"]})
+
+    assert res.failed
+    assert res.result["msg"] == "regions: 'us-east-9' is not a region enabled for this account; nothing was changed"
+
+
 def test_protection_turned_on_after_the_check_keeps_the_image_and_says_so(region, run_module):
     images = [image(2, days_old=1), image(1, days_old=2)]
     region.family(images)
     region.users([ami(1)])
     region.not_shared(ami(1))
     region.own_images(images)
+    region.recheck(ami(1))
     region.ec2.add_client_error(
         "deregister_image", "OperationNotPermitted", "protected", expected_params={"ImageId": ami(1)}
     )
@@ -514,6 +565,7 @@ def test_a_snapshot_gone_or_still_in_use_is_left_and_not_counted(region, run_mod
     region.users([ami(1)])
     region.not_shared(ami(1))
     region.own_images(images)
+    region.recheck(ami(1))
     region.deregister(ami(1))
     attempts = 10 if code == "InvalidSnapshot.InUse" else 1  # InUse is retried for a while first
     region.ec2.add_client_error("delete_snapshot", code, "no", expected_params={"SnapshotId": snap(1)})
