@@ -43,6 +43,13 @@ def family(sandbox):
     instance = ec2[EAST].run_instances(ImageId=images[EAST][0], InstanceType="t3.micro", MinCount=1, MaxCount=1)
     instance_id = instance["Instances"][0]["InstanceId"]
     ec2[EAST].stop_instances(InstanceIds=[instance_id])
+    # ami_retire finds it in a listing by image and state, which shows a new instance once EC2's eventual
+    # consistency lets it (the sandbox's window, as on AWS): the family is judged once the instance is listed there.
+    listed = [{"Name": "image-id", "Values": [images[EAST][0]]}, {"Name": "instance-state-name", "Values": ["stopped"]}]
+    deadline = time.monotonic() + 60
+    while not ec2[EAST].describe_instances(Filters=listed)["Reservations"]:
+        assert time.monotonic() < deadline, f"{instance_id} never listed as stopped"
+        time.sleep(0.5)
     template = ec2[EAST].create_launch_template(
         LaunchTemplateName=flow, LaunchTemplateData={"ImageId": images[EAST][1], "InstanceType": "t3.micro"}
     )["LaunchTemplate"]["LaunchTemplateId"]
