@@ -181,14 +181,21 @@ class EbsKeys:
         return instance_id in self.doomed
 
     def rewrite(self, body: bytes, set_reason) -> bytes:
-        """The state reason of a terminated instance EC2 could not encrypt: ``Client.InternalError``."""
+        """An instance EC2 cannot encrypt never runs: ``pending`` until it is terminated, then the state reason
+        ``Client.InternalError`` (moto would show it ``running`` in between)."""
         if not self.doomed or not any(iid.encode() in body for iid in list(self.doomed)):
             return body
         root = ET.fromstring(body)  # noqa: S314 - moto's own response, from this process
         changed = False
         for item in root.iter(NS + "item"):
-            state = item.findtext(f"{NS}instanceState/{NS}name")
-            if item.findtext(NS + "instanceId") in self.doomed and state in ("shutting-down", "terminated"):
+            if item.findtext(NS + "instanceId") not in self.doomed:
+                continue
+            for tag in ("instanceState", "currentState"):
+                state = item.find(NS + tag)
+                if state is not None and state.findtext(NS + "name") == "running":
+                    state.find(NS + "code").text, state.find(NS + "name").text = "0", "pending"
+                    changed = True
+            if item.findtext(f"{NS}instanceState/{NS}name") in ("shutting-down", "terminated"):
                 set_reason(item, *REFUSED)
                 changed = True
         return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root) if changed else body

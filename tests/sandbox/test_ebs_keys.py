@@ -57,3 +57,28 @@ def test_the_default_key_is_answered_as_ec2_does():
     assert b"alias/aws/ebs" in keys.answer("ResetEbsDefaultKmsKeyId", "us-east-1")
     assert keys.default_key("us-east-1").endswith(":alias/aws/ebs")
     assert keys.answer("DescribeVolumes", "us-east-1") is None
+
+
+def test_an_instance_ec2_cannot_encrypt_reads_pending_until_terminated_never_running():
+    """moto shows a new instance running at once; the one EC2 cannot encrypt never runs (a waiter for running must
+    see it die, not pass in the second before its termination)."""
+    from sandbox import config
+    from sandbox.services.ec2 import _set_state_reason
+
+    keys = kms.EbsKeys(core=None)
+    keys.doomed["i-0000000000000000d"] = "arn:aws:kms:us-east-1:123456789012:key/k"
+
+    def answer(iid: str, state: str, code: int) -> bytes:
+        return (
+            f'<?xml version="1.0" encoding="UTF-8"?><DescribeInstancesResponse xmlns="{config.EC2_NS.rstrip("/")}">'
+            "<reservationSet><item><instancesSet><item>"
+            f"<instanceId>{iid}</instanceId><instanceState><code>{code}</code><name>{state}</name></instanceState>"
+            "<reason></reason></item></instancesSet></item></reservationSet></DescribeInstancesResponse>"
+        ).encode()
+
+    running = keys.rewrite(answer("i-0000000000000000d", "running", 16), _set_state_reason)
+    assert b"<name>pending</name>" in running and b"<code>0</code>" in running and b"running" not in running
+    terminated = keys.rewrite(answer("i-0000000000000000d", "terminated", 48), _set_state_reason)
+    assert b"<name>terminated</name>" in terminated and b"Client.InternalError" in terminated
+    other = answer("i-0000000000000000e", "running", 16)
+    assert keys.rewrite(other, _set_state_reason) == other  # only the doomed one
