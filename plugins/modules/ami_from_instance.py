@@ -126,9 +126,9 @@ options:
       - A customer-managed key needs the caller's C(kms:CreateGrant) (with C(kms:GrantIsForAWSResource)),
         C(kms:Decrypt), C(kms:DescribeKey), C(kms:GenerateDataKeyWithoutPlainText) and C(kms:ReEncrypt*) on it, and
         on the source image's key. An image that EC2 fails for KMS (state reason C(Client.InternalError) or
-        C(Client.InvalidKMSKey.InvalidState)) fails the task in one line naming KMS and the key: for a copy, its
-        key; for the image made from the instance, the keys of the instance's volumes (read then with
-        C(ec2:DescribeVolumes); the account's default EBS key when they cannot be read).
+        C(Client.InvalidKMSKey.InvalidState)) fails the task in one line naming KMS and the key (for a copy, its
+        key; for the image made from the instance, the keys of the instance's volumes, read then with
+        C(ec2:DescribeVolumes), or the account's default EBS key when they cannot be read).
     type: str
   wait:
     description:
