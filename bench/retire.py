@@ -219,7 +219,9 @@ def case_ami_retire(sizes=SIZES) -> dict:
         f"\n\nFrom {small['size'] * len(REGIONS):,} to {big['size'] * len(REGIONS):,} images ({grow_images:.0f}x), "
         f"the calls that find users grew {grow_lookups:.2f}x (the DescribeInstances requests of 200 image IDs); the "
         "calls that grow with images are those made for each image to retire: DescribeImageAttribute (is it "
-        f"shared?), DeregisterImage and DeleteSnapshot. Expected: {expected}."
+        "shared?), DeregisterImage and DeleteSnapshot. The real run finds users twice: once to judge, and again "
+        "right before it deregisters, for the images about to go (what started to use one since is kept and "
+        f"reported). Expected: {expected}."
     )
     big_check = big["runs"]["check mode"]
     images_total = big["size"] * len(REGIONS)
