@@ -34,3 +34,10 @@ def test_load_balancer_made_and_removed_with_the_policy_alone(aws_env, strict_fr
     run_as_least_privilege_user(
         aws_env, strict_front, tmp_path, "flow_lb.yml", "policy-lb", "-e", f"flow_sandbox_ca={ca}"
     )
+
+
+def test_load_balancer_teardown_keeps_to_one_flow_teardown_timeout(aws_env, strict_front, tmp_path):  # noqa: F811
+    """The target group's retries (ResourceInUse while the deleted load balancer's interface lingers, 20 s) and the wait
+    for the interfaces share one deadline: with flow_teardown_timeout 30 and an interface that holds the security
+    group for good, the teardown fails within about 30 s naming it, not 20 + 30 (playbooks/flow_lb_deadline.yml)."""
+    run_as_least_privilege_user(aws_env, strict_front, tmp_path, "flow_lb_deadline.yml", "lb-deadline")
