@@ -32,7 +32,7 @@ description:
   - A second run with the same arguments reports C(changed=false).
   - Races are safe at worst reported. An image another run retired meanwhile (C(InvalidAMIID.NotFound),
     C(InvalidAMIID.Unavailable)) counts as retired; a snapshot EC2 still says is in use stays. What uses the
-    images about to be retired is asked again right before they are deregistered: an image something started to
+    images about to be retired is asked again right before they are deregistered; an image something started to
     use since is kept and reported C(in use). Deregistering is not conditional on EC2, so a use that begins in the
     last instant is not seen; its instances keep running (an instance does not need its image).
   - O(regions) are checked against the account's enabled regions (C(DescribeRegions)) before any region is
@@ -87,7 +87,7 @@ options:
   deprecate_superseded:
     description:
       - Every kept image that is not the newest gets a deprecation time (C(EnableImageDeprecation)) unless it has
-        an earlier one: the start of the minute after next (EC2 refuses a time in the past and rounds to the
+        an earlier one, namely the start of the minute after next (EC2 refuses a time in the past and rounds to the
         minute), so it is deprecated within two minutes. A deprecated image still launches; other accounts no longer
         see it unless they name it.
     type: bool
