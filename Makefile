@@ -25,10 +25,9 @@ step = @printf '\n==> %s\n' "$(1)"
 help:
 	@echo "make demo          set up, start the sandbox, run the whole flow (launch, configure, image, clone)"
 	@echo "make demo-clean    tear the flow down and stop the sandbox"
-	@echo "make test          set up and run every check, in three lanes side by side:"
+	@echo "make test          set up and run every check, in two lanes side by side:"
 	@echo "                   check (no sandbox): $(CHECK_STEPS)"
-	@echo "                   e2e (one sandbox session with flows): e2e-demo test-sandbox-beside e2e-down"
-	@echo "                   flows (beside e2e, once its demo is up): $(FLOWS_STEPS)"
+	@echo "                   e2e (one sandbox session): $(E2E_STEPS)"
 	@echo "make sandbox       start the local EC2 sandbox on 127.0.0.1:$(SANDBOX_PORT) (root)"
 	@echo "make sandbox-down  stop it and remove every host, mount, namespace, route and rule it made"
 	@echo "make venv          create the project virtualenv ($(VENV)) from requirements-dev.txt"
@@ -137,39 +136,28 @@ ee-context: build
 	$(call step,ansible-builder create -> .build/ee/context (building the image needs podman or docker))
 	$(BIN)/ansible-builder create -f execution-environment.yml -c .build/ee/context --output-filename Containerfile
 
-# make test: three lanes side by side (tests/lanes.sh), each a make of its own, its lines prefixed [check], [e2e]
-# or [flows] and kept in .build/test/<lane>.log; the time and result of each lane at the end.
+# make test: two lanes side by side (tests/lanes.sh), each a make of its own, its lines prefixed [check] or [e2e]
+# and kept in .build/test/<lane>.log; the time and result of each lane at the end.
 #   check: everything that needs no sandbox (lint, sanity, unit, integration, docs, app, browser, reliability on
-#          the API front, the benchmarks' cases on moto, aws), run at a lower CPU priority so that the sandbox
-#          lanes' bounded waits keep their margins on 2 cores;
-#   e2e:   first `make demo` (the README's first command: it reuses a running sandbox and demo, or starts both),
-#          then every sandbox test beside the demo (each test looks only at what it made); last, once the flows
-#          lane has ended, the test that stops the sandbox and finds nothing left;
-#   flows: once the demo is up, the flows that run beside it on the same sandbox: the benchmarks' cases on the
-#          sandbox, Molecule, AWX, reliability on the sandbox.
-# The e2e and flows lanes share one sandbox session. `make test-e2e` alone runs both lanes' steps one after another.
+#          the API front, the benchmarks' cases on moto, aws), run at a lower CPU priority so that the e2e lane's
+#          bounded waits keep their margins on 2 cores;
+#   e2e:   everything on the sandbox, in one sandbox session: first `make demo` (the README's first command: it
+#          reuses a running sandbox and demo, or starts both), then every sandbox test beside the demo (each test
+#          looks only at what it made), the benchmarks' cases on the sandbox, Molecule, AWX, reliability on the
+#          sandbox; last, the test that stops the sandbox and finds nothing left.
 .PHONY: test
 test: venv sandbox-deps browser-deps
-	$(call step,make test: lanes check, e2e and flows side by side (logs: .build/test/<lane>.log))
-	@tests/lanes.sh "$(MAKE) LANES=1" check e2e flows
+	$(call step,make test: lanes check and e2e side by side (logs: .build/test/check.log and e2e.log))
+	@tests/lanes.sh "$(MAKE)" check e2e
 
 CHECK_STEPS := lint sanity unit integration docs test-app test-browser test-reliability-api bench-smoke-moto test-aws
-FLOWS_STEPS := bench-smoke-sandbox test-molecule test-awx test-reliability-sandbox
-ifeq ($(LANES),1)
-E2E_STEPS := e2e-demo test-sandbox-beside e2e-down
-# In the flows lane each step waits for the e2e lane's demo (and is not run when the demo failed).
-$(FLOWS_STEPS): e2e-wait-demo
-else
-E2E_STEPS := e2e-demo test-sandbox-beside $(FLOWS_STEPS) e2e-down
-endif
+E2E_STEPS := e2e-demo test-sandbox-beside bench-smoke-sandbox test-molecule test-awx test-reliability-sandbox e2e-down
 
-.PHONY: test-check test-e2e test-flows
+.PHONY: test-check test-e2e
 test-check: $(CHECK_STEPS)
 	@printf '\n==> lane check: every step passed\n'
 test-e2e: $(E2E_STEPS)
 	@printf '\n==> lane e2e: every step passed\n'
-test-flows: $(FLOWS_STEPS)
-	@printf '\n==> lane flows: every step passed\n'
 
 # --- benchmarks: the peer lives in its own virtualenv, used by nothing else ---
 BENCH_VENV := $(CURDIR)/.venv-bench
@@ -320,26 +308,14 @@ test-sandbox: venv sandbox-deps browser-deps
 
 # The e2e lane's steps: the demo first, the sandbox tests beside it, the down test last of all.
 .PHONY: e2e-demo test-sandbox-beside e2e-down
-LANE_DIR := $(CURDIR)/.build/test
 e2e-demo:
 	$(call step,make demo: the lane starts where a user who ran the README's first command is)
-	@mkdir -p $(LANE_DIR) && rm -f $(LANE_DIR)/demo.ok $(LANE_DIR)/demo.failed
-	@$(MAKE) --no-print-directory demo && touch $(LANE_DIR)/demo.ok || { touch $(LANE_DIR)/demo.failed; exit 1; }
-# The flows lane's first step: wait (at most 30 minutes) until the e2e lane's demo is up; fail if it failed.
-.PHONY: e2e-wait-demo
-e2e-wait-demo:
-	$(call step,flows lane: waiting for the e2e lane's make demo)
-	@for i in $$(seq 1800); do \
-	  [ -e $(LANE_DIR)/demo.ok ] && exit 0; \
-	  [ -e $(LANE_DIR)/demo.failed ] && { echo "the e2e lane's make demo failed: nothing to run beside it"; exit 1; }; \
-	  sleep 1; done; echo "the e2e lane's make demo did not end within 30 minutes"; exit 1
+	$(MAKE) --no-print-directory demo
 test-sandbox-beside: venv sandbox-deps browser-deps
 	$(call step,sandbox tests beside the running demo (pytest tests/sandbox; the down test runs last in the lane))
 	$(BIN)/pytest -q -s -p no:cacheprovider --durations=15 tests/sandbox --deselect $(SANDBOX_DOWN_TEST)
 e2e-down: venv sandbox-deps
 	$(call step,sandbox down: the lane's last step stops the sandbox (the demo with it) and checks nothing is left)
-	@if [ "$(LANES)" = 1 ]; then echo "waiting for the flows lane to end (at most 60 minutes)"; \
-	  for i in $$(seq 3600); do [ -e $(LANE_DIR)/flows.rc ] && break; sleep 1; done; fi
 	SANDBOX_DOWN_FOR_GOOD=1 $(BIN)/pytest -q -s -p no:cacheprovider $(SANDBOX_DOWN_TEST)
 # ---------------------------------------------------------------------------- end sandbox
 

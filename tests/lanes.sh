@@ -2,8 +2,7 @@
 # make test's runner: `tests/lanes.sh MAKE LANE...` runs `MAKE test-LANE` for every lane at once, each line of a
 # lane prefixed with [LANE] on the terminal and kept whole in .build/test/LANE.log. A lane goes on past a failed
 # step (make -k), and when another lane fails, so one run shows every failure. The check lane runs at a lower CPU
-# priority (it has no time bounds), the flows lane a little lower than e2e: the e2e lane's tests wait for hosts and
-# load balancers within bounded times and count failed requests through them.
+# priority: it has no time bounds, while the e2e lane waits for hosts and load balancers within bounded times.
 # Exits 0 only when every lane passed; the failed steps are named again at the end.
 set -uo pipefail
 
@@ -14,13 +13,10 @@ mkdir -p "$out"
 
 for lane in "$@"; do
   rm -f "$out/$lane.rc"
-done
-for lane in "$@"; do
   (
     start=$SECONDS
     nice_level=0
     [ "$lane" = check ] && nice_level=10
-    [ "$lane" = flows ] && nice_level=5
     nice -n "$nice_level" $make -k --no-print-directory "test-$lane" </dev/null 2>&1
     rc=$?
     echo "$rc $((SECONDS - start))" >"$out/$lane.rc"
