@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -35,7 +36,7 @@ SSH_OPTS = [
 def api_front(services: list | None = None):
     """The sandbox's API front (moto behind the middleware, IAM enforced) in this process, on a free 127.0.0.1 port,
     without hosts or root: ``(core, endpoint, keys)``. ``services``: the service classes, the sandbox's own unless
-    given. What the front keeps is this process's (moto's state is shared with other fronts of the process)."""
+    given. moto's state belongs to the process: the front empties it when it starts and when it ends."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server
 
@@ -52,9 +53,16 @@ def api_front(services: list | None = None):
     srv = make_server("127.0.0.1", port, Middleware(DomainDispatcherApplication(create_backend_app), core, services),
                       threaded=True)  # fmt: skip
     threading.Thread(target=srv.serve_forever, daemon=True).start()
+    endpoint = f"http://127.0.0.1:{port}"
+
+    def reset_moto() -> None:  # moto's state is the process's: each front starts and leaves it empty (IAM users too)
+        urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=30).close()
+
     try:
-        yield core, f"http://127.0.0.1:{port}", core.enforce_iam(iam.POLICY_FILE.read_text())
+        reset_moto()
+        yield core, endpoint, core.enforce_iam(iam.POLICY_FILE.read_text())
     finally:
+        reset_moto()
         srv.shutdown()
 
 

@@ -114,9 +114,11 @@ def runs(sandbox, family, tmp_path_factory):
     before = {r: ec2[r].describe_images(ImageIds=family["images"][r])["Images"] for r in (EAST, WEST)}
     check = retire(sandbox, tmp_path_factory.mktemp("check"), family, check=True)
     after_check = {r: ec2[r].describe_images(ImageIds=family["images"][r])["Images"] for r in (EAST, WEST)}
+    real_started = datetime.now(UTC)
     real = retire(sandbox, tmp_path_factory.mktemp("real"), family, check=False)
     rerun = retire(sandbox, tmp_path_factory.mktemp("rerun"), family, check=False)
-    return {"before": before, "after_check": after_check, "check": check, "real": real, "rerun": rerun}
+    return {"before": before, "after_check": after_check, "check": check, "real": real, "rerun": rerun,
+            "real_started": real_started}  # fmt: skip
 
 
 def expected(family):
@@ -160,6 +162,7 @@ def test_the_real_run_retires_exactly_the_unused_old_images_and_their_snapshots(
 def test_kept_images_are_deprecated_and_the_newest_protected_as_said(sandbox, runs, family):
     east, west = family["images"][EAST], family["images"][WEST]
     real = runs["real"]
+    real_started = runs["real_started"]
     assert sorted(real["deprecated"]) == sorted([east[3], east[1], east[0], west[2], west[0]])
     assert sorted(real["protected"]) == sorted([east[4], west[3]])
     for region, ids in ((EAST, east), (WEST, west)):
@@ -170,7 +173,9 @@ def test_kept_images_are_deprecated_and_the_newest_protected_as_said(sandbox, ru
         assert "DeprecationTime" not in shown[newest]
         for image_id in kept[:-1]:
             assert shown[image_id]["DeregistrationProtection"] == "disabled"
-            assert shown[image_id]["DeprecationTime"] <= time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+            # Deprecated within two minutes of the run (EC2 refuses a time in the past), to the minute.
+            when = datetime.strptime(shown[image_id]["DeprecationTime"][:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+            assert when.second == 0 and real_started <= when <= datetime.now(UTC) + timedelta(minutes=2), when
 
 
 def test_the_rerun_changes_nothing(runs, family):

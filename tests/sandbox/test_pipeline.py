@@ -99,7 +99,7 @@ def test_right_after_the_flow_the_pipeline_is_up_to_date_and_changes_nothing(san
     before = audit_lines(flow.key)
     again = flow("pipeline.yml")
     out = ok(again)
-    assert audit_lines(flow.key) == before  # no changing call at the endpoint
+    assert audit_lines(flow.key) == before, summary(out)  # no changing call at the endpoint
     base = flow.bases["12"]
     name = f"{NAME}-web-v1"
     assert f"pipeline: up to date: {image} ({name}) built from base {base}, recipe " in out
