@@ -47,6 +47,9 @@ import scale
 
 # Cases on moto servers of their own (no sandbox, no root): the rest need the sandbox.
 MOTO_CASES = ("inventory", "ami_find", "ami_retire", "app_store")
+# Cases with no peer (ours only, or the app itself): they run without .venv-bench.
+NO_PEER = {"scale", "rollout", "ami_retire", "pipeline", "app_store", "app_sandbox"}
+
 
 def inventory_case(runs: int, big_runs: int, smoke: bool) -> dict:
     if smoke:
@@ -401,9 +404,8 @@ def main():
         cases.log("smoke: the peer's side runs our modules as a stand-in")
         args.runs, args.flow_runs, args.images, args.count = 1, 1, 200, 1
     elif (
-        set(wanted) - {"scale", "rollout", "ami_retire", "pipeline"}
-        and not (harness.BENCH_VENV / "ansible-playbook").exists()
-    ):  # no peer there
+        set(wanted) - NO_PEER and not (harness.BENCH_VENV / "ansible-playbook").exists()
+    ):  # the peer runs in those cases only
         sys.exit(f"error: {harness.BENCH_VENV} is missing; make bench creates it")
     results = {}
     if "inventory" in wanted:
