@@ -40,10 +40,6 @@ class Request:
         return self.environ.get("HTTP_X_AMZ_TARGET", "")
 
     @property
-    def json_protocol(self) -> bool:
-        return "HTTP_X_AMZ_TARGET" in self.environ
-
-    @property
     def caller_key(self) -> str | None:
         return access_key_of(self.environ)
 
