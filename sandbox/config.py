@@ -7,6 +7,10 @@ from pathlib import Path
 
 PREFIX = "bks-"
 BRIDGE = "bks-br0"
+# The bridge's own address, fixed: a Linux bridge left to itself takes the lowest address of its ports, so a host
+# going away could change the MAC of every subnet's gateway under the hosts' ARP caches (their replies to the load
+# balancers and the controller then go nowhere until the caches expire, tens of seconds).
+BRIDGE_MAC = "02:62:6b:73:00:01"
 CHAIN_FWD = "BKS-FORWARD"
 CHAIN_IN = "BKS-INPUT"
 CHAIN_NAT = "BKS-POSTROUTING"

@@ -132,7 +132,7 @@ def setup_bridge(mirror_addrs: list[str], api_port: int) -> None:
     if not Path(f"/sys/class/net/{config.BRIDGE}").exists():
         sh("ip", "link", "add", config.BRIDGE, "type", "bridge")
         record_add("links", config.BRIDGE)
-    sh("ip", "link", "set", config.BRIDGE, "mtu", str(mtu), "up")
+    sh("ip", "link", "set", config.BRIDGE, "address", config.BRIDGE_MAC, "mtu", str(mtu), "up")
     add_bridge_addr(config.IMDS_ADDR)
     Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n")
     # filter: hosts may reach the mirror (tcp 80/443), the metadata service and the guest API, nothing else.

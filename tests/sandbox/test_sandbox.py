@@ -58,7 +58,7 @@ def web(sandbox, ec2, tmp_path_factory, open_group):
     ami = base_ami(ec2, "12")
     iid, took, inst = launch(ec2, ami["ImageId"], name, open_group)
     TIMINGS["run_to_running_s"] = took
-    yield {"id": iid, "ip": inst["PrivateIpAddress"], "key": key, "inst": inst, "group": open_group}
+    yield {"id": iid, "ip": inst["PrivateIpAddress"], "key": key, "key_name": name, "inst": inst, "group": open_group}
     if sandbox.pid():
         with contextlib.suppress(ClientError):  # the down test may have restarted it: instance gone
             ec2.terminate_instances(InstanceIds=[iid])
@@ -172,6 +172,27 @@ def test_a_new_member_of_a_group_is_admitted_by_the_rules_that_name_the_group(ec
         assert ssh(web["key"], web["ip"], probe).stdout.strip() == "closed"
     finally:
         ec2.terminate_instances(InstanceIds=[target] + ([member] if member else []))
+
+
+def test_the_gateway_keeps_its_mac_when_the_host_with_the_lowest_port_address_goes(ec2, web):
+    """A host that goes away never changes its neighbours' gateway: the bridge's MAC is fixed, not its lowest port's.
+
+    The departing host's veth is given the lowest address there is first, the case where a bridge left to itself
+    would have taken that address and then lost it with the host, while the other hosts' ARP caches still named it.
+    """
+    bridge = Path(f"/sys/class/net/{config.BRIDGE}")
+    assert (bridge / "address").read_text().strip() == config.BRIDGE_MAC
+    gone, _, _ = launch(ec2, base_ami(ec2, "12")["ImageId"], web["key_name"], web["group"])
+    try:
+        subprocess.run(["ip", "link", "set", net.veth_name(gone), "address", "00:00:00:00:00:01"], check=True)
+        assert (bridge / "address").read_text().strip() == config.BRIDGE_MAC
+    finally:
+        ec2.terminate_instances(InstanceIds=[gone])
+    wait_state(ec2, gone, "terminated")
+    assert (bridge / "address").read_text().strip() == config.BRIDGE_MAC
+    # The web host answers the controller through its gateway: its ARP entry for it names the fixed address.
+    neigh = ssh(web["key"], web["ip"], "ip neigh show $(ip route show default | cut -d' ' -f3)").stdout
+    assert config.BRIDGE_MAC in neigh, neigh
 
 
 def test_guest_egress_is_dropped_except_the_mirror(sandbox, web):
