@@ -97,6 +97,12 @@ def oldest_first(instances: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(instances, key=launch_time_key)
 
 
+# How many client tokens one launch tries: each group's launch that ended in terminated instances leaves a used
+# token behind (EC2 remembers them at least 24 hours after termination), and a pipeline rebakes with the same
+# builder group several times a day.
+TOKEN_HOPS = 64
+
+
 def client_token(
     name: str, region: str, vpc_id: str | None, current_ids: Iterable[str], count: int, salt: str = ""
 ) -> str:
@@ -607,7 +613,7 @@ class Fleet:
         """One RunInstances into ``subnet``, with a client token derived again when EC2 refuses the one used."""
         spec = self.spec
         salt = zone_salt
-        for _attempt in range(3):
+        for _attempt in range(TOKEN_HOPS):
             token = client_token(spec.name, self.client.region, subnet["VpcId"], current_ids, spec.count, salt)
             request = request_for(subnet, token)
             change = f"launch {request['MinCount']} instance(s) in {subnet['SubnetId']}"
@@ -635,9 +641,15 @@ class Fleet:
                 ids = [inst["InstanceId"] for inst in instances]
                 self.launched += ids
                 return ids
-            # An old token: EC2 handed back instances of an earlier launch that are gone since.
+            # An old token: EC2 handed back instances of an earlier launch that are gone since. The next token is
+            # derived from them, so every launch of the group since EC2 last forgot a token is one link of a chain
+            # that concurrent runs and reruns walk alike, up to its first unused token.
             salt = zone_salt + "stale:" + ",".join(sorted(inst["InstanceId"] for inst in instances))
-        raise TaskError(f"RunInstances kept answering with instances that are gone (client token {token})")
+        raise TaskError(
+            f"RunInstances kept answering with instances that are gone, {TOKEN_HOPS} client tokens in a row "
+            f"(the last {token}): the group {spec.name} was launched and terminated that often since EC2 last "
+            "forgot a token (at least 24 hours after termination); rerun later or give the group another name"
+        )
 
     def reconcile(
         self, instances: Sequence[dict[str, Any]], groups: list[str] | None, group_codes: Collection[str] = ()

@@ -16,6 +16,8 @@ description:
   - Missing instances are launched in one RunInstances call with a deterministic client token and tagged at
     launch (instance and volumes), so a rerun after the controller died mid-task creates no duplicates, and two
     runs for the same O(name) started at the same moment (two jobs) get the same instances instead of twice as many.
+    A token EC2 still remembers for instances that are gone since (a group launched and terminated before, such as a
+    pipeline's builder) leads to the next token of a chain derived from those instances, up to 64 of them.
     Surplus instances are terminated oldest first (by launch time, then ID); with O(subnet_ids), from the zone with
     the most instances first.
   - New instances go to a zone that offers O(instance_type) (C(DescribeInstanceTypeOfferings)). When EC2 answers

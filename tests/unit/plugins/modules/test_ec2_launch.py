@@ -354,6 +354,45 @@ def test_stale_client_token_gets_a_new_deterministic_one(ec2, run_module):
     assert res.result["launched_ids"] == ["i-00000001"]
 
 
+def test_a_group_launched_many_times_before_walks_the_chain_of_used_tokens_to_a_fresh_one(ec2, run_module):
+    """A pipeline's builder group is launched and terminated several times a day: each launch left a used token."""
+    stub_lookups(ec2)
+    salt = ""
+    for gone in ("i-0000000a", "i-0000000b", "i-0000000c", "i-0000000d"):
+        token = _instances.client_token("web", "us-east-1", VPC, [], 1, salt)
+        ec2.add_response(
+            "run_instances", {"Instances": [instance(gone, "terminated")]}, {"ClientToken": token, **run_params()}
+        )
+        salt = f"stale:{gone}"
+    fresh = _instances.client_token("web", "us-east-1", VPC, [], 1, salt)
+    ec2.add_response(
+        "run_instances", {"Instances": [instance("i-00000001", "pending")]}, {"ClientToken": fresh, **run_params()}
+    )
+    ec2.add_response("describe_instances", reservations(instance("i-00000001")), id_filter("i-00000001"))
+    res = run_module(ec2_launch, BASE)
+    assert not res.failed, res.result["msg"]
+    assert res.result["launched_ids"] == ["i-00000001"]
+    ec2.assert_no_pending_responses()
+
+
+def test_a_chain_of_used_tokens_longer_than_the_bound_fails_in_one_line_naming_the_group(ec2, run_module, monkeypatch):
+    monkeypatch.setattr(_instances, "TOKEN_HOPS", 2)
+    stub_lookups(ec2)
+    salt = ""
+    for gone in ("i-0000000a", "i-0000000b"):
+        token = _instances.client_token("web", "us-east-1", VPC, [], 1, salt)
+        ec2.add_response(
+            "run_instances", {"Instances": [instance(gone, "terminated")]}, {"ClientToken": token, **run_params()}
+        )
+        salt = f"stale:{gone}"
+    res = run_module(ec2_launch, BASE)
+    assert res.failed
+    msg = res.result["msg"]
+    assert "\n" not in msg and "2 client tokens in a row" in msg and "group web" in msg, msg
+    assert res.result["launched_ids"] == []
+    ec2.assert_no_pending_responses()
+
+
 def test_rerun_with_everything_in_place_changes_nothing(ec2, run_module):
     stub_lookups(ec2, instance("i-00000001"), instance("i-00000002", launched=T0 + datetime.timedelta(minutes=1)))
     res = run_module(ec2_launch, dict(BASE, count=2, tags={"Name": "web"}))
