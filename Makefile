@@ -138,24 +138,22 @@ ee-context: build
 
 # make test: two lanes side by side (tests/lanes.sh), each a make of its own, its lines prefixed [check] or [e2e]
 # and kept in .build/test/<lane>.log; the time and result of each lane at the end.
-#   check: lint, sanity, unit, integration, docs, app, browser, aws (no sandbox), run at a lower CPU priority so
-#          that the e2e lane's bounded waits keep their margins on 2 cores;
+#   check: lint, sanity, unit, integration, docs, app, browser, reliability on the API front, the benchmarks'
+#          cases on moto, aws (no sandbox), run at a lower CPU priority so that the e2e lane's bounded waits keep
+#          their margins on 2 cores;
 #   e2e:   everything on the sandbox, in one sandbox session: first `make demo` (the README's first command: it
 #          reuses a running sandbox and demo, or starts both), then every sandbox test beside the demo (each test
-#          looks only at what it made), reliability on the API front, the benchmarks (on moto, then on the
-#          sandbox), Molecule, AWX, reliability on the sandbox; last, the test that stops the sandbox and finds
+#          looks only at what it made), the benchmarks' cases on the sandbox, Molecule, AWX, reliability on the
+#          sandbox; last, the test that stops the sandbox and finds
 #          nothing left.
 .PHONY: test
 test: venv sandbox-deps browser-deps
 	$(call step,make test: lanes check and e2e side by side (logs: .build/test/check.log and e2e.log))
 	@tests/lanes.sh "$(MAKE)" check e2e
 
-CHECK_STEPS := lint sanity unit integration docs test-app test-browser test-aws
-# The reliability API tests and the benchmarks' cases on moto need no sandbox, but run here, after the sandbox
-# tests: beside them, in the check lane, their load on 2 cores made the health checks of the load balancers'
-# targets time out during the pipeline's and the rollout's replacements.
-E2E_STEPS := e2e-demo test-sandbox-beside test-reliability-api bench-smoke-moto bench-smoke-sandbox test-molecule \
-  test-awx test-reliability-sandbox e2e-down
+# The reliability API tests and the benchmarks' cases on moto need no sandbox: they run in the check lane.
+CHECK_STEPS := lint sanity unit integration docs test-app test-browser test-reliability-api bench-smoke-moto test-aws
+E2E_STEPS := e2e-demo test-sandbox-beside bench-smoke-sandbox test-molecule test-awx test-reliability-sandbox e2e-down
 
 .PHONY: test-check test-e2e
 test-check: $(CHECK_STEPS)
