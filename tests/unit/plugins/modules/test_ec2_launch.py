@@ -354,17 +354,23 @@ def test_stale_client_token_gets_a_new_deterministic_one(ec2, run_module):
     assert res.result["launched_ids"] == ["i-00000001"]
 
 
-def test_a_group_launched_many_times_before_walks_the_chain_of_used_tokens_to_a_fresh_one(ec2, run_module):
-    """A pipeline's builder group is launched and terminated several times a day: each launch left a used token."""
-    stub_lookups(ec2)
+def stub_used_tokens(ec2, *gone_ids: str) -> str:
+    """RunInstances answers each link of the token chain with the terminated instance of an earlier launch; returns
+    the chain's next token."""
     salt = ""
-    for gone in ("i-0000000a", "i-0000000b", "i-0000000c", "i-0000000d"):
+    for gone in gone_ids:
         token = _instances.client_token("web", "us-east-1", VPC, [], 1, salt)
         ec2.add_response(
             "run_instances", {"Instances": [instance(gone, "terminated")]}, {"ClientToken": token, **run_params()}
         )
         salt = f"stale:{gone}"
-    fresh = _instances.client_token("web", "us-east-1", VPC, [], 1, salt)
+    return _instances.client_token("web", "us-east-1", VPC, [], 1, salt)
+
+
+def test_a_group_launched_many_times_before_walks_the_chain_of_used_tokens_to_a_fresh_one(ec2, run_module):
+    """A pipeline's builder group is launched and terminated several times a day: each launch left a used token."""
+    stub_lookups(ec2)
+    fresh = stub_used_tokens(ec2, "i-0000000a", "i-0000000b", "i-0000000c", "i-0000000d")
     ec2.add_response(
         "run_instances", {"Instances": [instance("i-00000001", "pending")]}, {"ClientToken": fresh, **run_params()}
     )
@@ -378,13 +384,7 @@ def test_a_group_launched_many_times_before_walks_the_chain_of_used_tokens_to_a_
 def test_a_chain_of_used_tokens_longer_than_the_bound_fails_in_one_line_naming_the_group(ec2, run_module, monkeypatch):
     monkeypatch.setattr(_instances, "TOKEN_HOPS", 2)
     stub_lookups(ec2)
-    salt = ""
-    for gone in ("i-0000000a", "i-0000000b"):
-        token = _instances.client_token("web", "us-east-1", VPC, [], 1, salt)
-        ec2.add_response(
-            "run_instances", {"Instances": [instance(gone, "terminated")]}, {"ClientToken": token, **run_params()}
-        )
-        salt = f"stale:{gone}"
+    stub_used_tokens(ec2, "i-0000000a", "i-0000000b")
     res = run_module(ec2_launch, BASE)
     assert res.failed
     msg = res.result["msg"]
