@@ -20,7 +20,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from . import acm, config, elb, iam, kms, net, strict
+from . import acm, autoscaling, config, elb, iam, kms, net, strict
 from .errors import SandboxError, ec2_error
 from .faults import INTERNAL_AGENT, Chaos, Faults
 from .hosts import Host
@@ -66,6 +66,7 @@ class Core:
         self.acm = acm.Certificates()  # imported certificates and their keys, for HTTPS listeners (sandbox/acm.py)
         self.acm.in_use = self.elb.certificate_users
         self.kms = kms.EbsKeys(self)  # EBS encryption by default and its KMS key, sandbox/kms.py
+        self.autoscaling = autoscaling.Engine(self)  # Auto Scaling groups' instances as real hosts
         # Buckets of other accounts (sandbox/s3.py): made through the control API, refused to this account.
         self.foreign_buckets = ForeignBuckets(config.ACCOUNT_ID)
 
@@ -446,6 +447,7 @@ class Core:
 
     # ------------------------------------------------------------ shutdown
     def shutdown(self) -> None:
+        self.autoscaling.shutdown()
         self.elb.shutdown()
         threads = []
         for host in list(self.hosts.values()):

@@ -92,11 +92,12 @@ def serve(port: int) -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server
 
-    from . import imds, moto_gaps
+    from . import autoscaling, imds, moto_gaps
     from .core import Core
     from .middleware import Middleware
 
     moto_gaps.apply()
+    autoscaling.Engine.apply_moto()  # groups' instances are the engine's (sandbox/autoscaling.py)
 
     mirror = images.machine_mirror()
     mirror_hostnames = images.mirror_hosts(mirror)
