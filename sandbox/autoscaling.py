@@ -154,6 +154,9 @@ class Engine:
         self.members: dict[str, Member] = {}
         self.activities: list[Activity] = []
         self.refreshes: list[Refresh] = []
+        # Launch failures in a row per (region, group), and when the group may launch again.
+        self._failures: dict[tuple[str, str], int] = {}
+        self._retry_at: dict[tuple[str, str], float] = {}
         self.lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -284,12 +287,17 @@ class Engine:
             return
         why = "a user health-check"  # SetInstanceHealth, unless a check of ours finds a reason
         if host_state in NOT_RUNNING:
+            if state.lifecycle_state == "Pending" and state.health_status == "Healthy":
+                self._end(member.instance_id, "Failed")  # it never came in service (EC2 refused to run it)
+                self._launch_failed((member.region, group.name))
             state.health_status = "Unhealthy"
             why = "an EC2 health check indicating it has been terminated or stopped"
         elif state.lifecycle_state == "Pending" and host_state == "running":
             self._register(group, member)
             state.lifecycle_state = "InService"
             member.in_service = time.monotonic()
+            self._failures.pop((member.region, group.name), None)
+            self._retry_at.pop((member.region, group.name), None)
             self._end(member.instance_id, "Successful")
         elif state.lifecycle_state == "InService":
             if group.health_check_type == "ELB" and self._elb_unhealthy(group, member):
@@ -336,11 +344,17 @@ class Engine:
 
     # ------------------------------------------------------------ launching
     def _launch(self, region: str, group, cause: str) -> str | None:
-        """One instance for ``group`` in its least used zone; None when no zone could take it (a failed activity)."""
+        """One instance for ``group`` in its least used zone; None when no zone could take it (a failed activity,
+        and the group's launches wait: 10 s, doubled after each failure in a row, at most 300 s) or when the group
+        is still waiting after a failure."""
+        key = (region, group.name)
+        if time.monotonic() < self._retry_at.get(key, 0.0):
+            return None
         try:
             request, template = self._launch_request(region, group)
         except (ClientError, LookupError, ValueError) as err:
             self._record(group.name, "Launching a new EC2 instance.  Status Reason: " + str(err), cause, "Failed")
+            self._launch_failed(key)
             return None
         ec2 = self.core.ec2(region)
         subnets = self._subnets(region, group)
@@ -364,7 +378,12 @@ class Engine:
             self._record(group.name, f"Launching a new EC2 instance: {iid}", cause, key=iid)
             return iid
         self._record(group.name, f"Launching a new EC2 instance.  Status Reason: {last}", cause, "Failed")
+        self._launch_failed(key)
         return None
+
+    def _launch_failed(self, key: tuple[str, str]) -> None:
+        failures = self._failures[key] = self._failures.get(key, 0) + 1
+        self._retry_at[key] = time.monotonic() + min(300.0, 10.0 * 2 ** (failures - 1))
 
     def _join(self, region: str, group, instance_id: str, zone: str, template: dict | None) -> None:
         backend = self.ec2_backend(region)

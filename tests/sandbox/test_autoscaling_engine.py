@@ -211,3 +211,19 @@ def test_cancel_stops_a_refresh_where_it_is(front):
     with pytest.raises(ClientError) as none_left:
         front["asg"].cancel_instance_refresh(AutoScalingGroupName="web")
     assert none_left.value.response["Error"]["Code"] == "ActiveInstanceRefreshNotFound"
+
+
+def test_a_launch_ec2_refuses_is_a_failed_activity_and_the_group_waits_before_the_next(front):
+    made = front["ec2"].create_launch_template_version(
+        LaunchTemplateId=front["template"],
+        LaunchTemplateData={"ImageId": front["image"], "InstanceType": "t3.micro",
+                            "IamInstanceProfile": {"Name": "no-such-profile"}},
+    )  # fmt: skip
+    version = str(made["LaunchTemplateVersion"]["VersionNumber"])
+    front["asg"].update_auto_scaling_group(
+        AutoScalingGroupName="web", LaunchTemplate={"LaunchTemplateId": front["template"], "Version": version}
+    )
+    assert rounds(front, 3) == []
+    activities = front["asg"].describe_scaling_activities(AutoScalingGroupName="web")["Activities"]
+    assert [a["StatusCode"] for a in activities] == ["Failed"], activities  # one try, then the group waits
+    assert "no-such-profile" in activities[0]["Description"], activities[0]
