@@ -1,7 +1,8 @@
 """What moto 5.2.5 leaves out and AWS does, which the flow needs: TableId in DynamoDB's answers (read by
 community.aws.dynamodb_table), the instance profile on every instance of a RunInstances (moto: the first only), and
 DeregisterTargets of an instance that is not (or no longer) registered answered as a success (moto: InvalidTarget),
-and SSM DescribeParameters' ``DataType`` filter (moto refuses the key; read by ami_retire).
+SSM DescribeParameters' ``DataType`` filter (moto refuses the key; read by ami_retire), and
+CreateLaunchTemplateVersion's ``SourceVersion`` (moto ignores it: the new version held only the data given).
 
 Filled where moto builds its answer, once per process: by the sandbox, and by the moto server of the integration
 tests (tests/integration/conftest.py), so both behave as AWS does for these fields.
@@ -9,6 +10,7 @@ tests (tests/integration/conftest.py), so both behave as AWS does for these fiel
 
 from __future__ import annotations
 
+import copy
 import uuid
 
 # A fixed namespace: the same table ARN always gets the same ID, as a table keeps its ID on AWS.
@@ -19,6 +21,7 @@ def apply() -> None:
     """Fill the gaps below; a second call changes nothing."""
     from moto.dynamodb.models.table import Table
     from moto.ec2.models.instances import InstanceBackend
+    from moto.ec2.responses.launch_templates import LaunchTemplates
     from moto.elbv2.models import FakeTargetGroup
     from moto.ssm.models import SimpleSystemManagerBackend
 
@@ -28,6 +31,38 @@ def apply() -> None:
     _profile_for_every_instance(InstanceBackend)
     _deregister_unregistered(FakeTargetGroup)
     _data_type_filter(SimpleSystemManagerBackend)
+    _source_version(LaunchTemplates)
+
+
+def _source_version(responses) -> None:
+    """CreateLaunchTemplateVersion with ``SourceVersion``: the new version inherits the source version's launch
+    parameters, and those given in ``LaunchTemplateData`` replace theirs (EC2 API Reference,
+    CreateLaunchTemplateVersion, SourceVersion); moto made a version of the given data alone."""
+    create = responses.create_launch_template_version
+
+    def create_launch_template_version(self):
+        source = self._get_param("SourceVersion")
+        if not source:
+            return create(self)
+        name, template_id = self._get_param("LaunchTemplateName"), self._get_param("LaunchTemplateId")
+        template = (
+            self.ec2_backend.get_launch_template(template_id)
+            if template_id
+            else self.ec2_backend.get_launch_template_by_name(name)
+        )
+        inherited = copy.deepcopy(template.get_version(source).data)
+        make = template.create_version
+
+        def create_version(data, description):
+            return make({**inherited, **data}, description)
+
+        template.create_version = create_version  # this call only
+        try:
+            return create(self)
+        finally:
+            del template.create_version
+
+    responses.create_launch_template_version = create_launch_template_version
 
 
 def _data_type_filter(backend) -> None:

@@ -141,9 +141,67 @@ def ssh_group(ec2, prefix: str) -> str:
     return gid
 
 
-def ansible_playbook(sandbox, *args):
-    """ansible-playbook ``args`` as the sandbox's least-privilege user, with this checkout's collection."""
-    env = dict(os.environ, **sandbox.env(), ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".build" / "collections"))
+# A tiny HTTP server on 8080 for hosts behind a load balancer: every answer names the host (its first
+# argument); /healthz answers 500 once /tmp/sick exists; /slow/N answers after N seconds.
+TEST_SERVER = r"""
+import http.server, os, sys, time
+NAME = sys.argv[1].encode()
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        if self.path.startswith("/slow/"):
+            time.sleep(float(self.path.rsplit("/", 1)[1]))
+        code = 500 if self.path == "/healthz" and os.path.exists("/tmp/sick") else 200
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(NAME)))
+        self.end_headers()
+        self.wfile.write(NAME)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("0.0.0.0", 8080), H).serve_forever()
+"""
+
+
+def web_site(ec2, elbv2, prefix: str, key: Path, drain_seconds: int) -> dict:
+    """What a fleet behind a load balancer needs, with nothing launched: two subnets (two zones) of the default VPC,
+    a key pair (written to ``key``), the hosts' security group (SSH, and 8080 from the load balancer's group only),
+    a load balancer in both subnets (port 80 from the VPC) whose listener forwards to a target group on 8080 with
+    /healthz checks every 5 s (2 to be healthy or unhealthy) and ``drain_seconds`` of deregistration delay."""
+    tag = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]
+    subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])["Subnets"]
+    subnets = sorted(subnets, key=lambda s: s["AvailabilityZone"])[:2]
+    lb_group = ec2.create_security_group(GroupName=f"{tag}-lb", Description="lb", VpcId=vpc["VpcId"])["GroupId"]
+    eventually(ec2.authorize_security_group_ingress, GroupId=lb_group,
+               IpPermissions=[{"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80,
+                               "IpRanges": [{"CidrIp": vpc["CidrBlock"]}]}])  # fmt: skip
+    web_group = ssh_group(ec2, f"{prefix}web")
+    eventually(ec2.authorize_security_group_ingress, GroupId=web_group,
+               IpPermissions=[{"IpProtocol": "tcp", "FromPort": 8080, "ToPort": 8080,
+                               "UserIdGroupPairs": [{"GroupId": lb_group}]}])  # fmt: skip
+    key.write_text(ec2.create_key_pair(KeyName=tag)["KeyMaterial"])
+    key.chmod(0o600)
+    lb = elbv2.create_load_balancer(Name=tag, Subnets=[s["SubnetId"] for s in subnets],
+                                    SecurityGroups=[lb_group], Type="application")["LoadBalancers"][0]  # fmt: skip
+    tg = elbv2.create_target_group(Name=tag, Protocol="HTTP", Port=8080, VpcId=vpc["VpcId"],
+                                   HealthCheckPath="/healthz", HealthCheckIntervalSeconds=5,
+                                   HealthCheckTimeoutSeconds=2, HealthyThresholdCount=2,
+                                   UnhealthyThresholdCount=2, TargetType="instance")["TargetGroups"][0]  # fmt: skip
+    elbv2.modify_target_group_attributes(
+        TargetGroupArn=tg["TargetGroupArn"],
+        Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": str(drain_seconds)}],
+    )
+    forward = [{"Type": "forward", "TargetGroupArn": tg["TargetGroupArn"]}]
+    listener = elbv2.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=80,
+                                     DefaultActions=forward)  # fmt: skip
+    return {"tag": tag, "vpc": vpc, "subnets": subnets, "lb_group": lb_group, "web_group": web_group, "key": key,
+            "key_name": tag, "lb": lb, "tg": tg["TargetGroupArn"], "listener": listener}  # fmt: skip
+
+
+def ansible_playbook(sandbox, *args, admin: bool = False):
+    """ansible-playbook ``args`` as the sandbox's least-privilege user (the administrator with ``admin``), with this
+    checkout's collection."""
+    env = dict(os.environ, **sandbox.env(admin=admin), ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".build" / "collections"))
     env.update(ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="0")
     env["ANSIBLE_PYTHON_INTERPRETER"] = sys.executable
     return subprocess.run(

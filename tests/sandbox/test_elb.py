@@ -18,31 +18,13 @@ from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
-from sandbox_helpers import base_ami, eventually, ssh, ssh_group, wait_ssh, wait_state
+from sandbox_helpers import TEST_SERVER, base_ami, eventually, ssh, wait_ssh, wait_state, web_site
 
 from sandbox import elb, net
 
-SERVER = r"""
-import http.server, os, sys, time
-NAME = sys.argv[1].encode()
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_GET(self):
-        if self.path.startswith("/slow/"):
-            time.sleep(float(self.path.rsplit("/", 1)[1]))
-        code = 500 if self.path == "/healthz" and os.path.exists("/tmp/sick") else 200
-        self.send_response(code)
-        self.send_header("Content-Length", str(len(NAME)))
-        self.end_headers()
-        self.wfile.write(NAME)
-    def log_message(self, *args):
-        pass
-http.server.ThreadingHTTPServer(("0.0.0.0", 8080), H).serve_forever()
-"""
-
 
 def start_server(host: dict) -> None:
-    ssh(host["key"], host["ip"], f"cat > /tmp/srv.py <<'EOF'\n{SERVER}\nEOF")
+    ssh(host["key"], host["ip"], f"cat > /tmp/srv.py <<'EOF'\n{TEST_SERVER}\nEOF")
     ssh(
         host["key"],
         host["ip"],
@@ -144,24 +126,10 @@ def elbv2(sandbox):
 @pytest.fixture(scope="module")
 def site(sandbox, ec2, elbv2, tmp_path_factory):
     """Three hosts with the test server, a load balancer in two subnets, a target group and a listener on 80."""
-    tag = uuid.uuid4().hex[:8]
-    vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]
-    subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])["Subnets"]
-    subnets = sorted(subnets, key=lambda s: s["AvailabilityZone"])[:2]
-    lb_group = ec2.create_security_group(GroupName=f"lb-{tag}", Description="lb", VpcId=vpc["VpcId"])["GroupId"]
-    eventually(ec2.authorize_security_group_ingress, GroupId=lb_group,
-               IpPermissions=[{"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80,
-                               "IpRanges": [{"CidrIp": vpc["CidrBlock"]}]}])  # fmt: skip
-    web_group = ssh_group(ec2, "elbweb")
-    # The hosts admit port 8080 from the load balancer's security group only.
-    eventually(ec2.authorize_security_group_ingress, GroupId=web_group,
-               IpPermissions=[{"IpProtocol": "tcp", "FromPort": 8080, "ToPort": 8080,
-                               "UserIdGroupPairs": [{"GroupId": lb_group}]}])  # fmt: skip
-    key = tmp_path_factory.mktemp("elb") / "id"
-    key.write_text(ec2.create_key_pair(KeyName=f"elb-{tag}")["KeyMaterial"])
-    key.chmod(0o600)
+    made = web_site(ec2, elbv2, "elb", tmp_path_factory.mktemp("elb") / "id", drain_seconds=30)
+    key, subnets, lb = made["key"], made["subnets"], made["lb"]
     res = eventually(ec2.run_instances, ImageId=base_ami(ec2, "12")["ImageId"], MinCount=3, MaxCount=3,
-                     InstanceType="t3.micro", KeyName=f"elb-{tag}", SecurityGroupIds=[web_group],
+                     InstanceType="t3.micro", KeyName=made["key_name"], SecurityGroupIds=[made["web_group"]],
                      SubnetId=subnets[0]["SubnetId"])  # fmt: skip
     hosts = []
     for inst in res["Instances"]:
@@ -170,24 +138,9 @@ def site(sandbox, ec2, elbv2, tmp_path_factory):
     for host in hosts:
         wait_ssh(key, host["ip"], timeout=60)
         start_server(host)
-    lb = elbv2.create_load_balancer(Name=f"lb-{tag}", Subnets=[s["SubnetId"] for s in subnets],
-                                    SecurityGroups=[lb_group], Type="application")["LoadBalancers"][0]  # fmt: skip
-    tg = elbv2.create_target_group(Name=f"web-{tag}", Protocol="HTTP", Port=8080, VpcId=vpc["VpcId"],
-                                   HealthCheckPath="/healthz", HealthCheckIntervalSeconds=5,
-                                   HealthCheckTimeoutSeconds=2, HealthyThresholdCount=2,
-                                   UnhealthyThresholdCount=2, TargetType="instance")["TargetGroups"][0]  # fmt: skip
-    elbv2.modify_target_group_attributes(
-        TargetGroupArn=tg["TargetGroupArn"], Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "30"}]
-    )
-    listener = elbv2.create_listener(
-        LoadBalancerArn=lb["LoadBalancerArn"],
-        Protocol="HTTP",
-        Port=80,
-        DefaultActions=[{"Type": "forward", "TargetGroupArn": tg["TargetGroupArn"]}],
-    )
     wait_active(elbv2, lb["LoadBalancerArn"])
-    yield {"lb": lb, "tg": tg["TargetGroupArn"], "listener": listener, "hosts": hosts, "subnets": subnets,
-           "lb_group": lb_group, "vpc_cidr": vpc["CidrBlock"]}  # fmt: skip
+    yield {"lb": lb, "tg": made["tg"], "listener": made["listener"], "hosts": hosts, "subnets": subnets,
+           "lb_group": made["lb_group"], "vpc_cidr": made["vpc"]["CidrBlock"]}  # fmt: skip
     if sandbox.pid():
         ec2.terminate_instances(InstanceIds=[h["id"] for h in hosts])
 

@@ -71,3 +71,21 @@ def test_deregistering_a_target_twice_succeeds_as_on_aws():
     assert registered() == []
     with pytest.raises(elb.exceptions.InvalidTargetException):  # no such instance at all: ELB's InvalidTarget
         elb.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": "i-0123456789abcdef0"}])
+
+
+@mock_aws
+def test_a_launch_template_version_inherits_its_source_versions_parameters():
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    made = ec2.create_launch_template(
+        LaunchTemplateName="web", LaunchTemplateData={"ImageId": image, "InstanceType": "t3.micro", "KeyName": "a"}
+    )["LaunchTemplate"]
+    ec2.create_launch_template_version(
+        LaunchTemplateId=made["LaunchTemplateId"], SourceVersion="1", LaunchTemplateData={"KeyName": "b"}
+    )
+    ec2.create_launch_template_version(LaunchTemplateId=made["LaunchTemplateId"], LaunchTemplateData={"KeyName": "c"})
+    versions = ec2.describe_launch_template_versions(LaunchTemplateId=made["LaunchTemplateId"])
+    data = {v["VersionNumber"]: v["LaunchTemplateData"] for v in versions["LaunchTemplateVersions"]}
+    assert data[2] == {"ImageId": image, "InstanceType": "t3.micro", "KeyName": "b"}  # the given one replaces
+    assert data[3] == {"KeyName": "c"}  # no source version: the data given, only
+    assert data[1]["KeyName"] == "a"  # the source is left as it was
