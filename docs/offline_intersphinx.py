@@ -36,6 +36,11 @@ TARGETS = [
      f"ansible.builtin.{name} module")
     for name in ("copy", "file", "template", "user")
 ] + [
+    (f"ansible_collections.amazon.aws.{name}_module", "std:label",
+     f"collections/amazon/aws/{name}_module.html#ansible-collections-amazon-aws-{name.replace('_', '-')}-module",
+     f"amazon.aws.{name} module")
+    for name in ("autoscaling_group", "autoscaling_instance_refresh")
+] + [
     (name, "std:envvar", f"{CONFIG_PAGE}#envvar-{name}", "-")
     for name in ("ANSIBLE_CACHE_PLUGIN", "ANSIBLE_CACHE_PLUGIN_CONNECTION", "ANSIBLE_CACHE_PLUGIN_PREFIX",
                  "ANSIBLE_CACHE_PLUGIN_TIMEOUT")

@@ -96,6 +96,7 @@ attributes:
     description: Reads the group, the launch template and the refreshes; reports in RV(actions) what would start.
   diff_mode:
     support: none
+    description: No diff; RV(actions) says what would start, RV(instances) and RV(launch_template) what the group runs.
 notes:
   - Needs C(autoscaling:DescribeAutoScalingGroups), C(autoscaling:DescribeInstanceRefreshes),
     C(autoscaling:StartInstanceRefresh) and C(ec2:DescribeLaunchTemplateVersions). Starting a refresh whose launch

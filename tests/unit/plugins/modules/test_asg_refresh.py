@@ -170,7 +170,7 @@ def test_a_refresh_that_outlasts_the_wait_fails_with_its_id_and_goes_on(ec2, asg
     stub_version(ec2)
     stub_refreshes(asg)
     asg.add_response("start_instance_refresh", {"InstanceRefreshId": "r-1"}, START)
-    for _ in range(4):
+    for _poll in range(4):
         stub_refreshes(asg, refresh("InProgress"), ids=["r-1"])
     stub_group(asg, "2", "2", "3")
     res = run_module(asg_refresh, dict(ARGS, wait_timeout=60))
