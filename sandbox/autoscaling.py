@@ -323,7 +323,8 @@ class Engine:
         return found
 
     def _elb_unhealthy(self, group, member: Member) -> bool:
-        if time.monotonic() - member.launched < (group.health_check_grace_period or 0):
+        """ELB's verdict, once the grace period has passed since the instance came in service."""
+        if member.in_service is None or time.monotonic() - member.in_service < (group.health_check_grace_period or 0):
             return False
         return "unhealthy" in self._target_states(member)
 

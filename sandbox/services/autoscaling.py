@@ -53,6 +53,10 @@ class AutoScaling(Service):
         answer = self.moto(req.environ, req.raw)
         if not answer[0].startswith("2"):
             return answer
+        if req.action == "CreateAutoScalingGroup" and "HealthCheckGracePeriod" not in req.params:
+            group = engine.group(region, req.params.get("AutoScalingGroupName", ""))
+            if group is not None:  # the API's default is 0 (moto's 300 is the console's)
+                group.health_check_grace_period = 0
         if req.action in WAKES:
             engine.wake()
         if req.action == "TerminateInstanceInAutoScalingGroup":  # moto terminated it in its model only

@@ -63,6 +63,8 @@ def new_version(front) -> str:
 
 def test_moto_launches_nothing_and_the_engine_fills_every_zone_pending_then_in_service(front):
     assert members(front) == []
+    group = front["asg"].describe_auto_scaling_groups(AutoScalingGroupNames=["web"])["AutoScalingGroups"][0]
+    assert group["HealthCheckGracePeriod"] == 0  # the API's default when none is given
     assert new_version(front) == "2"  # made after the group: $Latest is read when an instance is launched
     first = rounds(front)
     assert sorted(m["AvailabilityZone"] for m in first) == sorted(front["zones"])
