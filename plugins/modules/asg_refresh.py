@@ -284,12 +284,13 @@ def main() -> None:
 
 def run(module: AwsModule) -> None:
     try:
-        refresh(module)
+        move_group(module)
     except TaskError as err:
         module.fail(str(err))
 
 
-def refresh(module: AwsModule) -> None:
+def move_group(module: AwsModule) -> None:
+    """Leave the group alone, wait for its running refresh, or start one; then report (see DOCUMENTATION)."""
     params = module.params
     name = params["name"]
     asg, ec2 = module.client(service="autoscaling"), module.client()
