@@ -118,7 +118,6 @@ class Refresh:
     auto_rollback: bool
     skip_matching: bool
     to_update: int
-    preferences: dict
     status: str = "Pending"
     reason: str = ""
     start: datetime.datetime = field(default_factory=now)
@@ -137,6 +136,17 @@ class Refresh:
 
     def percentage(self) -> int:
         return 100 if self.to_update == 0 else min(100, int(100 * self.left / self.to_update))
+
+    @property
+    def preferences(self) -> dict:
+        """Its preferences as DescribeInstanceRefreshes names them."""
+        return {
+            "MinHealthyPercentage": self.min_healthy,
+            "MaxHealthyPercentage": self.max_healthy,
+            "InstanceWarmup": self.warmup,
+            "AutoRollback": self.auto_rollback,
+            "SkipMatching": self.skip_matching,
+        }
 
 
 FINAL = ("Successful", "Failed", "Cancelled", "RollbackSuccessful", "RollbackFailed")
@@ -186,7 +196,7 @@ class Engine:
     def backends() -> list[tuple[str, object]]:
         from moto.autoscaling.models import autoscaling_backends
 
-        return [(region, backend) for region, backend in list(autoscaling_backends[config.ACCOUNT_ID].items())]
+        return list(autoscaling_backends[config.ACCOUNT_ID].items())
 
     @staticmethod
     def ec2_backend(region: str):
@@ -577,13 +587,6 @@ class Engine:
             auto_rollback=auto_rollback,
             skip_matching=skip,
             to_update=len(outdated),
-            preferences={
-                "MinHealthyPercentage": min_healthy,
-                "MaxHealthyPercentage": max_healthy,
-                "InstanceWarmup": warmup,
-                "AutoRollback": auto_rollback,
-                "SkipMatching": skip,
-            },
         )
         self.refreshes.append(refresh)
         return refresh.refresh_id

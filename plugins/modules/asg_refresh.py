@@ -230,15 +230,17 @@ def describe_group(asg: AwsClient, name: str) -> dict[str, Any]:
     return groups[0]
 
 
+def version_key(template: dict[str, Any] | None) -> tuple[str | None, str]:
+    """(launch template ID, version) of a launch template specification: a group's, an instance's, a refresh's."""
+    template = template or {}
+    return template.get("LaunchTemplateId"), str(template.get("Version"))
+
+
 def on_version(group: dict[str, Any], target: dict[str, str]) -> bool:
     """The group names ``target`` exactly and every instance of it was launched from ``target``."""
-    own = group.get("LaunchTemplate") or {}
-    if (own.get("LaunchTemplateId"), str(own.get("Version"))) != (target["LaunchTemplateId"], target["Version"]):
-        return False
-    return all(
-        ((i.get("LaunchTemplate") or {}).get("LaunchTemplateId"), str((i.get("LaunchTemplate") or {}).get("Version")))
-        == (target["LaunchTemplateId"], target["Version"])
-        for i in group.get("Instances", [])
+    wanted = version_key(target)
+    return version_key(group.get("LaunchTemplate")) == wanted and all(
+        version_key(i.get("LaunchTemplate")) == wanted for i in group.get("Instances", [])
     )
 
 
@@ -247,9 +249,8 @@ def refreshes(asg: AwsClient, name: str, ids: list[str] | None = None) -> list[d
     return asg.call("describe_instance_refreshes", AutoScalingGroupName=name, **kw)["InstanceRefreshes"]
 
 
-def refresh_target(refresh: dict[str, Any]) -> tuple[str | None, str | None]:
-    template = (refresh.get("DesiredConfiguration") or {}).get("LaunchTemplate") or {}
-    return template.get("LaunchTemplateId"), template.get("Version")
+def refresh_target(refresh: dict[str, Any]) -> tuple[str | None, str]:
+    return version_key((refresh.get("DesiredConfiguration") or {}).get("LaunchTemplate"))
 
 
 def shown_instances(group: dict[str, Any]) -> list[dict[str, Any]]:
@@ -306,7 +307,7 @@ def move_group(module: AwsModule) -> None:
     target = exact_version(ec2, spec)
     result: dict[str, Any] = {"launch_template": to_snake(target), "refresh": {}}
     running = next((r for r in refreshes(asg, name) if r["Status"] in RUNNING), None)
-    if running is not None and refresh_target(running) != (target["LaunchTemplateId"], target["Version"]):
+    if running is not None and refresh_target(running) != version_key(target):
         raise TaskError(
             f"the group {name} has instance refresh {running['InstanceRefreshId']} {running['Status']} toward "
             f"another configuration ({'/'.join(str(v) for v in refresh_target(running))}); wait for it or cancel it"
@@ -368,12 +369,7 @@ def start(module: AwsModule, changes: Changes, group: dict[str, Any], target: di
     count = sum(
         1
         for i in group.get("Instances", [])
-        if not params["skip_matching"]
-        or (
-            (i.get("LaunchTemplate") or {}).get("LaunchTemplateId"),
-            str((i.get("LaunchTemplate") or {}).get("Version")),
-        )
-        != (target["LaunchTemplateId"], target["Version"])
+        if not params["skip_matching"] or version_key(i.get("LaunchTemplate")) != version_key(target)
     )
     started = changes.act(
         f"start instance refresh of {group['AutoScalingGroupName']} to launch template {target['LaunchTemplateId']} "
