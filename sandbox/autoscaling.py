@@ -442,6 +442,7 @@ class Engine:
         """RunInstances' parameters from the group's launch template version (an instance refresh's while one
         runs) or launch configuration, and the exact launch template version."""
         tags = {t["Key"]: t["Value"] for t in group.tags if str(t.get("PropagateAtLaunch")).lower() == "true"}
+        volume_tags: list[dict] = []
         refresh = self.refresh_of(region, group.name)
         if refresh is not None or group.ec2_launch_template is not None:
             exact = self.resolve(region, refresh.target() if refresh else group.launch_template)
@@ -462,6 +463,8 @@ class Engine:
             for spec_tags in data.get("TagSpecifications", []):
                 if spec_tags.get("ResourceType") == "instance":
                     tags = {**{t["Key"]: t["Value"] for t in spec_tags.get("Tags", [])}, **tags}
+                elif spec_tags.get("ResourceType") == "volume":
+                    volume_tags = spec_tags.get("Tags", [])
         elif group.launch_config is not None:
             lc = group.launch_config
             request = {"ImageId": lc.image_id, "InstanceType": lc.instance_type}
@@ -483,10 +486,12 @@ class Engine:
         else:
             raise ValueError("the group has neither a launch template nor a launch configuration")
         request.update(MinCount=1, MaxCount=1)
-        if tags:
-            request["TagSpecifications"] = [
-                {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
-            ]
+        instance_tags = [{"Key": k, "Value": v} for k, v in tags.items()]
+        specs = [{"ResourceType": "instance", "Tags": instance_tags}] if tags else []
+        if volume_tags:  # the template's own, as EC2 tags the volumes it makes at launch
+            specs.append({"ResourceType": "volume", "Tags": volume_tags})
+        if specs:
+            request["TagSpecifications"] = specs
         return request, template
 
     # ------------------------------------------------------------ target groups

@@ -301,8 +301,12 @@ def _implied_keys(service: str, action: str, name: str) -> dict[str, list[str]]:
     in EC2's "tag on create" policies), ``iam:PassedToService`` for the role a launch passes to EC2."""
     if service == "ec2" and name == "ec2:CreateTags" and action != "CreateTags":
         return {"ec2:CreateAction": [action]}
-    if service == "ec2" and name == "iam:PassRole":
+    if service in ("ec2", "autoscaling") and name == "iam:PassRole":  # Auto Scaling passes it on to EC2's launches
         return {"iam:PassedToService": ["ec2.amazonaws.com"]}
+    if service == "autoscaling" and name == "iam:CreateServiceLinkedRole":
+        return {"iam:AWSServiceName": ["autoscaling.amazonaws.com"]}
+    if service == "autoscaling" and name == "ec2:CreateTags":
+        return {"ec2:CreateAction": ["RunInstances"]}
     return {}
 
 

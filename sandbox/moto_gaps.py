@@ -1,8 +1,10 @@
 """What moto 5.2.5 leaves out and AWS does, which the flow needs: TableId in DynamoDB's answers (read by
 community.aws.dynamodb_table), the instance profile on every instance of a RunInstances (moto: the first only), and
 DeregisterTargets of an instance that is not (or no longer) registered answered as a success (moto: InvalidTarget),
-SSM DescribeParameters' ``DataType`` filter (moto refuses the key; read by ami_retire), and
-CreateLaunchTemplateVersion's ``SourceVersion`` (moto ignores it: the new version held only the data given).
+SSM DescribeParameters' ``DataType`` filter (moto refuses the key; read by ami_retire),
+CreateLaunchTemplateVersion's ``SourceVersion`` (moto ignores it: the new version held only the data given),
+CreateLaunchTemplate's own tags kept out of its first version's launch data (moto copied them in), and
+DeleteLaunchTemplateVersions (moto has none; amazon.aws.ec2_launch_template deletes a template's versions first).
 
 Filled where moto builds its answer, once per process: by the sandbox, and by the moto server of the integration
 tests (tests/integration/conftest.py), so both behave as AWS does for these fields.
@@ -21,6 +23,7 @@ def apply() -> None:
     """Fill the gaps below; a second call changes nothing."""
     from moto.dynamodb.models.table import Table
     from moto.ec2.models.instances import InstanceBackend
+    from moto.ec2.models.launch_templates import LaunchTemplate, LaunchTemplateBackend
     from moto.ec2.responses.launch_templates import LaunchTemplates
     from moto.elbv2.models import FakeTargetGroup
     from moto.ssm.models import SimpleSystemManagerBackend
@@ -32,6 +35,25 @@ def apply() -> None:
     _deregister_unregistered(FakeTargetGroup)
     _data_type_filter(SimpleSystemManagerBackend)
     _source_version(LaunchTemplates)
+    _template_tags_apart(LaunchTemplateBackend)
+    _delete_versions(LaunchTemplate, LaunchTemplates)
+
+
+def _template_tags_apart(backend) -> None:
+    """CreateLaunchTemplate's ``TagSpecification`` (resource type ``launch-template``) tags the template; the launch
+    data of its version holds only ``LaunchTemplateData.TagSpecification``, for what it launches (EC2 API Reference,
+    CreateLaunchTemplate, TagSpecifications). moto added the template's tags to the version's data, so that a module
+    comparing the data it would send with the version's (amazon.aws.ec2_launch_template) made a new version each run."""
+    create = backend.create_launch_template
+
+    def create_launch_template(self, name, description, template_data, tag_spec):
+        specs = [s for s in template_data.get("TagSpecifications", []) if s.get("ResourceType") != "launch-template"]
+        data = {k: v for k, v in template_data.items() if k != "TagSpecifications"}
+        if specs:
+            data["TagSpecifications"] = specs
+        return create(self, name, description, data, tag_spec)
+
+    backend.create_launch_template = create_launch_template
 
 
 def _source_version(responses) -> None:
@@ -132,3 +154,78 @@ def _table_ids(table_class) -> None:
 
     with_table_id._bakery_gaps = True
     table_class.describe = with_table_id
+
+
+def _delete_versions(template_class, responses) -> None:
+    """DeleteLaunchTemplateVersions (EC2 API Reference): each version named is deleted, except the default one
+    (``launchTemplateVersionIsDefaultVersion``) and one that does not exist (``launchTemplateVersionDoesNotExist``),
+    which are listed as unsuccessful; version numbers are never given again. moto numbered versions by their place in
+    a list: they are looked up by number here instead."""
+    from xml.sax.saxutils import escape
+
+    from moto.ec2.exceptions import InvalidLaunchTemplateVersionNotFound
+    from moto.ec2.models.launch_templates import LaunchTemplateVersion
+
+    get = template_class.get_version
+
+    def by_number(self, num):
+        if str(num).lower() in ("$latest", "$default"):
+            return get(self, num)
+        found = [v for v in self.versions if str(v.number) == str(num)]
+        if not found:
+            raise InvalidLaunchTemplateVersionNotFound(template_id=self.id, version=num)
+        return found[0]
+
+    def create_version(self, data, description):
+        number = max([v.number for v in self.versions] + [getattr(self, "_bakery_last", 0)]) + 1
+        self._bakery_last = number
+        version = LaunchTemplateVersion(self, number, data, description)
+        self.versions.append(version)
+        return version
+
+    template_class.get_version = by_number
+    template_class.default_version = lambda self: by_number(self, self.default_version_number)
+    template_class.create_version = create_version
+
+    def delete_launch_template_versions(self):
+        template_id, name = self._get_param("LaunchTemplateId"), self._get_param("LaunchTemplateName")
+        template = (
+            self.ec2_backend.get_launch_template(template_id)
+            if template_id
+            else self.ec2_backend.get_launch_template_by_name(name)
+        )
+        wanted = [
+            number
+            for key, values in sorted(self.querystring.items())
+            if key.startswith("LaunchTemplateVersion.")
+            for number in values
+        ]
+        done, failed = [], []
+        for number in wanted:
+            version = next((v for v in template.versions if str(v.number) == str(number)), None)
+            if version is None:
+                failed.append((number, "launchTemplateVersionDoesNotExist", "The specified version does not exist."))
+            elif template.is_default(version):
+                failed.append((number, "launchTemplateVersionIsDefaultVersion", "Cannot delete the default version."))
+            else:
+                template.versions.remove(version)
+                done.append(number)
+        ids = (
+            f"<launchTemplateId>{template.id}</launchTemplateId>"
+            f"<launchTemplateName>{escape(template.name)}</launchTemplateName>"
+        )
+        ok = "".join(f"<item>{ids}<versionNumber>{n}</versionNumber></item>" for n in done)
+        bad = "".join(
+            f"<item>{ids}<versionNumber>{n}</versionNumber>"
+            f"<responseError><code>{code}</code><message>{message}</message></responseError></item>"
+            for n, code, message in failed
+        )
+        return (
+            '<DeleteLaunchTemplateVersionsResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">'
+            f"<requestId>{uuid.uuid4()}</requestId>"
+            f"<successfullyDeletedLaunchTemplateVersionSet>{ok}</successfullyDeletedLaunchTemplateVersionSet>"
+            f"<unsuccessfullyDeletedLaunchTemplateVersionSet>{bad}</unsuccessfullyDeletedLaunchTemplateVersionSet>"
+            "</DeleteLaunchTemplateVersionsResponse>"
+        )
+
+    responses.delete_launch_template_versions = delete_launch_template_versions

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from xml.sax.saxutils import escape
 
+from botocore.exceptions import ClientError
+
+from .. import config
 from ..autoscaling import IN_USE_MESSAGE, Refresh, RefreshError
 from ..errors import query_error
 from .base import Answer, Request, Service, answer_of, region_of
@@ -30,10 +33,66 @@ REFRESH_ACTIONS = (
 )
 
 
+# The group's service-linked role: CreateAutoScalingGroup creates it on first use, and the caller needs
+# iam:CreateServiceLinkedRole for that ("Amazon EC2 Auto Scaling API permissions", required permissions from other
+# APIs). It stays once made, as on AWS.
+SERVICE = "autoscaling.amazonaws.com"
+LINKED_ROLE = "AWSServiceRoleForAutoScaling"
+# Calls that give a group a launch template: the caller must be allowed to launch from it (ec2:RunInstances), to tag
+# what it tags (ec2:CreateTags) and to pass its instance profile's role to EC2 (iam:PassRole), whoever launches later.
+# An instance refresh's desired configuration is checked as an update of the group is.
+TEMPLATE_CALLS = {
+    "CreateAutoScalingGroup": ("LaunchTemplate.", "MixedInstancesPolicy.LaunchTemplate.LaunchTemplateSpecification."),
+    "UpdateAutoScalingGroup": ("LaunchTemplate.", "MixedInstancesPolicy.LaunchTemplate.LaunchTemplateSpecification."),
+    "StartInstanceRefresh": (
+        "DesiredConfiguration.LaunchTemplate.",
+        "DesiredConfiguration.MixedInstancesPolicy.LaunchTemplate.LaunchTemplateSpecification.",
+    ),
+}
+
+
+def linked_role_arn() -> str:
+    return f"arn:aws:iam::{config.ACCOUNT_ID}:role/aws-service-role/{SERVICE}/{LINKED_ROLE}"
+
+
 class AutoScaling(Service):
     name = "autoscaling"
     audited = True
 
+    # ------------------------------------------------------------ IAM
+    def requested(self, req: Request) -> list[tuple[str, str]]:
+        wanted = [(f"autoscaling:{req.action}", "*")]
+        if req.action == "CreateAutoScalingGroup" and not self._linked_role_exists():
+            wanted.append(("iam:CreateServiceLinkedRole", linked_role_arn()))
+        for prefix in TEMPLATE_CALLS.get(req.action, ()):
+            spec = {k[len(prefix) :]: v for k, v in req.params.items() if k.startswith(prefix)}
+            if not (spec.get("LaunchTemplateId") or spec.get("LaunchTemplateName")):
+                continue
+            try:
+                data = self.core.autoscaling.resolve(region_of(req), spec)["data"]
+            except (LookupError, ClientError):  # moto answers the unknown template itself
+                continue
+            wanted.append(("ec2:RunInstances", "*"))
+            if data.get("TagSpecifications"):
+                wanted.append(("ec2:CreateTags", "*"))
+            profile = data.get("IamInstanceProfile") or {}
+            ref = profile.get("Arn") or profile.get("Name")
+            if ref:
+                wanted += [("iam:PassRole", role) for role in self.core.profile_roles(ref) or []]
+        return wanted
+
+    def _linked_role_exists(self) -> bool:
+        try:
+            self.core.client("iam").get_role(RoleName=LINKED_ROLE)
+        except ClientError:
+            return False
+        return True
+
+    def _make_linked_role(self) -> None:
+        if not self._linked_role_exists():
+            self.core.client("iam").create_service_linked_role(AWSServiceName=SERVICE)
+
+    # ------------------------------------------------------------ the answer
     def answer(self, req: Request) -> Answer:
         region, engine = region_of(req), self.core.autoscaling
         if req.action == "CreateLaunchConfiguration":
@@ -44,6 +103,8 @@ class AutoScaling(Service):
             return self._activities(req)
         if req.action in REFRESH_ACTIONS:
             return self._refresh(req)
+        if req.action == "DisableMetricsCollection":
+            return self._disable_metrics(req)
         if req.action == "DeleteAutoScalingGroup":
             name = req.params.get("AutoScalingGroupName", "")
             if engine.instances_of(region, name):
@@ -53,6 +114,8 @@ class AutoScaling(Service):
         answer = self.moto(req.environ, req.raw)
         if not answer[0].startswith("2"):
             return answer
+        if req.action == "CreateAutoScalingGroup":
+            self._make_linked_role()
         if req.action == "CreateAutoScalingGroup" and "HealthCheckGracePeriod" not in req.params:
             group = engine.group(region, req.params.get("AutoScalingGroupName", ""))
             if group is not None:  # the API's default is 0 (moto's 300 is the console's)
@@ -85,6 +148,17 @@ class AutoScaling(Service):
         except RefreshError as err:
             return self.error(err.code, str(err))
         return _result(action, f"<InstanceRefreshId>{refresh_id}</InstanceRefreshId>")
+
+    def _disable_metrics(self, req: Request) -> Answer:
+        """DisableMetricsCollection (moto has only its Enable): the metrics named, or all of them, stop being
+        collected (API reference, DisableMetricsCollection)."""
+        name = req.params.get("AutoScalingGroupName", "")
+        group = self.core.autoscaling.group(region_of(req), name)
+        if group is None:
+            return self.error("ValidationError", f"AutoScalingGroup name not found - AutoScalingGroup {name} not found")
+        named = [v for k, v in req.params.items() if k.startswith("Metrics.member.")]
+        group.metrics = [m for m in group.metrics if named and m not in named]
+        return _result(req.action, "")
 
     def _activities(self, req: Request) -> Answer:
         name = req.params.get("AutoScalingGroupName")

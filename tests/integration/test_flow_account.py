@@ -77,6 +77,10 @@ def test_a_29_character_flow_name_fails_in_preflight(aws_env, strict_front, tmp_
         ({"flow_table_name": "staff employees"}, "flow_table_name: 'staff employees' is not a valid name (3-255"),
         ({"flow_table_name": "t" * 256}, f"flow_table_name: '{'t' * 256}' is not a valid name (3-255"),
         ({"flow_connect_address": "both"}, "flow_connect_address: 'both' is not private or public"),
+        ({"flow_fleet": "ASG"}, "flow_fleet: 'ASG' is not what keeps the clones (instances or asg)"),
+        ({"flow_asg_health_grace": "1m", "flow_fleet": "asg"}, "flow_asg_health_grace: '1m' is not a whole number"),
+        ({"flow_launch_template_name": "web v2", "flow_fleet": "asg"}, "flow_launch_template_name: 'web v2' is not"),
+        ({"flow_asg_name": "web:blue", "flow_fleet": "asg"}, "flow_asg_name: 'web:blue' is not a valid name"),
     ],
     ids=lambda v: next(iter(v)) if isinstance(v, dict) else None,
 )

@@ -278,6 +278,8 @@ def day_two_leftovers(sandbox) -> dict[str, list[str]]:
     )["Parameters"]
     images = ec2.describe_images(Owners=["self"], Filters=[{"Name": "tag:BakeryFlow", "Values": [DAY_TWO]}])
     groups = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [f"{DAY_TWO}-*"]}])
+    autoscaling = sandbox.client(service="autoscaling")
+    templates = ec2.describe_launch_templates(Filters=[{"Name": "launch-template-name", "Values": [f"{DAY_TWO}-*"]}])
     return {
         "instances": [i["InstanceId"] for r in found for i in r["Instances"]],
         "images": [i["ImageId"] for i in images["Images"]],
@@ -294,6 +296,12 @@ def day_two_leftovers(sandbox) -> dict[str, list[str]]:
         "security_groups": [g["GroupName"] for g in groups["SecurityGroups"]],
         "certificates": [arn for arn, tags in tagged.items() if {"Key": "BakeryFlow", "Value": DAY_TWO} in tags],
         "parameters": [p["Name"] for p in parameters],
+        "auto_scaling_groups": [
+            g["AutoScalingGroupName"]
+            for g in autoscaling.describe_auto_scaling_groups()["AutoScalingGroups"]
+            if g["AutoScalingGroupName"].startswith(f"{DAY_TWO}-")
+        ],
+        "launch_templates": [t["LaunchTemplateName"] for t in templates["LaunchTemplates"]],
     }
 
 

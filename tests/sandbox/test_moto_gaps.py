@@ -89,3 +89,51 @@ def test_a_launch_template_version_inherits_its_source_versions_parameters():
     assert data[2] == {"ImageId": image, "InstanceType": "t3.micro", "KeyName": "b"}  # the given one replaces
     assert data[3] == {"KeyName": "c"}  # no source version: the data given, only
     assert data[1]["KeyName"] == "a"  # the source is left as it was
+
+
+@mock_aws
+def test_a_launch_templates_own_tags_are_not_in_its_launch_data():
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    for_instances = {"ResourceType": "instance", "Tags": [{"Key": "Role", "Value": "web"}]}
+    made = ec2.create_launch_template(
+        LaunchTemplateName="web",
+        LaunchTemplateData={"InstanceType": "t3.micro", "TagSpecifications": [for_instances]},
+        TagSpecifications=[{"ResourceType": "launch-template", "Tags": [{"Key": "Team", "Value": "a"}]}],
+    )["LaunchTemplate"]
+    assert made["Tags"] == [{"Key": "Team", "Value": "a"}]  # the template's own
+    (version,) = ec2.describe_launch_template_versions(LaunchTemplateId=made["LaunchTemplateId"])[
+        "LaunchTemplateVersions"
+    ]
+    assert version["LaunchTemplateData"] == {"InstanceType": "t3.micro", "TagSpecifications": [for_instances]}
+    bare = ec2.create_launch_template(
+        LaunchTemplateName="bare",
+        LaunchTemplateData={"InstanceType": "t3.micro"},
+        TagSpecifications=[{"ResourceType": "launch-template", "Tags": [{"Key": "Team", "Value": "a"}]}],
+    )["LaunchTemplate"]
+    (version,) = ec2.describe_launch_template_versions(LaunchTemplateId=bare["LaunchTemplateId"])[
+        "LaunchTemplateVersions"
+    ]
+    assert version["LaunchTemplateData"] == {"InstanceType": "t3.micro"}
+
+
+@mock_aws
+def test_launch_template_versions_are_deleted_by_number_except_the_default():
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    made = ec2.create_launch_template(LaunchTemplateName="web", LaunchTemplateData={"KeyName": "a"})["LaunchTemplate"]
+    for key in ("b", "c"):
+        ec2.create_launch_template_version(LaunchTemplateName="web", LaunchTemplateData={"KeyName": key})
+    answer = ec2.delete_launch_template_versions(LaunchTemplateName="web", Versions=["1", "2", "9"])
+    assert [v["VersionNumber"] for v in answer["SuccessfullyDeletedLaunchTemplateVersions"]] == [2]
+    failed = {
+        v["VersionNumber"]: v["ResponseError"]["Code"] for v in answer["UnsuccessfullyDeletedLaunchTemplateVersions"]
+    }
+    assert failed == {1: "launchTemplateVersionIsDefaultVersion", 9: "launchTemplateVersionDoesNotExist"}
+    left = ec2.describe_launch_template_versions(LaunchTemplateId=made["LaunchTemplateId"])["LaunchTemplateVersions"]
+    assert sorted((v["VersionNumber"], v["LaunchTemplateData"]["KeyName"]) for v in left) == [(1, "a"), (3, "c")]
+    (third,) = ec2.describe_launch_template_versions(LaunchTemplateName="web", Versions=["3"])["LaunchTemplateVersions"]
+    assert third["LaunchTemplateData"] == {"KeyName": "c"}  # by its number, not its place
+    ec2.create_launch_template_version(LaunchTemplateName="web", LaunchTemplateData={"KeyName": "d"})
+    (latest,) = ec2.describe_launch_templates(LaunchTemplateNames=["web"])["LaunchTemplates"]
+    assert latest["LatestVersionNumber"] == 4  # a number is never given twice
+    ec2.delete_launch_template(LaunchTemplateName="web")
+    assert ec2.describe_launch_templates()["LaunchTemplates"] == []
