@@ -518,6 +518,14 @@ def wait_case_result(results, title, setup, names):
 
 def teardown_flow(ec2, watcher: Watcher, flow_name: str) -> None:
     """Remove what one flow run made (by its BakeryFlow tag and names), through the API, not through Ansible."""
+    autoscaling = ec2_client(SANDBOX_URL, "autoscaling")  # flow_fleet asg: the group first, or it launches again
+    if autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[f"{flow_name}-web"])["AutoScalingGroups"]:
+        autoscaling.delete_auto_scaling_group(AutoScalingGroupName=f"{flow_name}-web", ForceDelete=True)
+    templates = ec2.describe_launch_templates(
+        Filters=[{"Name": "launch-template-name", "Values": [f"{flow_name}-web"]}]
+    )["LaunchTemplates"]
+    for template in templates:
+        ec2.delete_launch_template(LaunchTemplateId=template["LaunchTemplateId"])
     pages = ec2.get_paginator("describe_instances").paginate(
         Filters=[{"Name": "tag:BakeryFlow", "Values": [flow_name]}]
     )
@@ -563,9 +571,10 @@ def delete_store(flow_name: str) -> None:
 
 
 def delete_flow_groups(ec2, flow_name: str) -> None:
-    """The flow's security groups: the instances' (source, clone) first, as one of their rules names the load
+    """The flow's security groups: the instances' (source, clone, the Auto Scaling group's) first, as one of their
+    rules names the load
     balancer's group, then the load balancer's."""
-    for name in (f"{flow_name}-source", f"{flow_name}-clone", f"{flow_name}-lb"):
+    for name in (f"{flow_name}-source", f"{flow_name}-clone", f"{flow_name}-web", f"{flow_name}-lb"):
         groups = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [name]}])["SecurityGroups"]
         for group in groups:
             settled_delete(ec2.delete_security_group, GroupId=group["GroupId"])

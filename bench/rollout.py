@@ -34,6 +34,19 @@ def image_id(ec2, flow_name: str, version: int) -> str:
     return images["Images"][0]["ImageId"]
 
 
+def sqlite_flow(url: str, workdir: Path, flow_name: str) -> tuple[dict, dict]:
+    """The environment and extra vars of a flow of the bench's own on the sandbox: SQLite store (no shared store to
+    set up), its key in ``workdir``, configure.yml on its source only."""
+    env = dict(base_env(url, workdir), BENCH_SANDBOX="1", BAKERY_SANDBOX_GUEST_ENDPOINT=guest_endpoint())
+    extra = {
+        "flow_name": flow_name,
+        "flow_store": "sqlite",
+        "flow_key_path": str(workdir / "key"),
+        "flow_hosts": f"flow_{flow_name.replace('-', '_')}:&role_source",
+    }
+    return env, extra
+
+
 def case_rollout(url: str, counts: list[int]) -> dict:
     """Rows of (clones, rollout seconds, probe figures), the report's text and its target."""
     flow_name = f"bench-roll-{int(time.time()) % 100000}"
@@ -41,13 +54,7 @@ def case_rollout(url: str, counts: list[int]) -> dict:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-rollout-") as tmp:
         workdir = Path(tmp)
-        env = dict(base_env(url, workdir), BENCH_SANDBOX="1", BAKERY_SANDBOX_GUEST_ENDPOINT=guest_endpoint())
-        extra = {
-            "flow_name": flow_name,
-            "flow_store": "sqlite",
-            "flow_key_path": str(workdir / "key"),
-            "flow_hosts": f"flow_{flow_name.replace('-', '_')}:&role_source",
-        }
+        env, extra = sqlite_flow(url, workdir, flow_name)
 
         def play(playbook: str, **more):
             return run_playbook("ours", PLAYBOOKS / playbook, env, workdir, dict(extra, **more), INVENTORY, 1800)

@@ -11,9 +11,10 @@ latency on SQLite and on DynamoDB + S3 of a local moto server (bench/app_store.p
 deployed by the flow (bench/app_sandbox.py), (9) rolling N clones onto a new image behind the load balancer with a
 steady probe (bench/rollout.py), (10) ami_retire over 2,000 images in 4 regions and their users on moto
 (bench/retire.py; ours only, as amazon.aws has no module that retires images by what uses them), (11) the image
-pipeline up to date and through a bake and rollout, beside the flow's steps (bench/pipeline.py); 3-6, 8, 9 and 11
-on the local EC2 sandbox (reused when running, else started and stopped here). Runs alternate between ours and the
-peer; API calls are counted at the endpoint by a counting proxy (bench/harness.py).
+pipeline up to date and through a bake and rollout, beside the flow's steps (bench/pipeline.py), (12) the clones as
+an Auto Scaling group against ec2_launch's: time to N serving, a rollout, an outage (bench/fleet_asg.py); 3-6, 8, 9,
+11 and 12 on the local EC2 sandbox (reused when running, else started and stopped here). Runs alternate between
+ours and the peer; API calls are counted at the endpoint by a counting proxy (bench/harness.py).
 
 The smoke mode does not need the peer's virtualenv (.venv-bench takes over a minute to build) and takes a few
 minutes (the scale case bakes one host and clones 2; the others take under a minute together): the peer's side
@@ -38,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "inventory"))
 import app_sandbox
 import app_store
 import cases
+import fleet_asg
 import harness
 import pipeline
 import retire
@@ -48,7 +50,7 @@ import scale
 # Cases on moto servers of their own (no sandbox, no root): the rest need the sandbox.
 MOTO_CASES = ("inventory", "ami_find", "ami_retire", "app_store")
 # Cases with no peer (ours only, or the app itself): they run without .venv-bench.
-NO_PEER = {"scale", "rollout", "ami_retire", "pipeline", "app_store", "app_sandbox"}
+NO_PEER = {"scale", "rollout", "asg", "ami_retire", "pipeline", "app_store", "app_sandbox"}
 
 
 def inventory_case(runs: int, big_runs: int, smoke: bool) -> dict:
@@ -247,6 +249,10 @@ def render(results: dict, args, seconds: float, argv: list[str]) -> str:
         what = pipeline.__doc__.split("\n\n")[2].strip()
         title = "The image pipeline: up to date, and a bake through rollout beside the flow"
         out += ["", f"## {SECTIONS['pipeline']}. {title}", "", what, "", results["pipeline"]["text"]]
+    if "asg" in results:
+        what = fleet_asg.__doc__.split("\n\n")[2].strip()
+        title = "The clones as an Auto Scaling group against ec2_launch's: serving, rollout, outage"
+        out += ["", f"## {SECTIONS['asg']}. {title}", "", what, "", results["asg"]["text"]]
     notes = harness.HERE / "NOTES.md"
     if notes.exists():
         out += ["", notes.read_text().strip()]
@@ -266,6 +272,7 @@ SECTIONS = {
     "rollout": 9,
     "ami_retire": 10,
     "pipeline": 11,
+    "asg": 12,
 }
 TARGET_PREFIXES = {
     "inventory": "inventory",
@@ -279,6 +286,7 @@ TARGET_PREFIXES = {
     "rollout": "rollout",
     "ami_retire": "ami_retire",
     "pipeline": "pipeline",
+    "asg": "asg",
 }
 
 
@@ -356,7 +364,7 @@ def main():
     parser.add_argument("--count", type=int, default=5, help="instances launched by case 3")
     parser.add_argument(
         "--cases",
-        default="inventory,ami_find,launch,image,flow,scale,app_store,app_sandbox,rollout,ami_retire,pipeline",
+        default="inventory,ami_find,launch,image,flow,scale,app_store,app_sandbox,rollout,ami_retire,pipeline,asg",
     )
     parser.add_argument("--scale-each", default="1,4,8,16,32,64", help="case 6: configure-each at these sizes")
     parser.add_argument("--scale-clones", default="1,4,8,16,32,64", help="case 6: bake once, clone these sizes")
@@ -369,6 +377,12 @@ def main():
     parser.add_argument(
         "--rollout-clones", default="2,4,8", help="case 9: roll this many clones, one size after another"
     )
+    parser.add_argument(
+        "--asg-clones",
+        default="2,8,32",
+        help="case 12: time to this many serving clones, each fleet, one size after another",
+    )
+    parser.add_argument("--asg-rollout", type=int, default=8, help="case 12: roll this many clones of each fleet")
     parser.add_argument("--app-requests", type=int, default=200, help="calls of list and of add per store, case 7")
     parser.add_argument("--output", help="write the Markdown report here")
     parser.add_argument("--smoke", action="store_true", help="a quick mode of each case (a few minutes)")
@@ -420,7 +434,7 @@ def main():
         requests, employees = (10, 10) if args.smoke else (args.app_requests, 100)
         cases.log(f"app_store: {requests} lists and adds on SQLite and on DynamoDB + S3 (local moto)")
         results["app_store"] = app_store.case_app_store(requests, employees)
-    if {"launch", "image", "flow", "scale", "app_sandbox", "rollout", "pipeline"} & set(wanted):
+    if {"launch", "image", "flow", "scale", "app_sandbox", "rollout", "pipeline", "asg"} & set(wanted):
         with cases.sandbox() as url:
             if "launch" in wanted:
                 results["launch"] = cases.case_launch(args.runs, args.count, url)
@@ -448,6 +462,11 @@ def main():
                 counts = [2] if args.smoke else [int(n) for n in args.rollout_clones.split(",") if n]
                 cases.log(f"rollout: {', '.join(map(str, counts))} clones behind the load balancer")
                 results["rollout"] = rollout.case_rollout(url, counts)
+            # Fleets of up to 32 hosts, twice, and two rollouts (tens of minutes): not in the smoke run.
+            if "asg" in wanted and not args.smoke:
+                counts = [int(n) for n in args.asg_clones.split(",") if n]
+                cases.log(f"asg: {', '.join(map(str, counts))} clones, as instances and as an Auto Scaling group")
+                results["asg"] = fleet_asg.case_asg(url, counts, args.asg_rollout)
             # A flow, 3 up-to-date runs and a bake through rollout (about 5 minutes): not in the smoke run.
             if "pipeline" in wanted and not args.smoke:
                 cases.log("pipeline: the flow, then the pipeline up to date and with a role variable changed")
