@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 from sandbox_helpers import api_front
+from test_strict import policy_without
 
 from sandbox.autoscaling import GROUP_TAG, Engine
 
@@ -229,3 +230,62 @@ def test_a_launch_ec2_refuses_is_a_failed_activity_and_the_group_waits_before_th
     activities = front["asg"].describe_scaling_activities(AutoScalingGroupName="web")["Activities"]
     assert [a["StatusCode"] for a in activities] == ["Failed"], activities  # one try, then the group waits
     assert "no-such-profile" in activities[0]["Description"], activities[0]
+
+
+def test_a_group_from_a_template_needs_what_a_launch_needs_and_the_first_one_the_service_linked_role():
+    """CreateAutoScalingGroup with a launch template is checked as the caller's own launch: ec2:RunInstances,
+    ec2:CreateTags for the template's tags, iam:PassRole on its instance profile's role; the account's first group
+    also needs iam:CreateServiceLinkedRole, and makes the role ("Amazon EC2 Auto Scaling API permissions")."""
+    import boto3
+
+    with api_front() as (core, endpoint, keys):
+
+        def client(service, key):
+            return boto3.client(service, region_name="us-east-1", endpoint_url=endpoint,
+                                aws_access_key_id=key[0], aws_secret_access_key=key[1])  # fmt: skip
+
+        admin = core.admin_key
+        iam_admin = client("iam", admin)
+        iam_admin.create_role(RoleName="web-webserver", AssumeRolePolicyDocument="{}")
+        iam_admin.create_instance_profile(InstanceProfileName="web-webserver")
+        iam_admin.add_role_to_instance_profile(InstanceProfileName="web-webserver", RoleName="web-webserver")
+        ec2 = client("ec2", admin)
+        subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
+        image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+        template = ec2.create_launch_template(
+            LaunchTemplateName="web",
+            LaunchTemplateData={
+                "ImageId": image,
+                "InstanceType": "t3.micro",
+                "IamInstanceProfile": {"Name": "web-webserver"},
+                "TagSpecifications": [{"ResourceType": "instance", "Tags": [{"Key": "Role", "Value": "web"}]}],
+            },
+        )["LaunchTemplate"]
+        group = {
+            "LaunchTemplate": {"LaunchTemplateId": template["LaunchTemplateId"], "Version": "1"},
+            "MinSize": 0, "MaxSize": 0, "VPCZoneIdentifier": subnet,
+        }  # fmt: skip
+
+        def refused(action: str, suffix: str = "") -> str:
+            name = action.split(":")[1].lower() + suffix
+            iam_admin.create_user(UserName=f"minus-{name}")
+            iam_admin.put_user_policy(UserName=f"minus-{name}", PolicyName="p", PolicyDocument=policy_without(action))
+            made = iam_admin.create_access_key(UserName=f"minus-{name}")["AccessKey"]
+            asg = client("autoscaling", (made["AccessKeyId"], made["SecretAccessKey"]))
+            with pytest.raises(ClientError) as err:
+                asg.create_auto_scaling_group(AutoScalingGroupName=f"web-{name}", **group)
+            return err.value.response["Error"]["Message"]
+
+        for action in ("iam:CreateServiceLinkedRole", "ec2:RunInstances", "ec2:CreateTags", "iam:PassRole"):
+            assert f"not authorized to perform: {action}" in refused(action)
+        with pytest.raises(ClientError):
+            iam_admin.get_role(RoleName="AWSServiceRoleForAutoScaling")  # no group yet: no role
+
+        client("autoscaling", keys["bakery-least-privilege"]).create_auto_scaling_group(
+            AutoScalingGroupName="web", **group
+        )
+        role = iam_admin.get_role(RoleName="AWSServiceRoleForAutoScaling")["Role"]
+        assert role["Path"] == "/aws-service-role/autoscaling.amazonaws.com/"
+        # Once the role exists, a group needs no iam:CreateServiceLinkedRole (the other three still count).
+        assert "not authorized to perform: ec2:RunInstances" in refused("ec2:RunInstances", "-again")
+        core.autoscaling.shutdown()

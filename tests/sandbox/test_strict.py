@@ -314,6 +314,7 @@ def policy_without(action: str) -> str:
     doc = json.loads(json.dumps(POLICY))
     for statement in doc["Statement"]:
         statement["Action"] = [a for a in statement["Action"] if a != action]
+    doc["Statement"] = [s for s in doc["Statement"] if s["Action"]]  # IAM refuses a statement without actions
     return json.dumps(doc)
 
 
